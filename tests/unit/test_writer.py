@@ -1,0 +1,101 @@
+"""The session log writer: seq continuity, whole lines, torn-line repair, permissions, redaction."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from zag.logs import codec, events
+from zag.logs.reader import ReadStats, read_events
+from zag.logs.redact import Redactor
+from zag.logs.writer import SessionLogWriter
+
+SID = "11111111-2222-4333-8444-555555555555"
+
+
+def _writer(path: Path, **kw) -> SessionLogWriter:
+    return SessionLogWriter(SID, "claude", path=path, redactor=Redactor(), **kw)
+
+
+def test_envelope_and_seq(tmp_path: Path) -> None:
+    log = tmp_path / "s" / "a.jsonl"
+    with _writer(log) as writer:
+        first = writer.write(events.body(events.SESSION_STARTED, argv=["claude"], cwd="/x"))
+        writer.write({"type": events.USER_MESSAGE, "content": "hi", "ts": "2026-01-02T03:04:05Z",
+                      "provider_session_id": "p1"}, events.SOURCE_PROVIDER_FILE)
+        writer.write(events.body(events.HEARTBEAT, interval_secs=10))
+    assert list(first)[:7] == list(events.ENVELOPE_FIELDS)
+    lines = list(read_events(log))
+    assert [e["seq"] for e in lines] == [1, 2, 3]
+    assert lines[1]["ts"] == "2026-01-02T03:04:05.000Z"
+    assert lines[1]["source"] == "provider_file"
+    assert lines[2]["provider_session_id"] == "p1"  # learned from the earlier event
+    assert stat.S_IMODE(os.stat(log).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(log.parent).st_mode) == 0o700
+
+
+def test_continues_seq_and_repairs_torn_garbage(tmp_path: Path) -> None:
+    log = tmp_path / "a.jsonl"
+    with _writer(log) as writer:
+        for _ in range(3):
+            writer.write(events.body(events.HEARTBEAT, interval_secs=1))
+    with open(log, "ab") as handle:
+        handle.write(b'{"seq": 4, "ts": "x", "type": "heart')  # crash mid-write
+    stats = ReadStats()
+    assert len(list(read_events(log, stats))) == 3 and stats.torn_tail
+    with _writer(log) as writer:
+        event = writer.write(events.body(events.HEARTBEAT, interval_secs=1))
+    assert event["seq"] == 4
+    assert [e["seq"] for e in read_events(log)] == [1, 2, 3, 4]
+
+
+def test_torn_but_complete_json_keeps_its_line(tmp_path: Path) -> None:
+    log = tmp_path / "a.jsonl"
+    with _writer(log) as writer:
+        writer.write(events.body(events.HEARTBEAT, interval_secs=1))
+    data = log.read_bytes().rstrip(b"\n")
+    log.write_bytes(data)  # the newline never made it to disk
+    with _writer(log) as writer:
+        assert writer.write(events.body(events.HEARTBEAT, interval_secs=1))["seq"] == 2
+    assert [e["seq"] for e in read_events(log)] == [1, 2]
+
+
+def test_huge_last_line_found_backwards(tmp_path: Path) -> None:
+    log = tmp_path / "a.jsonl"
+    with _writer(log) as writer:
+        writer.write(events.body(events.TOOL_RESULT, output="x" * 300_000, tool_id="t"))
+    with _writer(log) as writer:
+        assert writer.write(events.body(events.HEARTBEAT))["seq"] == 2
+
+
+def test_secrets_redacted_before_write(tmp_path: Path) -> None:
+    log = tmp_path / "a.jsonl"
+    key = "sk-ant-api03-" + "A1b2" * 10
+    with _writer(log) as writer:
+        writer.write(events.body(events.ASSISTANT_MESSAGE, content=f"your key is {key}"))
+    raw = log.read_bytes()
+    assert key.encode() not in raw
+    assert codec.loads(raw)["content"] == "your key is [REDACTED:anthropic_key]"
+
+
+def test_write_failure_holds_events_and_retries(tmp_path: Path, monkeypatch, capsys) -> None:
+    log = tmp_path / "a.jsonl"
+    writer = _writer(log)
+    real_write = os.write
+    failing = {"on": True}
+
+    def flaky(fd, data):
+        if failing["on"] and fd == writer._fd:
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", flaky)
+    writer.write(events.body(events.HEARTBEAT, interval_secs=1))
+    writer.write(events.body(events.HEARTBEAT, interval_secs=1))
+    assert log.read_bytes() == b""
+    assert "No space left on device" in capsys.readouterr().err
+    failing["on"] = False
+    writer.write(events.body(events.HEARTBEAT, interval_secs=1))
+    writer.close()
+    assert [e["seq"] for e in read_events(log)] == [1, 2, 3]

@@ -1,0 +1,62 @@
+"""zag's own diagnostics: structlog JSON lines in `$ZAG_HOME/zag.log`, never in session logs.
+
+structlog is imported on first use (it costs ~100 ms), so commands that log nothing start fast.
+Logging never raises: a diagnostics failure must not disturb the agent zag supervises.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+_lock = threading.Lock()
+_logger: Any = None
+
+
+def _get_logger() -> Any:
+    global _logger
+    if _logger is None:
+        with _lock:
+            if _logger is None:
+                import structlog
+
+                from zag import paths
+
+                log_path = paths.ensure_private_dir(paths.home()) / paths.diagnostics_log().name
+                fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                handle = os.fdopen(fd, "a", buffering=1, encoding="utf-8")
+                _logger = structlog.wrap_logger(
+                    structlog.WriteLogger(handle),
+                    processors=[
+                        structlog.processors.add_log_level,
+                        structlog.processors.TimeStamper(fmt="iso", utc=True),
+                        structlog.processors.format_exc_info,
+                        structlog.processors.JSONRenderer(),
+                    ],
+                ).bind(pid=os.getpid())
+    return _logger
+
+
+def _log(level: str, event: str, **fields: Any) -> None:
+    try:
+        getattr(_get_logger(), level)(event, **fields)
+    except Exception:  # noqa: BLE001 - diagnostics must never take zag (or the agent) down
+        pass
+
+
+def info(event: str, **fields: Any) -> None:
+    _log("info", event, **fields)
+
+
+def warning(event: str, **fields: Any) -> None:
+    _log("warning", event, **fields)
+
+
+def error(event: str, **fields: Any) -> None:
+    _log("error", event, **fields)
+
+
+def exception(event: str, **fields: Any) -> None:
+    """Log an error with the current exception's traceback."""
+    _log("error", event, exc_info=True, **fields)

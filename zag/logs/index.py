@@ -1,0 +1,357 @@
+"""The SQLite index (`$ZAG_HOME/index.sqlite`, WAL): sessions, live registry, resumes, backfill cursors.
+
+The unified logs are the source of truth; this is a cache that `zag reindex` rebuilds from them. Many
+zag processes use it at once: every write is one short `BEGIN IMMEDIATE` transaction that updates only
+the columns it owns (no read-modify-write), so concurrent writers never lose each other's updates.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from zag import paths, states
+from zag.logs.ids import BadSessionId, check_prefix
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    session_id          TEXT PRIMARY KEY,
+    provider            TEXT NOT NULL,
+    provider_session_id TEXT,
+    state               TEXT NOT NULL,
+    cwd                 TEXT,
+    argv                TEXT,            -- JSON list: the agent's argv as the user gave it
+    model               TEXT,
+    started_at          REAL NOT NULL,   -- epoch seconds
+    ended_at            REAL,
+    updated_at          REAL NOT NULL,
+    exit_code           INTEGER,
+    end_reason          TEXT,            -- e.g. "cancelled" when a wait was cancelled
+    hostname            TEXT,
+    supervisor_pid      INTEGER,
+    supervisor_started  TEXT,            -- the pid's start time, to tell a reused pid apart
+    child_pid           INTEGER,
+    last_heartbeat      REAL,
+    heartbeat_secs      REAL,
+    resume_at           REAL,            -- while waiting: when the resume is due
+    interactive         INTEGER NOT NULL DEFAULT 0,
+    resumed             INTEGER NOT NULL DEFAULT 0,
+    backfilled          INTEGER NOT NULL DEFAULT 0,
+    last_seq            INTEGER NOT NULL DEFAULT 0,
+    log_path            TEXT
+);
+CREATE INDEX IF NOT EXISTS sessions_by_start ON sessions(started_at DESC);
+CREATE INDEX IF NOT EXISTS sessions_by_state ON sessions(state);
+CREATE INDEX IF NOT EXISTS sessions_by_provider_id ON sessions(provider, provider_session_id);
+
+CREATE TABLE IF NOT EXISTS resumes (
+    incident_id         TEXT PRIMARY KEY,
+    session_id          TEXT NOT NULL,
+    provider            TEXT NOT NULL,
+    provider_session_id TEXT,
+    scope               TEXT,
+    reset_at            REAL,
+    resume_at           REAL NOT NULL,
+    fallback_used       INTEGER NOT NULL DEFAULT 0,
+    status              TEXT NOT NULL,
+    attempts            INTEGER NOT NULL DEFAULT 0,
+    raw                 TEXT,
+    created_at          REAL NOT NULL,
+    updated_at          REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS resumes_by_session ON resumes(session_id);
+CREATE INDEX IF NOT EXISTS resumes_by_status ON resumes(status);
+
+CREATE TABLE IF NOT EXISTS backfill_sources (
+    provider    TEXT NOT NULL,
+    source_key  TEXT NOT NULL,           -- stable id of one provider session's files
+    session_id  TEXT NOT NULL,           -- the zag session its events go to
+    fingerprint TEXT,                    -- sizes/mtimes when last read: equal means unchanged
+    cursor      TEXT,                    -- JSON: where the provider's reader stopped
+    updated_at  REAL NOT NULL,
+    PRIMARY KEY (provider, source_key)
+);
+"""
+
+SESSION_COLUMNS = (
+    "session_id", "provider", "provider_session_id", "state", "cwd", "argv", "model", "started_at",
+    "ended_at", "updated_at", "exit_code", "end_reason", "hostname", "supervisor_pid",
+    "supervisor_started", "child_pid", "last_heartbeat", "heartbeat_secs", "resume_at",
+    "interactive", "resumed", "backfilled", "last_seq", "log_path",
+)
+RESUME_COLUMNS = (
+    "incident_id", "session_id", "provider", "provider_session_id", "scope", "reset_at", "resume_at",
+    "fallback_used", "status", "attempts", "raw", "created_at", "updated_at",
+)
+
+
+class UnknownSession(BadSessionId):
+    """No session matches what the user typed."""
+
+
+class AmbiguousSession(BadSessionId):
+    """More than one session matches the prefix the user typed."""
+
+
+class Index:
+    """One connection to the index. Cheap to open; open one per process (or thread)."""
+
+    def __init__(self, path: Path | None = None, *, timeout: float = 30.0) -> None:
+        self.path = path or paths.index_db()
+        paths.ensure_private_dir(self.path.parent)
+        self._conn = sqlite3.connect(
+            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._migrate()
+        try:
+            self.path.chmod(0o600)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version >= SCHEMA_VERSION:
+            return
+        if self._conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.executescript(
+            f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        )
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction taken up front (`BEGIN IMMEDIATE`), so it never fails half way."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        else:
+            self._conn.execute("COMMIT")
+
+    def _update(self, table: str, key: str, key_value: Any, fields: dict[str, Any]) -> int:
+        if not fields:
+            return 0
+        columns = SESSION_COLUMNS if table == "sessions" else RESUME_COLUMNS
+        unknown = set(fields) - set(columns)
+        if unknown:
+            raise ValueError(f"unknown {table} columns: {sorted(unknown)}")
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                f"UPDATE {table} SET {assignments} WHERE {key} = ?", [*fields.values(), key_value]
+            )
+            return cursor.rowcount
+
+    # -- sessions -------------------------------------------------------------------------------
+    def add_session(self, **fields: Any) -> None:
+        """Insert a session row (or replace it wholesale, as `reindex` does)."""
+        now = time.time()
+        fields.setdefault("updated_at", now)
+        fields.setdefault("started_at", now)
+        if isinstance(fields.get("argv"), (list, tuple)):
+            fields["argv"] = json.dumps(list(fields["argv"]))
+        unknown = set(fields) - set(SESSION_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown sessions columns: {sorted(unknown)}")
+        names = ", ".join(fields)
+        marks = ", ".join("?" for _ in fields)
+        with self.transaction() as conn:
+            conn.execute(f"INSERT OR REPLACE INTO sessions ({names}) VALUES ({marks})", list(fields.values()))
+
+    def update_session(self, session_id: str, **fields: Any) -> bool:
+        """Set the given columns of one session (and `updated_at`); False if no such session."""
+        fields.setdefault("updated_at", time.time())
+        if isinstance(fields.get("argv"), (list, tuple)):
+            fields["argv"] = json.dumps(list(fields["argv"]))
+        return self._update("sessions", "session_id", session_id, fields) > 0
+
+    def heartbeat(self, session_id: str, last_seq: int, *, at: float | None = None) -> None:
+        at = at or time.time()
+        self._update("sessions", "session_id", session_id,
+                     {"last_heartbeat": at, "last_seq": last_seq, "updated_at": at})
+
+    def get_session(self, session_id: str) -> dict[str, Any] | None:
+        row = self._conn.execute("SELECT * FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
+        return _session_dict(row) if row else None
+
+    def list_sessions(
+        self,
+        *,
+        provider: str | None = None,
+        states_in: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Sessions, newest first."""
+        clauses, params = [], []
+        if provider:
+            clauses.append("provider = ?")
+            params.append(provider)
+        if states_in is not None:
+            wanted = list(states_in)
+            clauses.append(f"state IN ({', '.join('?' for _ in wanted)})")
+            params.extend(wanted)
+        sql = "SELECT * FROM sessions"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY started_at DESC, session_id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return [_session_dict(row) for row in self._conn.execute(sql, params)]
+
+    def resolve_session(self, text: str) -> str:
+        """A full session id from an id or unique prefix; `BadSessionId` (user-facing) otherwise."""
+        prefix = check_prefix(text)
+        rows = self._conn.execute(
+            "SELECT session_id FROM sessions WHERE session_id >= ? AND session_id < ? LIMIT 6",
+            (prefix, prefix + "\uffff"),
+        ).fetchall()
+        if not rows:
+            raise UnknownSession(f"no session matches {text!r} (see `zag sessions`)")
+        if len(rows) > 1:
+            shown = ", ".join(row[0][:13] for row in rows[:5])
+            raise AmbiguousSession(f"{text!r} matches several sessions ({shown}…); type more of the id")
+        return rows[0][0]
+
+    def latest_session_id(self) -> str | None:
+        row = self._conn.execute(
+            "SELECT session_id FROM sessions ORDER BY started_at DESC LIMIT 1"
+        ).fetchone()
+        return row[0] if row else None
+
+    def find_by_provider_session(self, provider: str, provider_session_id: str) -> str | None:
+        """The zag session that holds a provider session (the newest, if several)."""
+        row = self._conn.execute(
+            "SELECT session_id FROM sessions WHERE provider = ? AND provider_session_id = ? "
+            "ORDER BY started_at DESC LIMIT 1",
+            (provider, provider_session_id),
+        ).fetchone()
+        return row[0] if row else None
+
+    def session_ids_with_prefix(self, prefix: str, limit: int = 50) -> list[str]:
+        """For shell completion: ids starting with `prefix` (lower-case hex), newest first."""
+        return [
+            row[0]
+            for row in self._conn.execute(
+                "SELECT session_id FROM sessions WHERE session_id LIKE ? ORDER BY started_at DESC LIMIT ?",
+                (prefix.replace("%", "").replace("_", "") + "%", limit),
+            )
+        ]
+
+    def delete_all_sessions(self) -> None:
+        """Used by `reindex` before it rebuilds from the logs (cursors and resumes are kept)."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM sessions")
+
+    # -- scheduled resumes ----------------------------------------------------------------------
+    def add_resume(self, **fields: Any) -> None:
+        now = time.time()
+        fields.setdefault("created_at", now)
+        fields.setdefault("updated_at", now)
+        fields.setdefault("status", states.RESUME_PENDING)
+        names = ", ".join(fields)
+        marks = ", ".join("?" for _ in fields)
+        with self.transaction() as conn:
+            conn.execute(f"INSERT OR REPLACE INTO resumes ({names}) VALUES ({marks})", list(fields.values()))
+
+    def update_resume(self, incident_id: str, **fields: Any) -> bool:
+        fields.setdefault("updated_at", time.time())
+        return self._update("resumes", "incident_id", incident_id, fields) > 0
+
+    def get_resume(self, incident_id: str) -> dict[str, Any] | None:
+        row = self._conn.execute("SELECT * FROM resumes WHERE incident_id = ?", (incident_id,)).fetchone()
+        return dict(row) if row else None
+
+    def list_resumes(self, *, open_only: bool = True, session_id: str | None = None) -> list[dict[str, Any]]:
+        clauses, params = [], []
+        if open_only:
+            clauses.append(f"status IN ({', '.join('?' for _ in states.RESUME_OPEN_STATES)})")
+            params.extend(states.RESUME_OPEN_STATES)
+        if session_id:
+            clauses.append("session_id = ?")
+            params.append(session_id)
+        sql = "SELECT * FROM resumes"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY resume_at"
+        return [dict(row) for row in self._conn.execute(sql, params)]
+
+    def resolve_incident(self, text: str) -> str:
+        """A full incident id from an id or unique prefix; `BadSessionId` (user-facing) otherwise."""
+        prefix = check_prefix(text)
+        rows = self._conn.execute(
+            "SELECT incident_id FROM resumes WHERE incident_id >= ? AND incident_id < ? LIMIT 2",
+            (prefix, prefix + "\uffff"),
+        ).fetchall()
+        if not rows:
+            raise UnknownSession(f"no usage-limit incident matches {text!r} (see `zag usage list`)")
+        if len(rows) > 1:
+            raise AmbiguousSession(f"{text!r} matches several incidents; type more of the id")
+        return rows[0][0]
+
+    # -- backfill cursors -----------------------------------------------------------------------
+    def backfill_fingerprints(self, provider: str) -> dict[str, tuple[str | None, str]]:
+        """`{source_key: (fingerprint, session_id)}` for one provider, in one query."""
+        return {
+            row[0]: (row[1], row[2])
+            for row in self._conn.execute(
+                "SELECT source_key, fingerprint, session_id FROM backfill_sources WHERE provider = ?",
+                (provider,),
+            )
+        }
+
+    def backfill_cursor(self, provider: str, source_key: str) -> tuple[str, Any] | None:
+        """`(session_id, cursor)` recorded for a source, or None if never imported."""
+        row = self._conn.execute(
+            "SELECT session_id, cursor FROM backfill_sources WHERE provider = ? AND source_key = ?",
+            (provider, source_key),
+        ).fetchone()
+        if not row:
+            return None
+        return row[0], json.loads(row[1]) if row[1] else None
+
+    def save_backfill_cursor(
+        self, provider: str, source_key: str, session_id: str, cursor: Any, fingerprint: str | None
+    ) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO backfill_sources (provider, source_key, session_id, fingerprint, cursor, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(provider, source_key) DO UPDATE SET "
+                "session_id = excluded.session_id, fingerprint = excluded.fingerprint, "
+                "cursor = excluded.cursor, updated_at = excluded.updated_at",
+                (provider, source_key, session_id, fingerprint, json.dumps(cursor), time.time()),
+            )
+
+
+def _session_dict(row: sqlite3.Row) -> dict[str, Any]:
+    data = dict(row)
+    if data.get("argv"):
+        try:
+            data["argv"] = json.loads(data["argv"])
+        except ValueError:
+            data["argv"] = None
+    for flag in ("interactive", "resumed", "backfilled"):
+        data[flag] = bool(data.get(flag))
+    return data

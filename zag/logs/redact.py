@@ -1,0 +1,103 @@
+"""Secret redaction, applied to every encoded line before it reaches a unified log.
+
+Redaction works on the encoded JSON bytes of a line, so it sees every string of every event without
+walking the structure. Replacements contain no quote or backslash, and every built-in pattern stops at
+characters that end a JSON string, so a redacted line stays valid JSON. A cheap literal pre-check keeps
+the common case (no secret-looking text at all) at one `bytes.find` per marker.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+# (name, marker bytes that must appear for the pattern to be tried, pattern)
+_BUILTIN: tuple[tuple[str, tuple[bytes, ...], bytes], ...] = (
+    ("private_key", (b"PRIVATE KEY-----",),
+     rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----(?:[^\"]|\\\")*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----"),
+    ("anthropic_key", (b"sk-ant-",), rb"sk-ant-[A-Za-z0-9_\-]{16,}"),
+    ("openai_key", (b"sk-",), rb"(?<![A-Za-z0-9_\-])sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"),
+    ("google_api_key", (b"AIza",), rb"AIza[0-9A-Za-z_\-]{35}"),
+    ("google_oauth_token", (b"ya29.",), rb"ya29\.[0-9A-Za-z_\-]{20,}"),
+    ("aws_access_key", (b"AKIA", b"ASIA"), rb"(?<![A-Z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Z0-9])"),
+    ("aws_secret_key", (b"ws_secret", b"WS_SECRET", b"wsSecret"),
+     rb"(?P<keep>(?i:aws_?secret_?access_?key)(?:\\?\"|')?\s*[:=]\s*(?:\\?\"|')?)[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])"),
+    ("github_token", (b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_", b"github_pat_"),
+     rb"(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})"),
+    ("slack_token", (b"xox",), rb"xox[abprs]-[A-Za-z0-9\-]{10,}"),
+    ("bearer_token", (b"earer ", b"EARER "), rb"(?P<keep>(?i:bearer)\s+)[A-Za-z0-9\-._~+/]{16,}=*"),
+)
+
+
+def _replacement(name: str, pattern: re.Pattern[bytes]) -> bytes:
+    """`[REDACTED:<name>]`, preceded by the pattern's `keep` group (context such as `Bearer `)."""
+    marker = f"[REDACTED:{name}]".encode()
+    return rb"\g<keep>" + marker if "keep" in pattern.groupindex else marker
+
+
+class Redactor:
+    """Redacts built-in secret shapes plus user patterns (regex strings from config)."""
+
+    def __init__(self, extra_patterns: Iterable[str] = ()) -> None:
+        self._builtin = []
+        for name, markers, source in _BUILTIN:
+            pattern = re.compile(source)
+            self._builtin.append((markers, pattern, _replacement(name, pattern)))
+        self._extra: list[re.Pattern[str]] = []
+        self.problems: list[str] = []
+        for pattern in extra_patterns:
+            try:
+                self._extra.append(re.compile(pattern))
+            except re.error as exc:
+                self.problems.append(f"redaction pattern {pattern!r} is not a valid regex: {exc}")
+
+    def redact(self, line: bytes) -> bytes:
+        """Return `line` with every secret replaced by `[REDACTED:<kind>]`."""
+        for markers, pattern, replacement in self._builtin:
+            if any(marker in line for marker in markers):
+                line = pattern.sub(replacement, line)
+        if self._extra:
+            line = self._redact_custom(line)
+        return line
+
+    def _redact_custom(self, line: bytes) -> bytes:
+        """User patterns may match JSON syntax, so they run on the decoded strings, not the bytes."""
+        from zag.logs import codec
+
+        text = line.decode("utf-8", errors="replace")
+        if not any(pattern.search(text) for pattern in self._extra):
+            return line
+        newline = line.endswith(b"\n")
+        try:
+            value = codec.loads(line)
+        except codec.DecodeError:
+            return self._sub_custom(text).encode("utf-8")
+        redacted = codec.dumps(self._walk(value))
+        return redacted + b"\n" if newline else redacted
+
+    def _walk(self, value: object) -> object:
+        if isinstance(value, str):
+            return self._sub_custom(value)
+        if isinstance(value, list):
+            return [self._walk(item) for item in value]
+        if isinstance(value, dict):
+            return {self._sub_custom(key): self._walk(item) for key, item in value.items()}
+        return value
+
+    def _sub_custom(self, text: str) -> str:
+        for pattern in self._extra:
+            text = pattern.sub("[REDACTED:custom]", text)
+        return text
+
+
+_default: Redactor | None = None
+
+
+def default_redactor() -> Redactor:
+    """A redactor configured from the user's config (built once per process)."""
+    global _default
+    if _default is None:
+        from zag import config
+
+        _default = Redactor(config.load().redaction_patterns)
+    return _default

@@ -1,0 +1,228 @@
+"""Appends events to one unified session log.
+
+Guarantees: `seq` runs 1, 2, 3 … with no gap or repeat (continuing an existing log after its last valid
+line); every line is encoded, redacted and handed to the kernel in one `write` of a complete line
+(O_APPEND, unbuffered), so a reader never sees half an event unless the machine dies mid-write; a torn
+last line left by a crash is repaired when the log is opened again. Files are 0600, folders 0700.
+
+If the disk is full (or any write fails), the lines are kept in memory (bounded) and retried on the
+next write; the failure is reported once on stderr and in zag's diagnostics, never raised into the
+supervisor, so the user's agent keeps running.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import threading
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from zag import paths
+from zag.logs import codec, events
+from zag.logs.redact import Redactor, default_redactor
+
+MAX_PENDING_BYTES = 64 * 1024 * 1024
+_TAIL_CHUNK = 64 * 1024
+
+
+class SessionLogWriter:
+    """The single writer of one session's log (one per supervisor or backfill import at a time)."""
+
+    def __init__(
+        self,
+        session_id: str,
+        provider: str,
+        *,
+        path: Path | None = None,
+        provider_session_id: str | None = None,
+        redactor: Redactor | None = None,
+    ) -> None:
+        self.session_id = session_id
+        self.provider = provider
+        self.provider_session_id = provider_session_id
+        self.path = path or paths.session_log(session_id)
+        self._redactor = redactor or default_redactor()
+        self._lock = threading.Lock()
+        self._pending: deque[bytes] = deque()
+        self._pending_bytes = 0
+        self._dropped = 0
+        self._reported_failure = False
+        paths.ensure_private_dir(self.path.parent)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        os.fchmod(self._fd, 0o600)
+        self.last_seq = _repair_and_find_last_seq(self._fd, self.path)
+
+    # -- writing ---------------------------------------------------------------------------------
+    def write(self, body: dict[str, Any], source: str = events.SOURCE_WRAPPER) -> dict[str, Any]:
+        """Stamp `body` with the envelope, append it, and return the full event."""
+        with self._lock:
+            event = self._envelope(body, source)
+            self._append(self._encode(event))
+            return event
+
+    def write_many(self, bodies: list[dict[str, Any]], source: str) -> list[dict[str, Any]]:
+        """Append several events in one write (each still a whole line); used by backfill."""
+        with self._lock:
+            stamped = [self._envelope(item, source) for item in bodies]
+            if stamped:
+                self._append(b"".join(self._encode(event) for event in stamped))
+            return stamped
+
+    def flush_pending(self) -> bool:
+        """Retry lines held back by an earlier failure; True when nothing is pending any more."""
+        with self._lock:
+            return self._drain_pending()
+
+    def close(self) -> None:
+        with self._lock:
+            self._drain_pending()
+            if self._pending:
+                self._report(f"{len(self._pending)} events could not be written to {self.path}")
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+
+    def __enter__(self) -> SessionLogWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals -------------------------------------------------------------------------------
+    def _envelope(self, body: dict[str, Any], source: str) -> dict[str, Any]:
+        fields = dict(body)
+        event_type = fields.pop("type")
+        ts = events.normalize_ts(fields.pop("ts", None)) or events.now_rfc3339()
+        if "provider_session_id" in fields:
+            provider_session_id = fields.pop("provider_session_id")
+            if provider_session_id and not self.provider_session_id:
+                self.provider_session_id = provider_session_id
+        else:
+            provider_session_id = self.provider_session_id
+        self.last_seq += 1
+        return {
+            "seq": self.last_seq,
+            "ts": ts,
+            "session_id": self.session_id,
+            "provider": self.provider,
+            "provider_session_id": provider_session_id,
+            "source": source,
+            "type": event_type,
+            **fields,
+        }
+
+    def _encode(self, event: dict[str, Any]) -> bytes:
+        try:
+            line = codec.dumps_line(event)
+        except (TypeError, ValueError, OverflowError) as exc:  # unencodable value from a parser
+            safe = {key: event[key] for key in events.ENVELOPE_FIELDS}
+            safe.update(events.parse_warning(f"event could not be encoded: {exc}", repr(event)[:65536]))
+            safe["type"] = events.PARSE_WARNING
+            line = codec.dumps_line(safe)
+        return self._redactor.redact(line)
+
+    def _append(self, data: bytes) -> None:
+        if self._pending and not self._drain_pending():
+            self._hold(data)
+            return
+        if not self._write_whole(data):
+            self._hold(data)
+
+    def _write_whole(self, data: bytes) -> bool:
+        """Write all of `data`; on failure cut any partial write back off so no torn line remains."""
+        start = os.lseek(self._fd, 0, os.SEEK_END)
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            return True
+        except OSError as exc:
+            try:
+                os.ftruncate(self._fd, start)
+            except OSError:
+                pass
+            self._report(f"cannot write session log {self.path}: {exc.strerror or exc}; "
+                         "holding events in memory and retrying")
+            return False
+
+    def _hold(self, data: bytes) -> None:
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        while self._pending_bytes > MAX_PENDING_BYTES and len(self._pending) > 1:
+            dropped = self._pending.popleft()
+            self._pending_bytes -= len(dropped)
+            self._dropped += 1
+
+    def _drain_pending(self) -> bool:
+        while self._pending:
+            if not self._write_whole(self._pending[0]):
+                return False
+            self._pending_bytes -= len(self._pending.popleft())
+        return True
+
+    def _report(self, message: str) -> None:
+        from zag import diag
+
+        diag.error("session_log_write_failed", path=str(self.path), message=message)
+        if not self._reported_failure:
+            self._reported_failure = True
+            try:
+                sys.stderr.write(f"zag: {message}\n")
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+
+
+def _repair_and_find_last_seq(fd: int, path: Path) -> int:
+    """Fix a torn last line (complete JSON gets its newline back, garbage is cut) and return the last seq."""
+    size = os.lseek(fd, 0, os.SEEK_END)
+    if size == 0:
+        return 0
+    tail_start, tail = _last_line(fd, size)
+    if not tail.endswith(b"\n"):
+        try:
+            codec.loads(tail)
+            os.write(fd, b"\n")
+        except codec.DecodeError:
+            os.ftruncate(fd, tail_start)
+            size = tail_start
+    return _last_seq(fd, size)
+
+
+def _last_line(fd: int, end: int) -> tuple[int, bytes]:
+    """(offset, bytes) of the last line ending at `end` (the line may lack its newline)."""
+    pos = end
+    chunks: list[bytes] = []
+    skip_final_newline = True
+    while pos > 0:
+        step = min(_TAIL_CHUNK, pos)
+        pos -= step
+        chunk = os.pread(fd, step, pos)
+        search_end = len(chunk)
+        if skip_final_newline and chunk.endswith(b"\n") and not chunks:
+            search_end -= 1
+        skip_final_newline = False
+        cut = chunk.rfind(b"\n", 0, search_end)
+        if cut >= 0:
+            chunks.append(chunk[cut + 1:])
+            return pos + cut + 1, b"".join(reversed(chunks))
+        chunks.append(chunk)
+    return 0, b"".join(reversed(chunks))
+
+
+def _last_seq(fd: int, end: int) -> int:
+    """The seq of the last parseable line before `end`, scanning backwards past damaged lines."""
+    while end > 0:
+        start, line = _last_line(fd, end)
+        try:
+            value = codec.loads(line)
+            if isinstance(value, dict) and isinstance(value.get("seq"), int):
+                return value["seq"]
+        except codec.DecodeError:
+            pass
+        end = start
+    return 0

@@ -1,0 +1,184 @@
+"""Turning what an agent says about its usage-limit reset into an epoch time.
+
+Forms understood (case-insensitive):
+- an epoch in seconds or milliseconds: `1755615600`;
+- a relative delay: `in 2 hours 13 minutes`, `after 8h44m7s`, `41.2s`, `51820.638305887s`, `5 minutes`;
+- a clock time, with or without an IANA zone in parentheses: `3pm`, `3:28pm (UTC)`, `3:39 AM`,
+  `15:32`, `5pm (Europe/Warsaw)` — the next occurrence, except that the CLIs round to the minute, so a
+  time up to `ROUNDING_GRACE_SECS` in the past means "now", not tomorrow;
+- a date and time in local time (or the given zone): `Mar 10th, 2026 3:39 AM`, `Feb 16, 11am`,
+  `Sep 17 at 10pm (Europe/Lisbon)` — without a year, the next such date.
+
+Local time is the process's zone (`TZ`, else /etc/localtime), which is also the agent's: it inherits
+zag's environment and renders its reset times in it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date, datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+ROUNDING_GRACE_SECS = 10 * 60
+
+_MONTHS = {name: index for index, name in enumerate(
+    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}
+
+_ZONE = r"(?:\s*\((?P<zone>[A-Za-z_+\-/0-9]+)\))?"
+_CLOCK = r"(?P<hour>\d{1,2})(?::(?P<minute>\d{2}))?\s*(?P<ampm>[ap]\.?m\.?)?"
+_CLOCK_RE = re.compile(rf"^(?:at\s+)?{_CLOCK}{_ZONE}\s*\.?$", re.IGNORECASE)
+_DATE_RE = re.compile(
+    rf"^(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*,?\s+)?(?P<month>[a-z]{{3}})[a-z]*\.?\s+(?P<day>\d{{1,2}})"
+    rf"(?:st|nd|rd|th)?,?(?:\s+(?P<year>\d{{4}}),?)?\s+(?:at\s+)?{_CLOCK}{_ZONE}\s*\.?$",
+    re.IGNORECASE,
+)
+_EPOCH_RE = re.compile(r"^\d{10}(?:\d{3})?$")
+_DURATION_PART = re.compile(
+    r"(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>d(?:ays?)?|h(?:ours?|rs?)?|m(?:in(?:ute)?s?)?|s(?:ec(?:ond)?s?)?)(?![a-z])",
+    re.IGNORECASE,
+)
+_UNIT_SECS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def local_zone() -> tzinfo:
+    """The process's time zone, as an IANA zone when it can be named (so DST is right)."""
+    name = os.environ.get("TZ", "").lstrip(":")
+    if name:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    try:
+        target = os.path.realpath("/etc/localtime")
+        marker = "/zoneinfo/"
+        if marker in target:
+            return ZoneInfo(target.split(marker, 1)[1])
+    except (OSError, ZoneInfoNotFoundError, ValueError):
+        pass
+    return datetime.now().astimezone().tzinfo or timezone.utc
+
+
+def zone_named(name: str | None, default: tzinfo) -> tzinfo:
+    """`ZoneInfo(name)`, `UTC` for UTC/GMT/Z, or `default` when the name is missing or unknown."""
+    if not name:
+        return default
+    if name.upper() in ("UTC", "GMT", "Z"):
+        return timezone.utc
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return default
+
+
+def from_epoch(value: float | int | str) -> float | None:
+    """Epoch seconds from seconds or milliseconds; None when it is not a plausible time."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if number > 1e11:
+        number /= 1000.0
+    return number if 1e9 < number < 1e10 else None
+
+
+def duration_secs(text: str) -> float | None:
+    """Seconds in `2 hours 13 minutes`, `8h44m7s`, `41.2s`, `51820.6s`; None if there is none."""
+    cleaned = text.strip().lower()
+    for prefix in ("in ", "after "):
+        if cleaned.startswith(prefix):
+            cleaned = cleaned[len(prefix):]
+    parts = list(_DURATION_PART.finditer(cleaned))
+    if not parts:
+        return None
+    leftover = _DURATION_PART.sub("", cleaned)
+    if re.sub(r"[\s,and.]", "", leftover):
+        return None
+    return sum(float(part["value"]) * _UNIT_SECS[part["unit"][0].lower()] for part in parts)
+
+
+def parse_reset(phrase: str, now: float, zone: tzinfo | None = None) -> float | None:
+    """The reset instant (epoch seconds) described by `phrase`, or None if it is not understood."""
+    text = phrase.strip().rstrip(".").strip()
+    if not text:
+        return None
+    zone = zone or local_zone()
+    if _EPOCH_RE.match(text):
+        return from_epoch(text)
+    delay = duration_secs(text)
+    if delay is not None:
+        return now + delay
+    match = _CLOCK_RE.match(text)
+    if match:
+        hour_minute = _hour_minute(match)
+        if hour_minute is None:
+            return None
+        return next_clock_time(*hour_minute, now=now, zone=zone_named(match["zone"], zone))
+    match = _DATE_RE.match(text)
+    if match:
+        return _date_time(match, now, zone)
+    return None
+
+
+def next_clock_time(hour: int, minute: int, *, now: float, zone: tzinfo) -> float:
+    """The next `hour:minute` in `zone` at or after `now - ROUNDING_GRACE_SECS` (DST-aware)."""
+    today = datetime.fromtimestamp(now, zone).date()
+    candidates = []
+    for offset in range(0, 3):
+        day = today + timedelta(days=offset)
+        candidates.extend(_instants(day, hour, minute, zone))
+    future = [moment for moment in candidates if moment >= now - ROUNDING_GRACE_SECS]
+    return min(future)
+
+
+def _instants(day: date, hour: int, minute: int, zone: tzinfo) -> list[float]:
+    """Epochs of a wall-clock time on a day: two in a DST fold, one otherwise (a gap maps forward)."""
+    moments = set()
+    for fold in (0, 1):
+        local = datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone, fold=fold)
+        moment = local.timestamp()
+        back = datetime.fromtimestamp(moment, zone)
+        if (back.hour, back.minute) == (hour, minute):
+            moments.add(moment)
+    if not moments:  # the time does not exist that day (DST gap): clocks jumped past it
+        moments.add(datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone).timestamp())
+    return sorted(moments)
+
+
+def _hour_minute(match: re.Match[str]) -> tuple[int, int] | None:
+    hour = int(match["hour"])
+    minute = int(match["minute"] or 0)
+    ampm = (match["ampm"] or "").replace(".", "").lower()
+    if ampm:
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if ampm == "pm" else 0)
+    elif match["minute"] is None:
+        return None  # a bare number is not a clock time
+    if hour > 23 or minute > 59:
+        return None
+    return hour, minute
+
+
+def _date_time(match: re.Match[str], now: float, zone: tzinfo) -> float | None:
+    month = _MONTHS.get(match["month"][:3].lower())
+    hour_minute = _hour_minute(match)
+    if month is None or hour_minute is None:
+        return None
+    zone = zone_named(match["zone"], zone)
+    day = int(match["day"])
+    hour, minute = hour_minute
+    if match["year"]:
+        years = [int(match["year"])]
+    else:
+        this_year = datetime.fromtimestamp(now, zone).year
+        years = [this_year, this_year + 1]
+    for year in years:
+        try:
+            moments = _instants(date(year, month, day), hour, minute, zone)
+        except ValueError:
+            continue
+        future = [moment for moment in moments if moment >= now - ROUNDING_GRACE_SECS]
+        if future or match["year"]:
+            return min(future) if future else moments[0]
+    return None

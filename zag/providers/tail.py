@@ -1,0 +1,110 @@
+"""Incremental, cursor-based reading of append-only JSONL files (the shared core of every JSONL reader).
+
+Only complete lines are returned; a partial last line waits for its newline. The cursor records the
+byte offset, the inode and the file's size, so a file that shrank or was replaced is noticed and read
+again from the start (`restarted` tells the caller, which dedupes by record id where it can).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+CHUNK_BYTES = 1024 * 1024
+MAX_LINE_BYTES = 32 * 1024 * 1024   # longer lines are cut (and then fail to parse → one parse_warning)
+KEEP_OF_OVERSIZED = 64 * 1024
+
+
+class JsonlTail:
+    """Reads new complete lines of one file from a cursor `{"offset", "ino"}`."""
+
+    def __init__(self, path: Path, cursor: dict[str, Any] | None = None) -> None:
+        self.path = Path(path)
+        cursor = cursor or {}
+        self.offset = int(cursor.get("offset", 0))
+        self.ino = cursor.get("ino")
+        self.restarted = False      # set when the file shrank or was replaced since the cursor
+        self.oversized_lines = 0
+
+    def cursor(self) -> dict[str, Any]:
+        return {"offset": self.offset, "ino": self.ino}
+
+    def size_changed(self) -> bool:
+        """Cheap check (one stat) whether there may be something new to read."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return False
+        return st.st_size != self.offset or (self.ino is not None and st.st_ino != self.ino)
+
+    def lines(self) -> Iterator[bytes]:
+        """New complete lines (without the newline). The offset advances line by line, so stopping
+        early leaves the cursor just after the last line handed out."""
+        try:
+            handle = open(self.path, "rb")
+        except OSError:
+            return
+        with handle:
+            st = os.fstat(handle.fileno())
+            if (self.ino is not None and st.st_ino != self.ino) or st.st_size < self.offset:
+                self.offset = 0
+                self.restarted = True
+            self.ino = st.st_ino
+            if st.st_size == self.offset:
+                return
+            handle.seek(self.offset)
+            yield from self._split(handle)
+
+    def _split(self, handle: Any) -> Iterator[bytes]:
+        carry = b""
+        skipping_oversized = False
+        while True:
+            chunk = handle.read(CHUNK_BYTES)
+            if not chunk:
+                return
+            if carry:
+                chunk = carry + chunk
+                carry = b""
+            last_newline = chunk.rfind(b"\n")
+            if last_newline < 0:
+                if skipping_oversized:
+                    self.offset += len(chunk)
+                elif len(chunk) > MAX_LINE_BYTES:
+                    yield self._oversized(chunk)
+                    skipping_oversized = True
+                else:
+                    carry = chunk
+                continue
+            body, carry = chunk[:last_newline], chunk[last_newline + 1:]
+            lines = body.split(b"\n")
+            if skipping_oversized:
+                self.offset += len(lines[0]) + 1
+                lines = lines[1:]
+                skipping_oversized = False
+            for line in lines:
+                self.offset += len(line) + 1
+                yield line if len(line) <= MAX_LINE_BYTES else self._cut(line)
+
+    def _oversized(self, partial: bytes) -> bytes:
+        """A line longer than MAX_LINE_BYTES with no end in sight: hand out its head, skip the rest."""
+        self.oversized_lines += 1
+        self.offset += len(partial)
+        return partial[:KEEP_OF_OVERSIZED]
+
+    def _cut(self, line: bytes) -> bytes:
+        self.oversized_lines += 1
+        return line[:KEEP_OF_OVERSIZED]
+
+
+def fingerprint(paths: list[Path] | tuple[Path, ...]) -> str:
+    """A cheap change signature of some files: size and mtime (ns) of each, missing files included."""
+    parts = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+            parts.append(f"{st.st_size}:{st.st_mtime_ns}")
+        except OSError:
+            parts.append("-")
+    return "|".join(parts)

@@ -1,0 +1,83 @@
+"""Telling a live supervisor from a dead one: pid plus the pid's start time, and the heartbeat.
+
+A pid alone is not enough (pids are reused), so the supervisor records its own process start time
+(`/proc/<pid>/stat` field 22 plus the boot id on Linux, `ps -o lstart=` elsewhere) and readers compare.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from typing import Any
+
+from zag import states
+
+_BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+
+
+def process_start_time(pid: int) -> str | None:
+    """An opaque token that is equal only for the same process incarnation; None if no such pid."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return _ps_start_time(pid)
+    # the command name (field 2) may contain spaces or parens: split after its last ')'
+    fields = stat[stat.rfind(b")") + 2:].split()
+    return f"{_boot_id()}:{int(fields[19])}"
+
+
+def _ps_start_time(pid: int) -> str | None:
+    try:
+        out = subprocess.run(["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+_boot_id_cache: str | None = None
+
+
+def _boot_id() -> str:
+    global _boot_id_cache
+    if _boot_id_cache is None:
+        try:
+            with open(_BOOT_ID_PATH) as handle:
+                _boot_id_cache = handle.read().strip()
+        except OSError:
+            _boot_id_cache = "noboot"
+    return _boot_id_cache
+
+
+def hostname() -> str:
+    return socket.gethostname()
+
+
+def supervisor_alive(pid: int | None, started: str | None, host: str | None) -> bool | None:
+    """True/False when it can be told from this machine; None for a supervisor on another host."""
+    if host and host != hostname():
+        return None
+    if not pid:
+        return False
+    return started is not None and process_start_time(pid) == started
+
+
+def effective_state(row: dict[str, Any], now: float | None = None) -> str:
+    """The state `zag ps` shows: the stored state, or `dead` when a live-claiming supervisor is gone
+    (pid missing or reused) or silent for more than `DEAD_AFTER_HEARTBEATS` heartbeats."""
+    stored = row.get("state")
+    if stored not in states.LIVE_STATES:
+        return stored or states.EXITED
+    alive = supervisor_alive(row.get("supervisor_pid"), row.get("supervisor_started"), row.get("hostname"))
+    if alive is False:
+        return states.DEAD
+    interval = row.get("heartbeat_secs") or 10.0
+    last = row.get("last_heartbeat") or row.get("started_at") or 0.0
+    now = time.time() if now is None else now
+    if now - last > interval * states.DEAD_AFTER_HEARTBEATS + 1.0:
+        return states.DEAD
+    return stored
