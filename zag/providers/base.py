@@ -61,6 +61,8 @@ class LaunchContext:
     interactive: bool            # True: the child runs in a PTY with the user at the keyboard
     started_at: float            # epoch seconds, just before launch
     zag_session_id: str
+    extra_limit_patterns: tuple[str, ...] = ()  # user regexes from config (`extra_patterns`)
+    child_pid: int | None = None  # set once the child runs (e.g. to find a pid-keyed registry file)
 
 
 @dataclass
