@@ -221,6 +221,32 @@ class Index:
             params.append(int(limit))
         return [_session_dict(row) for row in self._conn.execute(sql, params)]
 
+    def session_json_rows(
+        self,
+        *,
+        provider: str | None = None,
+        states_in: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> list[tuple[str, str]]:
+        """`(stored state, JSON object text)` per session, newest first, the JSON built by SQLite.
+
+        The rows of `list_sessions` (in its order, bar ties), but no Python object per column: `zag ps --json` and
+        `zag sessions --json` stay fast with tens of thousands of sessions. The object has every column,
+        `argv` as a list (null if unreadable) and the flags as booleans.
+        """
+        where, params = _session_filter(provider, states_in)
+        # by `sessions_by_start` alone (no sort step); equal start times come in the index's own order
+        where += " ORDER BY started_at DESC"
+        if limit is not None:
+            where += " LIMIT ?"
+            params.append(int(limit))
+        try:
+            return self._conn.execute(f"SELECT state, {_JSON_ROW} FROM sessions{where}", params).fetchall()
+        except sqlite3.OperationalError as exc:  # a row whose argv is not JSON: take the guarded path
+            if "JSON" not in str(exc):
+                raise
+            return self._conn.execute(f"SELECT state, {_JSON_ROW_GUARDED} FROM sessions{where}", params).fetchall()
+
     def resolve_session(self, text: str) -> str:
         """A full session id from an id or unique prefix; `BadSessionId` (user-facing) otherwise."""
         prefix = check_prefix(text)
@@ -343,6 +369,93 @@ class Index:
                 "cursor = excluded.cursor, updated_at = excluded.updated_at",
                 (provider, source_key, session_id, fingerprint, json.dumps(cursor), time.time()),
             )
+
+    def backfill_cursors(self, provider: str, source_keys: Iterable[str]) -> dict[str, tuple[str, Any]]:
+        """`{source_key: (session_id, cursor)}` for the given sources of one provider (those recorded)."""
+        wanted = list(source_keys)
+        found: dict[str, tuple[str, Any]] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for row in self._conn.execute(
+                f"SELECT source_key, session_id, cursor FROM backfill_sources "
+                f"WHERE provider = ? AND source_key IN ({marks})",
+                (provider, *chunk),
+            ):
+                found[row[0]] = (row[1], json.loads(row[2]) if row[2] else None)
+        return found
+
+    def commit_backfill(
+        self,
+        provider: str,
+        sessions: Iterable[dict[str, Any]],
+        cursors: Iterable[tuple[str, str, Any, str | None]],
+    ) -> None:
+        """One transaction for a batch of imported sources (the backfill runner batches its writes).
+
+        `sessions`: rows with `session_id, provider_session_id, cwd, model, started_at, ended_at,
+        last_seq, log_path`. A new session is inserted as `exited` and `backfilled`; an existing one
+        (a grown import, or a session zag supervised live) keeps its state and only gains: `last_seq`
+        and `ended_at` grow, missing `provider_session_id`/`cwd`/`model` are filled in.
+        `cursors`: `(source_key, session_id, cursor, fingerprint)`.
+        """
+        now = time.time()
+        session_rows = [{**row, "provider": provider, "updated_at": now} for row in sessions]
+        cursor_rows = [
+            (provider, key, session_id, fingerprint, json.dumps(cursor), now)
+            for key, session_id, cursor, fingerprint in cursors
+        ]
+        with self.transaction() as conn:
+            conn.executemany(_BACKFILL_SESSION_UPSERT, session_rows)
+            conn.executemany(
+                "INSERT INTO backfill_sources (provider, source_key, session_id, fingerprint, cursor, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(provider, source_key) DO UPDATE SET "
+                "session_id = excluded.session_id, fingerprint = excluded.fingerprint, "
+                "cursor = excluded.cursor, updated_at = excluded.updated_at",
+                cursor_rows,
+            )
+
+
+_BACKFILL_SESSION_UPSERT = f"""
+INSERT INTO sessions (session_id, provider, provider_session_id, state, cwd, model, started_at, ended_at,
+                      updated_at, backfilled, last_seq, log_path)
+VALUES (:session_id, :provider, :provider_session_id, '{states.EXITED}', :cwd, :model, :started_at, :ended_at,
+        :updated_at, 1, :last_seq, :log_path)
+ON CONFLICT(session_id) DO UPDATE SET
+    provider_session_id = COALESCE(sessions.provider_session_id, excluded.provider_session_id),
+    cwd = COALESCE(sessions.cwd, excluded.cwd),
+    model = COALESCE(sessions.model, excluded.model),
+    ended_at = CASE WHEN excluded.ended_at IS NULL THEN sessions.ended_at
+                    WHEN sessions.ended_at IS NULL THEN excluded.ended_at
+                    ELSE MAX(sessions.ended_at, excluded.ended_at) END,
+    last_seq = MAX(sessions.last_seq, excluded.last_seq),
+    log_path = COALESCE(sessions.log_path, excluded.log_path),
+    updated_at = excluded.updated_at
+"""
+
+
+# How `session_json_rows` renders the columns whose JSON type differs from their SQL type. `json(argv)`
+# fails on a malformed value; the guarded variant (slower) is used only then.
+_JSON_EXPR = {
+    "argv": "json(argv)",
+    **{flag: f"iif({flag}, json('true'), json('false'))" for flag in ("interactive", "resumed", "backfilled")},
+}
+_JSON_ROW = "json_object(" + ", ".join(f"'{name}', {_JSON_EXPR.get(name, name)}" for name in SESSION_COLUMNS) + ")"
+_JSON_ROW_GUARDED = _JSON_ROW.replace("json(argv)", "iif(json_valid(argv), json(argv), NULL)")
+
+
+def _session_filter(provider: str | None, states_in: Iterable[str] | None) -> tuple[str, list[Any]]:
+    """` WHERE …` (or "") and its parameters for the session listing filters."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if provider:
+        clauses.append("provider = ?")
+        params.append(provider)
+    if states_in is not None:
+        wanted = list(states_in)
+        clauses.append(f"state IN ({', '.join('?' for _ in wanted)})")
+        params.extend(wanted)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
 def _session_dict(row: sqlite3.Row) -> dict[str, Any]:

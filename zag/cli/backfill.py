@@ -1,0 +1,119 @@
+"""`zag backfill [--provider P] [--json]`: import the history the agents wrote on disk.
+
+Thin: picks the providers, hands them to `zag.logs.backfill.run_backfill`, draws a progress bar on
+stderr when stderr is a terminal, and prints the summary (text, or one JSON document with `--json`).
+Exit 0 even when some sources gave warnings; 2 for a bad `--provider` (click's usage error).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import TextIO
+
+import click
+
+from zag.providers import NAMES
+
+
+class TerminalProgress:
+    """A one-line progress bar, redrawn in place at most ten times a second."""
+
+    WIDTH = 30
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.provider = ""
+        self.total_sources = self.total_bytes = 0
+        self.done_sources = self.done_bytes = 0
+        self.last_draw = 0.0
+
+    def start(self, provider: str, sources: int, total_bytes: int) -> None:
+        self.provider = provider
+        self.total_sources, self.total_bytes = sources, total_bytes
+        self.done_sources = self.done_bytes = 0
+        self._draw(force=True)
+
+    def advance(self, sources: int, nbytes: int) -> None:
+        self.done_sources += sources
+        self.done_bytes += nbytes
+        self._draw(force=self.done_sources >= self.total_sources)
+
+    def finish(self) -> None:
+        self._draw(force=True)
+        self.stream.write("\r\033[K")
+        self.stream.flush()
+
+    def _draw(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last_draw < 0.1:
+            return
+        self.last_draw = now
+        if self.total_bytes:
+            fraction = min(1.0, self.done_bytes / self.total_bytes)
+        else:
+            fraction = self.done_sources / self.total_sources if self.total_sources else 1.0
+        filled = int(fraction * self.WIDTH)
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        self.stream.write(
+            f"\r\033[K{self.provider:<7} [{bar}] {fraction * 100:3.0f}%  "
+            f"{self.done_sources}/{self.total_sources} sessions  {_size(self.done_bytes)}"
+        )
+        self.stream.flush()
+
+
+def progress_for(stream: TextIO) -> TerminalProgress | None:
+    """A progress bar on `stream` if it is a terminal, else None (no bar in pipes, files, CI logs)."""
+    try:
+        return TerminalProgress(stream) if stream.isatty() else None
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+@click.command(
+    epilog="Examples:\n\n  zag backfill\n\n  zag backfill --provider claude --json",
+)
+@click.option("--provider", "provider_name", type=click.Choice(NAMES), help="Import only this agent's history.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: a summary per provider.")
+def backfill(provider_name: str | None, as_json: bool) -> None:
+    """Import the sessions the agents wrote on disk into zag's logs and index.
+
+    Safe to run again: unchanged sessions are skipped without being read, a session that grew gets
+    only its new events, and a session zag supervised live is continued, not imported twice.
+    """
+    from zag import providers
+    from zag.logs.backfill import BackfillBusy, run_backfill, summaries_document
+
+    chosen = [providers.get(provider_name)] if provider_name else providers.all_providers()
+    try:
+        summaries = run_backfill(chosen, progress=progress_for(sys.stderr))
+    except BackfillBusy as exc:
+        click.echo(f"zag: {exc}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(summaries_document(summaries), indent=2))
+        return
+    for summary in summaries:
+        click.echo(
+            f"{summary.provider}: {summary.sessions_seen} sessions seen, {summary.imported} imported, "
+            f"{summary.updated} updated, {summary.unchanged} unchanged"
+            + (f", {summary.live} running under zag (left to it)" if summary.live else "")
+            + f"; {summary.events} events, {summary.warnings} warnings, "
+            f"{_size(summary.bytes)} read in {summary.seconds:.2f} s"
+        )
+        for message in summary.warning_messages:
+            click.echo(f"  warning: {message}")
+        hidden = summary.warnings - len(summary.warning_messages)
+        if hidden > 0:
+            click.echo(f"  … and {hidden} more warnings (see zag's diagnostics log)")
+
+
+def _size(nbytes: int) -> str:
+    if nbytes >= 1024 * 1024 * 1024:
+        return f"{nbytes / (1024 ** 3):.2f} GB"
+    if nbytes >= 1024 * 1024:
+        return f"{nbytes / (1024 ** 2):.1f} MB"
+    if nbytes >= 1024:
+        return f"{nbytes / 1024:.1f} KB"
+    return f"{nbytes} B"

@@ -1,0 +1,373 @@
+"""The history backfill runner: imports every session the agents have on disk into unified logs.
+
+Provider-agnostic: for each provider it lists the sessions (`discover`, stat only), compares each
+source's fingerprint with the one stored in the index (all of a provider's fingerprints in one query),
+skips unchanged sources without opening them, and imports the rest from their stored cursor. Workers
+(one process per core) each parse one source and append to that source's own session log; the parent
+alone writes the index, in batched transactions.
+
+Which zag session a source's events go to:
+- a recorded cursor (an earlier backfill, or the cursor the live supervisor saved when it ended)
+  → continue that session's log from that cursor: nothing is imported twice;
+- no cursor, but a zag session already holds this provider session id and no other source feeds it
+  (zag supervised it live and ended without saving a cursor, or the cursor table was lost) → append
+  to that session, skipping every record up to the latest transcript timestamp it already holds. This
+  favours no duplicates over completeness: a record stamped with exactly that last millisecond that
+  the live log missed would be skipped;
+- otherwise a new zag session (`session_started` with `backfilled: true`, state `exited`).
+A session whose supervisor is running right now is left to its supervisor (counted as `live`).
+
+Only one backfill runs at a time (a lock file next to the index).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from zag import paths, states
+from zag.logs import events
+from zag.logs.backfill_worker import (
+    MODE_ADOPT, MODE_CONTINUE, MODE_NEW, TEMP_SUFFIX, ImportJob, ImportResult, run_group,
+)
+from zag.logs.ids import new_session_id
+from zag.logs.index import Index
+from zag.providers.base import HistorySource, Provider
+
+COMMIT_EVERY = 256            # results per index transaction
+COMMIT_INTERVAL_SECS = 1.0    # ... or this often, whichever comes first
+MAX_LISTED_WARNINGS = 50      # per provider, in the summary (all of them go to the diagnostics log)
+
+
+class BackfillBusy(Exception):
+    """Another backfill holds the lock; the message is user-facing."""
+
+
+class Progress(Protocol):
+    """What the runner reports while it works (the CLI draws a bar from it)."""
+
+    def start(self, provider: str, sources: int, total_bytes: int) -> None: ...
+
+    def advance(self, sources: int, nbytes: int) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+@dataclass
+class ProviderSummary:
+    provider: str
+    sessions_seen: int = 0
+    imported: int = 0        # new zag sessions
+    updated: int = 0         # existing zag sessions that got new events
+    unchanged: int = 0       # nothing new (fingerprint equal, or re-read and nothing new)
+    live: int = 0            # supervised by a running zag right now: left to it
+    events: int = 0
+    warnings: int = 0
+    bytes: int = 0           # size of the files that were read
+    seconds: float = 0.0
+    warning_messages: list[str] = field(default_factory=list)
+
+    def warn(self, message: str, **context: Any) -> None:
+        self.warnings += 1
+        if len(self.warning_messages) < MAX_LISTED_WARNINGS:
+            self.warning_messages.append(message)
+        from zag import diag
+
+        diag.warning("backfill_warning", provider=self.provider, message=message, **context)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["seconds"] = round(self.seconds, 3)
+        return data
+
+
+def default_jobs() -> int:
+    """Worker processes: the cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def run_backfill(
+    providers: Sequence[Provider],
+    *,
+    env: Mapping[str, str] | None = None,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+    index: Index | None = None,
+) -> list[ProviderSummary]:
+    """Import every provider's new history; one summary per provider (in the order given)."""
+    env = os.environ if env is None else env
+    jobs = default_jobs() if jobs is None else max(1, jobs)
+    own_index = index is None
+    index = index or Index()
+    try:
+        with _exclusive():
+            _remove_stale_temp_logs()
+            return [_run_provider(provider, env, jobs, progress, index) for provider in providers]
+    finally:
+        if own_index:
+            index.close()
+
+
+# --- one provider ----------------------------------------------------------------------------------
+def _run_provider(
+    provider: Provider, env: Mapping[str, str], jobs: int, progress: Progress | None, index: Index
+) -> ProviderSummary:
+    started = time.monotonic()
+    summary = ProviderSummary(provider.name)
+    sources = _discover(provider, env, summary)
+    summary.sessions_seen = len(sources)
+    known = index.backfill_fingerprints(provider.name)
+    changed = []
+    for source in sources:
+        row = known.get(source.source_key)
+        if row is not None and row[0] == source.fingerprint:
+            summary.unchanged += 1
+        else:
+            changed.append(source)
+    if changed:
+        plan = _plan(provider.name, changed, known, index, summary)
+        _execute(provider, plan, jobs, progress, index, summary)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _discover(provider: Provider, env: Mapping[str, str], summary: ProviderSummary) -> list[HistorySource]:
+    """All sources, de-duplicated by key; a failing `discover` keeps what it listed before failing."""
+    found: dict[str, HistorySource] = {}
+    try:
+        for source in provider.discover(env):
+            found.setdefault(source.source_key, source)
+    except Exception as exc:  # noqa: BLE001 - one provider's failure must not stop the others
+        summary.warn(f"cannot list {provider.name} sessions: {_describe(exc)}")
+    return list(found.values())
+
+
+def _plan(
+    provider: str,
+    changed: list[HistorySource],
+    known: dict[str, tuple[str | None, str]],
+    index: Index,
+    summary: ProviderSummary,
+) -> list[list[ImportJob]]:
+    """Decide each changed source's target session; group jobs that share a session (one writer)."""
+    cursors = index.backfill_cursors(provider, [s.source_key for s in changed if s.source_key in known])
+    fed_by_sources = {session_id for _, session_id in known.values()}
+    groups: dict[str, list[ImportJob]] = {}
+    live_cache: dict[str, bool] = {}
+    for source in changed:
+        if source.source_key in cursors:
+            session_id, cursor = cursors[source.source_key]
+            mode = MODE_CONTINUE
+        else:
+            owner = None
+            if source.provider_session_id:
+                owner = index.find_by_provider_session(provider, source.provider_session_id)
+            if owner and owner not in fed_by_sources:
+                session_id, cursor, mode = owner, None, MODE_ADOPT
+            else:
+                session_id, cursor, mode = new_session_id(), None, MODE_NEW
+        if mode != MODE_NEW and _is_live(index, session_id, live_cache):
+            summary.live += 1
+            continue
+        groups.setdefault(session_id, []).append(ImportJob(provider, source, session_id, cursor, mode))
+    ordered = list(groups.values())
+    for group in ordered:
+        group.sort(key=lambda job: (job.source.started_at or 0.0, job.source.source_key))
+    # biggest first, so the last worker to finish is not the one that got the 1 GB transcript last
+    ordered.sort(key=lambda group: -sum(_source_bytes(job.source) for job in group))
+    return ordered
+
+
+def _is_live(index: Index, session_id: str, cache: dict[str, bool]) -> bool:
+    if session_id not in cache:
+        row = index.get_session(session_id)
+        live = False
+        if row is not None:
+            from zag.wrapper.liveness import effective_state
+
+            live = effective_state(row) in states.LIVE_STATES
+        cache[session_id] = live
+    return cache[session_id]
+
+
+def _execute(
+    provider: Provider,
+    plan: list[list[ImportJob]],
+    jobs: int,
+    progress: Progress | None,
+    index: Index,
+    summary: ProviderSummary,
+) -> None:
+    total_bytes = sum(_source_bytes(job.source) for group in plan for job in group)
+    if progress is not None:
+        progress.start(provider.name, sum(len(group) for group in plan), total_bytes)
+    committer = _Committer(provider.name, index, summary)
+    try:
+        for results in _results(provider, plan, jobs):
+            for result in results:
+                committer.add(result)
+                if progress is not None:
+                    progress.advance(1, result.bytes)
+    finally:
+        committer.flush()
+        if progress is not None:
+            progress.finish()
+
+
+def _results(provider: Provider, plan: list[list[ImportJob]], jobs: int) -> Iterable[list[ImportResult]]:
+    """Run the groups: in this process when one worker suffices, else in a process pool."""
+    workers = min(jobs, len(plan))
+    if workers <= 1:
+        for group in plan:
+            yield run_group(provider, group)
+        return
+    import multiprocessing
+
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    with context.Pool(workers, initializer=_init_worker, initargs=(provider,)) as pool:
+        yield from pool.imap_unordered(_run_group_in_worker, plan, chunksize=1)
+
+
+_worker_provider: Provider | None = None
+
+
+def _init_worker(provider: Provider) -> None:
+    global _worker_provider
+    _worker_provider = provider
+
+
+def _run_group_in_worker(group: list[ImportJob]) -> list[ImportResult]:
+    assert _worker_provider is not None
+    return run_group(_worker_provider, group)
+
+
+class _Committer:
+    """Turns worker results into summary counts and batched index writes."""
+
+    def __init__(self, provider: str, index: Index, summary: ProviderSummary) -> None:
+        self.provider = provider
+        self.index = index
+        self.summary = summary
+        self.sessions: list[dict[str, Any]] = []
+        self.cursors: list[tuple[str, str, Any, str | None]] = []
+        self.last_commit = time.monotonic()
+
+    def add(self, result: ImportResult) -> None:
+        summary = self.summary
+        summary.bytes += result.bytes
+        if result.error:
+            summary.warn(f"{result.source_key}: {result.error}", source=result.source_key)
+            return
+        for note in result.notes:
+            summary.warn(f"{result.source_key}: {note}", source=result.source_key)
+        summary.warnings += max(0, result.parse_warnings - len(result.notes))
+        summary.events += result.events
+        if result.events == 0:
+            summary.unchanged += 1
+        elif result.created:
+            summary.imported += 1
+        else:
+            summary.updated += 1
+        if result.events:
+            self.sessions.append(_session_row(result))
+        self.cursors.append((result.source_key, result.session_id, result.cursor, result.fingerprint))
+        if len(self.cursors) >= COMMIT_EVERY or time.monotonic() - self.last_commit >= COMMIT_INTERVAL_SECS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.cursors:
+            self.index.commit_backfill(self.provider, self.sessions, self.cursors)
+        self.sessions, self.cursors = [], []
+        self.last_commit = time.monotonic()
+
+
+def _session_row(result: ImportResult) -> dict[str, Any]:
+    first, last = _epoch(result.first_ts), _epoch(result.last_ts)
+    return {
+        "session_id": result.session_id,
+        "provider_session_id": result.provider_session_id,
+        "cwd": result.cwd,
+        "model": result.model,
+        "started_at": first if first is not None else time.time(),
+        "ended_at": last,
+        "last_seq": result.last_seq,
+        "log_path": str(paths.session_log(result.session_id)),
+    }
+
+
+# --- helpers -------------------------------------------------------------------------------------
+def _epoch(stamp: str | None) -> float | None:
+    """Epoch seconds of a log timestamp; None when absent or impossible (e.g. hour 25 in a record)."""
+    if not stamp:
+        return None
+    try:
+        return events.parse_ts(stamp)
+    except ValueError:
+        return None
+
+
+def _source_bytes(source: HistorySource) -> int:
+    total = 0
+    for path in source.paths:
+        try:
+            total += os.stat(path).st_size
+        except OSError:
+            pass
+    return total
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, NotImplementedError):
+        return str(exc) or "not implemented"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class _exclusive:
+    """Holds `$ZAG_HOME/backfill.lock` (flock) for the run; `BackfillBusy` if another run has it."""
+
+    def __enter__(self) -> None:
+        self.fd = -1
+        try:
+            import fcntl
+        except ImportError:  # no flock on this platform: run unguarded
+            return
+        path = paths.ensure_private_dir(paths.home()) / "backfill.lock"
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.fd)
+            self.fd = -1
+            raise BackfillBusy("another `zag backfill` is running; try again when it has finished") from None
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+
+
+def _remove_stale_temp_logs() -> None:
+    """Half-written new logs of a backfill that was killed (we hold the lock: none is in use)."""
+    folder = paths.sessions_dir()
+    try:
+        stale = [entry.path for entry in os.scandir(folder) if entry.name.endswith(TEMP_SUFFIX)]
+    except OSError:
+        return
+    for path in stale:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def summaries_document(summaries: Iterable[ProviderSummary]) -> dict[str, Any]:
+    """The `--json` document."""
+    return {"providers": [summary.as_dict() for summary in summaries]}
+

@@ -1,0 +1,304 @@
+"""Imports one provider session's new history into its zag session log (runs in a worker process).
+
+A job names the source, the zag session its events go to and the reader cursor to start from. The
+worker streams the reader's items into the log in batches (`write_many`), never holding a session's
+events in memory, and reports what the parent needs for the index: new cursor, event counts, the
+first/last timestamps, model, last seq.
+
+An import is all or nothing: if the reader raises or the log cannot be written, whatever this job
+appended is cut off again (a new session's log is written under a temporary name and only renamed
+into place on success), so a cursor that is not advanced never leaves events behind that the next run
+would write a second time.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zag import paths
+from zag.logs import events
+from zag.logs.reader import read_events
+from zag.logs.writer import SessionLogWriter
+from zag.providers.base import HistorySource, LimitSignal, Provider
+
+MODE_NEW = "new"            # first import: a new zag session
+MODE_CONTINUE = "continue"  # a recorded cursor (an earlier import, or the live supervisor's)
+MODE_ADOPT = "adopt"        # a zag session already holds this provider session, with no cursor
+
+BATCH_EVENTS = 512
+BATCH_CHARS = 8 * 1024 * 1024   # flush earlier when the batch's strings add up to this much
+START_PEEK = 256                # items looked at before `session_started` is written (for its model)
+TEMP_SUFFIX = ".backfill-tmp"
+
+
+class ImportFailed(Exception):
+    """The log could not be written completely (e.g. disk full)."""
+
+
+@dataclass(frozen=True)
+class ImportJob:
+    provider: str
+    source: HistorySource
+    session_id: str
+    cursor: Any
+    mode: str
+
+
+@dataclass
+class ImportResult:
+    provider: str
+    source_key: str
+    session_id: str
+    mode: str
+    fingerprint: str
+    bytes: int = 0
+    cursor: Any = None
+    events: int = 0            # lines appended to the log (session_started included)
+    parse_warnings: int = 0
+    created: bool = False      # this job wrote the session's first line
+    first_ts: str | None = None
+    last_ts: str | None = None
+    model: str | None = None
+    cwd: str | None = None
+    provider_session_id: str | None = None
+    last_seq: int = 0
+    error: str | None = None   # set: nothing was kept, the cursor must not advance
+    notes: list[str] = field(default_factory=list)  # parse-warning messages (a few), for the summary
+
+
+def run_group(provider: Provider, jobs: list[ImportJob]) -> list[ImportResult]:
+    """Jobs that write to the same zag session, one after the other (one writer per log)."""
+    return [import_source(provider, job) for job in jobs]
+
+
+def import_source(provider: Provider, job: ImportJob) -> ImportResult:
+    source = job.source
+    result = ImportResult(
+        provider=job.provider, source_key=source.source_key, session_id=job.session_id, mode=job.mode,
+        fingerprint=source.fingerprint, bytes=_size(source.paths), cwd=source.cwd,
+        provider_session_id=source.provider_session_id or None, model=source.model,
+    )
+    problem = unreadable(source.paths)
+    if problem:
+        result.error = problem
+        return result
+    final = paths.session_log(job.session_id)
+    existed = final.exists()
+    target = final if existed else final.with_name(final.name + TEMP_SUFFIX)
+    copier = _Copier(job, result, target)
+    try:
+        _import(provider, job, copier)
+        if not existed and target.exists():
+            os.replace(target, final)
+    except Exception as exc:  # noqa: BLE001 - one bad source must not stop the others
+        copier.roll_back(existed)
+        result.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        result.events = 0
+        result.created = False
+    return result
+
+
+def unreadable(files: Iterable[Path]) -> str | None:
+    """Why a source cannot be read (its main file gone, or a file we may not open), else None."""
+    for position, path in enumerate(files):
+        try:
+            with open(path, "rb"):
+                pass
+        except FileNotFoundError:
+            if position == 0:
+                return f"{path}: file vanished before it could be read"
+        except OSError as exc:
+            return f"{path}: cannot read: {exc.strerror or exc}"
+    return None
+
+
+# --- the import ----------------------------------------------------------------------------------
+def _import(provider: Provider, job: ImportJob, copier: _Copier) -> None:
+    if job.mode == MODE_ADOPT:
+        copier.watermark = _watermark(paths.session_log(job.session_id))
+    reader = provider.open_reader(job.source, job.cursor)
+    try:
+        try:
+            copier.run(reader.read())
+        finally:
+            copier.close()
+        copier.result.cursor = reader.cursor()
+    finally:
+        reader.close()
+
+
+class _Copier:
+    """Moves reader items into the log: bodies as they are, limit signals as `usage_limit_hit`."""
+
+    def __init__(self, job: ImportJob, result: ImportResult, target: Path) -> None:
+        self.job = job
+        self.result = result
+        self.target = target
+        self.watermark: str | None = None
+        self.writer: SessionLogWriter | None = None
+        self.start_offset: int | None = None   # log size once opened (after any torn-line repair)
+        self.batch: list[dict[str, Any]] = []
+        self.batch_chars = 0
+        self.started = False     # session_started written (or not needed)
+
+    def run(self, items: Iterator[Any]) -> None:
+        result = self.result
+        last_ts = result.last_ts
+        for item in items:
+            if isinstance(item, dict):
+                body = item
+            elif isinstance(item, LimitSignal):
+                body = _limit_body(item)
+            else:
+                continue  # SessionIdHint: the source already names its session
+            kind = body.get("type")
+            raw_ts = body.get("ts")
+            ts = events.normalize_ts(raw_ts) if raw_ts is not None else None
+            if ts is None:
+                ts = last_ts
+            body["ts"] = ts
+            if self.watermark is not None:
+                if ts is None or ts <= self.watermark:
+                    continue  # the live session already logged this (see MODE_ADOPT in backfill.py)
+                self.watermark = None
+            if ts is not None:
+                last_ts = ts
+                if result.first_ts is None or ts < result.first_ts:
+                    result.first_ts = ts
+                if result.last_ts is None or ts > result.last_ts:
+                    result.last_ts = ts
+            if kind == events.PARSE_WARNING:
+                result.parse_warnings += 1
+                if len(result.notes) < 3:
+                    result.notes.append(str(body.get("message") or "unreadable record"))
+            if result.model is None:
+                model = body.get("model")
+                if isinstance(model, str) and model:
+                    result.model = model
+            if result.cwd is None:
+                cwd = body.get("cwd")
+                if isinstance(cwd, str) and cwd:
+                    result.cwd = cwd
+            self.batch.append(body)
+            self.batch_chars += _chars(body)
+            if self.started:
+                if len(self.batch) >= BATCH_EVENTS or self.batch_chars >= BATCH_CHARS:
+                    self.flush()
+            elif len(self.batch) >= START_PEEK or (result.model and result.first_ts):
+                self.flush()
+        self.flush()
+
+    def flush(self) -> None:
+        if not self.batch:
+            return
+        writer = self._writer()
+        if not self.started:
+            self.started = True
+            if writer.last_seq == 0:
+                self.result.created = True
+                self.batch.insert(0, self._session_started())
+        writer.write_many(self.batch, events.SOURCE_BACKFILL)
+        self.result.events += len(self.batch)
+        self.batch = []
+        self.batch_chars = 0
+
+    def close(self) -> None:
+        if self.writer is None:
+            return
+        try:
+            if not self.writer.flush_pending():
+                raise ImportFailed(f"could not write {self.writer.path} (disk full?)")
+            self.result.last_seq = self.writer.last_seq
+            if self.writer.provider_session_id and not self.result.provider_session_id:
+                self.result.provider_session_id = self.writer.provider_session_id
+        finally:
+            self.writer.close()
+
+    def _writer(self) -> SessionLogWriter:
+        if self.writer is None:
+            self.writer = SessionLogWriter(
+                self.job.session_id, self.job.provider, path=self.target,
+                provider_session_id=self.job.source.provider_session_id or None,
+            )
+            self.start_offset = os.path.getsize(self.target)
+        return self.writer
+
+    def roll_back(self, existed: bool) -> None:
+        """Remove what this job appended (the writer is closed by then)."""
+        if self.start_offset is None:
+            return
+        try:
+            if existed:
+                os.truncate(self.target, self.start_offset)
+            else:
+                self.target.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+    def _session_started(self) -> dict[str, Any]:
+        source = self.job.source
+        result = self.result
+        started = result.first_ts
+        if started is None and source.started_at is not None:
+            started = events.normalize_ts(source.started_at)
+        return events.body(
+            events.SESSION_STARTED,
+            ts=started,
+            provider_session_id=source.provider_session_id or None,
+            argv=None,
+            cwd=result.cwd,
+            model=result.model,
+            resumed=False,
+            backfilled=True,
+        )
+
+
+def _limit_body(signal: LimitSignal) -> dict[str, Any]:
+    """A usage-limit hit found in history: logged, never scheduled."""
+    return events.body(
+        events.USAGE_LIMIT_HIT,
+        ts=signal.observed_at or None,
+        scope=signal.scope,
+        reset_at=events.format_ts(signal.reset_at) if signal.reset_at else None,
+        scheduled_resume_at=None,
+        fallback_used=False,
+        incident_id=str(uuid.uuid4()),
+        raw=signal.raw,
+    )
+
+
+def _chars(body: dict[str, Any]) -> int:
+    """A cheap size estimate: the top-level strings (tool output, message text) dominate."""
+    total = 0
+    for value in body.values():
+        if isinstance(value, str):
+            total += len(value)
+    return total
+
+
+def _watermark(log: Path) -> str | None:
+    """The latest transcript timestamp a zag session already holds (None: it holds none)."""
+    latest: str | None = None
+    if not log.exists():
+        return None
+    for event in read_events(log):
+        if event.get("type") in events.TRANSCRIPT_TYPES and event.get("source") != events.SOURCE_WRAPPER:
+            ts = event.get("ts")
+            if isinstance(ts, str) and (latest is None or ts > latest):
+                latest = ts
+    return latest
+
+
+def _size(files: Iterable[Path]) -> int:
+    total = 0
+    for path in files:
+        try:
+            total += os.stat(path).st_size
+        except OSError:
+            pass
+    return total
