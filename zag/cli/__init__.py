@@ -41,6 +41,19 @@ class LazyGroup(click.Group):
         module = importlib.import_module(spec[0])
         return getattr(module, spec[1])
 
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[Any]:
+        """Subcommand names (with their help) from `COMMANDS`, without importing any command module,
+        then the group's own options."""
+        from click.shell_completion import CompletionItem
+
+        items = [
+            CompletionItem(name, help=help_text)
+            for name, (_, _, help_text) in COMMANDS.items()
+            if name.startswith(incomplete)
+        ]
+        items.extend(click.Command.shell_complete(self, ctx, incomplete))
+        return items
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, help_text) for name, (_, _, help_text) in COMMANDS.items()]
         with formatter.section("Commands"):

@@ -18,7 +18,7 @@ from typing import Any
 from zag import paths, states
 from zag.logs.ids import BadSessionId, check_prefix
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3  # 2, 3: the `session_json` cache (see `_JSON_CACHE_SCHEMA`)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -135,7 +135,7 @@ class Index:
         if self._conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.executescript(
-            f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            f"BEGIN IMMEDIATE; {_SCHEMA} {_JSON_CACHE_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         )
 
     @contextmanager
@@ -221,31 +221,26 @@ class Index:
             params.append(int(limit))
         return [_session_dict(row) for row in self._conn.execute(sql, params)]
 
-    def session_json_rows(
+    def iter_session_json(
         self,
         *,
         provider: str | None = None,
         states_in: Iterable[str] | None = None,
         limit: int | None = None,
-    ) -> list[tuple[str, str]]:
-        """`(stored state, JSON object text)` per session, newest first, the JSON built by SQLite.
+    ) -> Iterator[tuple[str, bytes]]:
+        """`(stored state, UTF-8 JSON object)` per session, newest first (ties in index order).
 
-        The rows of `list_sessions` (in its order, bar ties), but no Python object per column: `zag ps --json` and
-        `zag sessions --json` stay fast with tens of thousands of sessions. The object has every column,
-        `argv` as a list (null if unreadable) and the flags as booleans.
+        The rows of `list_sessions`, streamed from the `session_json` cache that triggers keep current,
+        so `zag ps --json` and `zag sessions --json` are one scan with no Python object per column, even
+        with tens of thousands of sessions. The object has every column, `argv` as a list (null if
+        unreadable) and the flags as booleans.
         """
         where, params = _session_filter(provider, states_in)
-        # by `sessions_by_start` alone (no sort step); equal start times come in the index's own order
-        where += " ORDER BY started_at DESC"
+        sql = f"SELECT state, CAST(doc AS BLOB) FROM session_json{where} ORDER BY started_at DESC"
         if limit is not None:
-            where += " LIMIT ?"
+            sql += " LIMIT ?"
             params.append(int(limit))
-        try:
-            return self._conn.execute(f"SELECT state, {_JSON_ROW} FROM sessions{where}", params).fetchall()
-        except sqlite3.OperationalError as exc:  # a row whose argv is not JSON: take the guarded path
-            if "JSON" not in str(exc):
-                raise
-            return self._conn.execute(f"SELECT state, {_JSON_ROW_GUARDED} FROM sessions{where}", params).fetchall()
+        return iter(self._conn.execute(sql, params))
 
     def resolve_session(self, text: str) -> str:
         """A full session id from an id or unique prefix; `BadSessionId` (user-facing) otherwise."""
@@ -434,14 +429,48 @@ ON CONFLICT(session_id) DO UPDATE SET
 """
 
 
-# How `session_json_rows` renders the columns whose JSON type differs from their SQL type. `json(argv)`
-# fails on a malformed value; the guarded variant (slower) is used only then.
-_JSON_EXPR = {
-    "argv": "json(argv)",
-    **{flag: f"iif({flag}, json('true'), json('false'))" for flag in ("interactive", "resumed", "backfilled")},
-}
-_JSON_ROW = "json_object(" + ", ".join(f"'{name}', {_JSON_EXPR.get(name, name)}" for name in SESSION_COLUMNS) + ")"
-_JSON_ROW_GUARDED = _JSON_ROW.replace("json(argv)", "iif(json_valid(argv), json(argv), NULL)")
+def _json_row(row: str) -> str:
+    """SQL for one session row (`NEW`, `OLD` or the table name) as a JSON object: every column,
+    `argv` decoded (NULL when it is not valid JSON), the flags as booleans."""
+    special = {
+        "argv": f"iif(json_valid({row}.argv), json({row}.argv), NULL)",
+        **{flag: f"iif({row}.{flag}, json('true'), json('false'))" for flag in ("interactive", "resumed", "backfilled")},
+    }
+    return "json_object(" + ", ".join(f"'{name}', {special.get(name, f'{row}.{name}')}" for name in SESSION_COLUMNS) + ")"
+
+
+# Each session's JSON rendering, kept current by triggers so listings need no per-column work. Built
+# from SESSION_COLUMNS: a schema change must bump SCHEMA_VERSION, which re-creates and refills it.
+# The triggers delete before they insert: an outer statement's conflict policy (an upsert's) would
+# override an `OR REPLACE` written inside a trigger.
+_JSON_CACHE_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS session_json (
+    session_id  TEXT PRIMARY KEY,
+    provider    TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    started_at  REAL NOT NULL,
+    doc         TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS session_json_by_start ON session_json(started_at DESC);
+DROP TRIGGER IF EXISTS session_json_insert;
+DROP TRIGGER IF EXISTS session_json_update;
+DROP TRIGGER IF EXISTS session_json_delete;
+CREATE TRIGGER session_json_insert AFTER INSERT ON sessions BEGIN
+    DELETE FROM session_json WHERE session_id = NEW.session_id;
+    INSERT INTO session_json VALUES
+        (NEW.session_id, NEW.provider, NEW.state, NEW.started_at, {_json_row("NEW")});
+END;
+CREATE TRIGGER session_json_update AFTER UPDATE ON sessions BEGIN
+    DELETE FROM session_json WHERE session_id IN (OLD.session_id, NEW.session_id);
+    INSERT INTO session_json VALUES
+        (NEW.session_id, NEW.provider, NEW.state, NEW.started_at, {_json_row("NEW")});
+END;
+CREATE TRIGGER session_json_delete AFTER DELETE ON sessions BEGIN
+    DELETE FROM session_json WHERE session_id = OLD.session_id;
+END;
+DELETE FROM session_json;
+INSERT INTO session_json SELECT session_id, provider, state, started_at, {_json_row("sessions")} FROM sessions;
+"""
 
 
 def _session_filter(provider: str | None, states_in: Iterable[str] | None) -> tuple[str, list[Any]]:

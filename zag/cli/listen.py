@@ -1,0 +1,122 @@
+"""`zag listen`: print a session's events as they are written, until the session ends.
+
+Existing events come first, then new ones as their lines complete (checked every 0.1 s). Following
+stops after `session_ended`, or when the index says the session can no longer write (its supervisor is
+dead, or it ended without a `session_ended` line), once the log has been read to its end.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from zag import states
+from zag.cli import render
+from zag.cli.completions import complete_live_sessions
+from zag.cli.errors import Failure, UserError, user_errors
+
+POLL_SECS = 0.1
+LIVENESS_SECS = 1.0
+
+_HELP = """Print a session's events as they are written, following until the session ends.
+
+SESSION is a session id or a unique prefix of one; --latest picks the newest session. On a terminal
+events are shown one per line, coloured; --json prints the log's lines unchanged (NDJSON), for tools.
+Waits for the log if the session has not written it yet.
+
+\b
+Example:
+  zag listen --latest
+  zag listen 3f2a --json --since 120 | jq -c 'select(.type == "tool_call")'
+"""
+
+
+@click.command("listen", help=_HELP, short_help="Print a session's events as they are written.")
+@click.argument("session", required=False, shell_complete=complete_live_sessions)
+@click.option("--latest", is_flag=True, help="Listen to the most recently started session.")
+@click.option("--json", "as_json", is_flag=True, help="Print raw log lines (NDJSON).")
+@click.option("--since", type=click.IntRange(min=0), default=0, metavar="SEQ",
+              help="Only events after sequence number SEQ.")
+@click.option("--no-follow", is_flag=True, help="Print the events written so far and exit.")
+@user_errors
+def listen(session: str | None, latest: bool, as_json: bool, since: int, no_follow: bool) -> None:
+    from zag.logs.index import Index
+
+    if bool(session) == latest:
+        raise UserError("name a session (id or unique prefix) or use --latest, not both"
+                        if latest else "name a session (id or unique prefix), or use --latest")
+    index = Index()
+    try:
+        session_id = _resolve(index, session)
+        row = index.get_session(session_id) or {}
+        from zag.cli.sessions import log_path_of
+
+        path = log_path_of(session_id, row)
+        if no_follow and not path.exists():
+            raise Failure(f"session {session_id} has no log at {path}")
+        code = _follow(index, session_id, path, as_json=as_json, since=since, follow=not no_follow)
+    finally:
+        index.close()
+    if code:
+        raise SystemExit(code)
+
+
+def _resolve(index: Any, session: str | None) -> str:
+    if session:
+        return index.resolve_session(session)
+    latest = index.latest_session_id()
+    if latest is None:
+        raise UserError("there are no sessions yet (see `zag run --help`)")
+    return latest
+
+
+def _follow(index: Any, session_id: str, path: Any, *, as_json: bool, since: int, follow: bool) -> int:
+    """Print events until the follower stops; the exit code (1 when the supervisor died)."""
+    from zag.logs.follower import STOP_NOT_LIVE, EventFollower
+
+    follower = EventFollower(
+        path,
+        since_seq=since,
+        follow=follow,
+        not_live=lambda: _not_live(index, session_id),
+        poll_secs=POLL_SECS,
+        liveness_secs=LIVENESS_SECS,
+    )
+    out = sys.stdout
+    style = render.Style.for_stream(out)
+    width = render.terminal_width(out)
+    for line in follower:
+        if as_json:
+            out.buffer.write(line.raw)
+            out.buffer.flush()
+        else:
+            out.write(render.format_event(line.event, style, width=width) + "\n")
+            out.flush()
+    if not path.exists():
+        raise Failure(f"session {session_id} has no log at {path} (its state: {follower.not_live_reason})")
+    if follower.bad_lines:
+        click.echo(f"zag: skipped {follower.bad_lines} unreadable line(s) in {path}", err=True)
+    if follower.stop_reason == STOP_NOT_LIVE and follower.not_live_reason == states.DEAD:
+        click.echo(
+            f"zag: session {session_id[:8]} stopped without ending: its supervisor is gone (dead); "
+            "`zag resume` can pick it up",
+            err=True,
+        )
+        return 1
+    if follower.stop_reason == STOP_NOT_LIVE and follower.not_live_reason == "missing":
+        click.echo(f"zag: session {session_id[:8]} is no longer in the index; stopped", err=True)
+        return 1
+    return 0
+
+
+def _not_live(index: Any, session_id: str) -> str | None:
+    """None while the session may still write to its log; otherwise its state (`dead`, `exited`)."""
+    from zag.wrapper.liveness import effective_state
+
+    row = index.get_session(session_id)
+    if row is None:
+        return "missing"
+    state = effective_state(row)
+    return None if state in states.LIVE_STATES else state

@@ -1,0 +1,121 @@
+"""`zag ps`: supervised sessions and their state (running, waiting, exited, dead).
+
+The stored state comes from the index; `dead` is derived here for sessions that claim to be live but
+whose supervisor is gone (`zag.wrapper.liveness.effective_state`). Only what a listing needs is
+imported: `zag ps --json` must answer fast with tens of thousands of sessions.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterable
+from typing import Any, BinaryIO
+
+import click
+
+from zag import states
+from zag.cli import render
+from zag.cli.errors import user_errors
+
+_PS_HELP = """Show supervised sessions and their state.
+
+By default: live sessions (running, waiting for a usage-limit reset) and dead ones (the supervisor
+went away without ending the session). --all adds exited sessions.
+
+\b
+Example:
+  zag ps
+  zag ps --all --json | jq '.[] | select(.state == "dead") | .session_id'
+"""
+
+
+@click.command("ps", help=_PS_HELP, short_help="Show supervised sessions and their state.")
+@click.option("--all", "show_all", is_flag=True, help="Include exited sessions.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (a list of sessions, full ids).")
+@user_errors
+def ps(show_all: bool, as_json: bool) -> None:
+    from zag.logs.index import Index
+
+    wanted = None if show_all else states.LIVE_STATES
+    with Index() as index:
+        if as_json:
+            write_sessions_json(index.iter_session_json(states_in=wanted), sys.stdout.buffer)
+            return
+        rows = index.list_sessions(states_in=wanted)
+    from zag.wrapper.liveness import effective_state
+
+    now = time.time()
+    for row in rows:
+        row["state"] = effective_state(row, now)
+    if not rows:
+        hint = "" if show_all else " (`zag ps --all` includes exited ones)"
+        click.echo(f"no live sessions{hint}", err=True)
+        return
+    click.echo(ps_table(rows, render.Style.for_stream(), width=render.terminal_width(), now=now))
+
+
+def write_sessions_json(rows: Iterable[tuple[str, bytes]], out: BinaryIO, now: float | None = None) -> None:
+    """Write a JSON array of sessions (from `Index.iter_session_json`) with each row's effective state.
+
+    Rows stored as exited are final and pass through as SQLite rendered them; only running/waiting rows
+    are decoded, checked and re-encoded. Written in chunks, so memory stays flat.
+    """
+    from zag.wrapper.liveness import effective_state
+
+    now = time.time() if now is None else now
+    separator = b"[\n"
+    chunk: list[bytes] = []
+    for stored, doc in rows:
+        if stored in states.LIVE_STATES:
+            row = json.loads(doc)
+            shown = effective_state(row, now)
+            if shown != stored:
+                row["state"] = shown
+                doc = json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode()
+        chunk.append(separator)
+        chunk.append(doc)
+        separator = b",\n"
+        if len(chunk) >= 512:
+            out.write(b"".join(chunk))
+            chunk.clear()
+    chunk.append(b"[]\n" if separator == b"[\n" else b"\n]\n")
+    out.write(b"".join(chunk))
+    out.flush()
+
+
+def state_cell(row: dict[str, Any], now: float) -> render.Cell:
+    """The STATE column: the state, with the resume time when waiting and the code when exited."""
+    state = row.get("state") or "?"
+    if state == states.WAITING:
+        resume_at = row.get("resume_at")
+        text = f"waiting → {render.when(resume_at, now)}" if resume_at else "waiting"
+        return text, "yellow"
+    if state == states.EXITED:
+        code = row.get("exit_code")
+        text = "exited" if code is None else f"exited {code}"
+        return text, "dim" if code in (0, None) else "red"
+    if state == states.DEAD:
+        return "dead", "bold red"
+    if state == states.RUNNING:
+        return "running", "green"
+    return state, ""
+
+
+def ps_table(rows: list[dict[str, Any]], style: render.Style, *, width: int = 0, now: float) -> str:
+    headers = ("ID", "PROVIDER", "STATE", "PID", "CHILD", "AGE", "CWD", "COMMAND")
+    lines = [
+        (
+            (render.short_id(row["session_id"]), "bold"),
+            row.get("provider") or "-",
+            state_cell(row, now),
+            str(row.get("supervisor_pid") or "-"),
+            str(row.get("child_pid") or "-"),
+            render.duration(now - row["started_at"]) if row.get("started_at") else "-",
+            render.clip_left(render.home_path(row.get("cwd")), 40),
+            render.command_line(row.get("argv")),
+        )
+        for row in rows
+    ]
+    return render.table(headers, lines, style, width=width)

@@ -1,0 +1,402 @@
+"""Terminal rendering shared by zag's commands: the colour decision, styles, tables, times, event lines.
+
+Nothing here knows a command; commands pass plain strings and style names. Colour is used only when
+the stream is a terminal and `NO_COLOR` is unset (https://no-color.org), `TERM` is not `dumb`;
+`FORCE_COLOR` / `CLICOLOR_FORCE` force it on (useful under `less -R`). Imports stay stdlib-only and
+small, because `zag ps` start-up time matters.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, TextIO
+
+_CODES = {
+    "bold": "1", "dim": "2", "italic": "3", "underline": "4",
+    "red": "31", "green": "32", "yellow": "33", "blue": "34", "magenta": "35", "cyan": "36",
+    "grey": "90", "bright_red": "91",
+}
+
+# A table cell: plain text, or (text, style) where style is a space-separated list of `_CODES` names.
+Cell = str | tuple[str, str]
+
+
+def colour_enabled(stream: TextIO | None = None, env: dict[str, str] | None = None) -> bool:
+    """Whether to colour output written to `stream` (default stdout)."""
+    env = os.environ if env is None else env
+    if env.get("NO_COLOR"):
+        return False
+    if env.get("FORCE_COLOR") or env.get("CLICOLOR_FORCE"):
+        return True
+    if env.get("TERM") == "dumb":
+        return False
+    stream = sys.stdout if stream is None else stream
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+class Style:
+    """Applies ANSI styles when enabled, and is the identity when not."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    @classmethod
+    def for_stream(cls, stream: TextIO | None = None) -> Style:
+        return cls(colour_enabled(stream))
+
+    def __call__(self, text: str, style: str | None) -> str:
+        if not self.enabled or not style or not text:
+            return text
+        codes = ";".join(_CODES[name] for name in style.split() if name in _CODES)
+        return f"\x1b[{codes}m{text}\x1b[0m" if codes else text
+
+
+def terminal_width(stream: TextIO | None = None, default: int = 0) -> int:
+    """Columns of the terminal `stream` writes to; `default` (0 = unlimited) when it is not one."""
+    stream = sys.stdout if stream is None else stream
+    try:
+        if not stream.isatty():
+            return default
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return default
+
+
+def clip(text: str, width: int) -> str:
+    """`text` on one line, cut to `width` characters with an ellipsis (width <= 0: no cut)."""
+    text = one_line(text)
+    if width <= 0 or len(text) <= width:
+        return text
+    if width == 1:
+        return "…"
+    return text[: width - 1] + "…"
+
+
+def clip_left(text: str, width: int) -> str:
+    """Like `clip`, but keeps the end (for paths): `…/projects/zag`."""
+    text = one_line(text)
+    if width <= 0 or len(text) <= width:
+        return text
+    return "…" + text[len(text) - width + 1:]
+
+
+def one_line(text: str) -> str:
+    """Collapse newlines and tabs so a value fits a table cell or an event line."""
+    if "\n" in text or "\r" in text or "\t" in text:
+        text = " ".join(text.split())
+    return text
+
+
+def table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[Cell]],
+    style: Style,
+    *,
+    width: int = 0,
+    gap: str = "  ",
+) -> str:
+    """Left-aligned columns; when `width` > 0 the last column is cut so each line fits in it."""
+    plain_rows: list[list[str]] = []
+    styles: list[list[str | None]] = []
+    for row in rows:
+        texts, marks = [], []
+        for cell in row:
+            text, mark = (cell, None) if isinstance(cell, str) else cell
+            texts.append(one_line(text))
+            marks.append(mark)
+        plain_rows.append(texts)
+        styles.append(marks)
+    widths = [len(h) for h in headers]
+    for texts in plain_rows:
+        for column, text in enumerate(texts[:-1]):
+            widths[column] = max(widths[column], len(text))
+    lead = sum(widths[:-1]) + len(gap) * (len(headers) - 1)
+    last_width = max(width - lead, 8) if width > 0 else 0
+
+    def line(texts: Sequence[str], marks: Sequence[str | None]) -> str:
+        parts = []
+        for column, text in enumerate(texts):
+            last = column == len(texts) - 1
+            shown = clip(text, last_width) if last else text.ljust(widths[column])
+            parts.append(style(shown, marks[column]))
+        return gap.join(parts).rstrip()
+
+    out = [line(list(headers), ["bold"] * len(headers))]
+    out.extend(line(texts, marks) for texts, marks in zip(plain_rows, styles))
+    return "\n".join(out)
+
+
+# --- times ---------------------------------------------------------------------------------------
+def local_time(epoch: float | None, *, with_date: bool = True) -> str:
+    """`2026-12-06 23:54` (or `23:54:07` when `with_date` is False) in local time; `-` when unknown."""
+    if epoch is None:
+        return "-"
+    stamp = time.localtime(epoch)
+    return time.strftime("%Y-%m-%d %H:%M" if with_date else "%H:%M:%S", stamp)
+
+
+def when(epoch: float | None, now: float | None = None) -> str:
+    """A moment near now, shortly: `14:05` today, `Dec 07 14:05` another day; `-` when unknown."""
+    if epoch is None:
+        return "-"
+    now = time.time() if now is None else now
+    stamp, today = time.localtime(epoch), time.localtime(now)
+    if stamp[:3] == today[:3]:
+        return time.strftime("%H:%M", stamp)
+    return time.strftime("%b %d %H:%M", stamp)
+
+
+def duration(seconds: float | None) -> str:
+    """`45s`, `12m`, `3h05m`, `4d02h`; `-` when unknown."""
+    if seconds is None:
+        return "-"
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
+
+
+def event_clock(ts: Any) -> str:
+    """An event's RFC 3339 `ts` as local `HH:MM:SS`; the raw value if it cannot be read."""
+    epoch = epoch_of(ts)
+    return local_time(epoch, with_date=False) if epoch is not None else str(ts or "-")
+
+
+def epoch_of(value: Any) -> float | None:
+    """Epoch seconds from an epoch number or an RFC 3339 string; None if neither."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        from datetime import datetime, timezone
+
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        return parsed.timestamp()
+    return None
+
+
+# --- small value formatting ------------------------------------------------------------------------
+def short_id(session_id: str | None, length: int = 8) -> str:
+    return (session_id or "-")[:length]
+
+
+def command_line(argv: Any) -> str:
+    """An argv list as the shell would show it (`-` when unknown)."""
+    if isinstance(argv, (list, tuple)) and argv:
+        return shlex.join(str(part) for part in argv)
+    return "-"
+
+
+def home_path(path: str | None) -> str:
+    """A path with the user's home shown as `~`."""
+    if not path:
+        return "-"
+    home = os.path.expanduser("~")
+    if home not in ("", "/") and (path == home or path.startswith(home + os.sep)):
+        return "~" + path[len(home):]
+    return path
+
+
+# --- event lines -----------------------------------------------------------------------------------
+_ENVELOPE = ("seq", "ts", "session_id", "provider", "provider_session_id", "source", "type")
+
+# type -> (label, style of the label)
+_EVENT_LOOK = {
+    "session_started": ("started", "bold cyan"),
+    "user_message": ("user", "bold green"),
+    "assistant_message": ("assistant", "bold blue"),
+    "reasoning": ("thinking", "magenta"),
+    "tool_call": ("tool", "yellow"),
+    "tool_result": ("result", "yellow"),
+    "usage": ("usage", "grey"),
+    "provider_status": ("status", "grey"),
+    "parse_warning": ("warning", "red"),
+    "session_cleared": ("cleared", "cyan"),
+    "heartbeat": ("heartbeat", "dim"),
+    "usage_limit_hit": ("LIMIT HIT", "bold red"),
+    "usage_limit_resumed": ("resumed", "bold green"),
+    "usage_limit_resume_failed": ("resume failed", "bold red"),
+    "session_ended": ("ended", "bold cyan"),
+}
+_LABEL_WIDTH = 13
+_INPUT_KEYS = ("command", "cmd", "file_path", "path", "notebook_path", "pattern", "query", "url",
+               "description", "prompt")
+
+
+def format_event(event: dict[str, Any], style: Style, *, width: int = 0) -> str:
+    """One readable line for an event: local time, provider, what happened, a content summary."""
+    event_type = str(event.get("type", "?"))
+    label, label_style = _EVENT_LOOK.get(event_type, (event_type, "grey"))
+    head = f"{event_clock(event.get('ts'))} {str(event.get('provider') or '-'):<6} "
+    summary = _summary(event_type, event)
+    if width > 0:
+        summary = clip(summary, max(width - len(head) - _LABEL_WIDTH - 1, 10))
+    else:
+        summary = one_line(summary)
+    if event_type == "heartbeat":
+        return style(f"{head}{label:<{_LABEL_WIDTH}} {summary}".rstrip(), "dim")
+    return f"{style(head, 'dim')}{style(f'{label:<{_LABEL_WIDTH}}', label_style)} {summary}".rstrip()
+
+
+def _summary(event_type: str, event: dict[str, Any]) -> str:
+    handler = _SUMMARIES.get(event_type)
+    if handler is not None:
+        return handler(event)
+    extra = {key: value for key, value in event.items() if key not in _ENVELOPE}
+    return compact_json(extra) if extra else ""
+
+
+def text_of(value: Any) -> str:
+    """The readable text in a message value: a string, or the text parts of a list of blocks."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return " ".join(part for part in (text_of(item) for item in value) if part)
+    if isinstance(value, dict):
+        for key in ("text", "content", "message", "thinking"):
+            if key in value:
+                return text_of(value[key])
+        return ""
+    return str(value)
+
+
+def compact_json(value: Any) -> str:
+    import json
+
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _message(event: dict[str, Any]) -> str:
+    for key in ("content", "text", "message", "thinking"):
+        if event.get(key) is not None:
+            return text_of(event[key])
+    return ""
+
+
+def _tool_call(event: dict[str, Any]) -> str:
+    name = event.get("tool_name") or "?"
+    kind = event.get("tool_kind")
+    tool_input = event.get("input")
+    if isinstance(tool_input, dict):
+        shown = next((tool_input[k] for k in _INPUT_KEYS if isinstance(tool_input.get(k), str)), None)
+        detail = shown if shown is not None else compact_json(tool_input)
+    elif tool_input is None:
+        detail = ""
+    else:
+        detail = text_of(tool_input) if isinstance(tool_input, (str, list)) else compact_json(tool_input)
+    kind_text = f" [{kind}]" if kind else ""
+    return f"{name}{kind_text} {detail}".rstrip()
+
+
+def _tool_result(event: dict[str, Any]) -> str:
+    success = event.get("success")
+    verdict = "ok" if success is True else "failed" if success is False else "done"
+    body = text_of(event.get("error")) if success is False and event.get("error") else text_of(event.get("output"))
+    return f"{verdict}: {body}" if body else verdict
+
+
+def _usage(event: dict[str, Any]) -> str:
+    parts = []
+    for key, value in event.items():
+        if key in _ENVELOPE or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if "token" in key:
+            parts.append(f"{key.replace('_tokens', '').replace('_', ' ')} {value:,}")
+        elif "cost" in key:
+            parts.append(f"${value:.4f}")
+    if event.get("model"):
+        parts.append(str(event["model"]))
+    return " · ".join(parts) or compact_json({k: v for k, v in event.items() if k not in _ENVELOPE})
+
+
+def _limit_hit(event: dict[str, Any]) -> str:
+    scope = event.get("scope") or "usage"
+    text = f"{scope} limit hit; resets {when(epoch_of(event.get('reset_at')))}"
+    resume = epoch_of(event.get("scheduled_resume_at"))
+    if resume is not None:
+        text += f", resume at {when(resume)}"
+    if event.get("fallback_used"):
+        text += " (reset time not stated: fallback)"
+    return text
+
+
+def _limit_resumed(event: dict[str, Any]) -> str:
+    text = f"resumed after usage limit (attempt {event.get('attempt', '?')})"
+    if event.get("resume_message"):
+        text += f": {text_of(event['resume_message'])}"
+    return text
+
+
+def _limit_failed(event: dict[str, Any]) -> str:
+    return f"resume attempt {event.get('attempt', '?')} failed: {text_of(event.get('error')) or 'unknown error'}"
+
+
+def _started(event: dict[str, Any]) -> str:
+    text = f"{command_line(event.get('argv'))} in {home_path(event.get('cwd'))}"
+    flags = [name for name in ("resumed", "backfilled", "interactive") if event.get(name)]
+    if event.get("model"):
+        text += f" (model {event['model']})"
+    if flags:
+        text += " [" + ", ".join(flags) + "]"
+    return text
+
+
+def _ended(event: dict[str, Any]) -> str:
+    code = event.get("exit_code")
+    text = f"exit {code}" if code is not None else "ended"
+    if event.get("cancelled"):
+        text += " (cancelled)"
+    if event.get("error"):
+        text += f": {text_of(event['error'])}"
+    return text
+
+
+def _status(event: dict[str, Any]) -> str:
+    message = text_of(event.get("message"))
+    if event.get("type") == "parse_warning" and event.get("raw"):
+        return f"{message}: {text_of(event['raw'])}" if message else text_of(event["raw"])
+    return message or compact_json(event.get("data"))
+
+
+_SUMMARIES = {
+    "session_started": _started,
+    "user_message": _message,
+    "assistant_message": _message,
+    "reasoning": _message,
+    "tool_call": _tool_call,
+    "tool_result": _tool_result,
+    "usage": _usage,
+    "provider_status": _status,
+    "parse_warning": _status,
+    "session_cleared": lambda event: "conversation cleared",
+    "heartbeat": lambda event: f"every {event.get('interval_secs', '?')}s",
+    "usage_limit_hit": _limit_hit,
+    "usage_limit_resumed": _limit_resumed,
+    "usage_limit_resume_failed": _limit_failed,
+    "session_ended": _ended,
+}

@@ -1,0 +1,184 @@
+"""`zag sessions` (the index, newest first) and `zag events` (one session's events from its log)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from zag.cli import render
+from zag.cli.completions import complete_live_sessions
+from zag.cli.errors import Failure, UserError, user_errors
+from zag.providers import NAMES
+
+_SESSIONS_HELP = """List the sessions in the index, newest first: sessions zag ran and sessions
+imported by `zag backfill`.
+
+\b
+FLAGS: B = backfilled from the agent's own history, R = resumed after a usage limit,
+       I = interactive (ran in a terminal).
+EVENTS is the number of events in the session's log.
+
+\b
+Example:
+  zag sessions --provider claude --limit 20
+  zag sessions --json | jq -r '.[0].session_id'
+"""
+
+
+@click.command("sessions", help=_SESSIONS_HELP, short_help="List sessions in the index, newest first.")
+@click.option("--provider", type=click.Choice(NAMES), help="Only this agent's sessions.")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N sessions.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (a list of sessions, full ids).")
+@user_errors
+def sessions(provider: str | None, limit: int | None, as_json: bool) -> None:
+    from zag.logs.index import Index
+
+    with Index() as index:
+        if as_json:
+            from zag.cli.ps import write_sessions_json
+
+            write_sessions_json(index.iter_session_json(provider=provider, limit=limit), sys.stdout.buffer)
+            return
+        rows = index.list_sessions(provider=provider, limit=limit)
+    from zag.wrapper.liveness import effective_state
+
+    now = time.time()
+    for row in rows:
+        row["state"] = effective_state(row, now)
+    if not rows:
+        click.echo("no sessions yet (`zag run <agent>` records one; `zag backfill` imports history)", err=True)
+        return
+    click.echo(sessions_table(rows, render.Style.for_stream(), width=render.terminal_width(), now=now))
+
+
+def flags(row: dict[str, Any]) -> str:
+    marks = [letter for key, letter in (("backfilled", "B"), ("resumed", "R"), ("interactive", "I")) if row.get(key)]
+    return "".join(marks) or "-"
+
+
+def sessions_table(rows: list[dict[str, Any]], style: render.Style, *, width: int = 0, now: float) -> str:
+    from zag.cli.ps import state_cell
+
+    headers = ("ID", "PROVIDER", "FLAGS", "STATE", "STARTED", "TOOK", "EVENTS", "MODEL", "PROVIDER SESSION", "CWD")
+    lines = []
+    for row in rows:
+        started, ended = row.get("started_at"), row.get("ended_at")
+        if ended is not None and started is not None:
+            took = render.duration(ended - started)
+        elif started is not None and row.get("state") in ("running", "waiting"):
+            took = render.duration(now - started)
+        else:
+            took = "-"
+        lines.append((
+            (render.short_id(row["session_id"]), "bold"),
+            row.get("provider") or "-",
+            flags(row),
+            state_cell(row, now),
+            render.local_time(started),
+            took,
+            str(row.get("last_seq") or 0),
+            render.clip(row.get("model") or "-", 24),
+            row.get("provider_session_id") or "-",
+            render.home_path(row.get("cwd")),
+        ))
+    return render.table(headers, lines, style, width=width)
+
+
+# --- zag events ------------------------------------------------------------------------------------
+_EVENTS_HELP = """Print one session's events from its log, oldest first.
+
+SESSION is a session id or a unique prefix of one (see `zag sessions`). --type keeps only the
+given event types; repeat it or separate types with commas. --json prints the log's lines unchanged
+(NDJSON).
+
+\b
+Example:
+  zag events 3f2a --type tool_call,tool_result
+  zag events 3f2a --json | jq -c 'select(.type == "usage")'
+"""
+
+
+@click.command("events", help=_EVENTS_HELP, short_help="Print one session's events.")
+@click.argument("session", shell_complete=complete_live_sessions)
+@click.option("--type", "-t", "types", multiple=True, metavar="T", shell_complete=lambda c, p, i: complete_types(i),
+              help="Only events of type T (repeatable, or comma-separated).")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw log lines (NDJSON).")
+@user_errors
+def events_command(session: str, types: tuple[str, ...], as_json: bool) -> None:
+    wanted = parse_types(types)
+    from zag.logs.index import Index
+
+    with Index() as index:
+        session_id = index.resolve_session(session)
+        row = index.get_session(session_id) or {}
+    path = log_path_of(session_id, row)
+    if not path.exists():
+        raise Failure(f"session {session_id} has no log at {path}")
+    bad = print_events(path, wanted, as_json)
+    if bad:
+        click.echo(f"zag: skipped {bad} unreadable line(s) in {path}", err=True)
+
+
+def parse_types(values: Iterable[str]) -> frozenset[str] | None:
+    """The event types asked for (`--type a,b --type c`), validated; None when no filter was given."""
+    from zag.logs.events import EVENT_TYPES
+
+    wanted = {part.strip() for value in values for part in value.split(",") if part.strip()}
+    unknown = sorted(wanted - set(EVENT_TYPES))
+    if unknown:
+        raise UserError(f"unknown event type {', '.join(unknown)}; choose from: {', '.join(EVENT_TYPES)}")
+    return frozenset(wanted) if wanted else None
+
+
+def complete_types(incomplete: str) -> list[Any]:
+    """Event type names for `--type`, continuing a comma-separated list."""
+    from click.shell_completion import CompletionItem
+
+    from zag.logs.events import EVENT_TYPES
+
+    head, _, last = incomplete.rpartition(",")
+    lead = head + "," if head else ""
+    return [CompletionItem(lead + name) for name in EVENT_TYPES if name.startswith(last)]
+
+
+def log_path_of(session_id: str, row: dict[str, Any]) -> Path:
+    """Where a session's unified log is: the index's record of it, else the standard place."""
+    from zag import paths
+
+    recorded = row.get("log_path")
+    if recorded and Path(recorded).exists():
+        return Path(recorded)
+    return paths.session_log(session_id)
+
+
+def print_events(path: Path, wanted: frozenset[str] | None, as_json: bool) -> int:
+    """Stream the log's complete lines to stdout (rendered, or raw with `as_json`); return bad lines."""
+    from zag.logs import codec
+    from zag.logs.reader import iter_complete_lines
+
+    out = sys.stdout
+    style = render.Style.for_stream(out)
+    width = render.terminal_width(out)
+    bad = 0
+    for _, line in iter_complete_lines(path):
+        try:
+            event = codec.loads(line)
+        except codec.DecodeError:
+            bad += 1
+            continue
+        if not isinstance(event, dict):
+            bad += 1
+            continue
+        if wanted is not None and event.get("type") not in wanted:
+            continue
+        if as_json:
+            out.buffer.write(line)
+        else:
+            out.write(render.format_event(event, style, width=width) + "\n")
+    out.flush()
+    return bad

@@ -1,0 +1,184 @@
+"""Following a growing session log: complete lines only, by byte offset, until the session ends.
+
+`LogFollower` hands out each complete line once, however the writes were split (a line is released
+only when its newline has arrived, so a torn or half-written last line waits). It tolerates the log not
+existing yet, a torn tail being cut off by the writer's repair, and the file being replaced.
+
+`EventFollower` builds the policy `zag listen` needs on top: decode, skip what was already seen (by
+`seq`), stop after `session_ended`, or once the session is no longer live (its supervisor died, or it
+ended without a `session_ended` line) and everything written has been read.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zag.logs import codec
+
+_READ_CHUNK = 1024 * 1024
+
+# Why an `EventFollower` stopped.
+STOP_ENDED = "ended"          # `session_ended` was read
+STOP_END_OF_LOG = "eof"       # not following: everything present was read
+STOP_NOT_LIVE = "not_live"    # the session is no longer live (see `EventFollower.not_live`)
+
+
+class LogFollower:
+    """Complete lines appended to one file, from a byte offset on, across repeated `read_lines` calls."""
+
+    def __init__(self, path: Path, offset: int = 0) -> None:
+        self.path = path
+        self.offset = offset  # where the next unread complete line starts
+        self._partial = b""
+        self._handle: Any = None
+        self._inode: tuple[int, int] | None = None
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def exists(self) -> bool:
+        return self._handle is not None or self.path.exists()
+
+    def read_lines(self) -> Iterator[bytes]:
+        """Yield every complete line available now (newline included), reading in bounded chunks."""
+        if not self._open():
+            return
+        self._check_replaced_or_cut()
+        handle = self._handle
+        handle.seek(self.offset + len(self._partial))
+        while True:
+            chunk = handle.read(_READ_CHUNK)
+            if not chunk:
+                return
+            data = self._partial + chunk if self._partial else chunk
+            # until this chunk is fully handed out, a resumed read restarts at `offset`
+            self._partial = b""
+            start = 0
+            while True:
+                cut = data.find(b"\n", start)
+                if cut < 0:
+                    break
+                line = data[start:cut + 1]
+                start = cut + 1
+                self.offset += len(line)
+                yield line
+            self._partial = data[start:]
+
+    def _open(self) -> bool:
+        if self._handle is not None:
+            return True
+        try:
+            self._handle = open(self.path, "rb")
+        except FileNotFoundError:
+            return False
+        stat = os.fstat(self._handle.fileno())
+        self._inode = (stat.st_dev, stat.st_ino)
+        return True
+
+    def _check_replaced_or_cut(self) -> None:
+        """Start over on a replaced file; drop a partial line the writer cut off (torn-tail repair)."""
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return  # removed: keep reading the open handle
+        if (stat.st_dev, stat.st_ino) != self._inode:
+            self.close()
+            self.offset, self._partial = 0, b""
+            self._open()
+            return
+        if stat.st_size < self.offset:
+            self.offset, self._partial = 0, b""  # truncated below what we read: re-read (seq de-duplicates)
+        elif stat.st_size < self.offset + len(self._partial):
+            self._partial = b""
+
+
+@dataclass
+class Line:
+    """One complete log line and its decoded event."""
+
+    raw: bytes
+    event: dict[str, Any]
+
+
+class EventFollower:
+    """Events of one session log, in order, each once; optionally following until the session ends.
+
+    `not_live` is asked every `liveness_secs` while following: it returns None while the session may
+    still write, or a short reason (e.g. "dead") once it cannot. The log is then read to its end and
+    the follower stops with `STOP_NOT_LIVE` (unless `session_ended` turns up in that last read).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        since_seq: int = 0,
+        follow: bool = True,
+        not_live: Callable[[], str | None] | None = None,
+        poll_secs: float = 0.1,
+        liveness_secs: float = 1.0,
+    ) -> None:
+        self.log = LogFollower(path)
+        self.last_seq = since_seq
+        self.follow = follow
+        self.not_live = not_live
+        self.poll_secs = poll_secs
+        self.liveness_secs = liveness_secs
+        self.stop_reason: str | None = None
+        self.not_live_reason: str | None = None
+        self.bad_lines = 0
+
+    def __iter__(self) -> Iterator[Line]:
+        try:
+            yield from self._run()
+        finally:
+            self.log.close()
+
+    def _run(self) -> Iterator[Line]:
+        next_check = time.monotonic()  # the first idle moment checks at once (an ended session stops fast)
+        while True:
+            for line in self._drain():
+                yield line
+                if line.event.get("type") == "session_ended":
+                    self.stop_reason = STOP_ENDED
+                    return
+            if not self.follow:
+                self.stop_reason = STOP_END_OF_LOG
+                return
+            if self.not_live is not None and time.monotonic() >= next_check:
+                reason = self.not_live()
+                next_check = time.monotonic() + self.liveness_secs
+                if reason is not None:
+                    # the writer is gone: whatever it wrote is there now, so one last read is complete
+                    for line in self._drain():
+                        yield line
+                        if line.event.get("type") == "session_ended":
+                            self.stop_reason = STOP_ENDED
+                            return
+                    self.stop_reason, self.not_live_reason = STOP_NOT_LIVE, reason
+                    return
+            time.sleep(self.poll_secs)
+
+    def _drain(self) -> Iterator[Line]:
+        for raw in self.log.read_lines():
+            try:
+                event = codec.loads(raw)
+            except codec.DecodeError:
+                self.bad_lines += 1
+                continue
+            if not isinstance(event, dict):
+                self.bad_lines += 1
+                continue
+            seq = event.get("seq")
+            if isinstance(seq, int) and not isinstance(seq, bool):
+                if seq <= self.last_seq:
+                    continue
+                self.last_seq = seq
+            yield Line(raw, event)

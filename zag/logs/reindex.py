@@ -1,0 +1,397 @@
+"""Rebuilding the index's sessions and scheduled resumes from the unified logs alone (`zag reindex`).
+
+Each `sessions/<id>.jsonl` is streamed once, line by line (logs can be gigabytes): every line is decoded
+only as far as its envelope (msgspec skips the rest without building it), and the few bookkeeping
+events that carry row fields (`session_started`, `session_ended`, `usage_limit_*`) are decoded whole.
+
+What a log says:
+- `session_started`: provider, argv, cwd, model, flags, supervisor pid/start/host, heartbeat interval
+  (the first one gives the start time; a later one, from a resume, updates the registry fields);
+- `heartbeat`: the last heartbeat; `session_ended`: exit code, end time; the provider session id is the
+  last non-null `provider_session_id` of any line; `last_seq` the last valid line's seq;
+- `usage_limit_hit` with a `scheduled_resume_at` and no later `usage_limit_resumed` or `session_ended`:
+  a pending resume, and the session is `waiting` until it.
+
+The rebuilt rows replace the old ones in one transaction. Rows of sessions without a log are dropped;
+the `backfill_sources` cursors are kept. A resume the user cancelled in the index stays cancelled.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from zag import paths, states
+from zag.logs import codec, events
+from zag.logs.ids import is_session_id
+from zag.logs.index import RESUME_COLUMNS, SESSION_COLUMNS, Index
+from zag.logs.reader import iter_complete_lines
+
+# Types whose whole body is needed; every other line is read only as far as its envelope.
+_DETAIL_TYPES = frozenset({
+    events.SESSION_STARTED, events.SESSION_ENDED, events.USAGE_LIMIT_HIT, events.USAGE_LIMIT_RESUMED,
+    events.USAGE_LIMIT_RESUME_FAILED,
+})
+_STARTED_FIELDS = (
+    "cwd", "model", "hostname", "supervisor_pid", "supervisor_started", "child_pid", "heartbeat_secs",
+)
+
+
+class _Envelope(msgspec.Struct):
+    seq: int | None = None
+    ts: str | None = None
+    session_id: str | None = None
+    provider: str | None = None
+    provider_session_id: str | None = None
+    type: str | None = None
+
+
+_envelope_decoder = msgspec.json.Decoder(_Envelope)
+
+
+@dataclass
+class Incident:
+    """One usage-limit incident as the log tells it."""
+
+    incident_id: str
+    provider_session_id: str | None
+    scope: str | None
+    reset_at: float | None
+    resume_at: float | None
+    fallback_used: bool
+    raw: str | None
+    created_at: float
+    updated_at: float
+    attempts: int = 0
+    failed: bool = False
+    status: str = states.RESUME_PENDING
+
+
+@dataclass
+class ScannedSession:
+    """What one log says about its session: the index row and its incidents."""
+
+    row: dict[str, Any]
+    incidents: list[Incident] = field(default_factory=list)
+    bad_lines: int = 0
+    torn_tail: bool = False
+
+
+@dataclass
+class ReindexReport:
+    sessions: int = 0
+    resumes: int = 0
+    bad_lines: int = 0
+    torn_tails: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why)
+    dropped: int = 0  # index rows whose log is gone
+
+
+def scan_log(path: Path) -> ScannedSession | None:
+    """Read one unified log; None if it holds no valid event at all."""
+    scan = _Scan(path)
+    end = 0
+    for end, line in iter_complete_lines(path):
+        scan.feed(line)
+    result = scan.result()
+    if result is not None:
+        try:
+            result.torn_tail = path.stat().st_size > end
+        except OSError:
+            pass
+    return result
+
+
+class _Scan:
+    """The running state while one log is read."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.first: _Envelope | None = None
+        self.last_seq = 0
+        self.last_ts: str | None = None
+        self.provider_session_id: str | None = None
+        self.started_ts: str | None = None
+        self.started: dict[str, Any] = {}
+        self.resumed = False
+        self.ended: dict[str, Any] | None = None
+        self.ended_ts: str | None = None
+        self.last_heartbeat: str | None = None
+        self.heartbeat_secs: Any = None
+        self.incidents: dict[str, Incident] = {}
+        self.bad_lines = 0
+
+    def feed(self, line: bytes) -> None:
+        try:
+            env = _envelope_decoder.decode(line)
+        except msgspec.DecodeError:
+            self.bad_lines += 1
+            return
+        if not env.type:
+            self.bad_lines += 1
+            return
+        if self.first is None:
+            self.first = env
+        if env.seq is not None and env.seq > self.last_seq:
+            self.last_seq = env.seq
+        if env.ts:
+            self.last_ts = env.ts
+        if env.provider_session_id:
+            self.provider_session_id = env.provider_session_id
+        if env.type == events.HEARTBEAT:
+            self.last_heartbeat = env.ts
+        elif env.type in _DETAIL_TYPES:
+            try:
+                event = codec.loads(line)
+            except codec.DecodeError:  # pragma: no cover - the envelope decoded, so the line is JSON
+                return
+            self._detail(env, event)
+
+    def _detail(self, env: _Envelope, event: dict[str, Any]) -> None:
+        kind = env.type
+        at = _epoch(env.ts)
+        if kind == events.SESSION_STARTED:
+            if self.started_ts is None:
+                self.started_ts = env.ts
+            self.started.update({k: v for k, v in event.items() if v is not None})
+            self.resumed = self.resumed or bool(event.get("resumed"))
+            self.ended, self.ended_ts = None, None  # a later start (a resume) reopens the session
+        elif kind == events.SESSION_ENDED:
+            self.ended, self.ended_ts = event, env.ts
+            for incident in self.incidents.values():
+                if incident.status == states.RESUME_PENDING:
+                    cancelled = bool(event.get("cancelled")) or not incident.failed
+                    incident.status = states.RESUME_CANCELLED if cancelled else states.RESUME_FAILED
+                    incident.updated_at = at or incident.updated_at
+        elif kind == events.USAGE_LIMIT_HIT:
+            self._hit(env, event, at)
+        else:
+            incident = self.incidents.get(str(event.get("incident_id")))
+            if incident is None:
+                return
+            attempt = event.get("attempt")
+            if isinstance(attempt, int) and not isinstance(attempt, bool):
+                incident.attempts = max(incident.attempts, attempt)
+            incident.updated_at = at or incident.updated_at
+            if kind == events.USAGE_LIMIT_RESUMED:
+                incident.status = states.RESUME_DONE
+            else:
+                incident.failed = True
+
+    def _hit(self, env: _Envelope, event: dict[str, Any], at: float | None) -> None:
+        incident_id = event.get("incident_id")
+        if not isinstance(incident_id, str) or not incident_id:
+            return
+        resume_at = _epoch(event.get("scheduled_resume_at"))
+        raw = event.get("raw")
+        self.incidents[incident_id] = Incident(
+            incident_id=incident_id,
+            provider_session_id=env.provider_session_id or self.provider_session_id,
+            scope=event.get("scope"),
+            reset_at=_epoch(event.get("reset_at")),
+            resume_at=resume_at,
+            fallback_used=bool(event.get("fallback_used")),
+            raw=raw if isinstance(raw, str) or raw is None else codec.dumps(raw).decode(),
+            created_at=at or time.time(),
+            updated_at=at or time.time(),
+            # a hit that scheduled nothing (e.g. found in history by backfill) is not waiting
+            status=states.RESUME_PENDING if resume_at is not None else states.RESUME_DONE,
+        )
+
+    def result(self) -> ScannedSession | None:
+        if self.first is None:
+            return None
+        started = self.started
+        session_id = self.path.stem
+        provider = started.get("provider") or self.first.provider or "unknown"
+        started_at = _epoch(self.started_ts) or _epoch(self.first.ts) or _mtime(self.path)
+        backfilled = bool(started.get("backfilled"))
+        pending = [i for i in self.incidents.values() if i.status == states.RESUME_PENDING]
+        if self.ended is not None or backfilled:
+            state = states.EXITED
+        elif pending:
+            state = states.WAITING
+        else:
+            state = states.RUNNING
+        ended_at = _epoch(self.ended_ts) if self.ended is not None else None
+        if ended_at is None and state == states.EXITED:
+            ended_at = _epoch(self.last_ts)
+        row: dict[str, Any] = {
+            "session_id": session_id,
+            "provider": provider,
+            "provider_session_id": self.provider_session_id,
+            "state": state,
+            "argv": started.get("argv") if isinstance(started.get("argv"), list) else None,
+            "started_at": started_at,
+            "ended_at": ended_at,
+            "updated_at": _epoch(self.last_ts) or started_at,
+            "exit_code": _int(self.ended.get("exit_code")) if self.ended else None,
+            "end_reason": "cancelled" if self.ended and self.ended.get("cancelled") else None,
+            "last_heartbeat": _epoch(self.last_heartbeat),
+            "resume_at": min(i.resume_at for i in pending) if pending else None,  # type: ignore[type-var]
+            "interactive": bool(started.get("interactive")),
+            "resumed": self.resumed,
+            "backfilled": backfilled,
+            "last_seq": self.last_seq,
+            "log_path": str(self.path),
+        }
+        for name in _STARTED_FIELDS:
+            row[name] = started.get(name)
+        for name in ("supervisor_pid", "child_pid"):
+            row[name] = _int(row[name])
+        incidents = [
+            i for i in self.incidents.values() if i.status != states.RESUME_DONE or i.resume_at is not None
+        ]
+        return ScannedSession(row=row, incidents=incidents, bad_lines=self.bad_lines)
+
+
+def iter_logs(sessions_dir: Path) -> Iterator[Path]:
+    """Every `<session id>.jsonl` in the folder (other files are not zag's)."""
+    try:
+        entries = sorted(sessions_dir.iterdir())
+    except FileNotFoundError:
+        return
+    for path in entries:
+        if path.suffix == ".jsonl" and is_session_id(path.stem) and path.is_file():
+            yield path
+
+
+def rebuild(index: Index, sessions_dir: Path | None = None) -> ReindexReport:
+    """Replace the index's sessions and resumes with what the logs in `sessions_dir` say."""
+    sessions_dir = sessions_dir or paths.sessions_dir()
+    report = ReindexReport()
+    scanned: list[ScannedSession] = []
+    for path in iter_logs(sessions_dir):
+        try:
+            result = scan_log(path)
+        except OSError as exc:
+            report.skipped.append((path.name, exc.strerror or str(exc)))
+            continue
+        if result is None:
+            report.skipped.append((path.name, "no valid event"))
+            continue
+        report.bad_lines += result.bad_lines
+        report.torn_tails += int(result.torn_tail)
+        scanned.append(result)
+    report.sessions = len(scanned)
+    report.resumes = sum(len(s.incidents) for s in scanned)
+    report.dropped = _replace(index, scanned)
+    return report
+
+
+def _replace(index: Index, scanned: list[ScannedSession]) -> int:
+    """Swap in the rebuilt rows (one transaction); return how many old rows had no log any more."""
+    session_rows = [_session_values(s.row) for s in scanned]
+    resume_rows = [_resume_values(s.row, incident) for s in scanned for incident in s.incidents]
+    kept_ids = {s.row["session_id"] for s in scanned}
+    with index.transaction() as conn:
+        old = {
+            row[0]: row[1:]
+            for row in conn.execute("SELECT session_id, child_pid, last_heartbeat FROM sessions")
+        }
+        closed = {
+            row[0]: row[1]
+            for row in conn.execute(
+                "SELECT incident_id, status FROM resumes WHERE status IN (?, ?, ?)",
+                (states.RESUME_CANCELLED, states.RESUME_DONE, states.RESUME_FAILED),
+            )
+        }
+        session_rows = [_keep_live_fields(values, old.get(values[0])) for values in session_rows]
+        resume_rows = [_keep_closed(values, closed.get(values[0])) for values in resume_rows]
+        conn.execute("DELETE FROM sessions")
+        conn.execute("DELETE FROM resumes")
+        conn.executemany(
+            f"INSERT INTO sessions ({', '.join(SESSION_COLUMNS)}) VALUES ({', '.join('?' for _ in SESSION_COLUMNS)})",
+            session_rows,
+        )
+        conn.executemany(
+            f"INSERT OR REPLACE INTO resumes ({', '.join(RESUME_COLUMNS)}) "
+            f"VALUES ({', '.join('?' for _ in RESUME_COLUMNS)})",
+            resume_rows,
+        )
+    return len(set(old) - kept_ids)
+
+
+_CHILD_PID = SESSION_COLUMNS.index("child_pid")
+_LAST_HEARTBEAT = SESSION_COLUMNS.index("last_heartbeat")
+_STATUS = RESUME_COLUMNS.index("status")
+
+
+def _keep_live_fields(values: tuple[Any, ...], old: tuple[Any, ...] | None) -> tuple[Any, ...]:
+    """A running supervisor may have updated its row after its log was read: keep the newer values."""
+    if old is None:
+        return values
+    merged = list(values)
+    old_child, old_beat = old
+    if merged[_CHILD_PID] is None and old_child is not None:
+        merged[_CHILD_PID] = old_child
+    if old_beat is not None and (merged[_LAST_HEARTBEAT] is None or old_beat > merged[_LAST_HEARTBEAT]):
+        merged[_LAST_HEARTBEAT] = old_beat
+    return tuple(merged)
+
+
+def _keep_closed(values: tuple[Any, ...], old_status: str | None) -> tuple[Any, ...]:
+    """Never reopen a resume the index already closed (e.g. cancelled while its supervisor was dead)."""
+    if old_status is None or values[_STATUS] not in states.RESUME_OPEN_STATES:
+        return values
+    merged = list(values)
+    merged[_STATUS] = old_status
+    return tuple(merged)
+
+
+def _session_values(row: dict[str, Any]) -> tuple[Any, ...]:
+    values = dict(row)
+    if values.get("argv") is not None:
+        values["argv"] = codec.dumps(values["argv"]).decode()
+    for flag in ("interactive", "resumed", "backfilled"):
+        values[flag] = int(bool(values.get(flag)))
+    return tuple(values.get(name) for name in SESSION_COLUMNS)
+
+
+def _resume_values(row: dict[str, Any], incident: Incident) -> tuple[Any, ...]:
+    values = {
+        "incident_id": incident.incident_id,
+        "session_id": row["session_id"],
+        "provider": row["provider"],
+        "provider_session_id": incident.provider_session_id,
+        "scope": incident.scope,
+        "reset_at": incident.reset_at,
+        "resume_at": incident.resume_at if incident.resume_at is not None else incident.created_at,
+        "fallback_used": int(incident.fallback_used),
+        "status": incident.status,
+        "attempts": incident.attempts,
+        "raw": incident.raw,
+        "created_at": incident.created_at,
+        "updated_at": incident.updated_at,
+    }
+    return tuple(values[name] for name in RESUME_COLUMNS)
+
+
+def _epoch(value: Any) -> float | None:
+    """Epoch seconds from our RFC 3339 timestamps (or a number); None when absent or unreadable."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return events.parse_ts(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return time.time()
