@@ -14,6 +14,9 @@ _ANSI = re.compile(
 )
 _CURSOR_FORWARD = re.compile(r"\x1b\[(\d*)C")
 _CURSOR_TO_LINE = re.compile(r"\x1b\[\d*(?:;\d*)?[Hf]|\x1b\[\d*[ABEF]")
+# Cursor to an absolute column on the same line: TUIs (claude 2.1.x) use it instead of spaces between
+# words, so it stands for at least one blank (the exact column is not tracked).
+_CURSOR_TO_COLUMN = re.compile(r"\x1b\[\d*G")
 
 
 def strip_ansi(text: str) -> str:
@@ -22,6 +25,7 @@ def strip_ansi(text: str) -> str:
     if "\x1b" not in text and not any(ch < " " and ch not in "\t\n\r" for ch in text[:4096]):
         return text
     text = _CURSOR_FORWARD.sub(lambda m: " " * int(m.group(1) or 1), text)
+    text = _CURSOR_TO_COLUMN.sub(" ", text)
     text = _CURSOR_TO_LINE.sub("\n", text)
     return _ANSI.sub("", text)
 
