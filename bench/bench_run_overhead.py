@@ -1,0 +1,74 @@
+"""Headless overhead of `zag run`: wall time added to a quick agent run, and zag's peak memory.
+
+Runs the stand-in agent (prints a line, exits) directly and through `zag run claude`, alternating, and
+prints the medians. Goal: <= 150 ms added wall, <= 30 MiB RSS.
+
+    /work/venv/bin/python bench/bench_run_overhead.py [--runs 20]
+
+Peak RSS comes from `wait4` (the larger of zag and its child; the agent alone is shown for reference).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.integration.helpers import standin_executable, write_script  # noqa: E402
+
+
+def timed(argv: list[str], env: dict[str, str]) -> tuple[float, int, int]:
+    """(wall seconds, exit code, peak RSS in KiB) of one run with stdout/stderr to /dev/null."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return wall, proc.returncode, usage.ru_maxrss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20)
+    options = parser.parse_args()
+    zag = str(Path(sys.executable).with_name("zag"))
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        agent = standin_executable(root)
+        script = write_script(root / "script.json", [{"out": "done\n"}])
+        env = dict(os.environ, ZAG_HOME=str(root / "home"), ZAG_CLAUDE_BIN=str(agent),
+                   STANDIN_SCRIPT=str(script))
+        direct, wrapped, direct_rss, wrapped_rss = [], [], [], []
+        for argv in ([str(agent)], [zag, "run", "claude"]):  # warm the page cache
+            timed(argv, env)
+        for _ in range(options.runs):
+            wall, code, rss = timed([str(agent)], env)
+            assert code == 0, code
+            direct.append(wall)
+            direct_rss.append(rss)
+            wall, code, rss = timed([zag, "run", "claude"], env)
+            assert code == 0, code
+            wrapped.append(wall)
+            wrapped_rss.append(rss)
+        sessions = len(list((root / "home" / "sessions").glob("*.jsonl")))
+    d, w = statistics.median(direct), statistics.median(wrapped)
+    print(f"runs: {options.runs} each (alternating); sessions written: {sessions}")
+    print(f"agent directly:        median {d * 1000:7.1f} ms   peak RSS {max(direct_rss) / 1024:5.1f} MiB")
+    print(f"zag run <agent>:       median {w * 1000:7.1f} ms   peak RSS {max(wrapped_rss) / 1024:5.1f} MiB"
+          " (max of zag and agent)")
+    print(f"added wall (median):   {(w - d) * 1000:7.1f} ms   (goal <= 150 ms)")
+    spread = [(b - a) * 1000 for a, b in zip(sorted(direct), sorted(wrapped))]
+    print(f"added wall p10..p90:   {spread[len(spread) // 10]:7.1f} .. {spread[len(spread) * 9 // 10]:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

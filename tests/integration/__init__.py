@@ -1,0 +1,1 @@
+"""Integration tests: zag as a subprocess driving the stand-in agent."""

@@ -1,0 +1,240 @@
+"""Starting the agent as zag's child: in a fresh PTY (interactive) or with piped stdout/stderr (headless).
+
+Either way the child
+- dies with zag: Linux `PR_SET_PDEATHSIG` (SIGKILL) is set before exec, and a PTY child also gets the
+  kernel's hangup when zag's end of the PTY closes;
+- starts with the signal mask zag itself was started with (zag blocks the signals it forwards);
+- gets SIGPIPE back at its default, as if started by a shell.
+
+PDEATHSIG fires when the *thread* that forked the child ends, so children must be spawned from the main
+thread (the supervisor's event loop thread), never from a worker thread.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import termios
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    """How the child ended: an exit code, or the number of the signal that killed it."""
+
+    code: int | None
+    signal: int | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """What zag exits with: the child's code, or 128+N for death by signal N (as shells report)."""
+        if self.signal is not None:
+            return 128 + self.signal
+        return self.code if self.code is not None else 1
+
+    @property
+    def signal_name(self) -> str | None:
+        if self.signal is None:
+            return None
+        try:
+            return signal.Signals(self.signal).name
+        except ValueError:
+            return f"SIG{self.signal}"
+
+    @classmethod
+    def from_returncode(cls, returncode: int) -> ExitStatus:
+        return cls(code=None, signal=-returncode) if returncode < 0 else cls(code=returncode)
+
+
+class Child:
+    """A running agent process and the fds zag reads its output from."""
+
+    def __init__(
+        self,
+        popen: subprocess.Popen[bytes],
+        argv: list[str],
+        *,
+        pty_master: int | None = None,
+        stdout_fd: int | None = None,
+        stderr_fd: int | None = None,
+    ) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        self.argv = argv
+        self.pty_master = pty_master
+        self.stdout_fd = stdout_fd
+        self.stderr_fd = stderr_fd
+        self.status: ExitStatus | None = None
+
+    @property
+    def interactive(self) -> bool:
+        return self.pty_master is not None
+
+    def shares_process_group(self) -> bool:
+        """True when the child is in zag's process group (so a terminal signal reached it directly)."""
+        try:
+            return os.getpgid(self.pid) == os.getpgrp()
+        except OSError:
+            return False
+
+    def send_signal(self, signum: int) -> bool:
+        """Send `signum` to the child unless it has already been reaped (no pid-reuse race)."""
+        if self.status is not None:
+            return False
+        try:
+            self.popen.send_signal(signum)
+        except OSError:
+            return False
+        return self.popen.returncode is None
+
+    def wait(self) -> ExitStatus:
+        """Block until the child exits (call from a worker thread, or after it is known to be gone)."""
+        self.status = ExitStatus.from_returncode(self.popen.wait())
+        return self.status
+
+    def reap_if_exited(self) -> ExitStatus | None:
+        returncode = self.popen.poll()
+        if returncode is None:
+            return None
+        self.status = ExitStatus.from_returncode(returncode)
+        return self.status
+
+
+def spawn_in_pty(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    cwd: str,
+    *,
+    terminal_fd: int | None,
+    original_sigmask: set[int] | None = None,
+) -> Child:
+    """Start `argv` as a session leader whose controlling terminal is a new PTY.
+
+    The PTY starts with the user's terminal modes and window size (from `terminal_fd`), so the agent sees
+    the same terminal it would see without zag.
+    """
+    master, slave = os.openpty()
+    try:
+        if terminal_fd is not None:
+            _copy_terminal(terminal_fd, slave)
+        popen = subprocess.Popen(
+            list(argv),
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=dict(env),
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=_child_setup(os.getpid(), controlling_tty=True, sigmask=original_sigmask),
+        )
+    except BaseException:
+        os.close(master)
+        raise
+    finally:
+        os.close(slave)
+    os.set_blocking(master, False)
+    return Child(popen, list(argv), pty_master=master)
+
+
+def spawn_with_pipes(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    cwd: str,
+    *,
+    original_sigmask: set[int] | None = None,
+) -> Child:
+    """Start `argv` in zag's process group with stdout/stderr on pipes zag relays; stdin is inherited."""
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    try:
+        popen = subprocess.Popen(
+            list(argv),
+            stdout=out_w,
+            stderr=err_w,
+            env=dict(env),
+            cwd=cwd,
+            preexec_fn=_child_setup(os.getpid(), controlling_tty=False, sigmask=original_sigmask),
+        )
+    except BaseException:
+        os.close(out_r)
+        os.close(err_r)
+        raise
+    finally:
+        os.close(out_w)
+        os.close(err_w)
+    os.set_blocking(out_r, False)
+    os.set_blocking(err_r, False)
+    return Child(popen, list(argv), stdout_fd=out_r, stderr_fd=err_r)
+
+
+def _copy_terminal(terminal_fd: int, pty_fd: int) -> None:
+    try:
+        termios.tcsetattr(pty_fd, termios.TCSANOW, termios.tcgetattr(terminal_fd))
+    except termios.error:
+        pass
+    size = get_window_size(terminal_fd)
+    if size is not None:
+        set_window_size(pty_fd, size)
+
+
+def get_window_size(fd: int) -> bytes | None:
+    """The packed `struct winsize` of a terminal, or None if `fd` is not one."""
+    try:
+        return fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
+    except OSError:
+        return None
+
+
+def set_window_size(fd: int, size: bytes) -> None:
+    """Set a PTY's window size; the kernel then sends SIGWINCH to its foreground process group."""
+    try:
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, size)
+    except OSError:
+        pass
+
+
+def _child_setup(parent_pid: int, *, controlling_tty: bool, sigmask: set[int] | None) -> Callable[[], None]:
+    """The function run in the forked child before exec. It must not import or take locks."""
+    prctl = _load_prctl()
+    mask = set(sigmask or ())
+    set_mask = signal.pthread_sigmask
+    setmask_how = signal.SIG_SETMASK
+    ioctl = fcntl.ioctl
+    sctty = termios.TIOCSCTTY
+    getppid = os.getppid
+    kill = os.kill
+    getpid = os.getpid
+
+    def setup() -> None:
+        set_mask(setmask_how, mask)
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if getppid() != parent_pid:  # zag died between fork and prctl
+                kill(getpid(), signal.SIGKILL)
+        if controlling_tty:
+            ioctl(0, sctty, 0)
+
+    return setup
+
+
+_prctl_cache: list[Callable[..., int] | None] = []
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    if not _prctl_cache:
+        function = None
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                function = ctypes.CDLL(None, use_errno=True).prctl
+            except (OSError, AttributeError):
+                function = None
+        _prctl_cache.append(function)
+    return _prctl_cache[0]

@@ -1,0 +1,157 @@
+"""Following the agent's own session files while it runs (the provider's `LiveSession`).
+
+Polls run in a worker thread, one at a time, with an adaptive interval: `POLL_FAST_SECS` while records
+keep coming, backing off to `POLL_IDLE_SECS` when idle (so a new record reaches the unified log within
+half a second, at a few stat calls per second). After the child exits the session is drained (polled
+until quiet, at most `DRAIN_MAX_SECS`). The reader's cursor is stored in the index's backfill table at
+most once a second after polls that consumed data, and at the end, so `zag backfill` never imports a
+supervised session a second time.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from zag.logs import events
+
+if TYPE_CHECKING:
+    from zag.providers.base import Item, LaunchContext, LaunchPlan, LiveSession, Provider, SessionIdHint
+    from zag.wrapper.guard import ProviderGuard
+    from zag.wrapper.registry import Registry
+
+POLL_FAST_SECS = 0.05
+POLL_IDLE_SECS = 0.25
+CURSOR_SAVE_INTERVAL_SECS = 1.0
+DRAIN_MAX_SECS = 2.0
+DRAIN_QUIET_POLLS = 2
+
+Route = Callable[["Item", str], None]
+
+
+class LiveFollower:
+    """One provider `LiveSession`, polled for the lifetime of one child."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        guard: ProviderGuard,
+        registry: Registry | None,
+        route: Route,
+        on_provider_session_id: Callable[[str], None],
+    ) -> None:
+        self._provider = provider
+        self._guard = guard
+        self._registry = registry
+        self._route = route
+        self._on_provider_session_id = on_provider_session_id
+        self._live: LiveSession | None = None
+        self._hints: deque[SessionIdHint] = deque()
+        self._lock = threading.Lock()  # one poll at a time, whoever calls
+        self._source_key: str | None = None
+        self._cursor: Any = None
+        self._cursor_unsaved = False
+        self._cursor_saved_at = 0.0
+        self._provider_session_id: str | None = None
+        self.stop_requested = threading.Event()
+
+    @property
+    def active(self) -> bool:
+        return self._live is not None
+
+    # -- lifecycle (blocking; run these in a worker thread) ---------------------------------------
+    def open(self, plan: LaunchPlan, ctx: LaunchContext) -> bool:
+        self._live = self._guard.method("open_live", self._provider, "open_live", plan, ctx, default=None)
+        return self._live is not None
+
+    def poll_once(self) -> int:
+        """Hand pending hints to the live session, read what is new, route it. Returns the item count."""
+        with self._lock:
+            live = self._live
+            if live is None:
+                return 0
+            while self._hints:
+                self._guard.method("LiveSession.hint", live, "hint", self._hints.popleft(), default=None)
+            items = self._guard.method("LiveSession.poll", live, "poll", default=None) or []
+            for item in items:
+                self._route(item, events.SOURCE_PROVIDER_FILE)
+            self._note_provider_session_id(live)
+            self._note_cursor(live, consumed=bool(items))
+            return len(items)
+
+    def finish(self) -> None:
+        """Store the final cursor and close the live session."""
+        with self._lock:
+            live, self._live = self._live, None
+            if live is None:
+                return
+            self._note_provider_session_id(live)
+            self._note_cursor(live, consumed=True, force=True)
+            self._guard.method("LiveSession.close", live, "close", default=None)
+
+    # -- from other threads -----------------------------------------------------------------------
+    def hint(self, signal: SessionIdHint) -> None:
+        """The agent printed its session id; passed on at the next poll."""
+        self._hints.append(signal)
+
+    # -- async drivers ----------------------------------------------------------------------------
+    async def follow(self) -> None:
+        """Poll until cancelled (the child exited)."""
+        import anyio
+
+        interval = POLL_FAST_SECS
+        while True:
+            found = await anyio.to_thread.run_sync(self.poll_once)
+            interval = POLL_FAST_SECS if found else min(interval * 2, POLL_IDLE_SECS)
+            await anyio.sleep(interval)
+
+    async def drain(self) -> None:
+        """After the child exited: poll until `DRAIN_QUIET_POLLS` polls in a row found nothing."""
+        import anyio
+
+        deadline = time.monotonic() + DRAIN_MAX_SECS
+        quiet = 0
+        while quiet < DRAIN_QUIET_POLLS and time.monotonic() < deadline and not self.stop_requested.is_set():
+            found = await anyio.to_thread.run_sync(self.poll_once)
+            quiet = 0 if found else quiet + 1
+            if quiet < DRAIN_QUIET_POLLS:
+                await anyio.sleep(POLL_FAST_SECS)
+
+    # -- internals --------------------------------------------------------------------------------
+    def _note_provider_session_id(self, live: LiveSession) -> None:
+        value = self._guard.attribute("LiveSession.provider_session_id", live, "provider_session_id")
+        if isinstance(value, str) and value and value != self._provider_session_id:
+            self._provider_session_id = value
+            self._on_provider_session_id(value)
+
+    def _note_cursor(self, live: LiveSession, *, consumed: bool, force: bool = False) -> None:
+        if self._registry is None:
+            return
+        if consumed:
+            key = self._guard.attribute("LiveSession.source_key", live, "source_key")
+            cursor = self._guard.method("LiveSession.cursor", live, "cursor", default=None)
+            if not isinstance(key, str) or not key or not self._serialisable(cursor):
+                return
+            if self._source_key is not None and key != self._source_key and self._cursor_unsaved:
+                self._save()  # the agent switched sessions: keep where the old one stopped
+            self._source_key, self._cursor, self._cursor_unsaved = key, cursor, True
+        if self._cursor_unsaved and (force or time.monotonic() - self._cursor_saved_at >= CURSOR_SAVE_INTERVAL_SECS):
+            self._save()
+
+    def _save(self) -> None:
+        assert self._registry is not None and self._source_key is not None
+        self._registry.save_cursor(self._provider.name, self._source_key, self._cursor)
+        self._cursor_unsaved = False
+        self._cursor_saved_at = time.monotonic()
+
+    def _serialisable(self, cursor: Any) -> bool:
+        try:
+            json.dumps(cursor)
+        except (TypeError, ValueError) as exc:
+            self._guard.fault("LiveSession.cursor", exc)
+            return False
+        return True

@@ -1,0 +1,276 @@
+"""Copying the child's output to the user byte for byte (and, for a PTY, keystrokes to the child).
+
+The relay is one blocking `poll` loop run in a worker thread: writes to the user's terminal or pipe may
+block (a paused terminal, a pager that stops reading) and must hold back only the child's output, as they
+would without zag, never the supervisor's heartbeat. Output is read until end-of-file (EOF on a pipe,
+EIO on a PTY whose other side is closed), so nothing the child wrote just before exiting is lost; if a
+grandchild keeps the output open after the child exited, the relay gives up once the output has been idle
+for `DRAIN_IDLE_SECS` or after `DRAIN_MAX_SECS`.
+
+Every chunk is also handed to `observe(stream, data)` (the provider's output scanner); the data the user
+sees is never changed.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from zag.wrapper.child import set_window_size
+
+READ_SIZE = 65536
+BATCH_LIMIT = 1 << 20
+DRAIN_IDLE_SECS = 0.5
+DRAIN_MAX_SECS = 5.0
+
+Observer = Callable[[str, bytes], None]
+
+_IN = select.POLLIN | select.POLLPRI
+_GONE = select.POLLHUP | select.POLLERR | select.POLLNVAL
+
+
+@dataclass
+class Output:
+    """One of the child's output fds (ours, non-blocking) and where its bytes go."""
+
+    fd: int
+    dest: int
+    stream: str          # "pty" | "stdout" | "stderr"
+    broken: bool = False  # the destination went away; bytes are read and dropped
+
+
+class Relay:
+    """Moves bytes between the child and the user until the child's output ends."""
+
+    def __init__(
+        self,
+        outputs: Sequence[Output],
+        *,
+        observe: Observer | None = None,
+        pty_master: int | None = None,
+        stdin_fd: int | None = None,
+    ) -> None:
+        self._outputs = {output.fd: output for output in outputs}
+        self._observe = observe
+        self._pty_master = pty_master
+        self._stdin_fd = stdin_fd
+        self._pending_input = bytearray()
+        self._lock = threading.Lock()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._child_exited = False
+        self._stopped = False
+        self._closed = False
+        self._poller = select.poll()
+
+    # -- thread-safe controls ----------------------------------------------------------------------
+    def send(self, data: bytes) -> bool:
+        """Type `data` into the child's PTY (e.g. a resume message); False without a live PTY."""
+        with self._lock:
+            if self._pty_master is None or self._closed or self._pty_master not in self._outputs:
+                return False
+            self._pending_input += data
+        self._wake()
+        return True
+
+    def resize(self, size: bytes) -> None:
+        """Give the child's PTY this window size (the kernel signals SIGWINCH to the agent)."""
+        with self._lock:
+            if self._pty_master is not None and not self._closed:
+                set_window_size(self._pty_master, size)
+
+    def child_exited(self) -> None:
+        """The child is gone: stop reading the user's keyboard, drain what is left, then return."""
+        self._child_exited = True
+        self._wake()
+
+    def stop(self) -> None:
+        """Return from `run` as soon as possible (zag is shutting down)."""
+        self._stopped = True
+        self._wake()
+
+    def close(self) -> None:
+        """Close the child's output fds (after `run` returned) and the wake pipe."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            fds = set(self._outputs) | {self._wake_r, self._wake_w}
+            if self._pty_master is not None:
+                fds.add(self._pty_master)
+            self._outputs.clear()
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def run(self) -> None:
+        poller = self._poller
+        for fd in self._outputs:
+            poller.register(fd, _IN)
+        poller.register(self._wake_r, _IN)
+        reading_stdin = self._stdin_fd is not None
+        if reading_stdin:
+            poller.register(self._stdin_fd, _IN)
+        exit_seen_at: float | None = None
+        last_data = time.monotonic()
+        while self._outputs and not self._stopped:
+            if self._child_exited and exit_seen_at is None:
+                exit_seen_at = last_data = time.monotonic()
+                if reading_stdin:
+                    poller.unregister(self._stdin_fd)
+                    reading_stdin = False
+            timeout = _drain_timeout_ms(exit_seen_at, last_data)
+            if timeout == 0:
+                break
+            self._watch_pty_writable()
+            for fd, mask in poller.poll(timeout):
+                if fd == self._wake_r:
+                    _drain_wake_pipe(fd)
+                elif fd == self._stdin_fd and reading_stdin:
+                    reading_stdin = self._read_stdin()
+                    if not reading_stdin:
+                        poller.unregister(fd)
+                elif fd in self._outputs:
+                    if mask & select.POLLOUT:
+                        self._write_input()
+                    if mask & (_IN | _GONE) and self._pump(self._outputs[fd]):
+                        last_data = time.monotonic()
+
+    def _pump(self, output: Output) -> bool:
+        """Read what is available (until EAGAIN), deliver it; close the output at EOF. True if data came."""
+        chunks: list[bytes] = []
+        total = 0
+        ended = False
+        while total < BATCH_LIMIT:
+            try:
+                data = os.read(output.fd, READ_SIZE)
+            except BlockingIOError:
+                break
+            except OSError:  # EIO: the PTY's other side is closed
+                ended = True
+                break
+            if not data:
+                ended = True
+                break
+            chunks.append(data)
+            total += len(data)
+        if chunks:
+            self._deliver(output, chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        if ended:
+            self._end_output(output)
+        return bool(chunks)
+
+    def _deliver(self, output: Output, data: bytes) -> None:
+        if not output.broken and not _write_all(output.dest, data):
+            output.broken = True
+            if output.fd != self._pty_master:
+                # the reader of our stdout/stderr is gone: close the child's pipe so it learns the same
+                # way it would without zag (EPIPE / SIGPIPE on its next write)
+                self._end_output(output)
+        if self._observe is not None:
+            try:
+                self._observe(output.stream, data)
+            except Exception:  # noqa: BLE001 - watching the output must never stop relaying it
+                from zag import diag
+
+                diag.exception("output_observer_failed", stream=output.stream)
+
+    def _end_output(self, output: Output) -> None:
+        with self._lock:
+            if self._outputs.pop(output.fd, None) is None:
+                return
+            try:
+                self._poller.unregister(output.fd)
+            except (KeyError, ValueError):
+                pass
+            if output.fd == self._pty_master:
+                self._pending_input.clear()
+                return  # the master stays open until close(): `resize` may still race with us
+        try:
+            os.close(output.fd)
+        except OSError:
+            pass
+
+    def _read_stdin(self) -> bool:
+        try:
+            data = os.read(self._stdin_fd, READ_SIZE)  # type: ignore[arg-type]
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        if not data:
+            return False
+        with self._lock:
+            self._pending_input += data
+        self._write_input()
+        return True
+
+    def _write_input(self) -> None:
+        with self._lock:
+            master = self._pty_master
+            if master is None or not self._pending_input or master not in self._outputs:
+                return
+            try:
+                written = os.write(master, self._pending_input)
+            except BlockingIOError:
+                return
+            except OSError:
+                self._pending_input.clear()
+                return
+            del self._pending_input[:written]
+
+    def _watch_pty_writable(self) -> None:
+        master = self._pty_master
+        if master is None or master not in self._outputs:
+            return
+        mask = _IN | select.POLLOUT if self._pending_input else _IN
+        try:
+            self._poller.modify(master, mask)
+        except (KeyError, ValueError, OSError):
+            pass
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:  # full (a wake-up is pending anyway) or closed
+            pass
+
+
+def _drain_timeout_ms(exit_seen_at: float | None, last_data: float) -> int:
+    """-1 (wait forever) while the child runs; afterwards the time left before giving up on the output."""
+    if exit_seen_at is None:
+        return -1
+    now = time.monotonic()
+    left = min(last_data + DRAIN_IDLE_SECS, exit_seen_at + DRAIN_MAX_SECS) - now
+    return max(0, int(left * 1000) + 1) if left > 0 else 0
+
+
+def _drain_wake_pipe(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except OSError:
+        pass
+
+
+def _write_all(fd: int, data: bytes) -> bool:
+    """Write everything (waiting if `fd` happens to be non-blocking); False if the reader is gone."""
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except BlockingIOError:
+            select.select([], [fd], [])
+            continue
+        except InterruptedError:
+            continue
+        except OSError:  # EPIPE, EIO (terminal hung up), EBADF (fd closed by someone else), ...
+            return False
+        view = view[written:]
+    return True

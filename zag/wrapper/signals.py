@@ -1,0 +1,100 @@
+"""Signals sent to zag, handed to the supervisor from one dedicated thread.
+
+The forwarded signals are blocked in every zag thread and collected with `sigwaitinfo`, because the
+supervisor must know *who* sent a signal: a Ctrl-C typed at a terminal is delivered by the kernel to the
+whole foreground process group (zag and, in a headless run, the agent beside it), while `kill -INT <zag>`
+reaches zag alone. `si_code == SI_KERNEL` tells the two apart, so the agent gets every signal exactly once.
+anyio's signal receiver cannot report the sender, hence this thread.
+
+Where `sigwaitinfo` does not exist (macOS), ordinary handlers are installed instead and a signal counts as
+"from the terminal" when zag's process group owns its controlling terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable
+
+SI_KERNEL = 0x80  # Linux: sent by the kernel itself (tty line discipline, hangup)
+
+FORWARDED = tuple(
+    getattr(signal, name)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+    if hasattr(signal, name)
+)
+HANDLED = (*FORWARDED, signal.SIGWINCH)
+
+# handler(signum, from_terminal): called in the signal thread; must not block for long.
+SignalHandler = Callable[[int, bool], None]
+
+
+class SignalListener:
+    """Blocks `HANDLED` in the calling thread (start it before any other thread) and dispatches them."""
+
+    def __init__(self, handler: SignalHandler) -> None:
+        self._handler = handler
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._previous_handlers: dict[int, object] = {}
+        self.original_mask: set[int] = set()
+
+    def start(self) -> None:
+        if hasattr(signal, "sigwaitinfo"):
+            self.original_mask = set(signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED))
+            self._thread = threading.Thread(target=self._wait_loop, name="zag-signals", daemon=True)
+            self._thread.start()
+        else:
+            self.original_mask = set(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+            for signum in HANDLED:
+                self._previous_handlers[signum] = signal.signal(signum, self._on_handler_signal)
+
+    def stop(self) -> None:
+        """Stop dispatching; signals arriving after this are discarded until zag exits."""
+        self._stopping = True
+        thread = self._thread
+        if thread is not None and thread.is_alive() and thread.ident is not None:
+            try:
+                signal.pthread_kill(thread.ident, signal.SIGWINCH)
+            except (OSError, ValueError):
+                pass
+            thread.join(timeout=1.0)
+        for signum, previous in self._previous_handlers.items():
+            signal.signal(signum, previous)  # type: ignore[arg-type]
+        self._previous_handlers.clear()
+
+    def _wait_loop(self) -> None:
+        while not self._stopping:
+            try:
+                info = signal.sigwaitinfo(HANDLED)
+            except InterruptedError:
+                continue
+            if self._stopping:
+                return
+            self._dispatch(info.si_signo, info.si_code == SI_KERNEL)
+
+    def _on_handler_signal(self, signum: int, _frame: object) -> None:
+        from_terminal = signum in (signal.SIGINT, signal.SIGQUIT) and _terminal_owns_our_group()
+        self._dispatch(signum, from_terminal)
+
+    def _dispatch(self, signum: int, from_terminal: bool) -> None:
+        try:
+            self._handler(signum, from_terminal)
+        except Exception:  # noqa: BLE001 - the signal thread must survive anything
+            from zag import diag
+
+            diag.exception("signal_handler_failed", signum=signum)
+
+
+def _terminal_owns_our_group() -> bool:
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY)
+    except OSError:
+        return False
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
+    finally:
+        os.close(fd)

@@ -1,0 +1,549 @@
+"""The supervisor of one `zag run` session.
+
+A session is one unified log, one index row and one heartbeat; within it the agent runs as a child,
+once today, and again later when the usage-limit engine resumes it (`run_child` is that reusable step:
+launch one child and relay until it has exited and its output and session files are drained).
+
+Threads and tasks (anyio, asyncio backend, in the main thread):
+- the session task group: heartbeat, and the children one after another;
+- per child: the relay (a worker thread: blocking poll loop, see `relay.py`), the wait for its exit
+  (a pidfd on Linux), and the live-session poller (worker thread, adaptive interval);
+- outside anyio: the signal thread (`signals.py`: it must know who sent a signal, which anyio's
+  receiver cannot tell) and the registry thread (`registry.py`: the index must never hold up the agent).
+
+Children are spawned from the main thread (PR_SET_PDEATHSIG follows the forking thread). The first child
+is spawned before anyio and the session log are even imported, so zag adds little to the agent's start.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from zag import states
+from zag.logs import events
+from zag.providers.base import LaunchContext, LaunchPlan, LimitSignal, SessionIdHint
+from zag.wrapper.child import Child, ExitStatus, get_window_size, spawn_in_pty, spawn_with_pipes
+from zag.wrapper.guard import ProviderGuard
+from zag.wrapper.signals import SignalListener
+
+if TYPE_CHECKING:
+    from zag.config import Config
+    from zag.providers.base import Item, OutputScanner, Provider
+    from zag.wrapper.limits import LimitHandler
+    from zag.wrapper.live import LiveFollower
+    from zag.wrapper.registry import Registry
+    from zag.wrapper.relay import Relay
+
+SCANNER_FAULT_LIMIT = 100
+_STREAM_SOURCE = {"stdout": events.SOURCE_STDOUT, "stderr": events.SOURCE_STDERR, "pty": events.SOURCE_STDOUT}
+_TERMINATING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+class LaunchFailed(Exception):
+    """The agent could not be started at all; `exit_code` follows the shell (126/127)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class RunRequest:
+    """What the user asked for: `zag run PROVIDER ARGS...`."""
+
+    provider_name: str
+    user_args: list[str]
+    executable: str
+    interactive: bool
+    verbose: bool = False
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+@dataclass
+class _Running:
+    child: Child
+    relay: Relay | None = None
+
+
+class Supervisor:
+    """Runs one session: see the module docstring."""
+
+    def __init__(self, provider: Provider, request: RunRequest, config: Config) -> None:
+        self.provider = provider
+        self.request = request
+        self.config = config
+        self.session_id = str(uuid.uuid4())
+        self.heartbeat_secs = float(config.heartbeat_secs)
+        self.guard = ProviderGuard(request.provider_name, self.session_id)
+        self.writer: Any = None
+        self.registry: Registry | None = None
+        self.limits: LimitHandler | None = None
+        self.provider_session_id: str | None = None
+        self.model: str | None = None
+        self.started_at = time.time()
+        self.stop_requested = threading.Event()
+        self._running: _Running | None = None
+        self._follower: LiveFollower | None = None
+        self._signal_lock = threading.Lock()
+        self._pending_signals: list[int] = []
+        self._children_started = 0
+        self._signals = SignalListener(self._on_signal)
+        self._ctx: LaunchContext | None = None
+        self._state_lock = threading.Lock()
+
+    # -- the whole session ------------------------------------------------------------------------
+    def run(self) -> int:
+        """Run the session to its end and return zag's exit code. Raises `LaunchFailed` if the agent
+        could not be started (no session is recorded then)."""
+        self._signals.start()
+        try:
+            ctx = self._context()
+            plan = self._plan_launch(ctx)
+            ctx = replace(ctx, env={**ctx.env, **plan.env, "ZAG_SESSION_ID": self.session_id})
+            child = self._spawn(plan, ctx)
+            self._ctx = replace(ctx, child_pid=child.pid)
+            self._open_session(plan, child)
+            status = self._run_loop(plan, child)
+            self._end_session(status)
+            return status.exit_code
+        finally:
+            self._signals.stop()
+            self.guard.release()
+
+    def _run_loop(self, plan: LaunchPlan, child: Child) -> ExitStatus:
+        import anyio
+
+        try:
+            return anyio.run(self._session_main, plan, child)
+        except Exception as exc:  # noqa: BLE001 - a bug in zag must not leave the terminal raw or lose the end
+            from zag import diag
+
+            diag.exception("supervisor_failed", session_id=self.session_id)
+            _warn(f"zag: internal error while supervising {self.request.provider_name}: {exc} "
+                  f"(details in {_diag_path()})")
+            status = child.reap_if_exited()
+            if status is None:
+                child.send_signal(signal.SIGTERM)
+                status = child.wait()
+            return status
+
+    async def _session_main(self, plan: LaunchPlan, child: Child) -> ExitStatus:
+        import anyio
+
+        async with anyio.create_task_group() as session_tasks:
+            session_tasks.start_soon(self._heartbeat_loop)
+            session_tasks.start_soon(anyio.to_thread.run_sync, self.guard.release)
+            status = await self._supervise(child, plan)
+            while self.limits is not None and not self.stop_requested.is_set():
+                next_plan = self.limits.next_launch(status)
+                if next_plan is None:
+                    break
+                status = await self.run_child(next_plan)
+            session_tasks.cancel_scope.cancel()
+        return status
+
+    # -- one child --------------------------------------------------------------------------------
+    async def run_child(self, plan: LaunchPlan) -> ExitStatus:
+        """Launch the agent again in this session (same log, same index row) and supervise it."""
+        assert self._ctx is not None
+        ctx = replace(self._ctx, env={**self._ctx.env, **plan.env}, started_at=time.time(), child_pid=None)
+        child = self._spawn(plan, ctx)
+        self._ctx = replace(ctx, child_pid=child.pid)
+        self._update_registry(state=states.RUNNING, child_pid=child.pid)
+        return await self._supervise(child, plan)
+
+    async def _supervise(self, child: Child, plan: LaunchPlan) -> ExitStatus:
+        """Relay until `child` exited and its output ended; follow its session files meanwhile."""
+        import anyio
+
+        from zag.wrapper.live import LiveFollower
+        from zag.wrapper.terminal import RawMode
+
+        assert self._ctx is not None
+        scanner = self.guard.method("output_scanner", self.provider, "output_scanner", self._ctx, default=None)
+        relay = self._make_relay(child, scanner)
+        follower = LiveFollower(self.provider, self.guard, self.registry, self._route,
+                                self._set_provider_session_id)
+        follower.stop_requested = self.stop_requested
+        self._follower = follower
+        raw = RawMode(sys.stdin.fileno()) if child.interactive else None
+        try:
+            if raw is not None:
+                raw.enter()
+            self._attach_relay(child, relay)
+            async with anyio.create_task_group() as child_tasks:
+                child_tasks.start_soon(self._follow_live, follower, plan)
+                async with anyio.create_task_group() as relay_tasks:
+                    relay_tasks.start_soon(self._wait_for_exit, child, relay)
+                    await anyio.to_thread.run_sync(relay.run)
+                child_tasks.cancel_scope.cancel()
+        finally:
+            self._set_running(None)  # (normally done already when the child exited)
+            if raw is not None:
+                raw.restore()
+            relay.stop()
+            relay.close()
+        if scanner is not None:
+            for item in self.guard.method("OutputScanner.finish", scanner, "finish", default=None) or []:
+                self._route(item, events.SOURCE_STDOUT)
+        if follower.active:
+            await follower.drain()
+            await anyio.to_thread.run_sync(follower.finish)
+        status = child.status or await anyio.to_thread.run_sync(child.wait)
+        return status
+
+    async def _follow_live(self, follower: LiveFollower, plan: LaunchPlan) -> None:
+        import anyio
+
+        assert self._ctx is not None
+        if await anyio.to_thread.run_sync(follower.open, plan, self._ctx):
+            await follower.follow()
+
+    async def _wait_for_exit(self, child: Child, relay: Relay) -> None:
+        import anyio
+
+        pidfd = _pidfd(child.pid)
+        try:
+            if pidfd is not None:
+                await anyio.wait_readable(pidfd)
+                child.wait()
+            else:
+                await anyio.to_thread.run_sync(child.wait)
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+            if child.status is not None:
+                self._set_running(None)
+            relay.child_exited()
+
+    def _make_relay(self, child: Child, scanner: OutputScanner | None) -> Relay:
+        from zag.wrapper.relay import Output, Relay
+
+        observe = self._observer(scanner) if scanner is not None else None
+        if child.pty_master is not None:
+            return Relay([Output(child.pty_master, sys.stdout.fileno(), "pty")], observe=observe,
+                         pty_master=child.pty_master, stdin_fd=sys.stdin.fileno())
+        assert child.stdout_fd is not None and child.stderr_fd is not None
+        return Relay([Output(child.stdout_fd, sys.stdout.fileno(), "stdout"),
+                      Output(child.stderr_fd, sys.stderr.fileno(), "stderr")], observe=observe)
+
+    def _observer(self, scanner: OutputScanner) -> Any:
+        guard = self.guard
+
+        def observe(stream: str, data: bytes) -> None:
+            if guard.faults.get("OutputScanner.feed", 0) >= SCANNER_FAULT_LIMIT:
+                return
+            for item in guard.method("OutputScanner.feed", scanner, "feed", stream, data, default=None) or []:
+                self._route(item, _STREAM_SOURCE.get(stream, events.SOURCE_STDOUT))
+
+        return observe
+
+    # -- launching --------------------------------------------------------------------------------
+    def _context(self) -> LaunchContext:
+        try:
+            cwd = os.getcwd()
+        except OSError:
+            cwd = self.request.env.get("PWD", "")
+        try:
+            patterns = self.config.limits_for(self.request.provider_name).extra_patterns
+        except Exception:  # noqa: BLE001
+            patterns = ()
+        return LaunchContext(
+            cwd=cwd,
+            env={**self.request.env, "ZAG_SESSION_ID": self.session_id},
+            interactive=self.request.interactive,
+            started_at=self.started_at,
+            zag_session_id=self.session_id,
+            extra_limit_patterns=tuple(patterns),
+        )
+
+    def _plan_launch(self, ctx: LaunchContext) -> LaunchPlan:
+        user_args = list(self.request.user_args)
+        plan = self.guard.method("plan_launch", self.provider, "plan_launch", list(user_args), ctx, default=None)
+        if not isinstance(plan, LaunchPlan) or not _all_str(plan.args) or not _str_dict(plan.env):
+            if plan is not None:
+                self.guard.fault("plan_launch", TypeError(f"not a valid LaunchPlan: {plan!r}"[:500]))
+            plan = LaunchPlan(args=user_args)
+        return plan
+
+    def _spawn(self, plan: LaunchPlan, ctx: LaunchContext) -> Child:
+        argv = [self.request.executable, *plan.args]
+        try:
+            if self.request.interactive:
+                child = spawn_in_pty(argv, ctx.env, ctx.cwd or ".", terminal_fd=sys.stdin.fileno(),
+                                     original_sigmask=self._signals.original_mask)
+            else:
+                child = spawn_with_pipes(argv, ctx.env, ctx.cwd or ".",
+                                         original_sigmask=self._signals.original_mask)
+        except FileNotFoundError as exc:
+            raise LaunchFailed(f"{self.request.provider_name}: cannot run {argv[0]}: {exc.strerror}; "
+                               f"install it with: {self.provider.install_hint}", 127) from exc
+        except OSError as exc:
+            raise LaunchFailed(f"{self.request.provider_name}: cannot run {argv[0]}: {exc.strerror or exc}",
+                               126) from exc
+        self._set_running(_Running(child))
+        return child
+
+    # -- the session log and the index ------------------------------------------------------------
+    def _open_session(self, plan: LaunchPlan, child: Child) -> None:
+        from zag import paths
+        from zag.wrapper import liveness
+        from zag.wrapper.limits import LimitHandler
+        from zag.wrapper.registry import Registry
+
+        self.provider_session_id = plan.provider_session_id
+        self.model = plan.model
+        self.writer = self._open_writer()
+        self.guard.log_event = lambda body: self._log(body)
+        supervisor_pid = os.getpid()
+        supervisor_started = liveness.process_start_time(supervisor_pid)
+        host = liveness.hostname()
+        request = self.request
+        user_argv = [request.provider_name, *request.user_args]
+        self._log(events.body(
+            events.SESSION_STARTED,
+            ts=self.started_at,
+            argv=user_argv,
+            final_argv=list(child.argv),
+            executable=request.executable,
+            cwd=self._ctx.cwd if self._ctx else None,
+            model=plan.model,
+            resumed=False,
+            backfilled=False,
+            interactive=request.interactive,
+            child_pid=child.pid,
+            supervisor_pid=supervisor_pid,
+            supervisor_started=supervisor_started,
+            hostname=host,
+            heartbeat_secs=self.heartbeat_secs,
+        ))
+        self.registry = Registry(self.session_id, {
+            "provider": request.provider_name,
+            "provider_session_id": plan.provider_session_id,
+            "state": states.RUNNING,
+            "cwd": self._ctx.cwd if self._ctx else None,
+            "argv": user_argv,
+            "model": plan.model,
+            "started_at": self.started_at,
+            "hostname": host,
+            "supervisor_pid": supervisor_pid,
+            "supervisor_started": supervisor_started,
+            "child_pid": child.pid,
+            "last_heartbeat": self.started_at,
+            "heartbeat_secs": self.heartbeat_secs,
+            "interactive": int(request.interactive),
+            "resumed": 0,
+            "backfilled": 0,
+            "last_seq": self.writer.last_seq,
+            "log_path": str(paths.session_log(self.session_id)),
+        })
+        try:
+            settings = self.config.limits_for(request.provider_name)
+        except Exception:  # noqa: BLE001
+            settings = None
+        self.limits = LimitHandler(self.session_id, request.provider_name, settings)
+        if request.verbose:
+            _warn(f"zag: session {self.session_id} ({request.provider_name}, pid {child.pid}); "
+                  f"log {paths.session_log(self.session_id)}")
+
+    def _open_writer(self) -> Any:
+        from zag.logs.writer import SessionLogWriter
+
+        try:
+            return SessionLogWriter(self.session_id, self.request.provider_name,
+                                    provider_session_id=self.provider_session_id,
+                                    redactor=_redactor(self.config))
+        except Exception as exc:  # noqa: BLE001 - an unwritable log must not stop the agent
+            from zag import diag
+
+            diag.exception("session_log_open_failed", session_id=self.session_id)
+            _warn(f"zag: cannot write the session log ({exc}); {self.request.provider_name} runs unlogged")
+            return _UnwrittenLog(self.session_id, self.request.provider_name, self.provider_session_id)
+
+    def _end_session(self, status: ExitStatus, error: str | None = None) -> None:
+        if error is None and status.signal is not None:
+            error = f"killed by {status.signal_name}"
+        ended_at = time.time()
+        fields: dict[str, Any] = {"exit_code": status.exit_code, "success": status.exit_code == 0,
+                                  "error": error}
+        if status.signal is not None:
+            fields["signal"] = status.signal_name
+        self._log(events.body(events.SESSION_ENDED, ts=ended_at, **fields))
+        self._update_registry(state=states.EXITED, exit_code=status.exit_code, ended_at=ended_at,
+                              last_seq=self.writer.last_seq, updated_at=ended_at)
+        if self.registry is not None and not self.registry.close():
+            _warn(f"zag: could not update the index ({self.registry.last_error or 'busy'}); "
+                  "`zag reindex` rebuilds it from the logs")
+        self.writer.close()
+        if self.request.verbose:
+            _warn(f"zag: session {self.session_id} ended, exit code {status.exit_code}")
+
+    def _log(self, body: dict[str, Any], source: str = events.SOURCE_WRAPPER) -> None:
+        try:
+            self.writer.write(body, source)
+        except Exception:  # noqa: BLE001 - the writer holds failed lines itself; this is a bug guard
+            from zag import diag
+
+            diag.exception("session_log_write_failed", session_id=self.session_id, type=body.get("type"))
+
+    def _update_registry(self, **fields: Any) -> None:
+        if self.registry is not None:
+            self.registry.update(**fields)
+
+    async def _heartbeat_loop(self) -> None:
+        import anyio
+
+        interval = self.heartbeat_secs
+        next_beat = anyio.current_time() + interval
+        while True:
+            await anyio.sleep_until(next_beat)
+            self._beat()
+            now = anyio.current_time()
+            next_beat += interval
+            if next_beat <= now:  # fell behind (suspended machine): don't beat in a burst
+                next_beat = now + interval
+
+    def _beat(self) -> None:
+        at = time.time()
+        self._log(events.body(events.HEARTBEAT, ts=at, interval_secs=self.heartbeat_secs))
+        if self.registry is not None:
+            self.registry.heartbeat(self.writer.last_seq, at)
+
+    # -- what the provider tells us ---------------------------------------------------------------
+    def _route(self, item: Item, source: str) -> None:
+        """Send one item from the output scanner or the live session where it belongs."""
+        if isinstance(item, dict):
+            self._record(item, source)
+        elif isinstance(item, SessionIdHint):
+            follower = self._follower
+            if follower is not None and follower.active:
+                follower.hint(item)
+            else:
+                self._set_provider_session_id(item.provider_session_id)
+        elif isinstance(item, LimitSignal):
+            if self.limits is not None:
+                self.limits.observe(item)
+        else:
+            self.guard.fault("item", TypeError(f"unexpected item from the provider: {type(item).__name__}"))
+
+    def _record(self, body: dict[str, Any], source: str) -> None:
+        if not isinstance(body.get("type"), str) or not body["type"]:
+            body = events.parse_warning("provider event without a type", repr(body)[:65536])
+        self._log(body, source)
+        model = body.get("model")
+        if isinstance(model, str) and model and model != self.model:
+            self.model = model
+            self._update_registry(model=model)
+
+    def _set_provider_session_id(self, value: str) -> None:
+        with self._state_lock:
+            if not value or value == self.provider_session_id:
+                return
+            self.provider_session_id = value
+            if self.writer is not None:
+                self.writer.provider_session_id = value
+        self._update_registry(provider_session_id=value)
+
+    # -- signals ----------------------------------------------------------------------------------
+    def _set_running(self, running: _Running | None) -> None:
+        with self._signal_lock:
+            if running is not None:
+                self._children_started += 1
+            self._running = running
+            pending, self._pending_signals = self._pending_signals, []
+        if running is not None:
+            for signum in pending:  # arrived before the child existed: it never saw them
+                running.child.send_signal(signum)
+
+    def _attach_relay(self, child: Child, relay: Relay) -> None:
+        with self._signal_lock:
+            if self._running is not None and self._running.child is child:
+                self._running.relay = relay
+
+    def _on_signal(self, signum: int, from_terminal: bool) -> None:
+        """Called in the signal thread for every signal sent to zag."""
+        with self._signal_lock:
+            running = self._running
+            if running is None and signum != signal.SIGWINCH:
+                if signum in _TERMINATING and self._children_started:
+                    self.stop_requested.set()  # between children or while draining: wrap up
+                else:
+                    self._pending_signals.append(signum)
+                return
+        if running is None:
+            return
+        if signum == signal.SIGWINCH:
+            if running.child.interactive and running.relay is not None:
+                size = get_window_size(sys.stdout.fileno()) or get_window_size(sys.stdin.fileno())
+                if size is not None:
+                    running.relay.resize(size)
+            return
+        if from_terminal and running.child.shares_process_group():
+            return  # the terminal delivered it to the agent's process group already
+        running.child.send_signal(signum)
+
+
+class _UnwrittenLog:
+    """Stands in for the session log when it cannot be opened: events are stamped, counted and dropped."""
+
+    def __init__(self, session_id: str, provider: str, provider_session_id: str | None) -> None:
+        self.session_id = session_id
+        self.provider = provider
+        self.provider_session_id = provider_session_id
+        self.last_seq = 0
+        self._lock = threading.Lock()
+
+    def write(self, body: dict[str, Any], source: str = events.SOURCE_WRAPPER) -> dict[str, Any]:
+        with self._lock:
+            self.last_seq += 1
+            return {"seq": self.last_seq, "source": source, **body}
+
+    def close(self) -> None:
+        pass
+
+
+def _redactor(config: Config) -> Any:
+    from zag.logs.redact import Redactor
+
+    return Redactor(extra_patterns=config.redaction_patterns)
+
+
+def _pidfd(pid: int) -> int | None:
+    opener = getattr(os, "pidfd_open", None)
+    if opener is None:
+        return None
+    try:
+        return opener(pid)
+    except OSError:
+        return None
+
+
+def _all_str(values: Any) -> bool:
+    return isinstance(values, list) and all(isinstance(value, str) for value in values)
+
+
+def _str_dict(values: Any) -> bool:
+    return isinstance(values, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in values.items())
+
+
+def _diag_path() -> str:
+    try:
+        from zag import paths
+
+        return str(paths.diagnostics_log())
+    except Exception:  # noqa: BLE001
+        return "zag.log"
+
+
+def _warn(message: str) -> None:
+    try:
+        os.write(2, (message + "\n").encode("utf-8", "replace"))
+    except OSError:
+        pass

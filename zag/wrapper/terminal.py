@@ -1,0 +1,53 @@
+"""The user's terminal in raw mode while an interactive agent runs, and restored on every way out.
+
+`RawMode.restore()` is idempotent and also registered with `atexit`, so the terminal comes back even when
+zag leaves through an error path the supervisor did not anticipate (SIGKILL alone cannot be handled).
+"""
+
+from __future__ import annotations
+
+import atexit
+import termios
+import threading
+import tty
+
+
+class RawMode:
+    """Puts a terminal in raw mode (no echo, no line editing, no signal keys) and restores it once."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._saved: list | None = None
+        self._lock = threading.Lock()
+
+    def enter(self) -> bool:
+        """Switch to raw mode; False if `fd` is not a terminal (nothing to restore then)."""
+        try:
+            self._saved = termios.tcgetattr(self.fd)
+            atexit.register(self.restore)
+            tty.setraw(self.fd, termios.TCSANOW)
+        except termios.error:
+            self._saved = None
+            return False
+        return True
+
+    def restore(self) -> None:
+        with self._lock:
+            saved, self._saved = self._saved, None
+        if saved is None:
+            return
+        try:
+            termios.tcsetattr(self.fd, termios.TCSANOW, saved)
+        except termios.error:
+            pass
+        try:
+            atexit.unregister(self.restore)
+        except Exception:  # noqa: BLE001 - restoring must never raise
+            pass
+
+    def __enter__(self) -> RawMode:
+        self.enter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.restore()
