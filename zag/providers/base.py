@@ -51,6 +51,25 @@ class SessionIdHint:
 Item = Union[dict[str, Any], LimitSignal, SessionIdHint]
 
 
+class KeySequence(bytes):
+    """Keystrokes for a PTY that must arrive in separate writes, `pause` seconds apart.
+
+    Some TUIs take a chunk of input that arrives at once as a paste, so an Enter in the same chunk does
+    not submit (claude 2.1.x: beyond ~32 characters). A `KeySequence` is still `bytes` (all chunks
+    joined), so a writer that knows nothing of it degrades to one write; a writer that checks for it
+    writes `chunks` one by one with `pause` between them.
+    """
+
+    chunks: tuple[bytes, ...]
+    pause: float
+
+    def __new__(cls, chunks: Sequence[bytes], pause: float = 0.2) -> KeySequence:
+        instance = super().__new__(cls, b"".join(chunks))
+        instance.chunks = tuple(chunks)
+        instance.pause = pause
+        return instance
+
+
 # --- launching -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LaunchContext:
@@ -180,5 +199,6 @@ class Provider(Protocol):
         ...
 
     def resume_keys(self, message: str) -> bytes:
-        """Interactive: the keystrokes that submit `message` at the agent's prompt."""
+        """Interactive: the keystrokes that submit `message` at the agent's prompt (may be a
+        `KeySequence`: write its `chunks` with `pause` between them)."""
         ...
