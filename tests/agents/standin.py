@@ -214,7 +214,8 @@ def _perform(action: dict, context: dict) -> int | None:  # noqa: C901 - a flat 
         return int(action["exit"])
     elif "signal" in action:
         sys.stdout.flush()
-        signal.signal(getattr(signal, action["signal"]), signal.SIG_DFL)
+        if action["signal"] not in ("SIGKILL", "SIGSTOP"):  # these cannot be (and need not be) reset
+            signal.signal(getattr(signal, action["signal"]), signal.SIG_DFL)
         os.kill(os.getpid(), getattr(signal, action["signal"]))
         time.sleep(5)
         return 99
