@@ -1,20 +1,15 @@
-"""Goose: everything zag knows about this agent CLI (argv, session files, limit wordings).
+"""Goose: everything zag knows about this agent CLI (argv, session database, limit wordings).
 
-SKELETON: identity only; the rest is being implemented (see issue 3/4).
+Modules: `argv` (command lines), `homes` (where goose keeps its files), `db` (its `sessions.db`),
+`records` (message → events), `tools` (tool kinds), `usage` (token counters → usage events), `reader`
+(incremental readers, live and backfill), `history` (discover), `live` (the running child's session),
+`limits` (limit wordings), `scanner` (output watching), `provider` (the `Provider`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from zag.providers.goose.provider import GooseProvider
 
+PROVIDER = GooseProvider()
 
-class _Skeleton:
-    name = "goose"
-    executable = "goose"
-    install_hint = "see https://block.github.io/goose/docs/getting-started/installation (brew install block-goose-cli, or the install script)"
-
-    def __getattr__(self, attribute: str) -> Any:
-        raise NotImplementedError(f"{self.name} provider: {attribute} is not implemented yet")
-
-
-PROVIDER: Any = _Skeleton()
+__all__ = ["PROVIDER", "GooseProvider"]

@@ -1,0 +1,130 @@
+"""goose's `sessions.db`, read-only: session rows and their messages, whatever the schema version.
+
+Schema (CURRENT_SCHEMA_VERSION 13, session/migrations.rs): `sessions(id 'YYYYMMDD_N', name,
+description, user_set_name, session_type, working_dir, created_at, updated_at, extension_data,
+total/input/output_tokens (last turn), accumulated_total/input/output_tokens, accumulated_cost (v13),
+schedule_id, recipe_json, user_recipe_values_json, provider_name + model_config_json (v6), goose_mode
+(v8), thread_id (v10), archived_at + project_id (v12))` and `messages(id INTEGER PK AUTOINCREMENT,
+message_id (v7), session_id, role, content_json, created_timestamp (unix s), timestamp, tokens,
+metadata_json (v3))`. Columns are looked up first: one an older version lacks reads as NULL, extra
+columns of newer builds (cache token counters, parent_session_id) are used when present.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+from zag.logs import codec, events
+from zag.providers import sqlite_ro
+
+SESSION_COLUMNS = (
+    "id", "name", "description", "user_set_name", "session_type", "working_dir", "created_at",
+    "updated_at", "total_tokens", "input_tokens", "output_tokens", "accumulated_total_tokens",
+    "accumulated_input_tokens", "accumulated_output_tokens", "accumulated_cost", "cache_read_tokens",
+    "cache_write_tokens", "accumulated_cache_read_tokens", "accumulated_cache_write_tokens",
+    "provider_name", "model_config_json", "schedule_id", "recipe_json", "goose_mode", "thread_id",
+    "project_id", "parent_session_id", "archived_at",
+)
+MESSAGE_COLUMNS = ("id", "message_id", "role", "content_json", "created_timestamp", "metadata_json")
+_RAW_COLUMNS = {"content_json", "metadata_json"}   # kept as bytes: decoded by msgspec where needed
+
+
+class Schema:
+    """The columns this database has (read once per connection)."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.sessions = sqlite_ro.columns(connection, "sessions")
+        self.messages = sqlite_ro.columns(connection, "messages")
+
+    @property
+    def ready(self) -> bool:
+        return {"id", "working_dir"} <= self.sessions and {"id", "session_id", "content_json"} <= self.messages
+
+    def session_select(self, alias: str = "") -> str:
+        prefix = f"{alias}." if alias else ""
+        return ", ".join(f"{prefix}{name}" if name in self.sessions else f"NULL AS {name}"
+                         for name in SESSION_COLUMNS)
+
+    def message_select(self) -> str:
+        return ", ".join(name if name in self.messages else f"NULL AS {name}" for name in MESSAGE_COLUMNS)
+
+
+def text(value: Any) -> Any:
+    """bytes from the connection → str (invalid UTF-8 replaced); other values unchanged."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def session_row(values: tuple[Any, ...]) -> dict[str, Any]:
+    return {name: (value if name in _RAW_COLUMNS else text(value)) for name, value in zip(SESSION_COLUMNS, values)}
+
+
+def get_session(connection: sqlite3.Connection, schema: Schema, session_id: str) -> dict[str, Any] | None:
+    row = connection.execute(
+        f"SELECT {schema.session_select()} FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    return session_row(row) if row else None
+
+
+def count_messages(connection: sqlite3.Connection, session_id: str, up_to_id: int | None = None) -> int:
+    if up_to_id is None:
+        sql, args = "SELECT COUNT(*) FROM messages WHERE session_id = ?", (session_id,)
+    else:
+        sql, args = "SELECT COUNT(*) FROM messages WHERE session_id = ? AND id <= ?", (session_id, up_to_id)
+    return int(connection.execute(sql, args).fetchone()[0])
+
+
+def messages_after(connection: sqlite3.Connection, schema: Schema, session_id: str, after_id: int,
+                   batch: int = 256) -> Iterator[tuple[Any, ...]]:
+    """(id, message_id, role, content_json, created_timestamp, metadata_json) rows in insertion order."""
+    cursor = connection.execute(
+        f"SELECT {schema.message_select()} FROM messages WHERE session_id = ? AND id > ? ORDER BY id",
+        (session_id, after_id))
+    while True:
+        rows = cursor.fetchmany(batch)
+        if not rows:
+            return
+        yield from rows
+
+
+def list_sessions(connection: sqlite3.Connection, schema: Schema) -> list[dict[str, Any]]:
+    """Every session with at least one message, with message count and id range (for fingerprints)."""
+    rows = connection.execute(
+        f"SELECT {schema.session_select('s')}, COUNT(m.id), MAX(m.id), MIN(m.id) "
+        "FROM sessions s JOIN messages m ON m.session_id = s.id GROUP BY s.id"
+    ).fetchall()
+    result = []
+    for row in rows:
+        session = session_row(row[:len(SESSION_COLUMNS)])
+        session["message_count"], session["max_message_id"], session["min_message_id"] = row[len(SESSION_COLUMNS):]
+        result.append(session)
+    return result
+
+
+def find_sessions(connection: sqlite3.Connection, schema: Schema, where: str,
+                  args: tuple[Any, ...]) -> list[dict[str, Any]]:
+    """Sessions matching a WHERE clause (newest first)."""
+    order = "updated_at DESC, created_at DESC" if "updated_at" in schema.sessions else "rowid DESC"
+    rows = connection.execute(
+        f"SELECT {schema.session_select()} FROM sessions WHERE {where} ORDER BY {order} LIMIT 50", args
+    ).fetchall()
+    return [session_row(row) for row in rows]
+
+
+def epoch(value: Any) -> float | None:
+    """A sessions timestamp (`YYYY-MM-DD HH:MM:SS` UTC, RFC 3339, or epoch) → epoch seconds."""
+    normalized = events.normalize_ts(text(value))
+    return events.parse_ts(normalized) if normalized else None
+
+
+def model_name(session: dict[str, Any]) -> str | None:
+    """`model_config_json.model_name` of a session row."""
+    raw = session.get("model_config_json")
+    if not raw:
+        return None
+    try:
+        config = codec.loads(raw)
+    except (codec.DecodeError, TypeError):
+        return None
+    name = config.get("model_name") if isinstance(config, dict) else None
+    return name if isinstance(name, str) and name else None

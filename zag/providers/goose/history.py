@@ -1,0 +1,143 @@
+"""Every goose session on disk, for backfill: database sessions and legacy JSONL files.
+
+One `HistorySource` per session that has messages, in every `sessions.db` goose may have written
+(`homes.database_paths`), plus one per legacy `<id>.jsonl` (pre-database goose) unless a database
+already holds that session id (goose imports legacy files into its database once, and leaves them on
+disk). Listing is cheap: one query per database (sessions with their message count and id range,
+which makes a per-session fingerprint that changes whenever the session does), and a stat plus the
+first line of each legacy file.
+
+`source_key` is `<real path of sessions.db>#<session id>` (the live session uses the same key) or the
+real path of the legacy file.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from zag.logs import codec
+from zag.providers import sqlite_ro
+from zag.providers.base import HistorySource
+from zag.providers.goose import db, homes
+from zag.providers.tail import fingerprint
+
+KIND_DB = "db"
+KIND_JSONL = "jsonl"
+FIRST_LINE_BYTES = 64 * 1024
+
+
+def db_source_key(db_path: Path | str, session_id: str) -> str:
+    return f"{os.path.realpath(db_path)}#{session_id}"
+
+
+class UnreadableDatabase(RuntimeError):
+    """A goose database could not be listed (raised after everything else was listed)."""
+
+
+def discover(env: Mapping[str, str]) -> Iterator[HistorySource]:
+    database_ids: set[str] = set()
+    problems: list[str] = []
+    for db_path in homes.database_paths(env):
+        for source in _database_sources(db_path, problems):
+            database_ids.add(source.provider_session_id)
+            yield source
+    seen_stems: set[str] = set()
+    for folder in homes.session_dirs(env):
+        for path in _jsonl_files(folder):
+            stem = path.stem
+            if stem in database_ids or stem in seen_stems:
+                continue
+            seen_stems.add(stem)
+            yield _jsonl_source(path)
+    if problems:
+        raise UnreadableDatabase("; ".join(problems))
+
+
+def _database_sources(db_path: Path, problems: list[str]) -> list[HistorySource]:
+    try:
+        connection = sqlite_ro.connect(db_path, timeout=2.0)
+    except sqlite3.Error as exc:
+        problems.append(f"cannot read {db_path}: {exc}")
+        return []
+    try:
+        schema = db.Schema(connection)
+        if not schema.ready:
+            return []
+        rows = db.list_sessions(connection, schema)
+    except sqlite3.Error as exc:
+        problems.append(f"cannot read {db_path}: {exc}")
+        return []
+    finally:
+        connection.close()
+    return [_db_source(db_path, row) for row in rows if isinstance(row.get("id"), str)]
+
+
+def _db_source(db_path: Path, row: dict[str, Any]) -> HistorySource:
+    session_id = row["id"]
+    fingerprint_parts = (row.get("updated_at"), row.get("message_count"), row.get("max_message_id"),
+                   row.get("min_message_id"), row.get("accumulated_total_tokens"), row.get("total_tokens"))
+    return HistorySource(
+        source_key=db_source_key(db_path, session_id),
+        provider_session_id=session_id,
+        paths=(db_path,),
+        fingerprint="db:" + "|".join("" if part is None else str(part) for part in fingerprint_parts),
+        cwd=row.get("working_dir") or None,
+        started_at=db.epoch(row.get("created_at")),
+        ended_at=db.epoch(row.get("updated_at")),
+        model=db.model_name(row),
+        extra={"kind": KIND_DB, "name": row.get("name"), "description": row.get("description"),
+               "session_type": row.get("session_type"), "provider": row.get("provider_name")},
+    )
+
+
+def _jsonl_files(folder: Path) -> list[Path]:
+    try:
+        return sorted(entry for entry in folder.iterdir() if entry.suffix == ".jsonl" and entry.is_file())
+    except OSError:
+        return []
+
+
+def _jsonl_source(path: Path) -> HistorySource:
+    metadata = _first_line(path)
+    try:
+        ended: float | None = path.stat().st_mtime
+    except OSError:
+        ended = None
+    cwd = metadata.get("working_dir") if metadata else None
+    return HistorySource(
+        source_key=os.path.realpath(path),
+        provider_session_id=path.stem,
+        paths=(path,),
+        fingerprint=fingerprint([path]),
+        cwd=cwd if isinstance(cwd, str) and cwd else None,
+        started_at=_legacy_id_time(path.stem),
+        ended_at=ended,
+        extra={"kind": KIND_JSONL, "description": (metadata or {}).get("description")},
+    )
+
+
+def _first_line(path: Path) -> dict[str, Any] | None:
+    try:
+        with open(path, "rb") as handle:
+            line = handle.readline(FIRST_LINE_BYTES)
+    except OSError:
+        return None
+    try:
+        value = codec.loads(line)
+    except codec.DecodeError:
+        return None
+    return value if isinstance(value, dict) and "role" not in value else None
+
+
+def _legacy_id_time(stem: str) -> float | None:
+    """Legacy session ids are the local start time, `YYYYMMDD_HHMMSS`."""
+    from datetime import datetime
+
+    try:
+        return datetime.strptime(stem, "%Y%m%d_%H%M%S").timestamp()
+    except ValueError:
+        return None

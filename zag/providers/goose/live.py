@@ -1,0 +1,196 @@
+"""Following the running goose's own session while `zag run goose` supervises it.
+
+The session row is found exactly, in the `sessions.db` this goose writes (`homes.goose_home`):
+- by id, when known (`--resume --session-id`, legacy `--path`, or reported on goose's output);
+- by the name zag gave it (`--name zag-…`) or the user's `--name`, created after the launch;
+- `--resume --name X`: the most recently updated session named X (or with id X);
+- bare `--resume`: the session updated after the launch (goose resumes the most recent one);
+- bare `goose` (cannot be named): the session created after the launch in this working directory.
+Until it exists (goose creates the database and the row at start-up) each poll looks again, but only
+when the database changed (two stats). Then the shared `DbSessionReader` follows it. A resumed or
+forked session skips the messages written before this launch (an earlier run logged them).
+Pre-database goose (≤ 1.9) is followed through `<data>/sessions/<name>.jsonl` instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from zag.logs import events
+from zag.providers import sqlite_ro
+from zag.providers.base import Item, LaunchContext, LaunchPlan, SessionIdHint
+from zag.providers.goose import db, homes
+from zag.providers.goose.argv import KIND_DEFAULT
+from zag.providers.goose.history import db_source_key
+from zag.providers.goose.reader import DbSessionReader, LegacyJsonlReader
+
+CLOCK_SLACK_SECS = 2.0   # sessions.created_at has whole seconds
+
+
+class GooseLiveSession:
+    def __init__(self, plan: LaunchPlan, ctx: LaunchContext) -> None:
+        notes = plan.notes or {}
+        home = homes.goose_home(ctx.env)
+        self.db_path: Path = home.db_path
+        self.sessions_dir: Path = home.sessions_dir
+        self.cwd = ctx.cwd
+        self.started_at = ctx.started_at
+        self.kind = notes.get("kind", KIND_DEFAULT)
+        self.name: str | None = notes.get("name")
+        self.resume = bool(notes.get("resume")) or bool(notes.get("fork"))
+        self.records = notes.get("records", True)
+        self.target_id: str | None = plan.provider_session_id or notes.get("session_id")
+        self.provider_session_id: str | None = None
+        self.source_key: str | None = None
+        self.reader: DbSessionReader | LegacyJsonlReader | None = None
+        self._pending: list[Item] = []
+        self._locate_stamp: Any = None
+
+    # -- protocol ----------------------------------------------------------------------------------
+    def poll(self) -> list[Item]:
+        try:
+            return self._poll()
+        except Exception as exc:  # noqa: BLE001 - following the transcript must never stop the agent
+            from zag import diag
+
+            diag.exception("goose_live_poll_failed", error=str(exc))
+            return self._take_pending()
+
+    def hint(self, signal: SessionIdHint) -> None:
+        new_id = signal.provider_session_id
+        if not new_id or new_id == self.provider_session_id or new_id == self.target_id:
+            return
+        if self.reader is not None and self.provider_session_id:
+            self._pending.append(events.body(
+                events.SESSION_CLEARED, old_session_id=self.provider_session_id, new_session_id=new_id,
+                provider_session_id=new_id))
+            self.reader = None
+        self.target_id = new_id
+        self._locate_stamp = None
+
+    def cursor(self) -> Any:
+        return self.reader.cursor() if self.reader is not None else None
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+
+    # -- work --------------------------------------------------------------------------------------
+    def _take_pending(self) -> list[Item]:
+        pending, self._pending = self._pending, []
+        return pending
+
+    def _poll(self) -> list[Item]:
+        out = self._take_pending()
+        if self.reader is None and self.records:
+            self._locate()
+        if self.reader is not None and self.reader.changed():
+            out.extend(self.reader.read())
+        return out
+
+    def _locate(self) -> None:
+        stamp = (sqlite_ro.signature(self.db_path), _mtime(self.sessions_dir))
+        if stamp == self._locate_stamp:
+            return
+        answered = True
+        if self.db_path.is_file():
+            answered, session_id = self._find_in_database()
+            if session_id:
+                self._follow_database(session_id)
+                return
+        if answered:   # a busy or half-created database is asked again at the next poll
+            self._locate_stamp = stamp
+        self._find_legacy_file()
+
+    def _find_in_database(self) -> tuple[bool, str | None]:
+        try:
+            connection = sqlite_ro.connect(self.db_path)
+        except Exception:  # noqa: BLE001 - not there yet / busy: next poll
+            return False, None
+        try:
+            schema = db.Schema(connection)
+            if not schema.ready:
+                return False, None
+            return True, self._query(connection, schema)
+        except Exception:  # noqa: BLE001 - busy or half-created: next poll
+            return False, None
+        finally:
+            connection.close()
+
+    def _query(self, connection: Any, schema: db.Schema) -> str | None:
+        after = self.started_at - CLOCK_SLACK_SECS
+        if self.target_id:
+            rows = db.find_sessions(connection, schema, "id = ?", (self.target_id,))
+            return rows[0]["id"] if rows else None
+        if self.name and not self.resume:
+            rows = db.find_sessions(connection, schema, "name = ? OR description = ? OR id = ?",
+                                    (self.name, self.name, self.name))
+            return _first(row for row in rows if (db.epoch(row.get("created_at")) or 0) >= after)
+        if self.name:
+            rows = db.find_sessions(connection, schema, "name = ? OR id = ?", (self.name, self.name))
+            return rows[0]["id"] if rows else None
+        rows = db.find_sessions(connection, schema, "1 = 1", ())
+        if self.resume:
+            return _first(row for row in rows if (db.epoch(row.get("updated_at")) or 0) >= after)
+        return _first(row for row in rows
+                      if (db.epoch(row.get("created_at")) or 0) >= after and _same_dir(row.get("working_dir"), self.cwd))
+
+    def _follow_database(self, session_id: str) -> None:
+        skip = int(self.started_at) if self.resume else None
+        self.reader = DbSessionReader(self.db_path, session_id, skip_before=skip)
+        self.provider_session_id = session_id
+        self.source_key = db_source_key(self.db_path, session_id)
+
+    def _find_legacy_file(self) -> None:
+        """goose ≤ 1.9: `<data>/sessions/<name or id>.jsonl`, or the newest one written since launch."""
+        candidates = [self.target_id, self.name]
+        path = next((self.sessions_dir / f"{stem}.jsonl" for stem in candidates
+                     if stem and (self.sessions_dir / f"{stem}.jsonl").is_file()), None)
+        if path is None and not any(candidates):
+            path = _newest_jsonl(self.sessions_dir, self.started_at - CLOCK_SLACK_SECS)
+        if path is None:
+            return
+        skip = int(self.started_at) if self.resume else None
+        self.reader = LegacyJsonlReader(path, path.stem, skip_before=skip)
+        self.provider_session_id = path.stem
+        self.source_key = os.path.realpath(path)
+
+
+def _first(rows: Any) -> str | None:
+    for row in rows:
+        return row.get("id")
+    return None
+
+
+def _same_dir(working_dir: Any, cwd: str) -> bool:
+    if not isinstance(working_dir, str) or not working_dir:
+        return False
+    return os.path.realpath(working_dir) == os.path.realpath(cwd)
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0
+
+
+def _newest_jsonl(folder: Path, after: float) -> Path | None:
+    newest: tuple[float, Path] | None = None
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return None
+    for entry in entries:
+        if not entry.name.endswith(".jsonl"):
+            continue
+        try:
+            mtime = entry.stat().st_mtime
+        except OSError:
+            continue
+        if mtime >= after and (newest is None or mtime > newest[0]):
+            newest = (mtime, Path(entry.path))
+    return newest[1] if newest else None
+

@@ -1,0 +1,380 @@
+"""Incremental readers of one goose session: a `sessions.db` row set, or a legacy `.jsonl` file.
+
+Database (live and backfill alike): each read opens the database read-only (see `sqlite_ro`), takes
+one snapshot, and returns the messages after the cursor's row id. goose's `replace_conversation`
+(compaction, /clear, edits) DELETES every row of the session and INSERTS the new conversation, so row
+ids change. The reader notices it (fewer rows at or below the cursor's row id than it consumed) and
+then skips re-inserted rows it already emitted: known by `(role, created, content)` hash or
+`message_id`, remembered for the last `KEEP_KEYS` messages; rows older than those count as seen. New
+rows (the compaction summary, later turns) are emitted. State stays bounded and fits in the cursor.
+A busy/locked database ends the read early; the next read continues from the cursor.
+
+Legacy JSONL (goose ≤ 1.9, `<id>.jsonl`: a metadata line, then one message per line) is rewritten
+whole on every save, so each read streams the file from the start and skips the messages it already
+emitted (the cursor counts them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from zag.logs import codec, events
+from zag.providers import sqlite_ro
+from zag.providers.base import Item
+from zag.providers.goose import db, records, usage
+from zag.providers.tail import JsonlTail, fingerprint
+
+KEEP_KEYS = 512
+CURSOR_VERSION = 1
+
+
+def session_status(row: dict[str, Any], session_id: str, *, source: str) -> dict[str, Any]:
+    """The `provider_status` that opens a session: name, description, provider, model, cwd."""
+    data = {
+        "id": session_id,
+        "name": row.get("name"),
+        "description": row.get("description"),
+        "session_type": row.get("session_type"),
+        "working_dir": row.get("working_dir"),
+        "provider": row.get("provider_name"),
+        "model": db.model_name(row),
+        "created_at": row.get("created_at"),
+        "schedule_id": row.get("schedule_id"),
+        "parent_session_id": row.get("parent_session_id"),
+        "source": source,
+    }
+    body = events.provider_status("goose session", {key: value for key, value in data.items() if value is not None})
+    body["ts"] = db.epoch(row.get("created_at"))
+    body["provider_session_id"] = session_id
+    if isinstance(row.get("working_dir"), str) and row["working_dir"]:
+        body["cwd"] = row["working_dir"]
+    if data["model"]:
+        body["model"] = data["model"]
+    return body
+
+
+class _Seen:
+    """Keys of the last `KEEP_KEYS` emitted messages, and a floor below which all count as seen."""
+
+    def __init__(self, saved: Any = None, floor: Any = 0) -> None:
+        self.entries: deque[tuple[int, str, str]] = deque()
+        self.keys: dict[str, int] = {}
+        self.floor = int(floor) if isinstance(floor, (int, float)) else 0
+        for entry in saved if isinstance(saved, list) else []:
+            if isinstance(entry, list) and len(entry) == 3:
+                self.add(int(entry[0]) if isinstance(entry[0], (int, float)) else 0, str(entry[1]), str(entry[2]))
+
+    def add(self, created: int, key: str, mid: str) -> None:
+        self.entries.append((created, key, mid))
+        for name in (key, mid):
+            if name:
+                self.keys[name] = self.keys.get(name, 0) + 1
+        if len(self.entries) > KEEP_KEYS:
+            old_created, old_key, old_mid = self.entries.popleft()
+            self.floor = max(self.floor, old_created + 1)
+            for name in (old_key, old_mid):
+                if name and self.keys.get(name, 0) > 1:
+                    self.keys[name] -= 1
+                else:
+                    self.keys.pop(name, None)
+
+    def known(self, created: int, key: str, mid: str) -> bool:
+        return created < self.floor or key in self.keys or (bool(mid) and mid in self.keys)
+
+    def dump(self) -> list[list[Any]]:
+        return [list(entry) for entry in self.entries]
+
+
+def _digest(*parts: bytes) -> str:
+    hasher = hashlib.blake2b(digest_size=8)
+    for part in parts:
+        hasher.update(part)
+        hasher.update(b"\0")
+    return hasher.hexdigest()
+
+
+class DbSessionReader:
+    """Reads one session of a goose `sessions.db` from a cursor."""
+
+    def __init__(self, db_path: Path | str, session_id: str, cursor: Any = None, *,
+                 skip_before: float | None = None, source: str = events.SOURCE_PROVIDER_FILE) -> None:
+        self.db_path = Path(db_path)
+        self.session_id = session_id
+        self.source = source
+        self.tools = records.ToolNames()
+        self.last_error: str | None = None
+        self.rewritten = False
+        self._signature: Any = None
+        state = cursor if isinstance(cursor, dict) and cursor.get("v") == CURSOR_VERSION else {}
+        self.rowid = _int(state.get("rowid"))
+        self.rows = _int(state.get("rows"))
+        self.meta = bool(state.get("meta"))
+        self.usage = state.get("usage") if isinstance(state.get("usage"), list) else None
+        self.baseline = bool(state.get("baseline")) if state else skip_before is not None
+        self.skip_before = state.get("skip_before", skip_before)
+        self.seen = _Seen(state.get("seen"), state.get("floor", 0))
+
+    # -- protocol ----------------------------------------------------------------------------------
+    def cursor(self) -> dict[str, Any]:
+        return {"v": CURSOR_VERSION, "rowid": self.rowid, "rows": self.rows, "meta": self.meta,
+                "usage": self.usage, "baseline": self.baseline, "skip_before": self.skip_before,
+                "floor": self.seen.floor, "seen": self.seen.dump()}
+
+    def close(self) -> None:
+        pass
+
+    def changed(self) -> bool:
+        """Cheap (two stats): may the database hold something new since the last read?"""
+        return sqlite_ro.signature(self.db_path) != self._signature
+
+    def read(self) -> Iterator[Item]:
+        signature = sqlite_ro.signature(self.db_path)
+        try:
+            connection = sqlite_ro.connect(self.db_path)
+        except sqlite3.Error as exc:
+            self.last_error = str(exc)
+            return
+        try:
+            yield from self._read(connection)
+            self._signature = signature
+            self.last_error = None
+        except sqlite3.Error as exc:
+            self.last_error = str(exc)
+            if not sqlite_ro.is_transient(exc):
+                from zag import diag
+
+                diag.warning("goose_db_read_failed", db=str(self.db_path), session=self.session_id, error=str(exc))
+        finally:
+            if connection.in_transaction:
+                connection.rollback()
+            connection.close()
+
+    # -- reading -----------------------------------------------------------------------------------
+    def _read(self, connection: sqlite3.Connection) -> Iterator[Item]:
+        schema = db.Schema(connection)
+        if not schema.ready:
+            return
+        connection.execute("BEGIN")
+        row = db.get_session(connection, schema, self.session_id)
+        if row is None:
+            return
+        if not self.meta:
+            self.meta = True
+            if not self.baseline:
+                yield session_status(row, self.session_id, source=self.source)
+        yield from self._rewrite_check(connection)
+        for values in db.messages_after(connection, schema, self.session_id, self.rowid):
+            items = self._message(values)
+            self.rowid = max(self.rowid, _int(values[0]))
+            self.rows += 1
+            yield from items
+        yield from self._usage(row)
+        self.baseline = False
+        connection.execute("COMMIT")
+
+    def _rewrite_check(self, connection: sqlite3.Connection) -> Iterator[Item]:
+        self.rewritten = False
+        if not self.rows:
+            return
+        kept = db.count_messages(connection, self.session_id, self.rowid)
+        if kept >= self.rows:
+            return
+        self.rewritten = True
+        now = db.count_messages(connection, self.session_id)
+        data = {"rows_before": self.rows, "rows_kept": kept, "rows_now": now}
+        if now == 0:
+            yield events.body(events.SESSION_CLEARED, old_session_id=self.session_id,
+                              new_session_id=self.session_id, provider_session_id=self.session_id, **data)
+        else:
+            status = events.provider_status("goose replaced the conversation (compaction or edit)", data)
+            yield {**status, "provider_session_id": self.session_id}
+        self.rows = kept
+
+    def _message(self, values: tuple[Any, ...]) -> list[Item]:
+        _, message_id, role, content, created, metadata = values
+        role = db.text(role)
+        message_id = db.text(message_id)
+        content_bytes = content if isinstance(content, bytes) else str(content).encode()
+        created_int = _int(created)
+        key = _digest(str(role).encode(), str(created).encode(), content_bytes)
+        mid = _digest(message_id.encode()) if isinstance(message_id, str) and message_id else ""
+        if self.rewritten and self.seen.known(created_int, key, mid):
+            return []
+        self.seen.add(created_int, key, mid)
+        if isinstance(self.skip_before, (int, float)) and created_int < int(self.skip_before):
+            return []
+        return decode_message(role, content_bytes, created, message_id, metadata,
+                              session_id=self.session_id, tools=self.tools, source=self.source)
+
+    def _usage(self, row: dict[str, Any]) -> Iterator[Item]:
+        current = usage.snapshot(row)
+        if self.baseline:
+            self.usage = current
+            return
+        body = usage.usage_event(self.usage, current, ts=db.epoch(row.get("updated_at")),
+                                 model=db.model_name(row), session_id=self.session_id)
+        self.usage = current
+        if body is not None:
+            yield body
+
+
+def decode_message(role: Any, content: bytes, created: Any, message_id: Any, metadata: Any, *,
+                   session_id: str | None, tools: records.ToolNames, source: str) -> list[Item]:
+    """A stored message (content as JSON bytes) → items; a bad one → exactly one `parse_warning`."""
+    try:
+        decoded = codec.loads(content)
+    except (codec.DecodeError, UnicodeDecodeError) as exc:
+        return [_warning(f"unreadable goose message content: {exc}", content, created, session_id)]
+    if not isinstance(decoded, list):
+        return [_warning("goose message content is not a list", content, created, session_id)]
+    meta = None
+    if metadata:
+        try:
+            meta = codec.loads(metadata)
+        except (codec.DecodeError, UnicodeDecodeError, TypeError):
+            meta = None
+    return records.message_items(role, decoded, created=created, message_id=message_id, metadata=meta,
+                                 session_id=session_id, tools=tools, source=source)
+
+
+def _warning(message: str, raw: Any, created: Any, session_id: str | None) -> dict[str, Any]:
+    body = events.parse_warning(message, raw)
+    ts = records._epoch(created)
+    if ts is not None:
+        body["ts"] = ts
+    if session_id:
+        body["provider_session_id"] = session_id
+    return body
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, (int, float)):
+        return int(value)
+    if isinstance(value, (bytes, str)):
+        try:
+            return int(float(value))
+        except ValueError:
+            return 0
+    return 0
+
+
+# --- legacy JSONL -------------------------------------------------------------------------------
+class LegacyJsonlReader:
+    """Reads a pre-database goose session file (`<id>.jsonl`) from a cursor."""
+
+    def __init__(self, path: Path | str, session_id: str, cursor: Any = None, *,
+                 skip_before: float | None = None, source: str = events.SOURCE_PROVIDER_FILE) -> None:
+        self.path = Path(path)
+        self.session_id = session_id
+        self.source = source
+        self.tools = records.ToolNames()
+        state = cursor if isinstance(cursor, dict) and cursor.get("v") == CURSOR_VERSION else {}
+        self.messages = _int(state.get("messages"))
+        self.meta = bool(state.get("meta"))
+        self.usage = state.get("usage") if isinstance(state.get("usage"), list) else None
+        self.skip_before = state.get("skip_before", skip_before)
+        self.baseline = bool(state.get("baseline")) if state else skip_before is not None
+        self.stamp = state.get("stamp")
+
+    def cursor(self) -> dict[str, Any]:
+        return {"v": CURSOR_VERSION, "messages": self.messages, "meta": self.meta, "usage": self.usage,
+                "skip_before": self.skip_before, "baseline": self.baseline, "stamp": self.stamp}
+
+    def close(self) -> None:
+        pass
+
+    def changed(self) -> bool:
+        return fingerprint([self.path]) != self.stamp
+
+    def read(self) -> Iterator[Item]:
+        stamp = fingerprint([self.path])
+        if stamp == self.stamp:
+            return
+        skip, count, first = self.messages, 0, True
+        pending: dict[str, Any] | None = None   # the session status, stamped with the first message's time
+        metadata: dict[str, Any] | None = None
+        last_ts: Any = None
+        for line in JsonlTail(self.path).lines():
+            if not line.strip():
+                continue
+            if first:
+                first = False
+                metadata = _legacy_metadata(line)
+                if metadata is not None:
+                    pending = self._status(metadata)
+                    continue
+            count += 1
+            if count <= skip:
+                continue
+            self.messages = count
+            items = self._line(line)
+            for item in items:
+                if isinstance(item, dict) and item.get("ts") is not None:
+                    last_ts = item["ts"]
+            if pending is not None and items:
+                pending["ts"] = last_ts
+                yield pending
+                pending = None
+            yield from items
+        if pending is not None:
+            yield pending
+        if count < skip:   # the file lost messages (rewritten shorter): count afresh
+            self.messages = count
+        if metadata is not None:
+            yield from self._usage(metadata, last_ts)
+        self.stamp = stamp
+        self.baseline = False
+
+    def _status(self, metadata: dict[str, Any]) -> dict[str, Any] | None:
+        if self.meta:
+            return None
+        self.meta = True
+        if self.baseline:
+            return None
+        row = {"name": self.session_id, "description": metadata.get("description"),
+               "working_dir": metadata.get("working_dir"), "schedule_id": metadata.get("schedule_id")}
+        body = session_status(row, self.session_id, source=self.source)
+        body["ts"] = None
+        return body
+
+    def _usage(self, metadata: dict[str, Any], ts: Any) -> Iterator[Item]:
+        current = usage.snapshot(metadata)
+        if self.baseline:
+            self.usage = current
+            return
+        body = usage.usage_event(self.usage, current, ts=ts, model=None, session_id=self.session_id)
+        self.usage = current
+        if body is not None:
+            yield body
+
+    def _line(self, line: bytes) -> list[Item]:
+        try:
+            message = codec.loads(line)
+        except (codec.DecodeError, UnicodeDecodeError) as exc:
+            return [_warning(f"unreadable goose session line: {exc}", line, None, self.session_id)]
+        if not isinstance(message, dict) or not isinstance(message.get("content"), list):
+            return [_warning("goose session line is not a message", line, None, self.session_id)]
+        created = message.get("created")
+        if isinstance(self.skip_before, (int, float)) and _int(created) < int(self.skip_before):
+            return []
+        return records.message_items(
+            message.get("role"), message["content"], created=created, message_id=message.get("id"),
+            metadata=message.get("metadata"), session_id=self.session_id, tools=self.tools, source=self.source)
+
+
+def _legacy_metadata(line: bytes) -> dict[str, Any] | None:
+    """The session metadata of a legacy file's first line (an object that is not a message)."""
+    try:
+        value = codec.loads(line)
+    except (codec.DecodeError, UnicodeDecodeError):
+        return None
+    if isinstance(value, dict) and "role" not in value and "content" not in value:
+        return value
+    return None
