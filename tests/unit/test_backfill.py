@@ -447,3 +447,38 @@ def test_temp_logs_of_a_killed_run_are_removed(root: Path) -> None:
     stale.write_text("{}\n")
     run(root)
     assert not stale.exists()
+
+
+# --- redaction on the batched write path -------------------------------------------------------------
+SECRETS = [
+    "sk-ant-api03-" + "A" * 40, "sk-proj-" + "b" * 30, "AIza" + "C" * 35, "ghp_" + "d" * 36,
+    "AKIA" + "E" * 16, "Bearer " + "f" * 30, "xoxb-" + "1" * 20,
+    "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----",
+]
+
+
+def test_secrets_in_backfilled_transcripts_are_redacted(root: Path) -> None:
+    records = conversation(len(SECRETS) * 2)
+    for record, secret in zip(records[::2], SECRETS):
+        record["text"] = f"here: {secret} done"
+    write_lines(root / "alpha.jsonl", records)
+    run(root)
+    with Index() as index:
+        log_path = paths.session_log(session_for(index, "alpha")["session_id"])
+    text = log_path.read_text()
+    for secret in SECRETS:
+        assert secret.split("\n")[0][-12:] not in text
+    assert text.count("[REDACTED:") == len(SECRETS)
+    assert all(json.loads(line) for line in text.splitlines())
+
+
+def test_block_redaction_equals_line_by_line() -> None:
+    from zag.logs import codec
+    from zag.logs.redact import Redactor
+
+    lines = [codec.dumps_line({"seq": i, "text": f"x {s} y", "n": i}) for i, s in enumerate(SECRETS * 3)]
+    lines += [codec.dumps_line({"plain": "nothing here", "i": i}) for i in range(20)]
+    lines.append(codec.dumps_line({"a": "-----BEGIN PRIVATE KEY----- open", "b": "tail\\"}))
+    lines.append(codec.dumps_line({"c": "-----END PRIVATE KEY-----"}))
+    for redactor in (Redactor(), Redactor([r"secret-word-\d+", r"nothing"])):
+        assert redactor.redact_lines(b"".join(lines)) == b"".join(redactor.redact(line) for line in lines)

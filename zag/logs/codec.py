@@ -32,3 +32,8 @@ def dumps_line(obj: Any) -> bytes:
     _encoder.encode_into(obj, buf)
     buf += b"\n"
     return bytes(buf)
+
+
+def dumps_lines(objs: list[Any]) -> bytes:
+    """Encode several objects as JSONL (one line each, newline included), in one call."""
+    return _encoder.encode_lines(objs)

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 # (name, marker bytes that must appear for the pattern to be tried, pattern)
 _BUILTIN: tuple[tuple[str, tuple[bytes, ...], bytes], ...] = (
     ("private_key", (b"PRIVATE KEY-----",),
-     rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----(?:[^\"]|\\\")*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----"),
+     rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----(?:[^\"\n]|\\\")*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----"),
     ("anthropic_key", (b"sk-ant-",), rb"sk-ant-[A-Za-z0-9_\-]{16,}"),
     ("openai_key", (b"sk-",), rb"(?<![A-Za-z0-9_\-])sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"),
     ("google_api_key", (b"AIza",), rb"AIza[0-9A-Za-z_\-]{35}"),
@@ -40,9 +40,11 @@ class Redactor:
 
     def __init__(self, extra_patterns: Iterable[str] = ()) -> None:
         self._builtin = []
-        for name, markers, source in _BUILTIN:
+        self._markers: list[tuple[bytes, int]] = []   # flat (marker, pattern slot): one cheap loop
+        for slot, (name, markers, source) in enumerate(_BUILTIN):
             pattern = re.compile(source)
             self._builtin.append((markers, pattern, _replacement(name, pattern)))
+            self._markers.extend((marker, slot) for marker in markers)
         self._extra: list[re.Pattern[str]] = []
         self.problems: list[str] = []
         for pattern in extra_patterns:
@@ -53,12 +55,35 @@ class Redactor:
 
     def redact(self, line: bytes) -> bytes:
         """Return `line` with every secret replaced by `[REDACTED:<kind>]`."""
-        for markers, pattern, replacement in self._builtin:
-            if any(marker in line for marker in markers):
-                line = pattern.sub(replacement, line)
+        line = self._redact_builtin(line)
         if self._extra:
             line = self._redact_custom(line)
         return line
+
+    def redact_lines(self, data: bytes) -> bytes:
+        """`redact` for many complete JSON lines at once (the same result as line by line, faster).
+
+        The built-in patterns never match across a newline (an encoded JSON line has none inside), so
+        they run once over the whole block; user patterns, which need the decoded line, run per line.
+        """
+        data = self._redact_builtin(data)
+        if self._extra:
+            data = b"".join(self._redact_custom(line) for line in data.splitlines(keepends=True))
+        return data
+
+    def _redact_builtin(self, data: bytes) -> bytes:
+        hit: set[int] | None = None
+        for marker, slot in self._markers:
+            if marker in data:
+                if hit is None:
+                    hit = set()
+                hit.add(slot)
+        if hit is None:
+            return data
+        for slot in sorted(hit):
+            _, pattern, replacement = self._builtin[slot]
+            data = pattern.sub(replacement, data)
+        return data
 
     def _redact_custom(self, line: bytes) -> bytes:
         """User patterns may match JSON syntax, so they run on the decoded strings, not the bytes."""

@@ -64,11 +64,19 @@ class SessionLogWriter:
             return event
 
     def write_many(self, bodies: list[dict[str, Any]], source: str) -> list[dict[str, Any]]:
-        """Append several events in one write (each still a whole line); used by backfill."""
+        """Append several events in one write (each still a whole line); used by backfill.
+
+        The block is encoded in one go and redacted once (`Redactor.redact_lines`): same bytes as
+        line by line, without the per-line overhead that dominates on hundreds of thousands of events.
+        """
         with self._lock:
             stamped = [self._envelope(item, source) for item in bodies]
             if stamped:
-                self._append(b"".join(self._encode(event) for event in stamped))
+                try:
+                    block = codec.dumps_lines(stamped)
+                except (TypeError, ValueError, OverflowError):  # one bad value: per event, with fallback
+                    block = b"".join(self._encode_unredacted(event) for event in stamped)
+                self._append(self._redactor.redact_lines(block))
             return stamped
 
     def flush_pending(self) -> bool:
@@ -115,14 +123,16 @@ class SessionLogWriter:
         }
 
     def _encode(self, event: dict[str, Any]) -> bytes:
+        return self._redactor.redact(self._encode_unredacted(event))
+
+    def _encode_unredacted(self, event: dict[str, Any]) -> bytes:
         try:
-            line = codec.dumps_line(event)
+            return codec.dumps_line(event)
         except (TypeError, ValueError, OverflowError) as exc:  # unencodable value from a parser
             safe = {key: event[key] for key in events.ENVELOPE_FIELDS}
             safe.update(events.parse_warning(f"event could not be encoded: {exc}", repr(event)[:65536]))
             safe["type"] = events.PARSE_WARNING
-            line = codec.dumps_line(safe)
-        return self._redactor.redact(line)
+            return codec.dumps_line(safe)
 
     def _append(self, data: bytes) -> None:
         if self._pending and not self._drain_pending():

@@ -1,0 +1,321 @@
+"""Benchmark `zag backfill` against ccusage on the same ≥ 1 GB corpus of Claude-shaped transcripts.
+
+Prints, side by side in one run (warm page cache):
+- `zag backfill --provider claude --json` into a fresh ZAG_HOME: seconds, MB/s, peak RSS (largest
+  process, and the whole process tree sampled every 20 ms), events;
+- the no-change re-run on that corpus, and on a 10,000-file corpus (goal ≤ 1 s);
+- `ccusage@20.0.24 daily --json --offline` (npm, installed into bench/.data/ccusage) with
+  CLAUDE_CONFIG_DIR at the same corpus: seconds, MB/s, peak RSS; and the ratio (goal ≥ 1.0×, ≥ 100 MB/s);
+- the runner's own overhead: the same import with a trivial reader (one small event per line, no JSON
+  parsing), which isolates discovery, the process pool, the log writer and the index from the parser.
+
+    /work/venv/bin/python bench/bench_backfill.py [--repeat 3] [--skip-ccusage] [--skip-trivial]
+
+The corpora are generated on first use by bench/gen_claude_corpus.py into bench/.data/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+DATA = BENCH / ".data"
+CORPUS_1G = DATA / "claude-1g"
+CORPUS_10K = DATA / "claude-10k"
+CCUSAGE_DIR = DATA / "ccusage"
+CCUSAGE_VERSION = "20.0.24"
+ZAG = [sys.executable, "-m", "zag"]
+
+
+# --- set-up --------------------------------------------------------------------------------------
+def ensure_corpus(out: Path, *args: str) -> None:
+    if (out / "projects").exists():
+        return
+    print(f"generating {out} …", flush=True)
+    subprocess.run([sys.executable, str(BENCH / "gen_claude_corpus.py"), "--out", str(out), *args], check=True)
+
+
+def ensure_ccusage() -> Path | None:
+    binary = CCUSAGE_DIR / "node_modules" / ".bin" / "ccusage"
+    if binary.exists():
+        return binary
+    if not shutil.which("npm"):
+        print("npm not found: ccusage skipped")
+        return None
+    print(f"installing ccusage@{CCUSAGE_VERSION} into {CCUSAGE_DIR} …", flush=True)
+    CCUSAGE_DIR.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(CCUSAGE_DIR),
+                           f"ccusage@{CCUSAGE_VERSION}"], capture_output=True, text=True, timeout=600)
+    if done.returncode != 0 or not binary.exists():
+        print(f"ccusage install failed: {done.stderr.strip()[-500:]}")
+        return None
+    return binary
+
+
+def corpus_bytes(root: Path) -> tuple[int, int]:
+    files = list((root / "projects").rglob("*.jsonl"))
+    return len(files), sum(path.stat().st_size for path in files)
+
+
+def warm(root: Path) -> None:
+    for path in (root / "projects").rglob("*.jsonl"):
+        with open(path, "rb") as handle:
+            while handle.read(1 << 20):
+                pass
+
+
+# --- measuring a command ---------------------------------------------------------------------------
+class TreeRss:
+    """Samples the summed RSS of a process and its descendants (Linux /proc), keeping the peak."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _tree_rss(self.pid))
+            self._stop.wait(0.02)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def _tree_rss(root: int) -> int:
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry)
+        children.setdefault(int(fields[1]), []).append(pid)
+        rss[pid] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def measure(argv: list[str], env: Mapping[str, str]) -> dict[str, Any]:
+    """Run a command; wall seconds, stdout, largest single-process RSS and peak tree RSS."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    sampler = TreeRss(proc.pid) if sys.platform.startswith("linux") else None
+    stdout, stderr = proc.communicate()
+    seconds = time.perf_counter() - started
+    tree = sampler.stop() if sampler else 0
+    # ru_maxrss of RUSAGE_CHILDREN: the largest RSS of any waited-for descendant so far (KiB on Linux)
+    import resource
+
+    max_single = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}: {stderr.decode(errors='replace')[-2000:]}")
+    return {"seconds": seconds, "stdout": stdout, "stderr": stderr, "rss_single": max_single, "rss_tree": tree}
+
+
+def base_env(corpus: Path, home: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("ZAG_", "CLAUDE_"))}
+    env.update({"HOME": str(home), "CLAUDE_CONFIG_DIR": str(corpus), "ZAG_HOME": str(home / "zag"),
+                "PYTHONPATH": str(REPO)})
+    return env
+
+
+# --- the figures -----------------------------------------------------------------------------------
+def zag_import(corpus: Path, repeat: int) -> tuple[list[dict[str, Any]], Path]:
+    """`zag backfill` into fresh homes; the last home is kept for the re-run."""
+    runs, home = [], None
+    for _ in range(repeat):
+        if home is not None:
+            shutil.rmtree(home, ignore_errors=True)
+        home = Path(tempfile.mkdtemp(prefix="zag-bench-"))
+        run = measure([*ZAG, "backfill", "--provider", "claude", "--json"], base_env(corpus, home))
+        run["summary"] = json.loads(run["stdout"])["providers"][0]
+        runs.append(run)
+    assert home is not None
+    return runs, home
+
+
+def zag_rerun(corpus: Path, home: Path, repeat: int) -> list[dict[str, Any]]:
+    runs = []
+    for _ in range(repeat):
+        run = measure([*ZAG, "backfill", "--provider", "claude", "--json"], base_env(corpus, home))
+        run["summary"] = json.loads(run["stdout"])["providers"][0]
+        runs.append(run)
+    return runs
+
+
+def ccusage(binary: Path, corpus: Path, repeat: int) -> list[dict[str, Any]]:
+    runs = []
+    home = Path(tempfile.mkdtemp(prefix="ccusage-bench-"))
+    try:
+        for _ in range(repeat):
+            run = measure([str(binary), "daily", "--json", "--offline"], base_env(corpus, home))
+            json.loads(run["stdout"])  # it did produce its report
+            runs.append(run)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    return runs
+
+
+class TrivialReader:
+    """One small event per line, no parsing: what the runner costs around any real parser."""
+
+    def __init__(self, path: Path, cursor: Any) -> None:
+        from zag.providers.tail import JsonlTail
+
+        self.tail = JsonlTail(path, cursor)
+
+    def read(self) -> Iterator[dict[str, Any]]:
+        for line in self.tail.lines():
+            yield {"type": "provider_status", "ts": "2026-09-01T08:00:00.000Z", "message": "line", "data": len(line)}
+
+    def cursor(self) -> Any:
+        return self.tail.cursor()
+
+    def close(self) -> None:
+        pass
+
+
+class TrivialProvider:
+    name = "claude"
+    executable = "claude"
+    install_hint = ""
+
+    def discover(self, env: Mapping[str, str]) -> Iterator[Any]:
+        from zag.providers.base import HistorySource
+        from zag.providers.tail import fingerprint
+
+        for path in sorted(Path(env["CLAUDE_CONFIG_DIR"], "projects").rglob("*.jsonl")):
+            yield HistorySource(source_key=str(path), provider_session_id=path.stem, paths=(path,),
+                                fingerprint=fingerprint((path,)))
+
+    def open_reader(self, source: Any, cursor: Any) -> TrivialReader:
+        return TrivialReader(source.paths[0], cursor)
+
+
+def trivial_import(corpus: Path) -> dict[str, Any]:
+    """In-process runner with the trivial reader (fresh ZAG_HOME), then its no-change re-run."""
+    sys.path.insert(0, str(REPO))
+    home = Path(tempfile.mkdtemp(prefix="zag-bench-trivial-"))
+    os.environ["ZAG_HOME"] = str(home)
+    try:
+        from zag.logs.backfill import run_backfill
+
+        env = {"CLAUDE_CONFIG_DIR": str(corpus)}
+        started = time.perf_counter()
+        [first] = run_backfill([TrivialProvider()], env=env)
+        first_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        [again] = run_backfill([TrivialProvider()], env=env)
+        return {"seconds": first_seconds, "summary": first.as_dict(), "rerun_seconds": time.perf_counter() - started,
+                "rerun_summary": again.as_dict()}
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def mb(nbytes: float) -> float:
+    return nbytes / 1e6
+
+
+def median(runs: list[dict[str, Any]], key: str = "seconds") -> float:
+    return statistics.median(run[key] for run in runs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median reported)")
+    parser.add_argument("--skip-ccusage", action="store_true")
+    parser.add_argument("--skip-trivial", action="store_true")
+    parser.add_argument("--skip-10k", action="store_true")
+    args = parser.parse_args(argv)
+
+    ensure_corpus(CORPUS_1G, "--bytes", "1100000000")
+    files, total = corpus_bytes(CORPUS_1G)
+    print(f"corpus: {CORPUS_1G} — {files} files, {mb(total):.1f} MB; {os.cpu_count()} CPUs")
+    warm(CORPUS_1G)
+
+    zag_rate = None
+    try:
+        runs, home = zag_import(CORPUS_1G, args.repeat)
+    except RuntimeError as exc:
+        print(f"zag backfill failed: {exc}")
+        runs, home = [], None
+    if runs:
+        summary = runs[-1]["summary"]
+        seconds = median(runs)
+        zag_rate = mb(total) / seconds if summary["imported"] else None
+        print(f"zag backfill (import):   {seconds:6.2f} s  {mb(total) / seconds:7.1f} MB/s  "
+              f"peak RSS {mb(max(r['rss_single'] for r in runs)):.0f} MB/process, "
+              f"{mb(max(r['rss_tree'] for r in runs)):.0f} MB/tree  "
+              f"(sessions seen {summary['sessions_seen']}, imported {summary['imported']}, "
+              f"events {summary['events']}, warnings {summary['warnings']}; runs {[round(r['seconds'], 2) for r in runs]})")
+        if summary["imported"] == 0:
+            print("  ! the claude provider imported nothing: " + "; ".join(summary["warning_messages"][:3]))
+        rerun = zag_rerun(CORPUS_1G, home, args.repeat)
+        print(f"zag backfill (no change, {files} files): {median(rerun):.3f} s  "
+              f"(imported {rerun[-1]['summary']['imported']}, unchanged {rerun[-1]['summary']['unchanged']})")
+        shutil.rmtree(home, ignore_errors=True)
+
+    if not args.skip_10k:
+        ensure_corpus(CORPUS_10K, "--sessions", "10000", "--small")
+        files_10k, total_10k = corpus_bytes(CORPUS_10K)
+        warm(CORPUS_10K)
+        try:
+            first, home = zag_import(CORPUS_10K, 1)
+            rerun = zag_rerun(CORPUS_10K, home, args.repeat)
+            print(f"zag backfill (no change, {files_10k} files, {mb(total_10k):.0f} MB): {median(rerun):.3f} s  "
+                  f"(first import {first[0]['seconds']:.1f} s, imported {first[0]['summary']['imported']}; "
+                  f"re-run unchanged {rerun[-1]['summary']['unchanged']}, imported {rerun[-1]['summary']['imported']}) "
+                  f"— goal ≤ 1 s")
+            shutil.rmtree(home, ignore_errors=True)
+        except RuntimeError as exc:
+            print(f"zag backfill on the 10k corpus failed: {exc}")
+
+    if not args.skip_ccusage:
+        binary = ensure_ccusage()
+        if binary:
+            runs_cc = ccusage(binary, CORPUS_1G, args.repeat)
+            cc_seconds = median(runs_cc)
+            cc_rate = mb(total) / cc_seconds
+            print(f"ccusage {CCUSAGE_VERSION} daily --json --offline: {cc_seconds:6.2f} s  {cc_rate:7.1f} MB/s  "
+                  f"peak RSS {mb(max(r['rss_tree'] for r in runs_cc)):.0f} MB  "
+                  f"(runs {[round(r['seconds'], 2) for r in runs_cc]})")
+            if zag_rate:
+                print(f"ratio zag/ccusage: {zag_rate / cc_rate:.2f}×  (goal ≥ 1.0×, and ≥ 100 MB/s)")
+
+    if not args.skip_trivial:
+        trivial = trivial_import(CORPUS_1G)
+        s = trivial["summary"]
+        print(f"runner overhead, trivial reader (in-process): {trivial['seconds']:.2f} s  "
+              f"{mb(total) / trivial['seconds']:.1f} MB/s  ({s['events']} events, imported {s['imported']}); "
+              f"no-change re-run {trivial['rerun_seconds']:.3f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
