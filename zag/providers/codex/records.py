@@ -182,7 +182,7 @@ class RecordMapper:
 
     # -- time, identity, state ------------------------------------------------------------------
     def _set_time(self, stamp: Any) -> None:
-        moment = _epoch(stamp)
+        moment = epoch_of(stamp)
         self._ts_text = events.normalize_ts(stamp) if moment is not None else None
         self._ts = moment
         if moment is not None:
@@ -202,7 +202,7 @@ class RecordMapper:
         if self.session_id is None and meta_id:
             self.session_id = meta_id
             self.cwd = _str(meta.cwd) or self.cwd
-            parent = _str(meta.forked_from_id) or _str(meta.parent_thread_id) or _spawn_parent(meta.source)
+            parent = _str(meta.forked_from_id) or _str(meta.parent_thread_id) or spawn_parent(meta.source)
             self.parent_id = parent
             self.replay = parent is not None
             data = _meta_data(meta)
@@ -688,7 +688,7 @@ def _count(value: Any) -> int:
     return len(value) if isinstance(value, list) else 0
 
 
-def _epoch(stamp: Any) -> float | None:
+def epoch_of(stamp: Any) -> float | None:
     if isinstance(stamp, str) and len(stamp) >= 19 and stamp[4] == "-":
         try:
             return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
@@ -805,7 +805,7 @@ def _collaboration_model(mode: Any) -> str | None:
     return _str(mode.get("model"))
 
 
-def _spawn_parent(source: Any) -> str | None:
+def spawn_parent(source: Any) -> str | None:
     """`source.subagent.thread_spawn.parent_thread_id` of a sub-agent rollout."""
     if not isinstance(source, dict):
         return None

@@ -1,0 +1,182 @@
+"""Incremental reader of one logical Codex session (live and backfill alike).
+
+A session is one or more rollout files: the first `rollout-<ts>-<id>.jsonl` and, in the paginated era,
+continuation files `rollout-<ts>-<id>_<rollout-id>.jsonl`, read in order. The cursor is
+`{"v": 1, "files": {<plain file name>: {"offset", "ino"}}, "state": <RecordMapper state>}`: keyed by file
+name (not path) so a session archived between two backfills (moved to `archived_sessions/`) continues
+where it stopped, and the mapper state (usage baseline, model, dedupe windows) makes the next read
+continue exactly.
+
+Compressed `.jsonl.zst` rollouts (Codex's off-by-default `local_thread_store_compression`) are read when a
+zstd decoder is importable (`compression.zstd` on Python ≥ 3.14, or the `zstandard` package if the user
+has it); zag does not depend on one, so otherwise each such file is reported once as a `parse_warning`
+("skipped") and left for a later run. A compressed file whose plain twin was already read continues at
+the same decompressed offset.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from zag.logs import events
+from zag.providers.base import Item
+from zag.providers.codex.homes import parse_rollout_name
+from zag.providers.codex.records import RecordMapper
+from zag.providers.tail import CHUNK_BYTES, MAX_LINE_BYTES, JsonlTail
+
+CURSOR_VERSION = 1
+
+
+class RolloutReader:
+    """`SessionReader` over the ordered rollout files of one session."""
+
+    def __init__(self, paths: Sequence[Path], cursor: Any = None, *, skip_before: float | None = None) -> None:
+        cursor = cursor if isinstance(cursor, dict) and cursor.get("v") == CURSOR_VERSION else {}
+        files = cursor.get("files")
+        self._entries: dict[str, dict[str, Any]] = dict(files) if isinstance(files, dict) else {}
+        self._tails: dict[str, JsonlTail] = {}
+        self.mapper = RecordMapper(cursor.get("state") if isinstance(cursor.get("state"), dict) else None)
+        self.mapper.skip_before = skip_before
+        self.paths: list[Path] = []
+        self.set_paths(paths)
+
+    # -- files ----------------------------------------------------------------------------------
+    def set_paths(self, paths: Sequence[Path]) -> None:
+        """The session's files (a continuation may appear later); kept in rollout order."""
+        def order(path: Path) -> tuple[Any, ...]:
+            name = parse_rollout_name(path.name)
+            return name.sort_key() if name else ("", 0, path.name)
+
+        self.paths = sorted((Path(p) for p in paths), key=order)
+
+    @staticmethod
+    def key(path: Path) -> str:
+        name = parse_rollout_name(path.name)
+        return name.plain_name if name else path.name.removesuffix(".zst")
+
+    def changed(self) -> bool:
+        """Cheap (one stat): may the last file have grown since the last read?"""
+        if not self.paths:
+            return False
+        last = self.paths[-1]
+        tail = self._tails.get(self.key(last))
+        if tail is None or last.name.endswith(".zst"):
+            return True
+        return tail.size_changed()
+
+    # -- SessionReader --------------------------------------------------------------------------
+    def read(self) -> Iterator[Item]:
+        for path in self.paths:
+            if path.name.endswith(".zst"):
+                yield from self._read_compressed(path)
+            else:
+                yield from self._read_plain(path)
+
+    def cursor(self) -> dict[str, Any]:
+        files = dict(self._entries)
+        for key, tail in self._tails.items():
+            files[key] = tail.cursor()
+        return {"v": CURSOR_VERSION, "files": files, "state": self.mapper.state()}
+
+    def close(self) -> None:
+        self._tails.clear()
+
+    # -- plain and compressed files -------------------------------------------------------------
+    def _read_plain(self, path: Path) -> Iterator[Item]:
+        key = self.key(path)
+        tail = self._tails.get(key)
+        if tail is None or tail.path != path:
+            entry = tail.cursor() if tail is not None else self._entries.get(key)
+            if isinstance(entry, dict) and entry.get("zst"):
+                # decompressed back to plain (Codex does that before appending): same bytes, same offset
+                entry = {"offset": int(entry.get("offset", 0) or 0)}
+            tail = JsonlTail(path, entry if isinstance(entry, dict) else None)
+            self._tails[key] = tail
+            self._entries.pop(key, None)
+        mapper = self.mapper
+        for line in tail.lines():
+            yield from mapper.map_line(line)
+        if tail.restarted:
+            tail.restarted = False
+            yield mapper._status("rollout file shrank or was replaced; read again from its start",
+                                 {"path": str(path)})
+
+    def _read_compressed(self, path: Path) -> Iterator[Item]:
+        key = self.key(path)
+        entry = self._entries.get(key)
+        entry = entry if isinstance(entry, dict) else {}
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            return
+        opener = _zstd_opener()
+        if opener is None:
+            if not entry.get("skipped"):
+                self._entries[key] = {"skipped": True, "size": size, "zst": True,
+                                      "offset": int(entry.get("offset", 0) or 0)}
+                yield events.parse_warning(
+                    "codex: compressed rollout skipped (no zstd decoder installed; "
+                    "`pip install zstandard` to import it)", str(path))
+            return
+        if entry.get("zst") and not entry.get("skipped") and entry.get("size") == size:
+            return  # read completely before, unchanged
+        offset = int(entry.get("offset", 0) or 0)
+        try:
+            with open(path, "rb") as raw, opener(raw) as stream:
+                for line, end in _lines(stream, offset):
+                    offset = end
+                    self._entries[key] = {"offset": offset, "zst": True, "size": -1}
+                    yield from self.mapper.map_line(line)
+        except Exception as exc:  # noqa: BLE001 - corrupt archive: keep what was read, say so once
+            self._entries[key] = {"offset": offset, "zst": True, "size": size}
+            yield events.parse_warning(f"codex: compressed rollout unreadable ({exc})", str(path))
+            return
+        self._entries[key] = {"offset": offset, "zst": True, "size": size}
+
+
+def _zstd_opener() -> Any:
+    """A function wrapping a binary file in a zstd-decompressing reader, or None if none is available."""
+    try:
+        from compression import zstd  # type: ignore[import-not-found]  # Python 3.14+
+
+        return lambda handle: zstd.ZstdFile(handle, "rb")
+    except ImportError:
+        pass
+    try:
+        import zstandard  # type: ignore[import-not-found]
+
+        return lambda handle: zstandard.ZstdDecompressor().stream_reader(handle)
+    except ImportError:
+        return None
+
+
+def _lines(stream: BinaryIO, skip: int) -> Iterator[tuple[bytes, int]]:
+    """Complete lines of a decompressed stream after `skip` bytes, with the offset after each."""
+    position = 0
+    carry = b""
+    while True:
+        chunk = stream.read(CHUNK_BYTES)
+        if not chunk:
+            break
+        if position + len(chunk) <= skip:
+            position += len(chunk)
+            continue
+        if position < skip:
+            chunk = chunk[skip - position:]
+            position = skip
+        data = carry + chunk
+        start = 0
+        while True:
+            newline = data.find(b"\n", start)
+            if newline < 0:
+                break
+            line = data[start:newline]
+            position += newline + 1 - start
+            start = newline + 1
+            yield line[:MAX_LINE_BYTES], position
+        carry = data[start:]
+    if carry:
+        yield carry[:MAX_LINE_BYTES], position + len(carry)
