@@ -26,6 +26,7 @@ import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from zag import paths, states
@@ -66,7 +67,7 @@ class ProviderSummary:
     live: int = 0            # supervised by a running zag right now: left to it
     events: int = 0
     warnings: int = 0
-    bytes: int = 0           # size of the files that were read
+    bytes: int = 0           # size of the files of the sources that were read (each file once)
     seconds: float = 0.0
     warning_messages: list[str] = field(default_factory=list)
 
@@ -204,7 +205,8 @@ def _execute(
     index: Index,
     summary: ProviderSummary,
 ) -> None:
-    total_bytes = sum(_source_bytes(job.source) for group in plan for job in group)
+    total_bytes = _files_bytes(job.source for group in plan for job in group)
+    summary.bytes += total_bytes
     if progress is not None:
         progress.start(provider.name, sum(len(group) for group in plan), total_bytes)
     committer = _Committer(provider.name, index, summary)
@@ -261,7 +263,6 @@ class _Committer:
 
     def add(self, result: ImportResult) -> None:
         summary = self.summary
-        summary.bytes += result.bytes
         if result.error:
             summary.warn(f"{result.source_key}: {result.error}", source=result.source_key)
             return
@@ -311,6 +312,22 @@ def _epoch(stamp: str | None) -> float | None:
         return events.parse_ts(stamp)
     except ValueError:
         return None
+
+
+def _files_bytes(sources: Iterable[HistorySource]) -> int:
+    """Size of the files behind these sources, each file once (sessions may share a database)."""
+    seen: set[Path] = set()
+    total = 0
+    for source in sources:
+        for path in source.paths:
+            if path in seen:
+                continue
+            seen.add(path)
+            try:
+                total += os.stat(path).st_size
+            except OSError:
+                pass
+    return total
 
 
 def _source_bytes(source: HistorySource) -> int:

@@ -1,0 +1,126 @@
+"""`zag backfill` as a subprocess over agents' files laid out where the agents keep them (temp HOME)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CORPUS = REPO / "tests" / "fixtures" / "corpus"
+GOOSE_FIXTURES = REPO / "tests" / "fixtures" / "goose"
+AGENT_HOME_VARS = ("CLAUDE_CONFIG_DIR", "CODEX_HOME", "CODEX_SQLITE_HOME", "GEMINI_CLI_HOME", "GOOSE_PATH_ROOT",
+                   "XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME")
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    folder = tmp_path / "home"
+    folder.mkdir()
+    return folder
+
+
+def zag(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if key not in AGENT_HOME_VARS}
+    env["HOME"] = str(home)
+    return subprocess.run([sys.executable, "-m", "zag", *args], env=env, capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
+
+
+def backfill_json(home: Path, *args: str) -> dict[str, dict[str, Any]]:
+    done = zag(home, "backfill", "--json", *args)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""   # no progress bar: stderr is not a terminal
+    return {summary["provider"]: summary for summary in json.loads(done.stdout)["providers"]}
+
+
+def sessions_json(home: Path) -> list[dict[str, Any]]:
+    done = zag(home, "sessions", "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def load_gooselib() -> Any:
+    spec = importlib.util.spec_from_file_location("gooselib", GOOSE_FIXTURES / "gooselib.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# --- goose: sessions.db and a legacy JSONL file under ~/.local/share/goose/sessions ------------------
+def goose_home(home: Path) -> tuple[Any, Any]:
+    gl = load_gooselib()
+    sessions = home / ".local" / "share" / "goose" / "sessions"
+    db = gl.GooseDb.create(sessions / "sessions.db")
+    db.create_session("20251108_1", name="fix tests", working_dir="/w/proj", created_at=1762600000)
+    db.add_fixture_messages("20251108_1")
+    db.create_session("20251108_2", name="other", working_dir="/w/two", created_at=1762700000,
+                      model="gpt-5")
+    db.add_message("20251108_2", "user", [gl.text("hi")], created=1762700001)
+    db.add_message("20251108_2", "assistant", [gl.text("hello")], created=1762700005)
+    shutil.copy(gl.LEGACY_FILE, sessions / gl.LEGACY_FILE.name)
+    return gl, db
+
+
+def test_goose_history_is_imported_listed_and_not_imported_again(home: Path) -> None:
+    goose_home(home)
+
+    summary = backfill_json(home, "--provider", "goose")["goose"]
+
+    assert (summary["sessions_seen"], summary["imported"], summary["updated"], summary["unchanged"]) == (3, 3, 0, 0)
+    assert summary["warnings"] == 0 and summary["events"] > 3
+    listed = {row["provider_session_id"]: row for row in sessions_json(home)}
+    assert set(listed) == {"20251108_1", "20251108_2", "legacy_20250325_200615"}
+    two = listed["20251108_2"]
+    assert (two["provider"], two["state"], two["backfilled"]) == ("goose", "exited", True)
+    assert two["cwd"] == "/w/two" and two["model"] == "gpt-5"
+    assert two["started_at"] == 1762700000.0 and two["ended_at"] == 1762700005.0
+    assert listed["20251108_1"]["cwd"] == "/w/proj"
+    assert all(row["started_at"] and row["ended_at"] for row in listed.values())
+
+    again = backfill_json(home, "--provider", "goose")["goose"]
+    assert (again["imported"], again["updated"], again["unchanged"], again["events"]) == (0, 0, 3, 0)
+
+
+def test_goose_session_that_grew_gets_only_its_new_messages(home: Path) -> None:
+    gl, db = goose_home(home)
+    backfill_json(home, "--provider", "goose")
+    before = {row["provider_session_id"]: row for row in sessions_json(home)}["20251108_2"]
+
+    db.add_message("20251108_2", "user", [gl.text("and now?")], created=1762700100)
+    db.add_message("20251108_2", "assistant", [gl.text("done")], created=1762700160)
+    summary = backfill_json(home, "--provider", "goose")["goose"]
+
+    assert (summary["imported"], summary["updated"], summary["unchanged"]) == (0, 1, 2)
+    after = {row["provider_session_id"]: row for row in sessions_json(home)}["20251108_2"]
+    assert after["session_id"] == before["session_id"]
+    assert after["ended_at"] == 1762700160.0
+    log = [json.loads(line) for line in Path(after["log_path"]).read_text().splitlines()]
+    assert [event["seq"] for event in log] == list(range(1, len(log) + 1))
+    texts = [event.get("content") or event.get("text") for event in log if event["type"] == "user_message"]
+    assert texts.count("hi") == 1 and texts.count("and now?") == 1
+
+
+# --- every provider ---------------------------------------------------------------------------------
+def test_all_providers_with_no_history(home: Path) -> None:
+    summaries = backfill_json(home)
+    assert set(summaries) == {"claude", "codex", "gemini", "goose"}
+    for summary in summaries.values():
+        assert summary["imported"] == 0 and summary["events"] == 0
+
+
+def test_text_summary_and_bad_provider(home: Path) -> None:
+    done = zag(home, "backfill", "--provider", "goose")
+    assert done.returncode == 0
+    assert done.stdout.startswith("goose: 0 sessions seen, 0 imported")
+    bad = zag(home, "backfill", "--provider", "nope")
+    assert bad.returncode == 2
+    assert "nope" in bad.stderr and "Traceback" not in bad.stderr
