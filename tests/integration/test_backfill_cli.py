@@ -124,3 +124,37 @@ def test_text_summary_and_bad_provider(home: Path) -> None:
     bad = zag(home, "backfill", "--provider", "nope")
     assert bad.returncode == 2
     assert "nope" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# --- codex: rollouts under ~/.codex/sessions/YYYY/MM/DD and ~/.codex/archived_sessions -----------------
+def codex_home(home: Path) -> dict[str, Path]:
+    """Every codex corpus file as a rollout with its own thread id (the third one archived)."""
+    laid_out = {}
+    for number, corpus_file in enumerate(sorted((CORPUS / "codex").glob("*.jsonl")), start=1):
+        thread_id = f"{number:08d}-0000-4000-8000-{number:012d}"
+        folder = home / ".codex" / ("archived_sessions" if number == 3 else "sessions/2026/01/02")
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"rollout-2026-01-02T03-04-{number:02d}-{thread_id}.jsonl"
+        shutil.copy(corpus_file, target)
+        laid_out[corpus_file.name] = target
+    return laid_out
+
+
+def test_codex_rollouts_active_and_archived_are_imported_once(home: Path) -> None:
+    laid_out = codex_home(home)
+
+    summary = backfill_json(home, "--provider", "codex")["codex"]
+
+    assert (summary["sessions_seen"], summary["imported"], summary["unchanged"]) == (len(laid_out), len(laid_out), 0)
+    assert summary["warnings"] >= 1   # the malformed rollout's broken line
+    assert any("00000006" in message for message in summary["warning_messages"])
+    listed = {row["provider_session_id"]: row for row in sessions_json(home)}
+    assert len(listed) == len(laid_out)
+    synthetic = listed[laid_out[next(n for n in laid_out if n.startswith("claude-code-log_rollout"))].stem[-36:]]
+    assert synthetic["cwd"] == "/workspace/synthetic-project"
+    assert synthetic["model"] == "synthetic-model"
+    assert synthetic["started_at"] < synthetic["ended_at"]
+    assert all(row["backfilled"] and row["state"] == "exited" for row in listed.values())
+
+    again = backfill_json(home, "--provider", "codex")["codex"]
+    assert (again["imported"], again["updated"], again["unchanged"]) == (0, 0, len(laid_out))
