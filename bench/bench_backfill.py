@@ -35,6 +35,7 @@ REPO = BENCH.parent
 DATA = BENCH / ".data"
 CORPUS_1G = DATA / "claude-1g"
 CORPUS_10K = DATA / "claude-10k"
+CORPUS_SINGLE = DATA / "claude-single"
 CCUSAGE_DIR = DATA / "ccusage"
 CCUSAGE_VERSION = "20.0.24"
 ZAG = [sys.executable, "-m", "zag"]
@@ -122,20 +123,31 @@ def _tree_rss(root: int) -> int:
 
 
 def measure(argv: list[str], env: Mapping[str, str]) -> dict[str, Any]:
-    """Run a command; wall seconds, stdout, largest single-process RSS and peak tree RSS."""
+    """Run a command; wall seconds, stdout, its peak RSS (largest of it and its descendants, from
+    wait4) and the peak RSS of its whole process tree (sampled)."""
     started = time.perf_counter()
     proc = subprocess.Popen(argv, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     sampler = TreeRss(proc.pid) if sys.platform.startswith("linux") else None
-    stdout, stderr = proc.communicate()
-    seconds = time.perf_counter() - started
-    tree = sampler.stop() if sampler else 0
-    # ru_maxrss of RUSAGE_CHILDREN: the largest RSS of any waited-for descendant so far (KiB on Linux)
-    import resource
+    captured: dict[str, bytes] = {}
 
-    max_single = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    def drain(name: str, stream: Any) -> None:
+        captured[name] = stream.read()
+
+    readers = [threading.Thread(target=drain, args=(name, stream)) for name, stream in
+               (("stdout", proc.stdout), ("stderr", proc.stderr))]
+    for reader in readers:
+        reader.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    for reader in readers:
+        reader.join()
+    tree = sampler.stop() if sampler else 0
+    stdout, stderr = captured.get("stdout", b""), captured.get("stderr", b"")
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}: {stderr.decode(errors='replace')[-2000:]}")
-    return {"seconds": seconds, "stdout": stdout, "stderr": stderr, "rss_single": max_single, "rss_tree": tree}
+    return {"seconds": seconds, "stdout": stdout, "stderr": stderr, "rss_single": usage.ru_maxrss * 1024,
+            "rss_tree": tree}
 
 
 def base_env(corpus: Path, home: Path) -> dict[str, str]:
@@ -218,22 +230,25 @@ class TrivialProvider:
         return TrivialReader(source.paths[0], cursor)
 
 
-def trivial_import(corpus: Path) -> dict[str, Any]:
-    """In-process runner with the trivial reader (fresh ZAG_HOME), then its no-change re-run."""
+def trivial_child(corpus: Path) -> None:
+    """In this process: import `corpus` with the trivial reader into $ZAG_HOME; print the summary."""
     sys.path.insert(0, str(REPO))
-    home = Path(tempfile.mkdtemp(prefix="zag-bench-trivial-"))
-    os.environ["ZAG_HOME"] = str(home)
-    try:
-        from zag.logs.backfill import run_backfill
+    from zag.logs.backfill import run_backfill
 
-        env = {"CLAUDE_CONFIG_DIR": str(corpus)}
-        started = time.perf_counter()
-        [first] = run_backfill([TrivialProvider()], env=env)
-        first_seconds = time.perf_counter() - started
-        started = time.perf_counter()
-        [again] = run_backfill([TrivialProvider()], env=env)
-        return {"seconds": first_seconds, "summary": first.as_dict(), "rerun_seconds": time.perf_counter() - started,
-                "rerun_summary": again.as_dict()}
+    [summary] = run_backfill([TrivialProvider()], env={"CLAUDE_CONFIG_DIR": str(corpus)})
+    print(json.dumps(summary.as_dict()))
+
+
+def trivial_import(corpus: Path) -> dict[str, Any]:
+    """The runner with the trivial reader (fresh ZAG_HOME, own process), then its no-change re-run."""
+    home = Path(tempfile.mkdtemp(prefix="zag-bench-trivial-"))
+    try:
+        argv = [sys.executable, str(Path(__file__).resolve()), "--trivial-child", str(corpus)]
+        first = measure(argv, base_env(corpus, home))
+        again = measure(argv, base_env(corpus, home))
+        first["summary"] = json.loads(first["stdout"])
+        again["summary"] = json.loads(again["stdout"])
+        return {"first": first, "again": again}
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
@@ -252,7 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-ccusage", action="store_true")
     parser.add_argument("--skip-trivial", action="store_true")
     parser.add_argument("--skip-10k", action="store_true")
+    parser.add_argument("--skip-single", action="store_true")
+    parser.add_argument("--trivial-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.trivial_child:
+        trivial_child(args.trivial_child)
+        return 0
 
     ensure_corpus(CORPUS_1G, "--bytes", "1100000000")
     files, total = corpus_bytes(CORPUS_1G)
@@ -310,10 +330,28 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.skip_trivial:
         trivial = trivial_import(CORPUS_1G)
-        s = trivial["summary"]
-        print(f"runner overhead, trivial reader (in-process): {trivial['seconds']:.2f} s  "
-              f"{mb(total) / trivial['seconds']:.1f} MB/s  ({s['events']} events, imported {s['imported']}); "
-              f"no-change re-run {trivial['rerun_seconds']:.3f} s")
+        first, again = trivial["first"], trivial["again"]
+        print(f"runner overhead, trivial reader: {first['seconds']:.2f} s  {mb(total) / first['seconds']:.1f} MB/s  "
+              f"({first['summary']['events']} events, imported {first['summary']['imported']}, "
+              f"peak RSS {mb(first['rss_tree']):.0f} MB/tree); no-change re-run {again['seconds']:.3f} s")
+
+    if not args.skip_single:
+        ensure_corpus(CORPUS_SINGLE, "--bytes", "1000000000", "--single")
+        _, single_total = corpus_bytes(CORPUS_SINGLE)
+        warm(CORPUS_SINGLE)
+        try:
+            runs, home = zag_import(CORPUS_SINGLE, 1)
+            run = runs[0]
+            print(f"zag backfill, one {mb(single_total):.0f} MB transcript: {run['seconds']:.2f} s  "
+                  f"peak RSS {mb(run['rss_single']):.0f} MB/process, {mb(run['rss_tree']):.0f} MB/tree "
+                  f"(imported {run['summary']['imported']}, events {run['summary']['events']}) — goal < 200 MB")
+            shutil.rmtree(home, ignore_errors=True)
+        except RuntimeError as exc:
+            print(f"zag backfill on the single transcript failed: {exc}")
+        if not args.skip_trivial:
+            trivial = trivial_import(CORPUS_SINGLE)["first"]
+            print(f"  same with the trivial reader: {trivial['seconds']:.2f} s  "
+                  f"peak RSS {mb(trivial['rss_tree']):.0f} MB/tree ({trivial['summary']['events']} events)")
     return 0
 
 

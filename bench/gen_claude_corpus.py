@@ -11,6 +11,7 @@ bytes. Same seed, same bytes.
 
     python bench/gen_claude_corpus.py --out bench/.data/claude-1g --bytes 1100000000
     python bench/gen_claude_corpus.py --out bench/.data/claude-10k --sessions 10000 --small
+    python bench/gen_claude_corpus.py --out bench/.data/claude-single --bytes 1000000000 --single
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 VERSION = "2.1.197"
 MODELS = ("claude-sonnet-5", "claude-opus-4-7", "claude-haiku-4-5")
@@ -76,7 +78,8 @@ class Corpus:
         return self.blob[start:start + size]
 
     # -- records ------------------------------------------------------------------------------------
-    def session(self, out: Path, target_bytes: int, index: int, *, small: bool = False) -> int:
+    def session(self, out: Path, target_bytes: int, index: int, *, small: bool = False,
+                no_subagent: bool = False) -> int:
         """Write one session (and maybe a subagent); return the bytes written."""
         rng = self.rng
         session_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
@@ -85,26 +88,28 @@ class Corpus:
         folder.mkdir(parents=True, exist_ok=True)
         when = self.start + timedelta(minutes=index * 37 + rng.randint(0, 30))
         model = rng.choices(MODELS, weights=(6, 3, 1))[0]
-        writer = _Transcript(self, session_id, cwd, when, model, sidechain=False)
+        writer = _Transcript(self, folder / f"{session_id}.jsonl", session_id, cwd, when, model, sidechain=False)
         writer.tool_steps = (0, 1) if small else (1, 7)
-        writer.run(target_bytes)
-        written = writer.save(folder / f"{session_id}.jsonl")
-        if rng.random() < 0.12 and not small:
+        written = writer.run(target_bytes)
+        if rng.random() < 0.12 and not small and not no_subagent:
             agent = f"a{rng.getrandbits(64):016x}"
-            sub = _Transcript(self, session_id, cwd, writer.now, model, sidechain=True, agent_id=agent)
-            sub.run(target_bytes // 4)
             sub_dir = folder / session_id / "subagents"
             sub_dir.mkdir(parents=True, exist_ok=True)
-            written += sub.save(sub_dir / f"agent-{agent}.jsonl")
+            sub = _Transcript(self, sub_dir / f"agent-{agent}.jsonl", session_id, cwd, writer.now, model,
+                              sidechain=True, agent_id=agent)
+            written += sub.run(min(target_bytes // 4, 25_000_000))
             meta = {"agentType": "general-purpose", "description": sub.first_prompt[:60], "spawnDepth": 1}
             (sub_dir / f"agent-{agent}.meta.json").write_text(json.dumps(meta))
         return written
 
 
 class _Transcript:
-    def __init__(self, corpus: Corpus, session_id: str, cwd: str, start: datetime, model: str, *,
+    """Writes one transcript file as it goes (a 1 GB session never sits in memory)."""
+
+    def __init__(self, corpus: Corpus, path: Path, session_id: str, cwd: str, start: datetime, model: str, *,
                  sidechain: bool, agent_id: str | None = None) -> None:
         self.c = corpus
+        self.path = path
         self.rng = corpus.rng
         self.session_id = session_id
         self.cwd = cwd
@@ -112,7 +117,7 @@ class _Transcript:
         self.model = model
         self.sidechain = sidechain
         self.agent_id = agent_id
-        self.lines: list[str] = []
+        self.handle: Any = None
         self.size = 0
         self.parent: str | None = None
         self.first_prompt = ""
@@ -126,9 +131,9 @@ class _Transcript:
         return self.now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{self.now.microsecond // 1000:03d}Z"
 
     def _emit(self, record: dict) -> None:
-        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
-        self.lines.append(line)
-        self.size += len(line) + 1
+        line = (json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
+        self.handle.write(line)
+        self.size += len(line)
 
     def _envelope(self, kind: str, **fields: object) -> dict:
         record_id = self._uuid()
@@ -141,15 +146,18 @@ class _Transcript:
         self.parent = record_id
         return record
 
-    def run(self, target_bytes: int) -> None:
+    def run(self, target_bytes: int) -> int:
+        """Write the transcript up to about `target_bytes`; return the bytes written."""
         rng = self.rng
-        if not self.sidechain and rng.random() < 0.3:
-            self._emit({"type": "summary", "summary": self.c._sentence(6), "leafUuid": self._uuid()})
-        while self.size < target_bytes:
-            self._turn()
-        if not self.sidechain:
-            self._emit({"type": "last-prompt", "lastPrompt": self.first_prompt[:80], "leafUuid": self.parent,
-                        "sessionId": self.session_id})
+        with open(self.path, "wb", buffering=1 << 20) as self.handle:
+            if not self.sidechain and rng.random() < 0.3:
+                self._emit({"type": "summary", "summary": self.c._sentence(6), "leafUuid": self._uuid()})
+            while self.size < target_bytes:
+                self._turn()
+            if not self.sidechain:
+                self._emit({"type": "last-prompt", "lastPrompt": self.first_prompt[:80], "leafUuid": self.parent,
+                            "sessionId": self.session_id})
+        return self.size
 
     def _turn(self) -> None:
         rng = self.rng
@@ -263,17 +271,16 @@ class _Transcript:
         self._emit(self._envelope("assistant", message=message, requestId=f"req_{self.rng.getrandbits(48):012x}",
                                   error="rate_limit", isApiErrorMessage=True, apiErrorStatus=429))
 
-    def save(self, path: Path) -> int:
-        data = ("\n".join(self.lines) + "\n").encode("utf-8")
-        path.write_bytes(data)
-        return len(data)
 
-
-def generate(out: Path, *, total_bytes: int | None, sessions: int | None, small: bool, seed: int) -> tuple[int, int]:
+def generate(out: Path, *, total_bytes: int | None, sessions: int | None, small: bool, seed: int,
+             single: bool = False) -> tuple[int, int]:
     """Write the corpus; return (files, bytes)."""
     corpus = Corpus(seed)
     written = files = 0
     index = 0
+    if single:  # one session of `total_bytes` (the bounded-memory benchmark)
+        written = corpus.session(out, total_bytes or 0, 0, no_subagent=True)
+        total_bytes = sessions = None
     while (total_bytes is not None and written < total_bytes) or (sessions is not None and index < sessions):
         if small:
             target = int(corpus.rng.uniform(1_000, 4_000))
@@ -291,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bytes", type=int, help="stop once this many bytes are written")
     parser.add_argument("--sessions", type=int, help="write exactly this many sessions")
     parser.add_argument("--small", action="store_true", help="small sessions (1-4 KB), for the re-run benchmark")
+    parser.add_argument("--single", action="store_true", help="one session of --bytes (a huge transcript)")
     parser.add_argument("--seed", type=int, default=20261206)
     args = parser.parse_args(argv)
     if args.bytes is None and args.sessions is None:
@@ -299,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.out}/projects exists already; remove it first")
     started = time.monotonic()
     files, written = generate(args.out, total_bytes=args.bytes, sessions=args.sessions, small=args.small,
-                              seed=args.seed)
+                              seed=args.seed, single=args.single)
     print(f"wrote {files} files, {written / 1e6:.1f} MB in {time.monotonic() - started:.1f} s to {args.out}")
     return 0
 
