@@ -1,20 +1,65 @@
-"""Gemini CLI: everything zag knows about this agent CLI (argv, session files, limit wordings).
+"""Gemini CLI (`@google/gemini-cli`): everything zag knows about this agent CLI.
 
-SKELETON: identity only; the rest is being implemented (see issue 3/4).
+Modules: `homes` (where its files live), `files` (session file names and heads), `argv` (its command
+line), `plans` (launch/resume argv), `records` + `conversation` (chat records → events, each once),
+`reader` (incremental reader of one session), `live` (the running child's session), `history`
+(backfill discovery), `promptlog` (prompts of deleted sessions), `limits` + `scanner` (usage-limit
+wordings and output watching), `dialogs` (TUI keystrokes), `settings` (reading its settings),
+`version` (installed version without running it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from zag.providers.base import (
+    HistorySource,
+    LaunchContext,
+    LaunchPlan,
+    LiveSession,
+    OutputScanner,
+    SessionReader,
+)
+from zag.providers.gemini import dialogs, history, plans
+from zag.providers.gemini.live import GeminiLive
+from zag.providers.gemini.promptlog import PromptLogReader
+from zag.providers.gemini.reader import GeminiReader
+from zag.providers.gemini.scanner import GeminiScanner
 
-class _Skeleton:
+
+class GeminiProvider:
     name = "gemini"
     executable = "gemini"
     install_hint = "npm install -g @google/gemini-cli"
 
-    def __getattr__(self, attribute: str) -> Any:
-        raise NotImplementedError(f"{self.name} provider: {attribute} is not implemented yet")
+    def plan_launch(self, user_args: Sequence[str], ctx: LaunchContext) -> LaunchPlan:
+        return plans.plan_launch(user_args, ctx)
+
+    def plan_resume(self, user_args: Sequence[str], provider_session_id: str | None, message: str,
+                    ctx: LaunchContext) -> LaunchPlan:
+        return plans.plan_resume(user_args, provider_session_id, message, ctx)
+
+    def open_live(self, plan: LaunchPlan, ctx: LaunchContext) -> LiveSession:
+        return GeminiLive(plan, ctx)
+
+    def output_scanner(self, ctx: LaunchContext) -> OutputScanner:
+        return GeminiScanner(ctx)
+
+    def discover(self, env: Mapping[str, str]) -> Iterator[HistorySource]:
+        return history.discover(env)
+
+    def open_reader(self, source: HistorySource, cursor: Any) -> SessionReader:
+        if source.extra.get("kind") == history.KIND_PROMPT_LOG:
+            return PromptLogReader(source.provider_session_id, Path(source.paths[0]), cursor)
+        return GeminiReader(source.provider_session_id, [Path(path) for path in source.paths], cursor)
+
+    def unblock_keys(self, screen: str) -> bytes | None:
+        return dialogs.unblock_keys(screen)
+
+    def resume_keys(self, message: str) -> bytes:
+        return dialogs.resume_keys(message)
 
 
-PROVIDER: Any = _Skeleton()
+PROVIDER = GeminiProvider()

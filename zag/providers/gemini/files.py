@@ -1,0 +1,125 @@
+"""Gemini CLI session files: names, the session id in a file's head, and the files of one session.
+
+Main sessions: `chats/session-<YYYY-MM-DDTHH-MM>-<first 8 chars of the id>.jsonl` (UTC minute; `.json`
+before v0.39; `--session-file` imports use epoch milliseconds instead of the minute). Subagents:
+`chats/<parent session id>/<subagent session id>.jsonl`.
+
+One session may own several main files: a legacy `.json` and the `.jsonl` its resume converted it to,
+and — the resume bug of 0.6x — header-only `session-<later minute>-<id8>.jsonl` siblings. All of them
+are read as one session, oldest first (the oldest holds the conversation).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from calendar import timegm
+from pathlib import Path
+
+from zag.logs import codec
+
+PREFIX = "session-"
+_NAME = re.compile(r"^session-(?P<stamp>\d{4}-\d{2}-\d{2}T\d{2}-\d{2}|\d{10,16})-(?P<short>.+)\.(?P<ext>jsonl?)$")
+_JSON_SESSION_ID = re.compile(rb'"sessionId"\s*:\s*"((?:[^"\\]|\\.){1,200})"')
+HEAD_BYTES = 64 * 1024
+
+
+def is_session_file(name: str) -> bool:
+    return name.startswith(PREFIX) and (name.endswith(".jsonl") or name.endswith(".json"))
+
+
+def short_id(session_id: str) -> str:
+    return session_id[:8]
+
+
+def name_time(name: str) -> float | None:
+    """Start time (epoch seconds) encoded in a session file name, or None."""
+    match = _NAME.match(name)
+    if not match:
+        return None
+    stamp = match["stamp"]
+    if stamp.isdigit():
+        value = int(stamp)
+        return value / 1000.0 if value > 1e11 else float(value)
+    try:
+        return float(timegm((int(stamp[0:4]), int(stamp[5:7]), int(stamp[8:10]), int(stamp[11:13]),
+                             int(stamp[14:16]), 0, 0, 0, 0)))
+    except (ValueError, OverflowError):
+        return None
+
+
+def name_short_id(name: str) -> str | None:
+    match = _NAME.match(name)
+    return match["short"] if match else None
+
+
+def sort_key(path: Path) -> tuple[float, int, str]:
+    """Oldest first; for the same name a legacy `.json` before its `.jsonl` conversion."""
+    stamp = name_time(path.name)
+    return (stamp if stamp is not None else float("inf"), 0 if path.suffix == ".json" else 1, path.name)
+
+
+def head_session_id(path: Path) -> str | None:
+    """The `sessionId` a session file declares in its head (first JSONL line / top of the document)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(HEAD_BYTES)
+    except OSError:
+        return None
+    if path.suffix == ".jsonl":
+        first = head.split(b"\n", 1)[0]
+        try:
+            record = codec.loads(first)
+        except ValueError:
+            record = None
+        if isinstance(record, dict) and isinstance(record.get("sessionId"), str):
+            return record["sessionId"]
+        return None
+    match = _JSON_SESSION_ID.search(head)
+    if not match:
+        return None
+    try:
+        value = codec.loads(b'"' + match.group(1) + b'"')
+    except ValueError:
+        return None
+    return value if isinstance(value, str) else None
+
+
+def main_files(chats_dir: Path, session_id: str) -> list[Path]:
+    """The main session files of `session_id` in one `chats/` folder, oldest first."""
+    suffixes = (f"-{short_id(session_id)}.json", f"-{short_id(session_id)}.jsonl")
+    found = []
+    try:
+        names = os.listdir(chats_dir)
+    except OSError:
+        return []
+    for name in names:
+        if name.startswith(PREFIX) and name.endswith(suffixes):
+            path = chats_dir / name
+            if head_session_id(path) == session_id:
+                found.append(path)
+    return sorted(found, key=sort_key)
+
+
+def subagent_files(chats_dir: Path, session_id: str) -> list[Path]:
+    """Subagent transcripts `chats/<session id>/*.jsonl` (sorted by name)."""
+    folder = chats_dir / session_id
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    return [folder / name for name in sorted(names) if name.endswith((".jsonl", ".json"))]
+
+
+def session_files(chats_dir: Path, session_id: str) -> list[Path]:
+    return main_files(chats_dir, session_id) + subagent_files(chats_dir, session_id)
+
+
+def is_subagent_path(path: Path) -> bool:
+    """`chats/<parent session id>/<subagent id>.jsonl`."""
+    return path.parent.parent.name == "chats" and not path.name.startswith(PREFIX)
+
+
+def file_key(path: Path) -> str:
+    """A stable name for a session file inside its session: `name` or `sub/<name>` for subagents."""
+    return f"sub/{path.name}" if is_subagent_path(path) else path.name

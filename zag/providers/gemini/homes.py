@@ -1,0 +1,149 @@
+"""Where Gemini CLI keeps its files, from the environment zag is given (never `os.environ` directly).
+
+- Home: `$GEMINI_CLI_HOME` replaces `$HOME` (`.gemini` is appended either way).
+- Per project: `~/.gemini/tmp/<project-id>/chats/` holds the session files, where `<project-id>` is the
+  slug registered in `~/.gemini/projects.json` (≥ 0.29: `{"projects": {"<abs cwd>": "<slug>"}}`, each slug
+  folder with a `.project_root` marker naming its owner) or the sha256 hex of the absolute project root
+  (older versions). The record field `projectHash` is that sha256 in every version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from zag.logs import codec
+
+GEMINI_DIR = ".gemini"
+PROJECT_ROOT_MARKER = ".project_root"
+_HASH_DIR = re.compile(r"^[0-9a-f]{64}$")
+
+
+def gemini_root(env: Mapping[str, str]) -> Path | None:
+    """`<home>/.gemini` where home is GEMINI_CLI_HOME, else HOME; None when neither is set."""
+    home = env.get("GEMINI_CLI_HOME") or env.get("HOME")
+    if not home:
+        return None
+    return Path(home) / GEMINI_DIR
+
+
+def tmp_root(env: Mapping[str, str]) -> Path | None:
+    root = gemini_root(env)
+    return root / "tmp" if root else None
+
+
+def project_hash(project_root: str) -> str:
+    """sha256 hex of the absolute project root, as Gemini CLI computes `projectHash`."""
+    return hashlib.sha256(project_root.encode("utf-8")).hexdigest()
+
+
+def slugify(name: str) -> str:
+    """Gemini's slug of a folder name: lower-case, non-alphanumerics → '-', runs collapsed, trimmed."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return slug or "project"
+
+
+def normalize_cwd(cwd: str) -> str:
+    return os.path.abspath(cwd)
+
+
+def read_registry(env: Mapping[str, str]) -> dict[str, str]:
+    """`projects.json` as {abs project path: slug}; {} when missing or unreadable.
+
+    Accepts the real shape `{"projects": {...}}` and a flat `{path: slug}` map."""
+    root = gemini_root(env)
+    if root is None:
+        return {}
+    try:
+        data = codec.loads((root / "projects.json").read_bytes())
+    except (OSError, ValueError):
+        return {}
+    if isinstance(data, dict) and isinstance(data.get("projects"), dict):
+        data = data["projects"]
+    if not isinstance(data, dict):
+        return {}
+    return {key: value for key, value in data.items() if isinstance(key, str) and isinstance(value, str)}
+
+
+def read_marker(project_dir: Path) -> str | None:
+    """The owning project path written in `<project dir>/.project_root`, if any."""
+    try:
+        text = (project_dir / PROJECT_ROOT_MARKER).read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
+    return text or None
+
+
+def candidate_project_ids(cwd: str, env: Mapping[str, str]) -> list[str]:
+    """Project ids the CLI may use for `cwd`, most likely first (registry slug, then the old hash)."""
+    normalized = normalize_cwd(cwd)
+    registry = read_registry(env)
+    ids: list[str] = []
+    for path in (normalized, os.path.realpath(normalized)):
+        slug = registry.get(path)
+        if slug and slug not in ids:
+            ids.append(slug)
+    for path in (normalized, os.path.realpath(normalized)):
+        digest = project_hash(path)
+        if digest not in ids:
+            ids.append(digest)
+    return ids
+
+
+def chats_dirs_for_cwd(cwd: str, env: Mapping[str, str]) -> list[Path]:
+    """The `chats/` folders that may hold sessions of `cwd` (existing or not yet created)."""
+    tmp = tmp_root(env)
+    if tmp is None:
+        return []
+    return [tmp / project_id / "chats" for project_id in candidate_project_ids(cwd, env)]
+
+
+def all_project_dirs(env: Mapping[str, str]) -> list[Path]:
+    """Every `tmp/<project-id>/` folder (sorted)."""
+    tmp = tmp_root(env)
+    if tmp is None:
+        return []
+    try:
+        entries = sorted(os.scandir(tmp), key=lambda entry: entry.name)
+    except OSError:
+        return []
+    return [Path(entry.path) for entry in entries if _is_dir(entry)]
+
+
+def project_cwds(env: Mapping[str, str]) -> dict[str, str]:
+    """{project id (slug or hash dir name): cwd} from the registry, the markers, and hashes of both."""
+    mapping: dict[str, str] = {}
+    known_paths: set[str] = set()
+    for path, slug in read_registry(env).items():
+        mapping.setdefault(slug, path)
+        known_paths.add(path)
+    root = gemini_root(env)
+    for base in (root / "tmp", root / "history") if root else ():
+        try:
+            entries = list(os.scandir(base))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name in mapping or not _is_dir(entry) or _HASH_DIR.match(entry.name):
+                continue
+            owner = read_marker(Path(entry.path))
+            if owner:
+                mapping[entry.name] = owner
+                known_paths.add(owner)
+    for path in known_paths:
+        mapping.setdefault(project_hash(path), path)
+    return mapping
+
+
+def is_hash_dir(name: str) -> bool:
+    return bool(_HASH_DIR.match(name))
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False

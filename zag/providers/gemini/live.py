@@ -1,0 +1,223 @@
+"""Following the running gemini child's own session file(s).
+
+Finding it:
+- with a known session id (zag passed `--session-id <uuid>`, the user passed `--session-id`/`--resume
+  <uuid>`, or the CLI reported it: stream-json/json `session_id`, the TUI's `gemini --resume <uuid>`): the
+  main files `session-*-<id8>.json[l]` whose head names that id, first in the project folders of the
+  cwd (registry slug, old sha256 dir), and every `RESCAN_SECS` in all project folders;
+- otherwise the chat file of this project modified after the child started, the newest first.
+Until it appears, every poll looks again (the CLI writes its file ~2 s after start).
+
+Following it: the `GeminiReader` of the session (all its files: the oldest holds the conversation;
+header-only siblings from the resume bug and subagent transcripts are added as they appear). A poll costs
+one stat per file when nothing changed, plus a rescan of the session's folder every `RESCAN_SECS`.
+
+Switching: `/clear` (`/new`) in the TUI starts a new session with a new file in the same folder; in an
+interactive run a new main session file created there after ours was found is taken as that move and
+reported as `session_cleared` (another gemini started meanwhile in the same folder would be mistaken for
+it; `/resume` of an older session inside the TUI is not noticed). A reported session id different from
+the followed one also switches.
+
+Resuming: when zag resumes (plan note `skip_existing`), the conversation up to the child's start is
+already in this log: the first read of the file emits only what is newer than the child's start (by
+record time; everything after the first such event is kept).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from zag import diag
+from zag.logs import events
+from zag.providers.base import Item, LaunchContext, LaunchPlan, SessionIdHint
+from zag.providers.gemini import files, homes
+from zag.providers.gemini.reader import GeminiReader
+
+RESCAN_SECS = 2.0
+START_SLACK_SECS = 2.0
+
+
+class GeminiLive:
+    """`LiveSession` for gemini."""
+
+    def __init__(self, plan: LaunchPlan, ctx: LaunchContext) -> None:
+        self._env: Mapping[str, str] = {**dict(ctx.env), **plan.env}
+        self._cwd = ctx.cwd
+        self._started = ctx.started_at
+        self._interactive = ctx.interactive
+        self._expected: str | None = plan.provider_session_id
+        self._skip_existing = bool(plan.notes.get("skip_existing"))
+        self._disabled = bool(plan.notes.get("no_session"))
+        self._pending: list[Item] = [events.provider_status(text, {"kind": "zag_note"})
+                                     for text in plan.notes.get("warnings") or []]
+        self._previous: str | None = plan.notes.get("previous_session_id")
+        self._reader: GeminiReader | None = None
+        self._chats_dir: Path | None = None
+        self._known_names: set[str] = set()
+        self._dir_mtime: int | None = None
+        self._next_full_search = 0.0
+        self._next_rescan = 0.0
+        self.provider_session_id: str | None = None
+        self.source_key: str | None = None
+
+    # -- LiveSession -------------------------------------------------------------------------------
+    def poll(self) -> list[Item]:
+        try:
+            return self._poll()
+        except Exception:  # noqa: BLE001 - an adapter error never stops the agent
+            diag.exception("gemini live poll failed", session=self.provider_session_id)
+            return []
+
+    def hint(self, signal: SessionIdHint) -> None:
+        if signal.provider_session_id != self.provider_session_id:
+            self._expected = signal.provider_session_id
+            self._next_full_search = 0.0
+
+    def cursor(self) -> Any:
+        return self._reader.cursor() if self._reader else None
+
+    def close(self) -> None:
+        if self._reader:
+            self._reader.close()
+
+    # -- polling -----------------------------------------------------------------------------------
+    def _poll(self) -> list[Item]:
+        items, self._pending = self._pending, []
+        if self._disabled:
+            return items
+        now = time.monotonic()
+        if self._expected and self._expected != self.provider_session_id:
+            found = self._find_by_id(self._expected, now)
+            if found:
+                items += self._attach(self._expected, *found)
+        elif self._reader is None:
+            found_any = self._find_recent()
+            if found_any:
+                items += self._attach(*found_any)
+        if self._reader is None:
+            return items
+        if now >= self._next_rescan:
+            self._next_rescan = now + RESCAN_SECS
+            items += self._rescan()
+        if self._reader.changed():
+            items += list(self._reader.read())
+        return items
+
+    def _attach(self, session_id: str, chats_dir: Path, paths: list[Path]) -> list[Item]:
+        items: list[Item] = []
+        old = self.provider_session_id or self._previous
+        self._previous = None
+        if old and old != session_id:
+            items.append(events.body(events.SESSION_CLEARED, old_session_id=old, new_session_id=session_id,
+                                     provider_session_id=session_id))
+        first = self._reader is None
+        self._reader = GeminiReader(session_id, paths)
+        self._chats_dir = chats_dir
+        self.provider_session_id = session_id
+        self.source_key = session_id
+        self._expected = session_id
+        self._known_names = set(_names(chats_dir))
+        self._dir_mtime = _mtime_ns(chats_dir)
+        self._next_rescan = time.monotonic() + RESCAN_SECS
+        if first and self._skip_existing:
+            items += self._newer_than_start(list(self._reader.read()))
+        return items
+
+    def _newer_than_start(self, read: list[Item]) -> list[Item]:
+        """Drop what the resumed session held before this child started (already logged)."""
+        kept: list[Item] = []
+        keeping = False
+        for item in read:
+            if not keeping and isinstance(item, dict):
+                stamp = events.normalize_ts(item.get("ts"))
+                keeping = stamp is not None and events.parse_ts(stamp) >= self._started - START_SLACK_SECS
+            if keeping:
+                kept.append(item)
+        return kept
+
+    # -- finding -----------------------------------------------------------------------------------
+    def _find_by_id(self, session_id: str, now: float) -> tuple[Path, list[Path]] | None:
+        for chats in homes.chats_dirs_for_cwd(self._cwd, self._env):
+            found = files.main_files(chats, session_id)
+            if found:
+                return chats, found + files.subagent_files(chats, session_id)
+        if now < self._next_full_search:
+            return None
+        self._next_full_search = now + RESCAN_SECS
+        for project in homes.all_project_dirs(self._env):
+            chats = project / "chats"
+            found = files.main_files(chats, session_id)
+            if found:
+                return chats, found + files.subagent_files(chats, session_id)
+        return None
+
+    def _find_recent(self) -> tuple[str, Path, list[Path]] | None:
+        """The newest main chat file of this project modified since the child started."""
+        best: tuple[float, Path] | None = None
+        for chats in homes.chats_dirs_for_cwd(self._cwd, self._env):
+            for name in _names(chats):
+                if not files.is_session_file(name):
+                    continue
+                mtime = _mtime(chats / name)
+                if mtime is not None and mtime >= self._started - START_SLACK_SECS and (best is None or mtime > best[0]):
+                    best = (mtime, chats / name)
+        if best is None:
+            return None
+        session_id = files.head_session_id(best[1])
+        if not session_id:
+            return None
+        chats = best[1].parent
+        return session_id, chats, files.session_files(chats, session_id)
+
+    def _rescan(self) -> list[Item]:
+        """New files of the followed session (resume siblings, subagents); a `/clear` in the TUI."""
+        assert self._reader is not None and self._chats_dir is not None and self.provider_session_id
+        self._reader.set_paths(files.session_files(self._chats_dir, self.provider_session_id))
+        mtime = _mtime_ns(self._chats_dir)
+        if mtime == self._dir_mtime:
+            return []
+        self._dir_mtime = mtime
+        names = set(_names(self._chats_dir))
+        new = sorted(name for name in names - self._known_names if files.is_session_file(name))
+        self._known_names = names
+        if not self._interactive:
+            return []
+        for name in new:
+            session_id = files.head_session_id(self._chats_dir / name)
+            if session_id and session_id != self.provider_session_id and _is_main(self._chats_dir / name):
+                return self._attach(session_id, self._chats_dir, files.session_files(self._chats_dir, session_id))
+        return []
+
+
+def _is_main(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False
+    return b'"kind":"subagent"' not in head.replace(b" ", b"")
+
+
+def _names(folder: Path) -> list[str]:
+    try:
+        return os.listdir(folder)
+    except OSError:
+        return []
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
+
+
+def _mtime_ns(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
