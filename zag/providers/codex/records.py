@@ -552,7 +552,7 @@ class RecordMapper:
         record = _object(record)
         self._set_time(record.get("timestamp") or record.get("created_at"))
         kind = record.get("type")
-        if isinstance(kind, str) and kind in RESPONSE_ITEM_TYPES:
+        if isinstance(kind, str) and kind in RESPONSE_ITEM_TYPES and not isinstance(record.get("function"), dict):
             return self._response_item(record)
         if kind is None and "role" in record:
             content = record.get("content", record.get("message"))
