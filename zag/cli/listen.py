@@ -44,7 +44,7 @@ Example:
 def listen(session: str | None, latest: bool, as_json: bool, since: int, no_follow: bool) -> None:
     from zag.logs.index import Index
 
-    if bool(session) == latest:
+    if (session is not None) == latest:
         raise UserError("name a session (id or unique prefix) or use --latest, not both"
                         if latest else "name a session (id or unique prefix), or use --latest")
     index = Index()
@@ -64,7 +64,7 @@ def listen(session: str | None, latest: bool, as_json: bool, since: int, no_foll
 
 
 def _resolve(index: Any, session: str | None) -> str:
-    if session:
+    if session is not None:
         return index.resolve_session(session)
     latest = index.latest_session_id()
     if latest is None:

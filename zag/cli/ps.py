@@ -33,7 +33,7 @@ Example:
 
 @click.command("ps", help=_PS_HELP, short_help="Show supervised sessions and their state.")
 @click.option("--all", "show_all", is_flag=True, help="Include exited sessions.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (a list of sessions, full ids).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: a list of sessions with full ids.")
 @user_errors
 def ps(show_all: bool, as_json: bool) -> None:
     from zag.logs.index import Index

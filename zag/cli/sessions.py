@@ -33,7 +33,7 @@ Example:
 @click.command("sessions", help=_SESSIONS_HELP, short_help="List sessions in the index, newest first.")
 @click.option("--provider", type=click.Choice(NAMES), help="Only this agent's sessions.")
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N sessions.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (a list of sessions, full ids).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: a list of sessions with full ids.")
 @user_errors
 def sessions(provider: str | None, limit: int | None, as_json: bool) -> None:
     from zag.logs.index import Index
@@ -106,7 +106,7 @@ Example:
 @click.command("events", help=_EVENTS_HELP, short_help="Print one session's events.")
 @click.argument("session", shell_complete=complete_live_sessions)
 @click.option("--type", "-t", "types", multiple=True, metavar="T", shell_complete=lambda c, p, i: complete_types(i),
-              help="Only events of type T (repeatable, or comma-separated).")
+              help="Only events of type T (repeatable or comma-separated).")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw log lines (NDJSON).")
 @user_errors
 def events_command(session: str, types: tuple[str, ...], as_json: bool) -> None:

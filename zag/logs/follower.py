@@ -34,7 +34,6 @@ class LogFollower:
     def __init__(self, path: Path, offset: int = 0) -> None:
         self.path = path
         self.offset = offset  # where the next unread complete line starts
-        self._partial = b""
         self._handle: Any = None
         self._inode: tuple[int, int] | None = None
 
@@ -47,19 +46,24 @@ class LogFollower:
         return self._handle is not None or self.path.exists()
 
     def read_lines(self) -> Iterator[bytes]:
-        """Yield every complete line available now (newline included), reading in bounded chunks."""
+        """Yield every complete line available now (newline included), reading in bounded chunks.
+
+        An incomplete last line is read again on the next call rather than kept: the writer may cut
+        a torn line off and append new lines in its place between two calls.
+        """
         if not self._open():
             return
         self._check_replaced_or_cut()
         handle = self._handle
-        handle.seek(self.offset + len(self._partial))
+        if handle is None:  # replaced by nothing (removed) between the checks
+            return
+        handle.seek(self.offset)
+        partial = b""
         while True:
             chunk = handle.read(_READ_CHUNK)
             if not chunk:
                 return
-            data = self._partial + chunk if self._partial else chunk
-            # until this chunk is fully handed out, a resumed read restarts at `offset`
-            self._partial = b""
+            data = partial + chunk if partial else chunk
             start = 0
             while True:
                 cut = data.find(b"\n", start)
@@ -69,7 +73,7 @@ class LogFollower:
                 start = cut + 1
                 self.offset += len(line)
                 yield line
-            self._partial = data[start:]
+            partial = data[start:]
 
     def _open(self) -> bool:
         if self._handle is not None:
@@ -83,20 +87,17 @@ class LogFollower:
         return True
 
     def _check_replaced_or_cut(self) -> None:
-        """Start over on a replaced file; drop a partial line the writer cut off (torn-tail repair)."""
+        """Start over on a replaced file, or on one cut below what was already read."""
         try:
             stat = os.stat(self.path)
         except FileNotFoundError:
             return  # removed: keep reading the open handle
         if (stat.st_dev, stat.st_ino) != self._inode:
             self.close()
-            self.offset, self._partial = 0, b""
+            self.offset = 0
             self._open()
-            return
-        if stat.st_size < self.offset:
-            self.offset, self._partial = 0, b""  # truncated below what we read: re-read (seq de-duplicates)
-        elif stat.st_size < self.offset + len(self._partial):
-            self._partial = b""
+        elif stat.st_size < self.offset:
+            self.offset = 0  # re-read; `EventFollower` skips what it has seen by seq
 
 
 @dataclass

@@ -1,0 +1,145 @@
+"""Shell completion: the committed scripts are current, and real bash, zsh and fish complete with them.
+
+Completion runs `zag` from PATH (as a user's shell would), so the venv's bin folder goes first on PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from tests.readside import add_session, gone_pid, live_supervisor
+from zag import states
+from zag.cli.completions import SHELLS, completion_script
+from zag.logs.index import Index
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPTS = REPO / "completions"
+BIN = Path(sys.executable).parent
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def _need(shell: str) -> str:
+    found = shutil.which(shell)
+    if found is None:
+        pytest.skip(f"{shell} is not installed here (apt-get install -y {shell}); its completion is untested")
+    return found
+
+
+@pytest.fixture
+def fleet() -> dict[str, str]:
+    """A live, a dead and an exited session: only the live one may be offered."""
+    with Index() as index:
+        return {
+            "live": add_session(index, session_id="abc12345-0000-4000-8000-000000000001", state=states.RUNNING,
+                                exit_code=None, **live_supervisor(heartbeat_secs=600)),
+            "dead": add_session(index, session_id="abc99999-0000-4000-8000-000000000002", state=states.RUNNING,
+                                exit_code=None, **{**live_supervisor(), "supervisor_pid": gone_pid()}),
+            "exited": add_session(index, session_id="abc77777-0000-4000-8000-000000000003"),
+        }
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_committed_scripts_are_current(shell: str) -> None:
+    committed = SCRIPTS / f"zag.{shell}"
+    assert committed.exists(), f"missing {committed}: run `zag completions {shell} > completions/zag.{shell}`"
+    assert committed.read_text() == completion_script(shell), (
+        f"completions/zag.{shell} is stale: run `zag completions {shell} > completions/zag.{shell}`")
+
+
+def test_completions_command_prints_the_script() -> None:
+    done = subprocess.run([str(BIN / "zag"), "completions", "bash"], capture_output=True, timeout=60, env=_env())
+    assert done.returncode == 0
+    assert done.stdout.decode() == (SCRIPTS / "zag.bash").read_text()
+    bad = subprocess.run([str(BIN / "zag"), "completions", "tcsh"], capture_output=True, timeout=60, env=_env())
+    assert bad.returncode == 2
+
+
+# --- bash: the completion function called as bash calls it ---------------------------------------
+def _bash_complete(words: list[str]) -> list[str]:
+    bash = _need("bash")
+    quoted = " ".join("'" + word.replace("'", "'\\''") + "'" for word in words)
+    script = (f"source '{SCRIPTS / 'zag.bash'}'\n"
+              f"COMP_WORDS=({quoted}); COMP_CWORD={len(words) - 1}; COMPREPLY=()\n"
+              "_zag_completion zag\n"
+              'printf "%s\\n" "${COMPREPLY[@]}"\n')
+    done = subprocess.run([bash, "--norc", "--noprofile", "-c", script], capture_output=True, timeout=60,
+                          env=_env(), text=True)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    return [line for line in done.stdout.splitlines() if line]
+
+
+def test_bash_completes_commands_options_providers_and_live_sessions(fleet: dict[str, str]) -> None:
+    assert _bash_complete(["zag", "li"]) == ["listen"]
+    assert set(_bash_complete(["zag", ""])) >= {"run", "ps", "listen", "sessions", "events", "completions"}
+    assert _bash_complete(["zag", "ps", "--a"]) == ["--all"]
+    assert _bash_complete(["zag", "sessions", "--provider", ""]) == ["claude", "codex", "gemini", "goose"]
+    assert _bash_complete(["zag", "completions", "z"]) == ["zsh"]
+    assert _bash_complete(["zag", "events", "x", "--type", "tool_call,tool_r"]) == ["tool_call,tool_result"]
+    assert _bash_complete(["zag", "listen", ""]) == [fleet["live"]]
+    assert _bash_complete(["zag", "listen", "abc1"]) == [fleet["live"]]
+    assert _bash_complete(["zag", "listen", "abc9"]) == []  # dead: not offered
+    assert _bash_complete(["zag", "events", "ABC"]) == [fleet["live"]]
+
+
+def test_bash_completion_without_an_index_offers_nothing_and_creates_nothing(tmp_path: Path,
+                                                                             zag_home: Path) -> None:
+    assert _bash_complete(["zag", "listen", ""]) == []
+    assert not (zag_home / "index.sqlite").exists()
+
+
+# --- zsh: a real interactive zsh, TAB pressed --------------------------------------------------
+def _zsh() -> pexpect.spawn:
+    zsh = _need("zsh")
+    child = pexpect.spawn(zsh, ["-f", "-i"], env={**_env(), "TERM": "dumb", "PS1": "> "}, encoding="utf-8",
+                          timeout=30, dimensions=(40, 250))
+    child.sendline(f"autoload -Uz compinit && compinit -u -D && source '{SCRIPTS / 'zag.zsh'}' && echo LOADED-OK")
+    child.expect("LOADED-OK")
+    return child
+
+
+def _zsh_tab(child: pexpect.spawn, typed: str, expected: str) -> None:
+    child.send(typed + "\t")
+    child.expect_exact(expected)
+    child.send("\x03")  # Ctrl-C: abandon the line
+    time.sleep(0.05)
+
+
+def test_zsh_completes_with_the_script(fleet: dict[str, str]) -> None:
+    child = _zsh()
+    try:
+        _zsh_tab(child, "zag lis", "zag listen ")
+        _zsh_tab(child, "zag ps --al", "zag ps --all ")
+        _zsh_tab(child, "zag sessions --provider gem", "--provider gemini ")
+        _zsh_tab(child, "zag listen abc1", f"zag listen {fleet['live']} ")
+    finally:
+        child.sendline("exit")
+        child.close(force=True)
+
+
+# --- fish: `complete -C` asks fish's own completion machinery --------------------------------------
+def _fish_complete(line: str) -> list[str]:
+    fish = _need("fish")
+    script = f"source '{SCRIPTS / 'zag.fish'}'; complete -C '{line}'"
+    done = subprocess.run([fish, "--no-config", "-c", script], capture_output=True, timeout=60, env=_env(),
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    return [entry.split("\t")[0] for entry in done.stdout.splitlines()]
+
+
+def test_fish_completes_with_the_script(fleet: dict[str, str]) -> None:
+    assert _fish_complete("zag li") == ["listen"]
+    assert _fish_complete("zag ps --a") == ["--all"]
+    assert _fish_complete("zag sessions --provider c") == ["claude", "codex"]
+    assert _fish_complete("zag listen abc") == [fleet["live"]]

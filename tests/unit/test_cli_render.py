@@ -1,0 +1,140 @@
+"""Terminal rendering: the colour decision, styles, tables, times, and one line per event."""
+
+from __future__ import annotations
+
+import io
+import os
+import pty
+import time
+
+import pytest
+
+from zag.cli import render
+from zag.logs import events
+
+ESC = "\x1b["
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_colour_needs_a_terminal_and_no_no_color() -> None:
+    assert render.colour_enabled(_Tty(), env={}) is True
+    assert render.colour_enabled(io.StringIO(), env={}) is False
+    assert render.colour_enabled(_Tty(), env={"NO_COLOR": "1"}) is False
+    assert render.colour_enabled(_Tty(), env={"NO_COLOR": ""}) is True  # no-color.org: empty means unset
+    assert render.colour_enabled(_Tty(), env={"TERM": "dumb"}) is False
+    assert render.colour_enabled(io.StringIO(), env={"FORCE_COLOR": "1"}) is True
+    assert render.colour_enabled(io.StringIO(), env={"FORCE_COLOR": "1", "NO_COLOR": "1"}) is False
+
+
+def test_colour_on_a_real_pty(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("TERM", raising=False)
+    master, slave = pty.openpty()
+    try:
+        with os.fdopen(slave, "w", closefd=False) as stream:
+            assert render.colour_enabled(stream) is True
+            monkeypatch.setenv("NO_COLOR", "1")
+            assert render.colour_enabled(stream) is False
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_style_is_identity_when_off() -> None:
+    assert render.Style(False)("text", "bold red") == "text"
+    painted = render.Style(True)("text", "bold red")
+    assert painted == "\x1b[1;31mtext\x1b[0m"
+    assert render.Style(True)("text", None) == "text"
+
+
+def test_table_aligns_and_clips_the_last_column() -> None:
+    rows = [("a", ("running", "green"), "short"), ("bbbb", "exited", "x" * 100)]
+    plain = render.table(("ID", "STATE", "COMMAND"), rows, render.Style(False), width=40)
+    lines = plain.splitlines()
+    assert lines[0].startswith("ID    STATE    COMMAND")
+    assert lines[1].startswith("a     running  short")
+    assert all(len(line) <= 40 for line in lines)
+    assert lines[2].endswith("…")
+    coloured = render.table(("ID", "STATE", "COMMAND"), rows, render.Style(True), width=40)
+    assert "\x1b[32mrunning" in coloured
+    assert ESC not in plain
+
+
+def test_table_unlimited_width_keeps_everything() -> None:
+    text = render.table(("A", "B"), [("1", "y" * 300)], render.Style(False))
+    assert "y" * 300 in text
+
+
+def test_durations_and_clipping() -> None:
+    assert [render.duration(s) for s in (5, 125, 3 * 3600 + 300, 2 * 86400 + 3600)] == ["5s", "2m", "3h05m", "2d01h"]
+    assert render.duration(None) == "-"
+    assert render.clip("a\nb\tc", 0) == "a b c"
+    assert render.clip("abcdef", 4) == "abc…"
+    assert render.clip_left("/very/long/path/here", 10) == "…path/here"
+    now = time.time()
+    assert render.when(now, now) == time.strftime("%H:%M", time.localtime(now))
+    assert render.when(None) == "-"
+
+
+def test_epoch_of_accepts_numbers_and_rfc3339() -> None:
+    assert render.epoch_of(1.5) == 1.5
+    assert render.epoch_of("1970-01-01T00:00:10.000Z") == 10.0
+    assert render.epoch_of("garbage") is None
+    assert render.epoch_of(True) is None
+
+
+def _event(event_type: str, **fields: object) -> dict[str, object]:
+    return {"seq": 1, "ts": "2026-01-02T03:04:05.000Z", "session_id": "s", "provider": "claude",
+            "provider_session_id": None, "source": "wrapper", "type": event_type, **fields}
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        (_event(events.SESSION_STARTED, argv=["claude", "-p", "fix it"], cwd="/w", model="opus", resumed=True),
+         ["started", "claude -p 'fix it' in /w", "model opus", "resumed"]),
+        (_event(events.USER_MESSAGE, content="hello there"), ["user", "hello there"]),
+        (_event(events.ASSISTANT_MESSAGE, content=[{"type": "text", "text": "line one\nline two"}]),
+         ["assistant", "line one line two"]),
+        (_event(events.TOOL_CALL, tool_name="Read", tool_kind="file_read", input={"file_path": "/a.py"}),
+         ["tool", "Read [file_read] /a.py"]),
+        (_event(events.TOOL_RESULT, tool_id="t", success=False, error="boom"), ["result", "failed: boom"]),
+        (_event(events.USAGE, input_tokens=1234, output_tokens=5, cost_usd=0.5),
+         ["usage", "input 1,234", "output 5", "$0.5000"]),
+        (_event(events.USAGE_LIMIT_HIT, scope="weekly", reset_at="2026-01-02T05:00:00.000Z",
+                scheduled_resume_at="2026-01-02T05:00:30.000Z", fallback_used=True, incident_id="i"),
+         ["LIMIT HIT", "weekly limit hit; resets", "resume at", "fallback"]),
+        (_event(events.USAGE_LIMIT_RESUMED, incident_id="i", attempt=2, resume_message="Continue"),
+         ["resumed", "attempt 2", "Continue"]),
+        (_event(events.USAGE_LIMIT_RESUME_FAILED, incident_id="i", attempt=3, error="no binary"),
+         ["resume failed", "attempt 3 failed: no binary"]),
+        (_event(events.SESSION_ENDED, exit_code=3, success=False, error="killed by SIGTERM"),
+         ["ended", "exit 3: killed by SIGTERM"]),
+        (_event(events.PARSE_WARNING, message="bad record", raw="{oops"), ["warning", "bad record: {oops"]),
+        (_event(events.HEARTBEAT, interval_secs=10), ["heartbeat", "every 10s"]),
+        (_event("some_future_type", detail=1), ["some_future_type", '{"detail":1}']),
+    ],
+)
+def test_event_lines_summarise_content(event: dict[str, object], expected: list[str]) -> None:
+    line = render.format_event(event, render.Style(False))
+    assert "\n" not in line and ESC not in line
+    assert "claude" in line
+    for part in expected:
+        assert part in line
+
+
+def test_event_line_colours_and_dims_heartbeats() -> None:
+    style = render.Style(True)
+    hit = render.format_event(_event(events.USAGE_LIMIT_HIT, scope="session"), style)
+    assert "\x1b[1;31mLIMIT HIT" in hit
+    beat = render.format_event(_event(events.HEARTBEAT, interval_secs=10), style)
+    assert beat.startswith("\x1b[2m") and beat.endswith("\x1b[0m")
+
+
+def test_event_line_fits_the_width() -> None:
+    line = render.format_event(_event(events.USER_MESSAGE, content="word " * 100), render.Style(False), width=60)
+    assert len(line) <= 60 and line.endswith("…")
