@@ -21,13 +21,18 @@ Submitting a message: the TUI turns an Enter that arrives within 30 ms of a type
 newline (`bufferFastReturn`, for pastes without bracketed-paste support), so `message + "\\r"` in one
 write would not submit. A focus-in report (`ESC [ I`) between them is a non-insertable key that resets
 that timer and is then dropped by the TUI's input filter, so `message + ESC[I + "\\r"` submits in one
-write. Multi-line messages are sent as one bracketed paste.
+write. zag also sends the Enter as a separate chunk after `SUBMIT_PAUSE_SECS` (a `KeySequence`), so it
+submits whether the writer honours the pause or writes everything at once. Multi-line messages are sent
+as one bracketed paste (a typed newline would be a key of its own).
 """
 
 from __future__ import annotations
 
 import re
 
+from zag.providers.base import KeySequence
+
+SUBMIT_PAUSE_SECS = 0.15
 FOCUS_IN = b"\x1b[I"
 ENTER = b"\r"
 PASTE_START = b"\x1b[200~"
@@ -64,10 +69,10 @@ def unblock_keys(screen: str) -> bytes | None:
     return None
 
 
-def resume_keys(message: str) -> bytes:
+def resume_keys(message: str) -> KeySequence:
     """Keystrokes that type `message` at the prompt and submit it (see the module docstring)."""
     text = message.replace("\r\n", "\n").replace("\r", "\n")
     body = text.encode("utf-8")
     if "\n" in text:
         body = PASTE_START + body + PASTE_END
-    return body + FOCUS_IN + ENTER
+    return KeySequence([body + FOCUS_IN, ENTER], pause=SUBMIT_PAUSE_SECS)
