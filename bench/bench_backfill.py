@@ -147,7 +147,7 @@ def measure(argv: list[str], env: Mapping[str, str]) -> dict[str, Any]:
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}: {stderr.decode(errors='replace')[-2000:]}")
     return {"seconds": seconds, "stdout": stdout, "stderr": stderr, "rss_single": usage.ru_maxrss * 1024,
-            "rss_tree": tree}
+            "rss_tree": tree, "cpu": usage.ru_utime + usage.ru_stime}
 
 
 def base_env(corpus: Path, home: Path) -> dict[str, str]:
@@ -276,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ensure_corpus(CORPUS_1G, "--bytes", "1100000000")
     files, total = corpus_bytes(CORPUS_1G)
-    print(f"corpus: {CORPUS_1G} — {files} files, {mb(total):.1f} MB; {os.cpu_count()} CPUs")
+    print(f"corpus: {CORPUS_1G} — {files} files, {mb(total):.1f} MB; {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f} (figures are only comparable on an idle machine)")
     warm(CORPUS_1G)
 
     zag_rate = None
@@ -290,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds = median(runs)
         zag_rate = mb(total) / seconds if summary["imported"] else None
         print(f"zag backfill (import):   {seconds:6.2f} s  {mb(total) / seconds:7.1f} MB/s  "
+              f"cpu {median(runs, 'cpu'):.1f} s  "
               f"peak RSS {mb(max(r['rss_single'] for r in runs)):.0f} MB/process, "
               f"{mb(max(r['rss_tree'] for r in runs)):.0f} MB/tree  "
               f"(sessions seen {summary['sessions_seen']}, imported {summary['imported']}, "
@@ -323,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             cc_seconds = median(runs_cc)
             cc_rate = mb(total) / cc_seconds
             print(f"ccusage {CCUSAGE_VERSION} daily --json --offline: {cc_seconds:6.2f} s  {cc_rate:7.1f} MB/s  "
+                  f"cpu {median(runs_cc, 'cpu'):.1f} s  "
                   f"peak RSS {mb(max(r['rss_tree'] for r in runs_cc)):.0f} MB  "
                   f"(runs {[round(r['seconds'], 2) for r in runs_cc]})")
             if zag_rate:
@@ -332,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         trivial = trivial_import(CORPUS_1G)
         first, again = trivial["first"], trivial["again"]
         print(f"runner overhead, trivial reader: {first['seconds']:.2f} s  {mb(total) / first['seconds']:.1f} MB/s  "
+              f"cpu {first['cpu']:.1f} s  "
               f"({first['summary']['events']} events, imported {first['summary']['imported']}, "
               f"peak RSS {mb(first['rss_tree']):.0f} MB/tree); no-change re-run {again['seconds']:.3f} s")
 
@@ -342,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             runs, home = zag_import(CORPUS_SINGLE, 1)
             run = runs[0]
-            print(f"zag backfill, one {mb(single_total):.0f} MB transcript: {run['seconds']:.2f} s  "
+            print(f"zag backfill, one {mb(single_total):.0f} MB transcript: {run['seconds']:.2f} s  cpu {run['cpu']:.1f} s  "
                   f"peak RSS {mb(run['rss_single']):.0f} MB/process, {mb(run['rss_tree']):.0f} MB/tree "
                   f"(imported {run['summary']['imported']}, events {run['summary']['events']}) — goal < 200 MB")
             shutil.rmtree(home, ignore_errors=True)
@@ -350,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"zag backfill on the single transcript failed: {exc}")
         if not args.skip_trivial:
             trivial = trivial_import(CORPUS_SINGLE)["first"]
-            print(f"  same with the trivial reader: {trivial['seconds']:.2f} s  "
+            print(f"  same with the trivial reader: {trivial['seconds']:.2f} s  cpu {trivial['cpu']:.1f} s  "
                   f"peak RSS {mb(trivial['rss_tree']):.0f} MB/tree ({trivial['summary']['events']} events)")
     return 0
 

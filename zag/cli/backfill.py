@@ -86,11 +86,17 @@ def backfill(provider_name: str | None, as_json: bool) -> None:
     from zag.logs.backfill import BackfillBusy, run_backfill, summaries_document
 
     chosen = [providers.get(provider_name)] if provider_name else providers.all_providers()
+    progress = progress_for(sys.stderr)
     try:
-        summaries = run_backfill(chosen, progress=progress_for(sys.stderr))
+        summaries = run_backfill(chosen, progress=progress)
     except BackfillBusy as exc:
         click.echo(f"zag: {exc}", err=True)
         sys.exit(1)
+    except KeyboardInterrupt:
+        if progress is not None:
+            progress.finish()
+        click.echo("zag: backfill interrupted; what was imported is kept, run it again to continue", err=True)
+        sys.exit(130)
     if as_json:
         click.echo(json.dumps(summaries_document(summaries), indent=2))
         return

@@ -100,6 +100,9 @@ def import_source(provider: Provider, job: ImportJob) -> ImportResult:
         result.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         result.events = 0
         result.created = False
+    except BaseException:  # Ctrl-C: leave no events behind that no saved cursor accounts for
+        copier.roll_back(existed)
+        raise
     return result
 
 
