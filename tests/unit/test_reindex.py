@@ -226,3 +226,18 @@ def test_files_that_are_not_session_logs() -> None:
 def test_reindex_with_no_sessions_folder() -> None:
     result = CliRunner().invoke(cli, ["reindex"])
     assert result.exit_code == 0 and "reindexed 0 session(s)" in result.stdout
+
+
+def test_a_damaged_index_is_moved_aside_and_rebuilt() -> None:
+    write_log(sid(1), [_started(1), _ended(2, 0)])
+    db = paths.index_db()
+    db.write_bytes(b"this is not an sqlite database" * 100)
+    assert CliRunner().invoke(cli, ["ps"]).exit_code == 1  # the read side reports it...
+    result = CliRunner().invoke(cli, ["reindex", "--json"])  # ...and reindex repairs it
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["sessions"] == 1 and report["damaged_index_moved_to"]
+    assert Path(report["damaged_index_moved_to"]).read_bytes().startswith(b"this is not")
+    assert "moved to" in result.stderr
+    with Index() as index:
+        assert [row["session_id"] for row in index.list_sessions()] == [sid(1)]

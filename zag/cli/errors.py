@@ -55,6 +55,9 @@ def user_errors(func: F) -> F:
             raise Failure(
                 f"cannot read the index ({exc}); `zag reindex` rebuilds it from the session logs"
             ) from None
+        except OSError as exc:  # e.g. ZAG_HOME not writable, a log not readable
+            where = f" {exc.filename}" if exc.filename else ""
+            raise Failure(f"cannot access{where}: {exc.strerror or exc}") from None
 
     return wrapper  # type: ignore[return-value]
 

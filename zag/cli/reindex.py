@@ -26,13 +26,18 @@ Example:
 @user_errors
 def reindex(as_json: bool) -> None:
     from zag import paths
-    from zag.logs.index import Index
-    from zag.logs.reindex import rebuild
+    from zag.logs.reindex import open_or_replace_index, rebuild
 
-    with Index() as index:
+    index, damaged = open_or_replace_index()
+    with index:
         report = rebuild(index, paths.sessions_dir())
+    if damaged is not None:
+        click.echo(f"zag: the index could not be opened; it was moved to {damaged} and rebuilt "
+                   "(its backfill cursors are lost: the next `zag backfill` re-reads the agents' history)",
+                   err=True)
     if as_json:
         click.echo(json.dumps({
+            "damaged_index_moved_to": str(damaged) if damaged else None,
             "sessions": report.sessions,
             "resumes": report.resumes,
             "bad_lines": report.bad_lines,

@@ -8,6 +8,7 @@ small, because `zag ps` start-up time matters.
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import sys
@@ -207,11 +208,16 @@ def command_line(argv: Any) -> str:
     return "-"
 
 
+@functools.cache
+def _home() -> str:
+    return os.path.expanduser("~")
+
+
 def home_path(path: str | None) -> str:
     """A path with the user's home shown as `~`."""
     if not path:
         return "-"
-    home = os.path.expanduser("~")
+    home = _home()
     if home not in ("", "/") and (path == home or path.startswith(home + os.sep)):
         return "~" + path[len(home):]
     return path

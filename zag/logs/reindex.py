@@ -261,6 +261,27 @@ def iter_logs(sessions_dir: Path) -> Iterator[Path]:
             yield path
 
 
+def open_or_replace_index(path: Path | None = None) -> tuple[Index, Path | None]:
+    """Open the index; if it is damaged beyond opening, move it aside and start a new one.
+
+    Returns the index and where the damaged file went (None if it was fine).
+    """
+    import sqlite3
+
+    path = path or paths.index_db()
+    try:
+        return Index(path), None
+    except sqlite3.DatabaseError:
+        pass
+    aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    for suffix in ("-wal", "-shm"):
+        sidecar = Path(str(path) + suffix)
+        if sidecar.exists():
+            sidecar.replace(Path(str(aside) + suffix))
+    path.replace(aside)
+    return Index(path), aside
+
+
 def rebuild(index: Index, sessions_dir: Path | None = None) -> ReindexReport:
     """Replace the index's sessions and resumes with what the logs in `sessions_dir` say."""
     sessions_dir = sessions_dir or paths.sessions_dir()
