@@ -146,8 +146,10 @@ class RecordMapper:
         if not line.strip():
             return []
         try:
+            if not line.isascii():
+                line.decode("utf-8")  # msgspec does not check the bytes of fields it skips
             envelope = _envelope_decoder.decode(line)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except Exception as exc:  # noqa: BLE001 - invalid JSON/UTF-8, wrong shape, nesting too deep
             return [events.parse_warning(f"codex: unreadable rollout line ({_short(exc)})", line)]
         try:
             items = self._map(envelope, line)
