@@ -158,3 +158,33 @@ def test_codex_rollouts_active_and_archived_are_imported_once(home: Path) -> Non
 
     again = backfill_json(home, "--provider", "codex")["codex"]
     assert (again["imported"], again["updated"], again["unchanged"]) == (0, 0, len(laid_out))
+
+
+# --- gemini: ~/.gemini/tmp/<project>/chats/session-*.jsonl (and the older .json) ------------------------
+def gemini_home(home: Path) -> Path:
+    chats = home / ".gemini" / "tmp" / "proj" / "chats"
+    chats.mkdir(parents=True)
+    for captured in sorted((CORPUS / "real-cli" / "gemini").glob("chat_session-*.json*")):
+        shutil.copy(captured, chats / captured.name.removeprefix("chat_"))
+    shutil.copy(CORPUS / "gemini" / "agent-sessions_large.json", chats / "session-2026-01-16T18-34-3739ef95.json")
+    (home / ".gemini" / "projects.json").write_text(json.dumps({"projects": {"/srv/demo_gemini/proj": "proj"}}))
+    return chats
+
+
+def test_gemini_chats_both_formats_are_imported_once(home: Path) -> None:
+    chats = gemini_home(home)
+    session_ids = {json.loads(path.read_text().splitlines()[0])["sessionId"]
+                   for path in chats.glob("*.jsonl")} | {"session-2026-01-16T18-34-3739ef95"}
+
+    summary = backfill_json(home, "--provider", "gemini")["gemini"]
+
+    assert summary["imported"] == summary["sessions_seen"] == len(session_ids)
+    listed = {row["provider_session_id"]: row for row in sessions_json(home)}
+    assert set(listed) == session_ids
+    assert all(row["cwd"] == "/srv/demo_gemini/proj" for row in listed.values())
+    legacy = listed["session-2026-01-16T18-34-3739ef95"]
+    assert legacy["model"] and legacy["started_at"] <= legacy["ended_at"]
+    assert any(row["model"] == "gemini-3.8-flash" for row in listed.values())
+
+    again = backfill_json(home, "--provider", "gemini")["gemini"]
+    assert (again["imported"], again["updated"], again["unchanged"]) == (0, 0, len(session_ids))
