@@ -166,7 +166,7 @@ def gemini_home(home: Path) -> Path:
     chats.mkdir(parents=True)
     for captured in sorted((CORPUS / "real-cli" / "gemini").glob("chat_session-*.json*")):
         shutil.copy(captured, chats / captured.name.removeprefix("chat_"))
-    shutil.copy(CORPUS / "gemini" / "agent-sessions_large.json", chats / "session-2026-01-16T18-34-3739ef95.json")
+    shutil.copy(CORPUS / "gemini" / "agent-sessions_large.json", chats / "session-2025-12-16T23-47-b4f17607.json")
     (home / ".gemini" / "projects.json").write_text(json.dumps({"projects": {"/srv/demo_gemini/proj": "proj"}}))
     return chats
 
@@ -174,7 +174,9 @@ def gemini_home(home: Path) -> Path:
 def test_gemini_chats_both_formats_are_imported_once(home: Path) -> None:
     chats = gemini_home(home)
     session_ids = {json.loads(path.read_text().splitlines()[0])["sessionId"]
-                   for path in chats.glob("*.jsonl")} | {"session-2026-01-16T18-34-3739ef95"}
+                   for path in chats.glob("*.jsonl")}
+    legacy_id = json.loads((chats / "session-2025-12-16T23-47-b4f17607.json").read_text())["sessionId"]
+    session_ids.add(legacy_id)
 
     summary = backfill_json(home, "--provider", "gemini")["gemini"]
 
@@ -182,7 +184,7 @@ def test_gemini_chats_both_formats_are_imported_once(home: Path) -> None:
     listed = {row["provider_session_id"]: row for row in sessions_json(home)}
     assert set(listed) == session_ids
     assert all(row["cwd"] == "/srv/demo_gemini/proj" for row in listed.values())
-    legacy = listed["session-2026-01-16T18-34-3739ef95"]
+    legacy = listed[legacy_id]
     assert legacy["model"] and legacy["started_at"] <= legacy["ended_at"]
     assert any(row["model"] == "gemini-3.8-flash" for row in listed.values())
 
