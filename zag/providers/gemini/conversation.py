@@ -143,8 +143,10 @@ class Conversation:
         if not raw.strip():
             return []
         try:
+            if not raw.isascii():
+                raw.decode("utf-8")   # msgspec does not check bytes it skips; gemini writes valid UTF-8
             rec = LINE_DECODER.decode(raw)
-        except DECODE_ERRORS as exc:
+        except (UnicodeDecodeError, *DECODE_ERRORS) as exc:
             fctx.after_header = False
             return [events.parse_warning(f"unreadable gemini chat record: {_reason(exc)}", raw)]
         after_header, fctx.after_header = fctx.after_header, False
@@ -430,6 +432,8 @@ class Conversation:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, RecursionError):
         return "nested too deeply"
+    if isinstance(exc, UnicodeDecodeError):
+        return "invalid UTF-8"
     return str(exc) or type(exc).__name__
 
 

@@ -93,7 +93,7 @@ def classify(text: str, now: float, *, zone: tzinfo | None = None, force: bool =
     if scope != events.SCOPE_DAILY and _DAILY_HINT.search(text):
         scope = events.SCOPE_DAILY
     reset = reset_from_text(text, now, zone=zone)
-    if reset is None and scope == events.SCOPE_DAILY and re.search(r"daily quota|PerDay|per day", text, _FLAGS):
+    if reset is None and scope == events.SCOPE_DAILY:
         reset = next_pacific_midnight(now)
     return Quota(scope=scope, reset_at=reset)
 

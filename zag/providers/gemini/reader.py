@@ -163,8 +163,10 @@ class GeminiReader:
         except OSError:
             return
         try:
+            if not data.isascii():
+                data.decode("utf-8")
             document = _DOCUMENT.decode(data)
-        except DECODE_ERRORS as exc:
+        except (UnicodeDecodeError, *DECODE_ERRORS) as exc:
             if _age(path) < SETTLE_SECS:
                 return
             state["bad"] = fp
