@@ -118,7 +118,10 @@ class CodexLiveSession:
                     {"ephemeral": True}))
         now = time.monotonic()
         if self._reader is None:
-            if now >= self._next_locate:
+            # while the child runs, look every LOCATE_SECS; once it exited (supervisor draining) or when
+            # an id is known, at every poll: the drain stops after a couple of quiet polls
+            child_running = proc_files.alive(self._ctx.child_pid) if proc_files.available() else True
+            if now >= self._next_locate or self._target or not child_running:
                 self._next_locate = now + LOCATE_SECS
                 found = self._locate(now)
                 if found is not None:
