@@ -1,10 +1,11 @@
 """Reading another program's SQLite database without writing to it, WAL-safe (shared by providers).
 
 - The database is opened through a `mode=ro` URI: nothing can be written through the connection.
-- When no `-wal` file exists (no process has the database open in WAL mode right now), it is also
-  opened `immutable=1`, so SQLite creates no `-wal`/`-shm` side files in the program's folder (a plain
-  read-only connection to a WAL database leaves both behind). When a `-wal` exists the program is
-  running (or crashed): the normal read-only mode shares its WAL index and sees committed writes.
+- A database in WAL mode (header byte 18 = 2) with no `-wal` file (no process has it open right now)
+  is also opened `immutable=1`, so SQLite creates no `-wal`/`-shm` side files in the program's folder
+  (a plain read-only connection to a WAL database leaves both behind). When a `-wal` exists the program
+  is running (or crashed): the normal read-only mode shares its WAL index and sees committed writes.
+  A rollback-journal database is read with plain `mode=ro` (that creates no files, and honours locks).
 - Busy/locked answers come back quickly (`timeout`); callers treat them as "try again later".
 - TEXT columns come back as bytes (`text_factory=bytes`), so invalid UTF-8 written by the program
   never aborts a query, and JSON can be decoded straight from bytes.
@@ -24,11 +25,20 @@ def connect(path: Path | str, *, timeout: float = DEFAULT_TIMEOUT) -> sqlite3.Co
     path = Path(path).absolute()
     if not path.is_file():
         raise sqlite3.OperationalError(f"unable to open database file: {path} does not exist")
-    query = "mode=ro" if os.path.exists(f"{path}-wal") else "mode=ro&immutable=1"
+    query = "mode=ro&immutable=1" if _wal_mode(path) and not os.path.exists(f"{path}-wal") else "mode=ro"
     connection = sqlite3.connect(f"{path.as_uri()}?{query}", uri=True, timeout=timeout,
                                  isolation_level=None, check_same_thread=False)
     connection.text_factory = bytes
     return connection
+
+
+def _wal_mode(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(20)
+    except OSError:
+        return False
+    return len(header) == 20 and header.startswith(b"SQLite format 3\x00") and header[18] == 2
 
 
 def signature(path: Path | str) -> tuple[tuple[int, int, int], ...]:

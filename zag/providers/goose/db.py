@@ -18,6 +18,7 @@ from typing import Any
 
 from zag.logs import codec, events
 from zag.providers import sqlite_ro
+from zag.providers.goose.records import JSON_ERRORS
 
 SESSION_COLUMNS = (
     "id", "name", "description", "user_set_name", "session_type", "working_dir", "created_at",
@@ -124,7 +125,7 @@ def model_name(session: dict[str, Any]) -> str | None:
         return None
     try:
         config = codec.loads(raw)
-    except (codec.DecodeError, TypeError):
+    except JSON_ERRORS:
         return None
     name = config.get("model_name") if isinstance(config, dict) else None
     return name if isinstance(name, str) and name else None

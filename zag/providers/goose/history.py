@@ -23,6 +23,7 @@ from zag.logs import codec
 from zag.providers import sqlite_ro
 from zag.providers.base import HistorySource
 from zag.providers.goose import db, homes
+from zag.providers.goose.records import JSON_ERRORS
 from zag.providers.tail import fingerprint
 
 KIND_DB = "db"
@@ -128,7 +129,7 @@ def _first_line(path: Path) -> dict[str, Any] | None:
         return None
     try:
         value = codec.loads(line)
-    except codec.DecodeError:
+    except JSON_ERRORS:
         return None
     return value if isinstance(value, dict) and "role" not in value else None
 

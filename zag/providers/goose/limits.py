@@ -58,7 +58,7 @@ _WRAPPED_LIMIT = re.compile(
 )
 _SCOPES = (
     (events.SCOPE_WEEKLY, re.compile(r"weekly|7-day|seven[_ ]day", re.IGNORECASE)),
-    (events.SCOPE_DAILY, re.compile(r"daily|per day|\bday\b", re.IGNORECASE)),
+    (events.SCOPE_DAILY, re.compile(r"daily|per ?day|\bday\b", re.IGNORECASE)),
     (events.SCOPE_SESSION, re.compile(r"session limit|\b5-hour|five[_ ]hour", re.IGNORECASE)),
 )
 _PHRASE_END = r"(?=\s*(?:[·∙|;\n]|\.(?:\s|$)|$))"

@@ -27,6 +27,7 @@ from zag.logs import codec, events
 from zag.providers import sqlite_ro
 from zag.providers.base import Item
 from zag.providers.goose import db, records, usage
+from zag.providers.goose.records import JSON_ERRORS
 from zag.providers.tail import JsonlTail, fingerprint
 
 KEEP_KEYS = 512
@@ -106,7 +107,6 @@ class DbSessionReader:
         self.db_path = Path(db_path)
         self.session_id = session_id
         self.source = source
-        self.tools = records.ToolNames()
         self.last_error: str | None = None
         self.rewritten = False
         self._signature: Any = None
@@ -118,12 +118,13 @@ class DbSessionReader:
         self.baseline = bool(state.get("baseline")) if state else skip_before is not None
         self.skip_before = state.get("skip_before", skip_before)
         self.seen = _Seen(state.get("seen"), state.get("floor", 0))
+        self.tools = records.ToolNames(state.get("tools"))
 
     # -- protocol ----------------------------------------------------------------------------------
     def cursor(self) -> dict[str, Any]:
         return {"v": CURSOR_VERSION, "rowid": self.rowid, "rows": self.rows, "meta": self.meta,
                 "usage": self.usage, "baseline": self.baseline, "skip_before": self.skip_before,
-                "floor": self.seen.floor, "seen": self.seen.dump()}
+                "floor": self.seen.floor, "seen": self.seen.dump(), "tools": self.tools.dump()}
 
     def close(self) -> None:
         pass
@@ -228,7 +229,7 @@ def decode_message(role: Any, content: bytes, created: Any, message_id: Any, met
     """A stored message (content as JSON bytes) → items; a bad one → exactly one `parse_warning`."""
     try:
         decoded = codec.loads(content)
-    except (codec.DecodeError, UnicodeDecodeError) as exc:
+    except JSON_ERRORS as exc:
         return [_warning(f"unreadable goose message content: {exc}", content, created, session_id)]
     if not isinstance(decoded, list):
         return [_warning("goose message content is not a list", content, created, session_id)]
@@ -236,7 +237,7 @@ def decode_message(role: Any, content: bytes, created: Any, message_id: Any, met
     if metadata:
         try:
             meta = codec.loads(metadata)
-        except (codec.DecodeError, UnicodeDecodeError, TypeError):
+        except JSON_ERRORS:
             meta = None
     return records.message_items(role, decoded, created=created, message_id=message_id, metadata=meta,
                                  session_id=session_id, tools=tools, source=source)
@@ -274,8 +275,8 @@ class LegacyJsonlReader:
         self.path = Path(path)
         self.session_id = session_id
         self.source = source
-        self.tools = records.ToolNames()
         state = cursor if isinstance(cursor, dict) and cursor.get("v") == CURSOR_VERSION else {}
+        self.tools = records.ToolNames(state.get("tools"))
         self.messages = _int(state.get("messages"))
         self.meta = bool(state.get("meta"))
         self.usage = state.get("usage") if isinstance(state.get("usage"), list) else None
@@ -285,7 +286,8 @@ class LegacyJsonlReader:
 
     def cursor(self) -> dict[str, Any]:
         return {"v": CURSOR_VERSION, "messages": self.messages, "meta": self.meta, "usage": self.usage,
-                "skip_before": self.skip_before, "baseline": self.baseline, "stamp": self.stamp}
+                "skip_before": self.skip_before, "baseline": self.baseline, "stamp": self.stamp,
+                "tools": self.tools.dump()}
 
     def close(self) -> None:
         pass
@@ -320,23 +322,23 @@ class LegacyJsonlReader:
                     last_ts = item["ts"]
             if pending is not None and items:
                 pending["ts"] = last_ts
+                self.meta = True
                 yield pending
                 pending = None
             yield from items
-        if pending is not None:
-            yield pending
         if count < skip:   # the file lost messages (rewritten shorter): count afresh
             self.messages = count
-        if metadata is not None:
+        if metadata is not None and self.messages:
             yield from self._usage(metadata, last_ts)
         self.stamp = stamp
         self.baseline = False
 
     def _status(self, metadata: dict[str, Any]) -> dict[str, Any] | None:
+        """The session status, emitted just before the first message (stamped with its time)."""
         if self.meta:
             return None
-        self.meta = True
         if self.baseline:
+            self.meta = True
             return None
         row = {"name": self.session_id, "description": metadata.get("description"),
                "working_dir": metadata.get("working_dir"), "schedule_id": metadata.get("schedule_id")}
@@ -357,7 +359,7 @@ class LegacyJsonlReader:
     def _line(self, line: bytes) -> list[Item]:
         try:
             message = codec.loads(line)
-        except (codec.DecodeError, UnicodeDecodeError) as exc:
+        except JSON_ERRORS as exc:
             return [_warning(f"unreadable goose session line: {exc}", line, None, self.session_id)]
         if not isinstance(message, dict) or not isinstance(message.get("content"), list):
             return [_warning("goose session line is not a message", line, None, self.session_id)]
@@ -373,7 +375,7 @@ def _legacy_metadata(line: bytes) -> dict[str, Any] | None:
     """The session metadata of a legacy file's first line (an object that is not a message)."""
     try:
         value = codec.loads(line)
-    except (codec.DecodeError, UnicodeDecodeError):
+    except JSON_ERRORS:
         return None
     if isinstance(value, dict) and "role" not in value and "content" not in value:
         return value

@@ -25,15 +25,20 @@ from zag.providers.goose import limits
 from zag.providers.goose.tools import tool_kind
 
 PROVIDER = "goose"
-TOOL_NAMES_KEPT = 4096
+# What decoding untrusted JSON may raise (msgspec: DecodeError is a ValueError; deep nesting: RecursionError).
+JSON_ERRORS = (ValueError, TypeError, RecursionError)
+TOOL_NAMES_KEPT = 256
 
 
 class ToolNames:
-    """tool id → tool name of recent requests (bounded), to name the matching results."""
+    """tool id → name of requests still waiting for their result (bounded; JSON-able for cursors)."""
 
-    def __init__(self, limit: int = TOOL_NAMES_KEPT) -> None:
+    def __init__(self, saved: Any = None, limit: int = TOOL_NAMES_KEPT) -> None:
         self._names: OrderedDict[str, str] = OrderedDict()
         self._limit = limit
+        if isinstance(saved, dict):
+            for tool_id, name in saved.items():
+                self.remember(tool_id, name)
 
     def remember(self, tool_id: Any, name: Any) -> None:
         if isinstance(tool_id, str) and isinstance(name, str):
@@ -42,7 +47,11 @@ class ToolNames:
                 self._names.popitem(last=False)
 
     def get(self, tool_id: Any) -> str | None:
-        return self._names.get(tool_id) if isinstance(tool_id, str) else None
+        """The name of the request `tool_id` answers (forgotten once its result is seen)."""
+        return self._names.pop(tool_id, None) if isinstance(tool_id, str) else None
+
+    def dump(self) -> dict[str, str]:
+        return dict(self._names)
 
 
 def message_items(

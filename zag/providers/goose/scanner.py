@@ -23,6 +23,7 @@ from zag.logs import codec
 from zag.providers import reset_time
 from zag.providers.base import Item, LaunchContext, LimitSignal, SessionIdHint
 from zag.providers.goose import limits
+from zag.providers.goose.records import JSON_ERRORS
 from zag.providers.text import LineAssembler, strip_ansi
 
 PROVIDER = "goose"
@@ -71,7 +72,7 @@ class GooseOutputScanner:
         if stripped.startswith("{") and stripped.endswith("}"):
             try:
                 value = codec.loads(stripped)
-            except codec.DecodeError:
+            except JSON_ERRORS:
                 value = None
             if isinstance(value, dict):
                 return self._json(stream, value)
@@ -89,7 +90,7 @@ class GooseOutputScanner:
         self._document_size.pop(stream, None)
         try:
             value = codec.loads("\n".join(lines))
-        except codec.DecodeError:
+        except JSON_ERRORS:
             items: list[Item] = []
             for line in lines:
                 items.extend(self._text(stream, line))
