@@ -181,6 +181,29 @@ def test_limit_signals_are_logged_never_scheduled_and_hints_ignored(root: Path) 
     assert all(e["source"] == events.SOURCE_BACKFILL for e in hits)
 
 
+def test_session_started_takes_cwd_from_reader_info_and_undated_head_records_take_the_first_time(
+        root: Path) -> None:
+    class NoCwd(JsonlTestProvider):
+        def discover(self, env: Any) -> Any:
+            for source in super().discover(env):
+                yield backfill.HistorySource(source.source_key, source.provider_session_id, source.paths,
+                                             source.fingerprint)
+
+    write_lines(root / "alpha.jsonl", [
+        {"type": "provider_status", "message": "title", "data": {}},
+        {"info": {"cwd": "/from/records"}},
+        *conversation(3),
+    ])
+    run(root, provider=NoCwd())
+    with Index() as index:
+        row = session_for(index, "alpha")
+    assert row["cwd"] == "/from/records"
+    log = log_of(row["session_id"])
+    assert log[0]["type"] == events.SESSION_STARTED and log[0]["cwd"] == "/from/records"
+    assert log[1]["type"] == events.PROVIDER_STATUS
+    assert log[1]["ts"] == log[0]["ts"] == "2026-01-01T10:00:00.000Z"
+
+
 def test_malformed_lines_are_parse_warnings_counted_as_warnings(root: Path) -> None:
     write_lines(root / "alpha.jsonl", [*conversation(2), "{not json", "[1, 2]"])
     summary = run(root)

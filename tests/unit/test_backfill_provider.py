@@ -2,7 +2,8 @@
 
 Each line is an event body as the runner receives it from a reader (`{"type": ..., "ts": ...}`),
 except for a few special lines: `{"limit": {...}}` becomes a `LimitSignal`, `{"hint": "id"}` a
-`SessionIdHint`, `{"explode": true}` makes the reader raise, and a line that is not JSON becomes a
+`SessionIdHint`, `{"explode": true}` makes the reader raise, `{"info": {...}}` updates the reader's
+optional `info` mapping (what a reader learnt, e.g. the cwd), and a line that is not JSON becomes a
 `parse_warning`. The root comes from `env["TESTPROV_ROOT"]`.
 """
 
@@ -25,6 +26,7 @@ class ReaderExploded(RuntimeError):
 class JsonlTestReader:
     def __init__(self, path: Path, cursor: Any) -> None:
         self.tail = JsonlTail(path, cursor)
+        self.info: dict[str, Any] = {}
 
     def read(self) -> Iterator[Any]:
         for line in self.tail.lines():
@@ -42,6 +44,8 @@ class JsonlTestReader:
                 yield LimitSignal(provider="testprov", source="provider_file", raw=spec.get("raw", ""),
                                   structured=True, scope=spec.get("scope", "unknown"),
                                   reset_at=spec.get("reset_at"), observed_at=spec.get("at", 0.0))
+            elif "info" in record:
+                self.info.update(record["info"])
             elif "hint" in record:
                 yield SessionIdHint(record["hint"])
             else:

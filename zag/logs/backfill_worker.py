@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,6 +125,7 @@ def _import(provider: Provider, job: ImportJob, copier: _Copier) -> None:
     if job.mode == MODE_ADOPT:
         copier.watermark = _watermark(paths.session_log(job.session_id))
     reader = provider.open_reader(job.source, job.cursor)
+    copier.reader = reader
     try:
         try:
             copier.run(reader.read())
@@ -145,6 +146,7 @@ class _Copier:
         self.watermark: str | None = None
         self.writer: SessionLogWriter | None = None
         self.start_offset: int | None = None   # log size once opened (after any torn-line repair)
+        self.reader: Any = None  # may offer `info` (cwd, model learnt while reading): see `_learn`
         self.batch: list[dict[str, Any]] = []
         self.batch_chars = 0
         self.started = False     # session_started written (or not needed)
@@ -192,9 +194,28 @@ class _Copier:
             if self.started:
                 if len(self.batch) >= BATCH_EVENTS or self.batch_chars >= BATCH_CHARS:
                     self.flush()
-            elif len(self.batch) >= START_PEEK or (result.model and result.first_ts):
+            elif len(self.batch) >= START_PEEK or self._known():
                 self.flush()
         self.flush()
+        self._learn()
+
+    def _known(self) -> bool:
+        """Everything `session_started` wants is known (so the peek at the first records can end)."""
+        result = self.result
+        if result.model is None or result.cwd is None:
+            self._learn()
+        return bool(result.model and result.first_ts and result.cwd)
+
+    def _learn(self) -> None:
+        """Fill cwd/model from the reader's optional `info` mapping (what it learnt from records that
+        became no event field, e.g. Claude's per-record `cwd`)."""
+        info = getattr(self.reader, "info", None)
+        if not isinstance(info, Mapping):
+            return
+        for name in ("cwd", "model"):
+            value = info.get(name)
+            if getattr(self.result, name) is None and isinstance(value, str) and value:
+                setattr(self.result, name, value)
 
     def flush(self) -> None:
         if not self.batch:
@@ -202,6 +223,8 @@ class _Copier:
         writer = self._writer()
         if not self.started:
             self.started = True
+            self._learn()
+            self._date_undated_head()
             if writer.last_seq == 0:
                 self.result.created = True
                 self.batch.insert(0, self._session_started())
@@ -209,6 +232,18 @@ class _Copier:
         self.result.events += len(self.batch)
         self.batch = []
         self.batch_chars = 0
+
+    def _date_undated_head(self) -> None:
+        """Records before the first dated one (e.g. a title line) take the first known time, not now."""
+        stamp = self.result.first_ts
+        if stamp is None and self.job.source.started_at is not None:
+            stamp = events.normalize_ts(self.job.source.started_at)
+        if stamp is None:
+            return
+        for body in self.batch:
+            if body.get("ts") is not None:
+                break
+            body["ts"] = stamp
 
     def close(self) -> None:
         if self.writer is None:

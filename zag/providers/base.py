@@ -113,7 +113,11 @@ class HistorySource:
 
 @runtime_checkable
 class SessionReader(Protocol):
-    """Incremental reader of one provider session (live and backfill alike)."""
+    """Incremental reader of one provider session (live and backfill alike).
+
+    Optionally a reader has an `info` mapping of what it learnt from records that became no event
+    field (`cwd`, `model`); the backfill runner uses it for `session_started` and the index row.
+    """
 
     def read(self) -> Iterator[Item]:
         """Everything new since the last call (only complete records). Never raises for bad input:
