@@ -213,8 +213,10 @@ class Request:
 
 @dataclass
 class _Window:
-    until: float
-    reply: ReplySource
+    until: float | None  # None: starts at the next request of the family
+    reply: ReplySource | None = None
+    seconds: float = 0.0
+    build: Callable[[int], Reply] | None = None
 
 
 class FakeAPI:
@@ -288,6 +290,20 @@ class FakeAPI:
         with self._lock:
             self._windows[family] = _Window(until, reply)
 
+    def limit_for(self, family: str, seconds: float, build: Callable[[int], Reply]) -> None:
+        """From the next request of `family` on, every request (side calls too) is answered
+        `build(reset_at)` for `seconds`, where reset_at = that first request's time + seconds; then
+        normal answers. E.g. `limit_for("anthropic", 3, claude_subscription_limit)`."""
+        _check_family(family)
+        with self._lock:
+            self._windows[family] = _Window(None, seconds=seconds, build=build)
+
+    def limit_reset_at(self, family: str) -> float | None:
+        """When the current limit window of `family` ends (None: no window, or not started yet)."""
+        with self._lock:
+            window = self._windows.get(family)
+            return window.until if window else None
+
     def clear(self, family: str | None = None) -> None:
         """Drop scripted replies and limit windows (of one family, or all)."""
         with self._lock:
@@ -341,7 +357,11 @@ class FakeAPI:
         with self._lock:
             window = self._windows.get(family)
             if window is not None:
-                if time.time() < window.until:
+                now = time.time()
+                if window.until is None:
+                    window.until = now + window.seconds
+                    window.reply = window.build(int(window.until)) if window.build else window.reply
+                if now < window.until:
                     return window.reply
                 del self._windows[family]
             queue = self._queues.get((family, kind))
@@ -497,8 +517,8 @@ def _classify(request: Request) -> tuple[str, str]:
 def _default_reply(family: str, kind: str) -> Reply:
     if family == "gemini" and kind == "router":
         return Text(json.dumps({"complexity_reasoning": "A greeting: trivial.", "complexity_score": 1}))
-    if kind == "title":
-        return Text("Say hi")
+    if kind == "title":  # claude and codex both ask for a JSON schema {"title": ...}
+        return Text(json.dumps({"title": "Say hi"}))
     return Text()
 
 
