@@ -26,9 +26,18 @@ class ProviderGuard:
         self.provider_name = provider_name
         self.session_id = session_id
         self.faults: dict[str, int] = {}
-        self.log_event: Callable[[dict[str, Any]], None] | None = None  # set once the session log exists
+        self._log_event: Callable[[dict[str, Any]], None] | None = None
+        self._unlogged: list[dict[str, Any]] = []  # status events from before the session log existed
         self._deferred: list[dict[str, Any]] | None = []  # diagnostics held back until `release()`
         self._lock = threading.Lock()
+
+    def attach_log(self, log_event: Callable[[dict[str, Any]], None]) -> None:
+        """From now on note faults in the session log (those noted before are written now)."""
+        with self._lock:
+            self._log_event = log_event
+            unlogged, self._unlogged = self._unlogged, []
+        for body in unlogged:
+            log_event(body)
 
     def release(self) -> None:
         """Write the diagnostics held back so far, and from now on write them at once.
@@ -68,14 +77,20 @@ class ProviderGuard:
                     record = None
             if record is not None:
                 self._write_diag(record)
-        if count == 1 and not isinstance(exc, NotImplementedError) and self.log_event is not None:
-            try:
-                self.log_event(events.provider_status(
-                    f"zag's {self.provider_name} adapter failed in {what}; see zag's diagnostics",
-                    {"zag_fault": what, "error": f"{type(exc).__name__}: {exc}"},
-                ))
-            except Exception:  # noqa: BLE001
-                pass
+        if count == 1 and not isinstance(exc, NotImplementedError):
+            body = events.provider_status(
+                f"zag's {self.provider_name} adapter failed in {what}; see zag's diagnostics",
+                {"zag_fault": what, "error": f"{type(exc).__name__}: {exc}"},
+            )
+            with self._lock:
+                log_event = self._log_event
+                if log_event is None:
+                    self._unlogged.append(body)
+            if log_event is not None:
+                try:
+                    log_event(body)
+                except Exception:  # noqa: BLE001
+                    pass
 
     @staticmethod
     def _write_diag(record: dict[str, Any]) -> None:

@@ -301,7 +301,6 @@ class Supervisor:
         self.provider_session_id = plan.provider_session_id
         self.model = plan.model
         self.writer = self._open_writer()
-        self.guard.log_event = lambda body: self._log(body)
         supervisor_pid = os.getpid()
         supervisor_started = liveness.process_start_time(supervisor_pid)
         host = liveness.hostname()
@@ -324,6 +323,7 @@ class Supervisor:
             hostname=host,
             heartbeat_secs=self.heartbeat_secs,
         ))
+        self.guard.attach_log(self._log)
         self.registry = Registry(self.session_id, {
             "provider": request.provider_name,
             "provider_session_id": plan.provider_session_id,
@@ -437,6 +437,10 @@ class Supervisor:
         if not isinstance(body.get("type"), str) or not body["type"]:
             body = events.parse_warning("provider event without a type", repr(body)[:65536])
         self._log(body, source)
+        if body["type"] == events.SESSION_CLEARED:  # what follows belongs to the agent's new session
+            new_id = body.get("new_session_id") or body.get("provider_session_id")
+            if isinstance(new_id, str):
+                self._set_provider_session_id(new_id)
         model = body.get("model")
         if isinstance(model, str) and model and model != self.model:
             self.model = model
