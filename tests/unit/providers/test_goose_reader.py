@@ -179,6 +179,24 @@ def test_state_stays_bounded_and_a_big_compaction_adds_only_the_summary(db: Any)
     assert texts(list(DbSessionReader(db.path, SID, roundtrip(reader)).read())) == ["summary"]
 
 
+def test_rows_that_appear_below_the_cursor_are_not_missed(db: Any) -> None:
+    add(db, message(1), message(2, "assistant"))
+    connection = db.connect()
+    with connection:
+        connection.execute("INSERT INTO messages (id, message_id, session_id, role, content_json, created_timestamp) "
+                           "VALUES (5, 'm5', ?, 'user', ?, ?)", (SID, json.dumps([gl.text("five")]), T0 + 5))
+    reader = DbSessionReader(db.path, SID)
+    assert texts(list(reader.read())) == ["message 1", "message 2", "five"]
+    with connection:   # e.g. a read that saw a half-checkpointed file missed it, or an id was reused
+        connection.execute("INSERT INTO messages (id, message_id, session_id, role, content_json, created_timestamp) "
+                           "VALUES (3, 'm3', ?, 'assistant', ?, ?)", (SID, json.dumps([gl.text("three")]), T0 + 3))
+    connection.close()
+    assert texts(list(reader.read())) == ["three"]
+    assert list(reader.read()) == []
+    add(db, message(6))
+    assert texts(list(reader.read())) == ["message 6"]
+
+
 # --- schema versions ------------------------------------------------------------------------------------------
 def test_older_schema_without_message_id_and_cost(tmp_path: Path) -> None:
     old = gl.GooseDb.create(tmp_path / "old.db", schema="v6")

@@ -168,7 +168,7 @@ class DbSessionReader:
             self.meta = True
             if not self.baseline:
                 yield session_status(row, self.session_id, source=self.source)
-        yield from self._rewrite_check(connection)
+        yield from self._rewrite_check(connection, schema)
         for values in db.messages_after(connection, schema, self.session_id, self.rowid):
             items = self._message(values)
             self.rowid = max(self.rowid, _int(values[0]))
@@ -178,12 +178,21 @@ class DbSessionReader:
         self.baseline = False
         connection.execute("COMMIT")
 
-    def _rewrite_check(self, connection: sqlite3.Connection) -> Iterator[Item]:
+    def _rewrite_check(self, connection: sqlite3.Connection, schema: db.Schema) -> Iterator[Item]:
+        """Rows at or below the cursor vanished (goose rewrote the conversation), or appeared (an
+        earlier read saw an inconsistent file, or ids were reused): compare, then re-diff by key."""
         self.rewritten = False
-        if not self.rows:
+        if not self.rowid:
             return
         kept = db.count_messages(connection, self.session_id, self.rowid)
-        if kept >= self.rows:
+        if kept > self.rows:
+            self.rewritten = True
+            for values in db.messages_after(connection, schema, self.session_id, 0, self.rowid):
+                yield from self._message(values)
+            self.rewritten = False
+            self.rows = kept
+            return
+        if kept == self.rows:
             return
         self.rewritten = True
         now = db.count_messages(connection, self.session_id)
