@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from calendar import timegm
 from pathlib import Path
 
@@ -26,6 +27,14 @@ HEAD_BYTES = 64 * 1024
 
 def is_session_file(name: str) -> bool:
     return name.startswith(PREFIX) and (name.endswith(".jsonl") or name.endswith(".json"))
+
+
+def is_regular(path: Path) -> bool:
+    """A regular file (never open a FIFO or device: that could block)."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def short_id(session_id: str) -> str:
@@ -61,6 +70,8 @@ def sort_key(path: Path) -> tuple[float, int, str]:
 
 def head_session_id(path: Path) -> str | None:
     """The `sessionId` a session file declares in its head (first JSONL line / top of the document)."""
+    if not is_regular(path):
+        return None
     try:
         with open(path, "rb") as handle:
             head = handle.read(HEAD_BYTES)
@@ -96,7 +107,7 @@ def main_files(chats_dir: Path, session_id: str) -> list[Path]:
     for name in names:
         if name.startswith(PREFIX) and name.endswith(suffixes):
             path = chats_dir / name
-            if head_session_id(path) == session_id:
+            if head_session_id(path) == session_id:  # (regular files only)
                 found.append(path)
     return sorted(found, key=sort_key)
 
@@ -108,7 +119,8 @@ def subagent_files(chats_dir: Path, session_id: str) -> list[Path]:
         names = os.listdir(folder)
     except OSError:
         return []
-    return [folder / name for name in sorted(names) if name.endswith((".jsonl", ".json"))]
+    return [folder / name for name in sorted(names)
+            if name.endswith((".jsonl", ".json")) and is_regular(folder / name)]
 
 
 def session_files(chats_dir: Path, session_id: str) -> list[Path]:

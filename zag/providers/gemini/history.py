@@ -78,10 +78,10 @@ def _scan_chats(project: Path, groups: dict[str, _Group]) -> None:
         except OSError:
             continue
         if is_dir:
-            subagents = [path / name for name in _listdir(path) if name.endswith((".jsonl", ".json"))]
+            subagents = files.subagent_files(chats, entry.name)
             if subagents:
                 groups.setdefault(entry.name, _Group(project.name)).subagents.extend(subagents)
-        elif files.is_session_file(entry.name):
+        elif files.is_session_file(entry.name) and files.is_regular(path):
             session_id = files.head_session_id(path) or entry.name.rsplit(".", 1)[0]
             groups.setdefault(session_id, _Group(project.name)).main.append(path)
 
@@ -101,9 +101,3 @@ def _latest_mtime(paths: tuple[Path, ...]) -> float | None:
         latest = mtime if latest is None else max(latest, mtime)
     return latest
 
-
-def _listdir(folder: Path) -> list[str]:
-    try:
-        return sorted(os.listdir(folder))
-    except OSError:
-        return []
