@@ -338,3 +338,19 @@ def test_fast_forward_skips_records_before_launch_but_keeps_state() -> None:
                        rec("event_msg", {"type": "user_message", "message": "new"}, new), count(130, new)], mapper)
     assert [i["type"] for i in items] == ["user_message", "usage"]
     assert items[0]["content"] == "new" and items[1]["input_tokens"] == 30 and items[0]["provider_session_id"] == "s1"
+
+
+@pytest.mark.parametrize("path", CODEX_FILES, ids=lambda p: p.name[:50])
+def test_fast_typed_path_equals_general_path(path: Path) -> None:
+    """Compact lines (as Codex writes them) take the typed single-pass path; spaced ones the general one."""
+    compact, spaced = [], []
+    for raw in path.read_bytes().split(b"\n"):
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            continue
+        compact.append(json.dumps(record, separators=(",", ":"), ensure_ascii=False))
+        spaced.append(json.dumps(record, ensure_ascii=False))
+    def comparable(items: list) -> list:
+        return [json.dumps(i if isinstance(i, dict) else (i.raw, i.scope, i.reset_at), sort_keys=True) for i in items]
+    assert comparable(map_lines(compact)) == comparable(map_lines(spaced))

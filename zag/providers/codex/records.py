@@ -88,7 +88,75 @@ class _TurnContext(msgspec.Struct):
     collaboration_mode: Any = None
 
 
+class _Item(msgspec.Struct):
+    """A `response_item` payload with only the fields zag maps (encrypted reasoning, metadata and
+    passthrough blobs are skipped, not materialised); `get` mirrors dict access for the mapping code."""
+
+    type: Any = None
+    role: Any = None
+    content: Any = None
+    id: Any = None
+    name: Any = None
+    namespace: Any = None
+    arguments: Any = None
+    input: Any = None
+    call_id: Any = None
+    output: Any = None
+    summary: Any = None
+    action: Any = None
+    status: Any = None
+    tools: Any = None
+    revised_prompt: Any = None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = getattr(self, key, None)
+        return default if value is None else value
+
+
+class _Usage(msgspec.Struct):
+    input_tokens: Any = 0
+    cached_input_tokens: Any = 0
+    cache_write_input_tokens: Any = 0
+    output_tokens: Any = 0
+    reasoning_output_tokens: Any = 0
+    total_tokens: Any = 0
+
+
+class _TokenInfo(msgspec.Struct):
+    total_token_usage: _Usage | None = None
+    last_token_usage: _Usage | None = None
+    model: Any = None
+
+
+class _TokenCount(msgspec.Struct):
+    type: Any = None
+    info: _TokenInfo | None = None
+    rate_limits: Any = None
+    has_rate_limits: bool = False
+
+
+class _ItemEnvelope(msgspec.Struct):
+    type: Any = None
+    payload: _Item | None = None
+    timestamp: Any = None
+
+
+class _TokenCountEnvelope(msgspec.Struct):
+    type: Any = None
+    payload: _TokenCount | None = None
+    timestamp: Any = None
+
+
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
+_item_envelope_decoder = msgspec.json.Decoder(_ItemEnvelope)
+_token_count_envelope_decoder = msgspec.json.Decoder(_TokenCountEnvelope)
+_ITEM_MARK = b'"type":"response_item","payload":{"type":"'
+_TOKEN_COUNT_MARK = b'"type":"event_msg","payload":{"type":"token_count"'
+_item_decoder = msgspec.json.Decoder(_Item)
+_token_count_decoder = msgspec.json.Decoder(_TokenCount)
+_TOKEN_COUNT_PREFIX = b'{"type":"token_count"'
+TYPED_ITEMS = frozenset({"message", "reasoning", "function_call", "function_call_output", "custom_tool_call",
+                         "custom_tool_call_output", "local_shell_call", "web_search_call", "ghost_snapshot"})
 _meta_decoder = msgspec.json.Decoder(_Meta)
 _turn_decoder = msgspec.json.Decoder(_TurnContext)
 _any_decoder = msgspec.json.Decoder()
@@ -130,6 +198,8 @@ class RecordMapper:
         self._skipping = False
         self._ts_text: str | None = None
         self._ts: float | None = None
+        self._stamp: Any = None
+        self._ts_known = True
 
     def state(self) -> dict[str, Any]:
         return {
@@ -148,6 +218,9 @@ class RecordMapper:
         try:
             if not line.isascii():
                 line.decode("utf-8")  # msgspec does not check the bytes of fields it skips
+            fast = self._fast_path(line)
+            if fast is not None:
+                return [] if self._skipping else fast
             envelope = _envelope_decoder.decode(line)
         except Exception as exc:  # noqa: BLE001 - invalid JSON/UTF-8, wrong shape, nesting too deep
             return [events.parse_warning(f"codex: unreadable rollout line ({_short(exc)})", line)]
@@ -158,6 +231,26 @@ class RecordMapper:
         if self._skipping:
             return []
         return items
+
+    def _fast_path(self, line: bytes) -> list[Item] | None:
+        """One typed decoding pass for the bulk of a rollout (response items, token counts): the
+        envelope's type sits near the start of every line Codex writes. None: use the general path."""
+        head = line[:120]
+        if _ITEM_MARK in head:
+            envelope = _item_envelope_decoder.decode(line)
+            item = envelope.payload
+            if envelope.type != "response_item" or item is None or item.type not in TYPED_ITEMS:
+                return None
+            self._set_time(envelope.timestamp)
+            return self._response_item(item)
+        if _TOKEN_COUNT_MARK in head:
+            count_envelope = _token_count_envelope_decoder.decode(line)
+            count = count_envelope.payload
+            if count_envelope.type != "event_msg" or count is None:
+                return None
+            self._set_time(count_envelope.timestamp)
+            return self._token_count(count.info, count.rate_limits, b'"rate_limits"' in line)
+        return None
 
     def _map(self, envelope: _Envelope, line: bytes) -> list[Item]:
         self._set_time(envelope.timestamp)
@@ -173,9 +266,15 @@ class RecordMapper:
             return []
         if kind == "token_usage_record":
             return []
-        payload = _any_decoder.decode(envelope.payload)
         if kind == "response_item":
-            return self._response_item(_object(payload))
+            item = _item_decoder.decode(envelope.payload)
+            if item.type in TYPED_ITEMS:
+                return self._response_item(item)
+            return self._response_item(_object(_any_decoder.decode(envelope.payload)))
+        if kind == "event_msg" and memoryview(envelope.payload)[:len(_TOKEN_COUNT_PREFIX)] == _TOKEN_COUNT_PREFIX:
+            count = _token_count_decoder.decode(envelope.payload)
+            return self._token_count(count.info, count.rate_limits, b'"rate_limits"' in bytes(envelope.payload))
+        payload = _any_decoder.decode(envelope.payload)
         if kind == "event_msg":
             return self._event(_object(payload))
         if kind == "compacted":
@@ -184,9 +283,17 @@ class RecordMapper:
 
     # -- time, identity, state ------------------------------------------------------------------
     def _set_time(self, stamp: Any) -> None:
-        moment = epoch_of(stamp)
-        self._ts_text = events.normalize_ts(stamp) if moment is not None else None
-        self._ts = moment
+        # the epoch is only needed while replaying a fork's copied history or skipping pre-launch records
+        # (and, lazily, for limit signals): parsing every timestamp would cost ~10 % of the read time
+        self._stamp = stamp
+        self._ts_known = False
+        if isinstance(stamp, str) and len(stamp) == 24 and stamp[-1] == "Z" and stamp[10] == "T":
+            self._ts_text = stamp
+        else:
+            self._ts_text = events.normalize_ts(stamp) if stamp is not None else None
+        if not self.replay and self.skip_before is None:
+            return
+        moment = self._moment()
         if moment is not None:
             if self.replay and self.last_ts is not None and moment - self.last_ts >= REPLAY_GAP_SECS:
                 self.replay = False
@@ -199,6 +306,13 @@ class RecordMapper:
             else:
                 self._skipping = True
 
+    def _moment(self) -> float | None:
+        """Epoch seconds of the current record (parsed on first use)."""
+        if not self._ts_known:
+            self._ts = epoch_of(self._stamp)
+            self._ts_known = True
+        return self._ts
+
     def _session_meta(self, meta: _Meta, raw: msgspec.Raw) -> list[Item]:
         meta_id = _str(meta.id) or _str(meta.session_id)
         if self.session_id is None and meta_id:
@@ -207,6 +321,8 @@ class RecordMapper:
             parent = _str(meta.forked_from_id) or _str(meta.parent_thread_id) or spawn_parent(meta.source)
             self.parent_id = parent
             self.replay = parent is not None
+            if self.replay:
+                self.last_ts = self._moment()
             data = _meta_data(meta)
             data["base_instructions_chars"] = _instructions_chars(raw)
             body = self._status("session_meta", data)
@@ -323,17 +439,21 @@ class RecordMapper:
         return [body] if body else []
 
     def _ev_token_count(self, event: dict[str, Any]) -> list[Item]:
-        if "rate_limits" in event and event.get("rate_limits") is not None:
-            self.rate_limits = event.get("rate_limits")
-            self.rate_limits_at = self._ts if self._ts is not None else time.time()
-        info = event.get("info")
-        if not isinstance(info, dict):
+        """A token_count that did not come through the typed fast path (unusual key order)."""
+        count = msgspec.convert(event, _TokenCount, strict=False)
+        return self._token_count(count.info, count.rate_limits, "rate_limits" in event)
+
+    def _token_count(self, info: _TokenInfo | None, rate_limits: Any, has_rate_limits: bool) -> list[Item]:
+        if has_rate_limits and rate_limits is not None:
+            self.rate_limits = rate_limits
+            moment = self._moment()
+            self.rate_limits_at = moment if moment is not None else time.time()
+        if info is None:
             return []
-        model = _str(info.get("model"))
+        model = _str(info.model)
         if model:
             self.model = model
-        delta = self._usage_delta(_usage_vector(info.get("total_token_usage")),
-                                  _usage_vector(info.get("last_token_usage")))
+        delta = self._usage_delta(_usage_vector(info.total_token_usage), _usage_vector(info.last_token_usage))
         if delta is None or self.replay or not any(delta):
             return []
         input_tokens, cached, cache_write, output, reasoning, total = delta
@@ -378,7 +498,8 @@ class RecordMapper:
         return items
 
     def _limit_signal(self, message: str, info: Any) -> LimitSignal | None:
-        now = self._ts if self._ts is not None else time.time()
+        moment = self._moment()
+        now = moment if moment is not None else time.time()
         reading = limits.read_message(message, now)
         if not limits.is_limit_code(info) and reading is None:
             return None
@@ -606,29 +727,41 @@ class _SeenWindow:
     (dropped); otherwise it is new. Keys are crc32+length, so the state stays small and serialisable."""
 
     def __init__(self, dumped: Any = None) -> None:
-        self._entries: list[list[Any]] = []
+        self._order: list[list[Any]] = []           # [key, sources] oldest first
+        self._by_key: dict[str, list[list[Any]]] = {}
         if isinstance(dumped, list):
-            self._entries = [[str(e[0]), list(e[1])] for e in dumped if isinstance(e, list) and len(e) == 2]
+            for entry in dumped:
+                if isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], list):
+                    self._append([str(entry[0]), [str(s) for s in entry[1]]])
 
     @staticmethod
     def _key(kind_text: tuple[str, str]) -> str:
         kind, text = kind_text
-        data = " ".join(text.split()).encode("utf-8", "surrogatepass")
+        data = text.strip().encode("utf-8", "surrogatepass")
         return f"{kind}:{zlib.crc32(data):08x}:{len(data)}"
+
+    def _append(self, entry: list[Any]) -> None:
+        self._order.append(entry)
+        self._by_key.setdefault(entry[0], []).append(entry)
+        if len(self._order) > WINDOW:
+            old = self._order.pop(0)
+            same = self._by_key.get(old[0])
+            if same:
+                same.remove(old)
+                if not same:
+                    del self._by_key[old[0]]
 
     def seen_elsewhere(self, kind_text: tuple[str, str], source: str) -> bool:
         key = self._key(kind_text)
-        for entry in self._entries:
-            if entry[0] == key and source not in entry[1]:
+        for entry in self._by_key.get(key, ()):
+            if source not in entry[1]:
                 entry[1].append(source)
                 return True
-        self._entries.append([key, [source]])
-        if len(self._entries) > WINDOW:
-            del self._entries[: len(self._entries) - WINDOW]
+        self._append([key, [source]])
         return False
 
     def dump(self) -> list[list[Any]]:
-        return self._entries[-64:]
+        return self._order[-64:]
 
 
 class _IdWindow:
@@ -786,16 +919,15 @@ def _tool_output(output: Any) -> tuple[Any, bool]:
     return output, success
 
 
-def _usage_vector(usage: Any) -> list[int] | None:
-    if not isinstance(usage, dict):
+def _usage_vector(usage: _Usage | None) -> list[int] | None:
+    if usage is None:
         return None
-    keys = ("input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens",
-            "reasoning_output_tokens", "total_tokens")
-    vector = []
-    for key in keys:
-        value = usage.get(key, 0)
-        vector.append(int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0)
-    return vector
+    return [_int(usage.input_tokens), _int(usage.cached_input_tokens), _int(usage.cache_write_input_tokens),
+            _int(usage.output_tokens), _int(usage.reasoning_output_tokens), _int(usage.total_tokens)]
+
+
+def _int(value: Any) -> int:
+    return value if type(value) is int else (int(value) if type(value) is float else 0)
 
 
 def _collaboration_model(mode: Any) -> str | None:
