@@ -8,7 +8,8 @@ dead, or it ended without a `session_ended` line), once the log has been read to
 from __future__ import annotations
 
 import sys
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +17,9 @@ from zag import states
 from zag.cli import render
 from zag.cli.completions import complete_live_sessions
 from zag.cli.errors import Failure, UserError, user_errors
+
+if TYPE_CHECKING:
+    from zag.logs.index import Index
 
 POLL_SECS = 0.1
 LIVENESS_SECS = 1.0
@@ -63,7 +67,7 @@ def listen(session: str | None, latest: bool, as_json: bool, since: int, no_foll
         raise SystemExit(code)
 
 
-def _resolve(index: Any, session: str | None) -> str:
+def _resolve(index: Index, session: str | None) -> str:
     if session is not None:
         return index.resolve_session(session)
     latest = index.latest_session_id()
@@ -72,7 +76,7 @@ def _resolve(index: Any, session: str | None) -> str:
     return latest
 
 
-def _follow(index: Any, session_id: str, path: Any, *, as_json: bool, since: int, follow: bool) -> int:
+def _follow(index: Index, session_id: str, path: Path, *, as_json: bool, since: int, follow: bool) -> int:
     """Print events until the follower stops; the exit code (1 when the supervisor died)."""
     from zag.logs.follower import STOP_NOT_LIVE, EventFollower
 
@@ -111,7 +115,7 @@ def _follow(index: Any, session_id: str, path: Any, *, as_json: bool, since: int
     return 0
 
 
-def _not_live(index: Any, session_id: str) -> str | None:
+def _not_live(index: Index, session_id: str) -> str | None:
     """None while the session may still write to its log; otherwise its state (`dead`, `exited`)."""
     from zag.wrapper.liveness import effective_state
 
