@@ -141,13 +141,18 @@ class GeminiLive:
 
     # -- finding -----------------------------------------------------------------------------------
     def _find_by_id(self, session_id: str, now: float) -> tuple[Path, list[Path]] | None:
-        for chats in homes.chats_dirs_for_cwd(self._cwd, self._env):
+        own = homes.chats_dirs_for_cwd(self._cwd, self._env)
+        for chats in own:
             found = files.main_files(chats, session_id)
             if found:
                 return chats, found + files.subagent_files(chats, session_id)
         if now < self._next_full_search:
             return None
         self._next_full_search = now + RESCAN_SECS
+        for chats in own:   # a file named otherwise (another short-id rule) whose head names the id
+            for path in self._recent_files(chats):
+                if files.head_session_id(path) == session_id:
+                    return chats, [path] + files.subagent_files(chats, session_id)
         for project in homes.all_project_dirs(self._env):
             chats = project / "chats"
             found = files.main_files(chats, session_id)
@@ -155,16 +160,25 @@ class GeminiLive:
                 return chats, found + files.subagent_files(chats, session_id)
         return None
 
+    def _recent_files(self, chats: Path) -> list[Path]:
+        """Session files of a folder modified since the child started, the newest first."""
+        found = []
+        for name in _names(chats):
+            if files.is_session_file(name):
+                mtime = _mtime(chats / name)
+                if mtime is not None and mtime >= self._started - START_SLACK_SECS:
+                    found.append((mtime, chats / name))
+        return [path for _, path in sorted(found, reverse=True)]
+
     def _find_recent(self) -> tuple[str, Path, list[Path]] | None:
         """The newest main chat file of this project modified since the child started."""
         best: tuple[float, Path] | None = None
         for chats in homes.chats_dirs_for_cwd(self._cwd, self._env):
-            for name in _names(chats):
-                if not files.is_session_file(name):
-                    continue
-                mtime = _mtime(chats / name)
-                if mtime is not None and mtime >= self._started - START_SLACK_SECS and (best is None or mtime > best[0]):
-                    best = (mtime, chats / name)
+            recent = self._recent_files(chats)
+            if recent:
+                mtime = _mtime(recent[0]) or 0.0
+                if best is None or mtime > best[0]:
+                    best = (mtime, recent[0])
         if best is None:
             return None
         session_id = files.head_session_id(best[1])

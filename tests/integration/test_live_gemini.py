@@ -1,0 +1,269 @@
+"""gemini live: the stand-in agent writes chat records in gemini's real format and place (under a temp
+home) while a LiveSession polls: events in order, once, each appended record on the next poll; finding the
+file by the chosen id, by recency, by a reported id; `/clear`; a zag-planned resume; and `zag run gemini`."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.integration.helpers import Agent, assert_valid_log, standin_executable, wait_until, write_script
+from zag.providers import get
+from zag.providers.base import LaunchContext, LaunchPlan, SessionIdHint
+from zag.providers.gemini import live
+
+
+def _lib() -> ModuleType:
+    path = Path(__file__).resolve().parents[1] / "fixtures" / "gemini" / "geminilib.py"
+    spec = importlib.util.spec_from_file_location("gemini_fixture_lib", path)
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module
+
+
+g = _lib()
+P = get("gemini")
+NOW_TS = "2099-01-01T00:00:00.000Z"   # records "written" after the child started
+
+
+@pytest.fixture(autouse=True)
+def fast_rescans(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(live, "RESCAN_SECS", 0.05)
+
+
+class Rig:
+    """A gemini home, a project, the stand-in, and a LiveSession polled with deadlines."""
+
+    def __init__(self, tmp_path: Path, *, interactive: bool = False) -> None:
+        self.root = tmp_path
+        self.cwd = tmp_path / "proj"
+        self.env, self.chats = g.make_home(tmp_path, self.cwd, via="GEMINI_CLI_HOME")
+        self.interactive = interactive
+        self.executable = standin_executable(tmp_path)
+        self.gates = tmp_path / "gates"
+        self.gates.mkdir()
+        self.items: list[Any] = []
+        self.live: Any = None
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def ctx(self) -> LaunchContext:
+        return LaunchContext(cwd=str(self.cwd), env=self.env, interactive=self.interactive,
+                             started_at=time.time(), zag_session_id="zag-1")
+
+    def start(self, plan: LaunchPlan, ctx: LaunchContext, actions: list[dict[str, Any]]) -> None:
+        script = write_script(self.root / "script.json", actions)
+        env = {**self.env, **plan.env, "STANDIN_SCRIPT": str(script), "PYTHONDONTWRITEBYTECODE": "1"}
+        self.proc = subprocess.Popen([str(self.executable), *plan.args], cwd=self.cwd, env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.live = P.open_live(plan, ctx)
+
+    def open(self, name: str) -> None:
+        (self.gates / name).touch()
+
+    def gate(self, name: str) -> dict[str, Any]:
+        return {"wait_file": str(self.gates / name), "timeout": 30}
+
+    def poll_until(self, predicate: Any, timeout: float = 15.0) -> list[Any]:
+        def step() -> Any:
+            self.items += self.live.poll()
+            return predicate(self.items)
+        wait_until(step, timeout, interval=0.01, message="events")
+        return self.items
+
+    def finish(self) -> list[Any]:
+        assert self.proc is not None
+        assert self.proc.wait(timeout=30) == 0, self.proc.stderr.read() if self.proc.stderr else b""
+        for _ in range(3):
+            self.items += self.live.poll()
+        return self.items
+
+
+def kinds(items: list[Any]) -> list[str]:
+    return [item["type"] for item in items if isinstance(item, dict)]
+
+
+def count(kind: str) -> Any:
+    return lambda items: kinds(items).count(kind)
+
+
+def test_events_in_order_once_each_record_on_the_next_poll(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    ctx = rig.ctx()
+    plan = P.plan_launch(["-p", "read a.txt"], ctx)
+    sid = plan.provider_session_id
+    assert plan.args[:2] == ["--session-id", sid]
+    path = str(rig.chats / g.session_name(sid))
+    call = g.tool_call("c1", "read_file", {"file_path": "a.txt"}, status="executing", ts=NOW_TS)
+    done = g.tool_call("c1", "read_file", {"file_path": "a.txt"}, output="contents", ts=NOW_TS)
+    answer = json.dumps(g.gemini("a2", "It says contents.", NOW_TS, tokens=g.tokens(30, 4)))
+    rig.start(plan, ctx, [
+        {"sleep": 0.3},
+        {"append": path, "lines": [g.meta(sid, NOW_TS), g.set_(messages=[g.context(NOW_TS)])]},
+        {"append": path, "lines": [g.user("u1", "read a.txt", NOW_TS), g.set_(lastUpdated=NOW_TS)]},
+        rig.gate("1"),
+        {"append": path, "lines": [g.gemini("a1", "", NOW_TS, tool_calls=[call])]},
+        rig.gate("2"),
+        {"append": path, "lines": [g.gemini("a1", "", NOW_TS, tokens=g.tokens(20, 3), tool_calls=[done])]},
+        {"append": path, "text": answer[:25]},
+        rig.gate("3"),
+        {"append": path, "text": answer[25:] + "\n"},
+        {"append": path, "lines": [g.set_(lastUpdated=NOW_TS), g.set_(summary="read a file")]},
+    ])
+    rig.poll_until(count("user_message"))
+    assert rig.live.provider_session_id == sid and rig.live.source_key == sid
+    assert kinds(rig.items) == ["provider_status", "user_message"]
+    rig.open("1")
+    rig.poll_until(count("tool_call"))
+    assert kinds(rig.items)[2:] == ["tool_call"]
+    rig.open("2")
+    rig.poll_until(count("usage"))
+    assert kinds(rig.items)[3:] == ["tool_result", "usage"]
+    time.sleep(0.2)
+    assert rig.live.poll() == [], "a torn last line waits for its newline"
+    rig.open("3")
+    items = rig.finish()
+    assert kinds(items) == ["provider_status", "user_message", "tool_call", "tool_result", "usage",
+                            "assistant_message", "usage", "provider_status"]
+    assert [item.get("provider_session_id") for item in items] == [sid] * len(items)
+    cursor = json.loads(json.dumps(rig.live.cursor()))
+    [source] = P.discover(rig.env)
+    assert source.source_key == rig.live.source_key
+    assert list(P.open_reader(source, cursor).read()) == [], "backfill finds nothing new after the live run"
+
+
+def test_without_a_chosen_id_the_newest_file_after_start(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    old = g.write(rig.chats / g.session_name("aaaaaaaa-0000-4000-8000-000000000000", "2026-01-01T00-00"),
+                  g.meta("aaaaaaaa-0000-4000-8000-000000000000"), g.user("o1", "old session"))
+    import os
+    os.utime(old, (1_700_000_000, 1_700_000_000))
+    ctx = rig.ctx()
+    plan = LaunchPlan(args=["-p", "hi"])   # a CLI too old for --session-id
+    sid = "bbbbbbbb-1111-4111-8111-111111111111"
+    path = str(rig.chats / g.session_name(sid, "2026-11-22T15-00"))
+    rig.start(plan, ctx, [{"append": path, "lines": [g.meta(sid, NOW_TS), g.user("u1", "hi", NOW_TS)]}])
+    items = rig.poll_until(count("user_message"))
+    rig.finish()
+    assert rig.live.provider_session_id == sid
+    assert [item["content"] for item in items if item["type"] == "user_message"] == ["hi"]
+
+
+def test_reported_session_id_picks_among_concurrent_files(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    ctx = rig.ctx()
+    ours, theirs = "cccccccc-2222-4222-8222-222222222222", "dddddddd-3333-4333-8333-333333333333"
+    rig.start(LaunchPlan(args=["-r", "latest", "-p", "x"]), ctx, [
+        {"append": str(rig.chats / g.session_name(ours)), "lines": [g.meta(ours), g.user("u1", "ours", NOW_TS)]},
+        {"sleep": 0.2},
+        {"append": str(rig.chats / g.session_name(theirs)), "lines": [g.meta(theirs), g.user("t1", "theirs", NOW_TS)]},
+    ])
+    rig.proc.wait(timeout=30)
+    rig.live.hint(SessionIdHint(ours))
+    items = rig.poll_until(count("user_message"))
+    rig.finish()
+    assert rig.live.provider_session_id == ours
+    assert [item["content"] for item in items if item["type"] == "user_message"] == ["ours"]
+
+
+def test_clear_in_the_tui_moves_to_a_new_session(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, interactive=True)
+    ctx = rig.ctx()
+    plan = P.plan_launch([], ctx)
+    first = plan.provider_session_id
+    second = "eeeeeeee-4444-4444-8444-444444444444"
+    rig.start(plan, ctx, [
+        {"append": str(rig.chats / g.session_name(first)), "lines": [g.meta(first), g.user("u1", "one", NOW_TS)]},
+        rig.gate("clear"),
+        {"append": str(rig.chats / g.session_name(second, "2026-11-22T15-01")),
+         "lines": [g.meta(second), g.user("u2", "two", NOW_TS)]},
+    ])
+    rig.poll_until(count("user_message"))
+    rig.open("clear")
+    items = rig.poll_until(lambda found: count("user_message")(found) == 2)
+    rig.finish()
+    cleared = [item for item in items if item["type"] == "session_cleared"]
+    assert cleared == [{"type": "session_cleared", "old_session_id": first, "new_session_id": second,
+                        "provider_session_id": second}]
+    assert kinds(items) == ["user_message", "session_cleared", "user_message"]
+    assert rig.live.provider_session_id == second and rig.live.source_key == second
+
+
+def test_zag_resume_continues_without_repeating_and_follows_the_oldest_file(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    sid = "0508d65f-584a-48a8-9f75-1d448b514ef9"
+    primary = g.copy_real("chat_session-2026-11-22T14-44-0508d65f.jsonl", rig.chats)
+    ctx = rig.ctx()
+    plan = P.plan_resume(["-o", "stream-json", "-p", "say hi"], sid, "Continue", ctx)
+    assert plan.args == ["--resume", sid, "-p", "Continue", "-o", "stream-json"]
+    stray = rig.chats / g.session_name(sid, "2026-11-22T15-10")
+    history = [json.loads(line) for line in primary.read_text().splitlines() if '"messages"' in line][-1]
+    rig.start(plan, ctx, [
+        {"append": str(stray), "lines": [g.meta(sid, NOW_TS), g.set_(messages=[g.context(NOW_TS)])]},
+        {"append": str(primary), "lines": [
+            g.set_(sessionId=sid), history,     # the resumed process restores the whole conversation
+            g.user("n1", "Continue", NOW_TS), g.gemini("n2", "continuing", NOW_TS, tokens=g.tokens())]},
+    ])
+    items = rig.poll_until(count("usage"))
+    items = rig.finish()
+    assert kinds(items) == ["user_message", "assistant_message", "usage"]
+    assert [item.get("content") for item in items][:2] == ["Continue", "continuing"]
+    assert stray in rig.live._reader.paths and rig.live._reader.paths[0] == primary
+
+
+def test_plan_warnings_and_previous_session_reach_the_log(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    failed = "1f2a73d3-ffa2-46e9-9ba1-cf61b58d7884"
+    g.copy_real("chat_session-2026-11-22T14-44-1f2a73d3.jsonl", rig.chats)
+    ctx = rig.ctx()
+    plan = P.plan_resume(["-p", "say hi"], failed, "Continue", ctx)
+    assert plan.notes["rerun_original"]
+    new = plan.provider_session_id
+    rig.start(plan, ctx, [{"append": str(rig.chats / g.session_name(new, "2026-11-22T15-20")),
+                           "lines": [g.meta(new, NOW_TS), g.user("u1", "say hi", NOW_TS)]}])
+    items = rig.poll_until(count("user_message"))
+    rig.finish()
+    assert items[0] == {"type": "session_cleared", "old_session_id": failed, "new_session_id": new,
+                        "provider_session_id": new}
+
+
+def test_no_session_runs_are_not_followed(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    ctx = rig.ctx()
+    plan = P.plan_launch(["mcp", "list"], ctx)
+    rig.start(plan, ctx, [])
+    assert rig.finish() == [] and rig.live.cursor() is None
+
+
+def test_zag_run_gemini_writes_the_transcript_once_in_order(tmp_path: Path, zag_home: Path) -> None:
+    cwd = tmp_path / "proj"
+    env, chats = g.make_home(tmp_path, cwd)
+    agent = Agent(tmp_path / "agent", zag_home, provider="gemini")
+    path = str(chats / "session-2026-11-22T14-44-{session_id}.jsonl")
+    agent.script([
+        {"append": path, "lines": [g.meta("{session_id}", NOW_TS), g.set_(messages=[g.context(NOW_TS)])]},
+        {"append": path, "lines": [g.user("u1", "hello", NOW_TS)]},
+        {"sleep": 0.3},
+        {"append": path, "lines": [g.gemini("a1", "hi there", NOW_TS, tokens=g.tokens(10, 2))]},
+        {"out": '{"type":"init","session_id":"{session_id}","model":"auto"}\n'},
+        {"sleep": 0.3},
+    ])
+    result = subprocess.run(agent.command("run", "gemini", "-p", "hello", "-o", "stream-json"),
+                            env=agent.env(HOME=env["HOME"]), cwd=cwd, capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr.decode()
+    [invocation] = agent.invocations()
+    assert invocation["argv"][0] == "--session-id"
+    sid = invocation["argv"][1]
+    events = agent.only_session()
+    assert_valid_log(events)
+    transcript = [event for event in events if event["source"] == "provider_file"]
+    assert [event["type"] for event in transcript] == ["provider_status", "user_message", "assistant_message", "usage"]
+    assert [event["provider_session_id"] for event in transcript] == [sid] * 4
+    assert transcript[1]["content"] == "hello" and transcript[2]["content"] == "hi there"
