@@ -143,3 +143,16 @@ def test_fish_completes_with_the_script(fleet: dict[str, str]) -> None:
     assert _fish_complete("zag ps --a") == ["--all"]
     assert _fish_complete("zag sessions --provider c") == ["claude", "codex"]
     assert _fish_complete("zag listen abc") == [fleet["live"]]
+
+
+def test_a_completer_for_dead_sessions(fleet: dict[str, str]) -> None:
+    """`session_completer` is generic: e.g. `zag resume` wants the dead ones."""
+    import click
+
+    from zag.cli.completions import session_completer
+
+    complete = session_completer(states.DEAD)
+    ctx = click.Context(click.Command("x"))
+    assert [item.value for item in complete(ctx, click.Argument(["s"]), "")] == [fleet["dead"]]
+    everything = session_completer(*states.ALL_STATES)
+    assert {item.value for item in everything(ctx, click.Argument(["s"]), "ABC")} == set(fleet.values())

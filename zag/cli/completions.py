@@ -8,6 +8,7 @@ under `completions/` (a test fails when they are stale).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -49,29 +50,31 @@ def completion_script(shell: str) -> str:
     return script if script.endswith("\n") else script + "\n"
 
 
-def complete_live_sessions(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
-    """Ids of live sessions (running or waiting, supervisor alive) starting with `incomplete`.
+def session_completer(*wanted: str) -> Callable[[click.Context, click.Parameter, str], list[Any]]:
+    """A `shell_complete` callback offering the ids of sessions whose effective state is in `wanted`
+    (e.g. `session_completer("dead")` for `zag resume`). It runs at TAB time: it never creates the
+    index and never fails loudly."""
 
-    Runs at TAB time: it never creates the index and never fails loudly.
-    """
-    from click.shell_completion import CompletionItem
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+        from click.shell_completion import CompletionItem
 
-    try:
-        rows = _live_sessions()
-    except Exception:  # completion must never print a traceback into the user's prompt
-        return []
-    prefix = incomplete.strip().lower()
-    items = []
-    for row in rows:
-        if row["session_id"].startswith(prefix):
-            from zag.cli.render import home_path
+        try:
+            rows = _sessions_in(frozenset(wanted))
+        except Exception:  # completion must never print a traceback into the user's prompt
+            return []
+        from zag.cli.render import home_path
 
-            described = f"{row['provider']} {row['state']} {home_path(row.get('cwd'))}"
-            items.append(CompletionItem(row["session_id"], help=described))
-    return items
+        prefix = incomplete.strip().lower()
+        return [
+            CompletionItem(row["session_id"], help=f"{row['provider']} {row['state']} {home_path(row.get('cwd'))}")
+            for row in rows
+            if row["session_id"].startswith(prefix)
+        ]
+
+    return complete
 
 
-def _live_sessions() -> list[dict[str, Any]]:
+def _sessions_in(wanted: frozenset[str]) -> list[dict[str, Any]]:
     from zag import paths, states
 
     if not paths.index_db().exists():
@@ -79,11 +82,17 @@ def _live_sessions() -> list[dict[str, Any]]:
     from zag.logs.index import Index
     from zag.wrapper.liveness import effective_state
 
+    # only sessions stored as running/waiting can be running, waiting or dead
+    stored = states.LIVE_STATES if wanted <= {*states.LIVE_STATES, states.DEAD} else None
     with Index() as index:
-        rows = index.list_sessions(states_in=states.LIVE_STATES)
-    live = []
+        rows = index.list_sessions(states_in=stored)
+    found = []
     for row in rows:
         row["state"] = effective_state(row)
-        if row["state"] in states.LIVE_STATES:
-            live.append(row)
-    return live
+        if row["state"] in wanted:
+            found.append(row)
+    return found
+
+
+# SESSION arguments of the read-side commands offer the sessions one would listen to.
+complete_live_sessions = session_completer("running", "waiting")
