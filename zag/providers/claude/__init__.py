@@ -1,20 +1,16 @@
-"""Claude Code: everything zag knows about this agent CLI (argv, session files, limit wordings).
+"""Claude Code: everything zag knows about this agent CLI (argv, session files, limit wordings, TUI keys).
 
-SKELETON: identity only; the rest is being implemented (see issue 3/4).
+Modules: `argv` (the CLI's options, launch/resume argv), `homes` (where its files live), `schema` (typed
+transcript/stream shapes), `records` (lines → unified events), `reader` (incremental session reader, live
+and backfill), `live` (finding and following the running child's transcript), `history` (backfill
+discovery), `limits` (limit shapes and wordings), `scanner` (stdout/stderr/PTY watching), `keys` (TUI
+keystrokes), `tools` (tool kinds), `provider` (the `Provider` itself).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from zag.providers.claude.provider import ClaudeProvider
 
+PROVIDER = ClaudeProvider()
 
-class _Skeleton:
-    name = "claude"
-    executable = "claude"
-    install_hint = "npm install -g @anthropic-ai/claude-code"
-
-    def __getattr__(self, attribute: str) -> Any:
-        raise NotImplementedError(f"{self.name} provider: {attribute} is not implemented yet")
-
-
-PROVIDER: Any = _Skeleton()
+__all__ = ["PROVIDER", "ClaudeProvider"]

@@ -1,0 +1,123 @@
+"""Finding every Claude Code session on disk, cheaply (directory listings and stats, no parsing).
+
+Under each discovery root (`homes.discovery_roots`): `projects/<folder>/<sid>.jsonl` is a session; its
+subagent transcripts `projects/<folder>/<sid>/subagents/**/agent-*.jsonl` belong to it (they carry the
+parent's session id). Other `.jsonl` files deeper in `projects/` (older or third-party layouts) are
+sessions of their own, keyed by their path. The same session id under two roots (a copied config dir)
+is one source: the bigger transcript wins, the other is listed in `extra["duplicates"]`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from zag.providers.base import HistorySource
+from zag.providers.claude import homes
+from zag.providers.claude.reader import _agent_files
+from zag.providers.tail import fingerprint
+
+_SKIP_DIRS = frozenset({"tool-results", "memory", "subagents"})
+_NESTED_PREFIX = "file:"
+
+
+def discover(env: Mapping[str, str]) -> Iterator[HistorySource]:
+    found: dict[str, tuple[int, HistorySource]] = {}
+    duplicates: dict[str, list[str]] = {}
+    for root in homes.discovery_roots(env):
+        for source, size in _sessions_under(root):
+            previous = found.get(source.source_key)
+            if previous is None:
+                found[source.source_key] = (size, source)
+                continue
+            keep, drop = (source, previous[1]) if size > previous[0] else (previous[1], source)
+            duplicates.setdefault(source.source_key, []).append(str(drop.paths[0]))
+            found[source.source_key] = (max(size, previous[0]), keep)
+    for key, (_size, source) in found.items():
+        if key in duplicates:
+            extra = dict(source.extra)
+            extra["duplicates"] = duplicates[key]
+            source = HistorySource(source.source_key, source.provider_session_id, source.paths,
+                                   source.fingerprint, source.cwd, source.started_at, source.ended_at,
+                                   source.model, extra)
+        yield source
+
+
+def source_for(transcript: Path, session_id: str) -> HistorySource:
+    """The `HistorySource` of one transcript (and its subagents), as discovery would list it."""
+    paths = [transcript, *_agent_files(homes.subagent_dir(transcript, session_id))]
+    return _source(session_id, session_id, paths, transcript.parent)
+
+
+def _sessions_under(root: Path) -> Iterator[tuple[HistorySource, int]]:
+    projects = root / "projects"
+    try:
+        folders = [entry for entry in os.scandir(projects) if entry.is_dir()]
+    except OSError:
+        return
+    for folder in folders:
+        try:
+            entries = list(os.scandir(folder.path))
+        except OSError:
+            continue
+        transcripts = {}
+        session_dirs = {}
+        for entry in entries:
+            if entry.name.endswith(".jsonl") and entry.is_file():
+                transcripts[entry.name[:-len(".jsonl")]] = entry
+            elif entry.is_dir() and entry.name not in _SKIP_DIRS:
+                session_dirs[entry.name] = entry
+        for session_id, entry in transcripts.items():
+            paths = [Path(entry.path)]
+            if session_id in session_dirs:
+                paths.extend(_agent_files(Path(session_dirs[session_id].path) / "subagents"))
+            yield _source(session_id, session_id, paths, Path(folder.path)), _size(entry)
+        for name, entry in session_dirs.items():
+            subagents = _agent_files(Path(entry.path) / "subagents")
+            if name not in transcripts and subagents:
+                yield _source(name, name, subagents, Path(folder.path)), 0  # transcript gone, subagents left
+            yield from _nested(Path(entry.path), root)
+
+
+def _nested(directory: Path, root: Path) -> Iterator[tuple[HistorySource, int]]:
+    """`.jsonl` files below a session folder that are not subagent transcripts (other layouts)."""
+    for current, dirs, files in os.walk(directory):
+        dirs[:] = [name for name in dirs if name not in _SKIP_DIRS]
+        for name in files:
+            if not name.endswith(".jsonl") or name == "journal.jsonl":
+                continue
+            path = Path(current) / name
+            relative = path.relative_to(root / "projects").as_posix()
+            yield _source(_NESTED_PREFIX + relative, path.stem, [path], path.parent), _size_of(path)
+
+
+def _source(key: str, session_id: str, paths: list[Path], folder: Path) -> HistorySource:
+    mtimes = []
+    for path in paths:
+        try:
+            mtimes.append(os.stat(path).st_mtime)
+        except OSError:
+            continue
+    return HistorySource(
+        source_key=key,
+        provider_session_id=session_id,
+        paths=tuple(paths),
+        fingerprint=fingerprint(paths),
+        ended_at=max(mtimes) if mtimes else None,
+        extra={"project_dir": str(folder)},
+    )
+
+
+def _size(entry: os.DirEntry[str]) -> int:
+    try:
+        return entry.stat().st_size
+    except OSError:
+        return 0
+
+
+def _size_of(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

@@ -1,0 +1,110 @@
+"""The Claude Code provider: wires argv, live following, history, output scanning and keystrokes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from zag.providers.base import HistorySource, LaunchContext, LaunchPlan, LiveSession, OutputScanner, SessionReader
+from zag.providers.claude import argv, history, homes, keys
+from zag.providers.claude.live import ClaudeLiveSession
+from zag.providers.claude.reader import ClaudeSessionReader
+from zag.providers.claude.scanner import ClaudeOutputScanner
+
+_OFFSETS_KEPT = 200   # newest transcripts of the cwd whose sizes are noted for `--continue`
+
+
+class ClaudeProvider:
+    name = "claude"
+    executable = "claude"
+    install_hint = "npm install -g @anthropic-ai/claude-code"
+
+    # -- launching --------------------------------------------------------------------------------
+    def plan_launch(self, user_args: Sequence[str], ctx: LaunchContext) -> LaunchPlan:
+        decision = argv.launch(user_args)
+        notes: dict[str, Any] = dict(decision.notes)
+        roots = _roots(ctx.env)
+        if decision.session_id and not notes.get("session_id_chosen"):
+            existing = homes.find_transcript(roots, decision.session_id, ctx.cwd)
+            if existing is not None:
+                notes["start_offsets"] = argv.start_offsets([existing])
+        if notes.get("follow_cwd"):
+            notes["start_offsets"] = argv.start_offsets(_cwd_transcripts(roots, ctx.cwd))
+        return LaunchPlan(args=decision.args, provider_session_id=decision.session_id, model=decision.model,
+                          notes=notes)
+
+    def plan_resume(
+        self, user_args: Sequence[str], provider_session_id: str | None, message: str, ctx: LaunchContext
+    ) -> LaunchPlan:
+        roots = _roots(ctx.env)
+        transcript = None
+        if provider_session_id and argv.is_uuid(provider_session_id):
+            transcript = homes.find_transcript(roots, provider_session_id, ctx.cwd)
+        if transcript is None:
+            plan = self.plan_launch(user_args, ctx)
+            plan.notes["resume_fallback"] = (
+                f"no transcript for session {provider_session_id!r}: `claude --resume` would fail "
+                "(No conversation found), so the original command runs again")
+            return plan
+        assert provider_session_id is not None
+        args, model = argv.resume(user_args, provider_session_id, message, interactive=ctx.interactive)
+        return LaunchPlan(args=args, provider_session_id=provider_session_id, model=model,
+                          notes={"resume_of": provider_session_id,
+                                 "start_offsets": argv.start_offsets([transcript])})
+
+    # -- following and scanning -------------------------------------------------------------------
+    def open_live(self, plan: LaunchPlan, ctx: LaunchContext) -> LiveSession:
+        return ClaudeLiveSession(plan, ctx)
+
+    def output_scanner(self, ctx: LaunchContext) -> OutputScanner:
+        return ClaudeOutputScanner(ctx)
+
+    # -- history ----------------------------------------------------------------------------------
+    def discover(self, env: Mapping[str, str]) -> Iterator[HistorySource]:
+        return history.discover(env)
+
+    def open_reader(self, source: HistorySource, cursor: Any) -> SessionReader:
+        session_id = source.provider_session_id
+        main: Path | None = Path(source.paths[0]) if source.paths else None
+        subagents = None
+        if main is not None and main.name == f"{session_id}.jsonl":
+            subagents = homes.subagent_dir(main, session_id)
+        elif main is not None and "subagents" in main.parts:
+            parts = main.parts
+            subagents = Path(*parts[:len(parts) - parts[::-1].index("subagents")])
+            main = None  # the transcript is gone; its subagents are what is left
+        return ClaudeSessionReader(session_id, main, cursor=cursor, subagents=subagents)
+
+    # -- interactive keystrokes -------------------------------------------------------------------
+    def unblock_keys(self, screen: str) -> bytes | None:
+        return keys.unblock_keys(screen)
+
+    def resume_keys(self, message: str) -> bytes:
+        return keys.resume_keys(message)
+
+
+def _roots(env: Mapping[str, str]) -> list[Path]:
+    live = homes.live_root(env)
+    return [live, *[root for root in homes.discovery_roots(env) if root != live]]
+
+
+def _cwd_transcripts(roots: list[Path], cwd: str) -> list[Path]:
+    found = []
+    for root in roots:
+        for folder in homes.project_dirs_for(root, cwd):
+            try:
+                entries = [entry for entry in os.scandir(folder) if entry.name.endswith(".jsonl")]
+            except OSError:
+                continue
+            entries.sort(key=_mtime, reverse=True)
+            found.extend(Path(entry.path) for entry in entries[:_OFFSETS_KEPT])
+    return found
+
+
+def _mtime(entry: os.DirEntry[str]) -> float:
+    try:
+        return entry.stat().st_mtime
+    except OSError:
+        return 0.0

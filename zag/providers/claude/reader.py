@@ -1,0 +1,315 @@
+"""Incremental reader of one Claude Code session: its transcript plus its subagent transcripts.
+
+Files: `<project>/<sid>.jsonl` and `<project>/<sid>/subagents/agent-<id>.jsonl` (also
+`subagents/workflows/<wf>/agent-<id>.jsonl`), each tailed from its own byte offset. Subagent events carry
+`agent_id`, `is_sidechain: true`, `agent_type` and `parent_tool_id` (the parent's Task/Agent `tool_use`
+id, from `agent-<id>.meta.json` `toolUseId`, when claude wrote it). The main transcript is read first,
+then each subagent file, so within one `read()` events are grouped by file.
+
+Cursor (JSON): `{"v": 1, "files": {"main": {offset, ino}, "subagents/agent-x.jsonl": {…}},
+"state": {"usage": [[message_id, request_id], …], "last_ts": …}}` — the usage keys (bounded) keep a
+response whose lines straddle two reads from being counted twice.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from zag.logs import events
+from zag.providers.base import Item
+from zag.providers.claude import schema
+from zag.providers.claude.records import RecordMapper
+from zag.providers.tail import KEEP_OF_OVERSIZED, MAX_LINE_BYTES, JsonlTail
+
+CURSOR_VERSION = 1
+MAIN = "main"
+_META_RETRIES = 20   # reads during which a missing subagent .meta.json is looked for again
+CHUNK_BYTES = 1024 * 1024
+
+
+@dataclass
+class _SubFile:
+    tail: JsonlTail
+    extra: dict[str, Any]
+    meta_path: Path
+    meta_tries: int = 0
+    meta_done: bool = False
+
+
+@dataclass
+class _DirWatch:
+    path: Path
+    mtime_ns: int | None = None
+    children: dict[str, int] = field(default_factory=dict)
+
+
+class ClaudeSessionReader:
+    """`SessionReader` for one provider session (live and backfill)."""
+
+    def __init__(
+        self,
+        session_id: str,
+        main: Path | None,
+        *,
+        cursor: Any = None,
+        subagents: Path | None = None,
+        start_offset: int | None = None,
+    ) -> None:
+        cursor = cursor if isinstance(cursor, dict) and cursor.get("v") == CURSOR_VERSION else {}
+        files = cursor.get("files") if isinstance(cursor.get("files"), dict) else {}
+        self.session_id = session_id
+        self.mapper = RecordMapper(session_id, cursor.get("state") if isinstance(cursor.get("state"), dict) else None)
+        main_cursor = _file_cursor(files.get(MAIN))
+        if main_cursor is None and start_offset:
+            main_cursor = {"offset": int(start_offset), "ino": None}
+        self._main = JsonlTail(main, main_cursor) if main is not None else None
+        self._subagents = subagents
+        self._subs: dict[str, _SubFile] = {}
+        self._watch: _DirWatch | None = _DirWatch(subagents) if subagents is not None else None
+        for name, value in files.items():
+            if name != MAIN and subagents is not None and _safe_relative(name):
+                self._add_sub(name, _file_cursor(value))
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What was learnt while reading: cwd, model, first_ts, last_ts (for the backfill index)."""
+        return self.mapper.info
+
+    @property
+    def main_path(self) -> Path | None:
+        return self._main.path if self._main is not None else None
+
+    def read(self) -> Iterator[Item]:
+        if self._main is not None:
+            yield from self._read_tail(self._main, None)
+        self._scan_subagents()
+        for sub in list(self._subs.values()):
+            if not sub.meta_done:
+                self._load_meta(sub)
+            yield from self._read_tail(sub.tail, sub.extra)
+
+    def cursor(self) -> dict[str, Any]:
+        files = {}
+        if self._main is not None:
+            files[MAIN] = self._main.cursor()
+        for name, sub in self._subs.items():
+            files[name] = sub.tail.cursor()
+        return {"v": CURSOR_VERSION, "files": files, "state": self.mapper.state()}
+
+    def close(self) -> None:
+        """Nothing is held open between reads."""
+
+    def changed(self) -> bool:
+        """Cheap check (a few stats) whether `read()` may find anything."""
+        if self._main is not None and _may_have_news(self._main):
+            return True
+        if self._watch is not None and self._dir_changed(self._watch):
+            return True
+        return any(_may_have_news(sub.tail) for sub in self._subs.values())
+
+    # -- internals --------------------------------------------------------------------------------
+    def _read_tail(self, tail: JsonlTail, extra: dict[str, Any] | None) -> Iterator[Item]:
+        if not _may_have_news(tail):
+            return
+        tail.restarted = False
+        announced = False
+        map_line = self.mapper.map_line
+        for line, checked in _lines(tail):
+            if tail.restarted and not announced:
+                announced = True
+                yield self._restart_notice(tail, extra)
+            if checked is None:
+                yield events.parse_warning(
+                    f"claude transcript: line longer than {MAX_LINE_BYTES} bytes, cut ({tail.path.name})", line)
+                continue
+            yield from map_line(line, extra, checked)
+        if tail.restarted and not announced:
+            yield self._restart_notice(tail, extra)
+
+    def _restart_notice(self, tail: JsonlTail, extra: dict[str, Any] | None) -> dict[str, Any]:
+        self.mapper.skip_seen_records = True
+        body = events.provider_status(
+            f"claude transcript {tail.path.name} shrank or was replaced; read again from the start "
+            "(records already seen are skipped)", {"path": str(tail.path)})
+        body["provider_session_id"] = self.session_id
+        if extra:
+            body.update(extra)
+        return body
+
+    def _scan_subagents(self) -> None:
+        watch = self._watch
+        if watch is None or not self._dir_changed(watch):
+            return
+        base = watch.path
+        for path in _agent_files(base):
+            name = "subagents/" + path.relative_to(base).as_posix()
+            if name not in self._subs:
+                self._add_sub(name, None)
+
+    def _dir_changed(self, watch: _DirWatch) -> bool:
+        try:
+            mtime = os.stat(watch.path).st_mtime_ns
+        except OSError:
+            return False
+        changed = mtime != watch.mtime_ns
+        watch.mtime_ns = mtime
+        workflows = watch.path / "workflows"
+        try:
+            entries = list(os.scandir(workflows)) if changed or watch.children else []
+        except OSError:
+            entries = []
+        for entry in entries:
+            try:
+                child_mtime = entry.stat().st_mtime_ns
+            except OSError:
+                continue
+            if watch.children.get(entry.name) != child_mtime:
+                watch.children[entry.name] = child_mtime
+                changed = True
+        return changed
+
+    def _add_sub(self, name: str, cursor: dict[str, Any] | None) -> None:
+        assert self._subagents is not None
+        path = self._subagents.parent / name
+        agent_id = path.stem[len("agent-"):] if path.stem.startswith("agent-") else path.stem
+        extra = {"agent_id": agent_id, "is_sidechain": True}
+        self._subs[name] = _SubFile(JsonlTail(path, cursor), extra, path.with_name(path.stem + ".meta.json"))
+
+    def _load_meta(self, sub: _SubFile) -> None:
+        sub.meta_tries += 1
+        try:
+            data = sub.meta_path.read_bytes()
+        except OSError:
+            sub.meta_done = sub.meta_tries >= _META_RETRIES
+            return
+        sub.meta_done = True
+        try:
+            meta = schema.subagent_meta_decoder.decode(data)
+        except msgspec.MsgspecError:
+            return
+        if meta.agentType:
+            sub.extra["agent_type"] = meta.agentType
+        if meta.toolUseId:
+            sub.extra["parent_tool_id"] = meta.toolUseId
+
+
+def _agent_files(base: Path) -> list[Path]:
+    found: list[Path] = []
+    try:
+        entries = sorted(os.scandir(base), key=lambda entry: entry.name)
+    except OSError:
+        return found
+    for entry in entries:
+        if entry.name.endswith(".jsonl") and entry.name.startswith("agent-") and entry.is_file():
+            found.append(Path(entry.path))
+        elif entry.name == "workflows" and entry.is_dir():
+            try:
+                workflows = sorted(os.scandir(entry.path), key=lambda item: item.name)
+            except OSError:
+                continue
+            for workflow in workflows:
+                if not workflow.is_dir():
+                    continue
+                try:
+                    files = sorted(os.scandir(workflow.path), key=lambda item: item.name)
+                except OSError:
+                    continue
+                found.extend(Path(item.path) for item in files
+                             if item.name.startswith("agent-") and item.name.endswith(".jsonl") and item.is_file())
+    return found
+
+
+def _lines(tail: JsonlTail) -> Iterator[tuple[memoryview, bool | None]]:
+    """New complete lines of `tail`'s file as (line, utf8_checked), with `JsonlTail`'s cursor semantics
+    (offset advanced line by line, shrink/replace → `restarted` and read from 0, over-long lines cut),
+    but without copying each line: lines are views into the chunk read, and a chunk that is valid UTF-8
+    as a whole spares the per-line check. `utf8_checked` is None for a cut over-long line."""
+    try:
+        handle = open(tail.path, "rb", buffering=0)
+    except OSError:
+        return
+    with handle:
+        st = os.fstat(handle.fileno())
+        if (tail.ino is not None and st.st_ino != tail.ino) or st.st_size < tail.offset:
+            tail.offset = 0
+            tail.restarted = True
+        tail.ino = st.st_ino
+        if st.st_size == tail.offset:
+            return
+        handle.seek(tail.offset)
+        carry = b""
+        skipping = False
+        expected = st.st_size - tail.offset   # read what is there in one go when it is small
+        while True:
+            chunk = handle.read(expected + 1 if 0 < expected < CHUNK_BYTES else CHUNK_BYTES)
+            expected = 0
+            if not chunk:
+                return
+            if carry:
+                chunk = carry + chunk
+                carry = b""
+            end = chunk.rfind(b"\n")
+            if end < 0:
+                if skipping:
+                    tail.offset += len(chunk)
+                elif len(chunk) > MAX_LINE_BYTES:
+                    tail.oversized_lines += 1
+                    tail.offset += len(chunk)
+                    skipping = True
+                    yield memoryview(chunk[:KEEP_OF_OVERSIZED]), None
+                else:
+                    carry = chunk
+                continue
+            view = memoryview(chunk)
+            checked = chunk.isascii() or _utf8(view[:end])
+            find = chunk.find
+            position = 0
+            if skipping:
+                position = find(b"\n") + 1
+                tail.offset += position
+                skipping = False
+            while position <= end:
+                newline = find(b"\n", position, end + 1)
+                length = newline - position
+                tail.offset += length + 1
+                if length > MAX_LINE_BYTES:
+                    tail.oversized_lines += 1
+                    yield view[position:position + KEEP_OF_OVERSIZED], None
+                else:
+                    yield view[position:newline], checked
+                position = newline + 1
+            carry = chunk[end + 1:]
+
+
+def _utf8(view: memoryview) -> bool:
+    """True when the whole view is valid UTF-8 (so its lines need no check of their own)."""
+    try:
+        str(view, "utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _may_have_news(tail: JsonlTail) -> bool:
+    return tail.size_changed()
+
+
+def _file_cursor(value: Any) -> dict[str, Any] | None:
+    if not isinstance(value, dict):
+        return None
+    offset = value.get("offset")
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        return None
+    ino = value.get("ino")
+    return {"offset": offset, "ino": ino if isinstance(ino, int) and not isinstance(ino, bool) else None}
+
+
+def _safe_relative(name: str) -> bool:
+    return (isinstance(name, str) and name.startswith("subagents/") and ".." not in name.split("/")
+            and name.endswith(".jsonl"))

@@ -1,0 +1,490 @@
+"""Claude Code transcript lines → unified event bodies (and limit signals).
+
+One `RecordMapper` per provider session (its main transcript and its subagent transcripts share it, so
+usage replayed in a subagent file is not counted twice). Live tailing and backfill both use it.
+
+Mapping:
+- `user`: text/image blocks → one `user_message` (flags `is_meta`, `is_compact_summary`, `origin`);
+  `tool_result` blocks → `tool_result` (success from `is_error`, else from `toolUseResult`), the result
+  content and the structured `toolUseResult` (`details`) passed through raw.
+- `assistant`: `text` → `assistant_message`, `thinking`/`redacted_thinking` → `reasoning`, `tool_use` →
+  `tool_call`; one API response written over several lines (same `message.id` + `requestId`) gives each
+  block once and its `usage` once (the first line's, as ccusage counts it); API-error records add
+  `api_error` and, when they are a usage limit, a structured `LimitSignal`.
+- usage-only lines without `type` (1.0.x / ccusage fixtures) → `usage` (with legacy `costUSD`).
+- legacy flat `tool_use` / `tool_result` lines → `tool_call` / `tool_result`.
+- everything else (`system/*` incl. `compact_boundary` and `api_error`, `summary`, `attachment`,
+  `progress`, `queue-operation`, `file-history-snapshot`, the metadata singletons, unknown types) →
+  `provider_status` with the whole line kept as `data`.
+- a line that is not a JSON object of the expected shape, or not UTF-8 → exactly one `parse_warning`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import OrderedDict
+from typing import Any
+
+import msgspec
+
+from zag.logs import events
+from zag.providers.base import Item
+from zag.providers.claude import limits, schema
+from zag.providers.claude.tools import tool_kind
+
+SYNTHETIC_MODEL = "<synthetic>"
+_USAGE_KEYS_KEPT = 256      # (message.id, requestId) pairs remembered for usage dedupe
+_TOOL_NAMES_KEPT = 4096     # tool_use id → name, to name tool results
+_MESSAGES_KEPT = 64         # message ids whose emitted blocks are remembered
+_UUIDS_KEPT = 8192          # record uuids remembered, to skip records re-read after a file was replaced
+
+# A \uD800-\uDFFF escape that is not part of a surrogate pair (JS can write those; msgspec refuses them).
+_LONE_SURROGATE = re.compile(
+    rb"(\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2})|(?<!\\)\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+ASSISTANT_MESSAGE, TOOL_CALL, REASONING = events.ASSISTANT_MESSAGE, events.TOOL_CALL, events.REASONING
+TOOL_RESULT = events.TOOL_RESULT
+_DECODE = schema.record_decoder.decode
+
+
+class _Lru:
+    """A bounded map that forgets old keys (LRU order); for the few keys that need order."""
+
+    __slots__ = ("_data", "_cap")
+
+    def __init__(self, cap: int, items: Any = ()) -> None:
+        self._data: OrderedDict[Any, Any] = OrderedDict()
+        self._cap = cap
+        for key in items:
+            self.put(key, None)
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._data
+
+    def get(self, key: Any) -> Any:
+        return self._data.get(key)
+
+    def put(self, key: Any, value: Any) -> None:
+        data = self._data
+        data[key] = value
+        if len(data) > self._cap:
+            data.popitem(last=False)
+
+    def keys(self) -> list[Any]:
+        return list(self._data)
+
+
+class _Recent:
+    """A bounded map in two generations: cheap to fill, forgets the older half when full."""
+
+    __slots__ = ("_new", "_old", "_cap")
+
+    def __init__(self, cap: int) -> None:
+        self._new: dict[Any, Any] = {}
+        self._old: dict[Any, Any] = {}
+        self._cap = cap
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._new or key in self._old
+
+    def get(self, key: Any) -> Any:
+        value = self._new.get(key)
+        return self._old.get(key) if value is None else value
+
+    def put(self, key: Any, value: Any) -> None:
+        new = self._new
+        new[key] = value
+        if len(new) > self._cap:
+            self._old = new
+            self._new = {}
+
+
+class RecordMapper:
+    """Maps the lines of one provider session to event bodies; keeps small bounded state."""
+
+    def __init__(self, provider_session_id: str, state: dict[str, Any] | None = None) -> None:
+        self.sid = provider_session_id
+        state = state or {}
+        self._usage_seen = _Lru(_USAGE_KEYS_KEPT, (tuple(key) for key in state.get("usage", ()) if _pair(key)))
+        self._tool_names = _Recent(_TOOL_NAMES_KEPT)
+        self._message_blocks = _Lru(_MESSAGES_KEPT)
+        self._last_flat_tool: tuple[str | None, str | None] = (None, None)
+        self._uuids = _Recent(_UUIDS_KEPT)
+        self.skip_seen_records = False  # set by the reader after a file shrank or was replaced
+        self._need_cwd = True
+        self.last_ts: Any = state.get("last_ts")
+        self._info: dict[str, Any] = {}   # cwd, model
+        self._first_ts: Any = None
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What the lines read so far told about the session: cwd, model, first_ts, last_ts."""
+        return {**self._info, "first_ts": self._first_ts, "last_ts": self.last_ts}
+
+    def state(self) -> dict[str, Any]:
+        """What must survive in a cursor so that a later read does not count usage twice."""
+        return {"usage": [list(key) for key in self._usage_seen.keys()[-64:]], "last_ts": self.last_ts}
+
+    # -- one line ---------------------------------------------------------------------------------
+    def map_line(self, line: bytes | memoryview, extra: dict[str, Any] | None = None,
+                 utf8_checked: bool = False) -> list[Item]:
+        """Events of one line (bytes, or a view into a larger buffer; `utf8_checked` when the caller
+        has validated it as UTF-8 already)."""
+        if not line:
+            return []
+        try:
+            if not utf8_checked:
+                str(line, "utf-8")
+            record = _DECODE(line)
+        except (UnicodeDecodeError, msgspec.DecodeError, RecursionError) as exc:
+            if not bytes(line).strip():
+                return []
+            record = _decode_slowly(line, exc)
+            if isinstance(record, str):
+                return [events.parse_warning(f"claude transcript: {record}", line)]
+        try:
+            return self._map(record, line, extra)
+        except (TypeError, ValueError, AttributeError, msgspec.MsgspecError) as exc:  # a shape we did not foresee
+            return [events.parse_warning(f"claude transcript: unexpected record shape: {exc}", line)]
+
+    def _map(self, rec: schema.Record, line: bytes, extra: dict[str, Any] | None) -> list[Item]:
+        uuid = rec.uuid
+        if uuid is not None:
+            if self.skip_seen_records and uuid in self._uuids:
+                return []
+            self._uuids.put(uuid, True)
+        ts = rec.timestamp
+        if ts is not None:
+            self.last_ts = ts
+            if self._first_ts is None:
+                self._first_ts = ts
+        else:
+            ts = self.last_ts
+        if rec.cwd and self._need_cwd:
+            self._need_cwd = False
+            self._info["cwd"] = rec.cwd
+        if rec.isSidechain is True:
+            extra = dict(extra or ())
+            extra["is_sidechain"] = True
+            if rec.agentId and "agent_id" not in extra:
+                extra["agent_id"] = rec.agentId
+        kind = rec.type
+        if kind == "assistant":
+            return self._assistant(rec, ts, line, extra)
+        if kind == "user":
+            return self._user(rec, ts, line, extra)
+        if kind is None and rec.message is not None:
+            role = rec.message.role
+            if role == "user":
+                return self._user(rec, ts, line, extra)
+            if role == "assistant" or rec.message.usage is not None:
+                return self._assistant(rec, ts, line, extra)
+        if kind == "tool_use" and rec.message is None:
+            return self._flat_tool_use(rec, ts, extra)
+        if kind == "tool_result" and rec.message is None:
+            return self._flat_tool_result(rec, ts, extra)
+        return [self._status(_status_message(rec), line, ts, extra)]
+
+    # -- assistant --------------------------------------------------------------------------------
+    def _assistant(self, rec: schema.Record, ts: Any, line: bytes, extra: dict[str, Any] | None) -> list[Item]:
+        msg = rec.message
+        if msg is None:
+            return [self._status("assistant record without message", line, ts, extra)]
+        model = msg.model
+        if model and model != SYNTHETIC_MODEL:
+            self._info["model"] = model
+        msg_id = msg.id
+        message_id = msg_id or rec.uuid
+        sid = self.sid
+        api_error = None
+        if rec.isApiErrorMessage is True or (rec.error is not None and isinstance(rec.error, str) and rec.error):
+            api_error = {"error": rec.error, "status": rec.apiErrorStatus}
+        items: list[Item] = []
+        content = msg.content
+        seen_before = self._message_blocks.get(msg_id) if msg_id else None
+        emitted: set[Any] = set()
+        texts: list[str] | None = [] if api_error is not None else None
+        unknown = False
+        if content.__class__ is str:
+            content = [schema.Block(type="text", text=content)]
+        for block in content or ():
+            kind = block.type
+            if kind == "text":
+                text = block.text or ""
+                if texts is not None:
+                    texts.append(text)
+                key = ("text", text)
+                if seen_before is not None and key in seen_before:
+                    continue
+                emitted.add(key)
+                body = {"type": ASSISTANT_MESSAGE, "ts": ts, "provider_session_id": sid, "content": text,
+                        "message_id": message_id, "model": model}
+                if api_error is not None:
+                    body["api_error"] = api_error
+            elif kind == "tool_use":
+                tool_id = block.id
+                key = ("tool", tool_id or bytes(block.input))
+                if seen_before is not None and key in seen_before:
+                    continue
+                emitted.add(key)
+                name = block.name
+                if tool_id:
+                    self._tool_names.put(tool_id, name)
+                body = {"type": TOOL_CALL, "ts": ts, "provider_session_id": sid, "tool_name": name,
+                        "tool_kind": tool_kind(name), "tool_id": tool_id, "input": block.input or None,
+                        "message_id": message_id}
+            elif kind == "thinking":
+                key = ("thinking", block.thinking)
+                if seen_before is not None and key in seen_before:
+                    continue
+                emitted.add(key)
+                body = {"type": REASONING, "ts": ts, "provider_session_id": sid, "content": block.thinking or "",
+                        "message_id": message_id}
+            elif kind == "redacted_thinking":
+                key = ("redacted", bytes(block.data))
+                if seen_before is not None and key in seen_before:
+                    continue
+                emitted.add(key)
+                body = {"type": REASONING, "ts": ts, "provider_session_id": sid, "content": "", "redacted": True,
+                        "data": block.data or None, "message_id": message_id}
+            else:
+                unknown = True
+                continue
+            if extra:
+                body.update(extra)
+            items.append(body)
+        if unknown:
+            items.append(self._status(f"assistant content block not mapped ({_block_types(content)})", line, ts,
+                                      extra))
+        if msg_id and emitted:
+            if seen_before is None:
+                self._message_blocks.put(msg_id, emitted)
+            else:
+                seen_before.update(emitted)
+        if msg.usage is not None or rec.costUSD is not None:
+            usage = self._usage(rec, msg, ts, extra, message_id)
+            if usage is not None:
+                items.append(usage)
+        if api_error is not None:
+            signal = self._limit(rec, "\n".join(texts or ()), ts)
+            if signal is not None:
+                items.append(signal)
+        if not items and not content:
+            items.append(self._status("assistant record without content", line, ts, extra))
+        return items
+
+    def _usage(self, rec: schema.Record, msg: schema.Message, ts: Any, extra: dict[str, Any] | None,
+               message_id: str | None) -> dict[str, Any] | None:
+        usage = msg.usage
+        if msg.id:
+            key = (msg.id, rec.requestId or "")
+            if key in self._usage_seen:
+                return None
+            self._usage_seen.put(key, None)
+        usage = usage or schema.Usage()
+        numbers = (usage.input_tokens, usage.output_tokens, usage.cache_read_input_tokens,
+                   usage.cache_creation_input_tokens)
+        if not any(numbers) and not rec.costUSD:
+            return None  # claude's own error/"no response" messages carry all-zero usage
+        body = self._body(
+            events.USAGE, ts, extra,
+            input_tokens=usage.input_tokens or 0, output_tokens=usage.output_tokens or 0,
+            cache_read_tokens=usage.cache_read_input_tokens or 0,
+            cache_creation_tokens=usage.cache_creation_input_tokens or 0,
+            model=msg.model, message_id=message_id, request_id=rec.requestId,
+        )
+        if rec.costUSD is not None:
+            body["total_cost_usd"] = rec.costUSD
+        return body
+
+    def _limit(self, rec: schema.Record, text: str, ts: Any) -> Any:
+        quota = None
+        if rec.quotaLimits:
+            try:
+                head = schema.quota_decoder.decode(rec.quotaLimits)
+                quota = (head.status, head.resetsAt, head.rateLimitType)
+            except msgspec.MsgspecError:
+                quota = None
+        return limits.limit_from_error_record(
+            error=rec.error, status=rec.apiErrorStatus, text=text, quota=quota, now=_epoch_of(ts),
+            source=events.SOURCE_PROVIDER_FILE, provider_session_id=self.sid,
+        )
+
+    # -- user -------------------------------------------------------------------------------------
+    def _user(self, rec: schema.Record, ts: Any, line: bytes, extra: dict[str, Any] | None) -> list[Item]:
+        msg = rec.message
+        if msg is None:
+            return [self._status("user record without message", line, ts, extra)]
+        content = msg.content
+        flags = _user_flags(rec)
+        if isinstance(content, str) or content is None:
+            return [self._body(events.USER_MESSAGE, ts, extra, content=content or "", message_id=rec.uuid,
+                               **flags)]
+        items: list[Item] = []
+        texts: list[str] = []
+        images: list[dict[str, Any]] = []
+        message_at = None
+        unknown = False
+        details_used = False
+        for block in content:
+            kind = block.type
+            if kind == "tool_result":
+                items.append(self._tool_result(rec, block, ts, extra, with_details=not details_used))
+                details_used = True
+            elif kind == "text":
+                texts.append(block.text or "")
+                message_at = len(items) if message_at is None else message_at
+            elif kind == "image":
+                source = block.source
+                images.append({"media_type": source.media_type if source else None,
+                               "source_type": source.type if source else None, "data": "omitted"})
+                message_at = len(items) if message_at is None else message_at
+            else:
+                unknown = True
+        if message_at is not None:
+            body = self._body(events.USER_MESSAGE, ts, extra, content="\n\n".join(texts), message_id=rec.uuid,
+                              **flags)
+            if images:
+                body["images"] = images
+            items.insert(message_at, body)
+        if unknown:
+            items.append(self._status(f"user content block not mapped ({_block_types(content)})", line, ts,
+                                      extra))
+        if not items:
+            items.append(self._body(events.USER_MESSAGE, ts, extra, content="", message_id=rec.uuid, **flags))
+        return items
+
+    def _tool_result(self, rec: schema.Record, block: schema.Block, ts: Any, extra: dict[str, Any] | None,
+                     *, with_details: bool) -> dict[str, Any]:
+        tool_id = block.tool_use_id
+        name = self._tool_names.get(tool_id) if tool_id else None
+        details = rec.toolUseResult if (with_details and rec.toolUseResult) else None
+        failed = block.is_error
+        sub_agent = name is not None and tool_kind(name) == events.TOOL_SUB_AGENT
+        # The structured result is only looked into when it says something the block does not.
+        head = _tool_use_result_head(details) if details is not None and (failed is None or sub_agent) else None
+        if failed is None:
+            failed = head is not None and (head.is_error is True or head.interrupted is True
+                                           or head.status in ("error", "failed"))
+        output = block.content or None
+        body = {"type": TOOL_RESULT, "ts": ts, "provider_session_id": self.sid, "tool_id": tool_id,
+                "tool_name": name, "success": not failed, "output": None if failed else output,
+                "error": output if failed else None}
+        if details is not None:
+            body["details"] = details
+        if head is not None and head.agentId and sub_agent:
+            body["agent_id"] = head.agentId
+        if extra:
+            body.update(extra)
+        return body
+
+    # -- legacy flat tool lines --------------------------------------------------------------------
+    def _flat_tool_use(self, rec: schema.Record, ts: Any, extra: dict[str, Any] | None) -> list[Item]:
+        tool_id = rec.id or rec.tool_use_id or rec.uuid
+        self._last_flat_tool = (tool_id, rec.name)
+        if tool_id:
+            self._tool_names.put(tool_id, rec.name)
+        return [self._body(events.TOOL_CALL, ts, extra, tool_name=rec.name, tool_kind=tool_kind(rec.name),
+                           tool_id=tool_id, input=rec.input if rec.input else None, message_id=rec.uuid)]
+
+    def _flat_tool_result(self, rec: schema.Record, ts: Any, extra: dict[str, Any] | None) -> list[Item]:
+        tool_id = rec.tool_use_id
+        if tool_id is None and self._last_flat_tool[1] == rec.name:
+            tool_id = self._last_flat_tool[0]
+        failed = rec.is_error is True
+        output = rec.output if rec.output else None
+        return [self._body(events.TOOL_RESULT, ts, extra, tool_id=tool_id, tool_name=rec.name,
+                           success=not failed, output=None if failed else output,
+                           error=output if failed else None)]
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _body(self, event_type: str, ts: Any, extra: dict[str, Any] | None, **fields: Any) -> dict[str, Any]:
+        body = {"type": event_type, "ts": ts, "provider_session_id": self.sid}
+        body.update(fields)
+        if extra:
+            body.update(extra)
+        return body
+
+    def _status(self, message: str, line: bytes, ts: Any, extra: dict[str, Any] | None) -> dict[str, Any]:
+        return self._body(events.PROVIDER_STATUS, ts, extra, message=message, data=msgspec.Raw(line))
+
+
+# --- module helpers ------------------------------------------------------------------------------
+def _decode_slowly(line: bytes | memoryview, error: BaseException) -> schema.Record | str:
+    """After the fast decode failed: repair lone UTF-16 surrogate escapes (JavaScript writes them,
+    msgspec refuses them) and try again; else a short reason why the line is not a record."""
+    if isinstance(error, UnicodeDecodeError):
+        return "line is not valid UTF-8"
+    if isinstance(error, RecursionError):
+        return "JSON nested too deeply"
+    if isinstance(error, msgspec.ValidationError):
+        return f"not a transcript record ({error})"
+    line = bytes(line)
+    if b"\\u" in line:
+        repaired = _LONE_SURROGATE.sub(lambda m: m.group(1) or rb"\ufffd", line)
+        if repaired != line:
+            try:
+                return _DECODE(repaired)
+            except (msgspec.DecodeError, RecursionError):
+                pass
+    return f"malformed JSON ({error})"
+
+
+def _pair(key: Any) -> bool:
+    return isinstance(key, (list, tuple)) and len(key) == 2 and all(isinstance(part, str) for part in key)
+
+
+def _user_flags(rec: schema.Record) -> dict[str, Any]:
+    flags: dict[str, Any] = {}
+    if rec.isMeta is True:
+        flags["is_meta"] = True
+    if rec.isCompactSummary is True:
+        flags["is_compact_summary"] = True
+    origin = rec.origin
+    kind = origin.kind if isinstance(origin, schema.Origin) else origin
+    if kind and kind != "human":
+        flags["origin"] = kind
+    return flags
+
+
+def _tool_use_result_head(raw: msgspec.Raw) -> schema.ToolUseResultHead | None:
+    text = bytes(raw)
+    if text[:1] != b"{":
+        if text[:1] == b'"' and text[1:7].lower() in (b"error:", b"error "):
+            return schema.ToolUseResultHead(is_error=True)
+        return None
+    try:
+        return schema.tool_use_result_decoder.decode(text)
+    except msgspec.MsgspecError:
+        return None
+
+
+def _status_message(rec: schema.Record) -> str:
+    kind = rec.type
+    if kind is None:
+        return "record without type"
+    if kind == "system":
+        return f"system/{rec.subtype}" if rec.subtype else "system"
+    if kind == "attachment" and rec.attachment is not None and rec.attachment.type:
+        return f"attachment/{rec.attachment.type}"
+    if kind == "summary" and rec.summary:
+        return f"summary: {rec.summary[:200]}"
+    return kind
+
+
+def _block_types(content: Any) -> str:
+    if not isinstance(content, list):
+        return type(content).__name__
+    return ", ".join(sorted({str(block.type) for block in content}))
+
+
+def _epoch_of(ts: Any) -> float:
+    normalized = events.normalize_ts(ts)
+    if normalized is not None:
+        try:
+            return events.parse_ts(normalized)
+        except ValueError:
+            pass
+    return time.time()
