@@ -505,3 +505,14 @@ def test_block_redaction_equals_line_by_line() -> None:
     lines.append(codec.dumps_line({"c": "-----END PRIVATE KEY-----"}))
     for redactor in (Redactor(), Redactor([r"secret-word-\d+", r"nothing"])):
         assert redactor.redact_lines(b"".join(lines)) == b"".join(redactor.redact(line) for line in lines)
+
+
+def test_every_secret_marker_is_covered_by_a_redaction_probe() -> None:
+    from zag.logs import redact
+
+    for name, markers, _ in redact._BUILTIN:
+        for marker in markers:
+            assert any(
+                name in names and (probe in marker if isinstance(probe, bytes) else probe.search(marker))
+                for probe, names in redact._PROBES
+            ), (name, marker)
