@@ -87,7 +87,7 @@ def test_standin_rollout_followed_via_the_json_thread_id(tmp_path: Path, home: P
     path = rollout_path(home, thread_id)
     gate = tmp_path / "gate"
     global AHEAD
-    AHEAD = 5.0  # the stand-in's lines are written into its script before it is launched
+    AHEAD = 120.0  # the stand-in's lines are written into its script before it is launched
     script = write_script(tmp_path / "script.json", [
         {"out": json.dumps({"type": "thread.started", "thread_id": thread_id}) + "\n"},
         {"append": str(path), "lines": [meta(thread_id, str(cwd)), user("first question")]},
@@ -274,12 +274,15 @@ def test_zag_run_codex_with_the_standin(tmp_path: Path, agent) -> None:
     transcript events in order, once, and the provider session id is the thread id."""
     pytest.importorskip("zag.cli.run")
     global AHEAD
-    AHEAD = 5.0  # the stand-in's lines are written into its script before zag launches it
+    AHEAD = 120.0  # the stand-in's lines are written into its script before zag launches it
     thread_id = str(uuid.uuid4())
     codex_home_dir = tmp_path / "codexhome"
     codex_home_dir.mkdir()
-    path = "{env:CODEX_HOME}/sessions/" + datetime.now().strftime("%Y/%m/%d") + \
-        f"/rollout-{datetime.now().strftime('%Y-%m-%dT%H-%M-%S')}-{thread_id}.jsonl"
+    # named and stamped as if written after the launch (the script is written before it); if the
+    # `thread.started` hint reaches the live session, it is found by id, else after the exit by cwd + time
+    created = datetime.fromtimestamp(time.time() + AHEAD)
+    path = "{env:CODEX_HOME}/sessions/" + created.strftime("%Y/%m/%d") + \
+        f"/rollout-{created.strftime('%Y-%m-%dT%H-%M-%S')}-{thread_id}.jsonl"
     agent.script([
         {"out": json.dumps({"type": "thread.started", "thread_id": thread_id}) + "\n"},
         {"append": path, "lines": [meta(thread_id, str(agent.root)), user("say hi"), assistant("hi from stand-in"),
