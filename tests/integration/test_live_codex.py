@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import STANDIN, read_jsonl, wait_until, write_script
+from tests.integration.helpers import STANDIN, kill_quietly, wait_until, write_script
 from zag.providers import proc_files
 from zag.providers.base import LaunchContext, LimitSignal, SessionIdHint
 from zag.providers.codex import PROVIDER
@@ -207,10 +207,10 @@ def test_tui_rollout_found_through_open_files_subagents_ignored_new_session_clea
         assert "sub-agent task" not in json.dumps(got) and "someone else's" not in json.dumps(got)
         live.close()
     finally:
-        child.kill()
+        tree = proc_files.process_tree(child.pid)  # before the wrapper dies and its child is reparented
+        for pid in reversed(tree):
+            kill_quietly(pid)
         child.wait(timeout=10)
-        for pid in proc_files.process_tree(child.pid):
-            subprocess.run(["kill", "-9", str(pid)], capture_output=True)
 
 
 def test_without_exact_signals_two_sessions_in_one_cwd_never_share_a_rollout(tmp_path: Path, home: Path) -> None:
