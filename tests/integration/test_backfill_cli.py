@@ -190,3 +190,99 @@ def test_gemini_chats_both_formats_are_imported_once(home: Path) -> None:
 
     again = backfill_json(home, "--provider", "gemini")["gemini"]
     assert (again["imported"], again["updated"], again["unchanged"]) == (0, 0, len(session_ids))
+
+
+# --- claude: ~/.claude/projects/<encoded cwd>/<session id>.jsonl (+ <session id>/subagents/) ------------
+def claude_home(home: Path) -> dict[str, Path]:
+    """Every claude corpus transcript under its own session id; returns {session id: transcript}."""
+    projects = home / ".claude" / "projects"
+    laid_out: dict[str, Path] = {}
+    real = projects / "-srv-demo-claude-proj"
+    real.mkdir(parents=True)
+    for captured in sorted((CORPUS / "real-cli" / "claude").glob("transcript_*.jsonl")):
+        session_id = json.loads(captured.read_text().splitlines()[0])["sessionId"]
+        laid_out[session_id] = real / f"{session_id}.jsonl"
+        shutil.copy(captured, laid_out[session_id])
+    other = projects / "-tmp"
+    for number, fixture in enumerate(sorted((CORPUS / "claude").glob("*.jsonl")), start=1):
+        session_id = f"{number:08d}-1111-4111-8111-{number:012d}"
+        laid_out[session_id] = other / f"{session_id}.jsonl"
+        other.mkdir(parents=True, exist_ok=True)
+        shutil.copy(fixture, laid_out[session_id])
+    layout = CORPUS / "claude" / "agent-sessions_subagent_layout"
+    shutil.copytree(layout, other, dirs_exist_ok=True)
+    laid_out["0a1b2c3d-4e5f-4061-8071-2a3b4c5d6e7f"] = other / "0a1b2c3d-4e5f-4061-8071-2a3b4c5d6e7f.jsonl"
+    return laid_out
+
+
+def read_log(row: dict[str, Any]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in Path(row["log_path"]).read_text().splitlines()]
+
+
+def test_claude_transcripts_and_subagents_are_imported_once(home: Path) -> None:
+    laid_out = claude_home(home)
+
+    summary = backfill_json(home, "--provider", "claude")["claude"]
+
+    assert (summary["sessions_seen"], summary["imported"], summary["unchanged"]) == (len(laid_out), len(laid_out), 0)
+    listed = {row["provider_session_id"]: row for row in sessions_json(home)}
+    assert set(listed) == set(laid_out)
+    assert all(row["backfilled"] and row["state"] == "exited" and row["provider"] == "claude"
+               for row in listed.values())
+    resumed = listed["c36f1599-3e90-4feb-bf2a-29662e126d78"]     # 429, then resumed
+    assert resumed["cwd"] == "/srv/demo_claude/proj"
+    assert resumed["model"] == "claude-opus-4-8"   # the real model, not the 429 placeholder "<synthetic>"
+    assert resumed["started_at"] < resumed["ended_at"]
+    log = read_log(resumed)
+    assert log[0]["type"] == "session_started" and log[0]["backfilled"] is True
+    assert log[0]["cwd"] == "/srv/demo_claude/proj"
+    assert [event["seq"] for event in log] == list(range(1, len(log) + 1))
+    assert {event["source"] for event in log} == {"backfill"}
+    hits = [event for event in log if event["type"] == "usage_limit_hit"]
+    assert hits and all(hit["scheduled_resume_at"] is None and hit["incident_id"] for hit in hits)
+    with_subagent = read_log(listed["0a1b2c3d-4e5f-4061-8071-2a3b4c5d6e7f"])
+    assert any(event.get("is_sidechain") for event in with_subagent)
+    assert sum(event["type"] == "session_started" for event in with_subagent) == 1
+
+    again = backfill_json(home, "--provider", "claude")["claude"]
+    assert (again["imported"], again["updated"], again["unchanged"], again["events"]) == (0, 0, len(laid_out), 0)
+
+
+def test_claude_transcript_that_grew_gets_only_its_new_records(home: Path) -> None:
+    laid_out = claude_home(home)
+    target = laid_out["c1ed8895-4d43-4a7c-b1f8-80fd08a976d0"]
+    lines = target.read_text().splitlines(keepends=True)
+    half = len(lines) // 2
+    target.write_text("".join(lines[:half]))
+    backfill_json(home, "--provider", "claude")
+    before = read_log({row["provider_session_id"]: row for row in sessions_json(home)}
+                      ["c1ed8895-4d43-4a7c-b1f8-80fd08a976d0"])
+
+    with open(target, "a") as handle:
+        handle.write("".join(lines[half:]))
+    summary = backfill_json(home, "--provider", "claude")["claude"]
+
+    assert (summary["imported"], summary["updated"]) == (0, 1)
+    row = {row["provider_session_id"]: row for row in sessions_json(home)}["c1ed8895-4d43-4a7c-b1f8-80fd08a976d0"]
+    after = read_log(row)
+    assert after[:len(before)] == before
+    assert [event["seq"] for event in after] == list(range(1, len(after) + 1))
+    assert row["last_seq"] == len(after)
+
+    # the same transcript imported whole in one go gives the same events
+    whole_home = home.parent / "whole"
+    whole_home.mkdir()
+    claude_home(whole_home)
+    env_home = os.environ["ZAG_HOME"]
+    os.environ["ZAG_HOME"] = str(whole_home / "zag")
+    try:
+        backfill_json(whole_home, "--provider", "claude")
+        whole = read_log({row["provider_session_id"]: row for row in sessions_json(whole_home)}
+                         ["c1ed8895-4d43-4a7c-b1f8-80fd08a976d0"])
+    finally:
+        os.environ["ZAG_HOME"] = env_home
+
+    def strip(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        return [(e["seq"], e["type"], e["ts"], e.get("text"), e.get("tool_id")) for e in events]
+
+    assert strip(after) == strip(whole)

@@ -156,11 +156,11 @@ def test_empty_source_is_imported_once_it_has_records(root: Path) -> None:
 # --- records the runner maps -------------------------------------------------------------------------
 def test_limit_signals_are_logged_never_scheduled_and_hints_ignored(root: Path) -> None:
     write_lines(root / "alpha.jsonl", [
-        {"type": "user_message", "ts": "2026-01-01T10:00:00.000Z", "text": "hi"},
-        {"hint": "someone-else"},
         {"limit": {"raw": "You've hit your limit · resets 3pm", "scope": "session",
                    "reset_at": 1767283200.0, "at": 1767265260.0}},
-        {"limit": {"raw": "limit without a time"}},
+        {"type": "user_message", "ts": "2026-01-01T10:00:00.000Z", "text": "hi"},
+        {"hint": "someone-else"},
+        {"limit": {"raw": "limit without a time", "at": 1767265999.0}},
     ])
     summary = run(root)
     assert summary.events == 4
@@ -172,11 +172,11 @@ def test_limit_signals_are_logged_never_scheduled_and_hints_ignored(root: Path) 
     first, second = hits
     assert first["scope"] == "session"
     assert first["reset_at"] == events.format_ts(1767283200.0)
-    assert first["ts"] == events.format_ts(1767265260.0)
+    assert first["ts"] == events.format_ts(1767265260.0)   # no record before it: the signal's time
     assert first["scheduled_resume_at"] is None and first["fallback_used"] is False
     assert first["raw"] == "You've hit your limit · resets 3pm"
     assert second["scope"] == "unknown" and second["reset_at"] is None
-    assert second["ts"] == first["ts"]  # no time of its own: the previous record's
+    assert second["ts"] == "2026-01-01T10:00:00.000Z"  # in history: the time of the records around it
     assert first["incident_id"] != second["incident_id"]
     assert all(e["source"] == events.SOURCE_BACKFILL for e in hits)
 

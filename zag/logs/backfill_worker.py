@@ -147,6 +147,7 @@ class _Copier:
         self.writer: SessionLogWriter | None = None
         self.start_offset: int | None = None   # log size once opened (after any torn-line repair)
         self.reader: Any = None  # may offer `info` (cwd, model learnt while reading): see `_learn`
+        self.body_model: str | None = None   # the first `model` an event carried
         self.batch: list[dict[str, Any]] = []
         self.batch_chars = 0
         self.started = False     # session_started written (or not needed)
@@ -158,7 +159,8 @@ class _Copier:
             if isinstance(item, dict):
                 body = item
             elif isinstance(item, LimitSignal):
-                body = _limit_body(item)
+                # in history, the time of the records around it, not when this run saw it
+                body = _limit_body(item, last_ts)
             else:
                 continue  # SessionIdHint: the source already names its session
             kind = body.get("type")
@@ -181,10 +183,10 @@ class _Copier:
                 result.parse_warnings += 1
                 if len(result.notes) < 3:
                     result.notes.append(str(body.get("message") or "unreadable record"))
-            if result.model is None:
+            if self.body_model is None:
                 model = body.get("model")
                 if isinstance(model, str) and model:
-                    result.model = model
+                    self.body_model = model
             if result.cwd is None:
                 cwd = body.get("cwd")
                 if isinstance(cwd, str) and cwd:
@@ -197,7 +199,9 @@ class _Copier:
             elif len(self.batch) >= START_PEEK or self._known():
                 self.flush()
         self.flush()
-        self._learn()
+        self._learn(final=True)
+        if self.result.model is None:
+            self.result.model = self.body_model
 
     def _known(self) -> bool:
         """Everything `session_started` wants is known (so the peek at the first records can end)."""
@@ -206,16 +210,18 @@ class _Copier:
             self._learn()
         return bool(result.model and result.first_ts and result.cwd)
 
-    def _learn(self) -> None:
-        """Fill cwd/model from the reader's optional `info` mapping (what it learnt from records that
-        became no event field, e.g. Claude's per-record `cwd`)."""
+    def _learn(self, final: bool = False) -> None:
+        """cwd and model: the source's, else the reader's optional `info` mapping (what it learnt from
+        records, e.g. Claude's per-record `cwd`, or the model of real responses, not placeholders),
+        else the first an event carried. At the end the reader's model wins (for the index row)."""
         info = getattr(self.reader, "info", None)
-        if not isinstance(info, Mapping):
-            return
-        for name in ("cwd", "model"):
-            value = info.get(name)
-            if getattr(self.result, name) is None and isinstance(value, str) and value:
-                setattr(self.result, name, value)
+        info = info if isinstance(info, Mapping) else {}
+        result = self.result
+        if result.cwd is None:
+            result.cwd = _text(info.get("cwd"))
+        model = _text(info.get("model"))
+        if model and (result.model is None or (final and not self.job.source.model)):
+            result.model = model
 
     def flush(self) -> None:
         if not self.batch:
@@ -225,6 +231,8 @@ class _Copier:
             self.started = True
             self._learn()
             self._date_undated_head()
+            if self.result.model is None:
+                self.result.model = self.body_model
             if writer.last_seq == 0:
                 self.result.created = True
                 self.batch.insert(0, self._session_started())
@@ -296,11 +304,11 @@ class _Copier:
         )
 
 
-def _limit_body(signal: LimitSignal) -> dict[str, Any]:
+def _limit_body(signal: LimitSignal, record_ts: str | None) -> dict[str, Any]:
     """A usage-limit hit found in history: logged, never scheduled."""
     return events.body(
         events.USAGE_LIMIT_HIT,
-        ts=signal.observed_at or None,
+        ts=record_ts or signal.observed_at or None,
         scope=signal.scope,
         reset_at=events.format_ts(signal.reset_at) if signal.reset_at else None,
         scheduled_resume_at=None,
@@ -308,6 +316,10 @@ def _limit_body(signal: LimitSignal) -> dict[str, Any]:
         incident_id=str(uuid.uuid4()),
         raw=signal.raw,
     )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _chars(body: dict[str, Any]) -> int:
