@@ -99,6 +99,13 @@ print(f"{(t1-t0)*1e3:.1f} {(t2-t1)*1e3:.1f} {(t3-t2)*1e3:.1f} {(t4-t3)*1e3:.1f} 
 """
 
 
+def _load() -> str:
+    try:
+        return " ".join(f"{value:.2f}" for value in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=10_000)
@@ -108,6 +115,7 @@ def main() -> int:
     try:
         started = time.perf_counter()
         build_index(home, args.sessions)
+        print(f"load average before: {_load()} ({os.cpu_count()} CPUs): figures are comparable only side by side")
         print(f"index: {args.sessions} sessions built in {time.perf_counter() - started:.1f} s "
               f"({(home / 'index.sqlite').stat().st_size / 1e6:.1f} MB) at {home}")
         # like an installed zag: bytecode caches are written and used
@@ -143,6 +151,7 @@ def main() -> int:
         print("\nwhere one `ps --all --json` goes (in-process medians, ms; plus interpreter start-up):")
         for position, name in enumerate(names):
             print(f"  {name:<26} {statistics.median(p[position] for p in parts):6.1f}")
+        print(f"load average after: {_load()}")
     finally:
         shutil.rmtree(home, ignore_errors=True)
     return 0
