@@ -286,3 +286,81 @@ def test_claude_transcript_that_grew_gets_only_its_new_records(home: Path) -> No
         return [(e["seq"], e["type"], e["ts"], e.get("text"), e.get("tool_id")) for e in events]
 
     assert strip(after) == strip(whole)
+
+
+# --- a session zag supervised live is continued, not imported again ------------------------------------
+def claude_record(session_id: str, kind: str, text: str, second: int) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "parentUuid": None, "isSidechain": False, "type": kind, "uuid": f"{session_id[:8]}-{kind}-{second}",
+        "timestamp": f"2026-11-22T14:50:{second:02d}.000Z", "cwd": "/w", "sessionId": session_id,
+        "version": "2.1.197", "userType": "external", "entrypoint": "cli",
+    }
+    if kind == "user":
+        record["message"] = {"role": "user", "content": text}
+    else:
+        record["message"] = {"id": f"msg_{second}", "type": "message", "role": "assistant",
+                             "model": "claude-sonnet-5", "content": [{"type": "text", "text": text}],
+                             "usage": {"input_tokens": 3, "output_tokens": 2}}
+        record["requestId"] = f"req_{second}"
+    return record
+
+
+def test_a_session_supervised_live_is_continued_not_imported_twice(tmp_path: Path, home: Path) -> None:
+    from tests.integration.helpers import Agent
+
+    agent = Agent(tmp_path / "agent", Path(os.environ["ZAG_HOME"]))
+    config = home / ".claude"
+    transcript = "{env:CLAUDE_CONFIG_DIR}/projects/-w/{session_id}.jsonl"
+    agent.script([
+        {"mkdir": "{env:CLAUDE_CONFIG_DIR}/projects/-w"},
+        {"append": transcript, "lines": [
+            claude_record("{session_id}", "user", "say hi", 1),
+            claude_record("{session_id}", "assistant", "hi there", 2),
+        ]},
+        {"sleep": 1.0},
+        {"out": "hi there\n"},
+        {"exit": 0},
+    ])
+    env = agent.env(HOME=str(home), CLAUDE_CONFIG_DIR=str(config))
+    done = subprocess.run(agent.command("run", "claude", "-p", "say hi"), env=env, capture_output=True,
+                          timeout=60, stdin=subprocess.DEVNULL, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    [live] = sessions_json(home)
+    live_log = read_log(live)
+    assert [e["type"] for e in live_log if e["type"] in ("user_message", "assistant_message")] == \
+        ["user_message", "assistant_message"]
+    [path] = list((config / "projects" / "-w").glob("*.jsonl"))
+    session_id = path.stem
+    assert live["provider_session_id"] == session_id
+
+    def backfill() -> dict[str, Any]:
+        done = subprocess.run([sys.executable, "-m", "zag", "backfill", "--provider", "claude", "--json"],
+                              env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)["providers"][0]
+
+    from zag.logs.index import Index
+
+    with Index() as index:   # the supervisor left its reader's cursor under the live session
+        assert [row[1] for row in index.backfill_fingerprints("claude").values()] == [live["session_id"]]
+    first = backfill()
+    assert (first["sessions_seen"], first["imported"], first["events"]) == (1, 0, 0)
+    assert read_log(live) == live_log
+
+    # the user went on with plain `claude --resume` (no zag): only that is appended, to the same session
+    with open(path, "a") as handle:
+        for record in (claude_record(session_id, "user", "and then?", 30),
+                       claude_record(session_id, "assistant", "then this", 31)):
+            handle.write(json.dumps(record) + "\n")
+    grown = backfill()
+    assert (grown["imported"], grown["updated"]) == (0, 1)
+    [row] = sessions_json(home)
+    assert row["session_id"] == live["session_id"]
+    after = read_log(row)
+    assert after[:len(live_log)] == live_log
+    appended = after[len(live_log):]
+    assert [e["type"] for e in appended if e["type"] in ("user_message", "assistant_message")] == \
+        ["user_message", "assistant_message"]
+    assert all(e["source"] == "backfill" for e in appended)
+    assert [e["seq"] for e in after] == list(range(1, len(after) + 1))
+    assert backfill()["events"] == 0
