@@ -155,14 +155,18 @@ class CliEnv:
     # ------------------------------------------------------------------ files the CLI writes
 
     def session_files(self) -> list[Path]:
-        """This CLI's own session files under its private HOME, oldest first."""
+        """This CLI's own session files under its private HOME, oldest session first."""
         if self.name == "claude":
             pattern_root, pattern = self.home / ".claude" / "projects", "*/*.jsonl"
         elif self.name == "codex":
             pattern_root, pattern = self.home / ".codex" / "sessions", "*/*/*/rollout-*.jsonl"
         else:
             pattern_root, pattern = self.home / ".gemini" / "tmp", "*/chats/session-*.jsonl"
-        return sorted(pattern_root.glob(pattern), key=lambda p: (p.stat().st_mtime, p.name))
+        if self.name == "claude":  # <session-id>.jsonl: no time in the name
+            return sorted(pattern_root.glob(pattern), key=lambda p: (p.stat().st_mtime, p.name))
+        # codex and gemini names start with the session's start time; gemini's resume in a later minute
+        # writes a stray, header-only file that is *created* later but *modified* earlier than the real one
+        return sorted(pattern_root.glob(pattern), key=lambda p: p.name)
 
     def session_file(self, session_id: str) -> Path:
         """Where REAL_CLIS.md says the session file of `session_id` lives (it must exist)."""

@@ -377,9 +377,12 @@ def test_gemini_limit_then_resume(cli_env: MakeEnv) -> None:
     assert _session_id(env, resumed) == session_id
     sent = env.fake.requests("gemini", fa.MAIN)[-1].text()
     assert "remember the word pineapple" in sent and "Continue" in sent
-    chat = env.session_file(session_id)
+    chat = env.session_file(session_id)  # the oldest file of the session holds the whole conversation
     records = _jsonl(chat)
     assert [r["content"] for r in records if r.get("type") == "gemini"] == [fa.DEFAULT_TEXT, fa.DEFAULT_TEXT]
+    for stray in env.session_files()[1:]:  # a resume in a later minute adds a header-only file (REAL_CLIS.md)
+        assert stray.name.endswith(f"-{session_id[:8]}.jsonl")
+        assert not [r for r in _jsonl(stray) if r.get("type") in ("user", "gemini")]
 
 
 # ------------------------------------------------------------------------------------ interactive
