@@ -1,9 +1,9 @@
 """Following the agent's own session files while it runs (the provider's `LiveSession`).
 
-Polls run in a worker thread, one at a time, with an adaptive interval: `POLL_FAST_SECS` while records
-keep coming, backing off to `POLL_IDLE_SECS` when idle (so a new record reaches the unified log within
-half a second, at a few stat calls per second). After the child exits the session is drained (polled
-until quiet, at most `DRAIN_MAX_SECS`). The reader's cursor is stored in the index's backfill table at
+`run` is the follower's thread. It polls with an adaptive interval: `POLL_FAST_SECS` while records keep
+coming, backing off to `POLL_IDLE_SECS` when idle (so a new record reaches the unified log within half a
+second, at a few stat calls per second). After the child exits the session is drained (polled
+until a poll finds nothing, at most `DRAIN_MAX_SECS`). The reader's cursor is stored in the index's backfill table at
 most once a second after polls that consumed data, and at the end, so `zag backfill` never imports a
 supervised session a second time.
 """
@@ -28,7 +28,6 @@ POLL_FAST_SECS = 0.05
 POLL_IDLE_SECS = 0.25
 CURSOR_SAVE_INTERVAL_SECS = 1.0
 DRAIN_MAX_SECS = 2.0
-DRAIN_QUIET_POLLS = 2
 
 Route = Callable[["Item", str], None]
 
@@ -43,6 +42,8 @@ class LiveFollower:
         registry: Registry | None,
         route: Route,
         on_provider_session_id: Callable[[str], None],
+        *,
+        stop: threading.Event | None = None,
     ) -> None:
         self._provider = provider
         self._guard = guard
@@ -57,13 +58,13 @@ class LiveFollower:
         self._cursor_unsaved = False
         self._cursor_saved_at = 0.0
         self._provider_session_id: str | None = None
-        self.stop_requested = threading.Event()
+        self._stop = stop or threading.Event()  # zag is wrapping up: cut the drain short
 
     @property
     def active(self) -> bool:
         return self._live is not None
 
-    # -- lifecycle (blocking; run these in a worker thread) ---------------------------------------
+    # -- steps (blocking; called from the follower's thread) --------------------------------------
     def open(self, plan: LaunchPlan, ctx: LaunchContext) -> bool:
         self._live = self._guard.method("open_live", self._provider, "open_live", plan, ctx, default=None)
         return self._live is not None
@@ -98,28 +99,27 @@ class LiveFollower:
         """The agent printed its session id; passed on at the next poll."""
         self._hints.append(signal)
 
-    # -- async drivers ----------------------------------------------------------------------------
-    async def follow(self) -> None:
-        """Poll until cancelled (the child exited)."""
-        import anyio
+    # -- the follower's thread ------------------------------------------------------------------
+    def run(self, plan: LaunchPlan, ctx: LaunchContext, child_done: threading.Event) -> None:
+        """Open the live session, poll it until the child is done, drain it, store the cursor."""
+        if not self.open(plan, ctx):
+            return
+        try:
+            interval = POLL_FAST_SECS
+            while not child_done.is_set():
+                found = self.poll_once()
+                interval = POLL_FAST_SECS if found else min(interval * 2, POLL_IDLE_SECS)
+                child_done.wait(interval)
+            self.drain()
+        finally:
+            self.finish()
 
-        interval = POLL_FAST_SECS
-        while True:
-            found = await anyio.to_thread.run_sync(self.poll_once)
-            interval = POLL_FAST_SECS if found else min(interval * 2, POLL_IDLE_SECS)
-            await anyio.sleep(interval)
-
-    async def drain(self) -> None:
-        """After the child exited: poll until `DRAIN_QUIET_POLLS` polls in a row found nothing."""
-        import anyio
-
+    def drain(self) -> None:
+        """After the child exited: poll until a poll finds nothing (the agent is gone, so what it wrote
+        is all there), at most `DRAIN_MAX_SECS`."""
         deadline = time.monotonic() + DRAIN_MAX_SECS
-        quiet = 0
-        while quiet < DRAIN_QUIET_POLLS and time.monotonic() < deadline and not self.stop_requested.is_set():
-            found = await anyio.to_thread.run_sync(self.poll_once)
-            quiet = 0 if found else quiet + 1
-            if quiet < DRAIN_QUIET_POLLS:
-                await anyio.sleep(POLL_FAST_SECS)
+        while self.poll_once() and time.monotonic() < deadline and not self._stop.is_set():
+            pass
 
     # -- internals --------------------------------------------------------------------------------
     def _note_provider_session_id(self, live: LiveSession) -> None:

@@ -4,15 +4,22 @@ A session is one unified log, one index row and one heartbeat; within it the age
 once today, and again later when the usage-limit engine resumes it (`run_child` is that reusable step:
 launch one child and relay until it has exited and its output and session files are drained).
 
-Threads and tasks (anyio, asyncio backend, in the main thread):
-- the session task group: heartbeat, and the children one after another;
-- per child: the relay (a worker thread: blocking poll loop, see `relay.py`), the wait for its exit
-  (a pidfd on Linux), and the live-session poller (worker thread, adaptive interval);
-- outside anyio: the signal thread (`signals.py`: it must know who sent a signal, which anyio's
-  receiver cannot tell) and the registry thread (`registry.py`: the index must never hold up the agent).
+Concurrency is plain threads, each a blocking loop with one job, all started and joined here:
+- main thread: spawns each child (PR_SET_PDEATHSIG follows the forking thread) and waits for it;
+- relay (per child): the poll loop of `relay.py` (a write blocked by a paused terminal holds back only
+  the agent's output, as without zag);
+- live follower (per child): polls the provider's `LiveSession` with an adaptive interval, then drains it;
+- heartbeat: beats every `heartbeat_secs`;
+- signals (`signals.py`: `sigwaitinfo`, to tell a terminal's Ctrl-C from a `kill`);
+- registry (`registry.py`: a locked index never holds up the agent).
+DESIGN.md suggests anyio for these tasks; it was measured and left out: `import anyio` plus `anyio.run`
+with one worker thread cost +162 ms per start on the 2-core VM (+3 ms for `threading`), more than the
+whole 150 ms start-up budget, while every task above is a blocking loop that needs its own thread anyway
+(so an event loop would only schedule threads). Cancellation is an `Event` per child plus
+`stop_requested` for the session.
 
-Children are spawned from the main thread (PR_SET_PDEATHSIG follows the forking thread). The first child
-is spawned before anyio and the session log are even imported, so zag adds little to the agent's start.
+The first child is spawned before the session log, the index and diagnostics are even imported, so zag
+adds little to the agent's start.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +50,7 @@ if TYPE_CHECKING:
     from zag.wrapper.relay import Relay
 
 SCANNER_FAULT_LIMIT = 100
+THREAD_JOIN_SECS = 10.0  # a provider call that hangs must not keep zag from exiting
 _STREAM_SOURCE = {"stdout": events.SOURCE_STDOUT, "stderr": events.SOURCE_STDERR, "pty": events.SOURCE_STDOUT}
 _TERMINATING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
@@ -88,7 +97,7 @@ class Supervisor:
         self.provider_session_id: str | None = None
         self.model: str | None = None
         self.started_at = time.time()
-        self.stop_requested = threading.Event()
+        self.stop_requested = threading.Event()  # a terminating signal arrived while no child ran
         self._running: _Running | None = None
         self._follower: LiveFollower | None = None
         self._signal_lock = threading.Lock()
@@ -110,118 +119,97 @@ class Supervisor:
             child = self._spawn(plan, ctx)
             self._ctx = replace(ctx, child_pid=child.pid)
             self._open_session(plan, child)
-            status = self._run_loop(plan, child)
+            diagnostics = _start_thread("zag-diag", self.guard.release)  # imports structlog: off the path
+            heartbeat_stop = threading.Event()
+            heartbeat = _start_thread("zag-heartbeat", self._heartbeat_loop, heartbeat_stop)
+            try:
+                status = self._supervise_safely(child, plan)
+            finally:
+                heartbeat_stop.set()
+                heartbeat.join(THREAD_JOIN_SECS)
+                diagnostics.join(THREAD_JOIN_SECS)
             self._end_session(status)
             return status.exit_code
         finally:
             self._signals.stop()
             self.guard.release()
 
-    def _run_loop(self, plan: LaunchPlan, child: Child) -> ExitStatus:
-        import anyio
-
+    def _supervise_safely(self, child: Child, plan: LaunchPlan) -> ExitStatus:
+        """The first child, then any relaunch the usage-limit engine plans; a bug in zag ends the session
+        cleanly (terminal restored, agent ended, exit recorded) instead of leaving a mess."""
         try:
-            return anyio.run(self._session_main, plan, child)
-        except Exception as exc:  # noqa: BLE001 - a bug in zag must not leave the terminal raw or lose the end
+            status = self._supervise(child, plan)
+            while self.limits is not None and not self.stop_requested.is_set():
+                next_plan = self.limits.next_launch(status)
+                if next_plan is None:
+                    break
+                status = self.run_child(next_plan)
+            return status
+        except Exception as exc:  # noqa: BLE001
             from zag import diag
 
             diag.exception("supervisor_failed", session_id=self.session_id)
             _warn(f"zag: internal error while supervising {self.request.provider_name}: {exc} "
                   f"(details in {_diag_path()})")
-            status = child.reap_if_exited()
+            running = self._running
+            last = running.child if running is not None else child
+            status = last.reap_if_exited()
             if status is None:
-                child.send_signal(signal.SIGTERM)
-                status = child.wait()
+                last.send_signal(signal.SIGTERM)
+                status = last.wait()
             return status
 
-    async def _session_main(self, plan: LaunchPlan, child: Child) -> ExitStatus:
-        import anyio
-
-        async with anyio.create_task_group() as session_tasks:
-            session_tasks.start_soon(self._heartbeat_loop)
-            session_tasks.start_soon(anyio.to_thread.run_sync, self.guard.release)
-            status = await self._supervise(child, plan)
-            while self.limits is not None and not self.stop_requested.is_set():
-                next_plan = self.limits.next_launch(status)
-                if next_plan is None:
-                    break
-                status = await self.run_child(next_plan)
-            session_tasks.cancel_scope.cancel()
-        return status
-
     # -- one child --------------------------------------------------------------------------------
-    async def run_child(self, plan: LaunchPlan) -> ExitStatus:
-        """Launch the agent again in this session (same log, same index row) and supervise it."""
+    def run_child(self, plan: LaunchPlan) -> ExitStatus:
+        """Launch the agent again in this session (same log, same index row) and supervise it.
+        Call from the main thread only (see the module docstring)."""
         assert self._ctx is not None
         ctx = replace(self._ctx, env={**self._ctx.env, **plan.env}, started_at=time.time(), child_pid=None)
         child = self._spawn(plan, ctx)
         self._ctx = replace(ctx, child_pid=child.pid)
         self._update_registry(state=states.RUNNING, child_pid=child.pid)
-        return await self._supervise(child, plan)
+        return self._supervise(child, plan)
 
-    async def _supervise(self, child: Child, plan: LaunchPlan) -> ExitStatus:
+    def _supervise(self, child: Child, plan: LaunchPlan) -> ExitStatus:
         """Relay until `child` exited and its output ended; follow its session files meanwhile."""
-        import anyio
-
         from zag.wrapper.live import LiveFollower
         from zag.wrapper.terminal import RawMode
 
         assert self._ctx is not None
-        scanner = self.guard.method("output_scanner", self.provider, "output_scanner", self._ctx, default=None)
+        ctx = self._ctx
+        scanner = self.guard.method("output_scanner", self.provider, "output_scanner", ctx, default=None)
         relay = self._make_relay(child, scanner)
         follower = LiveFollower(self.provider, self.guard, self.registry, self._route,
-                                self._set_provider_session_id)
-        follower.stop_requested = self.stop_requested
+                                self._set_provider_session_id, stop=self.stop_requested)
         self._follower = follower
+        child_done = threading.Event()
         raw = RawMode(sys.stdin.fileno()) if child.interactive else None
+        relay_thread = live_thread = None
         try:
             if raw is not None:
                 raw.enter()
             self._attach_relay(child, relay)
-            async with anyio.create_task_group() as child_tasks:
-                child_tasks.start_soon(self._follow_live, follower, plan)
-                async with anyio.create_task_group() as relay_tasks:
-                    relay_tasks.start_soon(self._wait_for_exit, child, relay)
-                    await anyio.to_thread.run_sync(relay.run)
-                child_tasks.cancel_scope.cancel()
+            relay_thread = _start_thread("zag-relay", relay.run)
+            live_thread = _start_thread("zag-live", follower.run, plan, ctx, child_done)
+            child.wait()
+            self._set_running(None)
+            relay.child_exited()
+            relay_thread.join()  # ends at EOF, or after the bounded drain (relay.DRAIN_*_SECS)
         finally:
-            self._set_running(None)  # (normally done already when the child exited)
+            child_done.set()
+            self._set_running(None)
+            if relay_thread is not None and relay_thread.is_alive():
+                relay.stop()
+                relay_thread.join(THREAD_JOIN_SECS)
             if raw is not None:
                 raw.restore()
-            relay.stop()
             relay.close()
         if scanner is not None:
             for item in self.guard.method("OutputScanner.finish", scanner, "finish", default=None) or []:
                 self._route(item, events.SOURCE_STDOUT)
-        if follower.active:
-            await follower.drain()
-            await anyio.to_thread.run_sync(follower.finish)
-        status = child.status or await anyio.to_thread.run_sync(child.wait)
-        return status
-
-    async def _follow_live(self, follower: LiveFollower, plan: LaunchPlan) -> None:
-        import anyio
-
-        assert self._ctx is not None
-        if await anyio.to_thread.run_sync(follower.open, plan, self._ctx):
-            await follower.follow()
-
-    async def _wait_for_exit(self, child: Child, relay: Relay) -> None:
-        import anyio
-
-        pidfd = _pidfd(child.pid)
-        try:
-            if pidfd is not None:
-                await anyio.wait_readable(pidfd)
-                child.wait()
-            else:
-                await anyio.to_thread.run_sync(child.wait)
-        finally:
-            if pidfd is not None:
-                os.close(pidfd)
-            if child.status is not None:
-                self._set_running(None)
-            relay.child_exited()
+        if live_thread is not None:
+            live_thread.join(THREAD_JOIN_SECS)  # the follower drains the session files, then stops
+        return child.status or child.wait()
 
     def _make_relay(self, child: Child, scanner: OutputScanner | None) -> Relay:
         from zag.wrapper.relay import Output, Relay
@@ -397,17 +385,19 @@ class Supervisor:
         if self.registry is not None:
             self.registry.update(**fields)
 
-    async def _heartbeat_loop(self) -> None:
-        import anyio
-
+    def _heartbeat_loop(self, stop: threading.Event) -> None:
         interval = self.heartbeat_secs
-        next_beat = anyio.current_time() + interval
-        while True:
-            await anyio.sleep_until(next_beat)
-            self._beat()
-            now = anyio.current_time()
+        next_beat = time.monotonic() + interval
+        while not stop.wait(max(0.0, next_beat - time.monotonic())):
+            try:
+                self._beat()
+            except Exception:  # noqa: BLE001 - a failed beat must not end the heartbeat
+                from zag import diag
+
+                diag.exception("heartbeat_failed", session_id=self.session_id)
             next_beat += interval
-            if next_beat <= now:  # fell behind (suspended machine): don't beat in a burst
+            now = time.monotonic()
+            if next_beat <= now:  # fell behind (suspended machine): no burst of beats
                 next_beat = now + interval
 
     def _beat(self) -> None:
@@ -519,14 +509,18 @@ def _redactor(config: Config) -> Any:
     return Redactor(extra_patterns=config.redaction_patterns)
 
 
-def _pidfd(pid: int) -> int | None:
-    opener = getattr(os, "pidfd_open", None)
-    if opener is None:
-        return None
-    try:
-        return opener(pid)
-    except OSError:
-        return None
+def _start_thread(name: str, target: Callable[..., Any], *args: Any) -> threading.Thread:
+    def guarded() -> None:
+        try:
+            target(*args)
+        except Exception:  # noqa: BLE001 - a thread's failure is a zag fault, never the agent's
+            from zag import diag
+
+            diag.exception("thread_failed", thread=name)
+
+    thread = threading.Thread(target=guarded, name=name, daemon=True)
+    thread.start()
+    return thread
 
 
 def _all_str(values: Any) -> bool:
