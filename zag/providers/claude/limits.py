@@ -44,7 +44,7 @@ _DOT = r"\s*[·∙•]\s*"
 _APOS = r"[’'`]"
 # A reset phrase: a clock time or a date, optionally `at`, optionally an IANA zone in parentheses.
 _RESET = r"(?P<reset>[A-Za-z0-9:,. ]+?(?:\s*\([A-Za-z_+\-/0-9]+\))?)"
-_END = r"\s*(?:[.!]\s*)?(?:$|[·∙•|]|/\w|\s{2,})"
+_END = r"\s*(?:[.!]\s*)?(?:$|[·∙•]|/\w|\s{2,})"
 
 _SCOPE_WORDS = {
     "session": events.SCOPE_SESSION, "5-hour": events.SCOPE_SESSION, "five-hour": events.SCOPE_SESSION,

@@ -109,7 +109,7 @@ class ClaudeSessionReader:
         """Cheap check (a few stats) whether `read()` may find anything."""
         if self._main is not None and _may_have_news(self._main):
             return True
-        if self._watch is not None and self._dir_changed(self._watch):
+        if self._watch is not None and self._dir_changed(self._watch, remember=False):
             return True
         return any(_may_have_news(sub.tail) for sub in self._subs.values())
 
@@ -152,12 +152,14 @@ class ClaudeSessionReader:
             if name not in self._subs:
                 self._add_sub(name, None)
 
-    def _dir_changed(self, watch: _DirWatch) -> bool:
+    def _dir_changed(self, watch: _DirWatch, *, remember: bool = True) -> bool:
         try:
             mtime = os.stat(watch.path).st_mtime_ns
         except OSError:
             return False
         changed = mtime != watch.mtime_ns
+        if not remember:
+            return changed or self._workflows_changed(watch)
         watch.mtime_ns = mtime
         workflows = watch.path / "workflows"
         try:
@@ -173,6 +175,19 @@ class ClaudeSessionReader:
                 watch.children[entry.name] = child_mtime
                 changed = True
         return changed
+
+    def _workflows_changed(self, watch: _DirWatch) -> bool:
+        try:
+            entries = list(os.scandir(watch.path / "workflows")) if watch.children else []
+        except OSError:
+            return False
+        for entry in entries:
+            try:
+                if watch.children.get(entry.name) != entry.stat().st_mtime_ns:
+                    return True
+            except OSError:
+                continue
+        return False
 
     def _add_sub(self, name: str, cursor: dict[str, Any] | None) -> None:
         assert self._subagents is not None
@@ -250,6 +265,9 @@ def _lines(tail: JsonlTail) -> Iterator[tuple[memoryview, bool | None]]:
             chunk = handle.read(expected + 1 if 0 < expected < CHUNK_BYTES else CHUNK_BYTES)
             expected = 0
             if not chunk:
+                if carry and not skipping and _whole_record(carry):
+                    tail.offset += len(carry)  # a last record without its newline (hand-made files)
+                    yield memoryview(carry), False
                 return
             if carry:
                 chunk = carry + chunk
@@ -285,6 +303,18 @@ def _lines(tail: JsonlTail) -> Iterator[tuple[memoryview, bool | None]]:
                     yield view[position:newline], checked
                 position = newline + 1
             carry = chunk[end + 1:]
+
+
+def _whole_record(data: bytes) -> bool:
+    """True when an unterminated last line is nevertheless one whole JSON object (not a torn write)."""
+    text = data.strip()
+    if not (text.startswith(b"{") and text.endswith(b"}")):
+        return False
+    try:
+        msgspec.json.decode(text)
+    except (msgspec.DecodeError, RecursionError):
+        return False
+    return True
 
 
 def _utf8(view: memoryview) -> bool:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Any
 
 import msgspec
@@ -37,6 +37,8 @@ SYNTHETIC_MODEL = "<synthetic>"
 _USAGE_KEYS_KEPT = 256      # (message.id, requestId) pairs remembered for usage dedupe
 _TOOL_NAMES_KEPT = 4096     # tool_use id → name, to name tool results
 _MESSAGES_KEPT = 64         # message ids whose emitted blocks are remembered
+_BLOCK_MESSAGES_IN_STATE = 4  # the last messages' block keys kept in the cursor (a response over two reads)
+_TOOLS_IN_STATE = 32       # recent tool_use ids kept in the cursor, to name results read by a later reader
 _UUIDS_KEPT = 8192          # record uuids remembered, to skip records re-read after a file was replaced
 
 # A \uD800-\uDFFF escape that is not part of a surrogate pair (JS can write those; msgspec refuses them).
@@ -109,7 +111,17 @@ class RecordMapper:
         state = state or {}
         self._usage_seen = _Lru(_USAGE_KEYS_KEPT, (tuple(key) for key in state.get("usage", ()) if _pair(key)))
         self._tool_names = _Recent(_TOOL_NAMES_KEPT)
+        self._recent_tools: deque[tuple[str, str | None]] = deque(maxlen=_TOOLS_IN_STATE)
+        for pair in state.get("tools", ()):
+            if _pair(pair) or (isinstance(pair, (list, tuple)) and len(pair) == 2 and isinstance(pair[0], str)
+                               and pair[1] is None):
+                self._tool_names.put(pair[0], pair[1])
+                self._recent_tools.append((pair[0], pair[1]))
         self._message_blocks = _Lru(_MESSAGES_KEPT)
+        for entry in state.get("blocks", ()):
+            if isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str) and isinstance(entry[1], list):
+                keys = {tuple(key) for key in entry[1] if isinstance(key, list) and len(key) == 4}
+                self._message_blocks.put(entry[0], keys)
         self._last_flat_tool: tuple[str | None, str | None] = (None, None)
         self._uuids = _Recent(_UUIDS_KEPT)
         self.skip_seen_records = False  # set by the reader after a file shrank or was replaced
@@ -125,7 +137,11 @@ class RecordMapper:
 
     def state(self) -> dict[str, Any]:
         """What must survive in a cursor so that a later read does not count usage twice."""
-        return {"usage": [list(key) for key in self._usage_seen.keys()[-64:]], "last_ts": self.last_ts}
+        return {"usage": [list(key) for key in self._usage_seen.keys()[-64:]], "last_ts": self.last_ts,
+                "tools": [list(pair) for pair in self._recent_tools],
+                "blocks": [[message_id, [list(key) for key in keys]]
+                           for message_id in self._message_blocks.keys()[-_BLOCK_MESSAGES_IN_STATE:]
+                           for keys in [self._message_blocks.get(message_id)]]}
 
     # -- one line ---------------------------------------------------------------------------------
     def map_line(self, line: bytes | memoryview, extra: dict[str, Any] | None = None,
@@ -215,7 +231,7 @@ class RecordMapper:
                 text = block.text or ""
                 if texts is not None:
                     texts.append(text)
-                key = ("text", text)
+                key = ("text", len(text), text[:48], text[-48:])
                 if seen_before is not None and key in seen_before:
                     continue
                 emitted.add(key)
@@ -225,25 +241,27 @@ class RecordMapper:
                     body["api_error"] = api_error
             elif kind == "tool_use":
                 tool_id = block.id
-                key = ("tool", tool_id or bytes(block.input))
+                key = ("tool", tool_id, 0, "") if tool_id else ("tool", "", len(block.input), bytes(block.input)[:48].hex())
                 if seen_before is not None and key in seen_before:
                     continue
                 emitted.add(key)
                 name = block.name
                 if tool_id:
                     self._tool_names.put(tool_id, name)
+                    self._recent_tools.append((tool_id, name))
                 body = {"type": TOOL_CALL, "ts": ts, "provider_session_id": sid, "tool_name": name,
                         "tool_kind": tool_kind(name), "tool_id": tool_id, "input": block.input or None,
                         "message_id": message_id}
             elif kind == "thinking":
-                key = ("thinking", block.thinking)
+                thought = block.thinking or ""
+                key = ("thinking", len(thought), thought[:48], thought[-48:])
                 if seen_before is not None and key in seen_before:
                     continue
                 emitted.add(key)
                 body = {"type": REASONING, "ts": ts, "provider_session_id": sid, "content": block.thinking or "",
                         "message_id": message_id}
             elif kind == "redacted_thinking":
-                key = ("redacted", bytes(block.data))
+                key = ("redacted", len(block.data), bytes(block.data)[:48].hex(), "")
                 if seen_before is not None and key in seen_before:
                     continue
                 emitted.add(key)
@@ -386,6 +404,7 @@ class RecordMapper:
         self._last_flat_tool = (tool_id, rec.name)
         if tool_id:
             self._tool_names.put(tool_id, rec.name)
+            self._recent_tools.append((tool_id, rec.name))
         return [self._body(events.TOOL_CALL, ts, extra, tool_name=rec.name, tool_kind=tool_kind(rec.name),
                            tool_id=tool_id, input=rec.input if rec.input else None, message_id=rec.uuid)]
 
