@@ -126,3 +126,27 @@ def test_an_unreadable_database_is_reported_after_the_rest(world: dict) -> None:
 
 def test_nothing_on_disk(tmp_path: Path) -> None:
     assert list(PROVIDER.discover({"HOME": str(tmp_path)})) == []
+
+
+def test_backfill_runner_imports_goose_once_then_only_what_grew(world: dict) -> None:
+    """The real backfill runner over goose's databases and legacy files: idempotent and incremental."""
+    from zag.logs.backfill import run_backfill
+    from zag.logs.index import Index
+    from zag.logs.reader import read_events
+    from zag import paths
+
+    [first] = run_backfill([PROVIDER], env=world["env"], jobs=1)
+    assert (first.sessions_seen, first.imported, first.warnings) == (5, 5, 0)
+    [again] = run_backfill([PROVIDER], env=world["env"], jobs=1)
+    assert (again.imported, again.updated, again.unchanged, again.events) == (0, 0, 5, 0)
+    world["main"].add_message("20251108_1", "assistant", [gl.text("late reply")], created=T0 + 5)
+    [grown] = run_backfill([PROVIDER], env=world["env"], jobs=1)
+    assert (grown.imported, grown.updated, grown.unchanged) == (0, 1, 4)
+    with Index() as index:
+        session_id = index.find_by_provider_session("goose", "20251108_1")
+        row = index.get_session(session_id)
+    assert row["cwd"] == "/work/a" and row["model"] == "claude-sonnet-4-5"
+    log = list(read_events(paths.session_log(session_id)))
+    assert [(e["type"], e.get("content")) for e in log if e["type"] in ("user_message", "assistant_message")] == [
+        ("user_message", "hello"), ("assistant_message", "late reply")]
+    assert log[0]["type"] == "session_started" and log[0]["backfilled"] is True

@@ -149,6 +149,11 @@ def error_record(role: Any, content: Any, metadata: Any) -> ErrorRecord | None:
     """The goose error record a message is, or None for any ordinary message."""
     if role != "assistant" or not isinstance(content, list) or not content:
         return None
+    first = content[0]
+    if not isinstance(first, dict) or first.get("type") not in ("text", "error") or (
+            first.get("type") == "text" and not str(first.get("text", "")).startswith("Ran into this error")
+            and not any(isinstance(item, dict) and item.get("type") == "error" for item in content)):
+        return None  # the common case, decided cheaply: not goose's error message
     if isinstance(metadata, dict) and metadata.get("inference"):
         return None  # written by the model
     texts: list[str] = []

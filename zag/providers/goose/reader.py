@@ -16,8 +16,8 @@ emitted (the cursor counts them).
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
+import zlib
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,18 +71,21 @@ class _Seen:
                 self.add(int(entry[0]) if isinstance(entry[0], (int, float)) else 0, str(entry[1]), str(entry[2]))
 
     def add(self, created: int, key: str, mid: str) -> None:
-        self.entries.append((created, key, mid))
-        for name in (key, mid):
-            if name:
-                self.keys[name] = self.keys.get(name, 0) + 1
-        if len(self.entries) > KEEP_KEYS:
-            old_created, old_key, old_mid = self.entries.popleft()
-            self.floor = max(self.floor, old_created + 1)
-            for name in (old_key, old_mid):
-                if name and self.keys.get(name, 0) > 1:
-                    self.keys[name] -= 1
+        entries, keys = self.entries, self.keys
+        entries.append((created, key, mid))
+        keys[key] = keys.get(key, 0) + 1
+        if mid:
+            keys[mid] = keys.get(mid, 0) + 1
+        if len(entries) > KEEP_KEYS:
+            old_created, old_key, old_mid = entries.popleft()
+            if old_created >= self.floor:
+                self.floor = old_created + 1
+            for name in (old_key, old_mid) if old_mid else (old_key,):
+                count = keys.get(name, 0)
+                if count > 1:
+                    keys[name] = count - 1
                 else:
-                    self.keys.pop(name, None)
+                    keys.pop(name, None)
 
     def known(self, created: int, key: str, mid: str) -> bool:
         return created < self.floor or key in self.keys or (bool(mid) and mid in self.keys)
@@ -91,12 +94,11 @@ class _Seen:
         return [list(entry) for entry in self.entries]
 
 
-def _digest(*parts: bytes) -> str:
-    hasher = hashlib.blake2b(digest_size=8)
-    for part in parts:
-        hasher.update(part)
-        hasher.update(b"\0")
-    return hasher.hexdigest()
+def message_key(role: Any, created: Any, content: bytes) -> str:
+    """A short key of a stored message: role, created, CRC-32 and length of its content. Keys are only
+    compared with those of the last `KEEP_KEYS` messages of the same session, so this is collision-safe
+    enough, and several times faster than a cryptographic hash over tool output."""
+    return f"{role}{created}:{zlib.crc32(content):x}:{len(content):x}"
 
 
 class DbSessionReader:
@@ -171,9 +173,12 @@ class DbSessionReader:
         yield from self._rewrite_check(connection, schema)
         for values in db.messages_after(connection, schema, self.session_id, self.rowid):
             items = self._message(values)
-            self.rowid = max(self.rowid, _int(values[0]))
+            rowid = values[0] if type(values[0]) is int else _int(values[0])
+            if rowid > self.rowid:
+                self.rowid = rowid
             self.rows += 1
-            yield from items
+            if items:
+                yield from items
         yield from self._usage(row)
         self.baseline = False
         connection.execute("COMMIT")
@@ -207,16 +212,21 @@ class DbSessionReader:
 
     def _message(self, values: tuple[Any, ...]) -> list[Item]:
         _, message_id, role, content, created, metadata = values
-        role = db.text(role)
-        message_id = db.text(message_id)
-        content_bytes = content if isinstance(content, bytes) else str(content).encode()
-        created_int = _int(created)
-        key = _digest(str(role).encode(), str(created).encode(), content_bytes)
-        mid = _digest(message_id.encode()) if isinstance(message_id, str) and message_id else ""
+        if type(role) is bytes:
+            role = role.decode("utf-8", "replace")
+        content_bytes = content if type(content) is bytes else str(content).encode()
+        created_int = created if type(created) is int else _int(created)
+        key = message_key(role, created, content_bytes)
+        if message_id:
+            mid = f"#{zlib.crc32(message_id if type(message_id) is bytes else str(message_id).encode()):x}"
+            message_id = db.text(message_id)
+        else:
+            mid = ""
         if self.rewritten and self.seen.known(created_int, key, mid):
             return []
         self.seen.add(created_int, key, mid)
-        if isinstance(self.skip_before, (int, float)) and created_int < int(self.skip_before):
+        if self.skip_before is not None and isinstance(self.skip_before, (int, float)) \
+                and created_int < int(self.skip_before):
             return []
         return decode_message(role, content_bytes, created, message_id, metadata,
                               session_id=self.session_id, tools=self.tools, source=self.source)

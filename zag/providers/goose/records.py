@@ -74,7 +74,7 @@ def message_items(
     visibility = _visibility(metadata)
     if visibility:
         common["visibility"] = visibility
-    record = limits.error_record(role, content, metadata)
+    record = limits.error_record(role, content, metadata) if role == "assistant" else None
     if record is not None:
         return _error_items(record, common, session_id, source)
     if role not in ("user", "assistant"):
@@ -87,6 +87,8 @@ def message_items(
 
 
 class _Mapper:
+    __slots__ = ("role", "common", "model", "tools", "out", "texts")
+
     def __init__(self, role: str, common: dict[str, Any], model: str | None, tools: ToolNames) -> None:
         self.role = role
         self.common = common
@@ -96,20 +98,24 @@ class _Mapper:
         self.texts: list[str] = []
 
     def emit(self, body: dict[str, Any]) -> None:
-        self.flush_text()
-        self.out.append({**body, **self.common})
+        if self.texts:
+            self.flush_text()
+        body.update(self.common)
+        self.out.append(body)
 
     def flush_text(self) -> None:
         if not self.texts:
             return
-        text, self.texts = "\n".join(self.texts), []
+        text = self.texts[0] if len(self.texts) == 1 else "\n".join(self.texts)
+        self.texts = []
         if self.role == "user":
-            body = events.body(events.USER_MESSAGE, content=text)
+            body = {"type": events.USER_MESSAGE, "content": text}
         else:
-            body = events.body(events.ASSISTANT_MESSAGE, content=text)
+            body = {"type": events.ASSISTANT_MESSAGE, "content": text}
             if self.model:
                 body["model"] = self.model
-        self.out.append({**body, **self.common})
+        body.update(self.common)
+        self.out.append(body)
 
     def finish(self) -> list[Item]:
         self.flush_text()
@@ -158,8 +164,8 @@ class _Mapper:
     def tool_response(self, item: dict[str, Any]) -> None:
         tool_id = item.get("id")
         success, output, error = _tool_result(item.get("toolResult"))
-        self.emit(events.body(events.TOOL_RESULT, tool_id=tool_id, tool_name=self.tools.get(tool_id),
-                              success=success, output=output, error=error))
+        self.emit({"type": events.TOOL_RESULT, "tool_id": tool_id, "tool_name": self.tools.get(tool_id),
+                   "success": success, "output": output, "error": error})
 
     def thinking(self, item: dict[str, Any]) -> None:
         value = item.get("thinking", item.get("text"))

@@ -1,0 +1,132 @@
+"""goose LiveSession: which session row it follows for each way goose can be started, hints, legacy files."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from zag.logs import events
+from zag.providers.base import LaunchContext, SessionIdHint
+from zag.providers.goose import PROVIDER
+
+
+def _gooselib() -> ModuleType:
+    path = Path(__file__).resolve().parents[2] / "fixtures" / "goose" / "gooselib.py"
+    spec = importlib.util.spec_from_file_location("goose_fixture_lib", path)
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module
+
+
+gl = _gooselib()
+ZAG_ID = "9d1c7f0e-1111-4222-8333-444455556666"
+
+
+def setup(tmp_path: Path) -> tuple[dict[str, str], Any, LaunchContext]:
+    env = {"HOME": str(tmp_path / "home")}     # XDG default: ~/.local/share/goose
+    database = gl.GooseDb.create(tmp_path / "home/.local/share/goose/sessions/sessions.db")
+    ctx = LaunchContext(cwd=str(tmp_path), env=env, interactive=True, started_at=time.time(), zag_session_id=ZAG_ID)
+    return env, database, ctx
+
+
+def contents(items: list[Any]) -> list[Any]:
+    return [item.get("content") for item in items if isinstance(item, dict) and "content" in item]
+
+
+def test_bare_resume_follows_the_session_goose_updates(tmp_path: Path) -> None:
+    _, database, ctx = setup(tmp_path)
+    old = int(ctx.started_at) - 7200
+    for sid in ("20251107_1", "20251107_2"):
+        database.create_session(sid, working_dir="/elsewhere", created_at=old)
+        database.add_message(sid, "user", [gl.text(f"old in {sid}")], created=old + 1)
+    live = PROVIDER.open_live(PROVIDER.plan_launch(["session", "--resume"], ctx), ctx)
+    assert live.poll() == []                      # nothing updated since launch yet
+    database.add_message("20251107_1", "user", [gl.text("resumed here")], created=int(time.time()))
+    assert contents(live.poll()) == ["resumed here"]
+    assert live.provider_session_id == "20251107_1"
+
+
+def test_resume_by_name_picks_the_most_recent_of_that_name(tmp_path: Path) -> None:
+    _, database, ctx = setup(tmp_path)
+    database.create_session("20251101_1", name="proj", created_at=ctx.started_at - 9000)
+    database.create_session("20251102_1", name="proj", created_at=ctx.started_at - 5000)
+    database.add_message("20251101_1", "user", [gl.text("older")], created=int(ctx.started_at) - 8000)
+    database.add_message("20251102_1", "user", [gl.text("newer")], created=int(ctx.started_at) - 4000)
+    plan = PROVIDER.plan_launch(["session", "-r", "-n", "proj"], ctx)
+    live = PROVIDER.open_live(plan, ctx)
+    assert live.poll() == [] and live.provider_session_id == "20251102_1"   # earlier rows were logged before
+    database.add_message("20251102_1", "user", [gl.text("go on")], created=int(time.time()))
+    assert contents(live.poll()) == ["go on"]
+
+
+def test_a_new_session_named_like_an_old_one_is_told_apart_by_its_start(tmp_path: Path) -> None:
+    _, database, ctx = setup(tmp_path)
+    database.create_session("20251101_1", name="proj", created_at=ctx.started_at - 9000)
+    database.add_message("20251101_1", "user", [gl.text("old")], created=int(ctx.started_at) - 8000)
+    live = PROVIDER.open_live(PROVIDER.plan_launch(["session", "-n", "proj"], ctx), ctx)
+    assert live.poll() == []
+    database.create_session("20251108_1", name="proj", created_at=time.time())
+    database.add_message("20251108_1", "user", [gl.text("new")], created=int(time.time()))
+    assert contents(live.poll()) == ["new"] and live.provider_session_id == "20251108_1"
+
+
+def test_a_reported_session_id_switches_the_session(tmp_path: Path) -> None:
+    _, database, ctx = setup(tmp_path)
+    plan = PROVIDER.plan_launch(["session"], ctx)
+    database.create_session("20251108_1", name=plan.notes["name"], created_at=time.time())
+    database.add_message("20251108_1", "user", [gl.text("first")], created=int(time.time()))
+    live = PROVIDER.open_live(plan, ctx)
+    assert contents(live.poll()) == ["first"]
+    live.hint(SessionIdHint("20251108_1"))         # the same id: nothing happens
+    database.create_session("20251108_2", name="other", created_at=time.time())
+    database.add_message("20251108_2", "user", [gl.text("second")], created=int(time.time()))
+    live.hint(SessionIdHint("20251108_2"))
+    items = live.poll()
+    assert items[0]["type"] == events.SESSION_CLEARED and items[0]["old_session_id"] == "20251108_1"
+    assert contents(items[1:]) == ["second"] and live.provider_session_id == "20251108_2"
+
+
+def test_goose_before_the_database_writes_a_legacy_file(tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path / "home"), "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    ctx = LaunchContext(cwd=str(tmp_path), env=env, interactive=False, started_at=time.time(), zag_session_id=ZAG_ID)
+    plan = PROVIDER.plan_launch(["run", "-n", "oldstyle", "-t", "x"], ctx)
+    live = PROVIDER.open_live(plan, ctx)
+    assert live.poll() == []
+    folder = tmp_path / "xdg/goose/sessions"
+    folder.mkdir(parents=True)
+    lines = gl.LEGACY_FILE.read_text().splitlines(keepends=True)
+    (folder / "oldstyle.jsonl").write_text("".join(lines[:2]))
+    assert contents(live.poll()) == ["Why does CI fail?"]
+    (folder / "tmp").write_text("".join(lines))
+    os.replace(folder / "tmp", folder / "oldstyle.jsonl")
+    assert [item["type"] for item in live.poll()] == ["assistant_message", "tool_call", "tool_result",
+                                                      "assistant_message", "usage"]
+    assert live.source_key == os.path.realpath(folder / "oldstyle.jsonl")
+    json.dumps(live.cursor())
+
+
+def test_no_session_and_other_commands_follow_nothing(tmp_path: Path) -> None:
+    _, database, ctx = setup(tmp_path)
+    database.create_session("20251108_1", created_at=time.time(), working_dir=str(tmp_path))
+    database.add_message("20251108_1", "user", [gl.text("x")], created=int(time.time()))
+    for args in (["run", "--no-session", "-t", "x"], ["info"], ["session", "list"]):
+        live = PROVIDER.open_live(PROVIDER.plan_launch(args, ctx), ctx)
+        assert live.poll() == [] and live.cursor() is None
+
+
+def test_poll_never_raises(tmp_path: Path) -> None:
+    env, database, ctx = setup(tmp_path)
+    plan = PROVIDER.plan_launch(["session"], ctx)
+    live = PROVIDER.open_live(plan, ctx)
+    shutil.rmtree(tmp_path / "home")
+    assert live.poll() == []
+    (tmp_path / "home/.local/share/goose/sessions").mkdir(parents=True)
+    (tmp_path / "home/.local/share/goose/sessions/sessions.db").write_bytes(b"garbage" * 100)
+    assert live.poll() == []
