@@ -30,8 +30,7 @@ MODE_NEW = "new"            # first import: a new zag session
 MODE_CONTINUE = "continue"  # a recorded cursor (an earlier import, or the live supervisor's)
 MODE_ADOPT = "adopt"        # a zag session already holds this provider session, with no cursor
 
-BATCH_EVENTS = 512
-BATCH_CHARS = 8 * 1024 * 1024   # flush earlier when the batch's strings add up to this much
+BATCH_EVENTS = 256              # events per write: bounds memory (a Claude tool result is ≤ ~100 KB)
 START_PEEK = 256                # items looked at before `session_started` is written (for its model)
 TEMP_SUFFIX = ".backfill-tmp"
 
@@ -149,7 +148,6 @@ class _Copier:
         self.reader: Any = None  # may offer `info` (cwd, model learnt while reading): see `_learn`
         self.body_model: str | None = None   # the first `model` an event carried
         self.batch: list[dict[str, Any]] = []
-        self.batch_chars = 0
         self.started = False     # session_started written (or not needed)
 
     def run(self, items: Iterator[Any]) -> None:
@@ -164,10 +162,11 @@ class _Copier:
             else:
                 continue  # SessionIdHint: the source already names its session
             kind = body.get("type")
-            raw_ts = body.get("ts")
-            ts = events.normalize_ts(raw_ts) if raw_ts is not None else None
+            ts = body.get("ts")
             if ts is None:
                 ts = last_ts
+            elif not (type(ts) is str and len(ts) == 24 and ts[19] == "." and ts[23] == "Z"):  # not ours yet
+                ts = events.normalize_ts(ts) or last_ts
             body["ts"] = ts
             if self.watermark is not None:
                 if ts is None or ts <= self.watermark:
@@ -192,9 +191,8 @@ class _Copier:
                 if isinstance(cwd, str) and cwd:
                     result.cwd = cwd
             self.batch.append(body)
-            self.batch_chars += _chars(body)
             if self.started:
-                if len(self.batch) >= BATCH_EVENTS or self.batch_chars >= BATCH_CHARS:
+                if len(self.batch) >= BATCH_EVENTS:
                     self.flush()
             elif len(self.batch) >= START_PEEK or self._known():
                 self.flush()
@@ -239,7 +237,6 @@ class _Copier:
         writer.write_many(self.batch, events.SOURCE_BACKFILL)
         self.result.events += len(self.batch)
         self.batch = []
-        self.batch_chars = 0
 
     def _date_undated_head(self) -> None:
         """Records before the first dated one (e.g. a title line) take the first known time, not now."""
@@ -320,15 +317,6 @@ def _limit_body(signal: LimitSignal, record_ts: str | None) -> dict[str, Any]:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def _chars(body: dict[str, Any]) -> int:
-    """A cheap size estimate: the top-level strings (tool output, message text) dominate."""
-    total = 0
-    for value in body.values():
-        if isinstance(value, str):
-            total += len(value)
-    return total
 
 
 def _watermark(log: Path) -> str | None:

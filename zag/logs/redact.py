@@ -3,13 +3,14 @@
 Redaction works on the encoded JSON bytes of a line, so it sees every string of every event without
 walking the structure. Replacements contain no quote or backslash, and every built-in pattern stops at
 characters that end a JSON string, so a redacted line stays valid JSON. A cheap literal pre-check keeps
-the common case (no secret-looking text at all) at one `bytes.find` per marker.
+the common case (no secret-looking text at all) at one multi-pattern scan for all markers.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 # (name, marker bytes one of which appears in anything the pattern matches, pattern)
 _BUILTIN: tuple[tuple[str, tuple[bytes, ...], bytes], ...] = (
@@ -29,26 +30,6 @@ _BUILTIN: tuple[tuple[str, tuple[bytes, ...], bytes], ...] = (
 )
 
 
-# The pre-check actually run: probes, each gating the patterns named with it (a pattern runs when any
-# of its probes is found). Every marker above is covered: `sk-` stands for `sk-ant-` too, and regexes
-# with a literal prefix stand for several markers, so far fewer bytes are scanned than with one `in` per
-# marker (the scan, not the patterns, is what redaction costs on gigabytes of backfilled history).
-_PROBES: tuple[tuple[bytes | re.Pattern[bytes], tuple[str, ...]], ...] = (
-    (b"PRIVATE KEY-----", ("private_key",)),
-    (b"sk-", ("anthropic_key", "openai_key")),
-    (re.compile(rb"A(?:Iza|KIA|SIA)"), ("google_api_key", "aws_access_key")),
-    (b"ya29.", ("google_oauth_token",)),
-    (b"ws_secret", ("aws_secret_key",)),
-    (b"WS_SECRET", ("aws_secret_key",)),
-    (b"wsSecret", ("aws_secret_key",)),
-    (re.compile(rb"gh[pousr]_"), ("github_token",)),
-    (b"github_pat_", ("github_token",)),
-    (b"xox", ("slack_token",)),
-    (b"earer ", ("bearer_token",)),
-    (b"EARER ", ("bearer_token",)),
-)
-
-
 def _replacement(name: str, pattern: re.Pattern[bytes]) -> bytes:
     """`[REDACTED:<name>]`, preceded by the pattern's `keep` group (context such as `Bearer `)."""
     marker = f"[REDACTED:{name}]".encode()
@@ -60,12 +41,14 @@ class Redactor:
 
     def __init__(self, extra_patterns: Iterable[str] = ()) -> None:
         self._builtin = []
-        slots = {}
+        all_markers: list[bytes] = []
+        self._marker_slot: list[int] = []
         for slot, (name, markers, source) in enumerate(_BUILTIN):
             pattern = re.compile(source)
             self._builtin.append((markers, pattern, _replacement(name, pattern)))
-            slots[name] = slot
-        self._probes = [(probe, frozenset(slots[name] for name in names)) for probe, names in _PROBES]
+            all_markers.extend(markers)
+            self._marker_slot.extend(slot for _ in markers)
+        self._finder = _marker_finder(all_markers)
         self._extra: list[re.Pattern[str]] = []
         self.problems: list[str] = []
         for pattern in extra_patterns:
@@ -93,14 +76,10 @@ class Redactor:
         return data
 
     def _redact_builtin(self, data: bytes) -> bytes:
-        hit: set[int] = set()
-        for probe, gated in self._probes:
-            if gated <= hit:
-                continue  # those patterns run anyway
-            if probe in data if isinstance(probe, bytes) else probe.search(data):
-                hit |= gated
-        if not hit:
+        found = self._finder.find_matches_as_indexes(data, overlapping=True)
+        if not found:
             return data
+        hit = {self._marker_slot[marker] for marker, _, _ in found}
         for slot in sorted(hit):
             _, pattern, replacement = self._builtin[slot]
             data = pattern.sub(replacement, data)
@@ -134,6 +113,15 @@ class Redactor:
         for pattern in self._extra:
             text = pattern.sub("[REDACTED:custom]", text)
         return text
+
+
+def _marker_finder(markers: list[bytes]) -> Any:
+    """All markers found in one pass (Aho-Corasick, in Rust): the pre-check is what redaction costs on
+    gigabytes of backfilled history, and one `in` per marker scans the bytes ~20 times (~4x slower).
+    Overlapping matches are asked for, so a marker inside or across another is never missed."""
+    import ahocorasick_rs
+
+    return ahocorasick_rs.BytesAhoCorasick(markers)
 
 
 _default: Redactor | None = None
