@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .tui import Tui
 
 CLIS = ("claude", "codex", "gemini")
+API_FAMILY = {"claude": "anthropic", "codex": "openai", "gemini": "gemini"}  # FakeAPI family per CLI
 MARKER_ENV = "ZAG_E2E_RUN"
 CODEX_MODEL = "gpt-6-sol"  # newest slug in 0.169.0: no "Meet <new model>" popup in the TUI
 # The CLIs see nothing of the test runner's environment except these (plus what `CliEnv` sets).
@@ -85,6 +86,11 @@ class CliEnv:
     _spawned: list = field(default_factory=list)
 
     # ------------------------------------------------------------------ argv
+
+    @property
+    def family(self) -> str:
+        """The FakeAPI family this CLI talks to (for `fake.queue(env.family, …)`)."""
+        return API_FAMILY[self.name]
 
     @property
     def executable(self) -> str:
@@ -338,13 +344,13 @@ def kill_marked(marker: str, grace: float = 0.0) -> list[str]:
             pass
     deadline = time.monotonic() + 5
     while found and time.monotonic() < deadline:
-        found = [pid for pid in found if _alive(pid)]
+        found = [pid for pid in found if process_alive(pid)]
         if found:
             time.sleep(0.05)
     return described
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

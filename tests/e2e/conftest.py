@@ -1,6 +1,7 @@
 """Fixtures for the end-to-end tests against the real agent CLIs (npm) and the fake model API.
 
-  npm_clis   (session)  the pinned CLIs, installed once into tests/e2e/.npm-cli/ (xdist-safe). npm missing or
+  npm_clis   (session)  the pinned CLIs, installed once into tests/e2e/.npm-cli/ (xdist-safe) right after
+                        collection, so the install never counts against a test's timeout. npm missing or the
                         install failed: the test FAILS when CI is set, SKIPS with the reason otherwise.
   net_jail   (session)  a network namespace with only `lo` (root only; None elsewhere, or ZAG_E2E_NETNS=0)
   fake_api   (function) a started FakeAPI, listening inside the jail when there is one
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -20,9 +22,10 @@ import pytest
 from .clis import CliEnv, make_cli_env
 from .fake_api import FakeAPI
 from .netjail import NetJail
-from .npm_install import InstallError, Installation, ensure_installed
+from .npm_install import CACHE_DIR, InstallError, Installation, ensure_installed, install_record
 
 E2E_DIR = Path(__file__).resolve().parent
+_installed: list[Installation | InstallError] = []
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -31,15 +34,46 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.e2e)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.option.collectonly:
+        return
+    if any("npm_clis" in getattr(item, "fixturenames", ()) for item in session.items):
+        _install_once()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    jail = "yes" if os.geteuid() == 0 and shutil.which("unshare") and os.environ.get("ZAG_E2E_NETNS") != "0" \
+        else "no (settings-only isolation)"
+    return f"e2e: CLIs cached in {CACHE_DIR}; network namespace for the CLIs: {jail}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    record = install_record()
+    if record and any(report.nodeid.startswith("tests/e2e/") for reports in terminalreporter.stats.values()
+                      for report in reports if hasattr(report, "nodeid")):
+        versions = ", ".join(f"{cli} {version}" for cli, version in record["versions"].items())
+        terminalreporter.write_line(f"e2e CLIs: {versions}; {record['bytes'] / 1e6:.0f} MB, installed in "
+                                    f"{record['seconds']} s at {record['installed_at']}")
+
+
+def _install_once() -> Installation | InstallError:
+    if not _installed:
+        try:
+            _installed.append(ensure_installed())
+        except InstallError as exc:
+            _installed.append(exc)
+    return _installed[0]
+
+
 @pytest.fixture(scope="session")
 def npm_clis() -> Installation:
-    try:
-        return ensure_installed()
-    except InstallError as exc:
-        message = f"real agent CLIs unavailable: {exc}"
+    result = _install_once()
+    if isinstance(result, InstallError):
+        message = f"real agent CLIs unavailable: {result}"
         if os.environ.get("CI"):
             pytest.fail(message, pytrace=False)
         pytest.skip(message + " (set CI=1 to make this a failure)")
+    return result
 
 
 @pytest.fixture(scope="session")

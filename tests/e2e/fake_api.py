@@ -147,6 +147,13 @@ def codex_usage_limit(resets_at: float, plan_type: str = "plus") -> HttpError:
     return HttpError(429, body, codex_rate_headers(100.0, resets_at))
 
 
+def codex_rate_limited(retry_after: int = 1) -> HttpError:
+    """A plain (retryable) Responses-API rate limit: codex prints `Reconnecting... 1/1 …` and retries."""
+    body = {"error": {"type": "rate_limit_exceeded", "code": "rate_limit_exceeded",
+                      "message": "Rate limit reached. Please try again later."}}
+    return HttpError(429, body, {"retry-after": str(retry_after)})
+
+
 def codex_rate_headers(primary_used: float, primary_resets_at: float,
                        secondary_used: float = 40.0, secondary_resets_at: float | None = None) -> dict[str, str]:
     """The `x-codex-primary-*` / `x-codex-secondary-*` headers (5 h and weekly windows)."""

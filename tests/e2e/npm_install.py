@@ -105,7 +105,23 @@ def ensure_installed(prefix: Path = CACHE_DIR) -> Installation:
             raise InstallError(f"npm install finished but these are not in place under {prefix}: {missing}")
         installation = Installation(prefix, seconds)
         _check_versions(installation)
+        _write_record(installation)
         return installation
+
+
+def _write_record(installation: Installation) -> None:
+    """`install.json`: what was installed, how long it took and how big it is (shown in the test summary)."""
+    record = {"versions": {p.cli: p.version for p in PACKAGES.values()}, "seconds": round(installation.seconds, 1),
+              "bytes": installation.size_bytes(), "installed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    (installation.prefix / "install.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+
+
+def install_record(prefix: Path = CACHE_DIR) -> dict | None:
+    """The record of the last install under `prefix`, if any."""
+    try:
+        return json.loads((prefix / "install.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def _check_versions(installation: Installation) -> None:

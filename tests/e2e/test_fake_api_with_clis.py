@@ -252,6 +252,16 @@ def test_claude_api_key_rate_limit(cli_env: MakeEnv) -> None:
     assert len(env.fake.requests("anthropic", fa.MAIN)) == 1, "retry-after > 60 s must not be retried"
 
 
+def test_claude_short_retry_after_is_retried_then_answered(cli_env: MakeEnv) -> None:
+    env = cli_env("claude", claude_auth="api_key")
+    env.fake.limit_next("anthropic", 1, fa.claude_api_key_limit(retry_after=1))
+    result = _ok(env.run(*env.headless_args("say hi")))
+    retries = [line for line in result.json_lines() if line.get("subtype") == "api_retry"]
+    assert len(retries) == 1 and retries[0]["error_status"] == 429 and retries[0]["error"] == "rate_limit"
+    assert _assistant_text(env, result) == fa.DEFAULT_TEXT
+    assert [r.status for r in env.fake.requests("anthropic", fa.MAIN)] == [429, 200]
+
+
 def test_claude_allowed_warning_headers(cli_env: MakeEnv) -> None:
     env = cli_env("claude")
     reset_at = _next_minute_boundary(3600)
@@ -333,6 +343,16 @@ def test_codex_usage_limit_plain_mode(cli_env: MakeEnv) -> None:
     assert errors and all(CODEX_LIMIT.fullmatch(line[len("ERROR: "):]) for line in errors), result.stderr
 
 
+def test_codex_plain_rate_limit_once_is_retried(cli_env: MakeEnv) -> None:
+    env = cli_env("codex")
+    env.fake.limit_next("openai", 1, fa.codex_rate_limited(retry_after=1))
+    result = _ok(env.run(*env.headless_args("say hi")))
+    errors = [line["message"] for line in result.json_lines() if line.get("type") == "error"]
+    assert errors == ["Reconnecting... 1/1 (exceeded retry limit, last status: 429 Too Many Requests)"]
+    assert _assistant_text(env, result) == fa.DEFAULT_TEXT
+    assert result.json_lines()[-1]["type"] == "turn.completed"
+
+
 # ------------------------------------------------------------------------------------ limits: gemini
 
 
@@ -361,6 +381,15 @@ def test_gemini_daily_quota_json_output(cli_env: MakeEnv) -> None:
     assert result.stdout == ""
     tail = json.loads(result.stderr[result.stderr.rindex("\n{") + 1:])  # pretty-printed, last on stderr
     assert tail["session_id"] and tail["error"] == {"type": "Error", "message": GEMINI_DAILY, "code": 429}
+
+
+def test_gemini_per_minute_quota_once_is_retried(cli_env: MakeEnv) -> None:
+    env = cli_env("gemini")
+    env.fake.limit_next("gemini", 1, fa.gemini_quota(per_day=False, retry_delay_secs=1))
+    result = _ok(env.run(*env.headless_args("say hi")))
+    assert re.search(r"Attempt 1 failed: .*Retrying after \d+ms", result.stderr, re.DOTALL), result.stderr[-2000:]
+    assert _assistant_text(env, result) == fa.DEFAULT_TEXT
+    assert [r.status for r in env.fake.requests("gemini", fa.MAIN)] == [429, 200]
 
 
 def test_gemini_limit_then_resume(cli_env: MakeEnv) -> None:
