@@ -168,7 +168,10 @@ def test_text_output_lines() -> None:
     assert len(items) == 1 and items[0].structured is False and items[0].source == "pty"
     assert items[0].raw == "● Ran into this error: Rate limit exceeded: resets 3pm (Europe/Berlin)"
     assert items[0].reset_at == at(BERLIN, 2026, 3, 10, 15, 0)
+    rendered = feed_lines(scanner(), "stderr", "  error: Rate limit exceeded: retry after 20s")
+    assert len(rendered) == 1 and rendered[0].reset_at == NOW + 20 and not rendered[0].structured
     assert feed_lines(scanner(), "stdout", "I ran into this error: Rate limit exceeded: 429",
+                      "error: Server error: 500",
                       "Ran into this error: Credits exhausted: none left",
                       "Ran into this error: Server error: 502") == []
 

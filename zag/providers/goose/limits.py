@@ -39,8 +39,12 @@ ERROR_TEMPLATE = re.compile(
 )
 # The same sentence on a terminal (plain text or TUI, ANSI already stripped): anchored at line start.
 TEXT_LINE = re.compile(
-    r"^\s*(?:[⎿●■✕✗×•*>│|\-]+\s*)?(?:error:\s*)?Ran into this error(?: trying to compact)?: (?P<error>\S.*?)\s*$"
+    r"^\s*(?:[⎿●■✕✗×•*>│|\-]+\s*)?(?:error:\s*)?"
+    r"Ran into this error(?: trying to compact)?: (?P<error>\S.*?)\s*$"
 )
+# goose's own `error: <provider error>` line (output::render_error, when the agent stream itself fails).
+ERROR_LINE = re.compile(
+    r"^\s*(?:[⎿●■✕✗×•*>│|\-]+\s*)?[Ee]rror:\s+(?P<error>Rate limit exceeded: .*?)\s*$")
 
 RATE_LIMIT_PREFIX = "Rate limit exceeded"
 NOT_LIMIT_PREFIXES = ("Credits exhausted", "Insufficient balance", "Context length exceeded",

@@ -134,8 +134,8 @@ class GooseLiveSession:
         rows = db.find_sessions(connection, schema, "1 = 1", ())
         if self.resume:
             return _first(row for row in rows if (db.epoch(row.get("updated_at")) or 0) >= after)
-        return _first(row for row in rows
-                      if (db.epoch(row.get("created_at")) or 0) >= after and _same_dir(row.get("working_dir"), self.cwd))
+        return _first(row for row in rows if (db.epoch(row.get("created_at")) or 0) >= after
+                      and _same_dir(row.get("working_dir"), self.cwd))
 
     def _follow_database(self, session_id: str) -> None:
         skip = int(self.started_at) if self.resume else None

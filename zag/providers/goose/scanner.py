@@ -141,7 +141,7 @@ class GooseOutputScanner:
                     return []
                 self._ids.add(session_id)
                 return [SessionIdHint(session_id, source=stream)]
-        match = limits.TEXT_LINE.match(line)
+        match = limits.TEXT_LINE.match(line) or limits.ERROR_LINE.match(line)
         now = self.clock()
         if match:
             limit = limits.classify(match.group("error"), now)

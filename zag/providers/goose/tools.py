@@ -42,6 +42,7 @@ _DEVELOPER = {
 }
 _SUB_AGENT = ("subagent", "delegate", "dynamic_task", "execute_task", "create_task", "sub_recipe")
 _WEB = ("web_search", "web_scrape", "web_fetch", "fetch", "search_web", "browse", "fetchcontent")
+_WEB_EXTENSIONS = ("fetch", "search", "web", "tavily")
 _CODE = {"execute", "execute_code"}
 
 
@@ -63,7 +64,7 @@ def tool_kind(name: Any, arguments: Any = None) -> str:
         return events.TOOL_SUB_AGENT
     if "notebook" in name.lower() or "jupyter" in name.lower():
         return events.TOOL_NOTEBOOK
-    if any(word in tool_lower for word in _WEB) or any(word in extension for word in ("fetch", "search", "web", "tavily")):
+    if any(word in tool_lower for word in _WEB) or any(word in extension for word in _WEB_EXTENSIONS):
         return events.TOOL_WEB
     if extension == "computercontroller" and tool_lower in ("automation_script", "computer_control"):
         return events.TOOL_SHELL
