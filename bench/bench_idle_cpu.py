@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.integration.helpers import standin_executable, write_script  # noqa: E402
+from tests.integration.helpers import PYCACHE_PREFIX, standin_executable, write_script  # noqa: E402
 
 WARM_UP_SECS = 2.0
 
@@ -30,6 +30,13 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat", "rb") as handle:
         fields = handle.read().rsplit(b")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_env(**extra: str) -> dict[str, str]:
+    """The environment of a real install: compiled modules cached (outside the checkout)."""
+    env = dict(os.environ, PYTHONPYCACHEPREFIX=PYCACHE_PREFIX, **extra)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
 
 
 def main() -> None:
@@ -46,7 +53,7 @@ def main() -> None:
         (home / "config.toml").write_text(f"heartbeat_secs = {options.heartbeat}\n")
         agent = standin_executable(root)
         script = write_script(root / "script.json", [{"out": "ready\n"}, {"sleep": options.seconds + 30}])
-        env = dict(os.environ, ZAG_HOME=str(home), STANDIN_SCRIPT=str(script), HOME=str(root),
+        env = bench_env(ZAG_HOME=str(home), STANDIN_SCRIPT=str(script), HOME=str(root),
                    **{f"ZAG_{options.provider.upper()}_BIN": str(agent)})
         master, slave = os.openpty()
         runs = {

@@ -5,6 +5,9 @@ as its terminal (so it is interactive and gives the agent a PTY of its own); thi
 master. Both runs use the same stand-in agent writing the same bytes; the runs alternate and the medians
 are compared. Goal: zag >= 0.8x the plain PTY.
 
+A third variant, "relay only", runs the same `zag run` with the provider's output scanner switched off
+(patched in-process), to separate the relay's own cost from the scanner's, which sees every byte.
+
     /work/venv/bin/python bench/bench_pty_relay.py [--mb 200] [--runs 3]
 """
 
@@ -25,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.integration.helpers import standin_executable, write_script  # noqa: E402
+from tests.integration.helpers import PYCACHE_PREFIX, standin_executable, write_script  # noqa: E402
 
 
 def through_pty(argv: list[str], env: dict[str, str]) -> tuple[float, int, float]:
@@ -52,10 +55,24 @@ def through_pty(argv: list[str], env: dict[str, str]) -> tuple[float, int, float
     return elapsed, total, usage.ru_utime + usage.ru_stime
 
 
+def bench_env(**extra: str) -> dict[str, str]:
+    """The environment of a real install: compiled modules cached (outside the checkout)."""
+    env = dict(os.environ, PYTHONPYCACHEPREFIX=PYCACHE_PREFIX, **extra)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+RELAY_ONLY = (
+    "import sys, zag.wrapper.supervisor as s; s.Supervisor._observer = lambda self, scanner: None; "
+    "from zag.cli import main; sys.argv[0] = 'zag'; main()"
+)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--provider", default="claude")
     options = parser.parse_args()
     size = options.mb * 1000 * 1000
     zag = str(Path(sys.executable).with_name("zag"))
@@ -63,28 +80,38 @@ def main() -> None:
         root = Path(tmp)
         agent = standin_executable(root)
         script = write_script(root / "script.json", [{"out_bytes": size, "chunk": 65536}])
-        env = dict(os.environ, ZAG_HOME=str(root / "home"), ZAG_CLAUDE_BIN=str(agent),
-                   STANDIN_SCRIPT=str(script))
-        plain, wrapped, plain_cpu, wrapped_cpu = [], [], [], []
+        env = bench_env(ZAG_HOME=str(root / "home"), STANDIN_SCRIPT=str(script))
+        variants = {
+            "plain PTY": [str(agent)],
+            f"zag run {options.provider}": [zag, "run", options.provider],
+            "zag, relay only": [sys.executable, "-c", RELAY_ONLY, "run", options.provider],
+        }
+        env[f"ZAG_{options.provider.upper()}_BIN"] = str(agent)
+        seconds: dict[str, list[float]] = {name: [] for name in variants}
+        cpu: dict[str, list[float]] = {name: [] for name in variants}
+        received: dict[str, int] = {}
         for _ in range(options.runs):
-            seconds, received, cpu = through_pty([str(agent)], env)
-            plain.append(seconds)
-            plain_cpu.append(cpu)
-            plain_bytes = received
-            seconds, received, cpu = through_pty([zag, "run", "claude"], env)
-            wrapped.append(seconds)
-            wrapped_cpu.append(cpu)
-            assert received == plain_bytes, f"zag delivered {received} bytes, the plain PTY {plain_bytes}"
+            for name, argv in variants.items():
+                elapsed, got, used = through_pty(argv, env)
+                seconds[name].append(elapsed)
+                cpu[name].append(used)
+                received[name] = got
+    plain_bytes = received["plain PTY"]
+    for name, got in received.items():
+        assert got == plain_bytes, f"{name} delivered {got} bytes, the plain PTY {plain_bytes}"
     mb = plain_bytes / 1e6
-    p, w = statistics.median(plain), statistics.median(wrapped)
-    print(f"payload: {size / 1e6:.0f} MB written, {mb:.1f} MB read (the PTY adds \\r before \\n); "
-          f"{options.runs} runs each, alternating")
-    print(f"plain PTY:        median {p:6.2f} s  {mb / p:6.1f} MB/s   (agent CPU {statistics.median(plain_cpu):.2f} s)")
-    print(f"zag run in a PTY: median {w:6.2f} s  {mb / w:6.1f} MB/s   "
-          f"(zag + agent CPU {statistics.median(wrapped_cpu):.2f} s)")
-    print(f"ratio zag/plain:  {p / w:.2f}x   (goal >= 0.8x)")
-    extra_cpu = statistics.median(wrapped_cpu) - statistics.median(plain_cpu)
-    print(f"zag relay CPU:    {extra_cpu:.2f} s = {extra_cpu * 1000 / mb:.1f} ms per MB")
+    print(f"payload: {size / 1e6:.0f} MB written, {mb:.1f} MB read; {options.runs} runs each, alternating; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    plain_time = statistics.median(seconds["plain PTY"])
+    plain_cpu = statistics.median(cpu["plain PTY"])
+    for name in variants:
+        taken = statistics.median(seconds[name])
+        used = statistics.median(cpu[name])
+        line = f"{name:22s} median {taken:6.2f} s {mb / taken:6.1f} MB/s  ratio {plain_time / taken:4.2f}x"
+        if name != "plain PTY":
+            line += f"  zag CPU {(used - plain_cpu) * 1000 / mb:5.1f} ms/MB (start-up included)"
+        print(line)
+    print("goal: zag >= 0.8x the plain PTY")
 
 
 if __name__ == "__main__":

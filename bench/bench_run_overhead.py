@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.integration.helpers import standin_executable, write_script  # noqa: E402
+from tests.integration.helpers import PYCACHE_PREFIX, standin_executable, write_script  # noqa: E402
 
 
 def timed(argv: list[str], env: dict[str, str]) -> tuple[float, int, int]:
@@ -36,6 +36,13 @@ def timed(argv: list[str], env: dict[str, str]) -> tuple[float, int, int]:
     return wall, proc.returncode, usage.ru_maxrss
 
 
+def bench_env(**extra: str) -> dict[str, str]:
+    """The environment of a real install: compiled modules cached (outside the checkout)."""
+    env = dict(os.environ, PYTHONPYCACHEPREFIX=PYCACHE_PREFIX, **extra)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
@@ -45,7 +52,7 @@ def main() -> None:
         root = Path(tmp)
         agent = standin_executable(root)
         script = write_script(root / "script.json", [{"out": "done\n"}])
-        env = dict(os.environ, ZAG_HOME=str(root / "home"), ZAG_CLAUDE_BIN=str(agent),
+        env = bench_env(ZAG_HOME=str(root / "home"), ZAG_CLAUDE_BIN=str(agent),
                    STANDIN_SCRIPT=str(script))
         direct, wrapped, direct_rss, wrapped_rss = [], [], [], []
         for argv in ([str(agent)], [zag, "run", "claude"]):  # warm the page cache

@@ -39,6 +39,11 @@ class ProviderGuard:
         for body in unlogged:
             log_event(body)
 
+    @property
+    def holding_diagnostics(self) -> bool:
+        with self._lock:
+            return bool(self._deferred)
+
     def release(self) -> None:
         """Write the diagnostics held back so far, and from now on write them at once.
 

@@ -119,7 +119,9 @@ class Supervisor:
             child = self._spawn(plan, ctx)
             self._ctx = replace(ctx, child_pid=child.pid)
             self._open_session(plan, child)
-            diagnostics = _start_thread("zag-diag", self.guard.release)  # imports structlog: off the path
+            diagnostics = None
+            if self.guard.holding_diagnostics:  # writing them imports structlog: off the main path
+                diagnostics = _start_thread("zag-diag", self.guard.release)
             heartbeat_stop = threading.Event()
             heartbeat = _start_thread("zag-heartbeat", self._heartbeat_loop, heartbeat_stop)
             try:
@@ -127,7 +129,8 @@ class Supervisor:
             finally:
                 heartbeat_stop.set()
                 heartbeat.join(THREAD_JOIN_SECS)
-                diagnostics.join(THREAD_JOIN_SECS)
+                if diagnostics is not None:
+                    diagnostics.join(THREAD_JOIN_SECS)
             self._end_session(status)
             return status.exit_code
         finally:
