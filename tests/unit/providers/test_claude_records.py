@@ -112,7 +112,8 @@ def test_api_key_429_is_a_hit_without_reset(name: str) -> None:
 def test_no_response_requested_synthetic_message_is_not_an_error() -> None:
     items = read(CORPUS / "real-cli" / "claude" / "transcript_apikey_429_then_resumed_ok.jsonl")
     synthetic = [body for body in bodies(items) if body.get("content") == "No response requested."]
-    assert len(synthetic) == 1 and "api_error" not in synthetic[0] and synthetic[0]["model"] == "<synthetic>"
+    assert len(synthetic) == 1 and "api_error" not in synthetic[0]
+    assert synthetic[0]["model"] is None and synthetic[0]["synthetic"] is True
     meta = [body for body in bodies(items) if body.get("content") == "Continue from where you left off."]
     assert meta[0]["is_meta"] is True
 

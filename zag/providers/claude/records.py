@@ -209,7 +209,10 @@ class RecordMapper:
         if msg is None:
             return [self._status("assistant record without message", line, ts, extra)]
         model = msg.model
-        if model and model != SYNTHETIC_MODEL:
+        synthetic = model == SYNTHETIC_MODEL  # claude's own message (an API error, "No response requested.")
+        if synthetic:
+            model = None
+        elif model:
             self._info["model"] = model
         msg_id = msg.id
         message_id = msg_id or rec.uuid
@@ -239,6 +242,8 @@ class RecordMapper:
                         "message_id": message_id, "model": model}
                 if api_error is not None:
                     body["api_error"] = api_error
+                if synthetic:
+                    body["synthetic"] = True
             elif kind == "tool_use":
                 tool_id = block.id
                 key = ("tool", tool_id, 0, "") if tool_id else ("tool", "", len(block.input), bytes(block.input)[:48].hex())
