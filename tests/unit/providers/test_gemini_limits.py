@@ -198,8 +198,14 @@ def test_tui_dialog_with_reset_and_ansi() -> None:
     assert signal.reset_at == at(2026, 1, 15, 15, 45)
 
 
-def test_tui_api_error_line_after_stop() -> None:
-    [signal] = signals(scan("pty", "\r\n✕ [API Error: You have exhausted your daily quota on this model.]\r\n"))
+@pytest.mark.parametrize("screen", [
+    "\r\n✕ [API Error: You have exhausted your daily quota on this model.]\r\n",
+    # as 0.61.0 draws it: cursor moves inside one output line (they become line breaks when stripped)
+    "\x1b[2K\x1b[1A\x1b[2K\x1b[1A\x1b[2K\x1b[G \x1b[31m✕ [API Error: You have exhausted your daily quota on this "
+    "model.]\x1b[39m\x1b[1B\x1b[G\r\n",
+])
+def test_tui_api_error_line_after_stop(screen: str) -> None:
+    [signal] = signals(scan("pty", screen))
     assert signal.raw == "[API Error: You have exhausted your daily quota on this model.]"
     assert signal.scope == "daily" and signal.reset_at == MIDNIGHT
 

@@ -17,13 +17,13 @@ The list selects by number: a digit picks its item at once when no longer number
 items), so the keystroke is the Stop item's number alone — no Enter, which would reach the prompt once
 the dialog closes.
 
-Submitting a message: the TUI turns an Enter that arrives within 30 ms of a typed character into a
-newline (`bufferFastReturn`, for pastes without bracketed-paste support), so `message + "\\r"` in one
-write would not submit. A focus-in report (`ESC [ I`) between them is a non-insertable key that resets
-that timer and is then dropped by the TUI's input filter, so `message + ESC[I + "\\r"` submits in one
-write. zag also sends the Enter as a separate chunk after `SUBMIT_PAUSE_SECS` (a `KeySequence`), so it
-submits whether the writer honours the pause or writes everything at once. Multi-line messages are sent
-as one bracketed paste (a typed newline would be a key of its own).
+Submitting a message: the text and the Enter must arrive in separate reads, some time apart. The input
+box handles keys against the text of its last render, so an Enter read together with the text (or a few
+ms after it) sees an empty box and does nothing; an Enter within 30 ms of a typed character becomes a
+newline anyway (`bufferFastReturn`). Measured on 0.61.0 (idle TUI): one write and a 50 ms pause do not
+submit, 150 ms does. `resume_keys` is a `KeySequence` of [text, Enter] with `SUBMIT_PAUSE_SECS` between
+(the writer honours it). Multi-line messages are sent as one bracketed paste (a typed newline would be a
+key of its own); the TUI also delays Enter by 40 ms after an untrusted paste.
 """
 
 from __future__ import annotations
@@ -32,8 +32,7 @@ import re
 
 from zag.providers.base import KeySequence
 
-SUBMIT_PAUSE_SECS = 0.15
-FOCUS_IN = b"\x1b[I"
+SUBMIT_PAUSE_SECS = 0.3
 ENTER = b"\r"
 PASTE_START = b"\x1b[200~"
 PASTE_END = b"\x1b[201~"
@@ -75,4 +74,4 @@ def resume_keys(message: str) -> KeySequence:
     body = text.encode("utf-8")
     if "\n" in text:
         body = PASTE_START + body + PASTE_END
-    return KeySequence([body + FOCUS_IN, ENTER], pause=SUBMIT_PAUSE_SECS)
+    return KeySequence([body, ENTER], pause=SUBMIT_PAUSE_SECS)

@@ -38,7 +38,8 @@ from zag.providers.gemini import files, homes
 from zag.providers.gemini.reader import GeminiReader
 
 RESCAN_SECS = 2.0
-START_SLACK_SECS = 2.0
+RECENT_SLACK_SECS = 2.0   # file mtimes vs the start time (coarse file-system clocks)
+RESUME_SLACK_SECS = 0.0   # record times vs the start time: same clock, written after the child started
 
 
 class GeminiLive:
@@ -134,7 +135,7 @@ class GeminiLive:
         for item in read:
             if not keeping and isinstance(item, dict):
                 stamp = events.normalize_ts(item.get("ts"))
-                keeping = stamp is not None and events.parse_ts(stamp) >= self._started - START_SLACK_SECS
+                keeping = stamp is not None and events.parse_ts(stamp) >= self._started - RESUME_SLACK_SECS
             if keeping:
                 kept.append(item)
         return kept
@@ -166,7 +167,7 @@ class GeminiLive:
         for name in _names(chats):
             if files.is_session_file(name):
                 mtime = _mtime(chats / name)
-                if mtime is not None and mtime >= self._started - START_SLACK_SECS:
+                if mtime is not None and mtime >= self._started - RECENT_SLACK_SECS:
                     found.append((mtime, chats / name))
         return [path for _, path in sorted(found, reverse=True)]
 

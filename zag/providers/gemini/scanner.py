@@ -110,7 +110,13 @@ class GeminiScanner:
 
     # -- lines -------------------------------------------------------------------------------------
     def _line(self, stream: str, raw_line: str) -> list[Item]:
-        line = strip_ansi(raw_line).rstrip("\r")
+        # Cursor moves inside one output line become newlines when stripped: each part is a screen line.
+        items: list[Item] = []
+        for line in strip_ansi(raw_line).split("\n"):
+            items += self._screen_line(stream, line.rstrip("\r"))
+        return items
+
+    def _screen_line(self, stream: str, line: str) -> list[Item]:
         if stream in self._documents:
             return self._collect(stream, line)
         if line.rstrip() == "{":
