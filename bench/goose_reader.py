@@ -10,13 +10,17 @@ tool calls, user turns. Prints:
 - backfill: `run_backfill` into a fresh ZAG_HOME (log writer, redaction, index; all cores): s, MB/s;
 - the no-change re-run of backfill (fingerprints only);
 - live: microseconds per `LiveSession.poll()` when nothing changed, and the CPU share of polling at the
-  supervisor's idle rate (4 polls/s); lag of a new row (write → seen by the next poll).
+  supervisor's idle rate (4 polls/s); lag of a new row (write → seen by the next poll);
+- peak RSS of this process (data is generated in a child process, so the figure is the readers').
+With `--single`, everything is in one session (the bounded-memory check for one huge transcript).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import subprocess
+import sys
 import json
 import os
 import random
@@ -99,6 +103,7 @@ def bench_reader(env: dict[str, str], total: int) -> None:
     listed = time.perf_counter() - started
     print(f"discover: {len(sources)} sessions in {listed * 1000:.1f} ms")
     started = time.perf_counter()
+    cpu = time.process_time()
     count = 0
     for source in sources:
         reader = PROVIDER.open_reader(source, None)
@@ -106,8 +111,14 @@ def bench_reader(env: dict[str, str], total: int) -> None:
             count += 1
         reader.close()
     seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu
     print(f"reader: {total / 1e6:.0f} MB of message JSON, {count} items in {seconds:.2f} s = "
-          f"{total / 1e6 / seconds:.0f} MB/s, {count / seconds:,.0f} items/s (one process)")
+          f"{total / 1e6 / seconds:.0f} MB/s wall, {total / 1e6 / cpu:.0f} MB/s of CPU time, "
+          f"{count / seconds:,.0f} items/s (one process); {peak_rss()}")
+
+
+def peak_rss() -> str:
+    return f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
 
 
 def bench_backfill(env: dict[str, str], total: int) -> None:
@@ -127,8 +138,6 @@ def bench_backfill(env: dict[str, str], total: int) -> None:
         print(f"backfill re-run: {again.unchanged} unchanged in {(time.perf_counter() - started) * 1000:.0f} ms")
     finally:
         shutil.rmtree(home, ignore_errors=True)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS of this process: {rss:.0f} MB")
 
 
 def bench_live(env: dict[str, str], db_path: Path) -> None:
@@ -168,18 +177,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=int, default=300)
     parser.add_argument("--sessions", type=int, default=200)
+    parser.add_argument("--single", action="store_true", help="one session holding all the data")
     parser.add_argument("--keep", action="store_true", help="generate into bench/.data and reuse it")
+    parser.add_argument("--generate-into", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    root = BENCH / ".data" / f"goose-{args.mb}mb" if args.keep else Path(tempfile.mkdtemp(prefix="goose-bench-"))
+    sessions = 1 if args.single else args.sessions
+    if args.generate_into:
+        root = Path(args.generate_into)
+        db_path = root / "data" / "sessions" / "sessions.db"
+        started = time.perf_counter()
+        total = generate(db_path, args.mb, sessions)
+        (root / "bytes.txt").write_text(str(total))
+        print(f"generated {total / 1e6:.0f} MB of message JSON in {sessions} session(s) "
+              f"({db_path.stat().st_size / 1e6:.0f} MB database) in {time.perf_counter() - started:.1f} s")
+        return
+    label = f"goose-{args.mb}mb-{sessions}"
+    root = BENCH / ".data" / label if args.keep else Path(tempfile.mkdtemp(prefix="goose-bench-"))
     db_path = root / "data" / "sessions" / "sessions.db"
     env = {"HOME": str(root / "home"), "GOOSE_PATH_ROOT": str(root)}
     marker = root / "bytes.txt"
-    if not marker.exists():
-        started = time.perf_counter()
-        total = generate(db_path, args.mb, args.sessions)
-        marker.write_text(str(total))
-        print(f"generated {total / 1e6:.0f} MB of message JSON ({db_path.stat().st_size / 1e6:.0f} MB database) "
-              f"in {time.perf_counter() - started:.1f} s")
+    if not marker.exists():   # in a child process: this one's peak RSS stays the readers'
+        root.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, __file__, "--mb", str(args.mb), "--sessions", str(sessions),
+                        "--generate-into", str(root)], check=True)
     total = int(marker.read_text())
     try:
         bench_reader(env, total)

@@ -76,18 +76,14 @@ def count_messages(connection: sqlite3.Connection, session_id: str, up_to_id: in
 
 
 def messages_after(connection: sqlite3.Connection, schema: Schema, session_id: str, after_id: int,
-                   up_to_id: int | None = None, batch: int = 256) -> Iterator[tuple[Any, ...]]:
-    """(id, message_id, role, content_json, created_timestamp, metadata_json) rows in insertion order."""
+                   up_to_id: int | None = None) -> Iterator[tuple[Any, ...]]:
+    """(id, message_id, role, content_json, created_timestamp, metadata_json) rows in insertion order,
+    one at a time (a row can be megabytes of tool output: memory stays bounded)."""
     upper, args = "", (session_id, after_id)
     if up_to_id is not None:
         upper, args = " AND id <= ?", (session_id, after_id, up_to_id)
-    cursor = connection.execute(
+    yield from connection.execute(
         f"SELECT {schema.message_select()} FROM messages WHERE session_id = ? AND id > ?{upper} ORDER BY id", args)
-    while True:
-        rows = cursor.fetchmany(batch)
-        if not rows:
-            return
-        yield from rows
 
 
 def list_sessions(connection: sqlite3.Connection, schema: Schema) -> list[dict[str, Any]]:
