@@ -124,11 +124,34 @@ class FakeProvider:
         return FakeLive(plan, ctx, self.mode)
 
 
+def _engine_stand_ins(mode: str) -> None:
+    """What a usage-limit engine would do, reduced to the two supervisor seams it uses."""
+    from zag.providers.base import LaunchPlan
+    from zag.wrapper.limits import LimitHandler
+
+    if mode == "relaunch":
+        def next_launch(self: Any, status: Any) -> Any:
+            self.launches = getattr(self, "launches", 0) + 1
+            return LaunchPlan(args=["second run", f"previous={status.exit_code}"]) if self.launches == 1 else None
+
+        LimitHandler.next_launch = next_launch  # type: ignore[method-assign]
+    elif mode == "type-keys":
+        original = LimitHandler.observe
+
+        def observe(self: Any, signal: Any) -> None:
+            original(self, signal)
+            self.supervisor.send_to_agent(b"typed by zag\r")
+
+        LimitHandler.observe = observe  # type: ignore[method-assign]
+
+
 def main() -> None:
     import zag.providers as providers
     from zag.cli import main as zag_main
 
-    fake = FakeProvider(os.environ["FAKE_MODE"])
+    mode = os.environ["FAKE_MODE"]
+    _engine_stand_ins(mode)
+    fake = FakeProvider(mode)
     real_get = providers.get
     providers.get = lambda name: fake if name == "claude" else real_get(name)  # type: ignore[assignment]
     zag_main(["run", *sys.argv[1:]])
@@ -263,3 +286,36 @@ def test_odd_items_become_warnings_not_crashes(agent: Agent) -> None:
     assert [e["type"] for e in from_file] == ["parse_warning", "parse_warning", "assistant_message"]
     assert from_file[-1]["text"] == "after"
     assert any(r.get("call") == "item" for r in _diagnostics(agent) if r["event"] == "provider_fault")
+
+
+def test_agent_relaunched_in_the_same_session(agent: Agent) -> None:
+    """`run_child`: a second child in the same session keeps the log, its seq and the index row."""
+    agent.script([{"out": "first\n"}, {"exit": 3}], [{"out": "second\n"}, {"exit": 0}])
+    proc = _start(agent, "relaunch", "-p", "go")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out == b"first\nsecond\n"
+    first, second = agent.invocations()
+    assert first["argv"][:2] == ["-p", "go"]
+    assert second["argv"] == ["second run", "previous=3"]
+    assert first["env"]["ZAG_SESSION_ID"] == second["env"]["ZAG_SESSION_ID"]
+    events = agent.only_session()
+    assert_valid_log(events)
+    assert [e["type"] for e in events].count("session_started") == 1
+    [row] = agent.index_rows()
+    assert row["child_pid"] == second["pid"] and row["exit_code"] == 0 and row["state"] == "exited"
+    assert row["last_seq"] == events[-1]["seq"]
+
+
+def test_keys_typed_into_the_agents_terminal(agent: Agent) -> None:
+    """`send_to_agent`: what the engine types reaches an interactive agent as keystrokes."""
+    import pexpect
+
+    agent.script([{"out": "LIMIT HIT\n"}, {"read_line": True, "prefix": "got: "}])
+    command = [sys.executable, "-c", "from tests.integration.test_run_provider import main; main()", "claude"]
+    term = pexpect.spawn(command[0], command[1:], env=_fake_env(agent, "type-keys"), cwd=str(agent.root),
+                         timeout=30)
+    term.expect_exact("got: typed by zag")
+    term.expect(pexpect.EOF)
+    term.close()
+    assert term.exitstatus == 0

@@ -19,14 +19,21 @@ if TYPE_CHECKING:
     from zag.config import LimitSettings
     from zag.providers.base import LaunchPlan, LimitSignal
     from zag.wrapper.child import ExitStatus
+    from zag.wrapper.supervisor import Supervisor
 
 
 class LimitHandler:
-    """Collects the limit signals of one session; thread-safe."""
+    """Collects the limit signals of one session; thread-safe.
 
-    def __init__(self, session_id: str, provider_name: str, settings: LimitSettings | None) -> None:
-        self.session_id = session_id
-        self.provider_name = provider_name
+    `supervisor` gives the engine what it acts through: `send_to_agent` (type into the PTY),
+    `registry` (the index row: state `waiting`, `resume_at`), `writer` (the session log), `run_child`
+    is driven by the supervisor itself when `next_launch` returns a plan.
+    """
+
+    def __init__(self, supervisor: Supervisor, settings: LimitSettings | None) -> None:
+        self.supervisor = supervisor
+        self.session_id = supervisor.session_id
+        self.provider_name = supervisor.request.provider_name
         self.settings = settings
         self.signals: list[LimitSignal] = []
         self._lock = threading.Lock()

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 import time
 import uuid
@@ -49,6 +48,7 @@ if TYPE_CHECKING:
     from zag.wrapper.registry import Registry
     from zag.wrapper.relay import Relay
 
+STDIN, STDOUT, STDERR = 0, 1, 2  # the fds themselves: `sys.stdout` may be None when fd 1 was closed
 SCANNER_FAULT_LIMIT = 100
 THREAD_JOIN_SECS = 10.0  # a provider call that hangs must not keep zag from exiting
 _STREAM_SOURCE = {"stdout": events.SOURCE_STDOUT, "stderr": events.SOURCE_STDERR, "pty": events.SOURCE_STDOUT}
@@ -162,6 +162,20 @@ class Supervisor:
                 status = last.wait()
             return status
 
+    # -- what the usage-limit engine uses ---------------------------------------------------------
+    @property
+    def current_child(self) -> Child | None:
+        """The running agent process, if any."""
+        running = self._running
+        return running.child if running is not None else None
+
+    def send_to_agent(self, data: bytes) -> bool:
+        """Type `data` into the running agent's PTY (any thread); False if there is none."""
+        running = self._running
+        if running is None or running.relay is None:
+            return False
+        return running.relay.send(data)
+
     # -- one child --------------------------------------------------------------------------------
     def run_child(self, plan: LaunchPlan) -> ExitStatus:
         """Launch the agent again in this session (same log, same index row) and supervise it.
@@ -186,13 +200,13 @@ class Supervisor:
                                 self._set_provider_session_id, stop=self.stop_requested)
         self._follower = follower
         child_done = threading.Event()
-        raw = RawMode(sys.stdin.fileno()) if child.interactive else None
+        raw = RawMode(STDIN) if child.interactive else None
         relay_thread = live_thread = None
         try:
             if raw is not None:
                 raw.enter()
             self._attach_relay(child, relay)
-            relay_thread = _start_thread("zag-relay", relay.run)
+            relay_thread = _start_thread("zag-relay", relay.run, on_error=relay.close)
             live_thread = _start_thread("zag-live", follower.run, plan, ctx, child_done)
             child.wait()
             self._set_running(None)
@@ -219,11 +233,11 @@ class Supervisor:
 
         observe = self._observer(scanner) if scanner is not None else None
         if child.pty_master is not None:
-            return Relay([Output(child.pty_master, sys.stdout.fileno(), "pty")], observe=observe,
-                         pty_master=child.pty_master, stdin_fd=sys.stdin.fileno())
+            return Relay([Output(child.pty_master, STDOUT, "pty")], observe=observe,
+                         pty_master=child.pty_master, stdin_fd=STDIN)
         assert child.stdout_fd is not None and child.stderr_fd is not None
-        return Relay([Output(child.stdout_fd, sys.stdout.fileno(), "stdout"),
-                      Output(child.stderr_fd, sys.stderr.fileno(), "stderr")], observe=observe)
+        return Relay([Output(child.stdout_fd, STDOUT, "stdout"),
+                      Output(child.stderr_fd, STDERR, "stderr")], observe=observe)
 
     def _observer(self, scanner: OutputScanner) -> Any:
         guard = self.guard
@@ -268,7 +282,7 @@ class Supervisor:
         argv = [self.request.executable, *plan.args]
         try:
             if self.request.interactive:
-                child = spawn_in_pty(argv, ctx.env, ctx.cwd or ".", terminal_fd=sys.stdin.fileno(),
+                child = spawn_in_pty(argv, ctx.env, ctx.cwd or ".", terminal_fd=STDIN,
                                      original_sigmask=self._signals.original_mask)
             else:
                 child = spawn_with_pipes(argv, ctx.env, ctx.cwd or ".",
@@ -339,7 +353,7 @@ class Supervisor:
             settings = self.config.limits_for(request.provider_name)
         except Exception:  # noqa: BLE001
             settings = None
-        self.limits = LimitHandler(self.session_id, request.provider_name, settings)
+        self.limits = LimitHandler(self, settings)
         if request.verbose:
             _warn(f"zag: session {self.session_id} ({request.provider_name}, pid {child.pid}); "
                   f"log {paths.session_log(self.session_id)}")
@@ -478,7 +492,7 @@ class Supervisor:
             return
         if signum == signal.SIGWINCH:
             if running.child.interactive and running.relay is not None:
-                size = get_window_size(sys.stdout.fileno()) or get_window_size(sys.stdin.fileno())
+                size = get_window_size(STDOUT) or get_window_size(STDIN)
                 if size is not None:
                     running.relay.resize(size)
             return
@@ -512,7 +526,8 @@ def _redactor(config: Config) -> Any:
     return Redactor(extra_patterns=config.redaction_patterns)
 
 
-def _start_thread(name: str, target: Callable[..., Any], *args: Any) -> threading.Thread:
+def _start_thread(name: str, target: Callable[..., Any], *args: Any,
+                  on_error: Callable[[], Any] | None = None) -> threading.Thread:
     def guarded() -> None:
         try:
             target(*args)
@@ -520,6 +535,8 @@ def _start_thread(name: str, target: Callable[..., Any], *args: Any) -> threadin
             from zag import diag
 
             diag.exception("thread_failed", thread=name)
+            if on_error is not None:
+                on_error()  # e.g. a dead relay closes the child's output, so the child cannot hang on it
 
     thread = threading.Thread(target=guarded, name=name, daemon=True)
     thread.start()
