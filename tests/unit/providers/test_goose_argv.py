@@ -48,7 +48,7 @@ def test_launch_leaves_a_user_decided_session_alone(user_args, name, session_id,
     assert plan.args == user_args
     assert plan.notes.get("name") == name
     assert plan.notes.get("session_id") == session_id
-    assert plan.provider_session_id == session_id
+    assert plan.provider_session_id == (None if "--fork" in user_args else session_id)
     assert plan.notes["resume"] is resume
     assert "zag_named" not in plan.notes
 

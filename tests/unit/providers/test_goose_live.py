@@ -77,6 +77,20 @@ def test_a_new_session_named_like_an_old_one_is_told_apart_by_its_start(tmp_path
     assert contents(live.poll()) == ["new"] and live.provider_session_id == "20251108_1"
 
 
+def test_fork_follows_the_copy_and_skips_the_copied_history(tmp_path: Path) -> None:
+    _, database, ctx = setup(tmp_path)
+    old = int(ctx.started_at) - 7200
+    database.create_session("20251107_1", name="proj", created_at=old)
+    database.add_message("20251107_1", "user", [gl.text("original")], created=old + 1)
+    plan = PROVIDER.plan_launch(["session", "--resume", "--fork", "--session-id", "20251107_1"], ctx)
+    live = PROVIDER.open_live(plan, ctx)
+    assert live.poll() == []
+    database.create_session("20251108_1", name="proj", created_at=time.time())       # goose's copy
+    database.add_message("20251108_1", "user", [gl.text("original")], created=old + 1)
+    database.add_message("20251108_1", "user", [gl.text("after the fork")], created=int(time.time()))
+    assert contents(live.poll()) == ["after the fork"] and live.provider_session_id == "20251108_1"
+
+
 def test_a_reported_session_id_switches_the_session(tmp_path: Path) -> None:
     _, database, ctx = setup(tmp_path)
     plan = PROVIDER.plan_launch(["session"], ctx)

@@ -5,7 +5,8 @@ The session row is found exactly, in the `sessions.db` this goose writes (`homes
 - by the name zag gave it (`--name zag-…`) or the user's `--name`, created after the launch;
 - `--resume --name X`: the most recently updated session named X (or with id X);
 - bare `--resume`: the session updated after the launch (goose resumes the most recent one);
-- bare `goose` (cannot be named): the session created after the launch in this working directory.
+- bare `goose` (cannot be named): the session created after the launch in this working directory;
+- `--resume --fork`: the copy goose creates at start-up (the newest session created after the launch).
 Until it exists (goose creates the database and the row at start-up) each poll looks again, but only
 when the database changed (two stats). Then the shared `DbSessionReader` follows it. A resumed or
 forked session skips the messages written before this launch (an earlier run logged them).
@@ -39,9 +40,11 @@ class GooseLiveSession:
         self.started_at = ctx.started_at
         self.kind = notes.get("kind", KIND_DEFAULT)
         self.name: str | None = notes.get("name")
-        self.resume = bool(notes.get("resume")) or bool(notes.get("fork"))
+        self.fork = bool(notes.get("fork"))
+        self.resume = bool(notes.get("resume")) or self.fork
         self.records = notes.get("records", True)
-        self.target_id: str | None = plan.provider_session_id or notes.get("session_id")
+        # `--fork` copies the named session into a new one: the id given is not the one goose writes to
+        self.target_id: str | None = None if self.fork else plan.provider_session_id or notes.get("session_id")
         self.provider_session_id: str | None = None
         self.source_key: str | None = None
         self.reader: DbSessionReader | LegacyJsonlReader | None = None
@@ -121,6 +124,9 @@ class GooseLiveSession:
 
     def _query(self, connection: Any, schema: db.Schema) -> str | None:
         after = self.started_at - CLOCK_SLACK_SECS
+        if self.fork and not self.target_id:
+            rows = db.find_sessions(connection, schema, "1 = 1", ())
+            return _first(row for row in rows if (db.epoch(row.get("created_at")) or 0) >= after)
         if self.target_id:
             rows = db.find_sessions(connection, schema, "id = ?", (self.target_id,))
             return rows[0]["id"] if rows else None

@@ -41,7 +41,8 @@ class GooseProvider:
             notes["name"] = name
         if session_id:
             notes["session_id"] = session_id
-        return LaunchPlan(args=args, provider_session_id=session_id, model=command.value("--model"), notes=notes)
+        known = None if command.has("--fork") else session_id   # a fork writes to a new copy
+        return LaunchPlan(args=args, provider_session_id=known, model=command.value("--model"), notes=notes)
 
     def plan_resume(self, user_args: Sequence[str], provider_session_id: str | None, message: str,
                     ctx: LaunchContext) -> LaunchPlan:
