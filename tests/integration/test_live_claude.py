@@ -89,11 +89,16 @@ class Rig:
     def transcript(self, sid: str = "{session_id}") -> str:
         return str(self.project / f"{sid}.jsonl")
 
-    def start(self, plan: LaunchPlan, actions: list[dict[str, Any]], *, with_pid: bool = True) -> LaunchContext:
+    def start(self, plan: LaunchPlan, actions: list[dict[str, Any]], *, with_pid: bool = True,
+              wrapper: bool = False) -> LaunchContext:
         script = write_script(self.root / "script.json", actions)
-        env = {**self.env, **plan.env, "STANDIN_SCRIPT": str(script), "PYTHONDONTWRITEBYTECODE": "1"}
-        self.proc = subprocess.Popen([str(self.executable), *plan.args], cwd=self.cwd, env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        env = {**self.env, **plan.env, "STANDIN_SCRIPT": str(script), "PYTHONDONTWRITEBYTECODE": "1",
+               "STANDIN_LOG": str(self.root / "invocations.jsonl")}
+        command = [str(self.executable), *plan.args]
+        if wrapper:  # like an npx/shell launcher: claude runs as a child of what zag started
+            command = ["/bin/sh", "-c", '"$0" "$@"; exit $?', *command]
+        self.proc = subprocess.Popen(command, cwd=self.cwd, env=env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
         ctx = self.ctx(self.proc.pid if with_pid else None)
         self.live = PROVIDER.open_live(plan, ctx)
         return ctx
@@ -104,15 +109,21 @@ class Rig:
     def gate(self, name: str) -> dict[str, Any]:
         return {"wait_file": str(self.gates / name), "timeout": 30}
 
-    def registry(self, sid: str) -> None:
+    def registry(self, sid: str, pid: int | None = None) -> None:
         """What claude writes as `<config>/sessions/<pid>.json` (atomically replaced)."""
         assert self.proc is not None
+        pid = pid or self.proc.pid
         folder = self.config / "sessions"
         folder.mkdir(parents=True, exist_ok=True)
         temp = folder / "tmp.json"
-        temp.write_text(json.dumps({"pid": self.proc.pid, "sessionId": sid, "cwd": str(self.cwd),
+        temp.write_text(json.dumps({"pid": pid, "sessionId": sid, "cwd": str(self.cwd),
                                     "startedAt": int(time.time() * 1000), "kind": "interactive"}))
-        temp.replace(folder / f"{self.proc.pid}.json")
+        temp.replace(folder / f"{pid}.json")
+
+    def agent_pid(self) -> int:
+        log = self.root / "invocations.jsonl"
+        wait_until(lambda: log.exists() and log.read_text().strip(), 10, message="stand-in start")
+        return json.loads(log.read_text().splitlines()[0])["pid"]
 
     def poll_until(self, predicate: Any, timeout: float = 15.0) -> list[Any]:
         def step() -> Any:
@@ -163,9 +174,10 @@ def test_events_in_order_once_each_record_on_the_next_poll(tmp_path: Path, via_c
     for gate, expected in (("1", ["assistant_message", "usage"]), ("2", []), ("3", ["assistant_message",
                                                                                      "LimitSignal"])):
         before = len(rig.items)
-        size = Path(path.replace("{session_id}", sid)).stat().st_size
+        written = Path(path.replace("{session_id}", sid))
+        size = written.stat().st_size
         rig.open(gate)
-        wait_until(lambda: Path(path.replace("{session_id}", sid)).stat().st_size > size, 10, message="append")
+        wait_until(lambda size=size: written.stat().st_size > size, 10, message="append")
         rig.items += rig.live.poll()  # the record shows on the very next poll
         assert kinds(rig.items[before:]) == expected
     items = rig.finish()
@@ -192,6 +204,29 @@ def test_continue_follows_the_pid_registry_past_its_placeholder_and_reads_only_w
     assert rig.live.poll() == [] and rig.live.provider_session_id is None
     rig.registry(old)
     rig.open("go")
+    items = rig.poll_until(count("user_message"))
+    assert contents(items) == ["more"] and rig.live.provider_session_id == old
+    rig.open("end")
+    rig.finish()
+
+
+def test_registry_of_claude_below_a_wrapper_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(live, "REGISTRY_SCAN_SECS", 0.05)
+    rig = Rig(tmp_path)
+    old = "3b3b3b3b-1111-4222-8333-944444444444"
+    rig.project.mkdir(parents=True)
+    Path(rig.transcript(old)).write_text(user(old, "earlier") + "\n")
+    other = "1e1e1e1e-1111-4222-8333-944444444444"
+    Path(rig.transcript(other)).write_text(user(other, "another claude's session") + "\n")
+    plan = PROVIDER.plan_launch(["-c"], rig.ctx())
+    rig.start(plan, [rig.gate("go"), {"append": rig.transcript(old), "lines": [user(old, "more")]},
+                     {"sleep": 0.05},  # then another claude in this cwd writes (newest file: the cwd guess)
+                     {"append": rig.transcript(other), "lines": [user(other, "not ours")]},
+                     rig.gate("end")], wrapper=True)
+    rig.registry(other, pid=1)  # some other claude on the machine (not below the child)
+    rig.registry(old, pid=rig.agent_pid())
+    rig.open("go")
+    wait_until(lambda: "not ours" in Path(rig.transcript(other)).read_text(), 10, message="both appends")
     items = rig.poll_until(count("user_message"))
     assert contents(items) == ["more"] and rig.live.provider_session_id == old
     rig.open("end")

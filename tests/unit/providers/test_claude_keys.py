@@ -26,8 +26,9 @@ def test_dialog_on_the_real_screen_is_answered_with_enter() -> None:
     assert PROVIDER.unblock_keys((REAL / "screen_G2_tui_oauth.2_429.screen.txt").read_text()) == b"\r"
 
 
-@pytest.mark.parametrize("name", ["screen_G2_tui_oauth.2b_menu_enter.screen.txt", "screen_G2_tui_oauth.1_hi.screen.txt",
-                                  "screen_G_tui_apikey.2_429.screen.txt", "screen_G2_tui_oauth.3_usage_text.screen.txt"])
+@pytest.mark.parametrize("name", ["screen_G2_tui_oauth.2b_menu_enter.screen.txt",
+                                  "screen_G2_tui_oauth.1_hi.screen.txt", "screen_G_tui_apikey.2_429.screen.txt",
+                                  "screen_G2_tui_oauth.3_usage_text.screen.txt"])
 def test_nothing_to_answer(name: str) -> None:
     assert PROVIDER.unblock_keys((REAL / name).read_text()) is None
 

@@ -45,6 +45,10 @@ def signals(items: list) -> list[LimitSignal]:
     return [item for item in items if isinstance(item, LimitSignal)]
 
 
+API_KEY_429 = ("API Error: Request rejected (429) · This request would exceed your account's rate limit. "
+               "Please try again later.")
+
+
 # --- wordings ------------------------------------------------------------------------------------
 NOW = at("2026-02-10T09:00:00")  # 10:00 in Berlin (CET)
 
@@ -57,7 +61,8 @@ WORDINGS = [
     ("5-hour limit reached ∙ resets 5am", "session", at("2026-02-11T05:00:00", "Europe/Berlin")),
     ("5-hour limit reached · resets 3pm", "session", at("2026-02-10T15:00:00", "Europe/Berlin")),
     ("Weekly limit reached ∙ resets Feb 14, 9am", "weekly", at("2026-02-14T09:00:00", "Europe/Berlin")),
-    ("You've hit your session limit · resets 3pm (Europe/Berlin)", "session", at("2026-02-10T15:00:00", "Europe/Berlin")),
+    ("You've hit your session limit · resets 3pm (Europe/Berlin)", "session",
+     at("2026-02-10T15:00:00", "Europe/Berlin")),
     ("You’ve hit your weekly limit · resets Feb 16, 11am (Europe/Berlin)", "weekly",
      at("2026-02-16T11:00:00", "Europe/Berlin")),
     ("You've hit your limit · resets Apr 23 at 4pm (America/Recife)", "unknown",
@@ -74,8 +79,7 @@ WORDINGS = [
     ("You're out of extra usage · resets 11:59pm (UTC)", "unknown", at("2026-02-10T23:59:00")),
     ("You've hit your individual spend limit", "unknown", None),
     ("You've reached your Opus limit. Run /usage-credits to continue.", "unknown", None),
-    ("API Error: Request rejected (429) · This request would exceed your account's rate limit. Please try again later.",
-     "unknown", None),
+    (API_KEY_429, "unknown", None),
     ("API Error: Request rejected (429) · The usage limit has been reached", "unknown", None),
     ('API Error: 429 {"type":"error","error":{"type":"rate_limit_error","message":"This request would exceed your '
      "account's rate limit. Please try again later.\"}}", "unknown", None),
@@ -181,7 +185,8 @@ def test_assistant_quoting_a_limit_in_stream_json_is_not_a_hit() -> None:
 
 
 def test_result_with_is_error_and_a_legacy_limit_line_is_a_hit() -> None:
-    line = b'{"type":"result","subtype":"success","is_error":true,"result":"Claude AI usage limit reached|1755615600"}\n'
+    line = (b'{"type":"result","subtype":"success","is_error":true,'
+            b'"result":"Claude AI usage limit reached|1755615600"}\n')
     [signal] = signals(feed(scanner(), "stdout", line))
     assert signal.structured and signal.reset_at == 1755615600.0
 
@@ -210,8 +215,7 @@ def test_stderr_of_an_unknown_session_is_nothing() -> None:
 
 @pytest.mark.parametrize("name,raw", [
     ("screen_G2_tui_oauth.2_429.screen.txt", "You've hit your session limit · resets 3:51pm (UTC)"),
-    ("screen_G_tui_apikey.2_429.screen.txt",
-     "API Error: Request rejected (429) · This request would exceed your account's rate limit. Please try again later."),
+    ("screen_G_tui_apikey.2_429.screen.txt", API_KEY_429),
 ])
 def test_tui_screens(name: str, raw: str) -> None:
     [signal] = signals(feed(scanner(), "pty", (REAL / name).read_bytes(), step=64))

@@ -15,8 +15,8 @@ from zag.providers.claude.reader import ClaudeSessionReader
 REPO = Path(__file__).resolve().parents[3]
 CORPUS = REPO / "tests" / "fixtures" / "corpus"
 OWN = REPO / "tests" / "fixtures" / "claude"
-TRANSCRIPTS = sorted([*(CORPUS / "claude").glob("*.jsonl"), *(CORPUS / "real-cli" / "claude").glob("transcript_*.jsonl"),
-                      *OWN.glob("transcript_*.jsonl"),
+TRANSCRIPTS = sorted([*(CORPUS / "claude").glob("*.jsonl"),
+                      *(CORPUS / "real-cli" / "claude").glob("transcript_*.jsonl"), *OWN.glob("transcript_*.jsonl"),
                       *(CORPUS / "claude" / "agent-sessions_subagent_layout").rglob("*.jsonl")])
 
 

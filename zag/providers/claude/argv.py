@@ -185,7 +185,9 @@ def launch(user_args: Sequence[str]) -> LaunchDecision:
     return LaunchDecision(["--session-id", session_id, *user_args], session_id, notes, model)
 
 
-def resume(user_args: Sequence[str], session_id: str, message: str, *, interactive: bool) -> tuple[list[str], str | None]:
+def resume(
+    user_args: Sequence[str], session_id: str, message: str, *, interactive: bool
+) -> tuple[list[str], str | None]:
     """`-p --resume <id> … -- <message>` (headless) or `--resume <id> …` (interactive), keeping the
     user's other options; the original prompt and session-choosing options are dropped."""
     parsed = parse(user_args)

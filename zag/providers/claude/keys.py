@@ -13,10 +13,11 @@ selection marker sits on another option, zag moves up/down to "Stop and wait" fi
 no dialog.
 
 Submitting: claude reads input that arrives in one chunk as typing only when it is short; a longer chunk
-(measured: 64 characters, not 32) becomes a paste, and an Enter inside that chunk is taken into the paste
-instead of submitting. So the message goes as a bracketed paste (newlines kept, nothing interpreted),
-then Enter in a separate write after a short pause (`KeySequence`); a short single-line message is typed
-as is (joined into one write it still submits).
+becomes a paste, and an Enter inside that chunk is taken into the paste instead of submitting (measured
+with 2.1.197 through a PTY: "text\r" in one write submits at 32 characters, not at 64; a bracketed paste
+with "\r" in the same write does not submit; paste, 150 ms, "\r" does). So the message goes as a
+bracketed paste (newlines kept, nothing interpreted), then Enter in a separate write after a short pause
+(`KeySequence`); a short single-line message is typed as is (joined into one write it still submits).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Which session is the child's, in order of trust:
 1. the id zag chose (`--session-id`) or the id the user resumes (`--resume <id>` without a fork);
 2. the id the agent reports: stream-json `session_id` (hints), and claude's own live registry
    `<config>/sessions/<child pid>.json`, which 2.1.197 rewrites when the session changes (`--continue`
-   resolving to the latest session, `/clear` starting a new one) — verified with the real binary;
+   resolving to the latest session, `/clear` starting a new one) — verified with the real binary; when zag
+   started a wrapper (shell script, npx), the registry of the claude process below it;
 3. for `--continue`/`--resume` without an id, when neither of the above has spoken: the transcript in
    this cwd's project folder that grew after the start.
 A reported id is only followed once its transcript exists (the registry first shows a placeholder id
@@ -31,6 +32,7 @@ from zag.providers.claude.reader import ClaudeSessionReader
 
 GLOB_EVERY_SECS = 1.0        # full `projects/*/<id>.jsonl` search at most this often
 FALLBACK_EVERY_SECS = 0.5    # cwd-folder scan for a grown transcript at most this often
+REGISTRY_SCAN_SECS = 1.0     # look for a descendant's registry file (zag started a wrapper) at most this often
 _LEFT_KEPT = 32
 
 
@@ -50,6 +52,8 @@ class ClaudeLiveSession:
         self._pending: deque[str] = deque(maxlen=8)
         self._left: deque[str] = deque(maxlen=_LEFT_KEPT)
         self._registry_stamp: tuple[int, int] | None = None
+        self._registry_path: Path | None = None
+        self._last_registry_scan = 0.0
         self._last_glob = 0.0
         self._last_fallback = 0.0
         self._reader: ClaudeSessionReader | None = None
@@ -92,14 +96,22 @@ class ClaudeLiveSession:
         self._pending.append(session_id)
 
     def _read_registry(self) -> None:
+        """claude's `<config>/sessions/<pid>.json` for the child — or, when zag started a wrapper (a shell
+        script, npx), for the claude process below it (looked for at most every REGISTRY_SCAN_SECS)."""
         pid = self._ctx.child_pid
         if not pid:
             return
-        path = homes.pid_registry(self._root, pid)
+        path = self._registry_path or homes.pid_registry(self._root, pid)
         try:
             st = os.stat(path)
         except OSError:
-            return
+            if self._registry_path is not None or not self._find_descendant_registry(pid):
+                return
+            path = self._registry_path
+            try:
+                st = os.stat(path)
+            except OSError:
+                return
         stamp = (st.st_mtime_ns, st.st_size)
         if stamp == self._registry_stamp:
             return
@@ -108,8 +120,23 @@ class ClaudeLiveSession:
             entry = schema.pid_registry_decoder.decode(path.read_bytes())
         except (OSError, msgspec.MsgspecError):
             return
-        if entry.pid in (None, pid):
-            self._note_candidate(entry.sessionId)
+        self._note_candidate(entry.sessionId)
+
+    def _find_descendant_registry(self, pid: int) -> bool:
+        now = time.monotonic()
+        if now - self._last_registry_scan < REGISTRY_SCAN_SECS:
+            return False
+        self._last_registry_scan = now
+        try:
+            names = [entry.name for entry in os.scandir(self._root / "sessions") if entry.name.endswith(".json")]
+        except OSError:
+            return False
+        for name in names:
+            stem = name[:-len(".json")]
+            if stem.isdigit() and _descends_from(int(stem), pid):
+                self._registry_path = self._root / "sessions" / name
+                return True
+        return False
 
     def _choose_target(self) -> tuple[str, Path] | None:
         """A session to follow now, if it differs from the current one and its transcript exists."""
@@ -177,6 +204,25 @@ class ClaudeLiveSession:
         self.provider_session_id = session_id
         self.source_key = session_id
         return items
+
+
+def _descends_from(pid: int, ancestor: int, depth: int = 8) -> bool:
+    """True when `pid` is `ancestor` or below it (Linux /proc; False where that cannot be told)."""
+    for _ in range(depth):
+        if pid == ancestor:
+            return True
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            return False
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if len(fields) < 2 or not fields[1].isdigit():
+            return False
+        pid = int(fields[1])
+        if pid <= 1:
+            return False
+    return False
 
 
 def _plausible_id(value: str) -> bool:

@@ -246,7 +246,10 @@ class RecordMapper:
                     body["synthetic"] = True
             elif kind == "tool_use":
                 tool_id = block.id
-                key = ("tool", tool_id, 0, "") if tool_id else ("tool", "", len(block.input), bytes(block.input)[:48].hex())
+                if tool_id:
+                    key = ("tool", tool_id, 0, "")
+                else:
+                    key = ("tool", "", len(block.input), bytes(block.input)[:48].hex())
                 if seen_before is not None and key in seen_before:
                     continue
                 emitted.add(key)
