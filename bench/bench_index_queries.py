@@ -2,7 +2,8 @@
 
 Goal (issue 2): <= 150 ms each, Python start-up included. Builds the index in a temporary ZAG_HOME
 (9,900 exited sessions, 50 whose supervisor died, 50 live ones), then runs each command as a subprocess
-(median of --runs, after warm-up runs), next to the floors it cannot beat: `python -c pass`,
+(median of --runs, after warm-up runs; wall time, and the process's CPU time, which a busy machine
+disturbs less), next to the floors it cannot beat: `python -c pass`,
 `python -c "import click"` and `zag --version`. Then prints where the time of one `ps` run goes.
 
     /work/venv/bin/python bench/bench_index_queries.py [--sessions 10000] [--runs 15]
@@ -72,16 +73,30 @@ def build_index(home: Path, count: int) -> None:
         )
 
 
-def timed(argv: list[str], env: dict[str, str], runs: int, warmup: int = 2) -> tuple[list[float], bytes]:
+def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float, bytes]:
+    """(wall ms, CPU ms of the process: user + system, output) of one run, output read through a pipe."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = (time.perf_counter() - start) * 1000
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.stdout.close()
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv} failed with exit code {proc.returncode}")
+    return wall, (usage.ru_utime + usage.ru_stime) * 1000, out
+
+
+def timed(argv: list[str], env: dict[str, str], runs: int, warmup: int = 2) -> tuple[list[float], list[float], bytes]:
     out = b""
     for _ in range(warmup):
-        out = subprocess.run(argv, env=env, stdout=subprocess.PIPE, check=True).stdout
-    samples = []
+        out = run_once(argv, env)[2]
+    walls, cpus = [], []
     for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(argv, env=env, stdout=subprocess.PIPE, check=True)
-        samples.append((time.perf_counter() - start) * 1000)
-    return samples, out
+        wall, cpu, _ = run_once(argv, env)
+        walls.append(wall)
+        cpus.append(cpu)
+    return walls, cpus, out
 
 
 _BREAKDOWN = r"""
@@ -130,21 +145,22 @@ def main() -> int:
             ("zag ps (table, live only)", [*ZAG, "ps"]),
             ("zag sessions (table)", [*ZAG, "sessions"]),
         ]
-        print(f"\n{'command':<28} {'median ms':>10} {'min ms':>8} {'max ms':>8} {'output':>10}")
-        results = {}
+        print(f"\n{'command':<28} {'wall median':>11} {'min':>7} {'max':>7} {'CPU median':>11} {'output':>9}  (ms)")
+        results, cpu_results = {}, {}
         for label, argv in cases:
-            samples, out = timed(argv, env, args.runs)
-            results[label] = statistics.median(samples)
-            print(f"{label:<28} {statistics.median(samples):>10.1f} {min(samples):>8.1f} {max(samples):>8.1f} "
-                  f"{len(out) / 1e6:>8.2f}MB")
+            walls, cpus, out = timed(argv, env, args.runs)
+            results[label], cpu_results[label] = statistics.median(walls), statistics.median(cpus)
+            print(f"{label:<28} {results[label]:>11.1f} {min(walls):>7.1f} {max(walls):>7.1f} "
+                  f"{cpu_results[label]:>11.1f} {len(out) / 1e6:>7.2f}MB")
             if "--json" in argv:
                 documents = json.loads(out)
                 assert len(documents) == args.sessions, (label, len(documents))
         print()
         for label in ("zag ps --all --json", "zag sessions --json"):
             verdict = "meets" if results[label] <= GOAL_MS else "MISSES"
-            print(f"{label}: median {results[label]:.1f} ms {verdict} the {GOAL_MS:.0f} ms goal "
-                  f"({results[label] - results['zag --version']:.1f} ms above `zag --version`)")
+            print(f"{label}: median {results[label]:.1f} ms wall {verdict} the {GOAL_MS:.0f} ms goal "
+                  f"({results[label] - results['zag --version']:.1f} ms above `zag --version`); "
+                  f"CPU {cpu_results[label]:.1f} ms")
         parts = [[float(x) for x in subprocess.run([PYTHON, "-c", _BREAKDOWN], env=env, capture_output=True,
                                                    text=True, check=True).stdout.split()] for _ in range(args.runs)]
         names = ("import click", "import zag.cli + ps", "import index + liveness", "open index", "query + write JSON")
