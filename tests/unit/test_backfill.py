@@ -368,6 +368,26 @@ def test_supervised_session_without_cursor_is_continued_after_its_last_record(ro
     assert run(root).events == 0
 
 
+def test_a_new_source_sharing_a_provider_session_id_with_an_imported_one_gets_its_own_session(
+        root: Path) -> None:
+    """Only a session no source feeds is adopted (a supervised one without cursor), never a sibling's."""
+    class SameId(JsonlTestProvider):
+        def discover(self, env: Any) -> Any:
+            for source in super().discover(env):
+                yield backfill.HistorySource(source.source_key, "shared-id", source.paths, source.fingerprint)
+
+    write_lines(root / "alpha.jsonl", conversation(4))
+    run(root, provider=SameId())
+    write_lines(root / "beta.jsonl", conversation(2))   # e.g. a copy of the session in another folder
+    summary = run(root, provider=SameId())
+
+    assert (summary.imported, summary.updated) == (1, 0)
+    with Index() as index:
+        rows = index.list_sessions()
+    assert len(rows) == 2 and {row["provider_session_id"] for row in rows} == {"shared-id"}
+    assert sorted(row["last_seq"] for row in rows) == [3, 5]
+
+
 def test_two_sources_feeding_one_session_are_written_one_after_the_other(root: Path) -> None:
     """After `/clear` the live session holds two provider sessions, each with its own cursor."""
     write_lines(root / "alpha.jsonl", conversation(4))

@@ -39,6 +39,8 @@ from zag.logs.index import Index
 from zag.providers.base import HistorySource, Provider
 
 COMMIT_EVERY = 256            # results per index transaction
+TASK_BYTES = 4 * 1024 * 1024  # small sessions travel to a worker together up to this size ...
+TASK_GROUPS = 64              # ... or this many
 COMMIT_INTERVAL_SECS = 1.0    # ... or this often, whichever comes first
 MAX_LISTED_WARNINGS = 50      # per provider, in the summary (all of them go to the diagnostics log)
 
@@ -159,6 +161,7 @@ def _plan(
     """Decide each changed source's target session; group jobs that share a session (one writer)."""
     cursors = index.backfill_cursors(provider, [s.source_key for s in changed if s.source_key in known])
     fed_by_sources = {session_id for _, session_id in known.values()}
+    owners = index.provider_session_owners(provider) if len(cursors) < len(changed) else {}
     groups: dict[str, list[ImportJob]] = {}
     live_cache: dict[str, bool] = {}
     for source in changed:
@@ -166,9 +169,7 @@ def _plan(
             session_id, cursor = cursors[source.source_key]
             mode = MODE_CONTINUE
         else:
-            owner = None
-            if source.provider_session_id:
-                owner = index.find_by_provider_session(provider, source.provider_session_id)
+            owner = owners.get(source.provider_session_id) if source.provider_session_id else None
             if owner and owner not in fed_by_sources:
                 session_id, cursor, mode = owner, None, MODE_ADOPT
             else:
@@ -176,12 +177,13 @@ def _plan(
         if mode != MODE_NEW and _is_live(index, session_id, live_cache):
             summary.live += 1
             continue
-        groups.setdefault(session_id, []).append(ImportJob(provider, source, session_id, cursor, mode))
+        job = ImportJob(provider, source, session_id, cursor, mode, _source_bytes(source))
+        groups.setdefault(session_id, []).append(job)
     ordered = list(groups.values())
     for group in ordered:
         group.sort(key=lambda job: (job.source.started_at or 0.0, job.source.source_key))
     # biggest first, so the last worker to finish is not the one that got the 1 GB transcript last
-    ordered.sort(key=lambda group: -sum(_source_bytes(job.source) for job in group))
+    ordered.sort(key=lambda group: -sum(job.size for job in group))
     return ordered
 
 
@@ -234,7 +236,23 @@ def _results(provider: Provider, plan: list[list[ImportJob]], jobs: int) -> Iter
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     with context.Pool(workers, initializer=_init_worker, initargs=(provider,)) as pool:
-        yield from pool.imap_unordered(_run_group_in_worker, plan, chunksize=1)
+        yield from pool.imap_unordered(_run_tasks_in_worker, _tasks(plan), chunksize=1)
+
+
+def _tasks(plan: list[list[ImportJob]]) -> Iterable[list[list[ImportJob]]]:
+    """Groups handed to workers together: a big one alone, small ones packed up to TASK_BYTES (fewer
+    round trips with thousands of small sessions, and still an even split of the big ones)."""
+    task: list[list[ImportJob]] = []
+    task_bytes = 0
+    for group in plan:
+        size = sum(job.size for job in group)
+        if task and (task_bytes + size > TASK_BYTES or len(task) >= TASK_GROUPS):
+            yield task
+            task, task_bytes = [], 0
+        task.append(group)
+        task_bytes += size
+    if task:
+        yield task
 
 
 _worker_provider: Provider | None = None
@@ -245,9 +263,9 @@ def _init_worker(provider: Provider) -> None:
     _worker_provider = provider
 
 
-def _run_group_in_worker(group: list[ImportJob]) -> list[ImportResult]:
+def _run_tasks_in_worker(task: list[list[ImportJob]]) -> list[ImportResult]:
     assert _worker_provider is not None
-    return run_group(_worker_provider, group)
+    return [result for group in task for result in run_group(_worker_provider, group)]
 
 
 class _Committer:

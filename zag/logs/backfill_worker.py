@@ -46,6 +46,7 @@ class ImportJob:
     session_id: str
     cursor: Any
     mode: str
+    size: int = 0     # bytes of the source's files when planned (for scheduling and progress)
 
 
 @dataclass
@@ -79,7 +80,7 @@ def import_source(provider: Provider, job: ImportJob) -> ImportResult:
     source = job.source
     result = ImportResult(
         provider=job.provider, source_key=source.source_key, session_id=job.session_id, mode=job.mode,
-        fingerprint=source.fingerprint, bytes=_size(source.paths), cwd=source.cwd,
+        fingerprint=source.fingerprint, bytes=job.size, cwd=source.cwd,
         provider_session_id=source.provider_session_id or None, model=source.model,
     )
     problem = unreadable(source.paths)
@@ -330,13 +331,3 @@ def _watermark(log: Path) -> str | None:
             if isinstance(ts, str) and (latest is None or ts > latest):
                 latest = ts
     return latest
-
-
-def _size(files: Iterable[Path]) -> int:
-    total = 0
-    for path in files:
-        try:
-            total += os.stat(path).st_size
-        except OSError:
-            pass
-    return total

@@ -271,6 +271,18 @@ class Index:
         ).fetchone()
         return row[0] if row else None
 
+    def provider_session_owners(self, provider: str) -> dict[str, str]:
+        """`{provider_session_id: session_id}` for one provider, in one query (the newest session, as
+        `find_by_provider_session` answers), for callers that would otherwise ask per id."""
+        owners: dict[str, str] = {}
+        for provider_session_id, session_id in self._conn.execute(
+            "SELECT provider_session_id, session_id FROM sessions WHERE provider = ? "
+            "AND provider_session_id IS NOT NULL ORDER BY started_at ASC",
+            (provider,),
+        ).fetchall():
+            owners[provider_session_id] = session_id
+        return owners
+
     def session_ids_with_prefix(self, prefix: str, limit: int = 50) -> list[str]:
         """For shell completion: ids starting with `prefix` (lower-case hex), newest first."""
         return [
@@ -335,13 +347,12 @@ class Index:
     # -- backfill cursors -----------------------------------------------------------------------
     def backfill_fingerprints(self, provider: str) -> dict[str, tuple[str | None, str]]:
         """`{source_key: (fingerprint, session_id)}` for one provider, in one query."""
-        return {
-            row[0]: (row[1], row[2])
-            for row in self._conn.execute(
-                "SELECT source_key, fingerprint, session_id FROM backfill_sources WHERE provider = ?",
-                (provider,),
-            )
-        }
+        cursor = self._conn.cursor()
+        cursor.row_factory = None   # plain tuples: this runs over every source on each backfill
+        cursor.execute(
+            "SELECT source_key, fingerprint, session_id FROM backfill_sources WHERE provider = ?", (provider,)
+        )
+        return {key: (fingerprint, session_id) for key, fingerprint, session_id in cursor}
 
     def backfill_cursor(self, provider: str, source_key: str) -> tuple[str, Any] | None:
         """`(session_id, cursor)` recorded for a source, or None if never imported."""
@@ -396,8 +407,10 @@ class Index:
         """
         now = time.time()
         session_rows = [{**row, "provider": provider, "updated_at": now} for row in sessions]
+        from zag.logs import codec
+
         cursor_rows = [
-            (provider, key, session_id, fingerprint, json.dumps(cursor), now)
+            (provider, key, session_id, fingerprint, codec.dumps(cursor).decode(), now)
             for key, session_id, cursor, fingerprint in cursors
         ]
         with self.transaction() as conn:
