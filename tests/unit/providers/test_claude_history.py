@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from zag.providers.claude import PROVIDER, homes
+from zag.providers.tail import fingerprint
 
 REPO = Path(__file__).resolve().parents[3]
 CORPUS = REPO / "tests" / "fixtures" / "corpus" / "claude"
@@ -52,6 +53,7 @@ def test_discovers_every_layout_once(tmp_path: Path) -> None:
     assert main.ended_at is not None and main.fingerprint.count("|") == 1
     assert found[S2].paths[0].parts[-4:-2] == ("claude", "projects")
     assert found["file:project-alpha/session-alpha/chat.jsonl"].provider_session_id == "chat"
+    assert all(source.fingerprint == fingerprint(source.paths) for source in found.values())
 
 
 def test_readers_from_discovered_sources(tmp_path: Path) -> None:

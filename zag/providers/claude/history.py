@@ -47,7 +47,7 @@ def discover(env: Mapping[str, str]) -> Iterator[HistorySource]:
 def source_for(transcript: Path, session_id: str) -> HistorySource:
     """The `HistorySource` of one transcript (and its subagents), as discovery would list it."""
     paths = [transcript, *_agent_files(homes.subagent_dir(transcript, session_id))]
-    return _source(session_id, session_id, paths, transcript.parent)
+    return _source(session_id, session_id, paths, str(transcript.parent))
 
 
 def _sessions_under(root: Path) -> Iterator[tuple[HistorySource, int]]:
@@ -61,6 +61,7 @@ def _sessions_under(root: Path) -> Iterator[tuple[HistorySource, int]]:
             entries = list(os.scandir(folder.path))
         except OSError:
             continue
+        base = Path(folder.path)  # children are made from it: far cheaper than parsing each full path
         transcripts = {}
         session_dirs = {}
         for entry in entries:
@@ -69,14 +70,16 @@ def _sessions_under(root: Path) -> Iterator[tuple[HistorySource, int]]:
             elif entry.is_dir() and entry.name not in _SKIP_DIRS:
                 session_dirs[entry.name] = entry
         for session_id, entry in transcripts.items():
-            paths = [Path(entry.path)]
-            if session_id in session_dirs:
-                paths.extend(_agent_files(Path(session_dirs[session_id].path) / "subagents"))
-            yield _source(session_id, session_id, paths, Path(folder.path)), _size(entry)
+            subagents = _agent_files(Path(session_dirs[session_id].path) / "subagents") \
+                if session_id in session_dirs else []
+            if subagents:
+                yield _source(session_id, session_id, [base / entry.name, *subagents], folder.path), _size(entry)
+            else:
+                yield _single(session_id, entry, base / entry.name, folder.path)
         for name, entry in session_dirs.items():
             subagents = _agent_files(Path(entry.path) / "subagents")
             if name not in transcripts and subagents:
-                yield _source(name, name, subagents, Path(folder.path)), 0  # transcript gone, subagents left
+                yield _source(name, name, subagents, folder.path), 0  # transcript gone, subagents left
             yield from _nested(Path(entry.path), root)
 
 
@@ -89,10 +92,23 @@ def _nested(directory: Path, root: Path) -> Iterator[tuple[HistorySource, int]]:
                 continue
             path = Path(current) / name
             relative = path.relative_to(root / "projects").as_posix()
-            yield _source(_NESTED_PREFIX + relative, path.stem, [path], path.parent), _size_of(path)
+            yield _source(_NESTED_PREFIX + relative, path.stem, [path], current), _size_of(path)
 
 
-def _source(key: str, session_id: str, paths: list[Path], folder: Path) -> HistorySource:
+def _single(session_id: str, entry: os.DirEntry[str], path: Path, folder: str) -> tuple[HistorySource, int]:
+    """A session of one file, from its directory entry (one stat; the usual case, kept cheap)."""
+    try:
+        st = entry.stat()
+    except OSError:
+        return _source(session_id, session_id, [path], folder), 0
+    return HistorySource(
+        source_key=session_id, provider_session_id=session_id, paths=(path,),
+        fingerprint=f"{st.st_size}:{st.st_mtime_ns}",  # what tail.fingerprint gives for this one file
+        ended_at=st.st_mtime, extra={"project_dir": folder},
+    ), st.st_size
+
+
+def _source(key: str, session_id: str, paths: list[Path], folder: str) -> HistorySource:
     mtimes = []
     for path in paths:
         try:
@@ -105,7 +121,7 @@ def _source(key: str, session_id: str, paths: list[Path], folder: Path) -> Histo
         paths=tuple(paths),
         fingerprint=fingerprint(paths),
         ended_at=max(mtimes) if mtimes else None,
-        extra={"project_dir": str(folder)},
+        extra={"project_dir": folder},
     )
 
 
