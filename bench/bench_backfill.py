@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         if summary["imported"] == 0:
             print("  ! the claude provider imported nothing: " + "; ".join(summary["warning_messages"][:3]))
         rerun = zag_rerun(CORPUS_1G, home, args.repeat)
-        print(f"zag backfill (no change, {files} files): {median(rerun):.3f} s  "
+        print(f"zag backfill (no change, {files} files): {median(rerun):.3f} s  cpu {median(rerun, 'cpu'):.2f} s  "
               f"(imported {rerun[-1]['summary']['imported']}, unchanged {rerun[-1]['summary']['unchanged']})")
         shutil.rmtree(home, ignore_errors=True)
 
@@ -311,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
             first, home = zag_import(CORPUS_10K, 1)
             rerun = zag_rerun(CORPUS_10K, home, args.repeat)
             print(f"zag backfill (no change, {files_10k} files, {mb(total_10k):.0f} MB): {median(rerun):.3f} s  "
+                  f"cpu {median(rerun, 'cpu'):.2f} s  "
                   f"(first import {first[0]['seconds']:.1f} s, imported {first[0]['summary']['imported']}; "
                   f"re-run unchanged {rerun[-1]['summary']['unchanged']}, imported {rerun[-1]['summary']['imported']}) "
                   f"— goal ≤ 1 s")

@@ -83,3 +83,13 @@ def test_skeleton_provider_is_a_warning_not_a_crash(agent_root: Path, monkeypatc
     [summary] = json.loads(result.stdout)["providers"]
     assert summary["provider"] == "claude" and summary["warnings"] == 1
     assert "not implemented" in summary["warning_messages"][0]
+
+
+def test_an_unusable_index_is_a_clean_error(agent_root: Path, zag_home: Path) -> None:
+    write_lines(agent_root / "alpha.jsonl", conversation(2))
+    zag_home.mkdir(parents=True, exist_ok=True)
+    (zag_home / "index.sqlite").write_bytes(b"this is not a database" * 100)
+    result = invoke("--json")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("zag: backfill stopped:")
+    assert "Traceback" not in result.output

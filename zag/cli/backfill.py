@@ -8,6 +8,7 @@ Exit 0 even when some sources gave warnings; 2 for a bad `--provider` (click's u
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 import time
 from typing import TextIO
@@ -93,10 +94,13 @@ def backfill(provider_name: str | None, as_json: bool) -> None:
         click.echo(f"zag: {exc}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
-        if progress is not None:
-            progress.finish()
+        _clear(progress)
         click.echo("zag: backfill interrupted; what was imported is kept, run it again to continue", err=True)
         sys.exit(130)
+    except (OSError, sqlite3.Error) as exc:  # the index or zag's home: unusable right now
+        _clear(progress)
+        click.echo(f"zag: backfill stopped: {exc}; what was imported is kept", err=True)
+        sys.exit(1)
     if as_json:
         click.echo(json.dumps(summaries_document(summaries), indent=2))
         return
@@ -113,6 +117,11 @@ def backfill(provider_name: str | None, as_json: bool) -> None:
         hidden = summary.warnings - len(summary.warning_messages)
         if hidden > 0:
             click.echo(f"  … and {hidden} more warnings (see zag's diagnostics log)")
+
+
+def _clear(progress: TerminalProgress | None) -> None:
+    if progress is not None:
+        progress.finish()
 
 
 def _size(nbytes: int) -> str:
