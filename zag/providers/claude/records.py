@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from typing import Any
 
 import msgspec
@@ -51,33 +51,6 @@ TOOL_RESULT = events.TOOL_RESULT
 _DECODE = schema.record_decoder.decode
 
 
-class _Lru:
-    """A bounded map that forgets old keys (LRU order); for the few keys that need order."""
-
-    __slots__ = ("_data", "_cap")
-
-    def __init__(self, cap: int, items: Any = ()) -> None:
-        self._data: OrderedDict[Any, Any] = OrderedDict()
-        self._cap = cap
-        for key in items:
-            self.put(key, None)
-
-    def __contains__(self, key: Any) -> bool:
-        return key in self._data
-
-    def get(self, key: Any) -> Any:
-        return self._data.get(key)
-
-    def put(self, key: Any, value: Any) -> None:
-        data = self._data
-        data[key] = value
-        if len(data) > self._cap:
-            data.popitem(last=False)
-
-    def keys(self) -> list[Any]:
-        return list(self._data)
-
-
 class _Recent:
     """A bounded map in two generations: cheap to fill, forgets the older half when full."""
 
@@ -102,6 +75,13 @@ class _Recent:
             self._old = new
             self._new = {}
 
+    def last(self, count: int) -> list[Any]:
+        """The `count` most recently added keys, oldest first."""
+        keys = list(self._new)[-count:]
+        if len(keys) < count:
+            keys = [key for key in list(self._old)[-(count - len(keys)):] if key not in self._new] + keys
+        return keys
+
 
 class RecordMapper:
     """Maps the lines of one provider session to event bodies; keeps small bounded state."""
@@ -109,7 +89,10 @@ class RecordMapper:
     def __init__(self, provider_session_id: str, state: dict[str, Any] | None = None) -> None:
         self.sid = provider_session_id
         state = state or {}
-        self._usage_seen = _Lru(_USAGE_KEYS_KEPT, (tuple(key) for key in state.get("usage", ()) if _pair(key)))
+        self._usage_seen = _Recent(_USAGE_KEYS_KEPT)
+        for key in state.get("usage", ()):
+            if _pair(key):
+                self._usage_seen.put(tuple(key), True)
         self._tool_names = _Recent(_TOOL_NAMES_KEPT)
         self._recent_tools: deque[tuple[str, str | None]] = deque(maxlen=_TOOLS_IN_STATE)
         for pair in state.get("tools", ()):
@@ -117,7 +100,7 @@ class RecordMapper:
                                and pair[1] is None):
                 self._tool_names.put(pair[0], pair[1])
                 self._recent_tools.append((pair[0], pair[1]))
-        self._message_blocks = _Lru(_MESSAGES_KEPT)
+        self._message_blocks = _Recent(_MESSAGES_KEPT)
         for entry in state.get("blocks", ()):
             if isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str) and isinstance(entry[1], list):
                 keys = {tuple(key) for key in entry[1] if isinstance(key, list) and len(key) == 4}
@@ -137,11 +120,10 @@ class RecordMapper:
 
     def state(self) -> dict[str, Any]:
         """What must survive in a cursor so that a later read does not count usage twice."""
-        return {"usage": [list(key) for key in self._usage_seen.keys()[-64:]], "last_ts": self.last_ts,
+        return {"usage": [list(key) for key in self._usage_seen.last(64)], "last_ts": self.last_ts,
                 "tools": [list(pair) for pair in self._recent_tools],
-                "blocks": [[message_id, [list(key) for key in keys]]
-                           for message_id in self._message_blocks.keys()[-_BLOCK_MESSAGES_IN_STATE:]
-                           for keys in [self._message_blocks.get(message_id)]]}
+                "blocks": [[message_id, [list(key) for key in self._message_blocks.get(message_id) or ()]]
+                           for message_id in self._message_blocks.last(_BLOCK_MESSAGES_IN_STATE)]}
 
     # -- one line ---------------------------------------------------------------------------------
     def map_line(self, line: bytes | memoryview, extra: dict[str, Any] | None = None,
@@ -168,9 +150,13 @@ class RecordMapper:
     def _map(self, rec: schema.Record, line: bytes, extra: dict[str, Any] | None) -> list[Item]:
         uuid = rec.uuid
         if uuid is not None:
-            if self.skip_seen_records and uuid in self._uuids:
+            seen = self._uuids
+            if self.skip_seen_records and uuid in seen:
                 return []
-            self._uuids.put(uuid, True)
+            recent = seen._new
+            recent[uuid] = True
+            if len(recent) > _UUIDS_KEPT:
+                seen._old, seen._new = recent, {}
         ts = rec.timestamp
         if ts is not None:
             self.last_ts = ts
@@ -308,7 +294,7 @@ class RecordMapper:
             key = (msg.id, rec.requestId or "")
             if key in self._usage_seen:
                 return None
-            self._usage_seen.put(key, None)
+            self._usage_seen.put(key, True)
         usage = usage or schema.Usage()
         numbers = (usage.input_tokens, usage.output_tokens, usage.cache_read_input_tokens,
                    usage.cache_creation_input_tokens)
