@@ -21,6 +21,7 @@ import gzip
 import itertools
 import json
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -396,6 +397,10 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     fake: FakeAPI
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)  # a CLI killed mid-request is no error
 
 
 class _Handler(BaseHTTPRequestHandler):
