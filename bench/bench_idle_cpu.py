@@ -76,7 +76,7 @@ def main() -> None:
                 proc.wait(timeout=30)
             os.close(master)
     print(f"idle supervision over {elapsed:.1f} s (heartbeat {options.heartbeat:g} s, provider {options.provider}, "
-          f"clock tick {1000 / os.sysconf('SC_CLK_TCK'):.0f} ms):")
+          f"clock tick {1000 / os.sysconf('SC_CLK_TCK'):.0f} ms, load average {os.getloadavg()[0]:.1f}):")
     for name, seconds in used.items():
         print(f"  {name:12s} zag CPU {seconds * 1000:7.1f} ms = {100 * seconds / elapsed:.3f} % of a core "
               "(goal <= 1 %)")

@@ -25,15 +25,15 @@ sys.path.insert(0, str(REPO))
 from tests.integration.helpers import PYCACHE_PREFIX, standin_executable, write_script  # noqa: E402
 
 
-def timed(argv: list[str], env: dict[str, str]) -> tuple[float, int, int]:
-    """(wall seconds, exit code, peak RSS in KiB) of one run with stdout/stderr to /dev/null."""
+def timed(argv: list[str], env: dict[str, str]) -> tuple[float, int, int, float]:
+    """(wall seconds, exit code, peak RSS in KiB, CPU seconds) of one run, stdout/stderr to /dev/null."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return wall, proc.returncode, usage.ru_maxrss
+    return wall, proc.returncode, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 def bench_env(**extra: str) -> dict[str, str]:
@@ -54,27 +54,32 @@ def main() -> None:
         script = write_script(root / "script.json", [{"out": "done\n"}])
         env = bench_env(ZAG_HOME=str(root / "home"), ZAG_CLAUDE_BIN=str(agent),
                    STANDIN_SCRIPT=str(script))
-        direct, wrapped, direct_rss, wrapped_rss = [], [], [], []
-        for argv in ([str(agent)], [zag, "run", "claude"]):  # warm the page cache
+        direct, wrapped, direct_rss, wrapped_rss, direct_cpu, wrapped_cpu = [], [], [], [], [], []
+        for argv in ([str(agent)], [zag, "run", "claude"]):  # warm the page cache and bytecode cache
             timed(argv, env)
         for _ in range(options.runs):
-            wall, code, rss = timed([str(agent)], env)
+            wall, code, rss, cpu = timed([str(agent)], env)
             assert code == 0, code
             direct.append(wall)
             direct_rss.append(rss)
-            wall, code, rss = timed([zag, "run", "claude"], env)
+            direct_cpu.append(cpu)
+            wall, code, rss, cpu = timed([zag, "run", "claude"], env)
             assert code == 0, code
             wrapped.append(wall)
             wrapped_rss.append(rss)
+            wrapped_cpu.append(cpu)
         sessions = len(list((root / "home" / "sessions").glob("*.jsonl")))
     d, w = statistics.median(direct), statistics.median(wrapped)
-    print(f"runs: {options.runs} each (alternating); sessions written: {sessions}")
+    print(f"runs: {options.runs} each (alternating); sessions written: {sessions}; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"agent directly:        median {d * 1000:7.1f} ms   peak RSS {max(direct_rss) / 1024:5.1f} MiB")
     print(f"zag run <agent>:       median {w * 1000:7.1f} ms   peak RSS {max(wrapped_rss) / 1024:5.1f} MiB"
           " (max of zag and agent)")
     print(f"added wall (median):   {(w - d) * 1000:7.1f} ms   (goal <= 150 ms)")
-    spread = [(b - a) * 1000 for a, b in zip(sorted(direct), sorted(wrapped))]
-    print(f"added wall p10..p90:   {spread[len(spread) // 10]:7.1f} .. {spread[len(spread) * 9 // 10]:.1f} ms")
+    print(f"fastest runs:          agent {min(direct) * 1000:.1f} ms, zag {min(wrapped) * 1000:.1f} ms, "
+          f"added {(min(wrapped) - min(direct)) * 1000:.1f} ms")
+    zag_cpu = statistics.median(wrapped_cpu) - statistics.median(direct_cpu)
+    print(f"zag's own CPU (median): {zag_cpu * 1000:6.1f} ms per run (the agent's subtracted)")
 
 
 if __name__ == "__main__":

@@ -48,6 +48,13 @@ def run_agent(provider_name: str, args: list[str], *, verbose: bool = False) -> 
         return _run_agent(provider_name, args, verbose)
     except KeyboardInterrupt:  # before the supervisor took over the signals
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug in zag: one line for the user, details in zag.log
+        from zag import diag, paths
+
+        diag.exception("run_failed", provider=provider_name)
+        click.echo(f"zag: internal error: {type(exc).__name__}: {exc} (details in {paths.diagnostics_log()})",
+                   err=True)
+        return 70
 
 
 def _run_agent(provider_name: str, args: list[str], verbose: bool) -> int:

@@ -236,10 +236,13 @@ class Relay:
             pass
 
     def _wake(self) -> None:
-        try:
-            os.write(self._wake_w, b"x")
-        except OSError:  # full (a wake-up is pending anyway) or closed
-            pass
+        with self._lock:  # never write to the fd number once closed: it may belong to another file
+            if self._closed:
+                return
+            try:
+                os.write(self._wake_w, b"x")
+            except OSError:  # full: a wake-up is pending anyway
+                pass
 
 
 def _drain_timeout_ms(exit_seen_at: float | None, last_data: float) -> int:
