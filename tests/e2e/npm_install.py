@@ -16,7 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-CACHE_DIR = Path(__file__).resolve().parent / ".npm-cli"
+# ZAG_E2E_NPM_PREFIX: another folder for the installed CLIs (e.g. one shared by several checkouts).
+CACHE_DIR = Path(os.environ.get("ZAG_E2E_NPM_PREFIX") or Path(__file__).resolve().parent / ".npm-cli")
 INSTALL_TIMEOUT_SECS = 600
 LOCK_TIMEOUT_SECS = INSTALL_TIMEOUT_SECS + 60
 

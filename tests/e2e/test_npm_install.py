@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,3 +61,28 @@ def test_a_failing_npm_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monk
     with pytest.raises(InstallError, match="404 Not Found"):
         ensure_installed(tmp_path / "prefix")
     assert npm_install.CACHE_DIR.name == ".npm-cli"
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _pytest_without_npm(tmp_path: Path, ci: bool) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "PYTEST_XDIST_WORKER", "PYTEST_CURRENT_TEST")}
+    env.update(PATH=str(tmp_path / "no-bin"), ZAG_E2E_NPM_PREFIX=str(tmp_path / "no-cache"))
+    if ci:
+        env["CI"] = "1"
+    test = "tests/e2e/test_fake_api_with_clis.py::test_claude_plain_text_and_api_key"
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-rsf", "-p", "no:cacheprovider", "-p", "no:xdist",
+                           "-o", "addopts=", test], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_without_npm_the_e2e_tests_skip_with_the_reason(tmp_path: Path) -> None:
+    done = _pytest_without_npm(tmp_path, ci=False)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "1 skipped" in done.stdout and "`npm` is not on PATH" in done.stdout
+
+
+def test_without_npm_the_e2e_tests_fail_in_ci(tmp_path: Path) -> None:
+    done = _pytest_without_npm(tmp_path, ci=True)
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert "real agent CLIs unavailable: `npm` is not on PATH" in done.stdout
