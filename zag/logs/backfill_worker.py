@@ -153,16 +153,19 @@ class _Copier:
 
     def run(self, items: Iterator[Any]) -> None:
         result = self.result
+        batch = self.batch
         last_ts = result.last_ts
+        first_ts = result.first_ts
+        max_ts = result.last_ts
+        parse_warning = events.PARSE_WARNING
         for item in items:
-            if isinstance(item, dict):
+            if type(item) is dict or isinstance(item, dict):
                 body = item
             elif isinstance(item, LimitSignal):
                 # in history, the time of the records around it, not when this run saw it
                 body = _limit_body(item, last_ts)
             else:
                 continue  # SessionIdHint: the source already names its session
-            kind = body.get("type")
             ts = body.get("ts")
             if ts is None:
                 ts = last_ts
@@ -175,32 +178,35 @@ class _Copier:
                 self.watermark = None
             if ts is not None:
                 last_ts = ts
-                if result.first_ts is None or ts < result.first_ts:
-                    result.first_ts = ts
-                if result.last_ts is None or ts > result.last_ts:
-                    result.last_ts = ts
-            if kind == events.PARSE_WARNING:
+                if first_ts is None or ts < first_ts:
+                    first_ts = result.first_ts = ts
+                if max_ts is None or ts > max_ts:
+                    max_ts = result.last_ts = ts
+            if body.get("type") == parse_warning:
                 result.parse_warnings += 1
                 if len(result.notes) < 3:
                     result.notes.append(str(body.get("message") or "unreadable record"))
-            if self.body_model is None:
-                model = body.get("model")
-                if isinstance(model, str) and model:
-                    self.body_model = model
-            if result.cwd is None:
-                cwd = body.get("cwd")
-                if isinstance(cwd, str) and cwd:
-                    result.cwd = cwd
-            self.batch.append(body)
+            batch.append(body)
             if self.started:
-                if len(self.batch) >= BATCH_EVENTS:
+                if len(batch) >= BATCH_EVENTS:
                     self.flush()
-            elif len(self.batch) >= START_PEEK or self._known():
-                self.flush()
+                    batch = self.batch
+            else:
+                self._look(body)
+                if len(batch) >= START_PEEK or self._known():
+                    self.flush()
+                    batch = self.batch
         self.flush()
         self._learn(final=True)
         if self.result.model is None:
             self.result.model = self.body_model
+
+    def _look(self, body: dict[str, Any]) -> None:
+        """While `session_started` waits: the first model and cwd the events carry."""
+        if self.body_model is None:
+            self.body_model = _text(body.get("model"))
+        if self.result.cwd is None:
+            self.result.cwd = _text(body.get("cwd"))
 
     def _known(self) -> bool:
         """Everything `session_started` wants is known (so the peek at the first records can end)."""
