@@ -106,6 +106,9 @@ def match_text(line: str, now: float | None = None) -> TextHit | None:
     """A limit wording at the start of `line` (ANSI already stripped), or None."""
     if not line or len(line) > 4000:
         return None
+    lowered = line.lower()
+    if "limit" not in lowered and "429" not in line and "usage" not in lowered:
+        return None  # every wording has one of these: spares the patterns on ordinary output
     for pattern in _PATTERNS:
         match = pattern.match(line)
         if match is None:
