@@ -172,3 +172,25 @@ def test_tui_dialogs_are_answered_and_the_message_submits(cli_env: MakeEnv) -> N
     users = [item["content"] for item in items if isinstance(item, dict) and item["type"] == "user_message"]
     assert users[0] == "say hi" and users[-1] == "Continue"
     json.dumps([item for item in items if isinstance(item, dict)])
+
+
+def test_tool_turn_then_resume_each_part_once(cli_env: MakeEnv) -> None:
+    env = cli_env("gemini")
+    (env.cwd / "notes.txt").write_text("secret note 42\n", encoding="utf-8")
+    env.fake.queue("gemini", fa.gemini_shell("cat notes.txt"), fa.Text("the tool said: done"))
+    ctx = ctx_of(env)
+    plan = P.plan_launch(["-p", "use the tool", "--yolo"], ctx)
+    assert run_plan(env, plan).returncode == 0
+    sid = plan.provider_session_id
+    resume_ctx = ctx_of(env)
+    resumed = P.plan_resume(["-p", "use the tool", "--yolo"], sid, "Continue", resume_ctx)
+    assert run_plan(env, resumed).returncode == 0
+    items = [item for item in follow(LaunchPlan(args=[], provider_session_id=sid), ctx) if isinstance(item, dict)]
+    # 0.61.0 writes the tool results again as a `user` record of functionResponse parts, and the resume
+    # snapshot repeats the turn as functionCall/functionResponse contents under other ids: one call, one
+    # result all the same.
+    assert kinds(items) == ["provider_status", "user_message", "usage", "tool_call", "tool_result",
+                            "assistant_message", "usage", "user_message", "assistant_message", "usage"], kinds(items)
+    call, result = items[3], items[4]
+    assert call["tool_name"] == "run_shell_command" and call["tool_kind"] == "shell"
+    assert result["tool_id"] == call["tool_id"] and result["success"] and "secret note 42" in json.dumps(result)

@@ -287,3 +287,33 @@ def test_display_content_and_non_text_parts_are_kept(tmp_path: Path) -> None:
 ])
 def test_tool_kinds(name: str | None, kind: str) -> None:
     assert tool_kind(name) == kind
+
+
+def test_real_tool_turn_and_resume_snapshot_give_one_call_one_result() -> None:
+    path = Path(__file__).resolve().parents[2] / "fixtures" / "gemini" / "real-0.61.0_tool_turn_resumed.jsonl"
+    items = bodies(read_all([path], "561beaba-a303-4853-aa8a-e088e1b432d4"))
+    assert types(items) == ["provider_status", "user_message", "usage", "tool_call", "tool_result",
+                            "assistant_message", "usage", "user_message", "assistant_message", "usage"]
+    call, result = items[3], items[4]
+    assert call["tool_id"] == result["tool_id"] == "run_shell_command__run_shell_command_1796603911286_0"
+    assert call["input"] == {"command": "cat notes.txt", "description": "Run a shell command"}
+    assert result["success"] is True and "secret note 42" in result["output"]
+    assert [item["content"] for item in items if item["type"] == "user_message"] == ["use the tool", "Continue"]
+
+
+def test_function_parts_in_contents_are_tool_events_once(tmp_path: Path) -> None:
+    call = {"functionCall": {"id": "t1", "name": "read_file", "args": {"file_path": "a"}}}
+    response = {"functionResponse": {"id": "t1", "name": "read_file", "response": {"output": "A"}}}
+    failed = {"functionResponse": {"id": "t2", "name": "write_file", "response": {"error": "denied"}}}
+    path = chat(tmp_path, g.meta(SID), {"id": "a1", "type": "gemini", "content": [{"text": "reading"}, call]},
+                {"id": "r1", "type": "user", "content": [response]},
+                {"id": "r2", "type": "user", "content": [response, failed]},
+                g.set_(messages=[{"id": "a1", "type": "gemini", "content": [call]},
+                                 {"id": "a1_response", "type": "user", "content": [response]}]))
+    items = bodies(read_all([path]))
+    assert types(items) == ["assistant_message", "tool_call", "tool_result", "tool_result", "provider_status"]
+    assert items[0]["content"] == "reading" and "parts" not in items[0]
+    assert (items[1]["tool_id"], items[1]["tool_kind"], items[1]["input"]) == ("t1", "file_read", {"file_path": "a"})
+    assert (items[2]["tool_id"], items[2]["output"], items[2]["success"]) == ("t1", "A", True)
+    assert (items[3]["tool_id"], items[3]["error"], items[3]["success"]) == ("t2", "denied", False)
+    assert items[4]["data"]["message_ids"] == ["r1", "r2"]     # the snapshot left those records out

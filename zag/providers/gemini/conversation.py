@@ -44,6 +44,8 @@ from zag.providers.gemini.records import (
     raw_list,
     raw_map,
     raw_value,
+    response_fields,
+    split_function_parts,
     text_and_parts,
     thought_fields,
     tool_calls,
@@ -105,6 +107,10 @@ class Conversation:
         self.model: str | None = None
         self.started: str | None = None
         self._problem: str | None = None
+        # Tool ids emitted (counted over the marks that hold them): a call or result may be recorded in
+        # several places (toolCalls, functionCall/functionResponse parts of other records).
+        self._calls: dict[str, int] = {}
+        self._results: dict[str, int] = {}
         if state:
             self._load(state)
 
@@ -124,6 +130,9 @@ class Conversation:
                 padded = list(row) + [0, [], []][len(row) - 3:]
                 self.marks[row[0]] = Mark(int(padded[1]), int(padded[2]), int(padded[3]),
                                           list(padded[4] or []), list(padded[5] or []))
+        for mark in self.marks.values():
+            _count(self._calls, mark.calls, 1)
+            _count(self._results, mark.results, 1)
         self.evicted = int(state.get("evicted") or 0)
         self.summary = state.get("summary")
         self.model = state.get("model")
@@ -267,6 +276,12 @@ class Conversation:
         if is_context_text(text):
             return [self._body(events.provider_status("gemini context preamble", whole_record(raw)),
                                fctx, rec.timestamp)]
+        calls, responses, others = split_function_parts(parts)
+        # 0.61 records the tool results it sends back as a `user` message of functionResponse parts (and a
+        # resume snapshot repeats them under new ids): they are tool results, emitted once by tool id.
+        items = self._function_responses(rec, mark, fctx, responses)
+        if not text.strip() and not others and not calls:
+            return items
         stripped = text.strip()
         if stripped and not stripped.startswith(("/", "?")):
             mark.flags |= RESUMABLE
@@ -274,9 +289,9 @@ class Conversation:
         display, _ = text_and_parts(self._try(raw_value, rec.displayContent))
         if display and display != text:
             body["display_content"] = display
-        if parts:
-            body["parts"] = parts
-        return [self._body(body, fctx, rec.timestamp)]
+        if others or calls:
+            body["parts"] = others + [{"functionCall": call} for call in calls]
+        return [self._body(body, fctx, rec.timestamp)] + items
 
     def _assistant(self, rec: Line, mark: Mark, fctx: FileContext) -> list[Item]:
         items: list[Item] = []
@@ -292,16 +307,19 @@ class Conversation:
             if thoughts:
                 mark.flags |= RESUMABLE
             mark.thoughts = max(mark.thoughts, len(thoughts))
-        if not mark.flags & BASE:
+        if not mark.flags & BASE or rec.content:
             text, parts = self._try(message_text, rec) or ("", [])
-            if text.strip() or parts:
+            calls, responses, others = split_function_parts(parts)
+            if not mark.flags & BASE and (text.strip() or others):
                 mark.flags |= BASE | RESUMABLE
                 body = events.body(events.ASSISTANT_MESSAGE, content=text, message_id=rec.id)
                 if isinstance(rec.model, str):
                     body["model"] = rec.model
-                if parts:
-                    body["parts"] = parts
+                if others:
+                    body["parts"] = others
                 items.append(self._body(body, fctx, ts))
+            items += self._function_calls(rec, mark, fctx, calls)
+            items += self._function_responses(rec, mark, fctx, responses)
         if rec.toolCalls and bytes(rec.toolCalls) not in (b"[]", b"null"):
             items += self._tools(rec, mark, fctx)
         if not mark.flags & USAGE:
@@ -321,22 +339,53 @@ class Conversation:
             tool_id = call.id if isinstance(call.id, str) and call.id else f"{rec.id}#{index}"
             ts = call.timestamp or rec.timestamp
             name = call.name if isinstance(call.name, str) else None
-            if tool_id not in mark.calls:
-                mark.calls.append(tool_id)
+            if tool_id not in mark.calls and tool_id not in self._calls:
+                self._note(self._calls, mark.calls, tool_id)
                 body = events.body(events.TOOL_CALL, tool_name=name, tool_kind=tool_kind(name), tool_id=tool_id,
                                    input=call.args, message_id=rec.id)
                 if isinstance(call.displayName, str) and call.displayName != name:
                     body["display_name"] = call.displayName
                 items.append(self._body(body, fctx, ts))
-            if tool_id not in mark.results and tool_is_finished(call):
+            if tool_id not in mark.results and tool_id not in self._results and tool_is_finished(call):
                 fields = self._try(tool_result_fields, call)
                 if fields is None:
                     continue
-                mark.results.append(tool_id)
+                self._note(self._results, mark.results, tool_id)
                 body = events.body(events.TOOL_RESULT, tool_id=tool_id, tool_name=name, message_id=rec.id,
                                    **fields)
                 items.append(self._body(body, fctx, ts))
         return items
+
+    def _function_calls(self, rec: Line, mark: Mark, fctx: FileContext, calls: list[dict]) -> list[Item]:
+        items: list[Item] = []
+        for index, call in enumerate(calls):
+            tool_id = call.get("id") if isinstance(call.get("id"), str) else f"{rec.id}#call{index}"
+            if tool_id in mark.calls or tool_id in self._calls:
+                continue
+            self._note(self._calls, mark.calls, tool_id)
+            name = call.get("name") if isinstance(call.get("name"), str) else None
+            items.append(self._body(events.body(events.TOOL_CALL, tool_name=name, tool_kind=tool_kind(name),
+                                                tool_id=tool_id, input=call.get("args"), message_id=rec.id),
+                                    fctx, rec.timestamp))
+        return items
+
+    def _function_responses(self, rec: Line, mark: Mark, fctx: FileContext, responses: list[dict]) -> list[Item]:
+        items: list[Item] = []
+        for index, response in enumerate(responses):
+            tool_id = response.get("id") if isinstance(response.get("id"), str) else f"{rec.id}#result{index}"
+            if tool_id in mark.results or tool_id in self._results:
+                continue
+            self._note(self._results, mark.results, tool_id)
+            name = response.get("name") if isinstance(response.get("name"), str) else None
+            items.append(self._body(events.body(events.TOOL_RESULT, tool_id=tool_id, tool_name=name,
+                                                message_id=rec.id, **response_fields(response)),
+                                    fctx, rec.timestamp))
+        return items
+
+    @staticmethod
+    def _note(counter: dict[str, int], emitted: list[str], tool_id: str) -> None:
+        emitted.append(tool_id)
+        counter[tool_id] = counter.get(tool_id, 0) + 1
 
     def _status(self, rec: Line, raw: bytes, fctx: FileContext) -> list[Item]:
         text, _ = self._try(message_text, rec) or ("", [])
@@ -417,7 +466,9 @@ class Conversation:
 
     def _evict(self) -> None:
         while len(self.marks) > MAX_MARKS:
-            self.marks.popitem(last=False)
+            _, mark = self.marks.popitem(last=False)
+            _count(self._calls, mark.calls, -1)
+            _count(self._results, mark.results, -1)
             self.evicted += 1
 
     def _try(self, function: Any, *args: Any) -> Any:
@@ -427,6 +478,15 @@ class Conversation:
         except DECODE_ERRORS as exc:
             self._problem = self._problem or _reason(exc)
             return None
+
+
+def _count(counter: dict[str, int], ids: list[str], step: int) -> None:
+    for tool_id in ids:
+        value = counter.get(tool_id, 0) + step
+        if value > 0:
+            counter[tool_id] = value
+        else:
+            counter.pop(tool_id, None)
 
 
 def _reason(exc: BaseException) -> str:

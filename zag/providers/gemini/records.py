@@ -121,6 +121,30 @@ def text_and_parts(value: Any) -> tuple[str, list[Any]]:
     return "".join(texts), others
 
 
+def split_function_parts(parts: list[Any]) -> tuple[list[dict], list[dict], list[Any]]:
+    """Non-text parts → (functionCall objects, functionResponse objects, everything else)."""
+    calls: list[dict] = []
+    responses: list[dict] = []
+    others: list[Any] = []
+    for part in parts:
+        if isinstance(part, dict) and isinstance(part.get("functionCall"), dict):
+            calls.append(part["functionCall"])
+        elif isinstance(part, dict) and isinstance(part.get("functionResponse"), dict):
+            responses.append(part["functionResponse"])
+        else:
+            others.append(part)
+    return calls, responses, others
+
+
+def response_fields(response: dict[str, Any]) -> dict[str, Any]:
+    """`success`, `output`, `error` of a functionResponse (`response: {output}` or `{error}`)."""
+    payload = response.get("response")
+    if isinstance(payload, dict) and ("output" in payload or "error" in payload):
+        error = payload.get("error")
+        return {"success": error is None, "output": payload.get("output"), "error": error}
+    return {"success": True, "output": payload, "error": None}
+
+
 def message_text(rec: Line) -> tuple[str, list[Any]]:
     content = rec.content if rec.content else rec.parts
     return text_and_parts(raw_value(content))
