@@ -194,3 +194,35 @@ def test_tool_turn_then_resume_each_part_once(cli_env: MakeEnv) -> None:
     call, result = items[3], items[4]
     assert call["tool_name"] == "run_shell_command" and call["tool_kind"] == "shell"
     assert result["tool_id"] == call["tool_id"] and result["success"] and "secret note 42" in json.dumps(result)
+
+
+def test_clear_in_the_tui_is_followed_to_the_new_session(cli_env: MakeEnv) -> None:
+    env = cli_env("gemini")
+    ctx = ctx_of(env, interactive=True)
+    plan = P.plan_launch([], ctx)
+    live = P.open_live(plan, ctx)
+    items: list[Any] = []
+    tui = env.spawn(*plan.args)
+    tui.wait_for("Type your message", timeout=60)
+    tui.pump(3.0)
+
+    def poll_until(predicate: Callable[[list[Any]], bool], timeout: float = 30) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            items.extend(live.poll())
+            if predicate(items):
+                return
+            tui.pump(0.1)
+        raise AssertionError(f"not seen: {kinds(items)}")
+
+    type_keys(tui, P.resume_keys("say hi"))
+    poll_until(lambda found: "assistant_message" in kinds(found))
+    type_keys(tui, P.resume_keys("/clear"))
+    tui.pump(2.0)
+    type_keys(tui, P.resume_keys("after clear"))
+    poll_until(lambda found: kinds(found).count("assistant_message") == 2)
+    [cleared] = [item for item in items if isinstance(item, dict) and item["type"] == "session_cleared"]
+    assert cleared["old_session_id"] == plan.provider_session_id
+    assert cleared["new_session_id"] == live.provider_session_id != plan.provider_session_id
+    users = [item["content"] for item in items if isinstance(item, dict) and item["type"] == "user_message"]
+    assert users[0] == "say hi" and users[-1] == "after clear"
