@@ -273,3 +273,29 @@ def test_redacted_thinking_and_unknown_blocks_are_kept(tmp_path: Path) -> None:
     assert items[0]["redacted"] is True and plain(items[0]["data"]) == "ZW5jcnlwdGVk"
     assert items[1]["message"] == "assistant content block not mapped (redacted_thinking, server_tool_use)"
     assert plain(items[1]["data"])["message"]["content"][1]["name"] == "web_search"
+
+
+def test_quoted_or_pasted_limit_texts_are_not_hits(tmp_path: Path) -> None:
+    text = "You've hit your session limit · resets 3pm (Europe/Berlin)"
+    records = [
+        {"type": "user", "uuid": "u1", "message": {"role": "user", "content": text}},                  # pasted
+        {"type": "user", "uuid": "u2", "message": {"role": "user", "content": [{"type": "text", "text": text}]}},
+        {"type": "assistant", "uuid": "a1", "requestId": "r1", "message": {                          # quoted
+            "id": "m1", "role": "assistant", "model": "claude-x", "content": [{"type": "text", "text": text}]}},
+        {"type": "assistant", "uuid": "a2", "requestId": "r2", "isApiErrorMessage": False, "error": None, "message": {
+            "id": "m2", "role": "assistant", "model": "claude-x",
+            "content": [{"type": "text", "text": "Claude AI usage limit reached|1755615600"}]}},
+        {"type": "user", "uuid": "u3", "message": {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "t", "content": "API Error: Request rejected (429) · x"}]}},
+    ]
+    path = tmp_path / "s.jsonl"
+    path.write_text("".join(msgspec.json.encode(record).decode() + "\n" for record in records))
+    items = read(path)
+    assert types(items) == ["user_message", "user_message", "assistant_message", "assistant_message", "tool_result"]
+    # the same text on claude's own error record is a hit
+    path.write_text(msgspec.json.encode({"type": "assistant", "uuid": "e", "isApiErrorMessage": True,
+                                         "error": "rate_limit", "message": {"id": "x", "model": "<synthetic>",
+                                                                            "content": [{"type": "text",
+                                                                                         "text": text}]}}).decode()
+                    + "\n")
+    assert types(read(path)) == ["assistant_message", "LimitSignal"]
