@@ -7,6 +7,7 @@ and pointed at the fake API (all settings as REAL_CLIS.md measured them), plus r
   argv(*args)    the CLI's command line, wrapped into the network jail when there is one
   wrap(argv)     any command line (e.g. `zag run claude …`) wrapped the same way
   run(...)       run to completion (bounded), returning stdout/stderr/exit code
+  start(...)     start without waiting (a Popen), e.g. to kill zag mid-turn
   spawn(...)     a pexpect TUI session (see `tui.py`)
   session_files  where this CLI wrote its own session files (transcript / rollout / chat)
 
@@ -129,23 +130,30 @@ class CliEnv:
 
     # ------------------------------------------------------------------ running
 
+    def start(self, *args: str, argv: list[str] | None = None, extra_env: dict[str, str] | None = None,
+              stdin: bool = False) -> subprocess.Popen[str]:
+        """Start the CLI with `args` (or any `argv`, wrapped) without waiting — e.g. to SIGKILL zag mid-turn.
+        stdout/stderr are pipes; stdin is a pipe only if asked (else /dev/null). Own session (process group);
+        teardown kills whatever is left."""
+        command = self.wrap(argv) if argv is not None else self.argv(*args)
+        return subprocess.Popen(command, cwd=self.cwd, env={**self.env, **(extra_env or {})}, text=True,
+                                encoding="utf-8", errors="replace",
+                                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
     def run(self, *args: str, timeout: float = 90, stdin: str | None = None,
             extra_env: dict[str, str] | None = None, argv: list[str] | None = None) -> Result:
         """Run the CLI with `args` (or any `argv`, wrapped) to completion; kill its group on timeout."""
-        command = self.wrap(argv) if argv is not None else self.argv(*args)
-        env = {**self.env, **(extra_env or {})}
         started = time.monotonic()
-        process = subprocess.Popen(command, cwd=self.cwd, env=env, text=True, encoding="utf-8", errors="replace",
-                                   stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        process = self.start(*args, argv=argv, extra_env=extra_env, stdin=stdin is not None)
         try:
             stdout, stderr = process.communicate(stdin, timeout=timeout)
         except subprocess.TimeoutExpired:
             _kill_group(process.pid)
             stdout, stderr = process.communicate(timeout=10)
-            raise TimeoutError(f"{command} did not finish within {timeout}s\n--- stdout\n{stdout[-3000:]}\n"
+            raise TimeoutError(f"{process.args} did not finish within {timeout}s\n--- stdout\n{stdout[-3000:]}\n"
                                f"--- stderr\n{stderr[-3000:]}") from None
-        return Result(command, process.returncode, stdout, stderr, time.monotonic() - started)
+        return Result(list(process.args), process.returncode, stdout, stderr, time.monotonic() - started)
 
     def spawn(self, *args: str, argv: list[str] | None = None, rows: int = 50, cols: int = 160,
               extra_env: dict[str, str] | None = None) -> "Tui":
@@ -162,17 +170,16 @@ class CliEnv:
 
     def session_files(self) -> list[Path]:
         """This CLI's own session files under its private HOME, oldest session first."""
-        if self.name == "claude":
-            pattern_root, pattern = self.home / ".claude" / "projects", "*/*.jsonl"
-        elif self.name == "codex":
-            pattern_root, pattern = self.home / ".codex" / "sessions", "*/*/*/rollout-*.jsonl"
-        else:
-            pattern_root, pattern = self.home / ".gemini" / "tmp", "*/chats/session-*.jsonl"
         if self.name == "claude":  # <session-id>.jsonl: no time in the name
-            return sorted(pattern_root.glob(pattern), key=lambda p: (p.stat().st_mtime, p.name))
-        # codex and gemini names start with the session's start time; gemini's resume in a later minute
-        # writes a stray, header-only file that is *created* later but *modified* earlier than the real one
-        return sorted(pattern_root.glob(pattern), key=lambda p: p.name)
+            found = (self.home / ".claude" / "projects").glob("*/*.jsonl")
+            return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
+        if self.name == "codex":
+            found = (self.home / ".codex" / "sessions").glob("*/*/*/rollout-*.jsonl")
+        else:
+            found = (self.home / ".gemini" / "tmp").glob("*/chats/session-*.jsonl")
+        # The names start with the session's start time. Gemini's resume in a later minute writes a stray,
+        # header-only file: created later, but modified earlier than the real one (so not mtime).
+        return sorted(found, key=lambda p: p.name)
 
     def session_file(self, session_id: str) -> Path:
         """Where REAL_CLIS.md says the session file of `session_id` lives (it must exist)."""

@@ -8,8 +8,9 @@ Three API families, one server:
 Every request is classified by *kind*: the turn a user waits for is `main`; the CLIs' side calls are
 `title` (claude/codex TUI session titles), `router` (gemini's complexity classifier) and `utility`
 (other gemini generateContent calls, e.g. the session summary). Tests script replies per family and
-kind (`queue`), or make the whole family answer a limit until a time (`limit_until`); everything else
-gets a default answer ("hi from fake upstream"). Every request is recorded with its parsed JSON body.
+kind (`queue`, `limit_next`), or make the whole family answer a limit until a time (`limit_until`,
+`limit_for`); everything else gets a default answer ("hi from fake upstream"). Every request is recorded
+with its parsed JSON body as soon as it arrives (`status` 0 while its answer is delayed).
 
 Limit replies are built exactly as REAL_CLIS.md measured them (`claude_subscription_limit`,
 `claude_api_key_limit`, `codex_usage_limit`, `gemini_quota`).
@@ -35,7 +36,6 @@ from urllib.parse import parse_qs, urlsplit
 DEFAULT_TEXT = "hi from fake upstream"
 FAMILIES = ("anthropic", "openai", "gemini")
 MAIN = "main"
-SIDE_KINDS = ("title", "router", "utility", "preflight")
 
 
 # ----------------------------------------------------------------------------------------- replies
@@ -361,6 +361,11 @@ class FakeAPI:
             self._requests.append(request)
             self._changed.notify_all()
 
+    def _answered(self, request: Request, status: int, reply: str) -> None:
+        with self._changed:
+            request.status, request.reply = status, reply
+            self._changed.notify_all()
+
     def _choose(self, family: str, kind: str) -> ReplySource | None:
         with self._lock:
             window = self._windows.get(family)
@@ -414,6 +419,7 @@ class _Handler(BaseHTTPRequestHandler):
         request = self._read_request()
         request.family, request.kind = ("anthropic", "preflight") if request.path == "/" else ("unknown", "unknown")
         status = 200 if request.family == "anthropic" else 404
+        self.server.fake._record(request)
         self._finish(request, status, "preflight")
         self.send_response(status)
         self.send_header("Content-Length", "0")
@@ -431,6 +437,7 @@ class _Handler(BaseHTTPRequestHandler):
         if family == "unknown":
             self._answer_unknown(request)
             return
+        fake._record(request)  # visible at once, even while a delayed answer is pending
         source = fake._choose(family, kind) or _default_reply(family, kind)
         reply = source(request) if callable(source) else source
         fake._sleep(reply.delay_secs)
@@ -472,11 +479,11 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _finish(self, request: Request, status: int, reply: str) -> None:
-        request.status, request.reply = status, reply
-        self.server.fake._record(request)
+        self.server.fake._answered(request, status, reply)
 
     def _answer_unknown(self, request: Request) -> None:
         request.family = request.kind = "unknown"
+        self.server.fake._record(request)
         self._finish(request, 404, "unknown endpoint")
         body = json.dumps({"error": {"type": "not_found_error", "message": f"fake API: no {request.path}"}})
         self._send(404, body.encode(), "application/json", {})

@@ -198,6 +198,19 @@ def test_callable_replies_and_waiting(fake: fa.FakeAPI) -> None:
         fake.wait_requests("anthropic", 2, timeout=0.3)
 
 
+def test_a_delayed_answer_is_recorded_on_arrival(fake: fa.FakeAPI) -> None:
+    import threading
+
+    fake.queue("anthropic", fa.Text("late", delay_secs=30))
+    caller = threading.Thread(target=lambda: _post(fake, "/v1/messages", CLAUDE_TURN), daemon=True)
+    caller.start()
+    request = fake.wait_requests("anthropic", 1, timeout=10)[0]
+    assert request.status == 0  # in flight: a test can now kill the CLI (or zag) mid-turn
+    fake.stop()  # wakes the delayed handler instead of waiting 30 s
+    caller.join(timeout=10)
+    assert not caller.is_alive()
+
+
 def test_unknown_family_is_rejected(fake: fa.FakeAPI) -> None:
     with pytest.raises(ValueError):
         fake.queue("mistral", fa.Text())
