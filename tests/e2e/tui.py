@@ -14,7 +14,7 @@ import re
 import signal
 import time
 from pathlib import Path
-from typing import Pattern
+from typing import Callable, Pattern
 
 import pexpect
 import pyte
@@ -28,7 +28,7 @@ KEYS = {
 class _AnsweringScreen(pyte.Screen):
     """A pyte screen that sends the terminal's replies (DSR, DA) back to the program."""
 
-    def __init__(self, columns: int, lines: int, reply: "callable") -> None:
+    def __init__(self, columns: int, lines: int, reply: Callable[[str], None]) -> None:
         super().__init__(columns, lines)
         self._reply = reply
 
