@@ -185,7 +185,20 @@ def test_tool_use_turn(cli_env: MakeEnv, case: str) -> None:
         assert executions and executions[0]["exit_code"] == 0 and NOTE in executions[0]["aggregated_output"]
     else:
         assert {"tool_use", "tool_result"} <= kinds
-    assert first.text() in second.text() or "use the tool" in second.text()
+    assert "use the tool" in first.text() and "use the tool" in second.text()
+    assert _tool_calls_sent(name, second.body) == [call.name], "the conversation sent back lacks the tool call"
+
+
+def _tool_calls_sent(name: str, body: dict[str, Any]) -> list[str]:
+    """Names of the tool calls the CLI sent back as conversation history."""
+    if name == "claude":
+        return [block["name"] for message in body["messages"] if message["role"] == "assistant"
+                and isinstance(message["content"], list)
+                for block in message["content"] if block.get("type") == "tool_use"]
+    if name == "codex":
+        return [item["name"] for item in body["input"] if item.get("type") in ("custom_tool_call", "function_call")]
+    return [part["functionCall"]["name"] for content in body["contents"] for part in content.get("parts", [])
+            if "functionCall" in part]
 
 
 def _tool_result_sent(name: str, body: dict[str, Any]) -> Any:
