@@ -57,11 +57,6 @@ def name_time(name: str) -> float | None:
         return None
 
 
-def name_short_id(name: str) -> str | None:
-    match = _NAME.match(name)
-    return match["short"] if match else None
-
-
 def sort_key(path: Path) -> tuple[float, int, str]:
     """Oldest first; for the same name a legacy `.json` before its `.jsonl` conversion."""
     stamp = name_time(path.name)

@@ -40,12 +40,6 @@ def project_hash(project_root: str) -> str:
     return hashlib.sha256(project_root.encode("utf-8")).hexdigest()
 
 
-def slugify(name: str) -> str:
-    """Gemini's slug of a folder name: lower-case, non-alphanumerics → '-', runs collapsed, trimmed."""
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    return slug or "project"
-
-
 def normalize_cwd(cwd: str) -> str:
     return os.path.abspath(cwd)
 
@@ -136,10 +130,6 @@ def project_cwds(env: Mapping[str, str]) -> dict[str, str]:
     for path in known_paths:
         mapping.setdefault(project_hash(path), path)
     return mapping
-
-
-def is_hash_dir(name: str) -> bool:
-    return bool(_HASH_DIR.match(name))
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:

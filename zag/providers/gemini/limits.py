@@ -13,7 +13,8 @@ this model.`) resets at the next midnight Pacific time, which is when Google's p
 anything else without a reset gives `reset_at=None` and the supervisor's fallback applies.
 
 Transient retries (`Attempt 1 failed: … Retrying after 5923ms...`) are never a hit by themselves.
-Exit codes of a quota failure: 173 (= 429 & 0xFF, `-o json`/`stream-json`) and 1 (text output).
+Exit codes of a quota failure: 173 (= 429 & 0xFF, `-o json`/`stream-json`) and 1 (text output); a
+`--resume` of a session gemini cannot find or resume exits 42 (plans.py avoids planning one).
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ from zag.logs import events
 from zag.providers import reset_time
 
 QUOTA_ERROR_CLASSES = ("TerminalQuotaError", "RetryableQuotaError")
-QUOTA_EXIT_CODES = (173, 1)
-INVALID_RESUME_EXIT_CODE = 42
 PACIFIC = "America/Los_Angeles"
 
 _FLAGS = re.IGNORECASE
@@ -70,10 +69,6 @@ class Quota:
 def is_transient_retry(line: str) -> bool:
     """`Attempt 1 failed: … Retrying after 5923ms...`: the CLI retries by itself; not a hit."""
     return bool(_TRANSIENT.match(line))
-
-
-def is_quota_text(text: str) -> bool:
-    return any(pattern.search(text) for pattern, _ in _INDICATORS)
 
 
 def classify(text: str, now: float, *, zone: tzinfo | None = None, force: bool = False) -> Quota | None:

@@ -14,6 +14,7 @@ Files may hold comments (JSONC).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from zag.logs import codec
 from zag.providers.gemini import homes
 
 DEFAULT_SYSTEM_SETTINGS = "/etc/gemini-cli/settings.json"
+_TRAILING_COMMA = re.compile(r",(\s*[}\]])")
 RETENTION_ADVICE = 'set "general": {"sessionRetention": {"enabled": false}} in ~/.gemini/settings.json'
 
 
@@ -108,6 +110,4 @@ def strip_comments(text: str) -> str:
 
 
 def _drop_trailing_commas(text: str) -> str:
-    import re
-
-    return re.sub(r",(\s*[}\]])", r"\1", text)
+    return _TRAILING_COMMA.sub(r"\1", text)
