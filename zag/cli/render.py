@@ -104,33 +104,29 @@ def table(
     gap: str = "  ",
 ) -> str:
     """Left-aligned columns; when `width` > 0 the last column is cut so each line fits in it."""
-    plain_rows: list[list[str]] = []
-    styles: list[list[str | None]] = []
-    for row in rows:
-        texts, marks = [], []
-        for cell in row:
-            text, mark = (cell, None) if isinstance(cell, str) else cell
-            texts.append(one_line(text))
-            marks.append(mark)
-        plain_rows.append(texts)
-        styles.append(marks)
+    cells: list[list[tuple[str, str | None]]] = [
+        [(one_line(cell), None) if isinstance(cell, str) else (one_line(cell[0]), cell[1]) for cell in row]
+        for row in rows
+    ]
     widths = [len(h) for h in headers]
-    for texts in plain_rows:
-        for column, text in enumerate(texts[:-1]):
-            widths[column] = max(widths[column], len(text))
+    for row in cells:
+        for column in range(len(row) - 1):
+            if len(row[column][0]) > widths[column]:
+                widths[column] = len(row[column][0])
     lead = sum(widths[:-1]) + len(gap) * (len(headers) - 1)
     last_width = max(width - lead, 8) if width > 0 else 0
+    paint = style if style.enabled else None
+    final = len(headers) - 1
 
-    def line(texts: Sequence[str], marks: Sequence[str | None]) -> str:
+    def line(row: Sequence[tuple[str, str | None]]) -> str:
         parts = []
-        for column, text in enumerate(texts):
-            last = column == len(texts) - 1
-            shown = clip(text, last_width) if last else text.ljust(widths[column])
-            parts.append(style(shown, marks[column]))
+        for column, (text, mark) in enumerate(row):
+            shown = (clip(text, last_width) if last_width else text) if column == final else text.ljust(widths[column])
+            parts.append(paint(shown, mark) if paint and mark else shown)
         return gap.join(parts).rstrip()
 
-    out = [line(list(headers), ["bold"] * len(headers))]
-    out.extend(line(texts, marks) for texts, marks in zip(plain_rows, styles))
+    out = [line([(header, "bold") for header in headers])]
+    out.extend(line(row) for row in cells)
     return "\n".join(out)
 
 
