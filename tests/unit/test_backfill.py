@@ -293,7 +293,8 @@ def test_failing_discover_is_a_warning(root: Path) -> None:
 
 
 # --- sessions zag supervised live --------------------------------------------------------------------
-def _live_session(records: list[dict[str, Any]], key: str, root: Path, *, state: str = states.EXITED) -> str:
+def _live_session(records: list[dict[str, Any]], key: str, root: Path, *,
+                  state: str = states.EXITED) -> tuple[str, Any]:
     """What the supervisor leaves behind: a session row, its log (provider_file events) and its cursor."""
     session_id = "11111111-2222-4333-8444-555555555555"
     me = os.getpid()
