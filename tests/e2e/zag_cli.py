@@ -148,6 +148,26 @@ def cli_session_id(name: str, result: Result) -> str:
     raise AssertionError(f"no session id in the output\n{result.describe()}")
 
 
+def assistant_text(name: str, stdout: str) -> str:
+    """The assistant's words in the CLI's headless JSON output (gemini streams them as deltas)."""
+    lines = []
+    for line in stdout.splitlines():
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            lines.append(value)
+    if name == "claude":
+        return "".join(block.get("text", "") for line in lines if line.get("type") == "assistant"
+                       for block in line["message"]["content"])
+    if name == "codex":
+        return "".join(line["item"].get("text", "") for line in lines if line.get("type") == "item.completed"
+                       and line["item"].get("type") == "agent_message")
+    return "".join(line["content"] for line in lines if line.get("type") == "message"
+                   and line.get("role") == "assistant")
+
+
 _VOLATILE_STRINGS = [
     (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "<uuid>"),
     (re.compile(r"\b(msg|req|toolu|call|resp|fc|ctc)_fake_[0-9a-zA-Z]+"), r"<\1_id>"),
