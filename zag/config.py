@@ -10,6 +10,8 @@ Layout:
     jitter_secs = 30
     max_wait_secs = 86400
     max_attempts = 12
+    retry_secs = 300               # after a resume that did not continue the session, try again this much later
+    verify_secs = 120              # how long an interactive resume may take to show a new assistant message
     extra_patterns = []            # regexes; a named group `reset` may capture the reset phrase
     [usage_limits.providers.claude]
     resume_message = "Please continue"
@@ -37,6 +39,8 @@ LIMIT_DEFAULTS: dict[str, Any] = {
     "jitter_secs": 30,
     "max_wait_secs": 86400,
     "max_attempts": 12,
+    "retry_secs": 300,
+    "verify_secs": 120,
     "extra_patterns": [],
 }
 
@@ -56,6 +60,8 @@ class LimitSettings:
     max_wait_secs: float
     max_attempts: int
     extra_patterns: tuple[str, ...]
+    retry_secs: float = 300.0
+    verify_secs: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,8 @@ class Config:
             max_wait_secs=float(merged["max_wait_secs"]),
             max_attempts=int(merged["max_attempts"]),
             extra_patterns=tuple(str(p) for p in patterns),
+            retry_secs=float(merged["retry_secs"]),
+            verify_secs=float(merged["verify_secs"]),
         )
 
 

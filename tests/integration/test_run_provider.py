@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.integration.helpers import REPO, Agent, assert_valid_log, wait_until
+from tests.integration.helpers import REPO, Agent, assert_valid_log, wait_until, write_config
 
 FIXED_ID = "11111111-2222-4333-8444-555555555555"
 
@@ -159,6 +159,8 @@ def main() -> None:
 
 # --- the tests ----------------------------------------------------------------------------------
 def _fake_env(agent: Agent, mode: str) -> dict[str, str]:
+    # the fake's limit signals would otherwise schedule a real resume (an hour's fallback wait)
+    write_config(agent.zag_home, "[usage_limits]\nenabled = false\n")
     return agent.env(FAKE_MODE=mode, FAKE_TRANSCRIPT=str(agent.root / "transcript.jsonl"),
                      PYTHONPATH=str(REPO))
 

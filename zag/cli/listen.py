@@ -2,14 +2,16 @@
 
 Existing events come first, then new ones as their lines complete (checked every 0.1 s). Following
 stops after `session_ended`, or when the index says the session can no longer write (its supervisor is
-dead, or it ended without a `session_ended` line), once the log has been read to its end.
+dead, or it ended without a `session_ended` line), once the log has been read to its end. A session that
+`zag resume` continues has several runs in one log: following goes on across them while a new
+supervisor holds the session.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -85,6 +87,7 @@ def _follow(index: Index, session_id: str, path: Path, *, as_json: bool, since: 
         since_seq=since,
         follow=follow,
         not_live=lambda: _not_live(index, session_id),
+        taken_over=lambda started: _taken_over(index, session_id, started),
         poll_secs=POLL_SECS,
         liveness_secs=LIVENESS_SECS,
     )
@@ -113,6 +116,19 @@ def _follow(index: Index, session_id: str, path: Path, *, as_json: bool, since: 
         click.echo(f"zag: session {session_id[:8]} is no longer in the index; stopped", err=True)
         return 1
     return 0
+
+
+def _taken_over(index: Index, session_id: str, started: dict[str, Any] | None) -> bool:
+    """After a `session_ended`: does a supervisor other than the one that started the last run hold the
+    session now (`zag resume`)? Then its `session_started` is about to follow."""
+    from zag.wrapper.liveness import effective_state
+
+    row = index.get_session(session_id)
+    if row is None or not row.get("resumed") or effective_state(row) not in states.LIVE_STATES:
+        return False
+    started = started or {}
+    return (row.get("supervisor_pid"), row.get("supervisor_started")) != (
+        started.get("supervisor_pid"), started.get("supervisor_started"))
 
 
 def _not_live(index: Index, session_id: str) -> str | None:

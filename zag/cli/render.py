@@ -355,7 +355,21 @@ def _limit_resumed(event: dict[str, Any]) -> str:
 
 
 def _limit_failed(event: dict[str, Any]) -> str:
-    return f"resume attempt {event.get('attempt', '?')} failed: {text_of(event.get('error')) or 'unknown error'}"
+    text = f"resume attempt {event.get('attempt', '?')} failed: {text_of(event.get('error')) or 'unknown error'}"
+    if "next_resume_at" in event:
+        retry = epoch_of(event.get("next_resume_at"))
+        text += f"; next attempt at {when(retry)}" if retry is not None else "; no further attempt"
+    return text
+
+
+def _heartbeat(event: dict[str, Any]) -> str:
+    text = f"every {event.get('interval_secs', '?')}s"
+    if event.get("state") == "waiting":
+        left = event.get("remaining_secs")
+        text += f"; waiting for the usage-limit reset, resume at {when(epoch_of(event.get('resume_at')))}"
+        if isinstance(left, (int, float)) and not isinstance(left, bool):
+            text += f" (in {duration(left)})"
+    return text
 
 
 def _started(event: dict[str, Any]) -> str:
@@ -396,7 +410,7 @@ _SUMMARIES = {
     "provider_status": _status,
     "parse_warning": _status,
     "session_cleared": lambda event: "conversation cleared",
-    "heartbeat": lambda event: f"every {event.get('interval_secs', '?')}s",
+    "heartbeat": _heartbeat,
     "usage_limit_hit": _limit_hit,
     "usage_limit_resumed": _limit_resumed,
     "usage_limit_resume_failed": _limit_failed,

@@ -6,7 +6,10 @@ existing yet, a torn tail being cut off by the writer's repair, and the file bei
 
 `EventFollower` builds the policy `zag listen` needs on top: decode, skip what was already seen (by
 `seq`), stop after `session_ended`, or once the session is no longer live (its supervisor died, or it
-ended without a `session_ended` line) and everything written has been read.
+ended without a `session_ended` line) and everything written has been read. A log may hold several
+runs of one session (`zag resume` appends a `session_started` after an earlier `session_ended`): a
+`session_ended` ends the following only when no `session_started` comes after it and, while following,
+no new supervisor has taken the session over (`taken_over`).
 """
 
 from __future__ import annotations
@@ -123,6 +126,7 @@ class EventFollower:
         since_seq: int = 0,
         follow: bool = True,
         not_live: Callable[[], str | None] | None = None,
+        taken_over: Callable[[dict[str, Any] | None], bool] | None = None,
         poll_secs: float = 0.1,
         liveness_secs: float = 1.0,
     ) -> None:
@@ -130,6 +134,8 @@ class EventFollower:
         self.last_seq = since_seq
         self.follow = follow
         self.not_live = not_live
+        self.taken_over = taken_over  # (last `session_started`) → a new supervisor continues the session
+        self.last_started: dict[str, Any] | None = None
         self.poll_secs = poll_secs
         self.liveness_secs = liveness_secs
         self.stop_reason: str | None = None
@@ -144,12 +150,30 @@ class EventFollower:
 
     def _run(self) -> Iterator[Line]:
         next_check = time.monotonic()  # the first idle moment checks at once (an ended session stops fast)
+        ended = False  # a `session_ended` was read and no `session_started` came after it (yet)
+        next_takeover_check = 0.0
         while True:
             for line in self._drain():
+                kind = line.event.get("type")
+                if ended and kind != "session_started":
+                    continue  # nothing belongs after an end but the start of a resumed run
+                if kind == "session_started":
+                    ended = False
+                    self.last_started = line.event
                 yield line
-                if line.event.get("type") == "session_ended":
+                ended = ended or kind == "session_ended"
+            if ended:
+                now = time.monotonic()
+                if not self.follow or self.taken_over is None:
                     self.stop_reason = STOP_ENDED
                     return
+                if now >= next_takeover_check:
+                    next_takeover_check = now + self.liveness_secs
+                    if not self.taken_over(self.last_started):
+                        self.stop_reason = STOP_ENDED
+                        return
+                time.sleep(self.poll_secs)
+                continue
             if not self.follow:
                 self.stop_reason = STOP_END_OF_LOG
                 return

@@ -313,6 +313,41 @@ class Index:
         fields.setdefault("updated_at", time.time())
         return self._update("resumes", "incident_id", incident_id, fields) > 0
 
+    def update_resume_if(self, incident_id: str, statuses: Iterable[str], **fields: Any) -> bool:
+        """Set columns of a resume only while its status is one of `statuses` (so a supervisor never
+        reopens a resume the user cancelled meanwhile); False if it is not."""
+        fields.setdefault("updated_at", time.time())
+        unknown = set(fields) - set(RESUME_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown resumes columns: {sorted(unknown)}")
+        wanted = list(statuses)
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        marks = ", ".join("?" for _ in wanted)
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                f"UPDATE resumes SET {assignments} WHERE incident_id = ? AND status IN ({marks})",
+                [*fields.values(), incident_id, *wanted],
+            )
+            return cursor.rowcount > 0
+
+    def claim_session(self, session_id: str, previous_pid: Any, previous_started: Any, **fields: Any) -> bool:
+        """Take a session over from the supervisor recorded in its row (`zag resume`): the row's columns
+        are set only if that supervisor is still the one recorded, so two takeovers cannot both win."""
+        fields.setdefault("updated_at", time.time())
+        unknown = set(fields) - set(SESSION_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown sessions columns: {sorted(unknown)}")
+        if isinstance(fields.get("argv"), (list, tuple)):
+            fields["argv"] = json.dumps(list(fields["argv"]))
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                f"UPDATE sessions SET {assignments} WHERE session_id = ? "
+                "AND supervisor_pid IS ? AND supervisor_started IS ?",
+                [*fields.values(), session_id, previous_pid, previous_started],
+            )
+            return cursor.rowcount > 0
+
     def get_resume(self, incident_id: str) -> dict[str, Any] | None:
         row = self._conn.execute("SELECT * FROM resumes WHERE incident_id = ?", (incident_id,)).fetchone()
         return dict(row) if row else None

@@ -10,7 +10,10 @@ What a log says:
 - `heartbeat`: the last heartbeat; `session_ended`: exit code, end time; the provider session id is the
   last non-null `provider_session_id` of any line; `last_seq` the last valid line's seq;
 - `usage_limit_hit` with a `scheduled_resume_at` and no later `usage_limit_resumed` or `session_ended`:
-  a pending resume, and the session is `waiting` until it.
+  a pending resume, and the session is `waiting` until it; a `usage_limit_resume_failed` moves it to its
+  `next_resume_at`, or closes it (failed) when that is null (given up, or the limit was hit again);
+- several runs in one log (`zag resume` appends a `session_started` after a `session_ended`): the last
+  one decides the state and the supervisor fields.
 
 The rebuilt rows replace the old ones in one transaction. Rows of sessions without a log are dropped;
 the `backfill_sources` cursors are kept. A resume the user cancelled in the index stays cancelled.
@@ -182,6 +185,12 @@ class _Scan:
                 incident.status = states.RESUME_DONE
             else:
                 incident.failed = True
+                if "next_resume_at" in event and incident.status == states.RESUME_PENDING:
+                    next_at = _epoch(event.get("next_resume_at"))
+                    if next_at is None:
+                        incident.status = states.RESUME_FAILED
+                    else:
+                        incident.resume_at = next_at
 
     def _hit(self, env: _Envelope, event: dict[str, Any], at: float | None) -> None:
         incident_id = event.get("incident_id")

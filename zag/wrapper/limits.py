@@ -1,56 +1,580 @@
-"""Where every usage-limit signal of a session goes.
+"""The usage-limit engine of one session: detection → incident → wait → resume → verify.
 
-The output scanner (relay thread) and the live session reader (poll thread) both report `LimitSignal`s
-here. Deciding what a signal means (an incident, waiting for the reset, resuming the agent) is the
-usage-limit engine's job; it plugs in through the two methods below, which the supervisor calls at the
-right moments: `observe` for every signal as it is seen, and `next_launch` after each child has exited,
-where a returned plan makes the supervisor launch the agent again in the same session.
-Until that engine exists, signals are recorded (kept in memory and in zag's diagnostics) and no relaunch
-is planned.
+The supervisor feeds it (any thread): `observe` every `LimitSignal` (output scanner, live session),
+`on_event` every transcript event it logs, `on_output` the PTY's output, `on_input` the user's
+keystrokes; and asks it (main thread): `next_launch(status)` after each child exit (a plan runs the agent
+again in the same session, None ends it), `first_launch(previous)` when `zag resume` continues a session,
+`heartbeat_fields()` for each beat and `end_fields()` for `session_ended`.
+
+- Incidents (`incidents.py`): structured signals are trusted at once, text ones confirmed by the exit
+  code (headless) or a grace period without explanation (interactive); reports of one hit merge. A
+  timer thread confirms and announces: `usage_limit_hit` in the log, a row in `resumes`, the session
+  `waiting` with its `resume_at`, one line on stderr. With `enabled = false` only the hit is recorded.
+- Waiting (`wait_due`): until the incident's `resume_at` (`schedule.py`), polling the index about once a
+  second so `zag usage cancel` stops it; Ctrl-C / SIGTERM while no child runs cancel it too.
+- Resuming: headless, `Provider.plan_resume` is returned to the supervisor, which runs it in the same
+  session; interactive with the agent still on screen, a `PtyResume` operation types into the PTY; an
+  interactive agent that exited meanwhile is relaunched with its resume flag and the message is typed
+  once its TUI settled (`resume.py`).
+- Verifying: an attempt succeeded when a new assistant message of the same provider session arrives
+  (`usage_limit_resumed`); headless attempts are judged when their child exits, interactive ones within
+  `verify_secs`. A failed attempt (`usage_limit_resume_failed`) is retried `retry_secs` later, up to
+  `max_attempts` consecutive failures; a new hit during an attempt is a new incident and ends the old one.
 """
 
 from __future__ import annotations
 
+import os
 import threading
-from dataclasses import asdict
-from typing import TYPE_CHECKING
+import time
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from zag import states
+from zag.config import LIMIT_DEFAULTS, LimitSettings
+from zag.logs import events
+from zag.providers.base import LaunchPlan
+from zag.wrapper import schedule
+from zag.wrapper.incidents import CONFIRMED, Incident, IncidentBook
+from zag.wrapper.resumes import ResumeStore
+from zag.wrapper.screen import Screen
 
 if TYPE_CHECKING:
-    from zag.config import LimitSettings
-    from zag.providers.base import LaunchPlan, LimitSignal
+    from zag.providers.base import LimitSignal
     from zag.wrapper.child import ExitStatus
+    from zag.wrapper.resume import PtyResume
     from zag.wrapper.supervisor import Supervisor
+
+INDEX_POLL_SECS = 1.0
+OP_JOIN_SECS = 10.0
+RESUMED, FAILED = "resumed", "failed"
+
+
+@dataclass
+class Attempt:
+    """One try at continuing the agent's session."""
+
+    incident: Incident | None   # None: `zag resume` of a session that ended without a pending resume
+    number: int
+    started_at: float
+    baseline: int              # assistant messages seen before it began
+    expected_session: str | None  # the provider session that must advance (None: any, e.g. a re-run)
+    message: str
+    outcome: str | None = None
+
+
+def default_settings() -> LimitSettings:
+    values = dict(LIMIT_DEFAULTS)
+    return LimitSettings(
+        enabled=bool(values["enabled"]), resume_message=str(values["resume_message"]),
+        fallback_secs=float(values["fallback_secs"]), jitter_secs=float(values["jitter_secs"]),
+        max_wait_secs=float(values["max_wait_secs"]), max_attempts=int(values["max_attempts"]),
+        extra_patterns=(), retry_secs=float(values["retry_secs"]), verify_secs=float(values["verify_secs"]),
+    )
 
 
 class LimitHandler:
-    """Collects the limit signals of one session; thread-safe.
-
-    `supervisor` gives the engine what it acts through: `send_to_agent` (type into the PTY),
-    `registry` (the index row: state `waiting`, `resume_at`), `writer` (the session log), `run_child`
-    is driven by the supervisor itself when `next_launch` returns a plan.
-    """
+    """The engine for one supervised session (thread-safe)."""
 
     def __init__(self, supervisor: Supervisor, settings: LimitSettings | None) -> None:
         self.supervisor = supervisor
         self.session_id = supervisor.session_id
         self.provider_name = supervisor.request.provider_name
-        self.settings = settings
+        self.provider = supervisor.provider
+        self.guard = supervisor.guard
+        self.settings = settings or default_settings()
+        self.interactive = supervisor.request.interactive
+        self.book = IncidentBook(self.provider_name, interactive=self.interactive)
+        self.screen = Screen()
+        self.store = ResumeStore(self.session_id, self.provider_name)
         self.signals: list[LimitSignal] = []
-        self._lock = threading.Lock()
+        self.closed = False
+        self._lock = threading.RLock()
+        self._cond = threading.Condition()
+        self._generation = 0
+        self._progress = 0
+        self._attempt: Attempt | None = None
+        self._failures = 0
+        self._cancelled = False
+        self._gave_up: str | None = None
+        self._timer: threading.Thread | None = None
+        self._op: PtyResume | None = None
 
+    # -- what the supervisor reports (any thread) -------------------------------------------------
     def observe(self, signal: LimitSignal) -> None:
+        now = time.time()
         with self._lock:
+            if self.closed:
+                return
             self.signals.append(signal)
+            incident = self.book.add(signal, now)
         from zag import diag
 
-        diag.info("usage_limit_signal", session_id=self.session_id, **_describe(signal))
+        diag.info("usage_limit_signal", session_id=self.session_id, incident_id=incident.incident_id,
+                  provider=signal.provider, source=signal.source, structured=signal.structured,
+                  scope=signal.scope, reset_at=signal.reset_at, raw=str(signal.raw)[:2000])
+        self._ensure_timer()
+        self.wake()
 
+    def on_event(self, body: dict[str, Any], source: str) -> None:
+        """A transcript event was logged: messages may explain text matches; assistant ones show progress."""
+        kind = body.get("type")
+        if source != events.SOURCE_PROVIDER_FILE or kind not in (events.ASSISTANT_MESSAGE, events.USER_MESSAGE):
+            return
+        if body.get("api_error") or body.get("synthetic"):
+            return  # the CLI's own error pseudo-message (e.g. the limit notice itself), not the model
+        now = time.time()
+        session = body.get("provider_session_id") or self.supervisor.provider_session_id
+        resumed = None
+        with self._lock:
+            if self.interactive:
+                self.book.recent.message(_text_of(body.get("content")), now)
+            if kind != events.ASSISTANT_MESSAGE:
+                return
+            self._progress += 1
+            attempt = self._attempt
+            if attempt is not None and attempt.outcome is None and (
+                    attempt.expected_session is None or session == attempt.expected_session):
+                attempt.outcome = RESUMED
+                resumed = attempt
+        if resumed is not None:
+            self._resumed(resumed)
+
+    def on_output(self, stream: str, data: bytes) -> None:
+        if stream == "pty":
+            self.screen.feed(data)
+
+    def on_input(self, data: bytes) -> None:
+        """Keystrokes the user typed (or pasted) into the agent's terminal."""
+        text = data.decode("utf-8", errors="replace")
+        with self._lock:
+            self.book.recent.typed(text, time.time())
+
+    def wake(self) -> None:
+        with self._cond:
+            self._generation += 1
+            self._cond.notify_all()
+
+    # -- what the supervisor asks (main thread) ---------------------------------------------------
     def next_launch(self, status: ExitStatus) -> LaunchPlan | None:
         """After a child exited: the plan to run the agent again in this session, or None to end it."""
-        return None
+        self.supervisor.update_registry(exit_code=status.exit_code)
+        self._stop_op()
+        now = time.time()
+        with self._lock:
+            if self.interactive:
+                self.book.expire(now, force=True)
+            else:
+                self.book.child_exited(status.exit_code, now)
+            due = self._take_announcements(now, at_once=True)
+        for incident in due:
+            self._announce(incident, child_running=False)
+        self._finish_attempt(f"{self.provider_name} exited with code {status.exit_code} "
+                             "before continuing the session")
+        return self._plan_next()
+
+    def first_launch(self, previous: dict[str, Any]) -> LaunchPlan | None:
+        """`zag resume`: continue a session whose supervisor is gone, waiting first if a resume is pending."""
+        pending = self._adopt_pending()
+        if pending is not None:
+            self._tell(f"zag: continuing session {self.session_id[:8]}: {self.provider_name} resumes at "
+                       f"{schedule.describe(pending.resume_at or time.time(), time.time())}. Ctrl-C or "
+                       f"\"zag usage cancel {pending.incident_id[:8]}\" to stop waiting.")
+            return self._plan_next()
+        plan = self._resume_plan(None)
+        if plan is None:
+            return None
+        if self.interactive:
+            self._start_relaunch_op(None, plan)
+        return plan
+
+    def launch_failed(self, message: str) -> None:
+        """The planned relaunch could not even start (e.g. the executable is gone)."""
+        self._stop_op()
+        self._finish_attempt(message)
+
+    def heartbeat_fields(self) -> dict[str, Any]:
+        incident = self.active_incident()
+        if incident is None or incident.resume_at is None or incident.status != states.RESUME_PENDING:
+            return {}
+        now = time.time()
+        return {"state": states.WAITING, "incident_id": incident.incident_id,
+                "resume_at": events.format_ts(incident.resume_at),
+                "remaining_secs": max(0, int(round(incident.resume_at - now)))}
+
+    def end_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        if self._cancelled:
+            fields["cancelled"] = True
+        if self._gave_up:
+            fields["error"] = self._gave_up
+        return fields
+
+    def close(self) -> None:
+        """The session ends: stop the threads; what is still scheduled will not run."""
+        self._stop_op()
+        with self._lock:
+            self.closed = True
+            still_open = [i for i in self.book.incidents if i.announced and i.is_open and i.resume_at is not None]
+            for incident in still_open:
+                incident.status = states.RESUME_CANCELLED
+        for incident in still_open:
+            self.store.update(incident.incident_id, status=states.RESUME_CANCELLED)
+        self.wake()
+        timer = self._timer
+        if timer is not None and timer is not threading.current_thread():
+            timer.join(OP_JOIN_SECS)
+        self.store.close()
+
+    # -- incidents --------------------------------------------------------------------------------
+    def active_incident(self) -> Incident | None:
+        with self._lock:
+            return self.book.active()
+
+    def _take_announcements(self, now: float, *, at_once: bool) -> list[Incident]:
+        due = self.book.due_announcements(now, at_once=at_once)
+        for incident in due:
+            incident.announced = True
+            if incident.provider_session_id is None:
+                incident.provider_session_id = self.supervisor.provider_session_id
+            if self.settings.enabled:
+                plan = schedule.resume_time(incident.reset_at, now, self.settings)
+                incident.resume_at, incident.fallback_used = plan.resume_at, plan.fallback_used
+        return due
+
+    def _announce(self, incident: Incident, *, child_running: bool) -> None:
+        with self._lock:
+            older = [i for i in self.book.incidents
+                     if i is not incident and i.announced and i.is_open and i.resume_at is not None]
+        for old in older:
+            self._supersede(old)
+        self.supervisor.log_event(events.body(
+            events.USAGE_LIMIT_HIT,
+            incident_id=incident.incident_id,
+            scope=incident.scope,
+            reset_at=events.format_ts(incident.reset_at) if incident.reset_at is not None else None,
+            scheduled_resume_at=events.format_ts(incident.resume_at) if incident.resume_at is not None else None,
+            fallback_used=incident.fallback_used,
+            raw=incident.raw,
+            source=incident.source,
+            structured=incident.structured,
+            reports=incident.reports,
+        ))
+        self._tell(self._hit_line(incident))
+        if incident.resume_at is None:
+            return
+        self.store.add(incident)
+        self.supervisor.update_registry(state=states.WAITING, resume_at=incident.resume_at)
+        if child_running and self.interactive:
+            self._ensure_op()
+
+    def _hit_line(self, incident: Incident) -> str:
+        now = time.time()
+        what = f"zag: {self.provider_name} hit its usage limit"
+        scope = incident.scope if incident.scope != events.SCOPE_UNKNOWN else None
+        if incident.resume_at is None:
+            resets = (f"resets {schedule.describe(incident.reset_at, now)}" if incident.reset_at is not None
+                      else "reset time not given")
+            return (f"{what} ({scope + '; ' if scope else ''}{resets}). Automatic resume is off "
+                    "(usage_limits.enabled = false).")
+        detail = scope or ("reset time not given" if incident.reset_at is None else "")
+        when = schedule.describe(incident.resume_at, now)
+        fallback = ", the configured fallback" if incident.fallback_used else ""
+        return (f"{what}{' (' + detail + ')' if detail else ''}; resuming at {when}{fallback}. "
+                f"Ctrl-C or \"zag usage cancel {incident.incident_id[:8]}\" to stop waiting.")
+
+    def _supersede(self, old: Incident) -> None:
+        """A new hit while an older incident was being resumed: the older one is over."""
+        with self._lock:
+            attempt = self._attempt
+            in_flight = attempt is not None and attempt.incident is old and attempt.outcome is None
+            if in_flight:
+                attempt.outcome = FAILED  # type: ignore[union-attr]
+            old.status = states.RESUME_FAILED
+        if in_flight:
+            assert attempt is not None
+            self.supervisor.log_event(events.body(
+                events.USAGE_LIMIT_RESUME_FAILED, incident_id=old.incident_id, attempt=attempt.number,
+                error="the usage limit was hit again", next_resume_at=None))
+            with self._lock:
+                self._failures += 1
+        self.store.update(old.incident_id, status=states.RESUME_FAILED)
+
+    def _ensure_timer(self) -> None:
+        with self._lock:
+            if self._timer is not None or self.closed:
+                return
+            self._timer = threading.Thread(target=self._timer_loop, name="zag-limits", daemon=True)
+            self._timer.start()
+
+    def _timer_loop(self) -> None:
+        """Confirms pending text matches and announces incidents when their time comes."""
+        while not self.closed:
+            generation = self._generation
+            now = time.time()
+            with self._lock:
+                if self.interactive:
+                    self.book.expire(now)
+                due = self._take_announcements(now, at_once=False)
+                deadline = self.book.next_deadline()
+            for incident in due:
+                try:
+                    self._announce(incident, child_running=self.supervisor.current_child is not None)
+                except Exception:  # noqa: BLE001 - the timer must survive a failed announcement
+                    from zag import diag
+
+                    diag.exception("usage_limit_announce_failed", session_id=self.session_id)
+            if due:
+                continue
+            timeout = None if deadline is None else max(0.01, deadline - time.time())
+            self._sleep(generation, timeout)
+
+    def _sleep(self, generation: int, timeout: float | None) -> None:
+        with self._cond:
+            if self._generation == generation and not self.closed:
+                self._cond.wait(timeout)
+
+    # -- waiting ----------------------------------------------------------------------------------
+    def wait_due(self, stopped: Any) -> tuple[str, Incident | None]:
+        """Wait until the active incident's resume is due: ("due", incident), ("cancelled", incident) when
+        the user cancelled it in the index, ("stopped", incident) when `stopped()`, ("none", None)."""
+        next_poll = 0.0
+        while True:
+            generation = self._generation
+            incident = self.active_incident()
+            if stopped() or self.closed:
+                return "stopped", incident
+            if incident is None or incident.resume_at is None:
+                return "none", None
+            now = time.time()
+            if now >= next_poll:
+                if self.store.status(incident.incident_id) == states.RESUME_CANCELLED:
+                    self._cancel(incident, "cancelled with `zag usage cancel`")
+                    return "cancelled", incident
+                next_poll = time.time() + INDEX_POLL_SECS
+            now = time.time()
+            if now >= incident.resume_at:
+                return "due", incident
+            self._sleep(generation, min(incident.resume_at, next_poll) - now)
+
+    def _cancel(self, incident: Incident, why: str) -> None:
+        with self._lock:
+            if incident.status == states.RESUME_CANCELLED:
+                return
+            incident.status = states.RESUME_CANCELLED
+        self.store.update(incident.incident_id, only_from=(*states.RESUME_OPEN_STATES, states.RESUME_CANCELLED),
+                          status=states.RESUME_CANCELLED)
+        self.supervisor.update_registry(state=states.RUNNING, resume_at=None)
+        running = self.supervisor.current_child is not None
+        tail = f"; {self.provider_name} keeps running" if running else ""
+        self._tell(f"zag: resume of {self.provider_name} {why}{tail}.")
+
+    def _stopping(self) -> bool:
+        supervisor = self.supervisor
+        return supervisor.stop_requested.is_set() or supervisor.interrupted.is_set() or self.closed
+
+    # -- resuming ---------------------------------------------------------------------------------
+    def _plan_next(self) -> LaunchPlan | None:
+        """Main thread, no child running: wait for the active incident and plan its resume."""
+        while True:
+            if not self.settings.enabled:
+                return None
+            outcome, incident = self.wait_due(self._stopping)
+            if outcome == "stopped":
+                if incident is not None:
+                    self._cancel(incident, "cancelled (zag was interrupted)")
+                    self._cancelled = True
+                return None
+            if outcome == "cancelled":
+                self._cancelled = True
+                return None
+            if outcome != "due" or incident is None:
+                return None
+            plan = self._resume_plan(incident)
+            expected = plan.provider_session_id if plan is not None and not _reruns(plan) else None
+            attempt = self.begin_attempt(incident, expected=expected)
+            if plan is None:
+                self.fail_attempt(attempt, "the provider could not plan a resume")
+                continue
+            if self.interactive:
+                self._start_relaunch_op(attempt, plan)
+            return plan
+
+    def _resume_plan(self, incident: Incident | None) -> LaunchPlan | None:
+        supervisor = self.supervisor
+        ctx = supervisor.launch_context()
+        if ctx is None:
+            return None
+        session = (incident.provider_session_id if incident is not None else None) or supervisor.provider_session_id
+        plan = self.guard.method("plan_resume", self.provider, "plan_resume", list(supervisor.request.user_args),
+                                 session, self.settings.resume_message, ctx, default=None)
+        if not isinstance(plan, LaunchPlan) or not isinstance(plan.args, list) or \
+                not all(isinstance(arg, str) for arg in plan.args):
+            if plan is not None:
+                self.guard.fault("plan_resume", TypeError(f"not a valid LaunchPlan: {plan!r}"[:500]))
+            return None
+        if not isinstance(plan.env, dict):
+            plan = replace(plan, env={})
+        return plan
+
+    def begin_attempt(self, incident: Incident, *, expected: str | None) -> Attempt:
+        now = time.time()
+        with self._lock:
+            incident.attempts += 1
+            incident.resume_started = True
+            incident.status = states.RESUME_RESUMING
+            attempt = Attempt(incident=incident, number=incident.attempts, started_at=now, baseline=self._progress,
+                              expected_session=expected, message=self.settings.resume_message)
+            self._attempt = attempt
+        self.store.update(incident.incident_id, status=states.RESUME_RESUMING, attempts=incident.attempts)
+        self.supervisor.update_registry(state=states.RUNNING, resume_at=None)
+        return attempt
+
+    def wait_outcome(self, attempt: Attempt, timeout: float, stopped: Any) -> str | None:
+        """Wait (bounded) until the attempt is judged; its outcome, or None."""
+        deadline = time.time() + timeout
+        while True:
+            generation = self._generation
+            if attempt.outcome is not None:
+                return attempt.outcome
+            now = time.time()
+            if stopped() or now >= deadline:
+                return None
+            self._sleep(generation, deadline - now)
+
+    def _resumed(self, attempt: Attempt) -> None:
+        incident = attempt.incident
+        with self._lock:
+            self._failures = 0
+            self._gave_up = None
+            if incident is not None:
+                incident.status = states.RESUME_DONE
+        self.wake()
+        if incident is None:
+            return
+        self.supervisor.log_event(events.body(
+            events.USAGE_LIMIT_RESUMED, incident_id=incident.incident_id, attempt=attempt.number,
+            resume_message=attempt.message))
+        self.store.update(incident.incident_id, status=states.RESUME_DONE, attempts=attempt.number)
+
+    def fail_attempt(self, attempt: Attempt, error: str) -> None:
+        """An attempt that did not continue the session: schedule the next one, or give up."""
+        incident = attempt.incident
+        now = time.time()
+        with self._lock:
+            if attempt.outcome is not None:
+                return
+            attempt.outcome = FAILED
+            if incident is None:
+                return
+            self._failures += 1
+            give_up = self._failures >= max(1, self.settings.max_attempts)
+            if give_up:
+                incident.status = states.RESUME_FAILED
+                incident.resume_at = None
+                self._gave_up = (f"usage-limit resume gave up after {self._failures} failed attempt"
+                                 f"{'s' if self._failures != 1 else ''} (last: {error})")
+            else:
+                incident.status = states.RESUME_PENDING
+                incident.resume_at = schedule.retry_time(now, self.settings)
+            next_at = incident.resume_at
+        self.supervisor.log_event(events.body(
+            events.USAGE_LIMIT_RESUME_FAILED, incident_id=incident.incident_id, attempt=attempt.number, error=error,
+            next_resume_at=events.format_ts(next_at) if next_at is not None else None))
+        if next_at is None:
+            self.store.update(incident.incident_id, status=states.RESUME_FAILED, attempts=attempt.number)
+            self._tell(f"zag: resume attempt {attempt.number} of {self.provider_name} failed ({error}); "
+                       f"giving up after {self._failures} failed attempts.")
+            return
+        self.store.update(incident.incident_id, status=states.RESUME_PENDING, attempts=attempt.number,
+                          resume_at=next_at)
+        self.supervisor.update_registry(state=states.WAITING, resume_at=next_at)
+        self._tell(f"zag: resume attempt {attempt.number} of {self.provider_name} failed ({error}); "
+                   f"trying again at {schedule.describe(next_at, time.time())}.")
+        self.wake()
+
+    def _finish_attempt(self, error: str) -> None:
+        """No child runs any more: an attempt still being judged has failed."""
+        with self._lock:
+            attempt = self._attempt
+            if attempt is None or attempt.outcome is not None:
+                return
+        self.fail_attempt(attempt, error)
+
+    def _adopt_pending(self) -> Incident | None:
+        """`zag resume`: the newest open resume of this session in the index becomes the active incident."""
+        rows = self.store.open_rows()
+        if not rows:
+            return None
+        row = max(rows, key=lambda r: r.get("created_at") or 0.0)
+        incident = Incident(
+            incident_id=row["incident_id"], provider=self.provider_name, first_seen=row.get("created_at") or 0.0,
+            last_seen=row.get("created_at") or 0.0, raw=row.get("raw") or "", source="index",
+            structured=True, scope=row.get("scope") or events.SCOPE_UNKNOWN, reset_at=row.get("reset_at"),
+            provider_session_id=row.get("provider_session_id"), state=CONFIRMED,
+            confirmed_at=row.get("created_at"), announced=True, resume_at=float(row["resume_at"]),
+            fallback_used=bool(row.get("fallback_used")), status=states.RESUME_PENDING,
+            attempts=int(row.get("attempts") or 0), resume_started=bool(row.get("attempts")),
+        )
+        with self._lock:
+            self.book.incidents.append(incident)
+            self._failures = incident.attempts
+        self.store.update(incident.incident_id, status=states.RESUME_PENDING)
+        self.supervisor.update_registry(state=states.WAITING, resume_at=incident.resume_at)
+        return incident
+
+    # -- the interactive operation ----------------------------------------------------------------
+    def _ensure_op(self) -> None:
+        from zag.wrapper.resume import PtyResume
+
+        with self._lock:
+            if self.closed or (self._op is not None and self._op.is_alive()):
+                self.wake()
+                return
+            child = self.supervisor.current_child
+            if child is None:
+                return
+            self._op = PtyResume(self, child=child)
+            self._op.start()
+
+    def _start_relaunch_op(self, attempt: Attempt | None, plan: LaunchPlan) -> None:
+        from zag.wrapper.resume import PtyResume
+
+        message = self.settings.resume_message
+        typed = None if _reruns(plan) or message in plan.args else message
+        self.screen.reset()
+        with self._lock:
+            self._op = PtyResume(self, child=None, relaunch=attempt, previous_child=self.supervisor.current_child,
+                                 message=typed)
+            self._op.start()
+
+    def _stop_op(self) -> None:
+        with self._lock:
+            op, self._op = self._op, None
+        if op is not None:
+            op.stop()
+            op.join(OP_JOIN_SECS)
+
+    # -- telling the user -------------------------------------------------------------------------
+    def _tell(self, line: str) -> None:
+        ending = "\r\n" if self.interactive else "\n"
+        try:
+            os.write(2, (("\r" if self.interactive else "") + line + ending).encode("utf-8", "replace"))
+        except OSError:
+            pass
 
 
-def _describe(signal: LimitSignal) -> dict[str, object]:
-    fields = asdict(signal)
-    fields["raw"] = str(fields.get("raw", ""))[:2000]
-    return fields
+def _reruns(plan: LaunchPlan) -> bool:
+    """The provider could not resume the session and re-runs the original command instead."""
+    notes = plan.notes if isinstance(plan.notes, dict) else {}
+    return bool(notes.get("rerun_original") or notes.get("resume_fallback"))
+
+
+def _text_of(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return " ".join(_text_of(item) for item in value)
+    if isinstance(value, dict):
+        return _text_of(value.get("text") or value.get("content") or "")
+    return ""

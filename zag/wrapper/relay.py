@@ -7,8 +7,9 @@ EIO on a PTY whose other side is closed), so nothing the child wrote just before
 grandchild keeps the output open after the child exited, the relay gives up once the output has been idle
 for `DRAIN_IDLE_SECS` or after `DRAIN_MAX_SECS`.
 
-Every chunk is also handed to `observe(stream, data)` (the provider's output scanner); the data the user
-sees is never changed.
+Every chunk is also handed to `observe(stream, data)` (the provider's output scanner, the usage-limit
+engine's screen), and what the user types to `on_input(data)` (the engine tells a pasted limit message
+from the agent's own); the data is never changed.
 """
 
 from __future__ import annotations
@@ -53,9 +54,11 @@ class Relay:
         observe: Observer | None = None,
         pty_master: int | None = None,
         stdin_fd: int | None = None,
+        on_input: Callable[[bytes], None] | None = None,
     ) -> None:
         self._outputs = {output.fd: output for output in outputs}
         self._observe = observe
+        self._on_input = on_input
         self._pty_master = pty_master
         self._stdin_fd = stdin_fd
         self._pending_input = bytearray()
@@ -209,6 +212,13 @@ class Relay:
         with self._lock:
             self._pending_input += data
         self._write_input()
+        if self._on_input is not None:
+            try:
+                self._on_input(data)
+            except Exception:  # noqa: BLE001 - watching the keyboard must never stop forwarding it
+                from zag import diag
+
+                diag.exception("input_observer_failed")
         return True
 
     def _write_input(self) -> None:

@@ -73,6 +73,11 @@ class RunRequest:
     interactive: bool
     verbose: bool = False
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    cwd: str | None = None  # where the agent runs (default: zag's own cwd; `zag resume`: the session's)
+
+
+class TakeoverRefused(Exception):
+    """`zag resume` lost the race for a session: another supervisor took it over meanwhile."""
 
 
 @dataclass
@@ -84,11 +89,12 @@ class _Running:
 class Supervisor:
     """Runs one session: see the module docstring."""
 
-    def __init__(self, provider: Provider, request: RunRequest, config: Config) -> None:
+    def __init__(self, provider: Provider, request: RunRequest, config: Config,
+                 session_id: str | None = None) -> None:
         self.provider = provider
         self.request = request
         self.config = config
-        self.session_id = str(uuid.uuid4())
+        self.session_id = session_id or str(uuid.uuid4())
         self.heartbeat_secs = float(config.heartbeat_secs)
         self.guard = ProviderGuard(request.provider_name, self.session_id)
         self.writer: Any = None
@@ -98,6 +104,7 @@ class Supervisor:
         self.model: str | None = None
         self.started_at = time.time()
         self.stop_requested = threading.Event()  # a terminating signal arrived while no child ran
+        self.interrupted = threading.Event()  # a terminating signal arrived at all (no more relaunches)
         self._running: _Running | None = None
         self._follower: LiveFollower | None = None
         self._signal_lock = threading.Lock()
@@ -137,17 +144,107 @@ class Supervisor:
             self._signals.stop()
             self.guard.release()
 
+    # -- `zag resume`: the same session under a new supervisor --------------------------------------
+    def continue_session(self, previous: dict[str, Any]) -> int:
+        """Continue the session of index row `previous` (its supervisor is gone): same log (seq goes
+        on, a `session_started` with `resumed: true` is appended), same index row (taken over), then
+        whatever the usage-limit engine plans (`LimitHandler.first_launch`). Returns zag's exit code;
+        raises `TakeoverRefused` if another supervisor took the session over first."""
+        self._signals.start()
+        try:
+            self._ctx = self._context()
+            self._open_continued_session(previous)
+            heartbeat_stop = threading.Event()
+            heartbeat = _start_thread("zag-heartbeat", self._heartbeat_loop, heartbeat_stop)
+            last_code = previous.get("exit_code")
+            last = ExitStatus(code=last_code if isinstance(last_code, int) else 0)
+            try:
+                status = self._continue_safely(previous, last)
+            finally:
+                heartbeat_stop.set()
+                heartbeat.join(THREAD_JOIN_SECS)
+            self._end_session(status)
+            return status.exit_code
+        finally:
+            self._signals.stop()
+            self.guard.release()
+
+    def _continue_safely(self, previous: dict[str, Any], last: ExitStatus) -> ExitStatus:
+        assert self.limits is not None
+        try:
+            plan = self.limits.first_launch(previous)
+            if plan is None:
+                return last
+            try:
+                status = self.run_child(plan)
+            except LaunchFailed as exc:
+                _warn(f"zag: {exc}")
+                self.limits.launch_failed(str(exc))
+                status = last
+            return self._relaunch_loop(status)
+        except Exception as exc:  # noqa: BLE001 - as in _supervise_safely
+            from zag import diag
+
+            diag.exception("supervisor_failed", session_id=self.session_id)
+            _warn(f"zag: internal error while supervising {self.request.provider_name}: {exc} "
+                  f"(details in {_diag_path()})")
+            running = self._running
+            if running is None:
+                return last
+            status = running.child.reap_if_exited()
+            if status is None:
+                running.child.send_signal(signal.SIGTERM)
+                status = running.child.wait()
+            return status
+
+    def _open_continued_session(self, previous: dict[str, Any]) -> None:
+        from zag import paths
+        from zag.logs.index import Index
+        from zag.wrapper import liveness
+        from zag.wrapper.limits import LimitHandler
+        from zag.wrapper.registry import Registry
+
+        request = self.request
+        supervisor_pid = os.getpid()
+        supervisor_started = liveness.process_start_time(supervisor_pid)
+        host = liveness.hostname()
+        now = time.time()
+        taken = {
+            "state": states.RUNNING, "hostname": host, "supervisor_pid": supervisor_pid,
+            "supervisor_started": supervisor_started, "child_pid": None, "last_heartbeat": now,
+            "heartbeat_secs": self.heartbeat_secs, "interactive": int(request.interactive), "resumed": 1,
+            "ended_at": None, "end_reason": None, "resume_at": None, "updated_at": now,
+        }
+        with Index() as index:
+            if not index.claim_session(self.session_id, previous.get("supervisor_pid"),
+                                       previous.get("supervisor_started"), **taken):
+                raise TakeoverRefused(f"session {self.session_id[:8]} was taken over by another supervisor")
+        self.provider_session_id = previous.get("provider_session_id")
+        self.model = previous.get("model")
+        self.writer = self._open_writer()
+        user_argv = [request.provider_name, *request.user_args]
+        self._log(events.body(
+            events.SESSION_STARTED, ts=now, argv=user_argv, final_argv=None, executable=request.executable,
+            cwd=self._ctx.cwd if self._ctx else None, model=self.model, resumed=True, backfilled=False,
+            interactive=request.interactive, child_pid=None, supervisor_pid=supervisor_pid,
+            supervisor_started=supervisor_started, hostname=host, heartbeat_secs=self.heartbeat_secs,
+        ))
+        self.guard.attach_log(self._log)
+        row = {key: value for key, value in previous.items() if key != "session_id"}
+        row.update(taken, provider=request.provider_name, last_seq=self.writer.last_seq,
+                   log_path=previous.get("log_path") or str(paths.session_log(self.session_id)))
+        self.registry = Registry(self.session_id, row)
+        try:
+            settings = self.config.limits_for(request.provider_name)
+        except Exception:  # noqa: BLE001
+            settings = None
+        self.limits = LimitHandler(self, settings)
+
     def _supervise_safely(self, child: Child, plan: LaunchPlan) -> ExitStatus:
         """The first child, then any relaunch the usage-limit engine plans; a bug in zag ends the session
         cleanly (terminal restored, agent ended, exit recorded) instead of leaving a mess."""
         try:
-            status = self._supervise(child, plan)
-            while self.limits is not None and not self.stop_requested.is_set():
-                next_plan = self.limits.next_launch(status)
-                if next_plan is None:
-                    break
-                status = self.run_child(next_plan)
-            return status
+            return self._relaunch_loop(self._supervise(child, plan))
         except Exception as exc:  # noqa: BLE001
             from zag import diag
 
@@ -162,7 +259,32 @@ class Supervisor:
                 status = last.wait()
             return status
 
+    def _relaunch_loop(self, status: ExitStatus) -> ExitStatus:
+        """Ask the usage-limit engine after each child exit whether to run the agent again."""
+        while self.limits is not None:
+            next_plan = self.limits.next_launch(status)
+            if next_plan is None:
+                break
+            try:
+                status = self.run_child(next_plan)
+            except LaunchFailed as exc:
+                _warn(f"zag: {exc}")
+                self.limits.launch_failed(str(exc))
+        return status
+
     # -- what the usage-limit engine uses ---------------------------------------------------------
+    def log_event(self, body: dict[str, Any]) -> None:
+        """Append a wrapper event to the session log (any thread)."""
+        self._log(body)
+
+    def update_registry(self, **fields: Any) -> None:
+        """Set columns of this session's index row (written in the background)."""
+        self._update_registry(**fields)
+
+    def launch_context(self) -> LaunchContext | None:
+        """The context of the current (or last) child: cwd, environment, interactive."""
+        return self._ctx
+
     @property
     def current_child(self) -> Child | None:
         """The running agent process, if any."""
@@ -231,19 +353,24 @@ class Supervisor:
     def _make_relay(self, child: Child, scanner: OutputScanner | None) -> Relay:
         from zag.wrapper.relay import Output, Relay
 
-        observe = self._observer(scanner) if scanner is not None else None
+        limits = self.limits
         if child.pty_master is not None:
+            observe = self._observer(scanner, limits)
+            on_input = limits.on_input if limits is not None else None
             return Relay([Output(child.pty_master, STDOUT, "pty")], observe=observe,
-                         pty_master=child.pty_master, stdin_fd=STDIN)
+                         pty_master=child.pty_master, stdin_fd=STDIN, on_input=on_input)
+        observe = self._observer(scanner, None) if scanner is not None else None
         assert child.stdout_fd is not None and child.stderr_fd is not None
         return Relay([Output(child.stdout_fd, STDOUT, "stdout"),
                       Output(child.stderr_fd, STDERR, "stderr")], observe=observe)
 
-    def _observer(self, scanner: OutputScanner) -> Any:
+    def _observer(self, scanner: OutputScanner | None, limits: LimitHandler | None) -> Any:
         guard = self.guard
 
         def observe(stream: str, data: bytes) -> None:
-            if guard.faults.get("OutputScanner.feed", 0) >= SCANNER_FAULT_LIMIT:
+            if limits is not None:
+                limits.on_output(stream, data)  # the screen the engine answers dialogs from
+            if scanner is None or guard.faults.get("OutputScanner.feed", 0) >= SCANNER_FAULT_LIMIT:
                 return
             for item in guard.method("OutputScanner.feed", scanner, "feed", stream, data, default=None) or []:
                 self._route(item, _STREAM_SOURCE.get(stream, events.SOURCE_STDOUT))
@@ -252,10 +379,12 @@ class Supervisor:
 
     # -- launching --------------------------------------------------------------------------------
     def _context(self) -> LaunchContext:
-        try:
-            cwd = os.getcwd()
-        except OSError:
-            cwd = self.request.env.get("PWD", "")
+        cwd = self.request.cwd
+        if not cwd:
+            try:
+                cwd = os.getcwd()
+            except OSError:
+                cwd = self.request.env.get("PWD", "")
         try:
             patterns = self.config.limits_for(self.request.provider_name).extra_patterns
         except Exception:  # noqa: BLE001
@@ -375,14 +504,21 @@ class Supervisor:
     def _end_session(self, status: ExitStatus, error: str | None = None) -> None:
         if error is None and status.signal is not None:
             error = f"killed by {status.signal_name}"
+        limit_fields: dict[str, Any] = {}
+        if self.limits is not None:
+            self.limits.close()
+            limit_fields = self.limits.end_fields()
+        if error is None:
+            error = limit_fields.pop("error", None)
         ended_at = time.time()
         fields: dict[str, Any] = {"exit_code": status.exit_code, "success": status.exit_code == 0,
-                                  "error": error}
+                                  "error": error, **limit_fields}
         if status.signal is not None:
             fields["signal"] = status.signal_name
         self._log(events.body(events.SESSION_ENDED, ts=ended_at, **fields))
         self._update_registry(state=states.EXITED, exit_code=status.exit_code, ended_at=ended_at,
-                              last_seq=self.writer.last_seq, updated_at=ended_at)
+                              last_seq=self.writer.last_seq, updated_at=ended_at, resume_at=None,
+                              end_reason="cancelled" if fields.get("cancelled") else None)
         if self.registry is not None and not self.registry.close():
             _warn(f"zag: could not update the index ({self.registry.last_error or 'busy'}); "
                   "`zag reindex` rebuilds it from the logs")
@@ -419,7 +555,8 @@ class Supervisor:
 
     def _beat(self) -> None:
         at = time.time()
-        self._log(events.body(events.HEARTBEAT, ts=at, interval_secs=self.heartbeat_secs))
+        extra = self.limits.heartbeat_fields() if self.limits is not None else {}
+        self._log(events.body(events.HEARTBEAT, ts=at, interval_secs=self.heartbeat_secs, **extra))
         if self.registry is not None:
             self.registry.heartbeat(self.writer.last_seq, at)
 
@@ -430,9 +567,9 @@ class Supervisor:
             self._record(item, source)
         elif isinstance(item, SessionIdHint):
             follower = self._follower
-            if follower is not None and follower.active:
-                follower.hint(item)
-            else:
+            if follower is not None:
+                follower.hint(item)  # queued until the live session is open, then handed over
+            if follower is None or not follower.active:
                 self._set_provider_session_id(item.provider_session_id)
         elif isinstance(item, LimitSignal):
             if self.limits is not None:
@@ -444,6 +581,8 @@ class Supervisor:
         if not isinstance(body.get("type"), str) or not body["type"]:
             body = events.parse_warning("provider event without a type", repr(body)[:65536])
         self._log(body, source)
+        if self.limits is not None:
+            self.limits.on_event(body, source)
         if body["type"] == events.SESSION_CLEARED:  # what follows belongs to the agent's new session
             new_id = body.get("new_session_id") or body.get("provider_session_id")
             if isinstance(new_id, str):
@@ -480,6 +619,10 @@ class Supervisor:
 
     def _on_signal(self, signum: int, from_terminal: bool) -> None:
         """Called in the signal thread for every signal sent to zag."""
+        if signum in _TERMINATING:
+            self.interrupted.set()
+            if self.limits is not None:
+                self.limits.wake()  # a wait for a usage-limit reset ends now
         with self._signal_lock:
             running = self._running
             if running is None and signum != signal.SIGWINCH:

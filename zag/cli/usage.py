@@ -1,0 +1,156 @@
+"""`zag usage list` / `zag usage cancel`: the resumes zag scheduled after agents hit usage limits.
+
+A resume lives in the index (`resumes` table) from the hit until it is done, cancelled or given up.
+Cancelling sets its status; a live supervisor waiting on it polls the index about once a second and
+stops waiting; for a dead supervisor (`zag ps` shows the session `dead`) only the row changes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import click
+
+from zag import states
+from zag.cli import render
+from zag.cli.errors import Failure, user_errors
+
+_LIST_HELP = """List scheduled resumes (usage-limit incidents waiting for their reset).
+
+\b
+Example:
+  zag usage list
+  zag usage list --json | jq -r '.[] | "\\(.incident_id) \\(.resume_at)"'
+"""
+
+_CANCEL_HELP = """Cancel a scheduled resume. INCIDENT is an incident id or a unique prefix of one.
+
+The supervisor waiting on it (if alive) stops waiting within about a second and ends the session
+with the agent's last exit code.
+
+\b
+Example:
+  zag usage cancel 1a2b3c
+"""
+
+
+@click.group("usage", short_help="Scheduled resumes after usage limits: list, cancel.")
+def usage() -> None:
+    """Scheduled resumes after usage limits: list, cancel."""
+
+
+@usage.command("list", help=_LIST_HELP, short_help="List scheduled resumes.")
+@click.option("--all", "show_all", is_flag=True, help="Include done, cancelled and failed resumes.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: a list of resumes.")
+@user_errors
+def list_command(show_all: bool, as_json: bool) -> None:
+    from zag.logs.index import Index
+
+    now = time.time()
+    with Index() as index:
+        rows = [describe(row, index.get_session(row["session_id"]), now)
+                for row in index.list_resumes(open_only=not show_all)]
+    if as_json:
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
+        return
+    if not rows:
+        click.echo("no scheduled resumes" + ("" if show_all else " (`zag usage list --all` shows past ones)"),
+                   err=True)
+        return
+    click.echo(resumes_table(rows, render.Style.for_stream(), width=render.terminal_width(), now=now))
+
+
+@usage.command("cancel", help=_CANCEL_HELP, short_help="Cancel a scheduled resume.")
+@click.argument("incident")
+@user_errors
+def cancel(incident: str) -> None:
+    from zag.logs.index import Index
+
+    with Index() as index:
+        incident_id = index.resolve_incident(incident)
+        row = index.get_resume(incident_id) or {}
+        if row.get("status") not in states.RESUME_OPEN_STATES:
+            raise Failure(f"usage-limit incident {incident_id[:8]} is already {row.get('status') or 'gone'}")
+        if not index.update_resume_if(incident_id, states.RESUME_OPEN_STATES, status=states.RESUME_CANCELLED):
+            raise Failure(f"usage-limit incident {incident_id[:8]} changed meanwhile; see `zag usage list --all`")
+        session = index.get_session(row["session_id"])
+    supervisor = supervisor_state(session)
+    what = f"cancelled the resume of session {row['session_id'][:8]} ({row.get('provider')})"
+    if supervisor == "alive":
+        click.echo(f"{what}; its supervisor stops waiting and ends the session")
+    elif supervisor == "dead":
+        click.echo(f"{what}; its supervisor is gone (`zag resume {row['session_id'][:8]}` would continue the "
+                   "agent's session without waiting)")
+    else:
+        click.echo(what)
+
+
+def supervisor_state(session: dict[str, Any] | None) -> str:
+    """`alive`, `dead` (the session claims to be live but its supervisor is gone), `ended`, `elsewhere`
+    (supervised on another host) or `unknown` (no session row)."""
+    if session is None:
+        return "unknown"
+    from zag.wrapper.liveness import effective_state, supervisor_alive
+
+    state = effective_state(session)
+    if state == states.DEAD:
+        return "dead"
+    if state not in states.LIVE_STATES:
+        return "ended"
+    alive = supervisor_alive(session.get("supervisor_pid"), session.get("supervisor_started"),
+                             session.get("hostname"))
+    return "elsewhere" if alive is None else "alive"
+
+
+def describe(row: dict[str, Any], session: dict[str, Any] | None, now: float) -> dict[str, Any]:
+    """One resume as `--json` shows it: full ids, RFC 3339 times, what is left, the supervisor."""
+    from zag.logs.events import format_ts
+
+    resume_at = row.get("resume_at")
+    reset_at = row.get("reset_at")
+    return {
+        "incident_id": row["incident_id"],
+        "session_id": row["session_id"],
+        "provider": row.get("provider"),
+        "provider_session_id": row.get("provider_session_id"),
+        "scope": row.get("scope"),
+        "reset_at": format_ts(reset_at) if reset_at is not None else None,
+        "resume_at": format_ts(resume_at) if resume_at is not None else None,
+        "resume_in_secs": int(round(resume_at - now)) if resume_at is not None else None,
+        "fallback_used": bool(row.get("fallback_used")),
+        "status": row.get("status"),
+        "attempts": row.get("attempts") or 0,
+        "raw": row.get("raw"),
+        "created_at": format_ts(row["created_at"]) if row.get("created_at") else None,
+        "updated_at": format_ts(row["updated_at"]) if row.get("updated_at") else None,
+        "supervisor": supervisor_state(session),
+    }
+
+
+def resumes_table(rows: list[dict[str, Any]], style: render.Style, *, width: int = 0, now: float) -> str:
+    headers = ("INCIDENT", "SESSION", "PROVIDER", "SCOPE", "RESET", "RESUME", "STATUS", "TRIES", "SUPERVISOR")
+    lines = []
+    for row in rows:
+        resume_at = render.epoch_of(row["resume_at"])
+        resume = "-"
+        if resume_at is not None:
+            left = resume_at - now
+            resume = f"{render.when(resume_at, now)} ({'in ' + render.duration(left) if left > 0 else 'due'})"
+        status = row["status"] or "?"
+        status_style = "yellow" if status in states.RESUME_OPEN_STATES else "dim"
+        supervisor = row["supervisor"]
+        lines.append((
+            (render.short_id(row["incident_id"]), "bold"),
+            render.short_id(row["session_id"]),
+            row["provider"] or "-",
+            row["scope"] or "-",
+            render.when(render.epoch_of(row["reset_at"]), now) if row["reset_at"] else "-",
+            resume,
+            (status, status_style),
+            str(row["attempts"]),
+            (supervisor, "bold red" if supervisor == "dead" else ""),
+        ))
+    return render.table(headers, lines, style, width=width)

@@ -1,0 +1,270 @@
+"""From usage-limit signals to incidents: confirming text matches and merging reports of one hit (pure logic;
+times are passed in, nothing here blocks, writes or knows a provider).
+
+Rules:
+- a structured signal (a record or JSON shape that says "limit") is trusted at once;
+- a text signal (an anchored pattern on the agent's output) needs confirmation:
+  headless, by the child's exit code (non-zero: a hit; zero: it was the assistant's prose);
+  interactive, by `GRACE_SECS` passing without an explanation: the matched text was typed or pasted by
+  the user (zag forwards their keystrokes), or an assistant/user message of the transcript carries it
+  (the model quoting a limit message);
+- signals join the open incident of the session while it has not started resuming (and, when nothing
+  is scheduled, while they come within `MERGE_WINDOW_SECS` of its last report): one incident per hit
+  however many places report it. The incident keeps the best reset (structured > text > none; of two
+  equally trusted, the later) and the most specific scope; its `raw` is the first report's text (a
+  wording rather than a JSON line when one comes);
+- a confirmed incident is announced `ANNOUNCE_AFTER_SECS` after its confirmation (or at once when the
+  child has exited), so the reports of the same hit that come a moment later refine it first;
+- once a resume attempt started, a new signal is a new incident.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from zag import states
+from zag.logs import events
+from zag.providers.base import LimitSignal
+
+GRACE_SECS = 2.5
+ANNOUNCE_AFTER_SECS = 1.0
+MERGE_WINDOW_SECS = 600.0
+CONTEXT_SECS = 60.0        # typed input and transcript messages this recent may explain a text match
+KEY_CHARS = 40             # how much of a match must reappear in typed input or a message
+INPUT_KEEP_CHARS = 16 * 1024
+MESSAGES_KEEP = 64
+
+PENDING = "pending"        # a text match waiting for confirmation
+CONFIRMED = "confirmed"
+DROPPED = "dropped"        # explained away: the user typed it, or the model wrote it
+
+RANK_NONE, RANK_TEXT, RANK_STRUCTURED = 0, 1, 2
+
+
+@dataclass
+class Incident:
+    """One usage-limit hit and what zag decided about it."""
+
+    incident_id: str
+    provider: str
+    first_seen: float
+    last_seen: float
+    raw: str
+    source: str
+    structured: bool
+    scope: str = events.SCOPE_UNKNOWN
+    reset_at: float | None = None
+    reset_rank: int = RANK_NONE
+    provider_session_id: str | None = None
+    reports: int = 1
+    state: str = PENDING
+    confirmed_at: float | None = None
+    drop_reason: str | None = None
+    text_raws: list[str] = field(default_factory=list)
+    # set by the engine
+    announced: bool = False
+    resume_at: float | None = None     # None: nothing scheduled (resume disabled, or not yet announced)
+    fallback_used: bool = False
+    status: str = states.RESUME_PENDING
+    attempts: int = 0
+    resume_started: bool = False       # a resume attempt began: later signals are a new incident
+
+    @property
+    def is_open(self) -> bool:
+        return self.state != DROPPED and self.status in states.RESUME_OPEN_STATES
+
+
+def _looks_like_json(text: str) -> bool:
+    return text.lstrip().startswith("{")
+
+
+def _rank(signal: LimitSignal) -> int:
+    if signal.reset_at is None:
+        return RANK_NONE
+    return RANK_STRUCTURED if signal.structured else RANK_TEXT
+
+
+_SPACE = re.compile(r"\s+")
+_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'", "\u00a0": " "})
+_PASTE_MARKS = re.compile(r"\x1b\[20[01]~")
+
+
+def normalize(text: str) -> str:
+    """Lower case, ANSI and paste markers removed, straight apostrophes, single spaces."""
+    from zag.providers.text import strip_ansi
+
+    text = strip_ansi(_PASTE_MARKS.sub("", text)).translate(_APOSTROPHES)
+    return _SPACE.sub(" ", text).strip().lower()
+
+
+def match_key(raw: str) -> str:
+    """The part of a matched text that must reappear elsewhere to explain it."""
+    return normalize(raw)[:KEY_CHARS]
+
+
+class RecentText:
+    """What the user typed and what the transcript said lately, to explain away text matches."""
+
+    def __init__(self) -> None:
+        self._input: deque[tuple[float, str]] = deque()
+        self._input_chars = 0
+        self._messages: deque[tuple[float, str]] = deque(maxlen=MESSAGES_KEEP)
+
+    def typed(self, data: str, at: float) -> None:
+        """Keystrokes the user sent to the agent (typing arrives a character at a time: kept as a stream)."""
+        if not data:
+            return
+        self._input.append((at, data))
+        self._input_chars += len(data)
+        while self._input_chars > INPUT_KEEP_CHARS and len(self._input) > 1:
+            self._input_chars -= len(self._input.popleft()[1])
+
+    def message(self, text: str, at: float) -> None:
+        """An assistant or user message of the transcript."""
+        if text:
+            self._messages.append((at, normalize(text)))
+
+    def explains(self, key: str, since: float) -> str | None:
+        """Why a match with this key is not a hit (`typed by the user`, `in a transcript message`), or None."""
+        if not key:
+            return None
+        typed = normalize("".join(data for at, data in self._input if at >= since))
+        if key in typed:
+            return "typed by the user"
+        if any(at >= since and key in text for at, text in self._messages):
+            return "in a transcript message"
+        return None
+
+
+class IncidentBook:
+    """The incidents of one session (not thread-safe: the engine holds its lock around every call)."""
+
+    def __init__(self, provider: str, *, interactive: bool,
+                 new_id: Callable[[], str] = lambda: str(uuid.uuid4())) -> None:
+        self.provider = provider
+        self.interactive = interactive
+        self.incidents: list[Incident] = []
+        self.recent = RecentText()
+        self._new_id = new_id
+
+    # -- signals ----------------------------------------------------------------------------------
+    def add(self, signal: LimitSignal, now: float) -> Incident:
+        """Record a signal: it joins the open incident or starts a new one (returned)."""
+        current = self.open_incident(now)
+        if current is not None:
+            self._merge(current, signal, now)
+            return current
+        incident = Incident(
+            incident_id=self._new_id(), provider=self.provider, first_seen=now, last_seen=now,
+            raw=signal.raw, source=signal.source, structured=signal.structured, scope=signal.scope or
+            events.SCOPE_UNKNOWN, reset_at=signal.reset_at, reset_rank=_rank(signal),
+            provider_session_id=signal.provider_session_id,
+        )
+        if signal.structured:
+            self._confirm(incident, now)
+        else:
+            incident.text_raws.append(signal.raw)
+        self.incidents.append(incident)
+        return incident
+
+    def open_incident(self, now: float) -> Incident | None:
+        """The incident a new signal would join, if any."""
+        for incident in reversed(self.incidents):
+            if incident.state == DROPPED:
+                continue
+            if not incident.is_open or incident.resume_started:
+                return None
+            scheduled = incident.resume_at is not None
+            if scheduled or now - incident.last_seen <= MERGE_WINDOW_SECS:
+                return incident
+            return None
+        return None
+
+    def _merge(self, incident: Incident, signal: LimitSignal, now: float) -> None:
+        incident.reports += 1
+        incident.last_seen = now
+        if not signal.structured:
+            incident.text_raws.append(signal.raw)
+        if incident.provider_session_id is None:
+            incident.provider_session_id = signal.provider_session_id
+        if incident.announced:
+            return  # what was told stays as told; later reports of the same hit only count
+        if _looks_like_json(incident.raw) and not _looks_like_json(signal.raw):
+            incident.raw, incident.source = signal.raw, signal.source  # the wording reads better than JSON
+        rank = _rank(signal)
+        if rank > incident.reset_rank or (
+                rank == incident.reset_rank and rank > RANK_NONE and signal.reset_at > incident.reset_at):  # type: ignore[operator]
+            incident.reset_at, incident.reset_rank = signal.reset_at, rank
+        if incident.scope == events.SCOPE_UNKNOWN and signal.scope and signal.scope != events.SCOPE_UNKNOWN:
+            incident.scope = signal.scope
+        if signal.structured and incident.state == PENDING:
+            incident.structured = True
+            self._confirm(incident, now)
+
+    @staticmethod
+    def _confirm(incident: Incident, now: float) -> None:
+        incident.state = CONFIRMED
+        incident.confirmed_at = now
+
+    # -- confirmation -----------------------------------------------------------------------------
+    def child_exited(self, exit_code: int, now: float) -> list[Incident]:
+        """Headless: the child's exit code decides pending text matches. Returns those confirmed."""
+        confirmed = []
+        for incident in self.incidents:
+            if incident.state != PENDING:
+                continue
+            if exit_code != 0:
+                self._confirm(incident, now)
+                confirmed.append(incident)
+            else:
+                incident.state, incident.drop_reason = DROPPED, "the agent exited 0 (its own output)"
+        return confirmed
+
+    def expire(self, now: float, *, force: bool = False) -> list[Incident]:
+        """Interactive: pending text matches whose grace period is over (all of them with `force`, when
+        the agent has exited) are confirmed unless explained (then dropped). Returns those confirmed."""
+        confirmed = []
+        for incident in self.incidents:
+            if incident.state != PENDING or (not force and now < incident.first_seen + GRACE_SECS):
+                continue
+            reason = self._explained(incident)
+            if reason is None:
+                self._confirm(incident, now)
+                confirmed.append(incident)
+            else:
+                incident.state, incident.drop_reason = DROPPED, reason
+        return confirmed
+
+    def _explained(self, incident: Incident) -> str | None:
+        since = incident.first_seen - CONTEXT_SECS
+        reasons = [self.recent.explains(match_key(raw), since) for raw in incident.text_raws]
+        return reasons[0] if reasons and all(reasons) else None
+
+    def due_announcements(self, now: float, *, at_once: bool = False) -> list[Incident]:
+        """Confirmed incidents whose announcement is due (all of them with `at_once`)."""
+        return [
+            incident for incident in self.incidents
+            if incident.state == CONFIRMED and not incident.announced and incident.confirmed_at is not None
+            and (at_once or now >= incident.confirmed_at + ANNOUNCE_AFTER_SECS)
+        ]
+
+    def next_deadline(self) -> float | None:
+        """When `expire` or `due_announcements` next has something to do."""
+        moments = []
+        for incident in self.incidents:
+            if incident.state == PENDING and self.interactive:
+                moments.append(incident.first_seen + GRACE_SECS)
+            elif incident.state == CONFIRMED and not incident.announced and incident.confirmed_at is not None:
+                moments.append(incident.confirmed_at + ANNOUNCE_AFTER_SECS)
+        return min(moments) if moments else None
+
+    def active(self) -> Incident | None:
+        """The newest announced incident that still wants a resume."""
+        for incident in reversed(self.incidents):
+            if incident.announced and incident.is_open and incident.resume_at is not None:
+                return incident
+        return None

@@ -1,0 +1,74 @@
+"""When to resume after a usage-limit hit: reset time → resume time (pure functions, clocks passed in).
+
+- reset known and ahead: `reset_at` + uniform jitter in [0, `jitter_secs`] (many sessions resuming at
+  the same reset should not all call the API in the same second);
+- reset known but already past (the CLI rounds to the minute, or zag saw it late): a short settle delay;
+- reset unknown: now + `fallback_secs`, and the incident says `fallback_used`;
+- always capped at now + `max_wait_secs`.
+After a failed attempt the next one comes `retry_secs` later (also capped).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from zag.config import LimitSettings
+
+SETTLE_SECS = 3.0
+
+
+@dataclass(frozen=True)
+class Schedule:
+    resume_at: float
+    fallback_used: bool
+
+
+def resume_time(
+    reset_at: float | None,
+    now: float,
+    settings: LimitSettings,
+    uniform: Callable[[], float] = random.random,
+) -> Schedule:
+    """The resume time for a hit observed at `now` (`uniform` returns a float in [0, 1))."""
+    cap = now + max(0.0, settings.max_wait_secs)
+    if reset_at is None:
+        return Schedule(min(now + max(0.0, settings.fallback_secs), cap), True)
+    if reset_at <= now:
+        return Schedule(min(now + SETTLE_SECS, cap), False)
+    jitter = max(0.0, settings.jitter_secs) * uniform()
+    return Schedule(min(reset_at + jitter, cap), False)
+
+
+def retry_time(now: float, settings: LimitSettings) -> float:
+    """When to try again after a resume attempt that did not continue the session."""
+    return now + min(max(0.0, settings.retry_secs), max(0.0, settings.max_wait_secs))
+
+
+def describe(resume_at: float, now: float) -> str:
+    """`15:32 CET (in 2h03m)`: the local clock time and what is left, for one line on stderr."""
+    stamp = time.localtime(resume_at)
+    clock = time.strftime("%H:%M:%S" if resume_at - now < 600 else "%H:%M", stamp)
+    if time.localtime(now)[:3] != stamp[:3]:
+        clock = time.strftime("%a %b %d ", stamp) + clock
+    zone = time.strftime("%Z", stamp)
+    return f"{clock}{' ' + zone if zone else ''} (in {remaining(resume_at - now)})"
+
+
+def remaining(seconds: float) -> str:
+    """`45s`, `3m05s`, `2h03m`, `1d04h`."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
