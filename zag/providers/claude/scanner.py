@@ -9,6 +9,11 @@
   patterns (`limits.match_text`) and the user's `extra_patterns` → unconfirmed `LimitSignal`
   (`structured=False`); `claude --resume <id>` (printed on exit) → `SessionIdHint`.
 - the TUI redraws the same text many times: one line's hit is reported once per `REPEAT_SECS`.
+
+Lines are read only when `prescan` says they may matter (every wording above has "limit", "extra" or
+"(429)", a stream-json limit "limit" or "api_error_status", a resume line "claude" and "-r"; a
+stream-json line matters when it names another session id), so ordinary output costs one C-speed pass.
+User `extra_patterns` may match anything: with them every line is read.
 """
 
 from __future__ import annotations
@@ -24,12 +29,17 @@ from zag import diag
 from zag.logs import events
 from zag.providers.base import Item, LaunchContext, LimitSignal, SessionIdHint
 from zag.providers.claude import limits, schema
+from zag.providers.prescan import Gate, Prescan
 from zag.providers.text import strip_ansi
 
 MAX_LINE = 256 * 1024        # longer lines (big tool output) are skipped: no limit message is that long
 REPEAT_SECS = 300.0
 _SPLIT = re.compile(rb"\r\n|\n|\r")
 _RESUME_LINE = re.compile(r"^\s*claude\s+(?:--resume|-r)\s+([0-9a-fA-F]{8}-[0-9a-fA-F-]{27})\s*$")
+# What every line of interest has: the wordings (`limits._PATTERNS`), a stream-json limit (`rate_limit…`,
+# `api_error_status`), a resume line; stream-json lines naming a new session id are let through apart.
+_PRESCAN = Prescan([b"limit", b"extra", b"(429)", b"api_error_status", (b"claude", b"-r")],
+                   id_key=b'"session_id"')
 
 
 class _Lines:
@@ -40,7 +50,17 @@ class _Lines:
         self._skipping = False
         self._cap = cap
 
-    def feed(self, data: bytes) -> list[bytes]:
+    def feed(self, data: bytes, gate: Gate | None = None) -> list[bytes]:
+        """The lines `data` completes; those of a run of complete lines the gate rejects are dropped."""
+        end = max(data.rfind(b"\n"), data.rfind(b"\r"))
+        if end < 0:
+            self._keep(data)
+            return []
+        if gate is not None and not gate(data[:end + 1] if self._skipping else bytes(self._buffer) + data[:end + 1]):
+            self._skipping = False
+            self._buffer.clear()
+            self._keep(data[end + 1:])
+            return []
         parts = _SPLIT.split(data)
         lines = []
         for part in parts[:-1]:
@@ -50,12 +70,16 @@ class _Lines:
                 self._buffer += part
                 lines.append(bytes(self._buffer))
             self._buffer.clear()
+        self._keep(parts[-1])
+        return lines
+
+    def _keep(self, rest: bytes) -> None:
+        """Buffer the start of the next line (dropping it once it is over-long)."""
         if not self._skipping:
-            self._buffer += parts[-1]
+            self._buffer += rest
             if len(self._buffer) > self._cap:
                 self._buffer.clear()
                 self._skipping = True
-        return lines
 
     def flush(self) -> list[bytes]:
         rest = bytes(self._buffer)
@@ -69,6 +93,7 @@ class ClaudeOutputScanner:
 
     def __init__(self, ctx: LaunchContext) -> None:
         self._extra = limits.compile_extra(ctx.extra_limit_patterns)
+        self._prescan: Prescan | None = None if self._extra else _PRESCAN
         self._lines: dict[str, _Lines] = {}
         self._last_id: str | None = None
         self._recent: OrderedDict[tuple[str, str], float] = OrderedDict()
@@ -78,7 +103,7 @@ class ClaudeOutputScanner:
             assembler = self._lines.get(stream)
             if assembler is None:
                 assembler = self._lines[stream] = _Lines(MAX_LINE)
-            return self._scan(stream, assembler.feed(data))
+            return self._scan(stream, assembler.feed(data, self._may_matter if self._prescan else None))
         except Exception as exc:  # noqa: BLE001 - watching output must never disturb the relay
             diag.exception("claude_scanner_failed", error=str(exc))
             return []
@@ -91,6 +116,10 @@ class ClaudeOutputScanner:
             except Exception as exc:  # noqa: BLE001
                 diag.exception("claude_scanner_failed", error=str(exc))
         return items
+
+    def _may_matter(self, region: bytes) -> bool:
+        assert self._prescan is not None
+        return self._prescan.may_matter(region, self._last_id)
 
     # -- lines ------------------------------------------------------------------------------------
     def _scan(self, stream: str, lines: list[bytes]) -> list[Item]:

@@ -13,6 +13,10 @@
   scanned only around chunks mentioning "limit" (cheap on a busy terminal).
 The same text seen again within `REPEAT_WINDOW_SECS` (Codex prints the error twice; TUIs redraw) is not
 reported again.
+
+stdout/stderr lines are read only when `prescan` says they may matter: every limit wording and body has
+"limit", the header "session", the id line "thread.started". While an error waits for its `turn.failed`,
+or with user `extra_patterns`, every line is read.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ from zag.logs import events
 from zag.providers.base import Item, LaunchContext, LimitSignal, SessionIdHint
 from zag.providers.codex import limits
 from zag.providers.codex.records import PROVIDER
+from zag.providers.prescan import Gate, GatedLines, Prescan
 from zag.providers.reset_time import parse_reset
-from zag.providers.text import LineAssembler, strip_ansi
+from zag.providers.text import strip_ansi
 
 REPEAT_WINDOW_SECS = 30 * 60
 PTY_KEEP = 8 * 1024
@@ -36,12 +41,15 @@ PTY_ARMED_BYTES = 16 * 1024
 _UUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
 _SESSION_HEADER = re.compile(rf"^session id:\s*({_UUID})\s*$", re.IGNORECASE)
 _decoder = msgspec.json.Decoder()
+_PRESCAN = {"stdout": Prescan([b"limit", b"thread.started"]), "stderr": Prescan([b"limit"]),
+            "header": Prescan([b"limit", b"session"])}
 
 
 class CodexOutputScanner:
     def __init__(self, ctx: LaunchContext) -> None:
-        self._assemblers = {"stdout": LineAssembler(), "stderr": LineAssembler()}
+        self._assemblers = {"stdout": GatedLines(), "stderr": GatedLines()}
         self._extra = _compile(ctx.extra_limit_patterns)
+        self._prescans: dict[str, Prescan] | None = None if self._extra else _PRESCAN
         self._hinted: set[str] = set()
         self._header_seen = False
         self._pending_error: str | None = None
@@ -57,8 +65,9 @@ class CodexOutputScanner:
             assembler = self._assemblers.get(stream)
             if assembler is None:
                 return []
+            gate = self._gate(stream)
             items: list[Item] = []
-            for line in assembler.feed(data):
+            for line in assembler.feed(data, gate):
                 items.extend(self._line(stream, line))
             return items
         except Exception:  # noqa: BLE001 - watching must never disturb the child's output
@@ -78,6 +87,11 @@ class CodexOutputScanner:
         except Exception:  # noqa: BLE001
             pass
         return items
+
+    def _gate(self, stream: str) -> Gate | None:
+        if self._prescans is None or self._pending_error is not None:
+            return None
+        return self._prescans["header" if stream == "stderr" and not self._header_seen else stream].may_matter
 
     # -- lines ----------------------------------------------------------------------------------
     def _line(self, stream: str, line: str) -> list[Item]:

@@ -19,6 +19,11 @@ answer, so it is not scanned for built-in wordings):
 `Attempt N failed: … Retrying after …` (a retry the CLI makes by itself) is never a signal. User
 `extra_patterns` apply to every non-JSON line. One line yields at most one signal, and the same text is
 not reported again within `REPEAT_SECS` (the TUI redraws dialogs).
+
+Lines are read only when `prescan` says they may matter: every quota wording has "quota", "exhausted",
+"demand" or "limit" (a forced one "quota", or `"code"` and "429"), a resume hint "--resume", a JSON
+document starts with a `{` line, a JSON line matters when it names another session id. While a document or a
+dialog is open, or with user `extra_patterns`, every line is read.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ from zag.logs import codec, events
 from zag.providers import reset_time
 from zag.providers.base import Item, LaunchContext, LimitSignal, SessionIdHint
 from zag.providers.gemini import limits
-from zag.providers.text import LineAssembler, strip_ansi
+from zag.providers.prescan import GatedLines, Prescan
+from zag.providers.text import strip_ansi
 
 PROVIDER = "gemini"
 REPEAT_SECS = 60.0
@@ -59,6 +65,10 @@ _DIALOG_HEAD = re.compile(r"^(?:Usage limit reached for|We are currently experie
 _DIALOG_LINES = re.compile(
     r"^(?:/stats model for usage details|/model to switch models|Access resets at|/auth to switch"
     r"|We apologize and appreciate your patience|How would you like to proceed)", re.IGNORECASE)
+# What every line of interest has: a quota wording (`limits._INDICATORS`, `_LEADING_QUOTA`), a JSON error
+# forced by its code (`"code": 429`), a resume hint; JSON documents and new session ids are let through apart.
+_PRESCAN = Prescan([b"quota", b"exhausted", b"demand", b"limit", b"--resume", (b'"code"', b"429")],
+                   brace_lines=True, id_key=b'"session_id"')
 _RESUME_HINT = re.compile(r"gemini --resume (?P<id>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})")
 
 
@@ -78,21 +88,29 @@ class GeminiScanner:
                  zone: tzinfo | None = None) -> None:
         self._clock = clock
         self._zone = zone
-        self._assemblers: dict[str, LineAssembler] = {}
+        self._assemblers: dict[str, GatedLines] = {}
         self._documents: dict[str, list[str]] = {}
         self._document_bytes: dict[str, int] = {}
         self._pending: dict[str, _Pending] = {}
         self._reported: dict[str, float] = {}
         self._session_id: str | None = None
         self._extra = _compile(ctx.extra_limit_patterns)
+        self._prescan: Prescan | None = None if self._extra else _PRESCAN
 
     # -- OutputScanner -----------------------------------------------------------------------------
     def feed(self, stream: str, data: bytes) -> list[Item]:
-        assembler = self._assemblers.setdefault(stream, LineAssembler(max_line=_MAX_JSON_LINE))
+        assembler = self._assemblers.get(stream)
+        if assembler is None:
+            assembler = self._assemblers[stream] = GatedLines(max_line=_MAX_JSON_LINE)
+        gated = self._prescan is not None and stream not in self._documents and stream not in self._pending
         items: list[Item] = []
-        for line in assembler.feed(data):
+        for line in assembler.feed(data, self._may_matter if gated else None):
             items += self._line(stream, line)
         return items
+
+    def _may_matter(self, region: bytes) -> bool:
+        assert self._prescan is not None
+        return self._prescan.may_matter(region, self._session_id)
 
     def finish(self) -> list[Item]:
         items: list[Item] = []

@@ -10,6 +10,10 @@ text signal when the error is a limit (see `limits`); user `extra_patterns` like
 
 Session id: goose prints it when a session starts (`session id: 20251108_1` in older builds, the id
 followed by ` · <cwd>` in newer ones); stream-json carries none.
+
+Lines are read only when `prescan` says they may matter: every limit error has "limit", "quota" or
+"exhausted", a session id line "session" or "·", a JSON document starts with a `{` line. While a
+document is open, or with user `extra_patterns`, every line is read.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from zag.providers import reset_time
 from zag.providers.base import Item, LaunchContext, LimitSignal, SessionIdHint
 from zag.providers.goose import limits
 from zag.providers.goose.records import JSON_ERRORS
-from zag.providers.text import LineAssembler, strip_ansi
+from zag.providers.prescan import GatedLines, Prescan
+from zag.providers.text import strip_ansi
 
 PROVIDER = "goose"
 MAX_DOCUMENT_BYTES = 32 * 1024 * 1024
@@ -32,21 +37,26 @@ SESSION_ID_LINES = (
     re.compile(r"^\s*session id:\s*(?P<id>\d{8}_\d{1,6})\s*$", re.IGNORECASE),
     re.compile(r"^\s*(?P<id>\d{8}_\d{1,6})\s+·\s+\S"),
 )
+_PRESCAN = Prescan([b"limit", b"quota", b"exhausted", b"session", "·".encode()], brace_lines=True)
 
 
 class GooseOutputScanner:
     def __init__(self, ctx: LaunchContext, *, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self.extra = limits.compile_patterns(ctx.extra_limit_patterns)
-        self._lines: dict[str, LineAssembler] = {}
+        self._prescan: Prescan | None = None if self.extra else _PRESCAN
+        self._lines: dict[str, GatedLines] = {}
         self._documents: dict[str, list[str]] = {}
         self._document_size: dict[str, int] = {}
         self._ids: set[str] = set()
 
     def feed(self, stream: str, data: bytes) -> list[Item]:
-        assembler = self._lines.setdefault(stream, LineAssembler())
+        assembler = self._lines.get(stream)
+        if assembler is None:
+            assembler = self._lines[stream] = GatedLines()
+        gate = None if self._prescan is None or stream in self._documents else self._prescan.may_matter
         items: list[Item] = []
-        for line in assembler.feed(data):
+        for line in assembler.feed(data, gate):
             items.extend(self._line(stream, line))
         return items
 
