@@ -534,6 +534,24 @@ def test_every_marker_triggers_its_pattern_even_inside_another_marker() -> None:
     redactor = redact.Redactor()
     secret = b"ASIAIzaSyA" + b"B" * 33   # "AIza…" (google key) overlapping the "ASIA" marker
     assert b"[REDACTED:google_api_key]" in redactor.redact(b'{"t":"' + secret + b'"}\n')
-    for name, markers, _ in redact._BUILTIN:
+    for slot, (name, markers, _) in enumerate(redact._BUILTIN):
         for marker in markers:
-            assert redactor._finder.find_matches_as_indexes(b"..." + marker + b"...", overlapping=True), name
+            assert slot in redactor.slots_to_run(b"..." + marker + b"..."), name
+
+
+def test_marker_pre_check_never_misses_a_marker_hidden_by_another() -> None:
+    """The non-overlapping search finds every slot a marker-by-marker scan finds, whatever the overlap."""
+    import random
+
+    from zag.logs import redact
+
+    redactor = redact.Redactor()
+    markers = [(slot, marker) for slot, (_, found, _) in enumerate(redact._BUILTIN) for marker in found]
+    pieces = [marker for _, marker in markers] + [marker[:cut] for _, marker in markers
+                                                  for cut in range(1, len(marker))]
+    pieces += [marker[cut:] for _, marker in markers for cut in range(1, len(marker))] + [b"x", b" ", b"-"]
+    rng = random.Random(7)
+    for _ in range(20000):
+        data = b"".join(rng.choice(pieces) for _ in range(rng.randint(1, 6)))
+        expected = {slot for slot, marker in markers if marker in data}
+        assert expected <= redactor.slots_to_run(data), data

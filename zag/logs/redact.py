@@ -42,13 +42,14 @@ class Redactor:
     def __init__(self, extra_patterns: Iterable[str] = ()) -> None:
         self._builtin = []
         all_markers: list[bytes] = []
-        self._marker_slot: list[int] = []
+        marker_slots: list[int] = []
         for slot, (name, markers, source) in enumerate(_BUILTIN):
             pattern = re.compile(source)
             self._builtin.append((markers, pattern, _replacement(name, pattern)))
             all_markers.extend(markers)
-            self._marker_slot.extend(slot for _ in markers)
+            marker_slots.extend(slot for _ in markers)
         self._finder = _marker_finder(all_markers)
+        self._marker_slots = _hidden_slots(all_markers, marker_slots)
         self._extra: list[re.Pattern[str]] = []
         self.problems: list[str] = []
         for pattern in extra_patterns:
@@ -75,11 +76,21 @@ class Redactor:
             data = b"".join(self._redact_custom(line) for line in data.splitlines(keepends=True))
         return data
 
-    def _redact_builtin(self, data: bytes) -> bytes:
-        found = self._finder.find_matches_as_indexes(data, overlapping=True)
+    def slots_to_run(self, data: bytes) -> set[int]:
+        """Indexes into `_BUILTIN` of the patterns that may match in `data` (a superset; usually empty)."""
+        found = self._finder.find_matches_as_indexes(data)
         if not found:
+            return set()
+        marker_slots = self._marker_slots
+        hit: set[int] = set()
+        for marker in {marker for marker, _, _ in found}:
+            hit |= marker_slots[marker]
+        return hit
+
+    def _redact_builtin(self, data: bytes) -> bytes:
+        hit = self.slots_to_run(data)
+        if not hit:
             return data
-        hit = {self._marker_slot[marker] for marker, _, _ in found}
         for slot in sorted(hit):
             _, pattern, replacement = self._builtin[slot]
             data = pattern.sub(replacement, data)
@@ -117,11 +128,32 @@ class Redactor:
 
 def _marker_finder(markers: list[bytes]) -> Any:
     """All markers found in one pass (Aho-Corasick, in Rust): the pre-check is what redaction costs on
-    gigabytes of backfilled history, and one `in` per marker scans the bytes ~20 times (~4x slower).
-    Overlapping matches are asked for, so a marker inside or across another is never missed."""
+    gigabytes of backfilled history. Leftmost-longest, non-overlapping matching lets the library skip
+    ahead with its SIMD prefilter (~4 GB/s, against ~0.4 GB/s for overlapping matches); the markers a
+    match can hide are accounted for by `_hidden_slots`."""
     import ahocorasick_rs
 
-    return ahocorasick_rs.BytesAhoCorasick(markers)
+    return ahocorasick_rs.BytesAhoCorasick(markers, matchkind=ahocorasick_rs.MatchKind.LeftmostLongest)
+
+
+def _hidden_slots(markers: list[bytes], slots: list[int]) -> list[frozenset[int]]:
+    """For each marker, the pattern slots to run when it is found: its own, plus those of every marker
+    that an occurrence of it can hide from a non-overlapping leftmost search. Such a search reports
+    the leftmost match and resumes after its end, so an occurrence of another marker is missed only
+    when it starts inside the reported one: it lies within it (`sk-` in `sk-ant-`), or it begins with
+    the reported marker's tail (`AIza` after `ASIA` in `ASIAIza…`). Markers starting before it would
+    have been reported instead, or start inside the previous match (that match's set covers them)."""
+    result = []
+    for index, marker in enumerate(markers):
+        hit = {slots[index]}
+        for other, candidate in enumerate(markers):
+            if other == index:
+                continue
+            if candidate in marker or any(
+                    candidate.startswith(marker[start:]) for start in range(1, len(marker))):
+                hit.add(slots[other])
+        result.append(frozenset(hit))
+    return result
 
 
 _default: Redactor | None = None
