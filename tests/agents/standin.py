@@ -16,7 +16,8 @@ Actions (each a one-key object plus options):
   {"append": PATH, "lines": [...]}           append lines (strings, or objects encoded as JSON) + "\\n"
   {"append": PATH, "text": "..."}            append raw text (no newline added: torn lines)
   {"write": PATH, "text": "..."}             replace a file's content atomically (rename)
-  {"sqlite": PATH, "sql": "...", "params": [...]}  run SQL (executescript if no params)
+  {"sqlite": PATH, "sql": "...", "params": [...]}  run SQL (executescript if no params; string params are
+                                             expanded like paths)
   {"mkdir": PATH}
   {"echo_stdin": true}                       copy stdin to stdout until EOF
   {"read_line": true, "prefix": "got: "}     read one line of stdin, print prefix + line
@@ -29,12 +30,16 @@ Actions (each a one-key object plus options):
   {"wait_signal": 30}                        sleep until a signal arrives (or the time is up)
   {"wait_file": PATH, "timeout": 10}         wait until PATH exists
   {"spawn_sleeper": 60, "pidfile": PATH}      start a grandchild `sleep` and record its pid
+  {"hold_open": PATH}                        open PATH for appending and keep it open until exit (as
+                                             agents that hold their transcript open do)
   {"exit": 3}                                exit with this code
   {"signal": "SIGKILL"}                      die of this signal
   {"tty_check": true}                        print "tty in=<0|1> out=<0|1> err=<0|1>\\n"
 
 Paths may contain {session_id} (value after --session-id in argv, else after --resume / -r, else the
-argv-log invocation number), {cwd}, {home} and {env:NAME}.
+argv-log invocation number), {session_id8} (its first 8 characters), {cwd}, {home}, {env:NAME} and
+{now} (the current UTC time, RFC 3339 with milliseconds: records stamped when written, not when the
+script was).
 """
 
 from __future__ import annotations
@@ -104,7 +109,12 @@ def _arg_after(*flags: str) -> str | None:
 
 def _expand(text: str, context: dict) -> str:
     session_id = _arg_after("--session-id") or _arg_after("--resume", "-r") or str(context["invocation"])
-    text = text.replace("{session_id}", session_id).replace("{cwd}", os.getcwd())
+    text = text.replace("{session_id8}", session_id[:8]).replace("{session_id}", session_id)
+    text = text.replace("{cwd}", os.getcwd())
+    if "{now}" in text:
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+        text = text.replace("{now}", stamp)
     text = text.replace("{home}", os.path.expanduser("~"))
     while "{env:" in text:
         start = text.index("{env:")
@@ -159,7 +169,8 @@ def _perform(action: dict, context: dict) -> int | None:  # noqa: C901 - a flat 
         connection = sqlite3.connect(path, timeout=10)
         try:
             if "params" in action:
-                connection.execute(action["sql"], action["params"])
+                params = [_expand(value, context) if isinstance(value, str) else value for value in action["params"]]
+                connection.execute(action["sql"], params)
             else:
                 connection.executescript(action["sql"])
             connection.commit()
@@ -207,6 +218,10 @@ def _perform(action: dict, context: dict) -> int | None:  # noqa: C901 - a flat 
         sleeper = subprocess.Popen(["sleep", str(action["spawn_sleeper"])])
         with open(_expand(action["pidfile"], context), "w", encoding="utf-8") as handle:
             handle.write(str(sleeper.pid))
+    elif "hold_open" in action:
+        path = _expand(action["hold_open"], context)
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        context.setdefault("held", []).append(open(path, "a", encoding="utf-8"))  # noqa: SIM115 - held to exit
     elif "tty_check" in action:
         flags = " ".join(f"{name}={int(os.isatty(fd))}" for name, fd in (("in", 0), ("out", 1), ("err", 2)))
         _write(sys.stdout, f"tty {flags}\n")
