@@ -123,7 +123,7 @@ def test_zag_resume_continues_a_killed_session(cli_env: MakeEnv, name: str) -> N
     assert [start.get("resumed") for start in starts] == [False, True]
     assert of_type(log, "session_ended")[-1]["exit_code"] == 0 and kinds(log)[-1] == "session_ended"
     after = log[log.index(starts[1]):]
-    assert conversation(after) == [("user_message", RESUME_MESSAGE), ("assistant_message", ANSWER)]
+    assert conversation(after, typed_only=True) == [("user_message", RESUME_MESSAGE), ("assistant_message", ANSWER)]
     assert {e["provider_session_id"] for e in after if e["source"] == "provider_file"} == {provider_session_id}
     assert _ps_state(env, session_id) == "exited"
     assert zag_json(env, "ps") == []

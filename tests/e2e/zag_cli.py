@@ -107,9 +107,12 @@ def kinds(log: list[Event], skip: tuple[str, ...] = ("provider_status", "heartbe
     return [event["type"] for event in log if event["type"] not in skip]
 
 
-def conversation(log: list[Event]) -> list[tuple[str, Any]]:
-    """(type, content) of the user and assistant messages, in order."""
-    return [(event["type"], event.get("content")) for event in of_type(log, "user_message", "assistant_message")]
+def conversation(log: list[Event], typed_only: bool = False) -> list[tuple[str, Any]]:
+    """(type, content) of the user and assistant messages, in order. `typed_only` leaves out what the CLI
+    wrote by itself (claude resuming an interrupted turn: an `is_meta` "Continue from where you left off."
+    and a `synthetic` "No response requested.")."""
+    return [(event["type"], event.get("content")) for event in of_type(log, "user_message", "assistant_message")
+            if not (typed_only and (event.get("is_meta") or event.get("synthetic")))]
 
 
 def tool_events(log: list[Event]) -> list[tuple[str, Any, Any]]:
