@@ -1,0 +1,162 @@
+"""`zag resume SESSION`: a supervisor killed while waiting leaves its schedule in the index (`zag ps`
+shows the session dead, `zag usage list` the pending resume); `zag resume` continues the same session
+(same log, seq goes on, same index row), waits for the rest of the wait, resumes the agent and verifies.
+Also: continuing an ended session, and the refusals."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+from tests.integration import limits_rig as L
+from tests.integration.helpers import process_gone, types, wait_until
+from tests.readside import add_session, live_supervisor
+from zag.logs.events import parse_ts
+from zag.logs.index import Index
+
+
+def _killed_while_waiting(rig: L.Rig, reset: float) -> dict:
+    proc = rig.start("run", "claude", *L.CLAUDE_HEADLESS_ARGS)
+    try:
+        waiting = rig.waiting_row(proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    wait_until(lambda: process_gone(proc.pid), 10, message="zag gone")
+    return waiting
+
+
+def _check_one_log(events: list[dict], runs: int) -> None:
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert len({e["session_id"] for e in events}) == 1
+    starts = [e for e in events if e["type"] == "session_started"]
+    assert len(starts) == runs and [s["resumed"] for s in starts] == [False] + [True] * (runs - 1)
+    assert events[-1]["type"] == "session_ended"
+
+
+def test_killed_while_waiting_then_zag_resume_finishes_it(tmp_path: Path, zag_home: Path) -> None:
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    reset = time.time() + 8
+    rig.script(L.claude_headless_hit(rig, reset), L.claude_headless_resumed(rig))
+    waiting = _killed_while_waiting(rig, reset)
+    session_id = waiting["session_id"]
+    [row] = rig.zag_json("ps", "--json")
+    assert row["session_id"] == session_id and row["state"] == "dead"
+    [pending] = rig.zag_json("usage", "list", "--json")
+    assert pending["status"] == "pending" and pending["supervisor"] == "dead"
+    table = rig.run("ps").stdout.decode()
+    assert "dead" in table
+
+    result = rig.run("resume", session_id[:8])
+    assert result.returncode == 0, result.stderr.decode()
+    resumed_at = time.time()
+    assert resumed_at >= parse_ts(pending["resume_at"])  # waited for the rest of the wait
+    first, second = rig.invocations()
+    sid = first["argv"][1]
+    assert second["argv"] == ["-p", "--resume", sid, "--output-format", "stream-json", "--verbose", "--", "Continue"]
+    assert second["cwd"] == str(rig.cwd) and second["env"]["ZAG_SESSION_ID"] == session_id
+    events = rig.log()
+    _check_one_log(events, runs=2)
+    [hit] = L.of_type(events, "usage_limit_hit")
+    [resumed] = L.of_type(events, "usage_limit_resumed")
+    assert resumed["incident_id"] == hit["incident_id"] == pending["incident_id"] and resumed["attempt"] == 1
+    assert types(events).count("session_ended") == 1
+    later = [e for e in events if e["type"] == "session_started"][1]
+    assert later["supervisor_pid"] != events[0]["supervisor_pid"]
+    [row] = rig.agent.index_rows()
+    assert (row["session_id"], row["state"], row["exit_code"], row["resumed"]) == (session_id, "exited", 0, True)
+    assert row["supervisor_pid"] == later["supervisor_pid"] and row["last_seq"] == events[-1]["seq"]
+    assert [r["status"] for r in rig.resume_rows()] == ["done"]
+    # the listener and the rebuilt index see the whole story
+    listened = rig.run("listen", session_id, "--json", "--no-follow").stdout.decode().splitlines()
+    assert [json.loads(line)["seq"] for line in listened] == [e["seq"] for e in events]
+    assert rig.run("reindex").returncode == 0
+    [rebuilt] = rig.agent.index_rows()
+    assert (rebuilt["state"], rebuilt["exit_code"], rebuilt["resumed"]) == ("exited", 0, True)
+    assert [r["status"] for r in rig.resume_rows()] == ["done"]
+
+
+def test_killed_interactive_session_resumed_in_a_terminal(tmp_path: Path, zag_home: Path) -> None:
+    rig = L.Rig(tmp_path, zag_home, "claude", config=L.CONFIG.replace("fallback_secs = 3", "fallback_secs = 6"))
+    rig.script(
+        [{"raw_tty": True}, {"append": L.claude_transcript(rig), "lines": [L.claude_user(rig, "fix the bug")]},
+         {"out": "● API Error: Request rejected (429) · This request would exceed your account's rate limit. "
+                 "Please try again later.\r\n"}, {"wait_signal": 60}],
+        [{"raw_tty": True}, {"out": "╭─ Claude Code ─╮\r\n❯ \r\n  ? for shortcuts\r\n"}, *L.claude_tui_resumed(rig)],
+    )
+    term = rig.spawn("run", "claude")
+    try:
+        term.expect_exact("hit its usage limit")
+        waiting = rig.waiting_row(term)
+        term.kill(signal.SIGKILL)
+        term.expect(L.pexpect.EOF)
+    finally:
+        term.close(force=True)
+    wait_until(lambda: rig.zag_json("ps", "--json")[0]["state"] == "dead", 30, message="dead session")
+    term = rig.spawn("resume", waiting["session_id"][:8])
+    try:
+        code = L.finish(term)
+    finally:
+        if term.isalive():
+            term.terminate(force=True)
+    assert code == 0
+    first, second = rig.invocations()
+    assert second["argv"] == ["--resume", first["argv"][1]]  # relaunched in a terminal; the message typed
+    events = rig.log()
+    _check_one_log(events, runs=2)
+    [resumed] = L.of_type(events, "usage_limit_resumed")
+    assert resumed["attempt"] == 1
+    assert [e["content"] for e in L.of_type(events, "assistant_message")] == ["Picking up where I stopped."]
+
+
+def test_zag_resume_continues_an_ended_session(tmp_path: Path, zag_home: Path) -> None:
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    rig.script(
+        [{"append": L.claude_transcript(rig), "lines": [L.claude_user(rig, "fix the bug"),
+                                                       L.claude_assistant(rig, "Done with part one.")]},
+         {"exit": 0}],
+        L.claude_headless_resumed(rig, "Part two as well."),
+    )
+    first_run = rig.run("run", "claude", "-p", "fix the bug", "--model", "opus")
+    assert first_run.returncode == 0
+    [row] = rig.agent.index_rows()
+    result = rig.run("resume", row["session_id"])
+    assert result.returncode == 0, result.stderr.decode()
+    first, second = rig.invocations()
+    sid = first["argv"][1]
+    assert second["argv"] == ["-p", "--resume", sid, "--model", "opus", "--", "Continue"]
+    events = rig.log()
+    _check_one_log(events, runs=2)
+    assert types(events).count("session_ended") == 2
+    assert not [e for e in events if e["type"].startswith("usage_limit")]
+    assert [e["content"] for e in L.of_type(events, "assistant_message")] == ["Done with part one.",
+                                                                            "Part two as well."]
+    [row] = rig.agent.index_rows()
+    assert (row["state"], row["exit_code"], row["resumed"]) == ("exited", 0, True)
+    # listen reads across both runs, to the last end
+    shown = rig.run("listen", row["session_id"], "--no-follow").stdout.decode()
+    assert shown.count("started") == 2 and "Part two as well." in shown
+
+
+def test_refusals(tmp_path: Path, zag_home: Path) -> None:
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    with Index(zag_home / "index.sqlite") as index:
+        live = add_session(index, state="running", exit_code=None, provider_session_id="p-1", cwd=str(rig.cwd),
+                           **live_supervisor(heartbeat_secs=600))
+        no_id = add_session(index, provider_session_id=None, cwd=str(rig.cwd))
+        gone_dir = add_session(index, provider_session_id="p-2", cwd=str(tmp_path / "deleted"))
+    result = rig.run("resume", live[:8])
+    assert result.returncode == 2 and "still supervised by zag" in result.stderr.decode()
+    result = rig.run("resume", no_id)
+    assert result.returncode == 2 and "no claude session id to resume" in result.stderr.decode()
+    result = rig.run("resume", gone_dir)
+    assert result.returncode == 2 and "no longer exists" in result.stderr.decode()
+    result = rig.run("resume", "0123abcd")
+    assert result.returncode == 2 and "no session matches" in result.stderr.decode()
+    assert rig.invocations() == []
+    assert "Traceback" not in result.stderr.decode()
