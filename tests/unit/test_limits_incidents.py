@@ -1,0 +1,198 @@
+"""Incidents from limit signals: structured trusted at once; text confirmed by the exit code (headless) or
+a grace period without explanation (interactive: typed by the user, or in a transcript message); reports
+of one hit merged (best reset, most specific scope); a new hit after a resume started is a new incident."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from zag.providers.base import LimitSignal
+from zag.wrapper import incidents as I
+from zag.wrapper.incidents import IncidentBook
+
+T0 = 1_800_000_000.0
+TEXT = "You've hit your session limit · resets 3pm (Europe/Berlin)"
+
+
+def book(interactive: bool = False) -> IncidentBook:
+    counter = itertools.count(1)
+    return IncidentBook("claude", interactive=interactive, new_id=lambda: f"incident-{next(counter)}")
+
+
+def text(raw: str = TEXT, reset: float | None = None, scope: str = "unknown", source: str = "pty") -> LimitSignal:
+    return LimitSignal("claude", source, raw, structured=False, scope=scope, reset_at=reset)
+
+
+def structured(reset: float | None = None, scope: str = "unknown", raw: str = '{"type":"rate_limit_event"}',
+               session: str | None = None) -> LimitSignal:
+    return LimitSignal("claude", "provider_file", raw, structured=True, scope=scope, reset_at=reset,
+                       provider_session_id=session)
+
+
+# --- confirmation ----------------------------------------------------------------------------------------
+def test_structured_signal_is_confirmed_at_once() -> None:
+    incidents = book()
+    incident = incidents.add(structured(T0 + 100, "session"), T0)
+    assert incident.state == I.CONFIRMED and incident.confirmed_at == T0
+    assert (incident.reset_at, incident.scope) == (T0 + 100, "session")
+
+
+@pytest.mark.parametrize(("exit_code", "state"), [(1, I.CONFIRMED), (173, I.CONFIRMED), (0, I.DROPPED)])
+def test_headless_text_is_decided_by_the_exit_code(exit_code: int, state: str) -> None:
+    incidents = book()
+    incident = incidents.add(text(source="stdout"), T0)
+    assert incident.state == I.PENDING
+    assert incidents.next_deadline() is None  # headless: nothing happens until the child exits
+    confirmed = incidents.child_exited(exit_code, T0 + 5)
+    assert incident.state == state and confirmed == ([incident] if state == I.CONFIRMED else [])
+    if state == I.DROPPED:
+        assert "exited 0" in incident.drop_reason
+
+
+def test_interactive_text_is_confirmed_after_the_grace_period() -> None:
+    incidents = book(interactive=True)
+    incident = incidents.add(text(), T0)
+    assert incidents.next_deadline() == T0 + I.GRACE_SECS
+    assert incidents.expire(T0 + I.GRACE_SECS - 0.1) == [] and incident.state == I.PENDING
+    assert incidents.expire(T0 + I.GRACE_SECS) == [incident] and incident.state == I.CONFIRMED
+
+
+def test_interactive_text_pasted_by_the_user_is_dropped() -> None:
+    incidents = book(interactive=True)
+    incidents.recent.typed("\x1b[200~You’ve hit your\n  session limit · resets 3pm (Europe/Berlin)\x1b[201~", T0 - 1)
+    incident = incidents.add(text(), T0)
+    assert incidents.expire(T0 + I.GRACE_SECS) == []
+    assert incident.state == I.DROPPED and incident.drop_reason == "typed by the user"
+
+
+def test_typing_arrives_a_key_at_a_time() -> None:
+    incidents = book(interactive=True)
+    for position, char in enumerate(TEXT):
+        incidents.recent.typed(char, T0 - 10 + position * 0.01)
+    incident = incidents.add(text(), T0)
+    incidents.expire(T0 + I.GRACE_SECS)
+    assert incident.state == I.DROPPED
+
+
+def test_interactive_text_in_a_transcript_message_is_dropped_as_prose() -> None:
+    incidents = book(interactive=True)
+    incident = incidents.add(text(), T0)
+    incidents.recent.message(f"Sure. Claude prints: {TEXT} and then waits.", T0 + 0.5)  # arrives a moment later
+    incidents.expire(T0 + I.GRACE_SECS)
+    assert incident.state == I.DROPPED and incident.drop_reason == "in a transcript message"
+
+
+def test_old_input_and_messages_explain_nothing() -> None:
+    incidents = book(interactive=True)
+    incidents.recent.typed(TEXT, T0 - I.CONTEXT_SECS - 5)
+    incidents.recent.message(TEXT, T0 - I.CONTEXT_SECS - 5)
+    incident = incidents.add(text(), T0)
+    incidents.expire(T0 + I.GRACE_SECS)
+    assert incident.state == I.CONFIRMED
+
+
+def test_unrelated_typing_does_not_explain_a_hit() -> None:
+    incidents = book(interactive=True)
+    incidents.recent.typed("please fix the failing test\r", T0 - 2)
+    incident = incidents.add(text(), T0)
+    incidents.expire(T0 + I.GRACE_SECS)
+    assert incident.state == I.CONFIRMED
+
+
+def test_a_structured_report_confirms_a_pending_text_at_once() -> None:
+    incidents = book(interactive=True)
+    incidents.recent.typed(TEXT, T0 - 1)  # even when the text alone would have been explained away
+    incident = incidents.add(text(), T0)
+    assert incidents.add(structured(T0 + 60), T0 + 0.3) is incident
+    assert incident.state == I.CONFIRMED and incident.structured and incident.reports == 2
+
+
+def test_exit_forces_interactive_decisions() -> None:
+    incidents = book(interactive=True)
+    incident = incidents.add(text(), T0)
+    assert incidents.expire(T0 + 0.1, force=True) == [incident]
+
+
+# --- merging ---------------------------------------------------------------------------------------------
+def test_reports_of_one_hit_merge_keeping_the_best_reset_and_scope() -> None:
+    incidents = book()
+    first = incidents.add(text(reset=T0 + 60, source="stdout"), T0)             # text, minute precision
+    assert incidents.add(structured(None, "session"), T0 + 0.1) is first       # structured, no reset
+    assert (first.reset_at, first.scope) == (T0 + 60, "session")
+    incidents.add(structured(T0 + 95, "weekly"), T0 + 0.2)                     # structured with a reset
+    assert (first.reset_at, first.scope) == (T0 + 95, "session")                # first specific scope stays
+    incidents.add(text(reset=T0 + 500), T0 + 0.3)                               # text never beats structured
+    assert first.reset_at == T0 + 95
+    incidents.add(structured(T0 + 99), T0 + 0.4)                                 # of equals, the later
+    assert first.reset_at == T0 + 99 and first.reports == 5
+    assert len(incidents.incidents) == 1
+
+
+def test_the_wording_is_kept_as_raw_rather_than_a_json_line() -> None:
+    incidents = book()
+    incident = incidents.add(structured(T0 + 10), T0)
+    incidents.add(text(source="stdout"), T0 + 0.1)
+    assert incident.raw == TEXT and incident.source == "stdout"
+
+
+def test_after_the_announcement_later_reports_only_count() -> None:
+    incidents = book()
+    incident = incidents.add(structured(T0 + 10), T0)
+    [due] = incidents.due_announcements(T0 + I.ANNOUNCE_AFTER_SECS)
+    due.announced, due.resume_at = True, T0 + 10
+    incidents.add(structured(T0 + 50, "weekly"), T0 + 2)
+    assert (incident.reset_at, incident.scope, incident.reports) == (T0 + 10, "unknown", 2)
+
+
+def test_announcement_waits_briefly_unless_the_child_exited() -> None:
+    incidents = book()
+    incidents.add(structured(T0 + 10), T0)
+    assert incidents.due_announcements(T0 + 0.5) == []
+    assert len(incidents.due_announcements(T0 + 0.5, at_once=True)) == 1
+    assert incidents.next_deadline() == T0 + I.ANNOUNCE_AFTER_SECS
+
+
+def test_a_new_hit_after_the_resume_started_is_a_new_incident() -> None:
+    incidents = book()
+    first = incidents.add(structured(T0 + 10), T0)
+    first.announced, first.resume_at = True, T0 + 10
+    assert incidents.add(structured(T0 + 10), T0 + 5) is first  # still waiting: the same hit
+    first.resume_started = True
+    second = incidents.add(structured(T0 + 90), T0 + 20)
+    assert second is not first and second.incident_id == "incident-2"
+
+
+def test_without_a_schedule_reports_merge_only_within_the_window() -> None:
+    incidents = book()
+    first = incidents.add(structured(None), T0)
+    first.announced = True  # resume disabled: nothing scheduled
+    assert incidents.add(structured(None), T0 + I.MERGE_WINDOW_SECS - 1) is first
+    assert incidents.add(structured(None), T0 + 2 * I.MERGE_WINDOW_SECS) is not first
+
+
+def test_closed_and_dropped_incidents_take_no_reports() -> None:
+    incidents = book()
+    first = incidents.add(text(source="stdout"), T0)
+    incidents.child_exited(0, T0 + 1)
+    second = incidents.add(structured(T0 + 10), T0 + 2)
+    assert second is not first and first.state == I.DROPPED
+    second.status = "cancelled"
+    assert incidents.add(structured(T0 + 10), T0 + 3) is not second
+
+
+def test_active_is_the_newest_scheduled_open_incident() -> None:
+    incidents = book()
+    assert incidents.active() is None
+    first = incidents.add(structured(T0 + 10), T0)
+    assert incidents.active() is None  # not announced yet
+    first.announced, first.resume_at = True, T0 + 10
+    assert incidents.active() is first
+    first.status = "done"
+    assert incidents.active() is None
+
+
+def test_normalize_and_key() -> None:
+    assert I.normalize("\x1b[1mYou’ve\x1b[0m  hit\n your") == "you've hit your"
+    assert I.match_key("x" * 100) == "x" * I.KEY_CHARS

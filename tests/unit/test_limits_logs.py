@@ -1,0 +1,116 @@
+"""The engine's events as the read side sees them: `zag reindex` (retry times, given-up and superseded
+incidents, several runs in one log), `zag listen`'s rendering (countdown heartbeats, failed attempts),
+and `zag usage list` rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.readside import add_session, gone_pid, live_supervisor, started_body, write_log
+from zag import states
+from zag.cli import render
+from zag.cli.usage import describe, supervisor_state
+from zag.logs import events
+from zag.logs.index import Index
+from zag.logs.reindex import scan_log
+
+T0 = 1_800_000_000.0
+SID = "00000001-0000-4000-8000-000000000000"
+
+
+def ts(offset: float) -> str:
+    return events.format_ts(T0 + offset)
+
+
+def hit(incident: str, at: float, resume_in: float = 60.0) -> dict[str, Any]:
+    return events.body(events.USAGE_LIMIT_HIT, ts=ts(at), incident_id=incident, scope="session",
+                       reset_at=ts(at + resume_in), scheduled_resume_at=ts(at + resume_in), fallback_used=False,
+                       raw="You've hit your session limit · resets 5pm")
+
+
+def failed(incident: str, at: float, attempt: int, next_in: float | None) -> dict[str, Any]:
+    return events.body(events.USAGE_LIMIT_RESUME_FAILED, ts=ts(at), incident_id=incident, attempt=attempt,
+                       error="claude exited with code 1 before continuing the session",
+                       next_resume_at=ts(at + next_in) if next_in is not None else None)
+
+
+def started(at: float, **fields: Any) -> dict[str, Any]:
+    body = started_body(**fields)
+    body["ts"] = ts(at)
+    return body
+
+
+def test_a_failed_attempt_moves_the_pending_resume_to_its_retry_time() -> None:
+    path = write_log(SID, [started(0), hit("i-1", 10), failed("i-1", 80, 1, 30)])
+    scan = scan_log(path)
+    assert scan is not None and scan.row["state"] == states.WAITING
+    [incident] = scan.incidents
+    assert (incident.status, incident.resume_at, incident.attempts) == (states.RESUME_PENDING, T0 + 110, 1)
+    assert scan.row["resume_at"] == T0 + 110
+
+
+def test_given_up_and_superseded_incidents_are_closed() -> None:
+    path = write_log(SID, [started(0), hit("i-1", 10), failed("i-1", 80, 1, None), hit("i-2", 81),
+                           failed("i-2", 150, 1, 5)])
+    scan = scan_log(path)
+    assert scan is not None
+    statuses = {i.incident_id: (i.status, i.resume_at) for i in scan.incidents}
+    assert statuses == {"i-1": (states.RESUME_FAILED, T0 + 70), "i-2": (states.RESUME_PENDING, T0 + 155)}
+    assert scan.row["state"] == states.WAITING and scan.row["resume_at"] == T0 + 155
+
+
+def test_several_runs_in_one_log_the_last_decides() -> None:
+    ended = events.body(events.SESSION_ENDED, exit_code=1, success=False, error=None)
+    resumed_end = events.body(events.SESSION_ENDED, exit_code=0, success=True, error=None)
+    path = write_log(SID, [started(0, supervisor_pid=11), hit("i-1", 10), {**ended, "ts": ts(20), "cancelled": True},
+                           started(100, resumed=True, supervisor_pid=22), {**resumed_end, "ts": ts(200)}])
+    scan = scan_log(path)
+    assert scan is not None
+    row = scan.row
+    assert (row["state"], row["exit_code"], row["resumed"], row["supervisor_pid"]) == (states.EXITED, 0, True, 22)
+    assert row["ended_at"] == T0 + 200 and row["end_reason"] is None
+    [incident] = scan.incidents
+    assert incident.status == states.RESUME_CANCELLED
+
+
+def test_a_resumed_run_continues_a_dead_wait() -> None:
+    path = write_log(SID, [started(0, supervisor_pid=11), hit("i-1", 10, resume_in=500),
+                           started(100, resumed=True, supervisor_pid=22)])
+    scan = scan_log(path)
+    assert scan is not None and scan.row["state"] == states.WAITING and scan.row["supervisor_pid"] == 22
+    assert [i.status for i in scan.incidents] == [states.RESUME_PENDING]
+
+
+def test_rendering_of_the_engine_events() -> None:
+    style = render.Style(False)
+    beat = {"type": "heartbeat", "ts": ts(0), "provider": "claude", "interval_secs": 10, "state": "waiting",
+            "resume_at": ts(125), "remaining_secs": 125, "incident_id": "i-1"}
+    assert "waiting for the usage-limit reset" in render.format_event(beat, style)
+    assert "(in 2m)" in render.format_event(beat, style)
+    plain_beat = {"type": "heartbeat", "ts": ts(0), "provider": "claude", "interval_secs": 10}
+    assert render.format_event(plain_beat, style).endswith("every 10s")
+    retry = {**failed("i-1", 0, 2, 30), "provider": "claude"}
+    assert "resume attempt 2 failed" in render.format_event(retry, style)
+    assert "next attempt at" in render.format_event(retry, style)
+    final = {**failed("i-1", 0, 3, None), "provider": "claude"}
+    assert render.format_event(final, style).endswith("no further attempt")
+
+
+def test_usage_rows_and_supervisor_states(tmp_path: Path) -> None:
+    with Index() as index:
+        live = add_session(index, state=states.WAITING, exit_code=None, **live_supervisor(600))
+        dead = add_session(index, state=states.WAITING, exit_code=None,
+                           **{**live_supervisor(), "supervisor_pid": gone_pid()})
+        ended = add_session(index)
+        index.add_resume(incident_id="abcdef01-0000-4000-8000-000000000000", session_id=live, provider="claude",
+                         scope="session", reset_at=T0 + 50, resume_at=T0 + 60, attempts=1, raw="x")
+        [row] = index.list_resumes()
+        assert supervisor_state(index.get_session(live)) == "alive"
+        assert supervisor_state(index.get_session(dead)) == "dead"
+        assert supervisor_state(index.get_session(ended)) == "ended"
+        assert supervisor_state(None) == "unknown"
+        shown = describe(row, index.get_session(live), T0)
+    assert shown["resume_at"] == ts(60) and shown["reset_at"] == ts(50) and shown["resume_in_secs"] == 60
+    assert (shown["status"], shown["attempts"], shown["supervisor"], shown["fallback_used"]) == (
+        "pending", 1, "alive", False)

@@ -1,0 +1,85 @@
+"""Resume times with fixed clocks: reset + jitter (bounds), the max_wait cap, the fallback when no reset is
+known, a short settle delay when the reset already passed, retries; and the one-line wording."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from zag.config import Config
+from zag.wrapper import schedule
+
+NOW = 1_800_000_000.0
+
+
+def settings(**limits: object) -> object:
+    return Config(usage_limits=dict(limits)).limits_for("claude")
+
+
+@pytest.mark.parametrize("draw", [0.0, 0.25, 0.999999])
+def test_reset_ahead_gets_jitter_within_bounds(draw: float) -> None:
+    plan = schedule.resume_time(NOW + 600, NOW, settings(jitter_secs=30), uniform=lambda: draw)
+    assert plan == schedule.Schedule(NOW + 600 + 30 * draw, False)
+
+
+def test_jitter_spreads_within_zero_and_jitter_secs() -> None:
+    rng = random.Random(7)
+    times = [schedule.resume_time(NOW + 60, NOW, settings(jitter_secs=10), uniform=rng.random).resume_at
+             for _ in range(500)]
+    assert NOW + 60 <= min(times) and max(times) < NOW + 70
+    assert max(times) - min(times) > 8  # really spread, not a constant
+
+
+def test_no_jitter_configured() -> None:
+    assert schedule.resume_time(NOW + 60, NOW, settings(jitter_secs=0)).resume_at == NOW + 60
+
+
+def test_cap_at_max_wait() -> None:
+    plan = schedule.resume_time(NOW + 7 * 86400, NOW, settings(max_wait_secs=3600), uniform=lambda: 0.5)
+    assert plan == schedule.Schedule(NOW + 3600, False)
+
+
+def test_unknown_reset_uses_the_fallback() -> None:
+    assert schedule.resume_time(None, NOW, settings(fallback_secs=900)) == schedule.Schedule(NOW + 900, True)
+    assert schedule.resume_time(None, NOW, settings(fallback_secs=900, max_wait_secs=60)) == \
+        schedule.Schedule(NOW + 60, True)
+
+
+@pytest.mark.parametrize("reset", [NOW, NOW - 1, NOW - 3600])
+def test_past_reset_settles_briefly(reset: float) -> None:
+    plan = schedule.resume_time(reset, NOW, settings(jitter_secs=300), uniform=lambda: 0.9)
+    assert plan == schedule.Schedule(NOW + schedule.SETTLE_SECS, False)
+
+
+def test_retry_after_a_failed_attempt() -> None:
+    assert schedule.retry_time(NOW, settings(retry_secs=45)) == NOW + 45
+    assert schedule.retry_time(NOW, settings(retry_secs=4000, max_wait_secs=100)) == NOW + 100
+
+
+def test_defaults_follow_design() -> None:
+    limits = Config().limits_for("codex")
+    assert (limits.enabled, limits.resume_message, limits.fallback_secs, limits.jitter_secs, limits.max_wait_secs,
+            limits.max_attempts) == (True, "Continue", 3600, 30, 86400, 12)
+    assert (limits.retry_secs, limits.verify_secs) == (300, 120)
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (45.4, "45s"), (185, "3m05s"), (7380, "2h03m"),
+                                               (100000, "1d03h")])
+def test_remaining(seconds: float, text: str) -> None:
+    assert schedule.remaining(seconds) == text
+
+
+def test_describe_is_local_clock_and_what_is_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        noon = 1_800_000_000.0 - (1_800_000_000 % 86400) + 11 * 3600  # 12:00 or 13:00 Berlin
+        text = schedule.describe(noon + 2 * 3600 + 180, noon)
+        assert text.endswith("(in 2h03m)") and ("CET" in text or "CEST" in text)
+        assert "(in 30s)" in schedule.describe(noon + 30, noon) and ":" in schedule.describe(noon + 30, noon)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
