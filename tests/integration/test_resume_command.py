@@ -50,7 +50,7 @@ def test_killed_while_waiting_then_zag_resume_finishes_it(tmp_path: Path, zag_ho
     [pending] = rig.zag_json("usage", "list", "--json")
     assert pending["status"] == "pending" and pending["supervisor"] == "dead"
     table = rig.run("ps").stdout.decode()
-    assert "dead" in table
+    assert "dead, resume due" in table
 
     result = rig.run("resume", session_id[:8])
     assert result.returncode == 0, result.stderr.decode()

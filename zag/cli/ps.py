@@ -97,7 +97,8 @@ def state_cell(row: dict[str, Any], now: float) -> render.Cell:
         text = "exited" if code is None else f"exited {code}"
         return text, "dim" if code in (0, None) else "red"
     if state == states.DEAD:
-        return "dead", "bold red"
+        resume_at = row.get("resume_at")  # it died waiting for a usage-limit reset: `zag resume` picks it up
+        return (f"dead, resume due {render.when(resume_at, now)}" if resume_at else "dead"), "bold red"
     if state == states.RUNNING:
         return "running", "green"
     return state, ""

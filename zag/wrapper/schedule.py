@@ -10,7 +10,6 @@ After a failed attempt the next one comes `retry_secs` later (also capped).
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,14 +31,19 @@ def resume_time(
     reset_at: float | None,
     now: float,
     settings: LimitSettings,
-    uniform: Callable[[], float] = random.random,
+    uniform: Callable[[], float] | None = None,
 ) -> Schedule:
-    """The resume time for a hit observed at `now` (`uniform` returns a float in [0, 1))."""
+    """The resume time for a hit observed at `now` (`uniform` returns a float in [0, 1); default
+    `random.random`)."""
     cap = now + max(0.0, settings.max_wait_secs)
     if reset_at is None:
         return Schedule(min(now + max(0.0, settings.fallback_secs), cap), True)
     if reset_at <= now:
         return Schedule(min(now + SETTLE_SECS, cap), False)
+    if uniform is None:
+        import random  # only when a hit is scheduled: zag run does not pay for it otherwise
+
+        uniform = random.random
     jitter = max(0.0, settings.jitter_secs) * uniform()
     return Schedule(min(reset_at + jitter, cap), False)
 
