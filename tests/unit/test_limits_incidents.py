@@ -109,6 +109,20 @@ def test_a_structured_report_confirms_a_pending_text_at_once() -> None:
     assert incident.state == I.CONFIRMED and incident.structured and incident.reports == 2
 
 
+def test_the_notice_of_a_resumed_hit_drawn_again_is_no_new_incident() -> None:
+    incidents = book(interactive=True)
+    first = incidents.add(text(), T0)
+    incidents.expire(T0 + I.GRACE_SECS)
+    first.announced, first.resume_at, first.resume_started, first.status = True, T0 + 10, True, "done"
+    redrawn = incidents.add(text(), T0 + 900)  # the TUI repaints its scrollback after a resize
+    assert redrawn is not first
+    incidents.expire(T0 + 900 + I.GRACE_SECS)
+    assert redrawn.state == I.DROPPED and "already resumed" in redrawn.drop_reason
+    other = incidents.add(text("You've hit your session limit · resets 8pm (Europe/Berlin)"), T0 + 1000)
+    incidents.expire(T0 + 1000 + I.GRACE_SECS)
+    assert other.state == I.CONFIRMED  # a new notice is a new hit
+
+
 def test_exit_forces_interactive_decisions() -> None:
     incidents = book(interactive=True)
     incident = incidents.add(text(), T0)

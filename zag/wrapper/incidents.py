@@ -7,7 +7,8 @@ Rules:
   headless, by the child's exit code (non-zero: a hit; zero: it was the assistant's prose);
   interactive, by `GRACE_SECS` passing without an explanation: the matched text was typed or pasted by
   the user (zag forwards their keystrokes), or an assistant/user message of the transcript carries it
-  (the model quoting a limit message);
+  (the model quoting a limit message), or it is the very notice of a hit that was already resumed (a TUI
+  drawing its screen again);
 - signals join the open incident of the session while it has not started resuming (and, when nothing
   is scheduled, while they come within `MERGE_WINDOW_SECS` of its last report): one incident per hit
   however many places report it. The incident keeps the best reset (structured > text > none; of two
@@ -241,7 +242,10 @@ class IncidentBook:
 
     def _explained(self, incident: Incident) -> str | None:
         since = incident.first_seen - CONTEXT_SECS
-        reasons = [self.recent.explains(match_key(raw), since) for raw in incident.text_raws]
+        resumed = {normalize(raw) for other in self.incidents if other.status == states.RESUME_DONE
+                   for raw in (other.raw, *other.text_raws)}
+        reasons = [("the notice of a hit already resumed, drawn again" if normalize(raw) in resumed else None)
+                   or self.recent.explains(match_key(raw), since) for raw in incident.text_raws]
         return reasons[0] if reasons and all(reasons) else None
 
     def due_announcements(self, now: float, *, at_once: bool = False) -> list[Incident]:
