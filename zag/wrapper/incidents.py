@@ -197,8 +197,8 @@ class IncidentBook:
         if _looks_like_json(incident.raw) and not _looks_like_json(signal.raw):
             incident.raw, incident.source = signal.raw, signal.source  # the wording reads better than JSON
         rank = _rank(signal)
-        if rank > incident.reset_rank or (
-                rank == incident.reset_rank and rank > RANK_NONE and signal.reset_at > incident.reset_at):  # type: ignore[operator]
+        later = signal.reset_at is not None and incident.reset_at is not None and signal.reset_at > incident.reset_at
+        if rank > incident.reset_rank or (rank == incident.reset_rank and later):
             incident.reset_at, incident.reset_rank = signal.reset_at, rank
         if incident.scope == events.SCOPE_UNKNOWN and signal.scope and signal.scope != events.SCOPE_UNKNOWN:
             incident.scope = signal.scope

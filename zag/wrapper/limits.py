@@ -57,7 +57,6 @@ class Attempt:
     incident: Incident | None   # None: `zag resume` of a session that ended without a pending resume
     number: int
     started_at: float
-    baseline: int              # assistant messages seen before it began
     expected_session: str | None  # the provider session that must advance (None: any, e.g. a re-run)
     message: str
     outcome: str | None = None
@@ -87,12 +86,10 @@ class LimitHandler:
         self.book = IncidentBook(self.provider_name, interactive=self.interactive)
         self.screen = Screen()
         self.store = ResumeStore(self.session_id, self.provider_name)
-        self.signals: list[LimitSignal] = []
         self.closed = False
         self._lock = threading.RLock()
         self._cond = threading.Condition()
         self._generation = 0
-        self._progress = 0
         self._attempt: Attempt | None = None
         self._failures = 0
         self._cancelled = False
@@ -106,7 +103,6 @@ class LimitHandler:
         with self._lock:
             if self.closed:
                 return
-            self.signals.append(signal)
             incident = self.book.add(signal, now)
         from zag import diag
 
@@ -131,7 +127,6 @@ class LimitHandler:
                 self.book.recent.message(_text_of(body.get("content")), now)
             if kind != events.ASSISTANT_MESSAGE:
                 return
-            self._progress += 1
             attempt = self._attempt
             if attempt is not None and attempt.outcome is None and (
                     attempt.expected_session is None or session == attempt.expected_session):
@@ -423,7 +418,7 @@ class LimitHandler:
             incident.attempts += 1
             incident.resume_started = True
             incident.status = states.RESUME_RESUMING
-            attempt = Attempt(incident=incident, number=incident.attempts, started_at=now, baseline=self._progress,
+            attempt = Attempt(incident=incident, number=incident.attempts, started_at=now,
                               expected_session=expected, message=self.settings.resume_message)
             self._attempt = attempt
         self.store.update(incident.incident_id, status=states.RESUME_RESUMING, attempts=incident.attempts)
