@@ -28,8 +28,8 @@ Example:
 
 _CANCEL_HELP = """Cancel a scheduled resume. INCIDENT is an incident id or a unique prefix of one.
 
-The supervisor waiting on it (if alive) stops waiting within about a second and ends the session
-with the agent's last exit code.
+The supervisor waiting on it (if alive) stops waiting within about a second: a session whose agent
+has exited ends with the agent's last exit code; an interactive agent still on screen keeps running.
 
 \b
 Example:
@@ -80,7 +80,7 @@ def cancel(incident: str) -> None:
     supervisor = supervisor_state(session)
     what = f"cancelled the resume of session {row['session_id'][:8]} ({row.get('provider')})"
     if supervisor == "alive":
-        click.echo(f"{what}; its supervisor stops waiting and ends the session")
+        click.echo(f"{what}; its supervisor stops waiting")
     elif supervisor == "dead":
         click.echo(f"{what}; its supervisor is gone (`zag resume {row['session_id'][:8]}` would continue the "
                    "agent's session without waiting)")
