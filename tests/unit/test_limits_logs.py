@@ -4,6 +4,7 @@ and `zag usage list` rows."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +115,40 @@ def test_usage_rows_and_supervisor_states(tmp_path: Path) -> None:
     assert shown["resume_at"] == ts(60) and shown["reset_at"] == ts(50) and shown["resume_in_secs"] == 60
     assert (shown["status"], shown["attempts"], shown["supervisor"], shown["fallback_used"]) == (
         "pending", 1, "alive", False)
+
+
+def test_follower_goes_on_when_a_new_supervisor_took_the_ended_session_over() -> None:
+    import threading
+
+    from zag.logs.follower import STOP_ENDED, EventFollower
+
+    ended = events.body(events.SESSION_ENDED, exit_code=0, success=True, error=None)
+    path = write_log(SID, [started(0, supervisor_pid=11), ended])
+    asked: list[Any] = []
+
+    def taken_over(last_started: dict[str, Any] | None) -> bool:
+        pid = (last_started or {}).get("supervisor_pid")
+        asked.append(pid)
+        return pid == 11  # supervisor 22 (`zag resume`) holds the row now; its `session_started` is on the way
+
+    def resume() -> None:
+        time.sleep(0.2)
+        write_log(SID, [started(100, resumed=True, supervisor_pid=22),
+                        {"type": events.ASSISTANT_MESSAGE, "content": "more", "source": events.SOURCE_PROVIDER_FILE},
+                        ended])
+
+    writer = threading.Thread(target=resume)
+    writer.start()
+    try:
+        follower = EventFollower(path, taken_over=taken_over, poll_secs=0.01, liveness_secs=0.05)
+        seen = [line.event["type"] for line in follower]
+    finally:
+        writer.join(10)
+    assert seen == ["session_started", "session_ended", "session_started", "assistant_message", "session_ended"]
+    assert follower.stop_reason == STOP_ENDED and asked[0] == 11
+    # nobody took it over: the first end is the end
+    alone = EventFollower(path, taken_over=lambda started: False, poll_secs=0.01)
+    assert [line.event["seq"] for line in alone][-1] == 5
+    first_only = write_log("00000002-0000-4000-8000-000000000000", [started(0), ended])
+    assert [line.event["type"] for line in EventFollower(first_only, taken_over=lambda s: False, poll_secs=0.01)] == [
+        "session_started", "session_ended"]
