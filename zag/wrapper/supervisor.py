@@ -239,6 +239,9 @@ class Supervisor:
         except Exception:  # noqa: BLE001
             settings = None
         self.limits = LimitHandler(self, settings)
+        if request.verbose:
+            _warn(f"zag: continuing session {self.session_id} ({request.provider_name}); "
+                  f"log {paths.session_log(self.session_id)}")
 
     def _supervise_safely(self, child: Child, plan: LaunchPlan) -> ExitStatus:
         """The first child, then any relaunch the usage-limit engine plans; a bug in zag ends the session
