@@ -1,7 +1,7 @@
 """Issue 5, scenarios 1 and 2: the real CLIs run headless under `zag run` against the fake API.
 
-1. `zag run <cli> <headless flags> "say hi"`: exit 0, the CLI's stdout as without zag (ids, timestamps and
-   durations masked), one unified log with session_started, the user and assistant messages, usage and
+1. `zag run <cli> <headless flags> "say hi"`: exit 0, the CLI's stdout as without zag (JSON output: ids,
+   timestamps and durations masked; text output: the same bytes), one unified log with session_started, the user and assistant messages, usage and
    session_ended, all stamped with the CLI's own session id; `zag sessions --json` and `zag events --json`
    agree with the log.
 2. A tool turn (shell command or file read): `tool_call` and `tool_result` with the right `tool_kind`.
@@ -72,6 +72,12 @@ def test_say_hi_under_zag(cli_env: MakeEnv, name: str) -> None:
         of_type(log, "user_message", "assistant_message")
     rendered = zag(env, "events", session_id[:8]).stdout
     assert "say hi" in rendered and fa.DEFAULT_TEXT in rendered
+
+    # plain text output: nothing to mask, the very same stdout
+    text_args = env.headless_args("say hi", output="text")
+    direct_text, zag_text = env.run(*text_args), zag_run(env, *text_args)
+    assert (zag_text.returncode, direct_text.returncode) == (0, 0), zag_text.describe()
+    assert zag_text.stdout == direct_text.stdout and fa.DEFAULT_TEXT in zag_text.stdout, zag_text.describe()
 
 
 # (cli, tool, reply asking for it, extra CLI flags, tool_name the CLI records, kind zag must give it)
