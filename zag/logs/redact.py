@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import cache
 from typing import Any
 
 # (name, marker bytes one of which appears in anything the pattern matches, pattern)
@@ -40,12 +41,9 @@ class Redactor:
     """Redacts built-in secret shapes plus user patterns (regex strings from config)."""
 
     def __init__(self, extra_patterns: Iterable[str] = ()) -> None:
-        self._builtin = []
         all_markers: list[bytes] = []
         marker_slots: list[int] = []
-        for slot, (name, markers, source) in enumerate(_BUILTIN):
-            pattern = re.compile(source)
-            self._builtin.append((markers, pattern, _replacement(name, pattern)))
+        for slot, (_, markers, _) in enumerate(_BUILTIN):
             all_markers.extend(markers)
             marker_slots.extend(slot for _ in markers)
         self._finder = _marker_finder(all_markers)
@@ -92,7 +90,7 @@ class Redactor:
         if not hit:
             return data
         for slot in sorted(hit):
-            _, pattern, replacement = self._builtin[slot]
+            pattern, replacement = _compiled(slot)
             data = pattern.sub(replacement, data)
         return data
 
@@ -124,6 +122,15 @@ class Redactor:
         for pattern in self._extra:
             text = pattern.sub("[REDACTED:custom]", text)
         return text
+
+
+@cache
+def _compiled(slot: int) -> tuple[re.Pattern[bytes], bytes]:
+    """A built-in pattern and its replacement, compiled when a marker first calls for it (~10 ms for
+    all of them, which most runs never need: `zag run` starts without paying for it)."""
+    name, _, source = _BUILTIN[slot]
+    pattern = re.compile(source)
+    return pattern, _replacement(name, pattern)
 
 
 def _marker_finder(markers: list[bytes]) -> Any:

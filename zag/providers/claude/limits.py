@@ -30,11 +30,11 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from zag.logs import events
 from zag.providers.base import LimitSignal
-from zag.providers.reset_time import from_epoch, parse_reset
 
 PROVIDER = "claude"
 
@@ -70,26 +70,33 @@ def _compile(body: str) -> re.Pattern[str]:
     return re.compile(_LEAD + body, re.IGNORECASE)
 
 
-_PATTERNS: tuple[re.Pattern[str], ...] = (
-    _compile(r"(?P<msg>Claude AI usage limit reached\|(?P<epoch>\d{10}(?:\d{3})?))\s*$"),
-    _compile(r"(?P<msg>Claude usage limit reached\.\s*Your limit will reset at\s+" + _RESET + r")" + _END),
-    _compile(r"(?P<msg>(?P<scope>5-hour|five-hour|weekly|daily|session|opus|sonnet|[\w ]{1,30}?)\s+limit reached"
-             r"(?:" + _DOT + r"resets\s+" + _RESET + r")?)" + _END),
-    _compile(r"(?P<msg>You" + _APOS + r"ve hit your\s+(?:(?P<scope>session|weekly|daily|5-hour|individual spend|"
-             r"org(?:anization)? spend|[\w-]{1,20})\s+)?limit(?:" + _DOT + r"resets\s+" + _RESET + r")?)" + _END),
-    _compile(r"(?P<msg>You" + _APOS + r"ve reached your\s+[\w .-]{1,40}?\s+limit)\b"),
-    _compile(r"(?P<msg>You" + _APOS + r"re out of extra usage(?:" + _DOT + r"resets\s+" + _RESET + r")?)" + _END),
-    _compile(r"(?P<msg>API Error:\s*Request rejected \(429\)" + _DOT + r".*?)\s*$"),
-    _compile(r"(?P<msg>API Error:\s*429\b.*rate_limit_error.*?)\s*$"),
-)
+@cache
+def _patterns() -> tuple[re.Pattern[str], ...]:
+    """The wording patterns, compiled on first use (~30 ms: `zag run` starts without them, and the
+    output scanner's pre-check rarely lets a line this far)."""
+    return (
+        _compile(r"(?P<msg>Claude AI usage limit reached\|(?P<epoch>\d{10}(?:\d{3})?))\s*$"),
+        _compile(r"(?P<msg>Claude usage limit reached\.\s*Your limit will reset at\s+" + _RESET + r")" + _END),
+        _compile(r"(?P<msg>(?P<scope>5-hour|five-hour|weekly|daily|session|opus|sonnet|[\w ]{1,30}?)\s+limit reached"
+                 r"(?:" + _DOT + r"resets\s+" + _RESET + r")?)" + _END),
+        _compile(r"(?P<msg>You" + _APOS + r"ve hit your\s+(?:(?P<scope>session|weekly|daily|5-hour|individual spend|"
+                 r"org(?:anization)? spend|[\w-]{1,20})\s+)?limit(?:" + _DOT + r"resets\s+" + _RESET + r")?)" + _END),
+        _compile(r"(?P<msg>You" + _APOS + r"ve reached your\s+[\w .-]{1,40}?\s+limit)\b"),
+        _compile(r"(?P<msg>You" + _APOS + r"re out of extra usage(?:" + _DOT + r"resets\s+" + _RESET + r")?)" + _END),
+        _compile(r"(?P<msg>API Error:\s*Request rejected \(429\)" + _DOT + r".*?)\s*$"),
+        _compile(r"(?P<msg>API Error:\s*429\b.*rate_limit_error.*?)\s*$"),
+    )
 
-_PROSE_SCOPE = re.compile(r"\b(session|5-hour|five-hour|weekly|7-day|daily)\b", re.IGNORECASE)
+
+@cache
+def _prose_scope() -> re.Pattern[str]:
+    return re.compile(r"\b(session|5-hour|five-hour|weekly|7-day|daily)\b", re.IGNORECASE)
 
 
 def scope_from_words(text: str | None) -> str:
     if not text:
         return events.SCOPE_UNKNOWN
-    match = _PROSE_SCOPE.search(text)
+    match = _prose_scope().search(text)
     if not match:
         return events.SCOPE_UNKNOWN
     return _SCOPE_WORDS.get(match.group(1).lower(), events.SCOPE_UNKNOWN)
@@ -109,17 +116,23 @@ def match_text(line: str, now: float | None = None) -> TextHit | None:
     lowered = line.lower()
     if "limit" not in lowered and "429" not in line and "usage" not in lowered:
         return None  # every wording has one of these: spares the patterns on ordinary output
-    for pattern in _PATTERNS:
+    for pattern in _patterns():
         match = pattern.match(line)
         if match is None:
             continue
         groups = match.groupdict()
         when = time.time() if now is None else now
         reset_phrase = groups.get("reset") or groups.get("epoch")
-        reset_at = parse_reset(reset_phrase, when) if reset_phrase else None
+        reset_at = _parse_reset(reset_phrase, when) if reset_phrase else None
         scope = _SCOPE_WORDS.get((groups.get("scope") or "").lower().strip(), events.SCOPE_UNKNOWN)
         return TextHit(raw=match.group("msg").strip(), scope=scope, reset_phrase=reset_phrase, reset_at=reset_at)
     return None
+
+
+def _parse_reset(phrase: str, now: float) -> float | None:
+    from zag.providers.reset_time import parse_reset  # zoneinfo and its patterns: only once a hit is seen
+
+    return parse_reset(phrase, now)
 
 
 def match_extra(line: str, patterns: Iterable[re.Pattern[str]], now: float | None = None) -> TextHit | None:
@@ -130,7 +143,7 @@ def match_extra(line: str, patterns: Iterable[re.Pattern[str]], now: float | Non
             continue
         reset_phrase = match.groupdict().get("reset")
         when = time.time() if now is None else now
-        reset_at = parse_reset(reset_phrase, when) if reset_phrase else None
+        reset_at = _parse_reset(reset_phrase, when) if reset_phrase else None
         return TextHit(raw=match.group(0), scope=scope_from_words(match.group(0)),
                        reset_phrase=reset_phrase, reset_at=reset_at)
     return None
@@ -190,6 +203,8 @@ def _epoch(value: Any) -> float | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, (int, float, str)):
+        from zag.providers.reset_time import from_epoch
+
         return from_epoch(value)
     return None
 

@@ -1,4 +1,9 @@
-"""The Claude Code provider: wires argv, live following, history, output scanning and keystrokes."""
+"""The Claude Code provider: wires argv, live following, history, output scanning and keystrokes.
+
+Only what launching needs (`argv`, `homes`) is imported up front: `zag run` spawns the agent right after
+`plan_launch`, and the reader, live, history and scanner modules (~50 ms of imports: msgspec, the
+limit wordings, zoneinfo) load afterwards, when the supervisor first asks for them.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from zag.providers.base import HistorySource, LaunchContext, LaunchPlan, LiveSession, OutputScanner, SessionReader
-from zag.providers.claude import argv, history, homes, keys
-from zag.providers.claude.live import ClaudeLiveSession
-from zag.providers.claude.reader import ClaudeSessionReader
-from zag.providers.claude.scanner import ClaudeOutputScanner
+from typing import TYPE_CHECKING
+
+from zag.providers.base import LaunchContext, LaunchPlan
+from zag.providers.claude import argv, homes
+
+if TYPE_CHECKING:
+    from zag.providers.base import HistorySource, LiveSession, OutputScanner, SessionReader
 
 _OFFSETS_KEPT = 200   # newest transcripts of the cwd whose sizes are noted for `--continue`
 
@@ -56,16 +63,24 @@ class ClaudeProvider:
 
     # -- following and scanning -------------------------------------------------------------------
     def open_live(self, plan: LaunchPlan, ctx: LaunchContext) -> LiveSession:
+        from zag.providers.claude.live import ClaudeLiveSession
+
         return ClaudeLiveSession(plan, ctx)
 
     def output_scanner(self, ctx: LaunchContext) -> OutputScanner:
+        from zag.providers.claude.scanner import ClaudeOutputScanner
+
         return ClaudeOutputScanner(ctx)
 
     # -- history ----------------------------------------------------------------------------------
     def discover(self, env: Mapping[str, str]) -> Iterator[HistorySource]:
+        from zag.providers.claude import history
+
         return history.discover(env)
 
     def open_reader(self, source: HistorySource, cursor: Any) -> SessionReader:
+        from zag.providers.claude.reader import ClaudeSessionReader
+
         session_id = source.provider_session_id
         main: Path | None = Path(source.paths[0]) if source.paths else None
         subagents = None
@@ -79,9 +94,13 @@ class ClaudeProvider:
 
     # -- interactive keystrokes -------------------------------------------------------------------
     def unblock_keys(self, screen: str) -> bytes | None:
+        from zag.providers.claude import keys
+
         return keys.unblock_keys(screen)
 
     def resume_keys(self, message: str) -> bytes:
+        from zag.providers.claude import keys
+
         return keys.resume_keys(message)
 
 

@@ -36,7 +36,7 @@ MAX_LINE = 256 * 1024        # longer lines (big tool output) are skipped: no li
 REPEAT_SECS = 300.0
 _SPLIT = re.compile(rb"\r\n|\n|\r")
 _RESUME_LINE = re.compile(r"^\s*claude\s+(?:--resume|-r)\s+([0-9a-fA-F]{8}-[0-9a-fA-F-]{27})\s*$")
-# What every line of interest has: the wordings (`limits._PATTERNS`), a stream-json limit (`rate_limit…`,
+# What every line of interest has: the wordings (`limits._patterns`), a stream-json limit (`rate_limit…`,
 # `api_error_status`), a resume line; stream-json lines naming a new session id are let through apart.
 _PRESCAN = Prescan([b"limit", b"extra", b"(429)", b"api_error_status", (b"claude", b"-r")],
                    id_key=b'"session_id"')

@@ -3,18 +3,21 @@
 argv (`argv`), where its files live (`homes`), rollout records → unified events (`records`), the
 incremental reader (`reader`), history discovery (`history`), following the running child (`live`),
 output watching (`scanner`), limit wordings (`limits`) and TUI keystrokes (`keys`).
+
+Only `argv` is imported up front (what launching needs); the others load when first asked for, after
+`zag run` has spawned the agent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from zag.providers.base import HistorySource, LaunchContext, LaunchPlan, LiveSession, OutputScanner, SessionReader
-from zag.providers.codex import argv, history, keys
-from zag.providers.codex.live import CodexLiveSession
-from zag.providers.codex.reader import RolloutReader
-from zag.providers.codex.scanner import CodexOutputScanner
+from zag.providers.base import LaunchContext, LaunchPlan
+from zag.providers.codex import argv
+
+if TYPE_CHECKING:
+    from zag.providers.base import HistorySource, LiveSession, OutputScanner, SessionReader
 
 
 class CodexProvider:
@@ -51,21 +54,33 @@ class CodexProvider:
                           notes={"resumed": True, "command": "resume" if ctx.interactive else "exec resume"})
 
     def open_live(self, plan: LaunchPlan, ctx: LaunchContext) -> LiveSession:
+        from zag.providers.codex.live import CodexLiveSession
+
         return CodexLiveSession(plan, ctx)
 
     def output_scanner(self, ctx: LaunchContext) -> OutputScanner:
+        from zag.providers.codex.scanner import CodexOutputScanner
+
         return CodexOutputScanner(ctx)
 
     def discover(self, env: Mapping[str, str]) -> Iterator[HistorySource]:
+        from zag.providers.codex import history
+
         return history.discover(env)
 
     def open_reader(self, source: HistorySource, cursor: Any) -> SessionReader:
+        from zag.providers.codex.reader import RolloutReader
+
         return RolloutReader(source.paths, cursor)
 
     def unblock_keys(self, screen: str) -> bytes | None:
+        from zag.providers.codex import keys
+
         return keys.unblock_keys(screen)
 
     def resume_keys(self, message: str) -> bytes:
+        from zag.providers.codex import keys
+
         return keys.resume_keys(message)
 
 

@@ -6,27 +6,22 @@ line), `plans` (launch/resume argv), `records` + `conversation` (chat records â†
 (backfill discovery), `promptlog` (prompts of deleted sessions), `limits` + `scanner` (usage-limit
 wordings and output watching), `dialogs` (TUI keystrokes), `settings` (reading its settings),
 `version` (installed version without running it).
+
+Only `plans` (what launching needs) is imported up front; the others load when first asked for, after
+`zag run` has spawned the agent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from zag.providers.base import (
-    HistorySource,
-    LaunchContext,
-    LaunchPlan,
-    LiveSession,
-    OutputScanner,
-    SessionReader,
-)
-from zag.providers.gemini import dialogs, history, plans
-from zag.providers.gemini.live import GeminiLive
-from zag.providers.gemini.promptlog import PromptLogReader
-from zag.providers.gemini.reader import GeminiReader
-from zag.providers.gemini.scanner import GeminiScanner
+from zag.providers.base import LaunchContext, LaunchPlan
+from zag.providers.gemini import plans
+
+if TYPE_CHECKING:
+    from zag.providers.base import HistorySource, LiveSession, OutputScanner, SessionReader
 
 
 class GeminiProvider:
@@ -42,23 +37,39 @@ class GeminiProvider:
         return plans.plan_resume(user_args, provider_session_id, message, ctx)
 
     def open_live(self, plan: LaunchPlan, ctx: LaunchContext) -> LiveSession:
+        from zag.providers.gemini.live import GeminiLive
+
         return GeminiLive(plan, ctx)
 
     def output_scanner(self, ctx: LaunchContext) -> OutputScanner:
+        from zag.providers.gemini.scanner import GeminiScanner
+
         return GeminiScanner(ctx)
 
     def discover(self, env: Mapping[str, str]) -> Iterator[HistorySource]:
+        from zag.providers.gemini import history
+
         return history.discover(env)
 
     def open_reader(self, source: HistorySource, cursor: Any) -> SessionReader:
+        from zag.providers.gemini import history
+
         if source.extra.get("kind") == history.KIND_PROMPT_LOG:
+            from zag.providers.gemini.promptlog import PromptLogReader
+
             return PromptLogReader(source.provider_session_id, Path(source.paths[0]), cursor)
+        from zag.providers.gemini.reader import GeminiReader
+
         return GeminiReader(source.provider_session_id, [Path(path) for path in source.paths], cursor)
 
     def unblock_keys(self, screen: str) -> bytes | None:
+        from zag.providers.gemini import dialogs
+
         return dialogs.unblock_keys(screen)
 
     def resume_keys(self, message: str) -> bytes:
+        from zag.providers.gemini import dialogs
+
         return dialogs.resume_keys(message)
 
 

@@ -22,7 +22,6 @@ from typing import Any
 
 from zag.providers.base import LaunchContext, LaunchPlan
 from zag.providers.gemini import argv, files, homes, settings, version
-from zag.providers.gemini.reader import GeminiReader
 
 
 def plan_launch(user_args: Sequence[str], ctx: LaunchContext) -> LaunchPlan:
@@ -74,6 +73,8 @@ def is_resumable(provider_session_id: str, ctx: LaunchContext) -> bool:
         paths = files.main_files(chats, provider_session_id)
         if not paths:
             continue
+        from zag.providers.gemini.reader import GeminiReader  # only resumes need it: spare `zag run` the import
+
         reader = GeminiReader(provider_session_id, paths)
         for _ in reader.read():
             pass

@@ -1,16 +1,22 @@
-"""The goose `Provider`: wires argv planning, the live session, the output scanner and backfill."""
+"""The goose `Provider`: wires argv planning, the live session, the output scanner and backfill.
+
+Only `argv` (what launching needs) is imported up front; the others load when first asked for, after
+`zag run` has spawned the agent.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from zag.providers.base import HistorySource, KeySequence, LaunchContext, LaunchPlan, SessionReader
-from zag.providers.goose import argv, history
-from zag.providers.goose.live import GooseLiveSession
-from zag.providers.goose.reader import DbSessionReader, LegacyJsonlReader
-from zag.providers.goose.scanner import GooseOutputScanner
+from zag.providers.base import KeySequence, LaunchContext, LaunchPlan
+from zag.providers.goose import argv
+
+if TYPE_CHECKING:
+    from zag.providers.base import HistorySource, SessionReader
+    from zag.providers.goose.live import GooseLiveSession
+    from zag.providers.goose.scanner import GooseOutputScanner
 
 BRACKETED_PASTE_START = b"\x1b[200~"
 BRACKETED_PASTE_END = b"\x1b[201~"
@@ -75,16 +81,25 @@ class GooseProvider:
         return LaunchPlan(args=args, provider_session_id=provider_session_id, model=model, notes=notes)
 
     def open_live(self, plan: LaunchPlan, ctx: LaunchContext) -> GooseLiveSession:
+        from zag.providers.goose.live import GooseLiveSession
+
         return GooseLiveSession(plan, ctx)
 
     def output_scanner(self, ctx: LaunchContext) -> GooseOutputScanner:
+        from zag.providers.goose.scanner import GooseOutputScanner
+
         return GooseOutputScanner(ctx)
 
     # -- history -----------------------------------------------------------------------------------
     def discover(self, env: Mapping[str, str]) -> Iterator[HistorySource]:
+        from zag.providers.goose import history
+
         return history.discover(env)
 
     def open_reader(self, source: HistorySource, cursor: Any) -> SessionReader:
+        from zag.providers.goose import history
+        from zag.providers.goose.reader import DbSessionReader, LegacyJsonlReader
+
         path = Path(source.paths[0])
         kind = (source.extra or {}).get("kind")
         if kind == history.KIND_DB or (kind is None and path.name.endswith(".db")):

@@ -1,0 +1,77 @@
+"""The body of `zag run`, free of click: `zag run PROVIDER ...` reaches it without importing click
+(`zag.cli.main` recognises that command line itself), so the agent starts sooner."""
+
+from __future__ import annotations
+
+import os
+
+from zag.providers import NAMES
+
+
+def parse_run(args: list[str]) -> tuple[str, list[str], bool] | None:
+    """(provider, agent args, verbose) when `args` is a plain `run [-v|--verbose]... PROVIDER ARGS...`
+    command line; None for anything else (help, a misspelt provider, `--`), which click handles."""
+    if not args or args[0] != "run":
+        return None
+    index, verbose = 1, False
+    while index < len(args) and args[index] in ("-v", "--verbose"):
+        verbose = True
+        index += 1
+    if index < len(args) and args[index] in NAMES:
+        return args[index], args[index + 1:], verbose
+    return None
+
+
+def run_agent(provider_name: str, args: list[str], *, verbose: bool = False) -> int:
+    """Supervise one run of the agent; returns zag's exit code."""
+    try:
+        return _run_agent(provider_name, args, verbose)
+    except KeyboardInterrupt:  # before the supervisor took over the signals
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a bug in zag: one line for the user, details in zag.log
+        from zag import diag, paths
+
+        diag.exception("run_failed", provider=provider_name)
+        say(f"zag: internal error: {type(exc).__name__}: {exc} (details in {paths.diagnostics_log()})")
+        return 70
+
+
+def _run_agent(provider_name: str, args: list[str], verbose: bool) -> int:
+    from zag import config, providers
+    from zag.wrapper.executable import MissingExecutable, find_executable
+
+    provider = providers.get(provider_name)
+    env = dict(os.environ)
+    try:
+        executable = find_executable(provider_name, provider.executable, provider.install_hint, env)
+    except MissingExecutable as exc:
+        say(f"zag: {exc}")
+        return 127
+    settings = config.load()
+    for problem in settings.problems:
+        say(f"zag: config: {problem}")
+
+    from zag.wrapper.supervisor import LaunchFailed, RunRequest, Supervisor
+
+    interactive = _is_tty(0) and _is_tty(1)
+    request = RunRequest(provider_name, args, executable, interactive, verbose, env)
+    try:
+        return Supervisor(provider, request, settings).run()
+    except LaunchFailed as exc:
+        say(f"zag: {exc}")
+        return exc.exit_code
+
+
+def say(message: str) -> None:
+    """One line to stderr (fd 2 itself: `sys.stderr` may be None), never raising."""
+    try:
+        os.write(2, (message + "\n").encode("utf-8", "replace"))
+    except OSError:
+        pass
+
+
+def _is_tty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
