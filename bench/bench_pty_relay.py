@@ -5,8 +5,10 @@ as its terminal (so it is interactive and gives the agent a PTY of its own); thi
 master. Both runs use the same stand-in agent writing the same bytes; the runs alternate and the medians
 are compared. Goal: zag >= 0.8x the plain PTY.
 
-A third variant, "relay only", runs the same `zag run` with the provider's output scanner switched off
-(patched in-process), to separate the relay's own cost from the scanner's, which sees every byte.
+Two more variants: util-linux `script` (a C relay between two PTYs, the same shape as zag's: what a
+relay costs at all), and "relay only", the same `zag run` with the output observers (the provider's
+scanner and the usage-limit engine's screen) switched off in-process, to separate the relay's own cost
+from theirs.
 
     /work/venv/bin/python bench/bench_pty_relay.py [--mb 200] [--runs 3]
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import os
+import shutil
 import statistics
 import struct
 import subprocess
@@ -63,7 +66,7 @@ def bench_env(**extra: str) -> dict[str, str]:
 
 
 RELAY_ONLY = (
-    "import sys, zag.wrapper.supervisor as s; s.Supervisor._observer = lambda self, scanner: None; "
+    "import sys, zag.wrapper.supervisor as s; s.Supervisor._observer = lambda self, *args: None; "
     "from zag.cli import main; sys.argv[0] = 'zag'; main()"
 )
 
@@ -83,9 +86,12 @@ def main() -> None:
         env = bench_env(ZAG_HOME=str(root / "home"), STANDIN_SCRIPT=str(script))
         variants = {
             "plain PTY": [str(agent)],
+            "util-linux script": ["script", "-q", "-e", "-c", str(agent), "/dev/null"],
             f"zag run {options.provider}": [zag, "run", options.provider],
             "zag, relay only": [sys.executable, "-c", RELAY_ONLY, "run", options.provider],
         }
+        if shutil.which("script") is None:
+            del variants["util-linux script"]
         env[f"ZAG_{options.provider.upper()}_BIN"] = str(agent)
         seconds: dict[str, list[float]] = {name: [] for name in variants}
         cpu: dict[str, list[float]] = {name: [] for name in variants}
@@ -109,7 +115,7 @@ def main() -> None:
         used = statistics.median(cpu[name])
         line = f"{name:22s} median {taken:6.2f} s {mb / taken:6.1f} MB/s  ratio {plain_time / taken:4.2f}x"
         if name != "plain PTY":
-            line += f"  zag CPU {(used - plain_cpu) * 1000 / mb:5.1f} ms/MB (start-up included)"
+            line += f"  relay CPU {(used - plain_cpu) * 1000 / mb:5.1f} ms/MB (start-up included)"
         print(line)
     print("goal: zag >= 0.8x the plain PTY")
 
