@@ -70,7 +70,7 @@ def screen_bytes(region: bytes, *, blanks: bool = False, line_moves: bool = Fals
 
 def has_controls(region: bytes) -> bool:
     """Whether `strip_ansi` would delete anything from `region` (an escape or a control character)."""
-    return b"\x1b" in region or bool(region.translate(None, _NOT_CONTROLS))
+    return bool(region.translate(None, _NOT_CONTROLS))
 
 
 class Prescan:
@@ -166,6 +166,14 @@ def _brace_line(text: bytes) -> bool:
 _SPLIT = re.compile(rb"\r\n|\n|\r")
 
 
+def joined(head: bytearray, data: bytes, end: int) -> bytes:
+    """`head + data[:end]` as bytes, copying each byte once (chunks can be a megabyte)."""
+    if not head:
+        return data if end == len(data) else data[:end]
+    return b"".join((head, memoryview(data)[:end]))
+
+
+
 class GatedLines:
     """`text.LineAssembler` whose `feed` takes a gate: complete lines the gate rejects are dropped unread.
 
@@ -186,7 +194,7 @@ class GatedLines:
             line = bytes(self._buffer)
             self._buffer.clear()
             return [line.decode("utf-8", errors="replace")] if gate is None or gate(line) else []
-        region = bytes(self._buffer) + data[:end + 1] if self._buffer else data[:end + 1]
+        region = joined(self._buffer, data, end + 1)
         self._buffer.clear()
         self._buffer += data[end + 1:]
         if gate is not None and not gate(region):

@@ -29,7 +29,7 @@ from zag import diag
 from zag.logs import events
 from zag.providers.base import Item, LaunchContext, LimitSignal, SessionIdHint
 from zag.providers.claude import limits, schema
-from zag.providers.prescan import Gate, Prescan
+from zag.providers.prescan import Gate, Prescan, joined
 from zag.providers.text import strip_ansi
 
 MAX_LINE = 256 * 1024        # longer lines (big tool output) are skipped: no limit message is that long
@@ -56,7 +56,7 @@ class _Lines:
         if end < 0:
             self._keep(data)
             return []
-        if gate is not None and not gate(data[:end + 1] if self._skipping else bytes(self._buffer) + data[:end + 1]):
+        if gate is not None and not gate(joined(bytearray() if self._skipping else self._buffer, data, end + 1)):
             self._skipping = False
             self._buffer.clear()
             self._keep(data[end + 1:])
