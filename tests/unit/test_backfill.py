@@ -456,7 +456,7 @@ def test_events_are_written_in_bounded_batches(root: Path, monkeypatch: pytest.M
     summary = run(root)
     assert summary.events == 1001
     assert sum(sizes) == 1001
-    assert max(sizes) <= backfill_worker.START_PEEK + 1
+    assert max(sizes) <= backfill_worker.BATCH_EVENTS + 1
     assert len(sizes) >= 9
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
+from itertools import islice
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,8 @@ MODE_NEW = "new"            # first import: a new zag session
 MODE_CONTINUE = "continue"  # a recorded cursor (an earlier import, or the live supervisor's)
 MODE_ADOPT = "adopt"        # a zag session already holds this provider session, with no cursor
 
-BATCH_EVENTS = 256              # events per write: bounds memory (a Claude tool result is ≤ ~100 KB)
-START_PEEK = 256                # items looked at before `session_started` is written (for its model)
+BATCH_EVENTS = 256              # events per write: bounds memory (a Claude tool result is ≤ ~100 KB);
+                                # `session_started` waits for the first batch (its time, cwd and model)
 TEMP_SUFFIX = ".backfill-tmp"
 
 
@@ -128,7 +129,7 @@ def _import(provider: Provider, job: ImportJob, copier: _Copier) -> None:
     copier.reader = reader
     try:
         try:
-            copier.run(reader.read())
+            copier.run(_batches(reader))
         finally:
             copier.close()
         copier.result.cursor = reader.cursor()
@@ -150,16 +151,31 @@ class _Copier:
         self.body_model: str | None = None   # the first `model` an event carried
         self.batch: list[dict[str, Any]] = []
         self.started = False     # session_started written (or not needed)
+        self.last_ts: str | None = None   # the time of the latest dated item
 
-    def run(self, items: Iterator[Any]) -> None:
+    def run(self, batches: Iterable[list[Any]]) -> None:
+        for items in batches:
+            self._take(items)
+        self.flush()
+        self._learn(final=True)
+        if self.result.model is None:
+            self.result.model = self.body_model
+
+    def _take(self, items: list[Any]) -> None:
+        """Stamp each item's time (its own, normalised, else the time of the records before it),
+        note first/last times and warnings, and write every BATCH_EVENTS bodies."""
         result = self.result
         batch = self.batch
-        last_ts = result.last_ts
+        last_ts = self.last_ts
         first_ts = result.first_ts
         max_ts = result.last_ts
+        watermark = self.watermark
+        normalize = events.normalize_ts
         parse_warning = events.PARSE_WARNING
         for item in items:
-            if type(item) is dict or isinstance(item, dict):
+            if item.__class__ is dict:
+                body = item
+            elif isinstance(item, dict):
                 body = item
             elif isinstance(item, LimitSignal):
                 # in history, the time of the records around it, not when this run saw it
@@ -167,15 +183,13 @@ class _Copier:
             else:
                 continue  # SessionIdHint: the source already names its session
             ts = body.get("ts")
-            if ts is None:
-                ts = last_ts
-            elif not (type(ts) is str and len(ts) == 24 and ts[19] == "." and ts[23] == "Z"):  # not ours yet
-                ts = events.normalize_ts(ts) or last_ts
-            body["ts"] = ts
-            if self.watermark is not None:
-                if ts is None or ts <= self.watermark:
+            if ts.__class__ is not str or len(ts) != 24 or ts[19] != "." or ts[23] != "Z":  # not ours yet
+                ts = last_ts if ts is None else normalize(ts) or last_ts
+                body["ts"] = ts
+            if watermark is not None:
+                if ts is None or ts <= watermark:
                     continue  # the live session already logged this (see MODE_ADOPT in backfill.py)
-                self.watermark = None
+                watermark = self.watermark = None
             if ts is not None:
                 last_ts = ts
                 if first_ts is None or ts < first_ts:
@@ -187,19 +201,13 @@ class _Copier:
                 if len(result.notes) < 3:
                     result.notes.append(str(body.get("message") or "unreadable record"))
             batch.append(body)
-            if self.started:
-                if len(batch) >= BATCH_EVENTS:
-                    self.flush()
-                    batch = self.batch
-            else:
+            if not self.started:
                 self._look(body)
-                if len(batch) >= START_PEEK or self._known():
-                    self.flush()
-                    batch = self.batch
-        self.flush()
-        self._learn(final=True)
-        if self.result.model is None:
-            self.result.model = self.body_model
+            if len(batch) >= BATCH_EVENTS:
+                self.last_ts = last_ts
+                self.flush()
+                batch = self.batch
+        self.last_ts = last_ts
 
     def _look(self, body: dict[str, Any]) -> None:
         """While `session_started` waits: the first model and cwd the events carry."""
@@ -208,23 +216,18 @@ class _Copier:
         if self.result.cwd is None:
             self.result.cwd = _text(body.get("cwd"))
 
-    def _known(self) -> bool:
-        """Everything `session_started` wants is known (so the peek at the first records can end)."""
-        result = self.result
-        if result.model is None or result.cwd is None:
-            self._learn()
-        return bool(result.model and result.first_ts and result.cwd)
-
     def _learn(self, final: bool = False) -> None:
         """cwd and model: the source's, else the reader's optional `info` mapping (what it learnt from
-        records, e.g. Claude's per-record `cwd`, or the model of real responses, not placeholders),
-        else the first an event carried. At the end the reader's model wins (for the index row)."""
+        records, e.g. Claude's per-record `cwd`, or the model of real responses, not placeholders:
+        its `first_model` for `session_started`, which may be written after the reader has read
+        ahead), else the first an event carried. At the end the reader's latest model wins (for the
+        index row)."""
         info = getattr(self.reader, "info", None)
         info = info if isinstance(info, Mapping) else {}
         result = self.result
         if result.cwd is None:
             result.cwd = _text(info.get("cwd"))
-        model = _text(info.get("model"))
+        model = _text(info.get("model") if final else info.get("first_model") or info.get("model"))
         if model and (result.model is None or (final and not self.job.source.model)):
             result.model = model
 
@@ -306,6 +309,21 @@ class _Copier:
             resumed=False,
             backfilled=True,
         )
+
+
+def _batches(reader: Any) -> Iterator[list[Any]]:
+    """The reader's items in lists: its own `read_batches()` when it has one (fewer round trips
+    through generators), else `read()` cut into lists of BATCH_EVENTS."""
+    read_batches = getattr(reader, "read_batches", None)
+    if callable(read_batches):
+        yield from read_batches()
+        return
+    items = iter(reader.read())
+    while True:
+        batch = list(islice(items, BATCH_EVENTS))
+        if not batch:
+            return
+        yield batch
 
 
 def _limit_body(signal: LimitSignal, record_ts: str | None) -> dict[str, Any]:

@@ -86,6 +86,12 @@ class ClaudeSessionReader:
         return self._main.path if self._main is not None else None
 
     def read(self) -> Iterator[Item]:
+        for items in self.read_batches():
+            yield from items
+
+    def read_batches(self) -> Iterator[list[Item]]:
+        """What `read` yields, a list per chunk read from a file (cheaper for consumers that take
+        many items at once, like backfill). A file's offset advances a chunk at a time."""
         if self._main is not None:
             yield from self._read_tail(self._main, None)
         self._scan_subagents()
@@ -114,23 +120,30 @@ class ClaudeSessionReader:
         return any(_may_have_news(sub.tail) for sub in self._subs.values())
 
     # -- internals --------------------------------------------------------------------------------
-    def _read_tail(self, tail: JsonlTail, extra: dict[str, Any] | None) -> Iterator[Item]:
+    def _read_tail(self, tail: JsonlTail, extra: dict[str, Any] | None) -> Iterator[list[Item]]:
         if not _may_have_news(tail):
             return
         tail.restarted = False
         announced = False
-        map_line = self.mapper.map_line
-        for line, checked in _lines(tail):
+        mapper = self.mapper
+        for lines, checked, start in _chunks(tail):
+            items: list[Item] = []
             if tail.restarted and not announced:
                 announced = True
-                yield self._restart_notice(tail, extra)
+                items.append(self._restart_notice(tail, extra))
             if checked is None:
-                yield events.parse_warning(
-                    f"claude transcript: line longer than {MAX_LINE_BYTES} bytes, cut ({tail.path.name})", line)
-                continue
-            yield from map_line(line, extra, checked)
+                items.append(events.parse_warning(
+                    f"claude transcript: line longer than {MAX_LINE_BYTES} bytes, cut ({tail.path.name})", lines[0]))
+            else:
+                try:
+                    mapper.map_lines(lines, extra, checked, items)
+                except BaseException:
+                    # as when reading line by line: the offset stays just past the line that failed
+                    tail.offset = start + sum(len(line) + 1 for line in lines[:mapper.lines_done + 1])
+                    raise
+            yield items
         if tail.restarted and not announced:
-            yield self._restart_notice(tail, extra)
+            yield [self._restart_notice(tail, extra)]
 
     def _restart_notice(self, tail: JsonlTail, extra: dict[str, Any] | None) -> dict[str, Any]:
         self.mapper.skip_seen_records = True
@@ -240,69 +253,111 @@ def _agent_files(base: Path) -> list[Path]:
     return found
 
 
-def _lines(tail: JsonlTail) -> Iterator[tuple[memoryview, bool | None]]:
-    """New complete lines of `tail`'s file as (line, utf8_checked), with `JsonlTail`'s cursor semantics
-    (offset advanced line by line, shrink/replace → `restarted` and read from 0, over-long lines cut),
-    but without copying each line: lines are views into the chunk read, and a chunk that is valid UTF-8
-    as a whole spares the per-line check. `utf8_checked` is None for a cut over-long line."""
+def _chunks(tail: JsonlTail) -> Iterator[tuple[list[Any], bool | None, int]]:
+    """New complete lines of `tail`'s file, a list per chunk read: `(lines, utf8_checked, start)`, with
+    `JsonlTail`'s cursor semantics (shrink/replace → `restarted` and read from 0, over-long lines cut).
+    `tail.offset` is past the lines when they are handed out; `start` is where they began. A chunk
+    that is valid UTF-8 as a whole spares its lines the check (`utf8_checked`); the head of a cut
+    over-long line comes alone, with `utf8_checked` None. Chunks are read at an offset (`pread`), so
+    a line that straddles two chunks is read again rather than copied onto the next chunk; a line
+    longer than a chunk doubles the read until it fits (up to MAX_LINE_BYTES)."""
     try:
         handle = open(tail.path, "rb", buffering=0)
     except OSError:
         return
     with handle:
-        st = os.fstat(handle.fileno())
+        fd = handle.fileno()
+        st = os.fstat(fd)
         if (tail.ino is not None and st.st_ino != tail.ino) or st.st_size < tail.offset:
             tail.offset = 0
             tail.restarted = True
         tail.ino = st.st_ino
-        if st.st_size == tail.offset:
+        remaining = st.st_size - tail.offset
+        if remaining <= 0:
             return
-        handle.seek(tail.offset)
-        carry = b""
-        skipping = False
-        expected = st.st_size - tail.offset   # read what is there in one go when it is small
+        chunk_bytes = CHUNK_BYTES
+        want = remaining + 1 if remaining < chunk_bytes else chunk_bytes  # small: all of it, and see the end
+        offset = tail.offset
         while True:
-            chunk = handle.read(expected + 1 if 0 < expected < CHUNK_BYTES else CHUNK_BYTES)
-            expected = 0
-            if not chunk:
-                if carry and not skipping and _whole_record(carry):
-                    tail.offset += len(carry)  # a last record without its newline (hand-made files)
-                    yield memoryview(carry), False
-                return
-            if carry:
-                chunk = carry + chunk
-                carry = b""
+            chunk = os.pread(fd, want, offset)
+            size = len(chunk)
             end = chunk.rfind(b"\n")
             if end < 0:
-                if skipping:
-                    tail.offset += len(chunk)
-                elif len(chunk) > MAX_LINE_BYTES:
+                if size < want:  # the end of the file, in the middle of a line
+                    if chunk and _whole_record(chunk):
+                        tail.offset = offset + size  # a last record without its newline (hand-made files)
+                        yield [chunk], False, offset
+                    return
+                if size > MAX_LINE_BYTES:
                     tail.oversized_lines += 1
-                    tail.offset += len(chunk)
-                    skipping = True
-                    yield memoryview(chunk[:KEEP_OF_OVERSIZED]), None
+                    start, offset = offset, _skip_line(fd, offset + size, chunk_bytes)
+                    tail.offset = offset
+                    yield [chunk[:KEEP_OF_OVERSIZED]], None, start
+                    want = chunk_bytes
                 else:
-                    carry = chunk
+                    want = min(2 * want, MAX_LINE_BYTES + 1)
                 continue
             view = memoryview(chunk)
+            lines = _split(chunk, view, end)  # what follows the last newline is read again with the next chunk
             checked = chunk.isascii() or _utf8(view[:end])
-            find = chunk.find
-            position = 0
-            if skipping:
-                position = find(b"\n") + 1
-                tail.offset += position
-                skipping = False
-            while position <= end:
-                newline = find(b"\n", position, end + 1)
-                length = newline - position
-                tail.offset += length + 1
-                if length > MAX_LINE_BYTES:
-                    tail.oversized_lines += 1
-                    yield view[position:position + KEEP_OF_OVERSIZED], None
-                else:
-                    yield view[position:newline], checked
-                position = newline + 1
-            carry = chunk[end + 1:]
+            start, offset = offset, offset + end + 1
+            tail.offset = offset
+            if end > MAX_LINE_BYTES:
+                yield from _cut_over_long(lines, checked, start, tail)
+            else:
+                yield lines, checked, start
+            if size < want:
+                if end + 1 < size and _whole_record(chunk[end + 1:]):
+                    tail.offset = offset + size - end - 1
+                    yield [chunk[end + 1:]], False, offset
+                return
+            want = chunk_bytes
+
+
+def _split(chunk: bytes, view: memoryview, end: int) -> list[memoryview]:
+    """The lines of `chunk` up to its newline at `end`, as views (`find` runs at memchr speed, where
+    `bytes.split` looks at each byte; views copy nothing)."""
+    find = chunk.find
+    lines = []
+    append = lines.append
+    position = 0
+    while position <= end:
+        newline = find(b"\n", position, end + 1)
+        append(view[position:newline])
+        position = newline + 1
+    return lines
+
+
+def _skip_line(fd: int, offset: int, chunk_bytes: int) -> int:
+    """The offset just past the end of the line going on at `offset` (or the end of the file)."""
+    while True:
+        chunk = os.pread(fd, chunk_bytes, offset)
+        if not chunk:
+            return offset
+        newline = chunk.find(b"\n")
+        if newline >= 0:
+            return offset + newline + 1
+        offset += len(chunk)
+
+
+def _cut_over_long(lines: list[memoryview], checked: bool, start: int,
+                   tail: JsonlTail) -> Iterator[tuple[list[Any], bool | None, int]]:
+    """A chunk's lines with each line longer than MAX_LINE_BYTES handed out alone, cut."""
+    run: list[memoryview] = []
+    run_start = position = start
+    for line in lines:
+        if len(line) > MAX_LINE_BYTES:
+            if run:
+                yield run, checked, run_start
+                run = []
+            tail.oversized_lines += 1
+            yield [line[:KEEP_OF_OVERSIZED]], None, position
+            run_start = position + len(line) + 1
+        else:
+            run.append(line)
+        position += len(line) + 1
+    if run:
+        yield run, checked, run_start
 
 
 def _whole_record(data: bytes) -> bool:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 import time
 from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -108,6 +109,7 @@ class RecordMapper:
         self._last_flat_tool: tuple[str | None, str | None] = (None, None)
         self._uuids = _Recent(_UUIDS_KEPT)
         self.skip_seen_records = False  # set by the reader after a file shrank or was replaced
+        self.lines_done = 0             # see `map_lines`
         self._need_cwd = True
         self.last_ts: Any = state.get("last_ts")
         self._info: dict[str, Any] = {}   # cwd, model
@@ -115,7 +117,8 @@ class RecordMapper:
 
     @property
     def info(self) -> dict[str, Any]:
-        """What the lines read so far told about the session: cwd, model, first_ts, last_ts."""
+        """What the lines read so far told about the session: cwd (the first), model (the latest real
+        one), first_model, first_ts, last_ts."""
         return {**self._info, "first_ts": self._first_ts, "last_ts": self.last_ts}
 
     def state(self) -> dict[str, Any]:
@@ -125,34 +128,53 @@ class RecordMapper:
                 "blocks": [[message_id, [list(key) for key in self._message_blocks.get(message_id) or ()]]
                            for message_id in self._message_blocks.last(_BLOCK_MESSAGES_IN_STATE)]}
 
-    # -- one line ---------------------------------------------------------------------------------
+    # -- lines ----------------------------------------------------------------------------------------
     def map_line(self, line: bytes | memoryview, extra: dict[str, Any] | None = None,
                  utf8_checked: bool = False) -> list[Item]:
         """Events of one line (bytes, or a view into a larger buffer; `utf8_checked` when the caller
         has validated it as UTF-8 already)."""
-        if not line:
-            return []
-        try:
-            if not utf8_checked:
-                str(line, "utf-8")
-            record = _DECODE(line)
-        except (UnicodeDecodeError, msgspec.DecodeError, RecursionError) as exc:
-            if not bytes(line).strip():
-                return []
-            record = _decode_slowly(line, exc)
-            if isinstance(record, str):
-                return [events.parse_warning(f"claude transcript: {record}", line)]
-        try:
-            return self._map(record, line, extra)
-        except (TypeError, ValueError, AttributeError, msgspec.MsgspecError) as exc:  # a shape we did not foresee
-            return [events.parse_warning(f"claude transcript: unexpected record shape: {exc}", line)]
+        return self.map_lines((line,), extra, utf8_checked)
 
-    def _map(self, rec: schema.Record, line: bytes, extra: dict[str, Any] | None) -> list[Item]:
+    def map_lines(self, lines: Iterable[bytes | memoryview], extra: dict[str, Any] | None = None,
+                  utf8_checked: bool = False, out: list[Item] | None = None) -> list[Item]:
+        """Events of many lines, in order, appended to `out` (or a new list) and returned. Each line
+        gives what `map_line` gives for it; `lines_done` then tells how many lines were mapped (so a
+        caller can tell where an unforeseen exception stopped it)."""
+        items: list[Item] = [] if out is None else out
+        append = items.append
+        decode = _DECODE
+        map_record = self._map
+        done = 0
+        try:
+            for line in lines:
+                if line:
+                    try:
+                        if not utf8_checked:
+                            str(line, "utf-8")
+                        record = decode(line)
+                    except (UnicodeDecodeError, msgspec.DecodeError, RecursionError) as exc:
+                        record = _decode_slowly(line, exc) if bytes(line).strip() else None
+                        if record.__class__ is str:
+                            append(events.parse_warning(f"claude transcript: {record}", line))
+                            record = None
+                    if record is not None:
+                        mark = len(items)
+                        try:
+                            map_record(record, line, extra, items)
+                        except (TypeError, ValueError, AttributeError, msgspec.MsgspecError) as exc:
+                            del items[mark:]  # a shape we did not foresee: the line is one warning
+                            append(events.parse_warning(f"claude transcript: unexpected record shape: {exc}", line))
+                done += 1
+        finally:
+            self.lines_done = done
+        return items
+
+    def _map(self, rec: schema.Record, line: bytes, extra: dict[str, Any] | None, out: list[Item]) -> None:
         uuid = rec.uuid
         if uuid is not None:
             seen = self._uuids
             if self.skip_seen_records and uuid in seen:
-                return []
+                return
             recent = seen._new
             recent[uuid] = True
             if len(recent) > _UUIDS_KEPT:
@@ -164,7 +186,7 @@ class RecordMapper:
                 self._first_ts = ts
         else:
             ts = self.last_ts
-        if rec.cwd and self._need_cwd:
+        if self._need_cwd and rec.cwd:
             self._need_cwd = False
             self._info["cwd"] = rec.cwd
         if rec.isSidechain is True:
@@ -174,39 +196,45 @@ class RecordMapper:
                 extra["agent_id"] = rec.agentId
         kind = rec.type
         if kind == "assistant":
-            return self._assistant(rec, ts, line, extra)
-        if kind == "user":
-            return self._user(rec, ts, line, extra)
-        if kind is None and rec.message is not None:
-            role = rec.message.role
-            if role == "user":
-                return self._user(rec, ts, line, extra)
-            if role == "assistant" or rec.message.usage is not None:
-                return self._assistant(rec, ts, line, extra)
-        if kind == "tool_use" and rec.message is None:
-            return self._flat_tool_use(rec, ts, extra)
-        if kind == "tool_result" and rec.message is None:
-            return self._flat_tool_result(rec, ts, extra)
-        return [self._status(_status_message(rec), line, ts, extra)]
+            self._assistant(rec, ts, line, extra, out)
+        elif kind == "user":
+            self._user(rec, ts, line, extra, out)
+        elif kind is None and rec.message is not None and rec.message.role == "user":
+            self._user(rec, ts, line, extra, out)
+        elif kind is None and rec.message is not None and (rec.message.role == "assistant"
+                                                            or rec.message.usage is not None):
+            self._assistant(rec, ts, line, extra, out)
+        elif kind == "tool_use" and rec.message is None:
+            out.append(self._flat_tool_use(rec, ts, extra))
+        elif kind == "tool_result" and rec.message is None:
+            out.append(self._flat_tool_result(rec, ts, extra))
+        else:
+            out.append(self._status(_status_message(rec), line, ts, extra))
 
     # -- assistant --------------------------------------------------------------------------------
-    def _assistant(self, rec: schema.Record, ts: Any, line: bytes, extra: dict[str, Any] | None) -> list[Item]:
+    def _assistant(self, rec: schema.Record, ts: Any, line: bytes, extra: dict[str, Any] | None,
+                   out: list[Item]) -> None:
         msg = rec.message
         if msg is None:
-            return [self._status("assistant record without message", line, ts, extra)]
+            out.append(self._status("assistant record without message", line, ts, extra))
+            return
+        mark = len(out)
         model = msg.model
         synthetic = model == SYNTHETIC_MODEL  # claude's own message (an API error, "No response requested.")
         if synthetic:
             model = None
         elif model:
-            self._info["model"] = model
+            info = self._info
+            info["model"] = model
+            if "first_model" not in info:
+                info["first_model"] = model
         msg_id = msg.id
         message_id = msg_id or rec.uuid
         sid = self.sid
+        error = rec.error
         api_error = None
-        if rec.isApiErrorMessage is True or (rec.error is not None and isinstance(rec.error, str) and rec.error):
-            api_error = {"error": rec.error, "status": rec.apiErrorStatus}
-        items: list[Item] = []
+        if rec.isApiErrorMessage is True or (error is not None and error.__class__ is str and error):
+            api_error = {"error": error, "status": rec.apiErrorStatus}
         content = msg.content
         seen_before = self._message_blocks.get(msg_id) if msg_id else None
         emitted: set[Any] = set()
@@ -252,7 +280,7 @@ class RecordMapper:
                 if seen_before is not None and key in seen_before:
                     continue
                 emitted.add(key)
-                body = {"type": REASONING, "ts": ts, "provider_session_id": sid, "content": block.thinking or "",
+                body = {"type": REASONING, "ts": ts, "provider_session_id": sid, "content": thought,
                         "message_id": message_id}
             elif kind == "redacted_thinking":
                 key = ("redacted", len(block.data), bytes(block.data)[:48].hex(), "")
@@ -266,11 +294,11 @@ class RecordMapper:
                 continue
             if extra:
                 body.update(extra)
-            items.append(body)
+            out.append(body)
         if unknown:
-            items.append(self._status(f"assistant content block not mapped ({_block_types(content)})", line, ts,
-                                      extra))
-        if msg_id and emitted:
+            out.append(self._status(f"assistant content block not mapped ({_block_types(content)})", line, ts,
+                                    extra))
+        if emitted and msg_id:
             if seen_before is None:
                 self._message_blocks.put(msg_id, emitted)
             else:
@@ -278,14 +306,13 @@ class RecordMapper:
         if msg.usage is not None or rec.costUSD is not None:
             usage = self._usage(rec, msg, ts, extra, message_id)
             if usage is not None:
-                items.append(usage)
+                out.append(usage)
         if api_error is not None:
             signal = self._limit(rec, "\n".join(texts or ()), ts)
             if signal is not None:
-                items.append(signal)
-        if not items and not content:
-            items.append(self._status("assistant record without content", line, ts, extra))
-        return items
+                out.append(signal)
+        if len(out) == mark and not content:
+            out.append(self._status("assistant record without content", line, ts, extra))
 
     def _usage(self, rec: schema.Record, msg: schema.Message, ts: Any, extra: dict[str, Any] | None,
                message_id: str | None) -> dict[str, Any] | None:
@@ -325,15 +352,18 @@ class RecordMapper:
         )
 
     # -- user -------------------------------------------------------------------------------------
-    def _user(self, rec: schema.Record, ts: Any, line: bytes, extra: dict[str, Any] | None) -> list[Item]:
+    def _user(self, rec: schema.Record, ts: Any, line: bytes, extra: dict[str, Any] | None,
+              out: list[Item]) -> None:
         msg = rec.message
         if msg is None:
-            return [self._status("user record without message", line, ts, extra)]
+            out.append(self._status("user record without message", line, ts, extra))
+            return
         content = msg.content
         flags = _user_flags(rec)
         if isinstance(content, str) or content is None:
-            return [self._body(events.USER_MESSAGE, ts, extra, content=content or "", message_id=rec.uuid,
-                               **flags)]
+            out.append(self._body(events.USER_MESSAGE, ts, extra, content=content or "", message_id=rec.uuid,
+                                  **flags))
+            return
         items: list[Item] = []
         texts: list[str] = []
         images: list[dict[str, Any]] = []
@@ -366,7 +396,7 @@ class RecordMapper:
                                       extra))
         if not items:
             items.append(self._body(events.USER_MESSAGE, ts, extra, content="", message_id=rec.uuid, **flags))
-        return items
+        out.extend(items)
 
     def _tool_result(self, rec: schema.Record, block: schema.Block, ts: Any, extra: dict[str, Any] | None,
                      *, with_details: bool) -> dict[str, Any]:
@@ -393,24 +423,24 @@ class RecordMapper:
         return body
 
     # -- legacy flat tool lines --------------------------------------------------------------------
-    def _flat_tool_use(self, rec: schema.Record, ts: Any, extra: dict[str, Any] | None) -> list[Item]:
+    def _flat_tool_use(self, rec: schema.Record, ts: Any, extra: dict[str, Any] | None) -> dict[str, Any]:
         tool_id = rec.id or rec.tool_use_id or rec.uuid
         self._last_flat_tool = (tool_id, rec.name)
         if tool_id:
             self._tool_names.put(tool_id, rec.name)
             self._recent_tools.append((tool_id, rec.name))
-        return [self._body(events.TOOL_CALL, ts, extra, tool_name=rec.name, tool_kind=tool_kind(rec.name),
-                           tool_id=tool_id, input=rec.input if rec.input else None, message_id=rec.uuid)]
+        return self._body(events.TOOL_CALL, ts, extra, tool_name=rec.name, tool_kind=tool_kind(rec.name),
+                          tool_id=tool_id, input=rec.input if rec.input else None, message_id=rec.uuid)
 
-    def _flat_tool_result(self, rec: schema.Record, ts: Any, extra: dict[str, Any] | None) -> list[Item]:
+    def _flat_tool_result(self, rec: schema.Record, ts: Any, extra: dict[str, Any] | None) -> dict[str, Any]:
         tool_id = rec.tool_use_id
         if tool_id is None and self._last_flat_tool[1] == rec.name:
             tool_id = self._last_flat_tool[0]
         failed = rec.is_error is True
         output = rec.output if rec.output else None
-        return [self._body(events.TOOL_RESULT, ts, extra, tool_id=tool_id, tool_name=rec.name,
-                           success=not failed, output=None if failed else output,
-                           error=output if failed else None)]
+        return self._body(events.TOOL_RESULT, ts, extra, tool_id=tool_id, tool_name=rec.name,
+                          success=not failed, output=None if failed else output,
+                          error=output if failed else None)
 
     # -- helpers ----------------------------------------------------------------------------------
     def _body(self, event_type: str, ts: Any, extra: dict[str, Any] | None, **fields: Any) -> dict[str, Any]:
