@@ -149,9 +149,10 @@ def test_reset_known_to_the_minute_is_not_resumed_early(cli_env: MakeEnv) -> Non
     env = cli_env("claude")
     write_config(zag_home_of(env), heartbeat_secs=0.5, resume_message=RESUME_MESSAGE, jitter_secs=JITTER_SECS,
                  max_attempts=3)
-    if time.time() % 60 > 45:  # keep the reset inside this minute: the shown minute is then already past
+    ahead = 20  # the first premature resume (hit + 3 s settle) must come before it, even under load
+    if time.time() % 60 > 58 - ahead:  # keep the reset inside this minute: the shown minute is then past
         time.sleep(61 - time.time() % 60)
-    reset = int(time.time()) + 8
+    reset = int(time.time()) + ahead
     env.fake.limit_until(env.family, reset, fa.claude_subscription_limit(reset))
     result = zag_run(env, *env.headless_args("say hi", output="text"))
     assert result.returncode == 0, result.describe()
