@@ -153,7 +153,6 @@ class LimitHandler:
     # -- what the supervisor asks (main thread) ---------------------------------------------------
     def next_launch(self, status: ExitStatus) -> LaunchPlan | None:
         """After a child exited: the plan to run the agent again in this session, or None to end it."""
-        self.supervisor.update_registry(exit_code=status.exit_code)
         self._stop_op()
         now = time.time()
         with self._lock:
@@ -166,6 +165,9 @@ class LimitHandler:
             self._announce(incident, child_running=False)
         self._finish_attempt(f"{self.provider_name} exited with code {status.exit_code} "
                              "before continuing the session")
+        if self.settings.enabled and self.active_incident() is not None:
+            # the agent's last exit code, for `zag resume` should this supervisor die while waiting
+            self.supervisor.update_registry(exit_code=status.exit_code)
         return self._plan_next()
 
     def first_launch(self, previous: dict[str, Any]) -> LaunchPlan | None:
