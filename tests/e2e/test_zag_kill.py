@@ -66,7 +66,7 @@ def test_dead_zag_is_shown_dead_and_zag_resume_continues(cli_env: MakeEnv, name:
             process.kill()
             process.wait(timeout=10)
     try:  # the CLI goes with zag (PR_SET_PDEATHSIG)
-        wait_until(lambda: not marked_pids(env.marker), 10, "the CLI to die with zag")
+        wait_until(lambda: not marked_pids(env.marker), 3, "the CLI to die with zag")  # SIGKILL: at once
         orphans: list[str] = []
     except TimeoutError:
         orphans = [describe_pid(pid) for pid in marked_pids(env.marker)]
