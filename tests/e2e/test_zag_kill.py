@@ -19,7 +19,7 @@ from typing import Any, Callable
 import pytest
 
 from . import fake_api as fa
-from .clis import CLIS, CliEnv, describe_pid, kill_marked, marked_pids
+from .clis import CliEnv, describe_pid, kill_marked, marked_pids
 from .zag_cli import (conversation, kinds, of_type, only_log, session_logs, wait_until, write_config, zag,
                       zag_home_of, zag_json)
 
