@@ -123,31 +123,31 @@ class SessionLogWriter:
         }
 
     def _envelope_many(self, bodies: list[dict[str, Any]], source: str) -> list[dict[str, Any]]:
-        """`_envelope` for each body, in one loop (the backfill hot path): the same events, built by
-        one dict display each. Keys of the body that are envelope keys take the envelope's places,
-        as `{**envelope, **fields}` does; `ts` is then set to its normalised form."""
+        """`_envelope` for each body, in one loop (the backfill hot path): the same events, each a
+        copy of an envelope template updated with the body (keys of the body that are envelope keys
+        take the envelope's places, as `{**envelope, **fields}` does), its `ts` normalised."""
         stamped = []
         append = stamped.append
         seq = self.last_seq
-        session_id, provider = self.session_id, self.provider
+        template = {"seq": seq, "ts": None, "session_id": self.session_id, "provider": self.provider,
+                    "provider_session_id": self.provider_session_id, "source": source, "type": None}
+        copy = template.copy
         normalize = events.normalize_ts
         try:
             for body in bodies:
+                body["type"]  # noqa: B018 - a body without a type is refused, as by `_envelope`
                 ts = body.get("ts")
+                event = copy()
+                event.update(body)
                 if not (ts.__class__ is str and len(ts) == 24 and ts[10] == "T" and ts[19] == "."
                         and ts[23] == "Z" and not ts[0].isspace()):  # else not ours yet
                     ts = normalize(ts) or events.now_rfc3339()
-                if "provider_session_id" in body:
-                    provider_session_id = body["provider_session_id"]
-                    if provider_session_id and not self.provider_session_id:
-                        self.provider_session_id = provider_session_id
-                else:
-                    provider_session_id = self.provider_session_id
-                event = {"seq": seq + 1, "ts": ts, "session_id": session_id, "provider": provider,
-                         "provider_session_id": provider_session_id, "source": source, "type": body["type"],
-                         **body}
+                    event["ts"] = ts
+                provider_session_id = body.get("provider_session_id")
+                if provider_session_id and not self.provider_session_id:
+                    self.provider_session_id = template["provider_session_id"] = provider_session_id
                 seq += 1
-                event["ts"] = ts
+                event["seq"] = seq
                 append(event)
         finally:
             self.last_seq = seq
