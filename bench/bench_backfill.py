@@ -39,6 +39,7 @@ CORPUS_SINGLE = DATA / "claude-single"
 CCUSAGE_DIR = DATA / "ccusage"
 CCUSAGE_VERSION = "20.0.24"
 ZAG = [sys.executable, "-m", "zag"]
+HOMES = [DATA / "homes"]   # where the runs' HOME/ZAG_HOME go (--home-dir): one log file per session is created
 
 
 # --- set-up --------------------------------------------------------------------------------------
@@ -64,6 +65,24 @@ def ensure_ccusage() -> Path | None:
         print(f"ccusage install failed: {done.stderr.strip()[-500:]}")
         return None
     return binary
+
+
+def home_root() -> Path:
+    HOMES[0].mkdir(parents=True, exist_ok=True)
+    return HOMES[0]
+
+
+def file_creation_cost(count: int = 300) -> float:
+    """Kernel cost of creating a file where the logs go, in µs (ext4 on a crowded block group, e.g. a
+    busy /tmp, can take ~1 ms per file where an uncrowded one takes ~30 µs: it weighs on the import)."""
+    folder = Path(tempfile.mkdtemp(prefix="creat-", dir=home_root()))
+    try:
+        started = time.process_time()
+        for number in range(count):
+            os.close(os.open(folder / f"f{number}", os.O_WRONLY | os.O_CREAT, 0o600))
+        return (time.process_time() - started) / count * 1e6
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def corpus_bytes(root: Path) -> tuple[int, int]:
@@ -164,7 +183,7 @@ def zag_import(corpus: Path, repeat: int) -> tuple[list[dict[str, Any]], Path]:
     for _ in range(repeat):
         if home is not None:
             shutil.rmtree(home, ignore_errors=True)
-        home = Path(tempfile.mkdtemp(prefix="zag-bench-"))
+        home = Path(tempfile.mkdtemp(prefix="zag-bench-", dir=home_root()))
         run = measure([*ZAG, "backfill", "--provider", "claude", "--json"], base_env(corpus, home))
         run["summary"] = json.loads(run["stdout"])["providers"][0]
         runs.append(run)
@@ -183,7 +202,7 @@ def zag_rerun(corpus: Path, home: Path, repeat: int) -> list[dict[str, Any]]:
 
 def ccusage(binary: Path, corpus: Path, repeat: int) -> list[dict[str, Any]]:
     runs = []
-    home = Path(tempfile.mkdtemp(prefix="ccusage-bench-"))
+    home = Path(tempfile.mkdtemp(prefix="ccusage-bench-", dir=home_root()))
     try:
         for _ in range(repeat):
             run = measure([str(binary), "daily", "--json", "--offline"], base_env(corpus, home))
@@ -241,7 +260,7 @@ def trivial_child(corpus: Path) -> None:
 
 def trivial_import(corpus: Path) -> dict[str, Any]:
     """The runner with the trivial reader (fresh ZAG_HOME, own process), then its no-change re-run."""
-    home = Path(tempfile.mkdtemp(prefix="zag-bench-trivial-"))
+    home = Path(tempfile.mkdtemp(prefix="zag-bench-trivial-", dir=home_root()))
     try:
         argv = [sys.executable, str(Path(__file__).resolve()), "--trivial-child", str(corpus)]
         first = measure(argv, base_env(corpus, home))
@@ -268,8 +287,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-trivial", action="store_true")
     parser.add_argument("--skip-10k", action="store_true")
     parser.add_argument("--skip-single", action="store_true")
+    parser.add_argument("--home-dir", type=Path, default=HOMES[0],
+                        help="where the runs' homes (and so the session logs) go; default bench/.data/homes")
     parser.add_argument("--trivial-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    HOMES[0] = args.home_dir.resolve()
     if args.trivial_child:
         trivial_child(args.trivial_child)
         return 0
@@ -278,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     files, total = corpus_bytes(CORPUS_1G)
     print(f"corpus: {CORPUS_1G} — {files} files, {mb(total):.1f} MB; {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f} (figures are only comparable on an idle machine)")
+    print(f"logs under {home_root()}: creating a file there costs {file_creation_cost():.0f} µs of kernel time")
     warm(CORPUS_1G)
 
     zag_rate = None
