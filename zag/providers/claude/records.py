@@ -48,7 +48,8 @@ _LONE_SURROGATE = re.compile(
 
 
 ASSISTANT_MESSAGE, TOOL_CALL, REASONING = events.ASSISTANT_MESSAGE, events.TOOL_CALL, events.REASONING
-TOOL_RESULT = events.TOOL_RESULT
+TOOL_RESULT, USAGE = events.TOOL_RESULT, events.USAGE
+_NO_USAGE = schema.Usage()
 _DECODE = schema.record_decoder.decode
 
 
@@ -112,7 +113,8 @@ class RecordMapper:
         self.lines_done = 0             # see `map_lines`
         self._need_cwd = True
         self.last_ts: Any = state.get("last_ts")
-        self._info: dict[str, Any] = {}   # cwd, model
+        self._info: dict[str, Any] = {}   # cwd, model, first_model
+        self._model: str | None = None
         self._first_ts: Any = None
 
     @property
@@ -214,20 +216,26 @@ class RecordMapper:
     # -- assistant --------------------------------------------------------------------------------
     def _assistant(self, rec: schema.Record, ts: Any, line: bytes, extra: dict[str, Any] | None,
                    out: list[Item]) -> None:
+        """The record's blocks, each once per API response (several lines may repeat one `message.id`),
+        then its usage, once per (message.id, requestId). The hot path of a backfill: the bounded
+        maps are used directly rather than through `_Recent`'s methods."""
         msg = rec.message
         if msg is None:
             out.append(self._status("assistant record without message", line, ts, extra))
             return
         mark = len(out)
         model = msg.model
-        synthetic = model == SYNTHETIC_MODEL  # claude's own message (an API error, "No response requested.")
-        if synthetic:
-            model = None
-        elif model:
-            info = self._info
-            info["model"] = model
-            if "first_model" not in info:
-                info["first_model"] = model
+        synthetic = False
+        if model:
+            if model == SYNTHETIC_MODEL:  # claude's own message (an API error, "No response requested.")
+                synthetic = True
+                model = None
+            elif model != self._model:
+                self._model = model
+                info = self._info
+                info["model"] = model
+                if "first_model" not in info:
+                    info["first_model"] = model
         msg_id = msg.id
         message_id = msg_id or rec.uuid
         sid = self.sid
@@ -236,8 +244,13 @@ class RecordMapper:
         if rec.isApiErrorMessage is True or (error is not None and error.__class__ is str and error):
             api_error = {"error": error, "status": rec.apiErrorStatus}
         content = msg.content
-        seen_before = self._message_blocks.get(msg_id) if msg_id else None
-        emitted: set[Any] = set()
+        blocks = self._message_blocks
+        seen_before = None
+        if msg_id:
+            seen_before = blocks._new.get(msg_id)
+            if seen_before is None:
+                seen_before = blocks._old.get(msg_id)
+        emitted: set[Any] | None = None
         texts: list[str] | None = [] if api_error is not None else None
         unknown = False
         if content.__class__ is str:
@@ -251,7 +264,6 @@ class RecordMapper:
                 key = ("text", len(text), text[:48], text[-48:])
                 if seen_before is not None and key in seen_before:
                     continue
-                emitted.add(key)
                 body = {"type": ASSISTANT_MESSAGE, "ts": ts, "provider_session_id": sid, "content": text,
                         "message_id": message_id, "model": model}
                 if api_error is not None:
@@ -266,41 +278,49 @@ class RecordMapper:
                     key = ("tool", "", len(block.input), bytes(block.input)[:48].hex())
                 if seen_before is not None and key in seen_before:
                     continue
-                emitted.add(key)
                 name = block.name
                 if tool_id:
-                    self._tool_names.put(tool_id, name)
+                    names = self._tool_names
+                    new = names._new
+                    new[tool_id] = name
+                    if len(new) > _TOOL_NAMES_KEPT:
+                        names._old, names._new = new, {}
                     self._recent_tools.append((tool_id, name))
                 body = {"type": TOOL_CALL, "ts": ts, "provider_session_id": sid, "tool_name": name,
-                        "tool_kind": tool_kind(name), "tool_id": tool_id, "input": block.input or None,
-                        "message_id": message_id}
+                        "tool_kind": tool_kind(name), "tool_id": tool_id,
+                        "input": block.input or None, "message_id": message_id}
             elif kind == "thinking":
                 thought = block.thinking or ""
                 key = ("thinking", len(thought), thought[:48], thought[-48:])
                 if seen_before is not None and key in seen_before:
                     continue
-                emitted.add(key)
                 body = {"type": REASONING, "ts": ts, "provider_session_id": sid, "content": thought,
                         "message_id": message_id}
             elif kind == "redacted_thinking":
                 key = ("redacted", len(block.data), bytes(block.data)[:48].hex(), "")
                 if seen_before is not None and key in seen_before:
                     continue
-                emitted.add(key)
                 body = {"type": REASONING, "ts": ts, "provider_session_id": sid, "content": "", "redacted": True,
                         "data": block.data or None, "message_id": message_id}
             else:
                 unknown = True
                 continue
+            if emitted is None:
+                emitted = {key}
+            else:
+                emitted.add(key)
             if extra:
                 body.update(extra)
             out.append(body)
         if unknown:
             out.append(self._status(f"assistant content block not mapped ({_block_types(content)})", line, ts,
                                     extra))
-        if emitted and msg_id:
+        if emitted is not None and msg_id:
             if seen_before is None:
-                self._message_blocks.put(msg_id, emitted)
+                new = blocks._new
+                new[msg_id] = emitted
+                if len(new) > _MESSAGES_KEPT:
+                    blocks._old, blocks._new = new, {}
             else:
                 seen_before.update(emitted)
         if msg.usage is not None or rec.costUSD is not None:
@@ -316,26 +336,32 @@ class RecordMapper:
 
     def _usage(self, rec: schema.Record, msg: schema.Message, ts: Any, extra: dict[str, Any] | None,
                message_id: str | None) -> dict[str, Any] | None:
-        usage = msg.usage
-        if msg.id:
-            key = (msg.id, rec.requestId or "")
-            if key in self._usage_seen:
+        msg_id = msg.id
+        if msg_id:
+            key = (msg_id, rec.requestId or "")
+            seen = self._usage_seen
+            if key in seen._new or key in seen._old:
                 return None
-            self._usage_seen.put(key, True)
-        usage = usage or schema.Usage()
-        numbers = (usage.input_tokens, usage.output_tokens, usage.cache_read_input_tokens,
-                   usage.cache_creation_input_tokens)
-        if not any(numbers) and not rec.costUSD:
+            new = seen._new
+            new[key] = True
+            if len(new) > _USAGE_KEYS_KEPT:
+                seen._old, seen._new = new, {}
+        usage = msg.usage or _NO_USAGE
+        input_tokens = usage.input_tokens
+        output_tokens = usage.output_tokens
+        cache_read = usage.cache_read_input_tokens
+        cache_creation = usage.cache_creation_input_tokens
+        cost = rec.costUSD
+        if not (input_tokens or output_tokens or cache_read or cache_creation or cost):
             return None  # claude's own error/"no response" messages carry all-zero usage
-        body = self._body(
-            events.USAGE, ts, extra,
-            input_tokens=usage.input_tokens or 0, output_tokens=usage.output_tokens or 0,
-            cache_read_tokens=usage.cache_read_input_tokens or 0,
-            cache_creation_tokens=usage.cache_creation_input_tokens or 0,
-            model=msg.model, message_id=message_id, request_id=rec.requestId,
-        )
-        if rec.costUSD is not None:
-            body["total_cost_usd"] = rec.costUSD
+        body = {"type": USAGE, "ts": ts, "provider_session_id": self.sid, "input_tokens": input_tokens or 0,
+                "output_tokens": output_tokens or 0, "cache_read_tokens": cache_read or 0,
+                "cache_creation_tokens": cache_creation or 0, "model": msg.model, "message_id": message_id,
+                "request_id": rec.requestId}
+        if extra:
+            body.update(extra)
+        if cost is not None:
+            body["total_cost_usd"] = cost
         return body
 
     def _limit(self, rec: schema.Record, text: str, ts: Any) -> Any:

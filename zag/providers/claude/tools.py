@@ -26,8 +26,17 @@ _KINDS = {
 }
 
 
+_BY_NAME: dict[str, str] = {}   # names as spelt → kind: a bounded memo (a backfill asks hundreds of thousands of times)
+_MEMO_SIZE = 4096
+
+
 def tool_kind(name: str | None) -> str:
     """The kind of a tool by its name (case-insensitive); `mcp__*`, TodoWrite, Skill … are `other`."""
     if not name:
         return events.TOOL_OTHER
-    return _KINDS.get(name.lower(), events.TOOL_OTHER)
+    kind = _BY_NAME.get(name)
+    if kind is None:
+        kind = _KINDS.get(name.lower(), events.TOOL_OTHER)
+        if len(_BY_NAME) < _MEMO_SIZE:
+            _BY_NAME[name] = kind
+    return kind
