@@ -20,12 +20,7 @@ from .zag_cli import cli_session_id, conversation, of_type, only_log, session_lo
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 MakeEnv = Callable[..., CliEnv]
 
-GEMINI_RELOGS = pytest.mark.xfail(strict=True, reason=(
-    "zag bug: gemini's plan_launch sets no `skip_existing` for a user's `-r <id>` (only plan_resume does), "
-    "so the new zag log repeats the earlier turns and their usage (zag/providers/gemini/plans.py)"))
-
-
-@pytest.mark.parametrize("name", ["claude", "codex", pytest.param("gemini", marks=GEMINI_RELOGS)])
+@pytest.mark.parametrize("name", ["claude", "codex", "gemini"])
 def test_user_resume_logs_only_the_new_turn(cli_env: MakeEnv, name: str, tmp_path: Path) -> None:
     env = cli_env(name)
     first = zag_run(env, *env.headless_args("remember pineapple"))

@@ -218,6 +218,30 @@ def test_zag_resume_continues_without_repeating_and_follows_the_oldest_file(tmp_
     assert stray in rig.live._reader.paths and rig.live._reader.paths[0] == primary
 
 
+@pytest.mark.parametrize("resume", ["id", "latest"])
+def test_users_resume_logs_only_the_new_turn(tmp_path: Path, resume: str) -> None:
+    rig = Rig(tmp_path)
+    sid = "0508d65f-584a-48a8-9f75-1d448b514ef9"
+    primary = g.copy_real("chat_session-2026-11-22T14-44-0508d65f.jsonl", rig.chats)
+    ctx = rig.ctx()
+    args = ["--resume", sid if resume == "id" else "latest", "-p", "what did I say"]
+    plan = P.plan_launch(args, ctx)
+    assert plan.args == args
+    history = [json.loads(line) for line in primary.read_text().splitlines() if '"messages"' in line][-1]
+    rig.start(plan, ctx, [
+        {"sleep": 0.2},
+        {"append": str(primary), "lines": [
+            g.set_(sessionId=sid), history,     # the resumed process restores the whole conversation
+            g.user("n1", "what did I say", NOW_TS), g.gemini("n2", "you said pineapple", NOW_TS,
+                                                              tokens=g.tokens())]},
+    ])
+    rig.poll_until(count("usage"))
+    items = rig.finish()
+    assert kinds(items) == ["user_message", "assistant_message", "usage"]
+    assert [item.get("content") for item in items][:2] == ["what did I say", "you said pineapple"]
+    assert rig.live.provider_session_id == sid
+
+
 def test_plan_warnings_and_previous_session_reach_the_log(tmp_path: Path) -> None:
     rig = Rig(tmp_path)
     failed = "1f2a73d3-ffa2-46e9-9ba1-cf61b58d7884"

@@ -88,6 +88,20 @@ def test_user_session_flags_decide(home: tuple[LaunchContext, Path], args: list[
     assert plan.args == args and plan.provider_session_id == expected_id
 
 
+@pytest.mark.parametrize("args, skips", [
+    (["--resume", SID, "-p", "x"], True),
+    (["-r", "latest", "-p", "x"], True),
+    (["-r", "2"], True),
+    (["--resume"], True),
+    (["-p", "x"], False),
+    (["--session-id", "my-own_1", "-p", "x"], False),
+])
+def test_a_users_resume_logs_only_what_the_child_adds(home: tuple[LaunchContext, Path], args: list[str],
+                                                      skips: bool) -> None:
+    ctx, _ = home
+    assert bool(P.plan_launch(args, ctx).notes.get("skip_existing")) is skips
+
+
 @pytest.mark.parametrize("args", [["mcp", "list"], ["extensions", "install", "x"], ["--help"], ["-v"],
                                   ["--list-sessions"], ["--delete-session", "1"], ["--acp"], ["-l"]])
 def test_runs_that_are_no_chat(home: tuple[LaunchContext, Path], args: list[str]) -> None:

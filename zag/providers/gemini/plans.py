@@ -6,6 +6,9 @@ cannot tell) so it can find the chat file exactly — unless the user's args alr
 `--version`, `--list-sessions`, `--delete-session`, `--list-extensions`, ACP mode). Prepended, because
 everything after a `--` is the prompt.
 
+A user's own `--resume` continues a session whose earlier turns were logged (by the zag run that had them,
+or by backfill): like zag's own resume, it logs only what the child adds (`skip_existing`).
+
 Resume: `gemini --resume <id> -p <message> [the user's other flags]` (headless) or
 `gemini --resume <id> [flags]` (interactive; zag types the message at the prompt), run in the original
 cwd, since gemini looks sessions up per project. Dropped: the old prompt (positional, `-p`, `-i`) and the
@@ -39,6 +42,7 @@ def plan_launch(user_args: Sequence[str], ctx: LaunchContext) -> LaunchPlan:
         plan.provider_session_id = session_id
     elif resume is not None:
         notes["user_resume"] = resume or "latest"
+        notes["skip_existing"] = True  # the earlier turns are in the log of the run that had them
         if argv.is_session_id(resume):
             plan.provider_session_id = resume
         warning = settings.retention_warning(ctx.cwd, ctx.env)
