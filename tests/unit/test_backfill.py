@@ -414,6 +414,30 @@ def test_two_sources_feeding_one_session_are_written_one_after_the_other(root: P
 
 
 # --- parallel, batching, progress, lock ----------------------------------------------------------------
+def test_a_worker_process_that_dies_fails_only_its_jobs_and_they_are_imported_next_time(root: Path) -> None:
+    class Dying(JsonlTestProvider):
+        def open_reader(self, source: Any, cursor: Any) -> Any:
+            if source.source_key == "crash" and (root / "crash.flag").exists():
+                os._exit(3)  # in the worker process: no exception, no roll-back, the pipe just closes
+            return super().open_reader(source, cursor)
+
+    for name in ("alpha", "beta", "crash", "delta"):
+        write_lines(root / f"{name}.jsonl", conversation(3))
+    (root / "crash.flag").write_text("")
+    summary = run(root, provider=Dying(), jobs=2)  # small sessions travel together: the task is lost
+    lost = [message for message in summary.warning_messages if "worker process" in message]
+    assert any(message.startswith("crash:") for message in lost)
+    assert summary.imported + len(lost) == 4
+    with Index() as index:
+        assert index.find_by_provider_session("testprov", "crash") is None
+    (root / "crash.flag").unlink()
+    again = run(root, provider=Dying(), jobs=2)
+    assert again.imported + summary.imported == 4 and again.warnings == 0
+    with Index() as index:
+        for name in ("alpha", "beta", "crash", "delta"):
+            assert len(log_of(session_for(index, name)["session_id"])) == 4
+
+
 def _normalised_logs() -> dict[str, list[dict[str, Any]]]:
     result = {}
     with Index() as index:

@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from zag import paths
-from zag.logs import events
+from zag.logs import codec, events
 from zag.logs.reader import read_events
 from zag.logs.writer import SessionLogWriter
 from zag.providers.base import HistorySource, LimitSignal, Provider
@@ -58,7 +60,7 @@ class ImportResult:
     mode: str
     fingerprint: str
     bytes: int = 0
-    cursor: Any = None
+    cursor: Any = None         # the reader's new cursor, JSON-encoded (msgspec.Raw)
     events: int = 0            # lines appended to the log (session_started included)
     parse_warnings: int = 0
     created: bool = False      # this job wrote the session's first line
@@ -132,7 +134,8 @@ def _import(provider: Provider, job: ImportJob, copier: _Copier) -> None:
             copier.run(_batches(reader))
         finally:
             copier.close()
-        copier.result.cursor = reader.cursor()
+        # encoded here, in the worker: the parent stores it as it is (and pickles bytes, not a tree)
+        copier.result.cursor = msgspec.Raw(codec.dumps(reader.cursor()))
     finally:
         reader.close()
 
