@@ -30,6 +30,7 @@ Actions (each a one-key object plus options):
   {"wait_signal": 30}                        sleep until a signal arrives (or the time is up)
   {"wait_file": PATH, "timeout": 10}         wait until PATH exists
   {"spawn_sleeper": 60, "pidfile": PATH}      start a grandchild `sleep` and record its pid
+                                             (+ "setsid": true: in a session of its own, as a daemon)
   {"hold_open": PATH}                        open PATH for appending and keep it open until exit (as
                                              agents that hold their transcript open do)
   {"exit": 3}                                exit with this code
@@ -215,7 +216,8 @@ def _perform(action: dict, context: dict) -> int | None:  # noqa: C901 - a flat 
     elif "spawn_sleeper" in action:
         import subprocess
 
-        sleeper = subprocess.Popen(["sleep", str(action["spawn_sleeper"])])
+        sleeper = subprocess.Popen(["sleep", str(action["spawn_sleeper"])],
+                                   start_new_session=bool(action.get("setsid")))
         with open(_expand(action["pidfile"], context), "w", encoding="utf-8") as handle:
             handle.write(str(sleeper.pid))
     elif "hold_open" in action:

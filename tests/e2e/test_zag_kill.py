@@ -34,13 +34,7 @@ class CliOutlivedZag(AssertionError):
     """The agent CLI (or part of it) still ran after zag was SIGKILLed."""
 
 
-ORPHANS = pytest.mark.xfail(strict=True, raises=CliOutlivedZag, reason=(
-    "zag bug: PR_SET_PDEATHSIG covers only zag's direct child; the npm launcher's own child (codex.js spawns "
-    "the native codex on Node < 22.15; gemini relaunches itself in a child node) outlives a SIGKILLed zag"))
-
-
-@pytest.mark.parametrize("name", ["claude", pytest.param("codex", marks=ORPHANS),
-                                  pytest.param("gemini", marks=ORPHANS)])
+@pytest.mark.parametrize("name", ["claude", "codex", "gemini"])
 def test_dead_zag_is_shown_dead_and_zag_resume_continues(cli_env: MakeEnv, name: str) -> None:
     env = cli_env(name)
     home = zag_home_of(env)
@@ -65,8 +59,8 @@ def test_dead_zag_is_shown_dead_and_zag_resume_continues(cli_env: MakeEnv, name:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
-    try:  # the CLI goes with zag (PR_SET_PDEATHSIG)
-        wait_until(lambda: not marked_pids(env.marker), 3, "the CLI to die with zag")  # SIGKILL: at once
+    try:  # the CLI goes with zag: PR_SET_PDEATHSIG, and zag's watchdog for the CLI's own children
+        wait_until(lambda: not marked_pids(env.marker), 3, "the CLI to die with zag")
         orphans: list[str] = []
     except TimeoutError:
         orphans = [describe_pid(pid) for pid in marked_pids(env.marker)]

@@ -12,6 +12,8 @@ Concurrency is plain threads, each a blocking loop with one job, all started and
 - heartbeat: beats every `heartbeat_secs`;
 - signals (`signals.py`: `sigwaitinfo`, to tell a terminal's Ctrl-C from a `kill`);
 - registry (`registry.py`: a locked index never holds up the agent).
+One process besides: the session's watchdog (`watchdog.py`), forked before any thread, which ends the
+agent's whole process tree should zag die while a child runs (told of each child start and exit).
 DESIGN.md suggests anyio for these tasks; it was measured and left out: `import anyio` plus `anyio.run`
 with one worker thread cost +162 ms per start on the 2-core VM (+3 ms for `threading`), more than the
 whole 150 ms start-up budget, while every task above is a blocking loop that needs its own thread anyway
@@ -36,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from zag import states
 from zag.logs import events
 from zag.providers.base import LaunchContext, LaunchPlan, LimitSignal, SessionIdHint
+from zag.wrapper import watchdog
 from zag.wrapper.child import Child, ExitStatus, get_window_size, spawn_in_pty, spawn_with_pipes
 from zag.wrapper.guard import ProviderGuard
 from zag.wrapper.signals import SignalListener
@@ -111,6 +114,8 @@ class Supervisor:
         self._pending_signals: list[int] = []
         self._children_started = 0
         self._signals = SignalListener(self._on_signal)
+        self._watchdog: watchdog.Watchdog | None = None
+        self._last_child: Child | None = None
         self._ctx: LaunchContext | None = None
         self._state_lock = threading.Lock()
 
@@ -118,6 +123,7 @@ class Supervisor:
     def run(self) -> int:
         """Run the session to its end and return zag's exit code. Raises `LaunchFailed` if the agent
         could not be started (no session is recorded then)."""
+        self._watchdog = watchdog.start(self.session_id)  # forked while zag has a single thread
         self._signals.start()
         try:
             ctx = self._context()
@@ -142,6 +148,7 @@ class Supervisor:
             return status.exit_code
         finally:
             self._signals.stop()
+            self._stop_watchdog()
             self.guard.release()
 
     # -- `zag resume`: the same session under a new supervisor --------------------------------------
@@ -150,6 +157,7 @@ class Supervisor:
         on, a `session_started` with `resumed: true` is appended), same index row (taken over), then
         whatever the usage-limit engine plans (`LimitHandler.first_launch`). Returns zag's exit code;
         raises `TakeoverRefused` if another supervisor took the session over first."""
+        self._watchdog = watchdog.start(self.session_id)
         self._signals.start()
         try:
             self._ctx = self._context()
@@ -167,6 +175,7 @@ class Supervisor:
             return status.exit_code
         finally:
             self._signals.stop()
+            self._stop_watchdog()
             self.guard.release()
 
     def _continue_safely(self, previous: dict[str, Any], last: ExitStatus) -> ExitStatus:
@@ -334,6 +343,8 @@ class Supervisor:
             relay_thread = _start_thread("zag-relay", relay.run, on_error=relay.close)
             live_thread = _start_thread("zag-live", follower.run, plan, ctx, child_done)
             child.wait()
+            if self._watchdog is not None:
+                self._watchdog.disarm()  # what the agent left running is the user's business now
             self._set_running(None)
             relay.child_exited()
             relay_thread.join()  # ends at EOF, or after the bounded drain (relay.DRAIN_*_SECS)
@@ -425,8 +436,18 @@ class Supervisor:
         except OSError as exc:
             raise LaunchFailed(f"{self.request.provider_name}: cannot run {argv[0]}: {exc.strerror or exc}",
                                126) from exc
+        self._last_child = child
+        if self._watchdog is not None:
+            self._watchdog.arm(child.pid)
         self._set_running(_Running(child))
         return child
+
+    def _stop_watchdog(self) -> None:
+        """zag ends: the watchdog goes quietly, unless a child still runs (zag is failing: it must act)."""
+        child = self._last_child
+        if self._watchdog is not None and (child is None or child.status is not None
+                                           or child.reap_if_exited() is not None):
+            self._watchdog.stop()
 
     # -- the session log and the index ------------------------------------------------------------
     def _open_session(self, plan: LaunchPlan, child: Child) -> None:
