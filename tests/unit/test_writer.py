@@ -99,3 +99,39 @@ def test_write_failure_holds_events_and_retries(tmp_path: Path, monkeypatch, cap
     writer.write(events.body(events.HEARTBEAT, interval_secs=1))
     writer.close()
     assert [e["seq"] for e in read_events(log)] == [1, 2, 3]
+
+
+def test_a_loose_log_is_made_private_and_a_vanished_folder_made_again(tmp_path: Path) -> None:
+    loose = tmp_path / "s" / "loose.jsonl"
+    loose.parent.mkdir()
+    loose.write_text("")
+    os.chmod(loose, 0o644)
+    _writer(loose).close()
+    assert stat.S_IMODE(os.stat(loose).st_mode) == 0o600
+    loose.unlink()
+    loose.parent.rmdir()  # the folder was checked once by this process, then removed
+    with _writer(loose) as writer:
+        writer.write(events.body(events.HEARTBEAT, interval_secs=10))
+    assert stat.S_IMODE(os.stat(loose.parent).st_mode) == 0o700
+    assert [e["seq"] for e in read_events(loose)] == [1]
+
+
+def test_write_many_gives_the_events_write_gives(tmp_path: Path) -> None:
+    bodies = [
+        {"type": events.USER_MESSAGE, "content": "hi", "ts": "2026-01-02T03:04:05Z"},
+        {"type": events.ASSISTANT_MESSAGE, "ts": "2026-01-02T03:04:06.500Z", "provider_session_id": "p1",
+         "content": "yo", "model": "m"},
+        {"type": events.USAGE, "ts": 1767323046.5, "input_tokens": 3},
+        {"type": events.PROVIDER_STATUS, "message": "x", "data": {"a": 1}, "ts": None},
+    ]
+    one, many = tmp_path / "one.jsonl", tmp_path / "many.jsonl"
+    with _writer(one) as writer:
+        singles = [writer.write(dict(body), events.SOURCE_BACKFILL) for body in bodies]
+    with _writer(many) as writer:
+        batch = writer.write_many([dict(body) for body in bodies], events.SOURCE_BACKFILL)
+    for single, batched in zip(singles, batch):
+        if single["ts"] != batched["ts"]:  # both "now" for the event without a time
+            assert single["type"] == events.PROVIDER_STATUS
+            single["ts"] = batched["ts"]
+        assert list(single.items()) == list(batched.items())
+    assert [e["provider_session_id"] for e in batch] == [None, "p1", "p1", "p1"]

@@ -344,6 +344,7 @@ class _Committer:
         self.sessions: list[dict[str, Any]] = []
         self.cursors: list[tuple[str, str, Any, str | None]] = []
         self.last_commit = time.monotonic()
+        self.sessions_dir = str(paths.sessions_dir())
 
     def add(self, result: ImportResult) -> None:
         summary = self.summary
@@ -361,7 +362,7 @@ class _Committer:
         else:
             summary.updated += 1
         if result.events:
-            self.sessions.append(_session_row(result))
+            self.sessions.append(_session_row(result, self.sessions_dir))
         self.cursors.append((result.source_key, result.session_id, result.cursor, result.fingerprint))
         if len(self.cursors) >= COMMIT_EVERY or time.monotonic() - self.last_commit >= COMMIT_INTERVAL_SECS:
             self.flush()
@@ -373,7 +374,7 @@ class _Committer:
         self.last_commit = time.monotonic()
 
 
-def _session_row(result: ImportResult) -> dict[str, Any]:
+def _session_row(result: ImportResult, sessions_dir: str) -> dict[str, Any]:
     first, last = _epoch(result.first_ts), _epoch(result.last_ts)
     return {
         "session_id": result.session_id,
@@ -383,7 +384,7 @@ def _session_row(result: ImportResult) -> dict[str, Any]:
         "started_at": first if first is not None else time.time(),
         "ended_at": last,
         "last_seq": result.last_seq,
-        "log_path": str(paths.session_log(result.session_id)),
+        "log_path": os.path.join(sessions_dir, f"{result.session_id}.jsonl"),  # = paths.session_log(...)
     }
 
 

@@ -50,9 +50,7 @@ class SessionLogWriter:
         self._pending_bytes = 0
         self._dropped = 0
         self._reported_failure = False
-        paths.ensure_private_dir(self.path.parent)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        os.fchmod(self._fd, 0o600)
+        self._fd = _open_private(self.path)
         self.last_seq = _repair_and_find_last_seq(self._fd, self.path)
 
     # -- writing ---------------------------------------------------------------------------------
@@ -216,6 +214,28 @@ class SessionLogWriter:
                 sys.stderr.flush()
             except (OSError, ValueError):
                 pass
+
+
+_ready_dirs: set[Path] = set()   # folders this process has made private already (a backfill opens thousands of logs)
+
+
+def _open_private(path: Path) -> int:
+    """Open (creating) a log for appending, 0600 in a 0700 folder; the folder is checked once per process
+    (and again if it has vanished), the file's mode only changed when it is not private already (a
+    chmod is a metadata write the filesystem journals)."""
+    folder = path.parent
+    if folder not in _ready_dirs:
+        paths.ensure_private_dir(folder)
+        _ready_dirs.add(folder)
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileNotFoundError:
+        paths.ensure_private_dir(folder)
+        fd = os.open(path, flags, 0o600)
+    if os.fstat(fd).st_mode & 0o077:
+        os.fchmod(fd, 0o600)
+    return fd
 
 
 def _repair_and_find_last_seq(fd: int, path: Path) -> int:
