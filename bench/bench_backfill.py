@@ -39,7 +39,11 @@ CORPUS_SINGLE = DATA / "claude-single"
 CCUSAGE_DIR = DATA / "ccusage"
 CCUSAGE_VERSION = "20.0.24"
 ZAG = [sys.executable, "-m", "zag"]
-HOMES = [DATA / "homes"]   # where the runs' HOME/ZAG_HOME go (--home-dir): one log file per session is created
+# where the runs' HOME/ZAG_HOME go (--home-dir): in the user's home, as zag's own data (~/.local/share/zag).
+# Each session's log is a new file, and on ext4 creating one in a crowded block group (here: /tmp, shared by
+# every test run, or bench/.data next to the generated corpora) costs up to ~1.5 ms of kernel time against
+# ~40 µs elsewhere: the figure printed tells which case a run is in.
+HOMES = [Path.home() / ".cache" / "zag-bench"]
 
 
 # --- set-up --------------------------------------------------------------------------------------
@@ -143,7 +147,10 @@ def _tree_rss(root: int) -> int:
 
 def measure(argv: list[str], env: Mapping[str, str]) -> dict[str, Any]:
     """Run a command; wall seconds, stdout, its peak RSS (largest of it and its descendants, from
-    wait4) and the peak RSS of its whole process tree (sampled)."""
+    wait4) and the peak RSS of its whole process tree (sampled). The previous runs' writes are flushed
+    first (`sync`): a gigabyte of logs still being written back (and a deleted home being discarded)
+    takes CPU from the next run on a 2-core machine, which a single real run does not pay."""
+    os.sync()
     started = time.perf_counter()
     proc = subprocess.Popen(argv, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     sampler = TreeRss(proc.pid) if sys.platform.startswith("linux") else None
@@ -288,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-10k", action="store_true")
     parser.add_argument("--skip-single", action="store_true")
     parser.add_argument("--home-dir", type=Path, default=HOMES[0],
-                        help="where the runs' homes (and so the session logs) go; default bench/.data/homes")
+                        help="where the runs' homes (and so the session logs) go; default ~/.cache/zag-bench")
     parser.add_argument("--trivial-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     HOMES[0] = args.home_dir.resolve()
