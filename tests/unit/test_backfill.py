@@ -414,6 +414,29 @@ def test_two_sources_feeding_one_session_are_written_one_after_the_other(root: P
 
 
 # --- parallel, batching, progress, lock ----------------------------------------------------------------
+def test_a_worker_interrupted_midway_keeps_its_finished_jobs_and_nothing_is_imported_twice(root: Path) -> None:
+    class Interrupted(JsonlTestProvider):
+        def open_reader(self, source: Any, cursor: Any) -> Any:
+            if source.source_key == "gamma" and (root / "stop.flag").exists():
+                raise KeyboardInterrupt  # as Ctrl-C reaches a worker in the middle of its task
+            return super().open_reader(source, cursor)
+
+    names = ("alpha", "beta", "gamma", "delta", "omega")
+    for name in names:
+        write_lines(root / f"{name}.jsonl", conversation(3))
+    (root / "stop.flag").write_text("")
+    summary = run(root, provider=Interrupted(), jobs=2)   # the other worker goes on with the rest
+    lost = [message.split(":")[0] for message in summary.warning_messages if "worker process" in message]
+    assert "gamma" in lost and summary.imported + len(lost) == len(names)
+    (root / "stop.flag").unlink()
+    again = run(root, provider=Interrupted(), jobs=2)
+    assert again.imported == len(lost) and again.warnings == 0
+    assert len(list(paths.sessions_dir().iterdir())) == len(names)  # no log written twice
+    with Index() as index:
+        for name in names:
+            assert len(log_of(session_for(index, name)["session_id"])) == 4
+
+
 def test_a_worker_process_that_dies_fails_only_its_jobs_and_they_are_imported_next_time(root: Path) -> None:
     class Dying(JsonlTestProvider):
         def open_reader(self, source: Any, cursor: Any) -> Any:

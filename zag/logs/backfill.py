@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from zag import paths, states
 from zag.logs import events
 from zag.logs.backfill_worker import (
-    MODE_ADOPT, MODE_CONTINUE, MODE_NEW, TEMP_SUFFIX, ImportJob, ImportResult, run_group,
+    MODE_ADOPT, MODE_CONTINUE, MODE_NEW, TEMP_SUFFIX, ImportJob, ImportResult, import_source,
 )
 from zag.logs.ids import new_session_id
 from zag.logs.index import Index
@@ -215,26 +215,33 @@ def _execute(
     if progress is not None:
         progress.start(provider.name, sum(len(group) for group in plan), total_bytes)
     committer = _Committer(provider.name, index, summary)
+    workers = _Workers(provider, _tasks(plan), min(jobs, len(plan))) if min(jobs, len(plan)) > 1 else None
     try:
-        for results in _results(provider, plan, jobs):
-            for result in results:
-                committer.add(result)
-                if progress is not None:
-                    progress.advance(1, result.bytes)
+        try:
+            for results in workers if workers is not None else _serial_results(provider, plan):
+                for result in results:
+                    committer.add(result)
+                    if progress is not None:
+                        progress.advance(1, result.bytes)
+        except KeyboardInterrupt:
+            if workers is not None:  # keep what the workers finished before they stopped (their logs exist)
+                for results in workers.drain():
+                    for result in results:
+                        committer.add(result)
+            raise
     finally:
+        if workers is not None:
+            workers.close()
         committer.flush()
         if progress is not None:
             progress.finish()
 
 
-def _results(provider: Provider, plan: list[list[ImportJob]], jobs: int) -> Iterable[list[ImportResult]]:
-    """Run the groups: in this process when one worker suffices, else in worker processes."""
-    workers = min(jobs, len(plan))
-    if workers <= 1:
-        for group in plan:
-            yield run_group(provider, group)
-        return
-    yield from _pool_results(provider, _tasks(plan), workers)
+def _serial_results(provider: Provider, plan: list[list[ImportJob]]) -> Iterable[list[ImportResult]]:
+    """The groups run in this process, a job at a time (an interrupted group keeps its finished jobs)."""
+    for group in plan:
+        for job in group:
+            yield [import_source(provider, job)]
 
 
 def _tasks(plan: list[list[ImportJob]]) -> Iterable[list[list[ImportJob]]]:
@@ -253,77 +260,123 @@ def _tasks(plan: list[list[ImportJob]]) -> Iterable[list[list[ImportJob]]]:
         yield task
 
 
-def _pool_results(provider: Provider, tasks: Iterable[list[list[ImportJob]]],
-                  workers: int) -> Iterable[list[ImportResult]]:
-    """The tasks' results, from `workers` processes each fed over its own pipe by this thread alone.
+class _Workers:
+    """Worker processes, each fed tasks over its own pipe by this thread alone; iterating gives the
+    tasks' results as they come.
 
     Not `multiprocessing.Pool`: its worker-handler thread wakes up for every result waiting in the
     shared queue and spins until the result thread has read it (~0.5 CPU-s per GB imported, taken
-    from the workers on a 2-core machine). Each worker has TASKS_IN_FLIGHT tasks, so it never waits
+    from the workers on a 2-core machine). Each worker holds TASKS_IN_FLIGHT tasks, so it never waits
     for this process. A worker that dies fails the jobs it held (no cursor advances for them: the
-    next run imports them again); Ctrl-C lets the workers roll back what they were writing."""
-    import multiprocessing
-    from multiprocessing.connection import wait
+    next run imports them again). On Ctrl-C the workers roll back the job they were in, send what
+    they had finished, and stop (`drain`)."""
 
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    todo = iter(tasks)
-    held: dict[Any, deque[list[list[ImportJob]]]] = {}
-    processes = []
-    try:
-        for _ in range(workers):
+    def __init__(self, provider: Provider, tasks: Iterable[list[list[ImportJob]]], count: int) -> None:
+        import multiprocessing
+
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else None)
+        self._todo: Iterator[list[list[ImportJob]]] = iter(tasks)
+        self._held: dict[Any, deque[list[list[ImportJob]]]] = {}
+        self._processes = []
+        for _ in range(count):
             ours, theirs = context.Pipe()
             process = context.Process(target=_worker_main, args=(provider, theirs), daemon=True)
             process.start()
             theirs.close()
-            processes.append(process)
-            held[ours] = deque()
+            self._processes.append(process)
+            self._held[ours] = deque()
             for _ in range(TASKS_IN_FLIGHT):
-                _feed(ours, todo, held)
+                self._feed(ours)
+
+    def __iter__(self) -> Iterator[list[ImportResult]]:
+        from multiprocessing.connection import wait
+
+        held = self._held
         while any(held.values()):
             for conn in wait([conn for conn, queue in held.items() if queue]):
-                try:
-                    results = conn.recv()
-                except (EOFError, OSError):
-                    for task in held.pop(conn):
-                        yield [_lost(job) for group in task for job in group]
-                    conn.close()
+                message = self._receive(conn)
+                if message is None:
+                    yield from self._lost(conn)
                     continue
-                held[conn].popleft()
-                _feed(conn, todo, held)
-                yield results
-    finally:
-        for conn in held:
+                task = held[conn].popleft()
+                if len(message) < sum(len(group) for group in task):  # it stopped midway (Ctrl-C)
+                    finished = {result.source_key for result in message}
+                    message += [_lost(job) for group in task for job in group
+                                if job.source.source_key not in finished]
+                self._feed(conn)
+                yield message
+
+    def drain(self) -> Iterator[list[ImportResult]]:
+        """After Ctrl-C (which the workers got too): what they still send before they stop."""
+        from multiprocessing.connection import wait
+
+        self._todo = iter(())
+        deadline = time.monotonic() + WORKER_EXIT_SECS
+        while self._held and time.monotonic() < deadline:
+            for conn in wait(list(self._held), timeout=max(0.0, deadline - time.monotonic())):
+                message = self._receive(conn)
+                if message is None:
+                    self._held.pop(conn)
+                    conn.close()
+                else:
+                    yield message
+
+    def close(self) -> None:
+        for conn in self._held:
             try:
                 conn.send(None)
             except (OSError, ValueError):
                 pass
-        for process in processes:
+        for process in self._processes:
             process.join(WORKER_EXIT_SECS)
             if process.is_alive():
                 process.terminate()
                 process.join(WORKER_EXIT_SECS)
-        for conn in held:
+        for conn in self._held:
             conn.close()
+        self._held = {}
 
+    def _feed(self, conn: Any) -> None:
+        task = next(self._todo, None)
+        if task is not None:
+            self._held[conn].append(task)  # held even if it cannot be sent: then it is reported lost
+            try:
+                conn.send(task)
+            except OSError:
+                pass
 
-def _feed(conn: Any, todo: Iterator[list[list[ImportJob]]], held: dict[Any, deque[list[list[ImportJob]]]]) -> None:
-    task = next(todo, None)
-    if task is not None:
-        conn.send(task)
-        held[conn].append(task)
+    def _receive(self, conn: Any) -> list[ImportResult] | None:
+        try:
+            return conn.recv()
+        except (EOFError, OSError):
+            return None
+
+    def _lost(self, conn: Any) -> Iterator[list[ImportResult]]:
+        for task in self._held.pop(conn):
+            yield [_lost(job) for group in task for job in group]
+        conn.close()
 
 
 def _worker_main(provider: Provider, conn: Any) -> None:
-    """A worker process: run the tasks it is sent until it is sent None (or its pipe closes)."""
+    """A worker process: run the tasks it is sent until it is sent None (or its pipe closes). On
+    Ctrl-C, the results of the task's finished jobs are still sent (their logs are written)."""
     try:
         while True:
             task = conn.recv()
             if task is None:
                 return
-            conn.send([result for group in task for result in run_group(provider, group)])
+            done: list[ImportResult] = []
+            try:
+                for group in task:
+                    for job in group:
+                        done.append(import_source(provider, job))
+            except KeyboardInterrupt:
+                conn.send(done)
+                return
+            conn.send(done)
     except (EOFError, OSError, KeyboardInterrupt):
-        return  # the parent is gone or stopping; an interrupted import has rolled itself back
+        return  # the parent is gone or stopping
     finally:
         conn.close()
 

@@ -74,11 +74,6 @@ class ImportResult:
     notes: list[str] = field(default_factory=list)  # parse-warning messages (a few), for the summary
 
 
-def run_group(provider: Provider, jobs: list[ImportJob]) -> list[ImportResult]:
-    """Jobs that write to the same zag session, one after the other (one writer per log)."""
-    return [import_source(provider, job) for job in jobs]
-
-
 def import_source(provider: Provider, job: ImportJob) -> ImportResult:
     source = job.source
     result = ImportResult(
