@@ -22,9 +22,9 @@ Number = Union[int, float]
 
 class Usage(msgspec.Struct, omit_defaults=True, gc=False):
     input_tokens: Union[Number, None] = None
-    output_tokens: Union[Number, None] = None
     cache_creation_input_tokens: Union[Number, None] = None
     cache_read_input_tokens: Union[Number, None] = None
+    output_tokens: Union[Number, None] = None
 
 
 class ImageSource(msgspec.Struct, gc=False):
@@ -49,9 +49,9 @@ class Block(msgspec.Struct, gc=False):
 
 
 class Message(msgspec.Struct, gc=False):
+    model: Union[str, None] = None   # (in the order of Claude's keys, as in `Record`)
     id: Union[str, None] = None
     role: Union[str, None] = None
-    model: Union[str, None] = None
     content: Union[str, list[Block], None] = None
     usage: Union[Usage, None] = None
 
@@ -65,24 +65,27 @@ class Attachment(msgspec.Struct, gc=False):
 
 
 class Record(msgspec.Struct, gc=False):
-    """One transcript line (any `type`; unknown types keep only what is common)."""
+    """One transcript line (any `type`; unknown types keep only what is common).
 
+    The fields are in the order Claude writes its keys: msgspec looks a key up from the field after
+    the last one it matched, so that order finds each at the first try."""
+
+    isSidechain: Union[bool, None] = None
+    cwd: Union[str, None] = None
     type: Union[str, None] = None
     subtype: Union[str, None] = None
-    uuid: Union[str, None] = None
-    timestamp: Union[str, Number, None] = None
-    cwd: Union[str, None] = None
     message: Union[Message, None] = None
-    requestId: Union[str, None] = None
-    isSidechain: Union[bool, None] = None
-    agentId: Union[str, None] = None
     isMeta: Union[bool, None] = None
     isCompactSummary: Union[bool, None] = None
+    requestId: Union[str, None] = None
     isApiErrorMessage: Union[bool, None] = None
     error: Any = None                       # "rate_limit" on assistants, an object on system/api_error
     apiErrorStatus: Union[int, None] = None
     quotaLimits: msgspec.Raw = RAW_NONE
+    uuid: Union[str, None] = None
+    timestamp: Union[str, Number, None] = None
     toolUseResult: msgspec.Raw = RAW_NONE
+    agentId: Union[str, None] = None
     costUSD: Union[Number, None] = None
     origin: Union[Origin, str, None] = None
     attachment: Union[Attachment, None] = None
