@@ -3,8 +3,9 @@
 Provider-agnostic: for each provider it lists the sessions (`discover`, stat only), compares each
 source's fingerprint with the one stored in the index (all of a provider's fingerprints in one query),
 skips unchanged sources without opening them, and imports the rest from their stored cursor. Workers
-(one process per core) each parse one source and append to that source's own session log; the parent
-alone writes the index, in batched transactions.
+(one process per core, fed over pipes by the parent's main thread: `_Workers`) each parse one source
+at a time and append to that source's own session log; the parent alone writes the index, in batched
+transactions, and on Ctrl-C still commits what the workers finished.
 
 Which zag session a source's events go to:
 - a recorded cursor (an earlier backfill, or the cursor the live supervisor saved when it ended)

@@ -1,9 +1,11 @@
 """Imports one provider session's new history into its zag session log (runs in a worker process).
 
 A job names the source, the zag session its events go to and the reader cursor to start from. The
-worker streams the reader's items into the log in batches (`write_many`), never holding a session's
-events in memory, and reports what the parent needs for the index: new cursor, event counts, the
-first/last timestamps, model, last seq.
+worker streams the reader's items into the log in batches (`write_many`; taken a list at a time from a
+reader's `read_batches()` when it has one), never holding a session's events in memory, and reports
+what the parent needs for the index: new cursor (JSON-encoded), event counts, the first/last
+timestamps, model, last seq. `session_started` is written with the first batch: its time is the
+earliest of that batch, its model the reader's first real model (`info["first_model"]`).
 
 An import is all or nothing: if the reader raises or the log cannot be written, whatever this job
 appended is cut off again (a new session's log is written under a temporary name and only renamed

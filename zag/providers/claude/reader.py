@@ -4,7 +4,8 @@ Files: `<project>/<sid>.jsonl` and `<project>/<sid>/subagents/agent-<id>.jsonl` 
 `subagents/workflows/<wf>/agent-<id>.jsonl`), each tailed from its own byte offset. Subagent events carry
 `agent_id`, `is_sidechain: true`, `agent_type` and `parent_tool_id` (the parent's Task/Agent `tool_use`
 id, from `agent-<id>.meta.json` `toolUseId`, when claude wrote it). The main transcript is read first,
-then each subagent file, so within one `read()` events are grouped by file.
+then each subagent file, so within one `read()` events are grouped by file. Files are read a chunk
+(~1 MiB) at a time and a chunk's lines mapped together (`read_batches`, what backfill uses).
 
 Cursor (JSON): `{"v": 1, "files": {"main": {offset, ino}, "subagents/agent-x.jsonl": {…}},
 "state": {"usage": [[message_id, request_id], …], "last_ts": …}}` — the usage keys (bounded) keep a
