@@ -135,14 +135,6 @@ def _waiting_row(env: CliEnv, session_id: str) -> dict[str, Any] | None:
     return row if row and row["state"] == "waiting" else None
 
 
-PREMATURE = pytest.mark.xfail(strict=True, reason=(
-    "zag bug: claude's text says `resets 1:14am (UTC)` for a reset at 1:14:50 (the minute, floored); zag takes "
-    "1:14:00, finds it past and resumes after the 3 s settle delay — again and again until the real reset, a "
-    "new incident (attempt 1) each time, so max_attempts never stops it (zag/wrapper/schedule.py, "
-    "zag/providers/reset_time.py)"))
-
-
-@PREMATURE
 def test_reset_known_to_the_minute_is_not_resumed_early(cli_env: MakeEnv) -> None:
     """claude's plain-text output gives the reset only as a clock time in minutes (no stream-json
     `rate_limit_event` with the epoch): a resume must not come before the reset that minute stands for."""

@@ -215,9 +215,10 @@ CLAUDE_DIALOG = ("\r\n What do you want to do?\r\n\r\n ❯ 1. Stop and wait for 
 
 
 def claude_tui_hit(rig: Rig, now: float) -> list[dict[str, Any]]:
-    """claude's TUI at its limit: the notice (the reset is this minute: zag waits a short settle
-    delay), the synthetic record, and the `/rate-limit-options` dialog that swallows keystrokes."""
-    text = claude_limit_text(now)
+    """claude's TUI at its limit, hit at `now`: the notice (the reset shown is the minute before: the end
+    of that minute is already past, so zag waits a short settle delay), the synthetic record, and the
+    `/rate-limit-options` dialog that swallows keystrokes."""
+    text = claude_limit_text(now - 60)
     path = claude_transcript(rig)
     return [
         {"raw_tty": True},

@@ -60,7 +60,7 @@ def test_claude_dialog_answered_then_message_typed(tmp_path: Path, zag_home: Pat
     hit = _check(rig, code, waiting, "Picking up where I stopped.")
     assert hit["scope"] == "session" and hit["fallback_used"] is False
     assert hit["raw"].startswith("You've hit your session limit · resets ")
-    # "resets <this minute>": already past when seen, so a short settle delay instead of tomorrow
+    # "resets <the minute before>": its end is already past when seen, so a short settle delay, not tomorrow
     assert parse_ts(hit["scheduled_resume_at"]) - parse_ts(hit["ts"]) < 10
 
 

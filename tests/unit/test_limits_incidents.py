@@ -144,6 +144,18 @@ def test_reports_of_one_hit_merge_keeping_the_best_reset_and_scope() -> None:
     assert len(incidents.incidents) == 1
 
 
+@pytest.mark.parametrize("exact_first", [True, False])
+def test_an_exact_reset_beats_the_end_of_the_minute_that_names_it(exact_first: bool) -> None:
+    """claude's rate_limit_event says 1:14:50 (an epoch), its text `resets 1:14am`: read as 1:15:00."""
+    exact, minute_end = T0 + 50, T0 + 60
+    incidents = book()
+    first = incidents.add(structured(exact if exact_first else minute_end), T0)
+    incidents.add(structured(minute_end if exact_first else exact), T0 + 0.1)
+    assert first.reset_at == exact
+    incidents.add(structured(T0 + 120), T0 + 0.2)            # a later minute: another reset, the safer one
+    assert first.reset_at == T0 + 120
+
+
 def test_the_wording_is_kept_as_raw_rather_than_a_json_line() -> None:
     incidents = book()
     incident = incidents.add(structured(T0 + 10), T0)
@@ -210,3 +222,72 @@ def test_active_is_the_newest_scheduled_open_incident() -> None:
 def test_normalize_and_key() -> None:
     assert I.normalize("\x1b[1mYou’ve\x1b[0m  hit\n your") == "you've hit your"
     assert I.match_key("x" * 100) == "x" * I.KEY_CHARS
+
+
+# --- repeats without progress ----------------------------------------------------------------------------
+def _attempted(incidents: IncidentBook, reset: float | None, at: float) -> I.Incident:
+    """An announced incident whose resume was attempted and not (yet) verified."""
+    incident = incidents.add(structured(reset), at)
+    incident.announced, incident.resume_at, incident.resume_started = True, at + 3, True
+    incident.status, incident.attempts = "resuming", 1
+    return incident
+
+
+@pytest.mark.parametrize("new_reset", [None, T0 + 30, T0 + 99, T0 + 100])
+def test_a_hit_that_brings_no_later_reset_repeats_the_unverified_one(new_reset: float | None) -> None:
+    incidents = book()
+    first = _attempted(incidents, T0 + 100, T0)           # resumed (too early, or it was not the real reset)
+    second = incidents.add(structured(new_reset), T0 + 105)
+    assert second is not first
+    assert incidents.repeated(second, T0 + 105) is first  # none / past / no later than the first's reset
+
+
+def test_a_later_reset_in_the_future_is_news_not_a_repeat() -> None:
+    incidents = book()
+    _attempted(incidents, T0 + 100, T0)
+    second = incidents.add(structured(T0 + 3600), T0 + 105)
+    assert incidents.repeated(second, T0 + 105) is None
+
+
+def test_a_reset_past_at_the_time_repeats_even_without_an_earlier_reset() -> None:
+    incidents = book()
+    _attempted(incidents, None, T0)
+    second = incidents.add(structured(T0 + 50), T0 + 60)
+    assert incidents.repeated(second, T0 + 60) is not None
+    assert incidents.repeated(second, T0 + 40) is None  # still ahead when judged: news
+
+
+@pytest.mark.parametrize("change", ["verified", "progressed", "never attempted"])
+def test_progress_or_no_attempt_means_no_repeat(change: str) -> None:
+    incidents = book()
+    first = _attempted(incidents, T0 + 100, T0)
+    if change == "verified":
+        first.status = "done"
+    elif change == "progressed":
+        assert incidents.progress(T0 + 50, None)
+    else:
+        first.resume_started = False
+    second = incidents.add(structured(T0 + 100), T0 + 105)
+    assert incidents.repeated(second, T0 + 105) is None
+
+
+def test_the_repeat_is_of_the_last_announced_incident() -> None:
+    incidents = book()
+    first = _attempted(incidents, T0 + 100, T0)
+    second = incidents.add(structured(T0 + 100), T0 + 105)
+    second.announced, second.resume_at, second.resume_started, second.status = True, T0 + 200, True, "resuming"
+    dropped = incidents.add(text(source="stdout"), T0 + 300)
+    incidents.child_exited(0, T0 + 301)                  # the agent's own prose: dropped, never announced
+    third = incidents.add(structured(None), T0 + 400)
+    assert dropped.state == I.DROPPED and incidents.repeated(third, T0 + 400) is second
+    assert incidents.repeated(second, T0 + 105) is first
+
+
+def test_progress_counts_only_messages_after_the_hit_of_its_session() -> None:
+    incidents = book()
+    incident = incidents.add(structured(T0 + 100, session="s-1"), T0)
+    assert not incidents.progress(T0 - 1, "s-1")          # written before the hit (read late)
+    assert not incidents.progress(T0 + 5, "s-2")          # another session
+    assert incident.progressed_at is None
+    assert incidents.progress(T0 + 5, "s-1") and incident.progressed_at == T0 + 5
+    assert incidents.progress(T0 + 9, None) and incident.progressed_at == T0 + 5  # the first one is kept

@@ -61,6 +61,20 @@ def test_given_up_and_superseded_incidents_are_closed() -> None:
     assert scan.row["state"] == states.WAITING and scan.row["resume_at"] == T0 + 155
 
 
+def test_an_incident_the_agent_got_over_by_itself_is_done() -> None:
+    note = events.provider_status("usage-limit incident i-1 closed", {
+        "kind": events.NOTE_USAGE_LIMIT_RECOVERED, "incident_id": "i-1", "attempts": 0})
+    same_from_the_agent = {**events.provider_status("x", {"kind": events.NOTE_USAGE_LIMIT_RECOVERED,
+                                                          "incident_id": "i-2"}), "source": events.SOURCE_PROVIDER_FILE}
+    ended = events.body(events.SESSION_ENDED, exit_code=0, success=True, error=None)
+    path = write_log(SID, [started(0), hit("i-1", 10), hit("i-2", 11), {**note, "ts": ts(12)}, same_from_the_agent,
+                           {**ended, "ts": ts(13)}])
+    scan = scan_log(path)
+    assert scan is not None and scan.row["state"] == states.EXITED
+    assert {i.incident_id: i.status for i in scan.incidents} == {"i-1": states.RESUME_DONE,
+                                                                 "i-2": states.RESUME_CANCELLED}
+
+
 def test_several_runs_in_one_log_the_last_decides() -> None:
     ended = events.body(events.SESSION_ENDED, exit_code=1, success=False, error=None)
     resumed_end = events.body(events.SESSION_ENDED, exit_code=0, success=True, error=None)

@@ -83,3 +83,16 @@ def test_describe_is_local_clock_and_what_is_left(monkeypatch: pytest.MonkeyPatc
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
+
+
+@pytest.mark.parametrize("failures, wait", [(1, 20), (2, 40), (3, 80), (4, 160), (9, 1000), (500, 1000)])
+def test_backoff_doubles_from_retry_secs_up_to_max_wait(failures: int, wait: float) -> None:
+    assert schedule.backoff(failures, settings(retry_secs=20, max_wait_secs=1000)) == wait
+
+
+def test_a_repeated_hit_waits_for_the_later_of_its_schedule_and_the_backoff() -> None:
+    limits = settings(retry_secs=20, max_wait_secs=1000)
+    assert schedule.repeat_time(NOW + 3, NOW, 2, limits) == NOW + 40          # a past reset's settle: backed off
+    assert schedule.repeat_time(NOW + 600, NOW, 2, limits) == NOW + 600       # a reset further ahead: kept
+    assert schedule.repeat_time(NOW + 600, NOW, 9, limits) == NOW + 1000      # capped
+    assert schedule.repeat_time(NOW + 5000, NOW, 1, limits) == NOW + 1000

@@ -74,6 +74,9 @@ SCOPES = (SCOPE_SESSION, SCOPE_WEEKLY, SCOPE_DAILY, SCOPE_UNKNOWN)
 
 ENVELOPE_FIELDS = ("seq", "ts", "session_id", "provider", "provider_session_id", "source", "type")
 
+# `data.kind` of zag's own `provider_status` notes (source `wrapper`) that readers act on
+NOTE_USAGE_LIMIT_RECOVERED = "usage_limit_recovered"  # `data.incident_id` closed (done): the agent continued alone
+
 
 def now_rfc3339() -> str:
     """The current UTC time as RFC 3339 with milliseconds (`2026-12-06T10:11:12.345Z`)."""

@@ -11,7 +11,9 @@ What a log says:
   last non-null `provider_session_id` of any line; `last_seq` the last valid line's seq;
 - `usage_limit_hit` with a `scheduled_resume_at` and no later `usage_limit_resumed` or `session_ended`:
   a pending resume, and the session is `waiting` until it; a `usage_limit_resume_failed` moves it to its
-  `next_resume_at`, or closes it (failed) when that is null (given up, or the limit was hit again);
+  `next_resume_at`, or closes it (failed) when that is null (given up, or the limit was hit again); zag's
+  note (a wrapper `provider_status`, `data.kind = "usage_limit_recovered"`) closes it as done (the agent
+  continued by itself);
 - several runs in one log (`zag resume` appends a `session_started` after a `session_ended`): the last
   one decides the state and the supervisor fields.
 
@@ -51,6 +53,7 @@ class _Envelope(msgspec.Struct):
     session_id: str | None = None
     provider: str | None = None
     provider_session_id: str | None = None
+    source: str | None = None
     type: str | None = None
 
 
@@ -148,7 +151,8 @@ class _Scan:
             self.provider_session_id = env.provider_session_id
         if env.type == events.HEARTBEAT:
             self.last_heartbeat = env.ts
-        elif env.type in _DETAIL_TYPES:
+        elif env.type in _DETAIL_TYPES or (env.type == events.PROVIDER_STATUS
+                                           and env.source == events.SOURCE_WRAPPER):  # zag's own notes
             try:
                 event = codec.loads(line)
             except codec.DecodeError:  # pragma: no cover - the envelope decoded, so the line is JSON
@@ -173,6 +177,13 @@ class _Scan:
                     incident.updated_at = at or incident.updated_at
         elif kind == events.USAGE_LIMIT_HIT:
             self._hit(env, event, at)
+        elif kind == events.PROVIDER_STATUS:
+            data = event.get("data")
+            if isinstance(data, dict) and data.get("kind") == events.NOTE_USAGE_LIMIT_RECOVERED:
+                incident = self.incidents.get(str(data.get("incident_id")))
+                if incident is not None and incident.status == states.RESUME_PENDING:
+                    incident.status = states.RESUME_DONE
+                    incident.updated_at = at or incident.updated_at
         else:
             incident = self.incidents.get(str(event.get("incident_id")))
             if incident is None:

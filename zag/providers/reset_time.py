@@ -9,6 +9,10 @@ Forms understood (case-insensitive):
 - a date and time in local time (or the given zone): `Mar 10th, 2026 3:39 AM`, `Feb 16, 11am`,
   `Sep 17 at 10pm (Europe/Lisbon)` — without a year, the next such date.
 
+An epoch or a delay is exact. A clock time or a date names a minute, and the CLIs floor the reset to the
+minute they show (claude says `resets 1:14am` for a reset at 1:14:50): such a phrase stands for the END
+of its minute (`MINUTE_SECS` later), so a resume at that time never comes before the real reset.
+
 Local time is the process's zone (`TZ`, else /etc/localtime), which is also the agent's: it inherits
 zag's environment and renders its reset times in it.
 """
@@ -21,6 +25,7 @@ from datetime import date, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ROUNDING_GRACE_SECS = 10 * 60
+MINUTE_SECS = 60.0  # the precision of a clock time or a date: the reset lies within that minute
 
 _MONTHS = {name: index for index, name in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}
@@ -98,7 +103,8 @@ def duration_secs(text: str) -> float | None:
 
 
 def parse_reset(phrase: str, now: float, zone: tzinfo | None = None) -> float | None:
-    """The reset instant (epoch seconds) described by `phrase`, or None if it is not understood."""
+    """The reset instant (epoch seconds) described by `phrase`, or None if it is not understood; for a
+    clock time or a date, the end of the minute it names (see the module docstring)."""
     text = phrase.strip().rstrip(".").strip()
     if not text:
         return None
@@ -113,11 +119,18 @@ def parse_reset(phrase: str, now: float, zone: tzinfo | None = None) -> float | 
         hour_minute = _hour_minute(match)
         if hour_minute is None:
             return None
-        return next_clock_time(*hour_minute, now=now, zone=zone_named(match["zone"], zone))
+        return clock_reset(*hour_minute, now=now, zone=zone_named(match["zone"], zone))
     match = _DATE_RE.match(text)
     if match:
-        return _date_time(match, now, zone)
+        start = _date_time(match, now, zone)
+        return start + MINUTE_SECS if start is not None else None
     return None
+
+
+def clock_reset(hour: int, minute: int, *, now: float, zone: tzinfo) -> float:
+    """The reset a clock time shown to the minute stands for: the end of the next such minute (see
+    `next_clock_time`), since the CLIs floor the reset to the minute they show."""
+    return next_clock_time(hour, minute, now=now, zone=zone) + MINUTE_SECS
 
 
 def next_clock_time(hour: int, minute: int, *, now: float, zone: tzinfo) -> float:

@@ -12,11 +12,17 @@ Rules:
 - signals join the open incident of the session while it has not started resuming (and, when nothing
   is scheduled, while they come within `MERGE_WINDOW_SECS` of its last report): one incident per hit
   however many places report it. The incident keeps the best reset (structured > text > none; of two
-  equally trusted, the later) and the most specific scope; its `raw` is the first report's text (a
-  wording rather than a JSON line when one comes);
+  equally trusted, the later — except that a reset named to the minute, which stands for the end of that
+  minute (a whole minute: see `reset_time`), gives way to an earlier one within that minute, the same
+  reset known exactly) and the most specific scope; its `raw` is the first report's text (a wording
+  rather than a JSON line when one comes);
 - a confirmed incident is announced `ANNOUNCE_AFTER_SECS` after its confirmation (or at once when the
   child has exited), so the reports of the same hit that come a moment later refine it first;
-- once a resume attempt started, a new signal is a new incident.
+- once a resume attempt started, a new signal is a new incident;
+- a new incident that brings no progress (`repeated`: the previous incident's resume was attempted and
+  never verified, and the new hit gives no reset, one already past, or none later than the previous one)
+  is a repeat of it: the engine backs off and counts it toward `max_attempts`, so a CLI that keeps
+  reporting a reset that is not one cannot make zag resume in a loop.
 """
 
 from __future__ import annotations
@@ -73,6 +79,8 @@ class Incident:
     status: str = states.RESUME_PENDING
     attempts: int = 0
     resume_started: bool = False       # a resume attempt began: later signals are a new incident
+    repeat_of: str | None = None       # the incident this hit repeats with no progress in between
+    progressed_at: float | None = None  # a new assistant message of the session after the hit
 
     @property
     def is_open(self) -> bool:
@@ -87,6 +95,21 @@ def _rank(signal: LimitSignal) -> int:
     if signal.reset_at is None:
         return RANK_NONE
     return RANK_STRUCTURED if signal.structured else RANK_TEXT
+
+
+MINUTE_SECS = 60.0
+
+
+def _better_reset(new: float | None, old: float | None) -> bool:
+    """Is `new` the better of two equally trusted resets? The later one (the safer), unless the later is
+    a whole minute and the earlier lies within the minute before it: then the later is most likely the
+    end of a minute a CLI named (`reset_time` reads `resets 1:14am` as 1:15:00) and the earlier the same
+    reset known exactly (an epoch in a structured report)."""
+    if new is None or old is None or new == old:
+        return False
+    later, earlier = max(new, old), min(new, old)
+    pick = earlier if later % MINUTE_SECS == 0 and later - earlier < MINUTE_SECS else later
+    return pick == new
 
 
 _SPACE = re.compile(r"\s+")
@@ -197,8 +220,8 @@ class IncidentBook:
         if _looks_like_json(incident.raw) and not _looks_like_json(signal.raw):
             incident.raw, incident.source = signal.raw, signal.source  # the wording reads better than JSON
         rank = _rank(signal)
-        later = signal.reset_at is not None and incident.reset_at is not None and signal.reset_at > incident.reset_at
-        if rank > incident.reset_rank or (rank == incident.reset_rank and later):
+        if rank > incident.reset_rank or (rank == incident.reset_rank and _better_reset(signal.reset_at,
+                                                                                       incident.reset_at)):
             incident.reset_at, incident.reset_rank = signal.reset_at, rank
         if incident.scope == events.SCOPE_UNKNOWN and signal.scope and signal.scope != events.SCOPE_UNKNOWN:
             incident.scope = signal.scope
@@ -265,6 +288,38 @@ class IncidentBook:
             elif incident.state == CONFIRMED and not incident.announced and incident.confirmed_at is not None:
                 moments.append(incident.confirmed_at + ANNOUNCE_AFTER_SECS)
         return min(moments) if moments else None
+
+    def repeated(self, incident: Incident, now: float) -> Incident | None:
+        """The incident `incident` repeats with no progress in between, or None: the announced incident
+        before it, if its resume was attempted but never verified, when this hit names no reset, one
+        already past at `now`, or one no later than that incident's."""
+        previous = None
+        for other in self.incidents:
+            if other is incident:
+                break
+            if other.state != DROPPED and other.announced:
+                previous = other
+        if previous is None or not previous.resume_started or previous.status == states.RESUME_DONE \
+                or previous.progressed_at is not None:
+            return None
+        reset = incident.reset_at
+        if reset is None or reset <= now or (previous.reset_at is not None and reset <= previous.reset_at):
+            return previous
+        return None
+
+    def progress(self, at: float, session: str | None) -> bool:
+        """A new assistant message of `session` written at `at` (outside a resume attempt): the incidents
+        seen before it have seen the session advance. Returns whether any had."""
+        advanced = False
+        for incident in self.incidents:
+            if incident.state == DROPPED or at <= incident.first_seen:
+                continue
+            if session and incident.provider_session_id and session != incident.provider_session_id:
+                continue
+            if incident.progressed_at is None:
+                incident.progressed_at = at
+            advanced = True
+        return advanced
 
     def active(self) -> Incident | None:
         """The newest announced incident that still wants a resume."""

@@ -20,6 +20,13 @@ again in the same session, None ends it), `first_launch(previous)` when `zag res
   (`usage_limit_resumed`); headless attempts are judged when their child exits, interactive ones within
   `verify_secs`. A failed attempt (`usage_limit_resume_failed`) is retried `retry_secs` later, up to
   `max_attempts` consecutive failures; a new hit during an attempt is a new incident and ends the old one.
+  A new hit with no progress since an unverified resume (no reset, one already past, or none later than
+  the last one: `IncidentBook.repeated`) is a repeat: it counts toward `max_attempts` (its attempts go on
+  from the last incident's) and waits at least `schedule.backoff` (retry_secs, doubling), so whatever a
+  CLI reports, zag never resumes in a loop.
+- Recovering alone: a headless agent that exits 0 after a new assistant message of the session later
+  than the hit has continued by itself: the incident is closed (`done`) without a resume, and the log
+  says so in a wrapper `provider_status` (`data.kind = "usage_limit_recovered"`).
 """
 
 from __future__ import annotations
@@ -60,6 +67,14 @@ class Attempt:
     expected_session: str | None  # the provider session that must advance (None: any, e.g. a re-run)
     message: str
     outcome: str | None = None
+
+
+@dataclass
+class Announcement:
+    """An incident due to be told, and the older incidents it ended (each with its attempt in flight)."""
+
+    incident: Incident
+    ended: list[tuple[Incident, Attempt | None]]
 
 
 def default_settings() -> LimitSettings:
@@ -119,6 +134,8 @@ class LimitHandler:
             return
         if body.get("api_error") or body.get("synthetic"):
             return  # the CLI's own error pseudo-message (e.g. the limit notice itself), not the model
+        if body.get("is_meta"):
+            return  # the CLI's own bookkeeping prompt, not the user's words
         now = time.time()
         session = body.get("provider_session_id") or self.supervisor.provider_session_id
         resumed = None
@@ -132,6 +149,8 @@ class LimitHandler:
                     attempt.expected_session is None or session == attempt.expected_session):
                 attempt.outcome = RESUMED
                 resumed = attempt
+            elif self.book.progress(_event_time(body, now), session):
+                self._failures = 0  # the session advanced: earlier failures are no longer consecutive
         if resumed is not None:
             self._resumed(resumed)
 
@@ -161,10 +180,12 @@ class LimitHandler:
             else:
                 self.book.child_exited(status.exit_code, now)
             due = self._take_announcements(now, at_once=True)
-        for incident in due:
-            self._announce(incident, child_running=False)
+        for announcement in due:
+            self._announce(announcement, child_running=False)
         self._finish_attempt(f"{self.provider_name} exited with code {status.exit_code} "
                              "before continuing the session")
+        if not self.interactive and status.exit_code == 0:
+            self._close_recovered()
         if self.settings.enabled and self.active_incident() is not None:
             # the agent's last exit code, for `zag resume` should this supervisor die while waiting
             self.supervisor.update_registry(exit_code=status.exit_code)
@@ -228,23 +249,58 @@ class LimitHandler:
         with self._lock:
             return self.book.active()
 
-    def _take_announcements(self, now: float, *, at_once: bool) -> list[Incident]:
+    def _take_announcements(self, now: float, *, at_once: bool) -> list[Announcement]:
+        """Under the lock: the incidents to announce now, each scheduled, with the older ones it ends."""
         due = self.book.due_announcements(now, at_once=at_once)
+        taken = []
         for incident in due:
             incident.announced = True
             if incident.provider_session_id is None:
                 incident.provider_session_id = self.supervisor.provider_session_id
+            ended = self._end_older(incident)
             if self.settings.enabled:
-                plan = schedule.resume_time(incident.reset_at, now, self.settings)
-                incident.resume_at, incident.fallback_used = plan.resume_at, plan.fallback_used
-        return due
+                self._schedule(incident, now)
+            taken.append(Announcement(incident, ended))
+        return taken
 
-    def _announce(self, incident: Incident, *, child_running: bool) -> None:
-        with self._lock:
-            older = [i for i in self.book.incidents
-                     if i is not incident and i.announced and i.is_open and i.resume_at is not None]
-        for old in older:
-            self._supersede(old)
+    def _end_older(self, incident: Incident) -> list[tuple[Incident, Attempt | None]]:
+        """Under the lock: a new hit ends the older incidents still waiting or resuming; an attempt in
+        flight has failed (a consecutive failure). Returns them, with that attempt, for `_announce`."""
+        ended = []
+        for old in self.book.incidents:
+            if old is incident or not (old.announced and old.is_open and old.resume_at is not None):
+                continue
+            attempt = self._attempt
+            in_flight = attempt is not None and attempt.incident is old and attempt.outcome is None
+            if in_flight:
+                attempt.outcome = FAILED  # type: ignore[union-attr]
+                self._failures += 1
+            old.status = states.RESUME_FAILED
+            ended.append((old, attempt if in_flight else None))
+        return ended
+
+    def _schedule(self, incident: Incident, now: float) -> None:
+        """Under the lock: when to resume `incident`; a repeat without progress backs off, or gives up
+        once `max_attempts` consecutive resumes failed."""
+        plan = schedule.resume_time(incident.reset_at, now, self.settings)
+        incident.resume_at, incident.fallback_used = plan.resume_at, plan.fallback_used
+        previous = self.book.repeated(incident, now)
+        if previous is None:
+            return
+        incident.repeat_of = previous.incident_id
+        incident.attempts = max(incident.attempts, previous.attempts)
+        if self._failures >= max(1, self.settings.max_attempts):
+            incident.resume_at = None
+            incident.status = states.RESUME_FAILED
+            self._gave_up = (f"usage-limit resume gave up after {self._failures} failed attempt"
+                             f"{'s' if self._failures != 1 else ''} (the limit was hit again each time)")
+            return
+        incident.resume_at = schedule.repeat_time(plan.resume_at, now, max(1, self._failures), self.settings)
+
+    def _announce(self, announcement: Announcement, *, child_running: bool) -> None:
+        incident = announcement.incident
+        for old, attempt in announcement.ended:
+            self._superseded(old, attempt)
         self.supervisor.log_event(events.body(
             events.USAGE_LIMIT_HIT,
             incident_id=incident.incident_id,
@@ -256,6 +312,8 @@ class LimitHandler:
             source=incident.source,
             structured=incident.structured,
             reports=incident.reports,
+            **({"repeat_of": incident.repeat_of} if incident.repeat_of else {}),
+            **({"error": self._gave_up} if incident.status == states.RESUME_FAILED and self._gave_up else {}),
         ))
         self._tell(self._hit_line(incident))
         if incident.resume_at is None:
@@ -268,7 +326,11 @@ class LimitHandler:
     def _hit_line(self, incident: Incident) -> str:
         now = time.time()
         what = f"zag: {self.provider_name} hit its usage limit"
+        if incident.repeat_of:
+            what += " again, with no progress since the last resume"
         scope = incident.scope if incident.scope != events.SCOPE_UNKNOWN else None
+        if incident.status == states.RESUME_FAILED:
+            return f"{what}; {self._gave_up or 'giving up'}."
         if incident.resume_at is None:
             resets = (f"resets {schedule.describe(incident.reset_at, now)}" if incident.reset_at is not None
                       else "reset time not given")
@@ -280,22 +342,30 @@ class LimitHandler:
         return (f"{what}{' (' + detail + ')' if detail else ''}; resuming at {when}{fallback}. "
                 f"Ctrl-C or \"zag usage cancel {incident.incident_id[:8]}\" to stop waiting.")
 
-    def _supersede(self, old: Incident) -> None:
-        """A new hit while an older incident was being resumed: the older one is over."""
-        with self._lock:
-            attempt = self._attempt
-            in_flight = attempt is not None and attempt.incident is old and attempt.outcome is None
-            if in_flight:
-                attempt.outcome = FAILED  # type: ignore[union-attr]
-            old.status = states.RESUME_FAILED
-        if in_flight:
-            assert attempt is not None
+    def _superseded(self, old: Incident, attempt: Attempt | None) -> None:
+        """A new hit ended an older incident (`_end_older`): log its attempt in flight as failed."""
+        if attempt is not None:
             self.supervisor.log_event(events.body(
                 events.USAGE_LIMIT_RESUME_FAILED, incident_id=old.incident_id, attempt=attempt.number,
                 error="the usage limit was hit again", next_resume_at=None))
-            with self._lock:
-                self._failures += 1
         self.store.update(old.incident_id, status=states.RESUME_FAILED)
+
+    def _close_recovered(self) -> None:
+        """Headless, the child exited 0: an incident still waiting whose session advanced after the hit
+        (a new assistant message) needs no resume: it is closed as done."""
+        with self._lock:
+            incident = self.book.active()
+            if incident is None or incident.status != states.RESUME_PENDING or incident.progressed_at is None:
+                return
+            incident.status = states.RESUME_DONE
+        self.supervisor.log_event(events.provider_status(
+            f"usage-limit incident {incident.incident_id[:8]} closed: {self.provider_name} continued by itself "
+            "after the hit and exited 0; no resume needed",
+            {"kind": events.NOTE_USAGE_LIMIT_RECOVERED, "incident_id": incident.incident_id,
+             "attempts": incident.attempts}))
+        self.store.update(incident.incident_id, status=states.RESUME_DONE, attempts=incident.attempts)
+        self.supervisor.update_registry(state=states.RUNNING, resume_at=None)
+        self._tell(f"zag: {self.provider_name} continued by itself after its usage limit; no resume needed.")
 
     def _ensure_timer(self) -> None:
         with self._lock:
@@ -314,9 +384,9 @@ class LimitHandler:
                     self.book.expire(now)
                 due = self._take_announcements(now, at_once=False)
                 deadline = self.book.next_deadline()
-            for incident in due:
+            for announcement in due:
                 try:
-                    self._announce(incident, child_running=self.supervisor.current_child is not None)
+                    self._announce(announcement, child_running=self.supervisor.current_child is not None)
                 except Exception:  # noqa: BLE001 - the timer must survive a failed announcement
                     from zag import diag
 
@@ -565,6 +635,16 @@ def _reruns(plan: LaunchPlan) -> bool:
     """The provider could not resume the session and re-runs the original command instead."""
     notes = plan.notes if isinstance(plan.notes, dict) else {}
     return bool(notes.get("rerun_original") or notes.get("resume_fallback"))
+
+
+def _event_time(body: dict[str, Any], default: float) -> float:
+    """When a transcript event happened (its record's time), else `default`."""
+    stamp = body.get("ts")
+    if isinstance(stamp, str):
+        normalized = events.normalize_ts(stamp)
+        if normalized is not None:
+            return events.parse_ts(normalized)
+    return default
 
 
 def _text_of(value: Any) -> str:

@@ -5,7 +5,9 @@
 - reset known but already past (the CLI rounds to the minute, or zag saw it late): a short settle delay;
 - reset unknown: now + `fallback_secs`, and the incident says `fallback_used`;
 - always capped at now + `max_wait_secs`.
-After a failed attempt the next one comes `retry_secs` later (also capped).
+After a failed attempt the next one comes `retry_secs` later (also capped). A hit that repeats an
+unverified resume with no progress (see `incidents.IncidentBook.repeated`) waits at least `backoff`:
+`retry_secs`, doubled for each consecutive failure, capped at `max_wait_secs`.
 """
 
 from __future__ import annotations
@@ -51,6 +53,17 @@ def resume_time(
 def retry_time(now: float, settings: LimitSettings) -> float:
     """When to try again after a resume attempt that did not continue the session."""
     return now + min(max(0.0, settings.retry_secs), max(0.0, settings.max_wait_secs))
+
+
+def backoff(failures: int, settings: LimitSettings) -> float:
+    """The least wait after `failures` (>= 1) consecutive resumes that did not continue the session."""
+    doublings = min(max(0, failures - 1), 32)
+    return min(max(0.0, settings.retry_secs) * 2 ** doublings, max(0.0, settings.max_wait_secs))
+
+
+def repeat_time(resume_at: float, now: float, failures: int, settings: LimitSettings) -> float:
+    """The resume time of a repeated hit: its own schedule, but no sooner than the back-off allows."""
+    return min(max(resume_at, now + backoff(failures, settings)), now + max(0.0, settings.max_wait_secs))
 
 
 def describe(resume_at: float, now: float) -> str:

@@ -23,6 +23,11 @@ def at(text: str, zone: str = "UTC") -> float:
     return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(zone)).timestamp()
 
 
+def end(text: str, zone: str = "UTC") -> float:
+    """The end of the minute `text` names: what a reset shown to the minute stands for (claude floors it)."""
+    return at(text, zone) + 60
+
+
 @pytest.fixture(autouse=True)
 def berlin(monkeypatch: pytest.MonkeyPatch) -> None:
     """The agent renders reset times in the process's zone; pin it."""
@@ -57,26 +62,26 @@ WORDINGS = [
     ("Claude AI usage limit reached|1755615600", "unknown", 1755615600.0),
     ("Claude AI usage limit reached|1755615600000", "unknown", 1755615600.0),
     ("Claude usage limit reached. Your limit will reset at 5pm (Europe/Warsaw).", "unknown",
-     at("2026-02-10T17:00:00", "Europe/Warsaw")),
-    ("5-hour limit reached ∙ resets 5am", "session", at("2026-02-11T05:00:00", "Europe/Berlin")),
-    ("5-hour limit reached · resets 3pm", "session", at("2026-02-10T15:00:00", "Europe/Berlin")),
-    ("Weekly limit reached ∙ resets Feb 14, 9am", "weekly", at("2026-02-14T09:00:00", "Europe/Berlin")),
+     end("2026-02-10T17:00:00", "Europe/Warsaw")),
+    ("5-hour limit reached ∙ resets 5am", "session", end("2026-02-11T05:00:00", "Europe/Berlin")),
+    ("5-hour limit reached · resets 3pm", "session", end("2026-02-10T15:00:00", "Europe/Berlin")),
+    ("Weekly limit reached ∙ resets Feb 14, 9am", "weekly", end("2026-02-14T09:00:00", "Europe/Berlin")),
     ("You've hit your session limit · resets 3pm (Europe/Berlin)", "session",
-     at("2026-02-10T15:00:00", "Europe/Berlin")),
+     end("2026-02-10T15:00:00", "Europe/Berlin")),
     ("You’ve hit your weekly limit · resets Feb 16, 11am (Europe/Berlin)", "weekly",
-     at("2026-02-16T11:00:00", "Europe/Berlin")),
+     end("2026-02-16T11:00:00", "Europe/Berlin")),
     ("You've hit your limit · resets Apr 23 at 4pm (America/Recife)", "unknown",
-     at("2026-04-23T16:00:00", "America/Recife")),
+     end("2026-04-23T16:00:00", "America/Recife")),
     ("You've hit your limit · resets 8pm (Europe/Berlin) · /upgrade to increase your usage limit.", "unknown",
-     at("2026-02-10T20:00:00", "Europe/Berlin")),
+     end("2026-02-10T20:00:00", "Europe/Berlin")),
     ("You've hit your limit · resets 8pm (Europe/Berlin) /login to switch to an API usage-billed account.", "unknown",
-     at("2026-02-10T20:00:00", "Europe/Berlin")),
+     end("2026-02-10T20:00:00", "Europe/Berlin")),
     # 01:00 in Los Angeles now: 12:50am was ten minutes ago, i.e. the CLI's rounding — the reset is now
     ("You've hit your session limit · resets 12:50am (America/Los_Angeles)", "session",
-     at("2026-02-10T00:50:00", "America/Los_Angeles")),
+     end("2026-02-10T00:50:00", "America/Los_Angeles")),
     ("You've hit your weekly limit · resets Sep 17 at 10pm (Europe/Lisbon)", "weekly",
-     at("2026-09-17T22:00:00", "Europe/Lisbon")),
-    ("You're out of extra usage · resets 11:59pm (UTC)", "unknown", at("2026-02-10T23:59:00")),
+     end("2026-09-17T22:00:00", "Europe/Lisbon")),
+    ("You're out of extra usage · resets 11:59pm (UTC)", "unknown", end("2026-02-10T23:59:00")),
     ("You've hit your individual spend limit", "unknown", None),
     ("You've reached your Opus limit. Run /usage-credits to continue.", "unknown", None),
     (API_KEY_429, "unknown", None),
@@ -84,10 +89,10 @@ WORDINGS = [
     ('API Error: 429 {"type":"error","error":{"type":"rate_limit_error","message":"This request would exceed your '
      "account's rate limit. Please try again later.\"}}", "unknown", None),
     # as the TUI shows them (glyphs, NBSP)
-    ("  ⎿ \u00a0You've hit your session limit · resets 3:51pm (UTC)", "session", at("2026-02-10T15:51:00")),
+    ("  ⎿ \u00a0You've hit your session limit · resets 3:51pm (UTC)", "session", end("2026-02-10T15:51:00")),
     ("● API Error: Request rejected (429) · This request would exceed your account's rate limit.", "unknown", None),
     ("✕ Claude usage limit reached. Your limit will reset at 5pm (Europe/Warsaw).", "unknown",
-     at("2026-02-10T17:00:00", "Europe/Warsaw")),
+     end("2026-02-10T17:00:00", "Europe/Warsaw")),
 ]
 
 
@@ -121,22 +126,22 @@ def test_not_a_hit(text: str) -> None:
 def test_clock_time_just_past_means_now_not_tomorrow() -> None:
     now = at("2026-02-10T15:04:00", "Europe/Berlin")  # the CLI rounds to the minute
     assert limits.match_text("You've hit your session limit · resets 3pm (Europe/Berlin)", now).reset_at \
-        == at("2026-02-10T15:00:00", "Europe/Berlin")
+        == end("2026-02-10T15:00:00", "Europe/Berlin")
     later = at("2026-02-10T16:00:00", "Europe/Berlin")
     assert limits.match_text("You've hit your session limit · resets 3pm (Europe/Berlin)", later).reset_at \
-        == at("2026-02-11T15:00:00", "Europe/Berlin")
+        == end("2026-02-11T15:00:00", "Europe/Berlin")
 
 
 def test_dst_fall_back_takes_the_first_occurrence() -> None:
     now = at("2026-10-24T23:00:00")  # 01:00 CEST, clocks go back at 03:00 CEST
     hit = limits.match_text("You've hit your session limit · resets 2:30am (Europe/Berlin)", now)
-    assert hit.reset_at == at("2026-10-25T00:30:00")  # 02:30 CEST, not 02:30 CET an hour later
+    assert hit.reset_at == end("2026-10-25T00:30:00")  # 02:30 CEST, not 02:30 CET an hour later
 
 
 def test_reset_without_zone_uses_the_local_zone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TZ", "America/New_York")
     hit = limits.match_text("5-hour limit reached ∙ resets 5am", at("2026-07-01T12:00:00"))
-    assert hit.reset_at == at("2026-07-02T05:00:00", "America/New_York")
+    assert hit.reset_at == end("2026-07-02T05:00:00", "America/New_York")
 
 
 # --- stream-json (structured) --------------------------------------------------------------------
@@ -150,8 +155,9 @@ def test_stream_json_oauth_limit() -> None:
     assert '"rate_limit_event"' in event.raw
     assert assistant.raw == result.raw == "You've hit your session limit · resets 3:50pm (UTC)"
     assert assistant.scope == result.scope == "session"
-    moment = datetime.fromtimestamp(assistant.reset_at, timezone.utc)
-    assert (moment.hour, moment.minute) == (15, 50) and 0 <= assistant.reset_at - time.time() < 86400 + 600
+    moment = datetime.fromtimestamp(assistant.reset_at - 60, timezone.utc)  # the end of the minute shown
+    assert (moment.hour, moment.minute, moment.second) == (15, 50, 0)
+    assert 0 <= assistant.reset_at - time.time() < 86400 + 600
 
 
 @pytest.mark.parametrize("name", ["stdout_B_429.jsonl", "stdout_C_429_retry.jsonl"])
@@ -202,8 +208,8 @@ def test_plain_output_captures(name: str, scope: str, epoch) -> None:
     [signal] = signals(feed(scanner(), "stdout", (REAL / name).read_bytes()))
     assert (signal.structured, signal.source, signal.scope) == (False, "stdout", scope)
     assert signal.raw == (REAL / name).read_text().strip()
-    if isinstance(epoch, str):
-        moment = datetime.fromtimestamp(signal.reset_at, timezone.utc)
+    if isinstance(epoch, str):  # a clock time: the end of that minute
+        moment = datetime.fromtimestamp(signal.reset_at - 60, timezone.utc)
         assert f"{moment.hour}:{moment.minute}" == epoch
     else:
         assert signal.reset_at == epoch
@@ -256,7 +262,7 @@ def test_extra_patterns() -> None:
     [signal] = signals(feed(scan, "stderr", b"warning: quota kaput until 6pm, sorry\n"))
     assert signal.raw == "quota kaput until 6pm" and not signal.structured
     moment = datetime.fromtimestamp(signal.reset_at, ZoneInfo("Europe/Berlin"))
-    assert (moment.hour, moment.minute) == (18, 0)
+    assert (moment.hour, moment.minute) == (18, 1)  # the end of the minute 6pm names
 
 
 def test_long_lines_and_garbage_do_not_break_the_scanner() -> None:

@@ -89,7 +89,7 @@ def test_session_limit_record_is_a_hit_and_the_quoted_epoch_text_is_not() -> Non
     [signal] = signals
     assert signal.raw == "You've hit your session limit · resets 3:51pm (UTC)"
     assert signal.scope == "session" and signal.structured and signal.source == "provider_file"
-    assert signal.reset_at == utc("2026-11-22T15:51:00")  # the record was written at 14:51:15Z
+    assert signal.reset_at == utc("2026-11-22T15:52:00")  # written at 14:51:15Z; the end of the minute shown
     api_error = [body for body in bodies(items) if body.get("api_error")]
     assert [body["content"] for body in api_error] == [signal.raw]
     assert api_error[0]["api_error"] == {"error": "rate_limit", "status": 429}

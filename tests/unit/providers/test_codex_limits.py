@@ -21,6 +21,11 @@ def epoch(*parts: int, zone=UTC) -> float:
     return datetime(*parts, tzinfo=zone).timestamp()
 
 
+def minute_end(*parts: int, zone=UTC) -> float:
+    """What a reset shown to the minute stands for: the end of that minute (the CLIs floor resets)."""
+    return epoch(*parts, zone=zone) + 60
+
+
 def ctx(**extra) -> LaunchContext:
     return LaunchContext(cwd="/srv/p", env={}, interactive=False, started_at=time.time(),
                          zag_session_id="z", **extra)
@@ -51,7 +56,7 @@ def test_plus_wording_same_day_clock(apostrophe: str) -> None:
     text = (f"You{apostrophe}ve hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), visit "
             "https://chatgpt.com/codex/settings/usage to purchase more credits or try again at 3:32 PM.")
     reading = limits.read_message(text, NOW, UTC)
-    assert reading is not None and reading.reset_at == epoch(2026, 11, 22, 15, 32)
+    assert reading is not None and reading.reset_at == minute_end(2026, 11, 22, 15, 32)
 
 
 def test_full_date_in_local_zone_across_dst() -> None:
@@ -59,18 +64,18 @@ def test_full_date_in_local_zone_across_dst() -> None:
     text = ("You've hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), visit "
             "https://chatgpt.com/codex/settings/usage to purchase more credits or try again at Mar 10th, 2026 3:39 AM.")
     reading = limits.read_message(text, epoch(2026, 3, 7, 12, 0), zone)
-    assert reading.reset_at == epoch(2026, 3, 10, 7, 39)  # 03:39 EDT = 07:39 UTC
+    assert reading.reset_at == minute_end(2026, 3, 10, 7, 39)  # 03:39 EDT = 07:39 UTC
 
 
 def test_clock_a_few_minutes_past_means_now_not_tomorrow() -> None:
     reading = limits.read_message("You've hit your usage limit. Try again at 3:32 PM.", epoch(2026, 11, 22, 15, 35), UTC)
-    assert reading.reset_at == epoch(2026, 11, 22, 15, 32)
+    assert reading.reset_at == minute_end(2026, 11, 22, 15, 32)
 
 
 def test_clock_in_a_dst_gap_maps_forward() -> None:
     zone = ZoneInfo("Europe/Berlin")  # 2026-03-29 02:00 → 03:00
     reading = limits.read_message("You've hit your usage limit. Try again at 2:30 AM.", epoch(2026, 3, 29, 0, 10), zone)
-    assert reading.reset_at == epoch(2026, 3, 29, 1, 30)
+    assert reading.reset_at == minute_end(2026, 3, 29, 1, 30)
 
 
 @pytest.mark.parametrize("text, delay", [
@@ -91,7 +96,7 @@ def test_older_relative_wordings(text: str, delay: int) -> None:
     "You've hit your usage limit. Try again at 9:05 PM.",
 ])
 def test_every_plan_wording(text: str) -> None:
-    assert limits.read_message(text, NOW, UTC).reset_at == epoch(2026, 11, 22, 21, 5)
+    assert limits.read_message(text, NOW, UTC).reset_at == minute_end(2026, 11, 22, 21, 5)
 
 
 @pytest.mark.parametrize("text", [

@@ -24,6 +24,11 @@ def at(year: int, month: int, day: int, hour: int, minute: int = 0, zone=LA) -> 
     return datetime(year, month, day, hour, minute, tzinfo=zone).timestamp()
 
 
+def minute_end(year: int, month: int, day: int, hour: int, minute: int = 0, zone=LA) -> float:
+    """What a reset shown to the minute stands for: the end of that minute (the CLIs floor resets)."""
+    return at(year, month, day, hour, minute, zone) + 60
+
+
 def scanner(*patterns: str, now: float = NOW, zone=LA) -> GeminiScanner:
     ctx = LaunchContext(cwd="/", env={}, interactive=False, started_at=0, zag_session_id="z",
                         extra_limit_patterns=patterns)
@@ -70,15 +75,15 @@ def signals(items: list) -> list[LimitSignal]:
      "unknown", None),
     ("Usage limit reached for all Pro models.", "unknown", None),
     ("Usage limit reached for gemini-2.5-pro.\nAccess resets at 3:45 PM PST.\n/stats model for usage details",
-     "unknown", at(2026, 1, 15, 15, 45)),
-    ("Usage limit reached for all Pro models.\nAccess resets at 9:05 AM PST.", "unknown", at(2026, 1, 16, 9, 5)),
-    ("Usage limit reached for all Pro models.\nAccess resets at 11:55 AM PST.", "unknown", at(2026, 1, 15, 11, 55)),
+     "unknown", minute_end(2026, 1, 15, 15, 45)),
+    ("Usage limit reached for all Pro models.\nAccess resets at 9:05 AM PST.", "unknown", minute_end(2026, 1, 16, 9, 5)),
+    ("Usage limit reached for all Pro models.\nAccess resets at 11:55 AM PST.", "unknown", minute_end(2026, 1, 15, 11, 55)),
     ("Usage limit reached for all Pro models.\nAccess resets at 8:30 PM UTC.", "unknown",
-     datetime(2026, 1, 15, 20, 30, tzinfo=timezone.utc).timestamp()),
+     datetime(2026, 1, 15, 20, 31, tzinfo=timezone.utc).timestamp()),
     ("Usage limit reached for all Pro models.\nAccess resets at 9:30 PM GMT+1.", "unknown",
-     datetime(2026, 1, 15, 20, 30, tzinfo=timezone.utc).timestamp()),
+     datetime(2026, 1, 15, 20, 31, tzinfo=timezone.utc).timestamp()),
     ("We are currently experiencing high demand for gemini-3.1-pro-preview.\nWe apologize and appreciate your "
-     "patience.\nAccess resets at 1:00 PM PST.", "unknown", at(2026, 1, 15, 13)),
+     "patience.\nAccess resets at 1:00 PM PST.", "unknown", minute_end(2026, 1, 15, 13)),
     ("⚡ You have reached your daily gemini-2.5-pro quota limit.", "daily", MIDNIGHT),
 ])
 def test_wordings(text: str, scope: str, reset: float | None) -> None:
@@ -112,8 +117,8 @@ def test_access_resets_in_the_local_zone_across_dst() -> None:
     before_switch = at(2026, 3, 29, 0, 30, BERLIN)       # Berlin springs forward at 02:00 that night
     quota = limits.classify("Usage limit reached for all Pro models.\nAccess resets at 3:15 AM CEST.",
                             before_switch, zone=BERLIN)
-    assert quota is not None and quota.reset_at == at(2026, 3, 29, 3, 15, BERLIN)
-    assert quota.reset_at - before_switch == timedelta(hours=1, minutes=45).total_seconds()
+    assert quota is not None and quota.reset_at == minute_end(2026, 3, 29, 3, 15, BERLIN)
+    assert quota.reset_at - before_switch == timedelta(hours=1, minutes=46).total_seconds()
 
 
 # --- the scanner on real captures -----------------------------------------------------------------------
@@ -195,7 +200,7 @@ def test_tui_dialog_with_reset_and_ansi() -> None:
     [signal] = signals(scan("pty", screen))
     assert signal.raw == "Usage limit reached for gemini-2.5-pro.\nAccess resets at 3:45 PM PST.\n" \
                          "/stats model for usage details"
-    assert signal.reset_at == at(2026, 1, 15, 15, 45)
+    assert signal.reset_at == minute_end(2026, 1, 15, 15, 45)
 
 
 @pytest.mark.parametrize("screen", [
@@ -263,7 +268,7 @@ def test_extra_patterns() -> None:
     pattern = r"QUOTA GONE until (?P<reset>\d{1,2}:\d{2}\s*[ap]m)"
     [signal] = signals(scan("stdout", "log: QUOTA GONE until 4:30 pm\n", pattern))
     assert signal.raw == "QUOTA GONE until 4:30 pm" and not signal.structured
-    assert signal.reset_at == at(2026, 1, 15, 16, 30)
+    assert signal.reset_at == minute_end(2026, 1, 15, 16, 30)
     [other] = signals(scan("stderr", "custom limit hit, Please retry in 30s\n", r"custom limit hit"))
     assert other.reset_at == NOW + 30
     assert signals(scan("stderr", "nothing here\n", r"custom limit hit", "([invalid")) == []

@@ -24,6 +24,11 @@ def at(zone: ZoneInfo, *parts: int) -> float:
     return datetime(*parts, tzinfo=zone).timestamp()
 
 
+def minute_end(zone: ZoneInfo, *parts: int) -> float:
+    """What a reset shown to the minute stands for: the end of that minute (the CLIs floor resets)."""
+    return at(zone, *parts) + 60
+
+
 @pytest.fixture(autouse=True)
 def berlin_time(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TZ", "Europe/Berlin")
@@ -42,14 +47,14 @@ def berlin_time(monkeypatch: pytest.MonkeyPatch) -> None:
     ("Rate limit exceeded: anthropic returned 429 (retry-after: 120)", events.SCOPE_UNKNOWN, NOW + 120),
     # goose driving another CLI ("CLI providers"): the wrapped CLI's own limit text is in the details
     ("Execution error: Claude CLI command failed: You've hit your limit · resets 3pm (Europe/Berlin)",
-     events.SCOPE_UNKNOWN, at(BERLIN, 2026, 3, 10, 15, 0)),
+     events.SCOPE_UNKNOWN, minute_end(BERLIN, 2026, 3, 10, 15, 0)),
     ("Request failed: You’ve hit your weekly limit · resets Mar 17 at 10pm (Europe/Lisbon)",
-     events.SCOPE_WEEKLY, at(ZoneInfo("Europe/Lisbon"), 2026, 3, 17, 22, 0)),
+     events.SCOPE_WEEKLY, minute_end(ZoneInfo("Europe/Lisbon"), 2026, 3, 17, 22, 0)),
     ("Execution error: Claude AI usage limit reached|1773158400", events.SCOPE_UNKNOWN, 1773158400.0),
-    ("Execution error: 5-hour limit reached ∙ resets 5am", events.SCOPE_SESSION, at(BERLIN, 2026, 3, 11, 5, 0)),
+    ("Execution error: 5-hour limit reached ∙ resets 5am", events.SCOPE_SESSION, minute_end(BERLIN, 2026, 3, 11, 5, 0)),
     ("Request failed: codex exited 1: You've hit your usage limit. Upgrade to Pro "
      "(https://openai.com/chatgpt/pricing) or try again at Mar 10th, 2026 3:39 PM.",
-     events.SCOPE_UNKNOWN, at(BERLIN, 2026, 3, 10, 15, 39)),
+     events.SCOPE_UNKNOWN, minute_end(BERLIN, 2026, 3, 10, 15, 39)),
     ("Execution error: gemini: Usage limit reached for gemini-2.5-pro. Please retry in 41.2s.",
      events.SCOPE_UNKNOWN, NOW + 41.2),
     ("Execution error: You have exhausted your daily quota on this model.", events.SCOPE_DAILY, None),
@@ -59,7 +64,7 @@ def test_limit_wordings(error: str, scope: str, reset: float | None) -> None:
     limit = limits.classify(error, NOW)
     assert limit is not None
     assert limit.scope == scope
-    assert limit.reset_at == (pytest.approx(reset) if reset is not None else None)
+    assert limit.reset_at == (pytest.approx(reset, abs=1e-3) if reset is not None else None)
 
 
 @pytest.mark.parametrize("error", [
@@ -79,8 +84,8 @@ def test_reset_across_a_dst_change(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TZ", "America/New_York")
     before_spring_forward = at(NEW_YORK, 2026, 3, 8, 1, 30)          # EST; clocks jump 2am → 3am
     limit = limits.classify("Rate limit exceeded: You've hit your limit · resets 4am", before_spring_forward)
-    assert limit is not None and limit.reset_at == at(NEW_YORK, 2026, 3, 8, 4, 0)
-    assert limit.reset_at - before_spring_forward == 1.5 * 3600     # only 1.5 h of wall time
+    assert limit is not None and limit.reset_at == minute_end(NEW_YORK, 2026, 3, 8, 4, 0)
+    assert limit.reset_at - before_spring_forward == 1.5 * 3600 + 60     # only 1.5 h of wall time
 
 
 # --- goose's error records ----------------------------------------------------------------------------------
@@ -167,7 +172,7 @@ def test_text_output_lines() -> None:
     items = feed_lines(scanner(), "pty", line, "", "Please retry if you think this is a transient or recoverable error.")
     assert len(items) == 1 and items[0].structured is False and items[0].source == "pty"
     assert items[0].raw == "● Ran into this error: Rate limit exceeded: resets 3pm (Europe/Berlin)"
-    assert items[0].reset_at == at(BERLIN, 2026, 3, 10, 15, 0)
+    assert items[0].reset_at == minute_end(BERLIN, 2026, 3, 10, 15, 0)
     rendered = feed_lines(scanner(), "stderr", "  error: Rate limit exceeded: retry after 20s")
     assert len(rendered) == 1 and rendered[0].reset_at == NOW + 20 and not rendered[0].structured
     assert feed_lines(scanner(), "stdout", "I ran into this error: Rate limit exceeded: 429",
@@ -195,5 +200,5 @@ def test_session_id_from_the_start_banner() -> None:
 def test_extra_patterns_with_reset_group() -> None:
     scan = scanner(r"quota wall hit, back at (?P<reset>\d{1,2}(?::\d\d)?\s*[ap]m)", "([unclosed")
     items = feed_lines(scan, "stderr", "provider says: quota wall hit, back at 4pm")
-    assert len(items) == 1 and not items[0].structured and items[0].reset_at == at(BERLIN, 2026, 3, 10, 16, 0)
+    assert len(items) == 1 and not items[0].structured and items[0].reset_at == minute_end(BERLIN, 2026, 3, 10, 16, 0)
     assert items[0].raw == "quota wall hit, back at 4pm"

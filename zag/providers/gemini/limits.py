@@ -131,7 +131,7 @@ def _clock_reset(match: re.Match[str], now: float, zone: tzinfo | None) -> float
         hour = hour % 12 + (12 if ampm == "pm" else 0)
     if hour > 23 or minute > 59:
         return None
-    return reset_time.next_clock_time(hour, minute, now=now, zone=_zone_of(match["tz"], zone))
+    return reset_time.clock_reset(hour, minute, now=now, zone=_zone_of(match["tz"], zone))  # the minute's end
 
 
 def _zone_of(abbreviation: str | None, zone: tzinfo | None) -> tzinfo:
