@@ -75,6 +75,17 @@ def test_an_incident_the_agent_got_over_by_itself_is_done() -> None:
                                                                  "i-2": states.RESUME_CANCELLED}
 
 
+def test_resumed_means_zag_continued_the_session() -> None:
+    resumed = events.body(events.USAGE_LIMIT_RESUMED, ts=ts(80), incident_id="i-1", attempt=1,
+                          resume_message="Continue")
+    ended = events.body(events.SESSION_ENDED, ts=ts(90), exit_code=0, success=True, error=None)
+    after_a_limit = scan_log(write_log(SID, [started(0), hit("i-1", 10), resumed, ended]))
+    assert after_a_limit is not None and after_a_limit.row["resumed"] is True
+    other = "00000002-0000-4000-8000-000000000000"
+    waited_only = scan_log(write_log(other, [started(0), hit("i-1", 10), failed("i-1", 80, 1, None), ended]))
+    assert waited_only is not None and waited_only.row["resumed"] is False
+
+
 def test_several_runs_in_one_log_the_last_decides() -> None:
     ended = events.body(events.SESSION_ENDED, exit_code=1, success=False, error=None)
     resumed_end = events.body(events.SESSION_ENDED, exit_code=0, success=True, error=None)

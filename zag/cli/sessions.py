@@ -19,8 +19,8 @@ _SESSIONS_HELP = """List the sessions in the index, newest first: sessions zag r
 imported by `zag backfill`.
 
 \b
-FLAGS: B = backfilled from the agent's own history, R = resumed after a usage limit,
-       I = interactive (ran in a terminal).
+FLAGS: B = backfilled from the agent's own history, R = resumed (zag continued it after a
+       usage limit, or `zag resume` took it over), I = interactive (ran in a terminal).
 EVENTS is the number of events in the session's log.
 
 \b

@@ -15,7 +15,9 @@ What a log says:
   note (a wrapper `provider_status`, `data.kind = "usage_limit_recovered"`) closes it as done (the agent
   continued by itself);
 - several runs in one log (`zag resume` appends a `session_started` after a `session_ended`): the last
-  one decides the state and the supervisor fields.
+  one decides the state and the supervisor fields;
+- `resumed`: zag continued the session — a `usage_limit_resumed`, or a `session_started` with
+  `resumed: true` (a `zag resume` took it over).
 
 The rebuilt rows replace the old ones in one transaction. Rows of sessions without a log are dropped;
 the `backfill_sources` cursors are kept. A resume the user cancelled in the index stays cancelled.
@@ -194,6 +196,7 @@ class _Scan:
             incident.updated_at = at or incident.updated_at
             if kind == events.USAGE_LIMIT_RESUMED:
                 incident.status = states.RESUME_DONE
+                self.resumed = True  # zag continued the session after a usage limit
             else:
                 incident.failed = True
                 if "next_resume_at" in event and incident.status == states.RESUME_PENDING:

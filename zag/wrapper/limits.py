@@ -523,6 +523,7 @@ class LimitHandler:
             events.USAGE_LIMIT_RESUMED, incident_id=incident.incident_id, attempt=attempt.number,
             resume_message=attempt.message))
         self.store.update(incident.incident_id, status=states.RESUME_DONE, attempts=attempt.number)
+        self.supervisor.update_registry(resumed=1)  # the index's R flag: zag continued the session
 
     def fail_attempt(self, attempt: Attempt, error: str) -> None:
         """An attempt that did not continue the session: schedule the next one, or give up."""
