@@ -12,11 +12,17 @@ Prints, side by side in one run (warm page cache):
     /work/venv/bin/python bench/bench_backfill.py [--repeat 3] [--skip-ccusage] [--skip-trivial]
 
 The corpora are generated on first use by bench/gen_claude_corpus.py into bench/.data/ (git-ignored).
+The runs' homes (and so the session logs) go to ~/.cache/zag-bench (--home-dir), are removed only when
+the benchmark ends, and each run starts after a `sync`: on ext4, what an earlier run wrote or deleted
+otherwise costs the next one CPU time that a single real backfill does not pay. The time to create a
+file there is printed: on this kind of VM it is ~40 µs, or ~1.5 ms within ~30 s of deleting thousands
+of files (wait a minute between two benchmark runs).
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import shutil
@@ -44,6 +50,7 @@ ZAG = [sys.executable, "-m", "zag"]
 # every test run, or bench/.data next to the generated corpora) costs up to ~1.5 ms of kernel time against
 # ~40 µs elsewhere: the figure printed tells which case a run is in.
 HOMES = [Path.home() / ".cache" / "zag-bench"]
+LEFTOVERS: list[Path] = []  # homes to remove at the end (see `discard`)
 
 
 # --- set-up --------------------------------------------------------------------------------------
@@ -86,7 +93,14 @@ def file_creation_cost(count: int = 300) -> float:
             os.close(os.open(folder / f"f{number}", os.O_WRONLY | os.O_CREAT, 0o600))
         return (time.process_time() - started) / count * 1e6
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        discard(folder)
+
+
+def discard(folder: Path) -> None:
+    """Removed when the benchmark ends, not now: for some seconds after many files are deleted, ext4
+    skips their inodes one by one when it allocates new ones (~1.5 ms per created log instead of
+    ~40 µs here), which would be charged to the next run."""
+    LEFTOVERS.append(folder)
 
 
 def corpus_bytes(root: Path) -> tuple[int, int]:
@@ -189,7 +203,7 @@ def zag_import(corpus: Path, repeat: int) -> tuple[list[dict[str, Any]], Path]:
     runs, home = [], None
     for _ in range(repeat):
         if home is not None:
-            shutil.rmtree(home, ignore_errors=True)
+            discard(home)
         home = Path(tempfile.mkdtemp(prefix="zag-bench-", dir=home_root()))
         run = measure([*ZAG, "backfill", "--provider", "claude", "--json"], base_env(corpus, home))
         run["summary"] = json.loads(run["stdout"])["providers"][0]
@@ -216,7 +230,7 @@ def ccusage(binary: Path, corpus: Path, repeat: int) -> list[dict[str, Any]]:
             json.loads(run["stdout"])  # it did produce its report
             runs.append(run)
     finally:
-        shutil.rmtree(home, ignore_errors=True)
+        discard(home)
     return runs
 
 
@@ -276,7 +290,7 @@ def trivial_import(corpus: Path) -> dict[str, Any]:
         again["summary"] = json.loads(again["stdout"])
         return {"first": first, "again": again}
     finally:
-        shutil.rmtree(home, ignore_errors=True)
+        discard(home)
 
 
 def mb(nbytes: float) -> float:
@@ -302,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.trivial_child:
         trivial_child(args.trivial_child)
         return 0
+    atexit.register(lambda: [shutil.rmtree(folder, ignore_errors=True) for folder in LEFTOVERS])
 
     ensure_corpus(CORPUS_1G, "--bytes", "1100000000")
     files, total = corpus_bytes(CORPUS_1G)
@@ -331,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         rerun = zag_rerun(CORPUS_1G, home, args.repeat)
         print(f"zag backfill (no change, {files} files): {median(rerun):.3f} s  cpu {median(rerun, 'cpu'):.2f} s  "
               f"(imported {rerun[-1]['summary']['imported']}, unchanged {rerun[-1]['summary']['unchanged']})")
-        shutil.rmtree(home, ignore_errors=True)
+        discard(home)
 
     if not args.skip_10k:
         ensure_corpus(CORPUS_10K, "--sessions", "10000", "--small")
@@ -345,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"(first import {first[0]['seconds']:.1f} s, imported {first[0]['summary']['imported']}; "
                   f"re-run unchanged {rerun[-1]['summary']['unchanged']}, imported {rerun[-1]['summary']['imported']}) "
                   f"— goal ≤ 1 s")
-            shutil.rmtree(home, ignore_errors=True)
+            discard(home)
         except RuntimeError as exc:
             print(f"zag backfill on the 10k corpus failed: {exc}")
 
@@ -380,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"zag backfill, one {mb(single_total):.0f} MB transcript: {run['seconds']:.2f} s  cpu {run['cpu']:.1f} s  "
                   f"peak RSS {mb(run['rss_single']):.0f} MB/process, {mb(run['rss_tree']):.0f} MB/tree "
                   f"(imported {run['summary']['imported']}, events {run['summary']['events']}) — goal < 200 MB")
-            shutil.rmtree(home, ignore_errors=True)
+            discard(home)
         except RuntimeError as exc:
             print(f"zag backfill on the single transcript failed: {exc}")
         if not args.skip_trivial:
