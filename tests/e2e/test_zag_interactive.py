@@ -128,7 +128,11 @@ def test_tui_limit_is_cleared_and_resumed_by_zag(cli_env: MakeEnv, name: str) ->
     assert log[0]["interactive"] is True
     assert len(of_type(log, "usage_limit_hit")) == 1 and len(of_type(log, "usage_limit_resumed")) == 1
     talk = conversation(log[log.index(of_type(log, "usage_limit_hit")[0]):], typed_only=True)
-    typed = talk.index(("user_message", RESUME_MESSAGE))  # (claude logs its /exit records as messages too)
+    commands = [e for e in of_type(log, "user_message")  # claude may write its /exit as user records
+                if str(e.get("content")).startswith(("<command-name>", "<local-command-std"))]
+    assert all(e.get("is_meta") and ("local_command" in e or e.get("local_command_output")) for e in commands), \
+        commands
+    typed = talk.index(("user_message", RESUME_MESSAGE))  # (claude's /exit records: is_meta, left out)
     assert [turn for turn in talk[typed + 1:] if turn[0] == "assistant_message"][:1] == [
         ("assistant_message", ANSWER)], talk
     provider_ids = {e["provider_session_id"] for e in log if e["source"] == "provider_file"}
@@ -141,13 +145,14 @@ def _answer_resume(request: fa.Request) -> fa.Text:
 
 
 def _shown_clock(screen: str, near: int) -> int:
-    """The epoch of claude's "resets 1:06am (UTC)" on screen: that clock time on the day nearest `near`."""
+    """The reset claude's "resets 1:06am (UTC)" on screen stands for: the END of that minute (claude floors
+    the reset to the minute it shows), on the day nearest `near`."""
     match = re.search(r"resets (\d{1,2}):(\d{2})(am|pm) \(UTC\)", screen)
     assert match, screen
     hour = int(match[1]) % 12 + (12 if match[3] == "pm" else 0)
     day = near - near % 86400
     candidates = [day + offset * 86400 + hour * 3600 + int(match[2]) * 60 for offset in (-1, 0, 1)]
-    return min(candidates, key=lambda value: abs(value - near))
+    return min(candidates, key=lambda value: abs(value - near)) + 60
 
 
 def _type(tui: Tui, text: str) -> None:

@@ -134,8 +134,6 @@ class LimitHandler:
             return
         if body.get("api_error") or body.get("synthetic"):
             return  # the CLI's own error pseudo-message (e.g. the limit notice itself), not the model
-        if body.get("is_meta"):
-            return  # the CLI's own bookkeeping prompt, not the user's words
         now = time.time()
         session = body.get("provider_session_id") or self.supervisor.provider_session_id
         resumed = None

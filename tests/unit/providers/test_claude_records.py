@@ -299,3 +299,38 @@ def test_quoted_or_pasted_limit_texts_are_not_hits(tmp_path: Path) -> None:
                                                                                          "text": text}]}}).decode()
                     + "\n")
     assert types(read(path)) == ["assistant_message", "LimitSignal"]
+
+
+def _user_line(content: object, **fields: object) -> str:
+    return codec.dumps({"type": "user", "uuid": f"u-{len(str(content))}", "sessionId": "sid",
+                        "timestamp": "2026-12-07T00:17:19.428Z", "message": {"role": "user", "content": content},
+                        **fields}).decode()
+
+
+def test_slash_command_records_are_marked_as_the_clis_bookkeeping(tmp_path: Path) -> None:
+    """`/exit` in the TUI writes the command and its output as user records: marked, not prompts."""
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join([
+        _user_line("fix the <div> in index.html"),
+        _user_line("<command-name>/exit</command-name>\n            <command-message>exit</command-message>\n"
+                   "            <command-args></command-args>"),
+        _user_line("<local-command-stdout>Bye!</local-command-stdout>"),
+        _user_line([{"type": "text", "text": "<local-command-stderr>nope</local-command-stderr>"}]),
+        _user_line("<command-message>review is running…</command-message>\n<command-name>/review</command-name>"),
+        _user_line("<b>bold</b> is what I want"),
+    ]) + "\n")
+    messages = [body for body in bodies(read(path)) if body["type"] == "user_message"]
+    marks = [{key: body[key] for key in ("is_meta", "local_command", "local_command_output") if key in body}
+             for body in messages]
+    assert marks == [{}, {"is_meta": True, "local_command": "/exit"},
+                     {"is_meta": True, "local_command_output": True},
+                     {"is_meta": True, "local_command_output": True},
+                     {"is_meta": True, "local_command": "/review"}, {}]
+    assert messages[2]["content"] == "<local-command-stdout>Bye!</local-command-stdout>"  # kept whole
+
+
+def test_the_clear_command_of_the_real_tui_is_marked() -> None:
+    items = read(OWN / "transcript_tui_after_clear.jsonl")
+    commands = [body for body in bodies(items) if body.get("local_command")]
+    assert [(body["type"], body["local_command"], body["is_meta"]) for body in commands] == [
+        ("user_message", "/clear", True)]

@@ -4,7 +4,10 @@ One `RecordMapper` per provider session (its main transcript and its subagent tr
 usage replayed in a subagent file is not counted twice). Live tailing and backfill both use it.
 
 Mapping:
-- `user`: text/image blocks → one `user_message` (flags `is_meta`, `is_compact_summary`, `origin`);
+- `user`: text/image blocks → one `user_message` (flags `is_meta`, `is_compact_summary`, `origin`); the
+  TUI's slash-command records (`<command-name>/exit</command-name>…`, `<local-command-stdout>…`) are
+  the CLI's bookkeeping, not a turn: `is_meta` plus `local_command` (the command) or
+  `local_command_output`;
   `tool_result` blocks → `tool_result` (success from `is_error`, else from `toolUseResult`), the result
   content and the structured `toolUseResult` (`details`) passed through raw.
 - `assistant`: `text` → `assistant_message`, `thinking`/`redacted_thinking` → `reasoning`, `tool_use` →
@@ -387,6 +390,8 @@ class RecordMapper:
         content = msg.content
         flags = _user_flags(rec)
         if isinstance(content, str) or content is None:
+            if content and content[0] == "<":
+                flags.update(_local_command_flags(content))
             out.append(self._body(events.USER_MESSAGE, ts, extra, content=content or "", message_id=rec.uuid,
                                   **flags))
             return
@@ -412,8 +417,10 @@ class RecordMapper:
             else:
                 unknown = True
         if message_at is not None:
-            body = self._body(events.USER_MESSAGE, ts, extra, content="\n\n".join(texts), message_id=rec.uuid,
-                              **flags)
+            text = "\n\n".join(texts)
+            if text and text[0] == "<":
+                flags.update(_local_command_flags(text))
+            body = self._body(events.USER_MESSAGE, ts, extra, content=text, message_id=rec.uuid, **flags)
             if images:
                 body["images"] = images
             items.insert(message_at, body)
@@ -516,6 +523,21 @@ def _user_flags(rec: schema.Record) -> dict[str, Any]:
     if kind and kind != "human":
         flags["origin"] = kind
     return flags
+
+
+_COMMAND_NAME = re.compile(r"<command-name>\s*([^<]*?)\s*</command-name>")
+_COMMAND_OUTPUT = ("<local-command-stdout>", "<local-command-stderr>")
+
+
+def _local_command_flags(text: str) -> dict[str, Any]:
+    """A user record that is the TUI's slash-command bookkeeping (the command, or its output): flags for
+    consumers to tell it from a prompt; {} for anything else."""
+    if text.startswith(_COMMAND_OUTPUT):
+        return {"is_meta": True, "local_command_output": True}
+    if text.startswith(("<command-name>", "<command-message>")):
+        match = _COMMAND_NAME.search(text)
+        return {"is_meta": True, "local_command": match.group(1) if match else ""}
+    return {}
 
 
 def _tool_use_result_head(raw: msgspec.Raw) -> schema.ToolUseResultHead | None:
