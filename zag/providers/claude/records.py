@@ -540,12 +540,21 @@ def _local_command_flags(text: str) -> dict[str, Any]:
     return {}
 
 
+_HEAD_KEYS = (b'"is_error"', b'"interrupted"', b'"status"', b'"agentId"')
+_NO_HEAD = schema.ToolUseResultHead()
+
+
 def _tool_use_result_head(raw: msgspec.Raw) -> schema.ToolUseResultHead | None:
+    """The few fields zag reads of a structured tool result. Decoding skims the whole result (often
+    the tool's whole output again), so it is skipped when none of the keys is even written in it
+    (a substring search runs at memory speed; Claude writes keys as they are, unescaped)."""
     text = bytes(raw)
     if text[:1] != b"{":
         if text[:1] == b'"' and text[1:7].lower() in (b"error:", b"error "):
             return schema.ToolUseResultHead(is_error=True)
         return None
+    if not any(key in text for key in _HEAD_KEYS):
+        return _NO_HEAD
     try:
         return schema.tool_use_result_decoder.decode(text)
     except msgspec.MsgspecError:
