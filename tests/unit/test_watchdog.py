@@ -1,6 +1,7 @@
 """The session watchdog on its own: which processes it finds (the session's environment entry, started no
 earlier than the child), how it ends them (SIGTERM, SIGKILL after the grace, newcomers too), and its
-protocol with zag (a child running at EOF → act; none running, or stopped by zag → nothing)."""
+protocol with zag (a child running at EOF → act; none running, or stopped by zag → nothing); and the
+single-threaded window zag forks it in (signals blocked, dispatched once the listener starts)."""
 
 from __future__ import annotations
 
@@ -174,3 +175,26 @@ def test_the_watchdog_acts_when_the_pipe_closes_without_a_stop(session: str,
     dog._fd = None
     assert child.wait(timeout=10) == -signal.SIGTERM
     os.waitpid(dog.pid, 0)
+
+
+BLOCK_THEN_START = """
+import os, signal, sys, threading, time
+from zag.wrapper.signals import SignalListener
+got = []
+listener = SignalListener(lambda signum, from_terminal: got.append(signum))
+listener.block()                       # zag: signals wait while it spawns the agent and forks the watchdog
+os.kill(os.getpid(), signal.SIGUSR1)
+time.sleep(0.1)
+assert got == [] and threading.active_count() == 1
+listener.start()
+deadline = time.monotonic() + 10
+while not got and time.monotonic() < deadline:
+    time.sleep(0.01)
+print(got)
+"""
+
+
+def test_signals_blocked_before_the_listener_starts_are_dispatched_once_it_does() -> None:
+    result = subprocess.run([sys.executable, "-c", BLOCK_THEN_START], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"[{int(signal.SIGUSR1)}]"

@@ -38,14 +38,27 @@ class SignalListener:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._previous_handlers: dict[int, object] = {}
+        self._blocked = False
         self.original_mask: set[int] = set()
 
-    def start(self) -> None:
-        if hasattr(signal, "sigwaitinfo"):
+    def block(self) -> None:
+        """Block `HANDLED` in the calling thread only (no thread yet): signals wait, pending, until
+        `start`. Lets zag do what needs a single thread (forking its watchdog) after spawning the agent.
+        Without `sigwaitinfo` this is `start` (handlers, no thread)."""
+        if not hasattr(signal, "sigwaitinfo"):
+            self.start()
+        elif not self._blocked:
             self.original_mask = set(signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED))
-            self._thread = threading.Thread(target=self._wait_loop, name="zag-signals", daemon=True)
-            self._thread.start()
-        else:
+            self._blocked = True
+
+    def start(self) -> None:
+        """Block `HANDLED` (if `block` did not) and dispatch them from now on (idempotent)."""
+        if hasattr(signal, "sigwaitinfo"):
+            self.block()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._wait_loop, name="zag-signals", daemon=True)
+                self._thread.start()
+        elif not self._previous_handlers:
             self.original_mask = set(signal.pthread_sigmask(signal.SIG_BLOCK, []))
             for signum in HANDLED:
                 self._previous_handlers[signum] = signal.signal(signum, self._on_handler_signal)

@@ -12,8 +12,9 @@ Concurrency is plain threads, each a blocking loop with one job, all started and
 - heartbeat: beats every `heartbeat_secs`;
 - signals (`signals.py`: `sigwaitinfo`, to tell a terminal's Ctrl-C from a `kill`);
 - registry (`registry.py`: a locked index never holds up the agent).
-One process besides: the session's watchdog (`watchdog.py`), forked before any thread, which ends the
-agent's whole process tree should zag die while a child runs (told of each child start and exit).
+One process besides: the session's watchdog (`watchdog.py`), forked right after the first child while
+zag still has a single thread (the signal thread starts next; signals wait blocked meanwhile), which ends
+the agent's whole process tree should zag die while a child runs (told of each child start and exit).
 DESIGN.md suggests anyio for these tasks; it was measured and left out: `import anyio` plus `anyio.run`
 with one worker thread cost +162 ms per start on the 2-core VM (+3 ms for `threading`), more than the
 whole 150 ms start-up budget, while every task above is a blocking loop that needs its own thread anyway
@@ -123,13 +124,16 @@ class Supervisor:
     def run(self) -> int:
         """Run the session to its end and return zag's exit code. Raises `LaunchFailed` if the agent
         could not be started (no session is recorded then)."""
-        self._watchdog = watchdog.start(self.session_id)  # forked while zag has a single thread
-        self._signals.start()
+        self._signals.block()  # the listener thread starts once the agent and the watchdog run
         try:
             ctx = self._context()
             plan = self._plan_launch(ctx)
             ctx = replace(ctx, env={**ctx.env, **plan.env, "ZAG_SESSION_ID": self.session_id})
             child = self._spawn(plan, ctx)
+            self._watchdog = watchdog.start(self.session_id)  # forked while zag has a single thread
+            if self._watchdog is not None:
+                self._watchdog.arm(child.pid)
+            self._signals.start()
             self._ctx = replace(ctx, child_pid=child.pid)
             self._open_session(plan, child)
             diagnostics = None

@@ -2,7 +2,8 @@
 
 `PR_SET_PDEATHSIG` (child.py) reaches only zag's direct child. Agent CLIs run as a tree: codex's npm
 launcher starts the native binary, gemini relaunches itself in a child node, and their tools start more.
-So each session forks a watchdog (`start`) before any other thread exists. It sits in its own session
+So each session forks a watchdog (`start`) while zag has a single thread (`zag run`: right after the
+agent started, so the agent does not wait for it; `zag resume`: before anything). It sits in its own session
 (no terminal: Ctrl-C, a hangup or a `kill -9 -<zag's group>` do not reach it), with stdio on /dev/null,
 and blocks on a pipe whose only write end zag holds (close-on-exec, so no agent inherits it):
 
