@@ -638,12 +638,8 @@ def _reruns(plan: LaunchPlan) -> bool:
 
 def _event_time(body: dict[str, Any], default: float) -> float:
     """When a transcript event happened (its record's time), else `default`."""
-    stamp = body.get("ts")
-    if isinstance(stamp, str):
-        normalized = events.normalize_ts(stamp)
-        if normalized is not None:
-            return events.parse_ts(normalized)
-    return default
+    normalized = events.normalize_ts(body.get("ts"))  # an RFC 3339 string or epoch (s/ms), as providers give
+    return events.parse_ts(normalized) if normalized is not None else default
 
 
 def _text_of(value: Any) -> str:
