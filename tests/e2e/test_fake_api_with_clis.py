@@ -44,11 +44,12 @@ def _next_minute_boundary(ahead_secs: int = 120) -> int:
 
 
 def _clock(epoch: int, style: str) -> str:
-    """The UTC clock time (TZ=UTC is set) as claude ("3:50pm") or codex ("3:50 PM") renders it."""
+    """The UTC clock time (TZ=UTC is set) as claude ("3:50pm", on the hour "3pm") or codex ("3:50 PM",
+    "3:00 PM") renders it."""
     stamp = time.gmtime(epoch)
     hour, minute, pm = stamp.tm_hour % 12 or 12, stamp.tm_min, stamp.tm_hour >= 12
     if style == "claude":
-        return f"{hour}:{minute:02d}{'pm' if pm else 'am'}"
+        return f"{hour}{f':{minute:02d}' if minute else ''}{'pm' if pm else 'am'}"
     return f"{hour}:{minute:02d} {'PM' if pm else 'AM'}"
 
 
@@ -246,9 +247,15 @@ def test_claude_subscription_limit(cli_env: MakeEnv, claim: str, wording: str) -
     assert errors[0]["message"]["content"][0]["text"] == expected
 
 
-def test_claude_subscription_limit_plain_text(cli_env: MakeEnv) -> None:
+def _next_hour_boundary() -> int:
+    """A reset epoch on a whole hour, which claude renders without minutes ("3am")."""
+    return (int(time.time()) + 120) // 3600 * 3600 + 3600
+
+
+@pytest.mark.parametrize("next_reset", [_next_minute_boundary, _next_hour_boundary], ids=["minute", "hour"])
+def test_claude_subscription_limit_plain_text(cli_env: MakeEnv, next_reset: Callable[[], int]) -> None:
     env = cli_env("claude")
-    reset_at = _next_minute_boundary()
+    reset_at = next_reset()
     env.fake.limit_next("anthropic", 1, fa.claude_subscription_limit(reset_at))
     result = env.run(*env.headless_args("say hi", output="text"))
     assert result.returncode == 1, result.describe()

@@ -145,13 +145,13 @@ def _answer_resume(request: fa.Request) -> fa.Text:
 
 
 def _shown_clock(screen: str, near: int) -> int:
-    """The reset claude's "resets 1:06am (UTC)" on screen stands for: the END of that minute (claude floors
-    the reset to the minute it shows), on the day nearest `near`."""
-    match = re.search(r"resets (\d{1,2}):(\d{2})(am|pm) \(UTC\)", screen)
+    """The reset claude's "resets 1:06am (UTC)" (on the hour "resets 3am (UTC)") on screen stands for: the
+    END of that minute (claude floors the reset to the minute it shows), on the day nearest `near`."""
+    match = re.search(r"resets (\d{1,2})(?::(\d{2}))?(am|pm) \(UTC\)", screen)
     assert match, screen
-    hour = int(match[1]) % 12 + (12 if match[3] == "pm" else 0)
+    hour, minute = int(match[1]) % 12 + (12 if match[3] == "pm" else 0), int(match[2] or 0)
     day = near - near % 86400
-    candidates = [day + offset * 86400 + hour * 3600 + int(match[2]) * 60 for offset in (-1, 0, 1)]
+    candidates = [day + offset * 86400 + hour * 3600 + minute * 60 for offset in (-1, 0, 1)]
     return min(candidates, key=lambda value: abs(value - near)) + 60
 
 

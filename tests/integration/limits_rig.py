@@ -52,9 +52,11 @@ gooselib = _load("goose_fixture_lib_limits", FIXTURES / "goose" / "gooselib.py")
 
 
 def utc_clock(epoch: float) -> str:
-    """`3:28pm` as claude prints reset times (here in UTC, said so in the message)."""
+    """`3:28pm` as claude prints reset times (here in UTC, said so in the message); on the hour claude
+    leaves the minutes out: `3am`."""
     stamp = datetime.fromtimestamp(epoch, timezone.utc)
-    return f"{stamp.hour % 12 or 12}:{stamp.minute:02d}{'am' if stamp.hour < 12 else 'pm'}"
+    minutes = f":{stamp.minute:02d}" if stamp.minute else ""
+    return f"{stamp.hour % 12 or 12}{minutes}{'am' if stamp.hour < 12 else 'pm'}"
 
 
 def local_clock(epoch: float) -> str:
