@@ -10,7 +10,8 @@ Until it appears, every poll looks again (the CLI writes its file ~2 s after sta
 
 Following it: the `GeminiReader` of the session (all its files: the oldest holds the conversation;
 header-only siblings from the resume bug and subagent transcripts are added as they appear). A poll costs
-one stat per file when nothing changed, plus a rescan of the session's folder every `RESCAN_SECS`.
+one stat per file and one of the session's folder when nothing changed; the folder is listed again when
+it changed, and every `RESCAN_SECS` in any case.
 
 Switching: `/clear` (`/new`) in the TUI starts a new session with a new file in the same folder; in an
 interactive run a new main session file created there after ours was found is taken as that move and
@@ -101,9 +102,7 @@ class GeminiLive:
                 items += self._attach(*found_any)
         if self._reader is None:
             return items
-        if now >= self._next_rescan:
-            self._next_rescan = now + RESCAN_SECS
-            items += self._rescan()
+        items += self._rescan(now)
         if self._reader.changed():
             items += list(self._reader.read())
         return items
@@ -188,11 +187,16 @@ class GeminiLive:
         chats = best[1].parent
         return session_id, chats, files.session_files(chats, session_id)
 
-    def _rescan(self) -> list[Item]:
-        """New files of the followed session (resume siblings, subagents); a `/clear` in the TUI."""
+    def _rescan(self, now: float) -> list[Item]:
+        """New files of the followed session (resume siblings, subagents); a `/clear` in the TUI. Looks
+        when the folder changed (a file created just before the child exits is still found by the drain),
+        and every `RESCAN_SECS` in any case."""
         assert self._reader is not None and self._chats_dir is not None and self.provider_session_id
-        self._reader.set_paths(files.session_files(self._chats_dir, self.provider_session_id))
         mtime = _mtime_ns(self._chats_dir)
+        if mtime == self._dir_mtime and now < self._next_rescan:
+            return []
+        self._next_rescan = now + RESCAN_SECS
+        self._reader.set_paths(files.session_files(self._chats_dir, self.provider_session_id))
         if mtime == self._dir_mtime:
             return []
         self._dir_mtime = mtime
