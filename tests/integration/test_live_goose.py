@@ -188,7 +188,8 @@ def test_live_session_follows_rows_through_a_compaction(tmp_path: Path) -> None:
     usage = [item for item in items if isinstance(item, dict) and item["type"] == events.USAGE]
     assert sum(u["input_tokens"] for u in usage) == 3100 and sum(u["output_tokens"] for u in usage) == 200
     assert all(item.get("provider_session_id") == SID for item in items if isinstance(item, dict))
-    assert not any(name.endswith("-shm") or name.endswith("-wal") for name in os.listdir(Path(db).parent))
+    # (no assertion on -wal/-shm here: when goose's last write closes while a poll's read-only connection is
+    # open, that connection closes last and cannot clean up; test_sqlite_ro covers zag's own side files)
     cursor = json.loads(json.dumps(live.cursor()))
     live.close()
     # backfill continues from the live cursor: nothing twice
