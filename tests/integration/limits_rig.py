@@ -11,22 +11,21 @@ epoch a few seconds ahead, computed when the script is written.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pexpect
 
+from tests.fixtures.gemini import geminilib
+from tests.fixtures.goose import gooselib
 from tests.integration.helpers import Agent, wait_until, write_config
 from zag.providers.claude.homes import encode_cwd
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CONFIG = """heartbeat_secs = 0.5
 [usage_limits]
 jitter_secs = 0.5
@@ -39,16 +38,6 @@ MESSAGE = "Continue"
 RUN_TIMEOUT = 120.0
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec is not None and spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
-
-
-geminilib = _load("gemini_fixture_lib_limits", FIXTURES / "gemini" / "geminilib.py")
-gooselib = _load("goose_fixture_lib_limits", FIXTURES / "goose" / "gooselib.py")
 
 
 def utc_clock(epoch: float) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -13,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.goose import gooselib as gl
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / "tests" / "fixtures" / "corpus"
-GOOSE_FIXTURES = REPO / "tests" / "fixtures" / "goose"
 AGENT_HOME_VARS = ("CLAUDE_CONFIG_DIR", "CODEX_HOME", "CODEX_SQLITE_HOME", "GEMINI_CLI_HOME", "GOOSE_PATH_ROOT",
                    "XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME")
 
@@ -47,17 +46,8 @@ def sessions_json(home: Path) -> list[dict[str, Any]]:
     return json.loads(done.stdout)
 
 
-def load_gooselib() -> Any:
-    spec = importlib.util.spec_from_file_location("gooselib", GOOSE_FIXTURES / "gooselib.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 # --- goose: sessions.db and a legacy JSONL file under ~/.local/share/goose/sessions ------------------
 def goose_home(home: Path) -> tuple[Any, Any]:
-    gl = load_gooselib()
     sessions = home / ".local" / "share" / "goose" / "sessions"
     db = gl.GooseDb.create(sessions / "sessions.db")
     db.create_session("20251108_1", name="fix tests", working_dir="/w/proj", created_at=1762600000)

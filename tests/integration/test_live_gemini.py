@@ -4,32 +4,21 @@ file by the chosen id, by recency, by a reported id; `/clear`; a zag-planned res
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from tests.fixtures.gemini import geminilib as g
 from tests.integration.helpers import Agent, assert_valid_log, standin_executable, wait_until, write_script
 from zag.providers import get
 from zag.providers.base import LaunchContext, LaunchPlan, SessionIdHint
 from zag.providers.gemini import live
 
 
-def _lib() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "fixtures" / "gemini" / "geminilib.py"
-    spec = importlib.util.spec_from_file_location("gemini_fixture_lib", path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
-
-
-g = _lib()
 P = get("gemini")
 NOW_TS = "2099-01-01T00:00:00.000Z"   # records "written" after the child started
 

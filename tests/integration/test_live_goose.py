@@ -4,18 +4,17 @@ deletes and re-inserts every row) while a `LiveSession` polls it; then the same 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from tests.fixtures.goose import gooselib as gl
 from tests.integration.helpers import STANDIN, wait_until, write_script
 from zag.logs import events
 from zag.providers.base import LaunchContext, LaunchPlan
@@ -25,18 +24,6 @@ DEADLINE = 20.0
 SID = "20251108_2"
 OTHER = "20251108_1"
 ZAG_ID = "5b0e3a52-4f2c-4d8e-9f10-0a1b2c3d4e5f"
-
-
-def _gooselib() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "fixtures" / "goose" / "gooselib.py"
-    spec = importlib.util.spec_from_file_location("goose_fixture_lib", path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
-
-
-gl = _gooselib()
 
 
 # --- goose's writes as literal SQL for the stand-in's `sqlite` action ---------------------------------------

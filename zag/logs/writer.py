@@ -12,7 +12,6 @@ supervisor, so the user's agent keeps running.
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 import threading

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from zag.logs import events
 
 if TYPE_CHECKING:
-    from zag.providers.base import Item, LaunchContext, LaunchPlan, LiveSession, Provider, SessionIdHint
+    from zag.providers.base import LaunchContext, LaunchPlan, LiveSession, Provider, SessionIdHint
     from zag.wrapper.guard import ProviderGuard
     from zag.wrapper.registry import Registry
 

@@ -3,30 +3,19 @@ user-arg shapes, the re-run of the original command when nothing is resumable, v
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import uuid
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from tests.fixtures.gemini import geminilib as g
 from zag.providers import get
 from zag.providers.base import LaunchContext
 from zag.providers.gemini import argv, version
 
 
-def _lib() -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "fixtures" / "gemini" / "geminilib.py"
-    spec = importlib.util.spec_from_file_location("gemini_fixture_lib", path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
-
-
-g = _lib()
 SID = "0508d65f-584a-48a8-9f75-1d448b514ef9"
 P = get("gemini")
 

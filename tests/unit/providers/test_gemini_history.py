@@ -5,26 +5,15 @@ fingerprints, and readers that continue from cursors."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 from pathlib import Path
-from types import ModuleType
 
+from tests.fixtures.gemini import geminilib as g
 from zag.providers import get
 from zag.providers.tail import fingerprint
 
 
-def _lib() -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "fixtures" / "gemini" / "geminilib.py"
-    spec = importlib.util.spec_from_file_location("gemini_fixture_lib", path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
-
-
-g = _lib()
 P = get("gemini")
 SID = "0508d65f-584a-48a8-9f75-1d448b514ef9"
 

@@ -3,30 +3,19 @@ shrink/replace, legacy documents rewritten in place, bounded bookkeeping."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import random
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from tests.fixtures.gemini import geminilib as g
 from zag.providers.gemini import conversation
 from zag.providers.gemini.reader import GeminiReader
 
 
-def _lib() -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "fixtures" / "gemini" / "geminilib.py"
-    spec = importlib.util.spec_from_file_location("gemini_fixture_lib", path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
-
-
-g = _lib()
 SID = "0508d65f-584a-48a8-9f75-1d448b514ef9"
 REAL = [g.REAL_CLI / name for name in (
     "chat_session-2026-11-22T14-44-0508d65f.jsonl", "chat_session-2026-11-22T14-46-c86a1836.jsonl",

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from tests.fixtures.gemini import geminilib as g
 from zag.logs import events
 from zag.providers.base import LimitSignal
 from zag.providers.gemini import limits
@@ -18,16 +17,6 @@ from zag.providers.gemini.reader import GeminiReader
 from zag.providers.gemini.records import tool_kind
 
 
-def _lib() -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "fixtures" / "gemini" / "geminilib.py"
-    spec = importlib.util.spec_from_file_location("gemini_fixture_lib", path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
-
-
-g = _lib()
 SID = "0508d65f-584a-48a8-9f75-1d448b514ef9"
 
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.fixtures.goose import gooselib as gl
 from zag.logs import events
 from zag.providers.base import LaunchContext
 from zag.providers.goose import records
@@ -22,16 +21,6 @@ from zag.providers.goose.scanner import GooseOutputScanner
 SID = "20251108_1"
 
 
-def _gooselib() -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "fixtures" / "goose" / "gooselib.py"
-    spec = importlib.util.spec_from_file_location("goose_fixture_lib", path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
-
-
-gl = _gooselib()
 CONTENTS = [json.dumps(message["content"]).encode() for message in gl.fixture_messages()]
 SENTINEL = json.dumps([{"type": "text", "text": "sentinel"}]).encode()
 

@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from tests.fixtures.goose import gooselib as gl
 from zag.providers.goose import PROVIDER, homes
 from zag.providers.goose.history import UnreadableDatabase, db_source_key
 
 T0 = 1762600000
-
-
-def _gooselib() -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "fixtures" / "goose" / "gooselib.py"
-    spec = importlib.util.spec_from_file_location("goose_fixture_lib", path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
-
-
-gl = _gooselib()
 
 
 def test_homes_follow_goose_path_root_xdg_and_home(tmp_path: Path) -> None:

@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+from tests.fixtures.goose import gooselib as gl
 from zag.logs import events
 from zag.providers.base import LaunchContext, SessionIdHint
 from zag.providers.goose import PROVIDER
 
 
-def _gooselib() -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "fixtures" / "goose" / "gooselib.py"
-    spec = importlib.util.spec_from_file_location("goose_fixture_lib", path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
-
-
-gl = _gooselib()
 ZAG_ID = "9d1c7f0e-1111-4222-8333-444455556666"
 
 

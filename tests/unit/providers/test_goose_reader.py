@@ -2,35 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
 import sqlite3
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from tests.fixtures.goose import gooselib as gl
 from zag.logs import events
 from zag.providers.base import LimitSignal
 from zag.providers.goose.reader import KEEP_KEYS, DbSessionReader, LegacyJsonlReader
 
 T0 = 1762600000
 SID = "20251108_1"
-
-
-def _gooselib() -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "fixtures" / "goose" / "gooselib.py"
-    spec = importlib.util.spec_from_file_location("goose_fixture_lib", path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
-
-
-gl = _gooselib()
 
 
 def message(n: int, role: str = "user", *, created: int | None = None, text: str | None = None,

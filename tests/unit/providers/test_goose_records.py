@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections import Counter
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from tests.fixtures.goose import gooselib as gl
 from zag.logs import events
 from zag.providers.base import LimitSignal
 from zag.providers.goose import records
@@ -16,18 +15,6 @@ from zag.providers.goose.reader import DbSessionReader
 from zag.providers.goose.tools import tool_kind
 
 T0 = 1762600000
-
-
-def _gooselib() -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "fixtures" / "goose" / "gooselib.py"
-    spec = importlib.util.spec_from_file_location("goose_fixture_lib", path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
-
-
-gl = _gooselib()
 
 
 @pytest.fixture

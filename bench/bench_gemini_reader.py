@@ -3,7 +3,7 @@ as it grows: text, tool call scheduled, results, tokens; tool output ≈ 75 % of
 and the reader (the code live tailing and backfill share), the cost of an idle live poll, and the peak RSS
 of reading one big transcript in a fresh process.
 
-    /work/venv/bin/python bench/gemini_reader.py [--mb 300] [--files 300] [--single-mb 1024] [--keep DIR]
+    /work/venv/bin/python bench/bench_gemini_reader.py [--mb 300] [--files 300] [--single-mb 1024] [--keep DIR]
 
 Prints MB/s of the reader alone (one process), discovery time, µs per idle poll, and max RSS.
 """
@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import resource
 import shutil
 import subprocess
 import sys

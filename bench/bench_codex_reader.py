@@ -1,7 +1,7 @@
 """Codex rollout reading speed: generate Codex-shaped rollouts (0.16x record shapes, tool output ≈ 75 % of
 bytes), then time discovery and the reader (the code live tailing and backfill share) over all of them.
 
-    /work/venv/bin/python bench/codex_reader.py [--mb 300] [--files 600] [--keep DIR]
+    /work/venv/bin/python bench/bench_codex_reader.py [--mb 300] [--files 600] [--keep DIR]
 
 Prints MB/s of the reader alone (one process), the discovery time over the files, and the per-line cost.
 """

@@ -1,6 +1,6 @@
 """Benchmark the goose provider: backfill read speed over a large `sessions.db`, live poll cost.
 
-    /work/venv/bin/python bench/goose_reader.py [--mb 300] [--sessions 200] [--keep]
+    /work/venv/bin/python bench/bench_goose_reader.py [--mb 300] [--sessions 200] [--keep]
 
 Generates (in a temp dir, or bench/.data/goose-<mb>mb with --keep) a schema-13 goose database of about
 `--mb` MB of message JSON, shaped like real sessions: tool results ~75 % of the bytes, assistant text,
