@@ -210,5 +210,28 @@ class Agent:
             return index.get_session(session_id)
 
 
+class PolledLive:
+    """A provider `LiveSession` (`live`) polled while the stand-in agent (`proc`) runs; `items` holds what
+    the polls returned, in order."""
+
+    items: list[Any]
+    live: Any
+    proc: subprocess.Popen[bytes] | None
+
+    def poll_until(self, predicate: Any, timeout: float = 15.0) -> list[Any]:
+        def step() -> Any:
+            self.items += self.live.poll()
+            return predicate(self.items)
+        wait_until(step, timeout, interval=0.01, message="events")
+        return self.items
+
+    def finish(self) -> list[Any]:
+        assert self.proc is not None
+        assert self.proc.wait(timeout=30) == 0, self.proc.stderr.read() if self.proc.stderr else b""
+        for _ in range(3):
+            self.items += self.live.poll()
+        return self.items
+
+
 def types(events: Iterable[dict[str, Any]]) -> list[str]:
     return [event["type"] for event in events]

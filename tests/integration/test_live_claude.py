@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.helpers import Agent, assert_valid_log, standin_executable, wait_until, write_script
+from tests.integration.helpers import (Agent, PolledLive, assert_valid_log, standin_executable, wait_until,
+                                       write_script)
 from zag.providers.base import LaunchContext, LaunchPlan, LimitSignal, SessionIdHint
 from zag.providers.claude import PROVIDER, live
 from zag.providers.claude.homes import encode_cwd
@@ -61,7 +62,7 @@ def queue(sid: str, text: str) -> str:
                        "content": text})
 
 
-class Rig:
+class Rig(PolledLive):
     """A claude config home, a project, the stand-in, and a LiveSession polled with deadlines."""
 
     def __init__(self, tmp_path: Path, *, interactive: bool = False, via_config_dir: bool = False) -> None:
@@ -124,20 +125,6 @@ class Rig:
         log = self.root / "invocations.jsonl"
         wait_until(lambda: log.exists() and log.read_text().strip(), 10, message="stand-in start")
         return json.loads(log.read_text().splitlines()[0])["pid"]
-
-    def poll_until(self, predicate: Any, timeout: float = 15.0) -> list[Any]:
-        def step() -> Any:
-            self.items += self.live.poll()
-            return predicate(self.items)
-        wait_until(step, timeout, interval=0.01, message="events")
-        return self.items
-
-    def finish(self) -> list[Any]:
-        assert self.proc is not None
-        assert self.proc.wait(timeout=30) == 0, self.proc.stderr.read() if self.proc.stderr else b""
-        for _ in range(3):
-            self.items += self.live.poll()
-        return self.items
 
 
 def kinds(items: list[Any]) -> list[str]:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.gemini import geminilib as g
-from tests.integration.helpers import Agent, assert_valid_log, standin_executable, wait_until, write_script
+from tests.integration.helpers import Agent, PolledLive, assert_valid_log, standin_executable, write_script
 from zag.providers import get
 from zag.providers.base import LaunchContext, LaunchPlan, SessionIdHint
 from zag.providers.gemini import live
@@ -28,7 +28,7 @@ def fast_rescans(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(live, "RESCAN_SECS", 0.05)
 
 
-class Rig:
+class Rig(PolledLive):
     """A gemini home, a project, the stand-in, and a LiveSession polled with deadlines."""
 
     def __init__(self, tmp_path: Path, *, interactive: bool = False) -> None:
@@ -59,20 +59,6 @@ class Rig:
 
     def gate(self, name: str) -> dict[str, Any]:
         return {"wait_file": str(self.gates / name), "timeout": 30}
-
-    def poll_until(self, predicate: Any, timeout: float = 15.0) -> list[Any]:
-        def step() -> Any:
-            self.items += self.live.poll()
-            return predicate(self.items)
-        wait_until(step, timeout, interval=0.01, message="events")
-        return self.items
-
-    def finish(self) -> list[Any]:
-        assert self.proc is not None
-        assert self.proc.wait(timeout=30) == 0, self.proc.stderr.read() if self.proc.stderr else b""
-        for _ in range(3):
-            self.items += self.live.poll()
-        return self.items
 
 
 def kinds(items: list[Any]) -> list[str]:
