@@ -204,18 +204,8 @@ class Index:
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
         """Sessions, newest first."""
-        clauses, params = [], []
-        if provider:
-            clauses.append("provider = ?")
-            params.append(provider)
-        if states_in is not None:
-            wanted = list(states_in)
-            clauses.append(f"state IN ({', '.join('?' for _ in wanted)})")
-            params.extend(wanted)
-        sql = "SELECT * FROM sessions"
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY started_at DESC, session_id"
+        where, params = _session_filter(provider, states_in)
+        sql = f"SELECT * FROM sessions{where} ORDER BY started_at DESC, session_id"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
