@@ -462,21 +462,19 @@ def _files_bytes(sources: Iterable[HistorySource]) -> int:
             if path in seen:
                 continue
             seen.add(path)
-            try:
-                total += os.stat(path).st_size
-            except OSError:
-                pass
+            total += _file_size(path)
     return total
 
 
 def _source_bytes(source: HistorySource) -> int:
-    total = 0
-    for path in source.paths:
-        try:
-            total += os.stat(path).st_size
-        except OSError:
-            pass
-    return total
+    return sum(_file_size(path) for path in source.paths)
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0   # vanished since discovery: the reader reports it
 
 
 def _describe(exc: BaseException) -> str:

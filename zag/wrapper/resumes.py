@@ -54,12 +54,7 @@ class ResumeStore:
 
     def close(self) -> None:
         with self._lock:
-            if self._index is not None:
-                try:
-                    self._index.close()
-                except Exception:  # noqa: BLE001
-                    pass
-                self._index = None
+            self._drop_index()
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         with self._lock:
@@ -76,10 +71,14 @@ class ResumeStore:
 
                     diag.warning("resume_index_failed", session_id=self.session_id, call=method, error=message)
                 self.last_error = message
-                if self._index is not None:
-                    try:
-                        self._index.close()
-                    except Exception:  # noqa: BLE001
-                        pass
-                    self._index = None
+                self._drop_index()
                 return None
+
+    def _drop_index(self) -> None:
+        """Close the connection (the next call opens a new one); the caller holds the lock."""
+        if self._index is not None:
+            try:
+                self._index.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self._index = None
