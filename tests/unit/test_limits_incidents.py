@@ -144,10 +144,13 @@ def test_reports_of_one_hit_merge_keeping_the_best_reset_and_scope() -> None:
     assert len(incidents.incidents) == 1
 
 
+@pytest.mark.parametrize("second", [50, 0], ids=["1:14:50", "1:14:00"])
 @pytest.mark.parametrize("exact_first", [True, False])
-def test_an_exact_reset_beats_the_end_of_the_minute_that_names_it(exact_first: bool) -> None:
-    """claude's rate_limit_event says 1:14:50 (an epoch), its text `resets 1:14am`: read as 1:15:00."""
-    exact, minute_end = T0 + 50, T0 + 60
+def test_an_exact_reset_beats_the_end_of_the_minute_that_names_it(exact_first: bool, second: int) -> None:
+    """claude's rate_limit_event says 1:14:50 (an epoch), its text `resets 1:14am`: read as 1:15:00. An
+    exact reset on the minute itself (1:14:00) is the same reset too."""
+    assert T0 % 60 == 0
+    exact, minute_end = T0 + second, T0 + 60
     incidents = book()
     first = incidents.add(structured(exact if exact_first else minute_end), T0)
     incidents.add(structured(minute_end if exact_first else exact), T0 + 0.1)

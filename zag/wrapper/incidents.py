@@ -102,13 +102,14 @@ MINUTE_SECS = 60.0
 
 def _better_reset(new: float | None, old: float | None) -> bool:
     """Is `new` the better of two equally trusted resets? The later one (the safer), unless the later is
-    a whole minute and the earlier lies within the minute before it: then the later is most likely the
-    end of a minute a CLI named (`reset_time` reads `resets 1:14am` as 1:15:00) and the earlier the same
-    reset known exactly (an epoch in a structured report)."""
+    a whole minute and the earlier lies within the minute before it (its first second included): then
+    the later is most likely the end of a minute a CLI named (`reset_time` reads `resets 1:14am` as
+    1:15:00) and the earlier the same reset known exactly (an epoch in a structured report: 1:14:00 to
+    1:14:59)."""
     if new is None or old is None or new == old:
         return False
     later, earlier = max(new, old), min(new, old)
-    pick = earlier if later % MINUTE_SECS == 0 and later - earlier < MINUTE_SECS else later
+    pick = earlier if later % MINUTE_SECS == 0 and later - earlier <= MINUTE_SECS else later
     return pick == new
 
 
