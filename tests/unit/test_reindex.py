@@ -206,6 +206,19 @@ def test_torn_last_line_and_garbage_are_ignored() -> None:
     assert (report.sessions, report.bad_lines, report.torn_tails) == (1, 3, 1)
 
 
+def test_the_model_is_the_last_one_an_event_named() -> None:
+    """The supervisor keeps the row's model current from the transcript (`session_started` rarely knows
+    it: the user seldom passes --model); reindex reads it the same way."""
+    unnamed = write_log(sid(1), [_started(1, model=None), _msg(2, "hi"), _ended(3)])
+    first = {**_msg(2, "hi"), "model": "claude-sonnet-4-5"}
+    switched = {**_msg(3, "again"), "model": "claude-opus-4-1"}
+    usage = events.body(events.USAGE, ts=ts(3), input_tokens=1, output_tokens=1, model="claude-opus-4-1")
+    named = write_log(sid(2), [_started(1, model=None), first, switched, usage, _ended(4)])
+    chosen = write_log(sid(3), [_started(1, model="opus"), _ended(2)])
+    assert [scan_log(path).row["model"] for path in (unnamed, named, chosen)] == [  # type: ignore[union-attr]
+        None, "claude-opus-4-1", "opus"]
+
+
 def test_files_that_are_not_session_logs() -> None:
     folder = paths.sessions_dir()
     paths.ensure_private_dir(folder)

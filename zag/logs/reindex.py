@@ -8,7 +8,8 @@ What a log says:
 - `session_started`: provider, argv, cwd, model, flags, supervisor pid/start/host, heartbeat interval
   (the first one gives the start time; a later one, from a resume, updates the registry fields);
 - `heartbeat`: the last heartbeat; `session_ended`: exit code, end time; the provider session id is the
-  last non-null `provider_session_id` of any line; `last_seq` the last valid line's seq;
+  last non-null `provider_session_id` of any line, the model the last `model` any event named (as the
+  supervisor keeps it current); `last_seq` the last valid line's seq;
 - `usage_limit_hit` with a `scheduled_resume_at` and no later `usage_limit_resumed` or `session_ended`:
   a pending resume, and the session is `waiting` until it; a `usage_limit_resume_failed` moves it to its
   `next_resume_at`, or closes it (failed) when that is null (given up, or the limit was hit again); zag's
@@ -57,6 +58,7 @@ class _Envelope(msgspec.Struct):
     provider_session_id: str | None = None
     source: str | None = None
     type: str | None = None
+    model: Any = None   # on the events that name one (messages, usage, session_started)
 
 
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
@@ -124,6 +126,7 @@ class _Scan:
         self.last_seq = 0
         self.last_ts: str | None = None
         self.provider_session_id: str | None = None
+        self.model: str | None = None
         self.started_ts: str | None = None
         self.started: dict[str, Any] = {}
         self.resumed = False
@@ -151,6 +154,8 @@ class _Scan:
             self.last_ts = env.ts
         if env.provider_session_id:
             self.provider_session_id = env.provider_session_id
+        if isinstance(env.model, str) and env.model:
+            self.model = env.model
         if env.type == events.HEARTBEAT:
             self.last_heartbeat = env.ts
         elif env.type in _DETAIL_TYPES or (env.type == events.PROVIDER_STATUS
@@ -265,6 +270,7 @@ class _Scan:
         }
         for name in _STARTED_FIELDS:
             row[name] = started.get(name)
+        row["model"] = self.model or started.get("model")
         for name in ("supervisor_pid", "child_pid"):
             row[name] = _int(row[name])
         incidents = [
