@@ -11,7 +11,7 @@ from typing import Any
 from tests.readside import add_session, gone_pid, live_supervisor, started_body, write_log
 from zag import states
 from zag.cli import render
-from zag.cli.usage import describe, supervisor_state
+from zag.cli.usage import describe, resumes_table, supervisor_state
 from zag.logs import events
 from zag.logs.index import Index
 from zag.logs.reindex import scan_log
@@ -140,6 +140,22 @@ def test_usage_rows_and_supervisor_states(tmp_path: Path) -> None:
     assert shown["resume_at"] == ts(60) and shown["reset_at"] == ts(50) and shown["resume_in_secs"] == 60
     assert (shown["status"], shown["attempts"], shown["supervisor"], shown["fallback_used"]) == (
         "pending", 1, "alive", False)
+    assert "(in 1m)" in resumes_table([shown], render.Style(False), now=T0)
+
+
+def test_a_closed_resume_has_no_countdown() -> None:
+    with Index() as index:
+        session = add_session(index)
+        for n, status in enumerate((states.RESUME_DONE, states.RESUME_CANCELLED, states.RESUME_FAILED)):
+            incident = f"abcdef0{n}-0000-4000-8000-000000000000"
+            index.add_resume(incident_id=incident, session_id=session, provider="claude", scope="session",
+                             reset_at=T0 + 50, resume_at=T0 + 600, attempts=1, raw="x")
+            index.update_resume(incident, status=status)
+        rows = [describe(row, index.get_session(session), T0) for row in index.list_resumes(open_only=False)]
+    assert sorted(row["status"] for row in rows) == ["cancelled", "done", "failed"]
+    assert all(row["resume_in_secs"] is None and row["resume_at"] == ts(600) for row in rows)
+    table = resumes_table(rows, render.Style(False), now=T0)
+    assert "(in " not in table and "due" not in table
 
 
 def test_follower_goes_on_when_a_new_supervisor_took_the_ended_session_over() -> None:

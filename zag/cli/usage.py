@@ -37,9 +37,15 @@ Example:
 """
 
 
-@click.group("usage", short_help="Scheduled resumes after usage limits: list, cancel.")
+@click.group("usage", short_help="Scheduled resumes after usage limits (list and cancel them).")
 def usage() -> None:
-    """Scheduled resumes after usage limits: list, cancel."""
+    """Scheduled resumes after usage limits: list them, cancel one.
+
+    \b
+    Example:
+      zag usage list
+      zag usage cancel 1a2b3c
+    """
 
 
 @usage.command("list", help=_LIST_HELP, short_help="List scheduled resumes.")
@@ -119,7 +125,7 @@ def describe(row: dict[str, Any], session: dict[str, Any] | None, now: float) ->
         "scope": row.get("scope"),
         "reset_at": format_ts(reset_at) if reset_at is not None else None,
         "resume_at": format_ts(resume_at) if resume_at is not None else None,
-        "resume_in_secs": int(round(resume_at - now)) if resume_at is not None else None,
+        "resume_in_secs": int(round(resume_at - now)) if resume_at is not None and _open(row) else None,
         "fallback_used": bool(row.get("fallback_used")),
         "status": row.get("status"),
         "attempts": row.get("attempts") or 0,
@@ -136,11 +142,13 @@ def resumes_table(rows: list[dict[str, Any]], style: render.Style, *, width: int
     for row in rows:
         resume_at = render.epoch_of(row["resume_at"])
         resume = "-"
-        if resume_at is not None:
+        if resume_at is not None and _open(row):
             left = resume_at - now
             resume = f"{render.when(resume_at, now)} ({'in ' + render.duration(left) if left > 0 else 'due'})"
+        elif resume_at is not None:  # done, cancelled or given up: when it was due, no countdown
+            resume = render.when(resume_at, now)
         status = row["status"] or "?"
-        status_style = "yellow" if status in states.RESUME_OPEN_STATES else "dim"
+        status_style = "yellow" if _open(row) else "dim"
         supervisor = row["supervisor"]
         lines.append((
             (render.short_id(row["incident_id"]), "bold"),
@@ -154,3 +162,8 @@ def resumes_table(rows: list[dict[str, Any]], style: render.Style, *, width: int
             (supervisor, "bold red" if supervisor == "dead" else ""),
         ))
     return render.table(headers, lines, style, width=width)
+
+
+def _open(row: dict[str, Any]) -> bool:
+    """Still ahead (pending or resuming), as opposed to done, cancelled or failed."""
+    return row.get("status") in states.RESUME_OPEN_STATES
