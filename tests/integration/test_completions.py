@@ -129,17 +129,24 @@ def test_zsh_completes_with_the_script(fleet: dict[str, str]) -> None:
 
 
 # --- fish: `complete -C` asks fish's own completion machinery --------------------------------------
-def _fish_complete(line: str) -> list[str]:
+def _fish_entries(line: str) -> list[str]:
+    """What fish offers: `value<TAB>description` lines."""
     fish = _need("fish")
     script = f"source '{SCRIPTS / 'zag.fish'}'; complete -C '{line}'"
     done = subprocess.run([fish, "--no-config", "-c", script], capture_output=True, timeout=60, env=_env(),
                           text=True)
     assert done.returncode == 0, done.stderr
-    return [entry.split("\t")[0] for entry in done.stdout.splitlines()]
+    return done.stdout.splitlines()
+
+
+def _fish_complete(line: str) -> list[str]:
+    return [entry.split("\t")[0] for entry in _fish_entries(line)]
 
 
 def test_fish_completes_with_the_script(fleet: dict[str, str]) -> None:
     assert _fish_complete("zag li") == ["listen"]
+    usage = next(entry for entry in _fish_entries("zag us") if entry.startswith("usage\t"))
+    assert usage.endswith(": list, cancel.")  # a help text with a comma, whole
     assert _fish_complete("zag ps --a") == ["--all"]
     assert _fish_complete("zag sessions --provider c") == ["claude", "codex"]
     assert _fish_complete("zag listen abc") == [fleet["live"]]

@@ -47,6 +47,8 @@ def completion_script(shell: str) -> str:
     completer = completer_class(cli, {}, PROG_NAME, COMPLETE_VAR)
     # the template itself: BashComplete.source() would also probe the local bash version
     script = completer_class.source_template % completer.source_vars()
+    if shell == "fish":  # click splits "plain,value<TAB>help" at every comma: a help text with one was cut
+        script = script.replace('(string split "," $completion)', '(string split -m 1 "," $completion)')
     return script if script.endswith("\n") else script + "\n"
 
 

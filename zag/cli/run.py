@@ -39,5 +39,9 @@ def run(verbose: bool, provider: str, args: tuple[str, ...]) -> None:
     The agent gets the terminal (a PTY when stdin and stdout are terminals, pipes otherwise), zag
     writes its unified session log and index entry, and exits with the agent's exit code.
     The executable comes from ZAG_<PROVIDER>_BIN, else PATH.
+
+    ARGS are passed as given. To find the agent's own session file, zag may add the one option that
+    names the session, when ARGS do not already name it (the README lists it per agent). After a usage
+    limit, zag runs the agent again with its own resume options.
     """
     sys.exit(run_agent(provider, list(args), verbose=verbose))

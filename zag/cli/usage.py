@@ -37,7 +37,7 @@ Example:
 """
 
 
-@click.group("usage", short_help="Scheduled resumes after usage limits (list and cancel them).")
+@click.group("usage", short_help="Scheduled resumes after usage limits: list, cancel.")
 def usage() -> None:
     """Scheduled resumes after usage limits: list them, cancel one.
 
