@@ -5,6 +5,11 @@ should say (`update`, `save_cursor`) and returns at once; the thread writes it, 
 up while the index is unavailable and retrying with back-off. Each write sets only the columns that changed
 (the index's rule against lost updates); the first one inserts the whole row, and so does a later one if
 the row vanished (e.g. `zag reindex` ran meanwhile).
+
+Once everything is written the connection is left open, not closed: closing the last connection to the
+index checkpoints its WAL (two fsyncs) and deletes it, and the next writer then creates it again (two
+more). Every write is committed already, so nothing waits on that: `zag run` leaves with `os._exit` right
+after, and whoever closes the index last (or the next automatic checkpoint) folds the WAL in.
 """
 
 from __future__ import annotations
@@ -96,7 +101,7 @@ class Registry:
             with self._cond:
                 self._in_flight = False
         if index is not None:
-            _close_quietly(index)
+            _LEFT_OPEN.append(index)  # see the module docstring
 
     def _write(self, index: Any, fields: dict[str, Any], row: dict[str, Any],
                cursors: dict[tuple[str, str], Any]) -> None:
@@ -120,6 +125,9 @@ class Registry:
 
             diag.warning("index_write_failed", session_id=self.session_id, error=message, attempt=failures)
         self.last_error = message
+
+
+_LEFT_OPEN: list[Any] = []  # finished registries' connections, closed when the process ends
 
 
 def _close_quietly(index: Any) -> None:
