@@ -27,12 +27,15 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 
 def main(argv: list[str] | None = None) -> Any:
     """Console-script entry point."""
-    from zag.cli.runner import parse_run, run_agent
+    from zag.cli.runner import leave, parse_run, run_agent
 
     run = parse_run(list(sys.argv[1:] if argv is None else argv))
     if run is not None:  # as click would run it, minus importing click
         provider, args, verbose = run
-        sys.exit(run_agent(provider, args, verbose=verbose))
+        code = run_agent(provider, args, verbose=verbose)
+        if argv is None:  # the process is this run: leave without the interpreter's teardown
+            leave(code)
+        sys.exit(code)
     from zag.cli.app import cli
 
     return cli.main(args=argv, prog_name="zag")

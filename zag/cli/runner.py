@@ -1,9 +1,16 @@
 """The body of `zag run`, free of click: `zag run PROVIDER ...` reaches it without importing click
-(`zag.cli.main` recognises that command line itself), so the agent starts sooner."""
+(`zag.cli.main` recognises that command line itself), so the agent starts sooner.
+
+Once the session is over the `zag` process leaves with `os._exit` (`leave`, called by `zag.cli.main`):
+the log is closed, the index row written (or the failure reported), the terminal restored and the watchdog
+reaped by then, so the interpreter's teardown (~25 ms of freeing every module and object) would only
+delay the shell's prompt.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 
 from zag.providers import NAMES
 
@@ -34,6 +41,27 @@ def run_agent(provider_name: str, args: list[str], *, verbose: bool = False) -> 
         diag.exception("run_failed", provider=provider_name)
         say(f"zag: internal error: {type(exc).__name__}: {exc} (details in {paths.diagnostics_log()})")
         return 70
+
+
+def leave(code: int) -> None:
+    """End the process with `code` once `run_agent` returned: `atexit` callbacks run and Python's stdio
+    buffers are flushed, then `os._exit` skips the interpreter's teardown. Returns (for a normal exit)
+    only if a non-daemon thread still runs, which the interpreter would wait for (zag starts none)."""
+    threading = sys.modules.get("threading")
+    if threading is not None and any(thread.is_alive() and not thread.daemon
+                                     and thread is not threading.main_thread()
+                                     for thread in threading.enumerate()):
+        return
+    import atexit
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def _run_agent(provider_name: str, args: list[str], verbose: bool) -> int:
