@@ -7,9 +7,12 @@ EIO on a PTY whose other side is closed), so nothing the child wrote just before
 grandchild keeps the output open after the child exited, the relay gives up once the output has been idle
 for `DRAIN_IDLE_SECS` or after `DRAIN_MAX_SECS`.
 
-Every chunk is also handed to `observe(stream, data)` (the provider's output scanner, the usage-limit
-engine's screen), and what the user types to `on_input(data)` (the engine tells a pasted limit message
-from the agent's own); the data is never changed.
+Each chunk read is written out at once (a PTY read returns at most 4 KiB: batching reads before writing
+would leave the agent blocked on a full PTY while the terminal waits, and the two would take turns instead
+of overlapping), and queued for the observers (`observation.py`: the provider's output scanner, the
+usage-limit engine's screen) in batches, and so are the user's keystrokes (the engine tells a pasted limit
+message from the agent's own). The observers run on their own thread: the relay never waits for them (it
+only shares the interpreter lock with them), and the data is never changed.
 """
 
 from __future__ import annotations
@@ -18,17 +21,17 @@ import os
 import select
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from zag.wrapper.child import set_window_size
+from zag.wrapper.observation import Observation, Observe, OnInput
 
 READ_SIZE = 65536
-BATCH_LIMIT = 1 << 20
+BATCH_LIMIT = 1 << 20  # bytes read from one output before the others (and the keyboard) get a turn
+OBSERVE_BYTES = 64 * 1024
 DRAIN_IDLE_SECS = 0.5
 DRAIN_MAX_SECS = 5.0
-
-Observer = Callable[[str, bytes], None]
 
 _IN = select.POLLIN | select.POLLPRI
 _GONE = select.POLLHUP | select.POLLERR | select.POLLNVAL
@@ -51,14 +54,18 @@ class Relay:
         self,
         outputs: Sequence[Output],
         *,
-        observe: Observer | None = None,
+        observe: Observe | None = None,
         pty_master: int | None = None,
         stdin_fd: int | None = None,
-        on_input: Callable[[bytes], None] | None = None,
+        on_input: OnInput | None = None,
+        observation: Observation | None = None,
     ) -> None:
+        """`observe`/`on_input` start the observers at once; without them, output and keystrokes queue
+        in `observation` until `observation.start(...)` (or `disable()`)."""
         self._outputs = {output.fd: output for output in outputs}
-        self._observe = observe
-        self._on_input = on_input
+        self.observation = observation or Observation()
+        if observe is not None or on_input is not None:
+            self.observation.start(observe, on_input)
         self._pty_master = pty_master
         self._stdin_fd = stdin_fd
         self._pending_input = bytearray()
@@ -96,7 +103,9 @@ class Relay:
         self._wake()
 
     def close(self) -> None:
-        """Close the child's output fds (after `run` returned) and the wake pipe."""
+        """Close the child's output fds (after `run` returned) and the wake pipe; the observers get
+        what is queued still (`observation.finish` waits for that)."""
+        self.observation.stop()
         with self._lock:
             if self._closed:
                 return
@@ -146,43 +155,49 @@ class Relay:
                         last_data = time.monotonic()
 
     def _pump(self, output: Output) -> bool:
-        """Read what is available (until EAGAIN), deliver it; close the output at EOF. True if data came."""
-        chunks: list[bytes] = []
+        """Read what is available (until EAGAIN, or `BATCH_LIMIT` bytes), writing each chunk out as it
+        comes and handing it to the observers in batches of `OBSERVE_BYTES` (each hand-over may wake
+        their thread: fewer of them, fewer switches between the threads); close the output at EOF.
+        True if data came."""
+        fd, dest, stream = output.fd, output.dest, output.stream
+        put = self.observation.put
+        read = os.read
         total = 0
-        ended = False
+        seen: list[bytes] = []
+        seen_bytes = 0
         while total < BATCH_LIMIT:
             try:
-                data = os.read(output.fd, READ_SIZE)
+                data = read(fd, READ_SIZE)
             except BlockingIOError:
                 break
             except OSError:  # EIO: the PTY's other side is closed
-                ended = True
+                self._end_output(output)
                 break
             if not data:
-                ended = True
-                break
-            chunks.append(data)
-            total += len(data)
-        if chunks:
-            self._deliver(output, chunks[0] if len(chunks) == 1 else b"".join(chunks))
-        if ended:
-            self._end_output(output)
-        return bool(chunks)
-
-    def _deliver(self, output: Output, data: bytes) -> None:
-        if not output.broken and not _write_all(output.dest, data):
-            output.broken = True
-            if output.fd != self._pty_master:
-                # the reader of our stdout/stderr is gone: close the child's pipe so it learns the same
-                # way it would without zag (EPIPE / SIGPIPE on its next write)
                 self._end_output(output)
-        if self._observe is not None:
-            try:
-                self._observe(output.stream, data)
-            except Exception:  # noqa: BLE001 - watching the output must never stop relaying it
-                from zag import diag
+                break
+            total += len(data)
+            closed = not output.broken and not _write_all(dest, data) and self._broken(output)
+            seen.append(data)
+            seen_bytes += len(data)
+            if seen_bytes >= OBSERVE_BYTES:
+                put(stream, b"".join(seen))
+                seen, seen_bytes = [], 0
+            if closed:
+                break
+        if seen:
+            put(stream, seen[0] if len(seen) == 1 else b"".join(seen))
+        return total > 0
 
-                diag.exception("output_observer_failed", stream=output.stream)
+    def _broken(self, output: Output) -> bool:
+        """The destination went away; True if the child's output was closed because of it."""
+        output.broken = True
+        if output.fd == self._pty_master:
+            return False
+        # the reader of our stdout/stderr is gone: close the child's pipe so it learns the same way it
+        # would without zag (EPIPE / SIGPIPE on its next write)
+        self._end_output(output)
+        return True
 
     def _end_output(self, output: Output) -> None:
         with self._lock:
@@ -212,13 +227,7 @@ class Relay:
         with self._lock:
             self._pending_input += data
         self._write_input()
-        if self._on_input is not None:
-            try:
-                self._on_input(data)
-            except Exception:  # noqa: BLE001 - watching the keyboard must never stop forwarding it
-                from zag import diag
-
-                diag.exception("input_observer_failed")
+        self.observation.put_input(data)
         return True
 
     def _write_input(self) -> None:

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from zag.wrapper.live import LiveFollower
     from zag.wrapper.registry import Registry
     from zag.wrapper.relay import Relay
+    from zag.wrapper.terminal import RawMode
 
 STDIN, STDOUT, STDERR = 0, 1, 2  # the fds themselves: `sys.stdout` may be None when fd 1 was closed
 SCANNER_FAULT_LIMIT = 100
@@ -88,6 +89,31 @@ class TakeoverRefused(Exception):
 class _Running:
     child: Child
     relay: Relay | None = None
+
+
+@dataclass
+class _Relaying:
+    """A child's relay, its thread and the raw mode of the user's terminal while it runs."""
+
+    relay: Relay
+    thread: threading.Thread
+    raw: RawMode | None
+
+    def end(self) -> None:
+        """After the child's output ended (or on the way out): stop relaying, give the terminal back,
+        let the observers see the last output (bounded), close the child's fds."""
+        if self.thread.is_alive():
+            self.relay.stop()
+            self.thread.join(THREAD_JOIN_SECS)
+        if self.raw is not None:
+            self.raw.restore()
+        self.relay.observation.finish(THREAD_JOIN_SECS)
+        self.relay.close()
+
+    def abandon(self) -> None:
+        """The session could not be set up: stop relaying and give the terminal back (nothing observed)."""
+        self.relay.observation.disable()
+        self.end()
 
 
 class Supervisor:
@@ -135,14 +161,20 @@ class Supervisor:
                 self._watchdog.arm(child.pid)
             self._signals.start()
             self._ctx = replace(ctx, child_pid=child.pid)
-            self._open_session(plan, child)
+            self._open_log(plan, child)  # what zag says about it precedes the agent's output and raw mode
+            relaying = self._start_relay(child)  # then the agent's output reaches the user
+            try:
+                self._open_session(plan, child)
+            except BaseException:
+                relaying.abandon()
+                raise
             diagnostics = None
             if self.guard.holding_diagnostics:  # writing them imports structlog: off the main path
                 diagnostics = _start_thread("zag-diag", self.guard.release)
             heartbeat_stop = threading.Event()
             heartbeat = _start_thread("zag-heartbeat", self._heartbeat_loop, heartbeat_stop)
             try:
-                status = self._supervise_safely(child, plan)
+                status = self._supervise_safely(child, plan, relaying)
             finally:
                 heartbeat_stop.set()
                 heartbeat.join(THREAD_JOIN_SECS)
@@ -256,11 +288,11 @@ class Supervisor:
             _warn(f"zag: continuing session {self.session_id} ({request.provider_name}); "
                   f"log {paths.session_log(self.session_id)}")
 
-    def _supervise_safely(self, child: Child, plan: LaunchPlan) -> ExitStatus:
+    def _supervise_safely(self, child: Child, plan: LaunchPlan, relaying: _Relaying) -> ExitStatus:
         """The first child, then any relaunch the usage-limit engine plans; a bug in zag ends the session
         cleanly (terminal restored, agent ended, exit recorded) instead of leaving a mess."""
         try:
-            return self._relaunch_loop(self._supervise(child, plan))
+            return self._relaunch_loop(self._supervise(child, plan, relaying))
         except Exception as exc:  # noqa: BLE001
             from zag import diag
 
@@ -325,42 +357,35 @@ class Supervisor:
         self._update_registry(state=states.RUNNING, child_pid=child.pid)
         return self._supervise(child, plan)
 
-    def _supervise(self, child: Child, plan: LaunchPlan) -> ExitStatus:
-        """Relay until `child` exited and its output ended; follow its session files meanwhile."""
+    def _supervise(self, child: Child, plan: LaunchPlan, relaying: _Relaying | None = None) -> ExitStatus:
+        """Relay until `child` exited and its output ended (and was observed); follow its session files
+        meanwhile. `relaying`: the relay `_start_relay` started right after the spawn, if it did."""
         from zag.wrapper.live import LiveFollower
-        from zag.wrapper.terminal import RawMode
 
         assert self._ctx is not None
         ctx = self._ctx
-        scanner = self.guard.method("output_scanner", self.provider, "output_scanner", ctx, default=None)
-        relay = self._make_relay(child, scanner)
+        if relaying is None:
+            relaying = self._start_relay(child)
+        relay = relaying.relay
         follower = LiveFollower(self.provider, self.guard, self.registry, self._route,
                                 self._set_provider_session_id, stop=self.stop_requested)
         self._follower = follower
         child_done = threading.Event()
-        raw = RawMode(STDIN) if child.interactive else None
-        relay_thread = live_thread = None
+        scanner = live_thread = None
         try:
-            if raw is not None:
-                raw.enter()
-            self._attach_relay(child, relay)
-            relay_thread = _start_thread("zag-relay", relay.run, on_error=relay.close)
             live_thread = _start_thread("zag-live", follower.run, plan, ctx, child_done)
+            scanner = self.guard.method("output_scanner", self.provider, "output_scanner", ctx, default=None)
+            self._start_observers(child, relay, scanner)
             child.wait()
             if self._watchdog is not None:
                 self._watchdog.disarm()  # what the agent left running is the user's business now
             self._set_running(None)
             relay.child_exited()
-            relay_thread.join()  # ends at EOF, or after the bounded drain (relay.DRAIN_*_SECS)
+            relaying.thread.join()  # ends at EOF, or after the bounded drain (relay.DRAIN_*_SECS)
         finally:
             child_done.set()
             self._set_running(None)
-            if relay_thread is not None and relay_thread.is_alive():
-                relay.stop()
-                relay_thread.join(THREAD_JOIN_SECS)
-            if raw is not None:
-                raw.restore()
-            relay.close()
+            relaying.end()
         if scanner is not None:
             for item in self.guard.method("OutputScanner.finish", scanner, "finish", default=None) or []:
                 self._route(item, events.SOURCE_STDOUT)
@@ -368,19 +393,34 @@ class Supervisor:
             live_thread.join(THREAD_JOIN_SECS)  # the follower drains the session files, then stops
         return child.status or child.wait()
 
-    def _make_relay(self, child: Child, scanner: OutputScanner | None) -> Relay:
+    def _start_relay(self, child: Child) -> _Relaying:
+        """Put the user's terminal in raw mode (interactive) and relay the child's output from now on;
+        the observers come later (`_start_observers`): output and keystrokes queue for them meanwhile."""
         from zag.wrapper.relay import Output, Relay
+        from zag.wrapper.terminal import RawMode
 
-        limits = self.limits
         if child.pty_master is not None:
+            relay = Relay([Output(child.pty_master, STDOUT, "pty")], pty_master=child.pty_master, stdin_fd=STDIN)
+        else:
+            assert child.stdout_fd is not None and child.stderr_fd is not None
+            relay = Relay([Output(child.stdout_fd, STDOUT, "stdout"), Output(child.stderr_fd, STDERR, "stderr")])
+        raw = RawMode(STDIN) if child.interactive else None
+        if raw is not None:
+            raw.enter()
+        self._attach_relay(child, relay)
+        thread = _start_thread("zag-relay", relay.run, on_error=relay.close)
+        return _Relaying(relay, thread, raw)
+
+    def _start_observers(self, child: Child, relay: Relay, scanner: OutputScanner | None) -> None:
+        """Hand the output to the scanner and the usage-limit engine (and, in a PTY, the keystrokes)."""
+        limits = self.limits
+        if child.interactive:
             observe = self._observer(scanner, limits)
             on_input = limits.on_input if limits is not None else None
-            return Relay([Output(child.pty_master, STDOUT, "pty")], observe=observe,
-                         pty_master=child.pty_master, stdin_fd=STDIN, on_input=on_input)
-        observe = self._observer(scanner, None) if scanner is not None else None
-        assert child.stdout_fd is not None and child.stderr_fd is not None
-        return Relay([Output(child.stdout_fd, STDOUT, "stdout"),
-                      Output(child.stderr_fd, STDERR, "stderr")], observe=observe)
+        else:
+            observe = self._observer(scanner, None) if scanner is not None else None
+            on_input = None
+        relay.observation.start(observe, on_input)
 
     def _observer(self, scanner: OutputScanner | None, limits: LimitHandler | None) -> Any:
         guard = self.guard
@@ -454,15 +494,24 @@ class Supervisor:
             self._watchdog.stop()
 
     # -- the session log and the index ------------------------------------------------------------
+    def _open_log(self, plan: LaunchPlan, child: Child) -> None:
+        """Open the session log (a warning if it cannot be written; `--verbose`: where it is)."""
+        self.provider_session_id = plan.provider_session_id
+        self.model = plan.model
+        self.writer = self._open_writer()
+        if self.request.verbose:
+            from zag import paths
+
+            _warn(f"zag: session {self.session_id} ({self.request.provider_name}, pid {child.pid}); "
+                  f"log {paths.session_log(self.session_id)}")
+
     def _open_session(self, plan: LaunchPlan, child: Child) -> None:
+        """The session's first event, its index row (registry) and usage-limit engine (after `_open_log`)."""
         from zag import paths
         from zag.wrapper import liveness
         from zag.wrapper.limits import LimitHandler
         from zag.wrapper.registry import Registry
 
-        self.provider_session_id = plan.provider_session_id
-        self.model = plan.model
-        self.writer = self._open_writer()
         supervisor_pid = os.getpid()
         supervisor_started = liveness.process_start_time(supervisor_pid)
         host = liveness.hostname()
@@ -511,9 +560,6 @@ class Supervisor:
         except Exception:  # noqa: BLE001
             settings = None
         self.limits = LimitHandler(self, settings)
-        if request.verbose:
-            _warn(f"zag: session {self.session_id} ({request.provider_name}, pid {child.pid}); "
-                  f"log {paths.session_log(self.session_id)}")
 
     def _open_writer(self) -> Any:
         from zag.logs.writer import SessionLogWriter
