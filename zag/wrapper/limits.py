@@ -41,8 +41,7 @@ from zag import states
 from zag.config import LIMIT_DEFAULTS, LimitSettings
 from zag.logs import events
 from zag.providers.base import LaunchPlan
-from zag.wrapper import schedule
-from zag.wrapper.incidents import CONFIRMED, Incident, IncidentBook
+from zag.wrapper.incidents import CONFIRMED, Incident, IncidentBook  # `schedule`: imported where a hit is scheduled
 from zag.wrapper.resumes import ResumeStore
 from zag.wrapper.screen import Screen
 
@@ -191,6 +190,8 @@ class LimitHandler:
 
     def first_launch(self, previous: dict[str, Any]) -> LaunchPlan | None:
         """`zag resume`: continue a session whose supervisor is gone, waiting first if a resume is pending."""
+        from zag.wrapper import schedule
+
         pending = self._adopt_pending()
         if pending is not None:
             self._tell(f"zag: continuing session {self.session_id[:8]}: {self.provider_name} resumes at "
@@ -280,6 +281,8 @@ class LimitHandler:
     def _schedule(self, incident: Incident, now: float) -> None:
         """Under the lock: when to resume `incident`; a repeat without progress backs off, or gives up
         once `max_attempts` consecutive resumes failed."""
+        from zag.wrapper import schedule
+
         plan = schedule.resume_time(incident.reset_at, now, self.settings)
         incident.resume_at, incident.fallback_used = plan.resume_at, plan.fallback_used
         previous = self.book.repeated(incident, now)
@@ -322,6 +325,8 @@ class LimitHandler:
             self._ensure_op()
 
     def _hit_line(self, incident: Incident) -> str:
+        from zag.wrapper import schedule
+
         now = time.time()
         what = f"zag: {self.provider_name} hit its usage limit"
         if incident.repeat_of:
@@ -525,6 +530,8 @@ class LimitHandler:
 
     def fail_attempt(self, attempt: Attempt, error: str) -> None:
         """An attempt that did not continue the session: schedule the next one, or give up."""
+        from zag.wrapper import schedule
+
         incident = attempt.incident
         now = time.time()
         with self._lock:

@@ -22,7 +22,6 @@ import select
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from zag.wrapper.child import set_window_size
 from zag.wrapper.observation import Observation, Observe, OnInput
@@ -37,14 +36,17 @@ _IN = select.POLLIN | select.POLLPRI
 _GONE = select.POLLHUP | select.POLLERR | select.POLLNVAL
 
 
-@dataclass
 class Output:
-    """One of the child's output fds (ours, non-blocking) and where its bytes go."""
+    """One of the child's output fds (ours, non-blocking) and where its bytes go (a plain class: see
+    `supervisor.RunRequest`)."""
 
-    fd: int
-    dest: int
-    stream: str          # "pty" | "stdout" | "stderr"
-    broken: bool = False  # the destination went away; bytes are read and dropped
+    __slots__ = ("fd", "dest", "stream", "broken")
+
+    def __init__(self, fd: int, dest: int, stream: str, broken: bool = False) -> None:
+        self.fd = fd
+        self.dest = dest
+        self.stream = stream      # "pty" | "stdout" | "stderr"
+        self.broken = broken      # the destination went away; bytes are read and dropped
 
 
 class Relay:

@@ -33,7 +33,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from zag import states
@@ -68,36 +68,51 @@ class LaunchFailed(Exception):
         self.exit_code = exit_code
 
 
-@dataclass
+# The small record classes of this module (and of child.py, relay.py) are plain classes, not dataclasses:
+# building a dataclass costs ~1 ms at import (it compiles its methods), on the path to the agent's start.
+
+
 class RunRequest:
     """What the user asked for: `zag run PROVIDER ARGS...`."""
 
-    provider_name: str
-    user_args: list[str]
-    executable: str
-    interactive: bool
-    verbose: bool = False
-    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
-    cwd: str | None = None  # where the agent runs (default: zag's own cwd; `zag resume`: the session's)
+    __slots__ = ("provider_name", "user_args", "executable", "interactive", "verbose", "env", "cwd")
+
+    def __init__(self, provider_name: str, user_args: list[str], executable: str, interactive: bool,
+                 verbose: bool = False, env: dict[str, str] | None = None, cwd: str | None = None) -> None:
+        self.provider_name = provider_name
+        self.user_args = user_args
+        self.executable = executable
+        self.interactive = interactive
+        self.verbose = verbose
+        self.env = dict(os.environ) if env is None else env
+        self.cwd = cwd  # where the agent runs (default: zag's own cwd; `zag resume`: the session's)
+
+    def __repr__(self) -> str:
+        return (f"RunRequest({self.provider_name!r}, {self.user_args!r}, {self.executable!r}, "
+                f"interactive={self.interactive!r}, verbose={self.verbose!r}, cwd={self.cwd!r})")
 
 
 class TakeoverRefused(Exception):
     """`zag resume` lost the race for a session: another supervisor took it over meanwhile."""
 
 
-@dataclass
 class _Running:
-    child: Child
-    relay: Relay | None = None
+    __slots__ = ("child", "relay")
+
+    def __init__(self, child: Child, relay: Relay | None = None) -> None:
+        self.child = child
+        self.relay = relay
 
 
-@dataclass
 class _Relaying:
     """A child's relay, its thread and the raw mode of the user's terminal while it runs."""
 
-    relay: Relay
-    thread: threading.Thread
-    raw: RawMode | None
+    __slots__ = ("relay", "thread", "raw")
+
+    def __init__(self, relay: Relay, thread: threading.Thread, raw: RawMode | None) -> None:
+        self.relay = relay
+        self.thread = thread
+        self.raw = raw
 
     def end(self) -> None:
         """After the child's output ended (or on the way out): stop relaying, give the terminal back,
@@ -373,9 +388,9 @@ class Supervisor:
         child_done = threading.Event()
         scanner = live_thread = None
         try:
-            live_thread = _start_thread("zag-live", follower.run, plan, ctx, child_done)
             scanner = self.guard.method("output_scanner", self.provider, "output_scanner", ctx, default=None)
-            self._start_observers(child, relay, scanner)
+            self._start_observers(child, relay, scanner)  # what the agent printed so far is scanned first
+            live_thread = _start_thread("zag-live", follower.run, plan, ctx, child_done)
             child.wait()
             if self._watchdog is not None:
                 self._watchdog.disarm()  # what the agent left running is the user's business now
