@@ -8,7 +8,9 @@ are compared. Goal: zag >= 0.8x the plain PTY.
 Two more variants: util-linux `script` (a C relay between two PTYs, the same shape as zag's: what a
 relay costs at all), and "relay only", the same `zag run` with the output observers (the provider's
 scanner and the usage-limit engine's screen) switched off in-process, to separate the relay's own cost
-from theirs.
+from theirs. The observers run on a thread of their own and may drop output they cannot keep up with
+(for observation only: the terminal gets every byte); the last line says whether any run did (from
+zag's diagnostics).
 
     /work/venv/bin/python bench/bench_pty_relay.py [--mb 200] [--runs 3]
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import json
 import os
 import shutil
 import statistics
@@ -31,6 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench_run_overhead import install_kind  # noqa: E402
 from tests.integration.helpers import PYCACHE_PREFIX, standin_executable, write_script  # noqa: E402
 
 
@@ -102,10 +106,12 @@ def main() -> None:
                 seconds[name].append(elapsed)
                 cpu[name].append(used)
                 received[name] = got
+        dropped = _observation_drops(root / "home" / "zag.log")
     plain_bytes = received["plain PTY"]
     for name, got in received.items():
         assert got == plain_bytes, f"{name} delivered {got} bytes, the plain PTY {plain_bytes}"
     mb = plain_bytes / 1e6
+    print(f"{zag}: {install_kind()}")
     print(f"payload: {size / 1e6:.0f} MB written, {mb:.1f} MB read; {options.runs} runs each, alternating; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     plain_time = statistics.median(seconds["plain PTY"])
@@ -118,6 +124,23 @@ def main() -> None:
             line += f"  relay CPU {(used - plain_cpu) * 1000 / mb:5.1f} ms/MB (start-up included)"
         print(line)
     print("goal: zag >= 0.8x the plain PTY")
+    print(f"output the observers could not keep up with: {dropped[0]} runs, {dropped[1] / 1e6:.1f} MB in all"
+          if dropped[0] else "output the observers could not keep up with: none (every byte was scanned)")
+
+
+def _observation_drops(log: Path) -> tuple[int, int]:
+    """(runs, bytes) that zag's diagnostics report as not observed."""
+    runs = total = 0
+    if log.exists():
+        for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("event") == "output_observation_incomplete" and record.get("final"):
+                runs += 1
+                total += int(record.get("dropped_bytes") or 0)
+    return runs, total
 
 
 if __name__ == "__main__":

@@ -6,11 +6,18 @@ prints the medians. Goal: <= 150 ms added wall, <= 30 MiB RSS.
     /work/venv/bin/python bench/bench_run_overhead.py [--runs 20]
 
 Peak RSS comes from `wait4` (the larger of zag and its child; the agent alone is shown for reference).
+The `zag` measured is the one next to the interpreter that runs this script; the first line says whether
+that is an editable install (the dev venv: a finder maps the package to the checkout, ~20 ms of start-up
+a regular install does not pay, in the agent's interpreter too) or a regular one, e.g.
+
+    python3 -m venv /tmp/zagperf && /tmp/zagperf/bin/pip install -q <a copy of the checkout>
+    /tmp/zagperf/bin/python bench/bench_run_overhead.py
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -34,6 +41,25 @@ def timed(argv: list[str], env: dict[str, str]) -> tuple[float, int, int, float]
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     return wall, proc.returncode, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+
+
+def install_kind() -> str:
+    """How the `zag` measured is installed: editable (which source) or regular (where)."""
+    from importlib import metadata
+
+    installed = [entry for entry in sys.path if entry and Path(entry).resolve() != REPO]  # not the checkout
+    found = list(metadata.Distribution.discover(name="zag", path=installed))
+    if not found:
+        return "zag is not installed next to this interpreter"
+    dist = found[0]
+    try:
+        direct = json.loads(dist.read_text("direct_url.json") or "{}")
+    except ValueError:
+        direct = {}
+    source = direct.get("url", "?").removeprefix("file://")
+    if direct.get("dir_info", {}).get("editable"):
+        return f"editable install of {source}"
+    return f"regular install in {dist.locate_file('')} (built from {source})"
 
 
 def bench_env(**extra: str) -> dict[str, str]:
@@ -70,6 +96,7 @@ def main() -> None:
             wrapped_cpu.append(cpu)
         sessions = len(list((root / "home" / "sessions").glob("*.jsonl")))
     d, w = statistics.median(direct), statistics.median(wrapped)
+    print(f"{zag}: {install_kind()}")
     print(f"runs: {options.runs} each (alternating); sessions written: {sessions}; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"agent directly:        median {d * 1000:7.1f} ms   peak RSS {max(direct_rss) / 1024:5.1f} MiB")
