@@ -285,16 +285,14 @@ def _drain_wake_pipe(fd: int) -> None:
 
 def _write_all(fd: int, data: bytes) -> bool:
     """Write everything (waiting if `fd` happens to be non-blocking); False if the reader is gone."""
-    view = memoryview(data)
-    while view:
+    written, size = 0, len(data)
+    while written < size:
         try:
-            written = os.write(fd, view)
+            written += os.write(fd, memoryview(data)[written:] if written else data)  # no view per chunk
         except BlockingIOError:
             select.select([], [fd], [])
-            continue
         except InterruptedError:
             continue
         except OSError:  # EPIPE, EIO (terminal hung up), EBADF (fd closed by someone else), ...
             return False
-        view = view[written:]
     return True
