@@ -11,7 +11,7 @@ import pytest
 
 from tests.readside import write_log
 from zag.logs import codec, events
-from zag.logs.follower import STOP_END_OF_LOG, STOP_ENDED, STOP_NOT_LIVE, EventFollower, LogFollower
+from zag.logs.follower import STOP_ASKED, STOP_END_OF_LOG, STOP_ENDED, STOP_NOT_LIVE, EventFollower, LogFollower
 
 SID = "11111111-2222-4333-8444-555555555555"
 
@@ -145,3 +145,16 @@ def test_follows_a_live_writer_until_it_ends(tmp_path: Path, monkeypatch: pytest
     assert [event["type"] for event in seen] == ["user_message"] * 5 + ["session_ended"]
     assert [event["content"] for event in seen[:5]] == [f"m{n}" for n in range(5)]
     assert [event["seq"] for event in seen] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_stop_request_ends_an_idle_follow(tmp_path: Path) -> None:
+    """`zag listen`'s Ctrl-C: the follower of a live, quiet session stops at its next pause."""
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(_line(1, "session_started"))
+    asked = threading.Event()
+    follower = EventFollower(path, not_live=lambda: None, poll_secs=0.01, stopped=asked.is_set)
+    seen = []
+    for line in follower:
+        seen.append(line.event["seq"])
+        asked.set()
+    assert seen == [1] and follower.stop_reason == STOP_ASKED

@@ -79,28 +79,32 @@ def _resolve(index: Index, session: str | None) -> str:
 
 
 def _follow(index: Index, session_id: str, path: Path, *, as_json: bool, since: int, follow: bool) -> int:
-    """Print events until the follower stops; the exit code (1 when the supervisor died)."""
-    from zag.logs.follower import STOP_NOT_LIVE, EventFollower
+    """Print events until the follower stops; the exit code (1 when the supervisor died, 130 on Ctrl-C)."""
+    from zag.logs.follower import STOP_ASKED, STOP_NOT_LIVE, EventFollower
 
-    follower = EventFollower(
-        path,
-        since_seq=since,
-        follow=follow,
-        not_live=lambda: _not_live(index, session_id),
-        taken_over=lambda started: _taken_over(index, session_id, started),
-        poll_secs=POLL_SECS,
-        liveness_secs=LIVENESS_SECS,
-    )
-    out = sys.stdout
-    style = render.Style.for_stream(out)
-    width = render.terminal_width(out)
-    for line in follower:
-        if as_json:
-            out.buffer.write(line.raw)
-            out.buffer.flush()
-        else:
-            out.write(render.format_event(line.event, style, width=width) + "\n")
-            out.flush()
+    with _CtrlC() as ctrl_c:
+        follower = EventFollower(
+            path,
+            since_seq=since,
+            follow=follow,
+            not_live=lambda: _not_live(index, session_id),
+            taken_over=lambda started: _taken_over(index, session_id, started),
+            poll_secs=POLL_SECS,
+            liveness_secs=LIVENESS_SECS,
+            stopped=ctrl_c.pressed,
+        )
+        out = sys.stdout
+        style = render.Style.for_stream(out)
+        width = render.terminal_width(out)
+        for line in follower:
+            if as_json:
+                out.buffer.write(line.raw)
+                out.buffer.flush()
+            else:
+                out.write(render.format_event(line.event, style, width=width) + "\n")
+                out.flush()
+    if follower.stop_reason == STOP_ASKED:
+        return 130
     if not path.exists():
         raise Failure(f"session {session_id} has no log at {path} (its state: {follower.not_live_reason})")
     if follower.bad_lines:
@@ -116,6 +120,35 @@ def _follow(index: Index, session_id: str, path: Path, *, as_json: bool, since: 
         click.echo(f"zag: session {session_id[:8]} is no longer in the index; stopped", err=True)
         return 1
     return 0
+
+
+class _CtrlC:
+    """While following, Ctrl-C (SIGINT) is a request the follower sees at its next pause (≤ POLL_SECS),
+    not a KeyboardInterrupt that could land anywhere (in a finaliser, it would be swallowed and
+    `listen` would go on following). A second Ctrl-C interrupts at once (e.g. a write to a stuck pipe)."""
+
+    def __init__(self) -> None:
+        self._pressed = False
+        self._previous: Any = None
+
+    def pressed(self) -> bool:
+        return self._pressed
+
+    def __enter__(self) -> _CtrlC:
+        import signal
+
+        self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        signal.signal(signal.SIGINT, self._previous)
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self._pressed:
+            raise KeyboardInterrupt
+        self._pressed = True
 
 
 def _taken_over(index: Index, session_id: str, started: dict[str, Any] | None) -> bool:

@@ -29,6 +29,7 @@ _READ_CHUNK = 1024 * 1024
 STOP_ENDED = "ended"          # `session_ended` was read
 STOP_END_OF_LOG = "eof"       # not following: everything present was read
 STOP_NOT_LIVE = "not_live"    # the session is no longer live (see `EventFollower.not_live`)
+STOP_ASKED = "asked"          # `EventFollower.stopped` said so (e.g. Ctrl-C)
 
 
 class LogFollower:
@@ -117,6 +118,7 @@ class EventFollower:
     `not_live` is asked every `liveness_secs` while following: it returns None while the session may
     still write, or a short reason (e.g. "dead") once it cannot. The log is then read to its end and
     the follower stops with `STOP_NOT_LIVE` (unless `session_ended` turns up in that last read).
+    `stopped` is asked before each pause: True stops the follower (`STOP_ASKED`).
     """
 
     def __init__(
@@ -129,8 +131,10 @@ class EventFollower:
         taken_over: Callable[[dict[str, Any] | None], bool] | None = None,
         poll_secs: float = 0.1,
         liveness_secs: float = 1.0,
+        stopped: Callable[[], bool] | None = None,
     ) -> None:
         self.log = LogFollower(path)
+        self.stopped = stopped
         self.last_seq = since_seq
         self.follow = follow
         self.not_live = not_live
@@ -172,7 +176,8 @@ class EventFollower:
                     if not self.taken_over(self.last_started):
                         self.stop_reason = STOP_ENDED
                         return
-                time.sleep(self.poll_secs)
+                if not self._pause():
+                    return
                 continue
             if not self.follow:
                 self.stop_reason = STOP_END_OF_LOG
@@ -189,7 +194,21 @@ class EventFollower:
                             return
                     self.stop_reason, self.not_live_reason = STOP_NOT_LIVE, reason
                     return
-            time.sleep(self.poll_secs)
+            if not self._pause():
+                return
+
+    def _pause(self) -> bool:
+        """Wait `poll_secs`; False when `stopped` says to stop (before or after the wait)."""
+        if self._asked_to_stop():
+            return False
+        time.sleep(self.poll_secs)
+        return not self._asked_to_stop()
+
+    def _asked_to_stop(self) -> bool:
+        if self.stopped is not None and self.stopped():
+            self.stop_reason = STOP_ASKED
+            return True
+        return False
 
     def _drain(self) -> Iterator[Line]:
         for raw in self.log.read_lines():
