@@ -2,7 +2,8 @@
 
 Each command group lives in its own module and stays thin: parse, call into `logs/`, `wrapper/` or
 `providers/`, render. Keeping imports lazy keeps `zag ps` and `zag run` start-up fast; a plain
-`zag run PROVIDER ...` does not even import click (`runner.py`): the agent starts ~50 ms sooner.
+`zag run PROVIDER ...` does not even import click (`runner.py`): the agent starts ~50 ms sooner; nor do
+`zag ps [--all] --json` and `zag sessions --json` (`listing.py`), which scripts poll.
 """
 
 from __future__ import annotations
@@ -29,13 +30,21 @@ def main(argv: list[str] | None = None) -> Any:
     """Console-script entry point."""
     from zag.cli.runner import leave, parse_run, run_agent
 
-    run = parse_run(list(sys.argv[1:] if argv is None else argv))
+    args = list(sys.argv[1:] if argv is None else argv)
+    run = parse_run(args)
     if run is not None:  # as click would run it, minus importing click
-        provider, args, verbose = run
-        code = run_agent(provider, args, verbose=verbose)
+        provider, agent_args, verbose = run
+        code = run_agent(provider, agent_args, verbose=verbose)
         if argv is None:  # the process is this run: leave without the interpreter's teardown
             leave(code)
         sys.exit(code)
+    from zag.cli.listing import parse_listing, print_listing
+
+    listing = parse_listing(args)
+    if listing is not None:
+        code = print_listing(*listing)
+        if code is not None:
+            sys.exit(code)
     from zag.cli.app import cli
 
     return cli.main(args=argv, prog_name="zag")

@@ -7,11 +7,9 @@ imported: `zag ps --json` must answer fast with tens of thousands of sessions.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from collections.abc import Iterable
-from typing import Any, BinaryIO
+from typing import Any
 
 import click
 
@@ -41,6 +39,8 @@ def ps(show_all: bool, as_json: bool) -> None:
     wanted = None if show_all else states.LIVE_STATES
     with Index() as index:
         if as_json:
+            from zag.cli.listing import write_sessions_json
+
             write_sessions_json(index.iter_session_json(states_in=wanted), sys.stdout.buffer)
             return
         rows = index.list_sessions(states_in=wanted)
@@ -54,35 +54,6 @@ def ps(show_all: bool, as_json: bool) -> None:
         click.echo(f"no live sessions{hint}", err=True)
         return
     click.echo(ps_table(rows, render.Style.for_stream(), width=render.terminal_width(), now=now))
-
-
-def write_sessions_json(rows: Iterable[tuple[str, bytes]], out: BinaryIO, now: float | None = None) -> None:
-    """Write a JSON array of sessions (from `Index.iter_session_json`) with each row's effective state.
-
-    Rows stored as exited are final and pass through as SQLite rendered them; only running/waiting rows
-    are decoded, checked and re-encoded. Written in chunks, so memory stays flat.
-    """
-    from zag.wrapper.liveness import effective_state
-
-    now = time.time() if now is None else now
-    separator = b"[\n"
-    chunk: list[bytes] = []
-    for stored, doc in rows:
-        if stored in states.LIVE_STATES:
-            row = json.loads(doc)
-            shown = effective_state(row, now)
-            if shown != stored:
-                row["state"] = shown
-                doc = json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode()
-        chunk.append(separator)
-        chunk.append(doc)
-        separator = b",\n"
-        if len(chunk) >= 512:
-            out.write(b"".join(chunk))
-            chunk.clear()
-    chunk.append(b"[]\n" if separator == b"[\n" else b"\n]\n")
-    out.write(b"".join(chunk))
-    out.flush()
 
 
 def state_cell(row: dict[str, Any], now: float) -> render.Cell:

@@ -40,7 +40,7 @@ def sessions(provider: str | None, limit: int | None, as_json: bool) -> None:
 
     with Index() as index:
         if as_json:
-            from zag.cli.ps import write_sessions_json
+            from zag.cli.listing import write_sessions_json
 
             write_sessions_json(index.iter_session_json(provider=provider, limit=limit), sys.stdout.buffer)
             return
