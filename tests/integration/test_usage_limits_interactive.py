@@ -107,14 +107,7 @@ def test_claude_that_quit_during_the_wait_is_relaunched_and_the_message_typed(tm
     ]
     rig.script([*L.claude_tui_hit(rig, time.time()), {"out": "\r\nResume this session with:\r\nclaude --resume "
                                                               "{session_id}\r\n"}, {"exit": 0}], relaunched)
-    term = rig.spawn("run", "claude")
-    try:
-        term.expect_exact("hit its usage limit")
-        waiting = rig.waiting_row(term)
-        code = L.finish(term)
-    finally:
-        if term.isalive():
-            term.terminate(force=True)
+    code, waiting, _ = _in_place(rig)
     assert code == 0
     first, second = rig.invocations()
     sid = first["argv"][1]
