@@ -179,11 +179,11 @@ def test_tui_limit_dialog_resume_message_and_clear(cli_env: MakeEnv) -> None:
     type_keys(tui, P.resume_keys(message))
     tui.wait_for(fa.DEFAULT_TEXT, timeout=30)
     assert message in env.fake.requests(env.family, fa.MAIN)[-1].text()
-    items += live.poll()
+    # claude writes its transcript a moment after the screen shows the answer.
+    poll_live_until(live, tui, items, lambda: message in _contents(items, "user_message"))
     first = plan.provider_session_id
     assert live.provider_session_id == first
-    users = [item["content"] for item in items if isinstance(item, dict) and item["type"] == "user_message"]
-    assert users == ["say hi", message]
+    assert _contents(items, "user_message") == ["say hi", message]
     assert [signal.scope for signal in signals(items)] == ["session"]
     pty = signals(scan(bytes(tui.raw), "pty"))
     assert [(signal.structured, signal.scope) for signal in pty] == [(False, "session")]
@@ -193,14 +193,23 @@ def test_tui_limit_dialog_resume_message_and_clear(cli_env: MakeEnv) -> None:
     tui.press("enter")
     tui.pump(2.0)
     type_keys(tui, P.resume_keys("after clear"))
-    deadline = time.time() + 30
-    while time.time() < deadline and "after clear" not in [
-            item.get("content") for item in items if isinstance(item, dict)]:
-        items += live.poll()
-        tui.pump(0.2)
+    poll_live_until(live, tui, items, lambda: "after clear" in _contents(items, "user_message"))
     cleared = [item for item in items if isinstance(item, dict) and item["type"] == "session_cleared"]
     assert len(cleared) == 1 and cleared[0]["old_session_id"] == first
     second = cleared[0]["new_session_id"]
     assert second != first and live.provider_session_id == second
     assert env.session_file(second).is_file()
     tui.close()
+
+
+def _contents(items: list[Any], kind: str) -> list[Any]:
+    return [item["content"] for item in items if isinstance(item, dict) and item["type"] == kind]
+
+
+def poll_live_until(live: Any, tui: Any, items: list[Any], done: Callable[[], bool], timeout: float = 30) -> None:
+    """Append what `live` yields to `items` until `done()` or `timeout` seconds, keeping the TUI's output drained."""
+    deadline = time.time() + timeout
+    items += live.poll()
+    while not done() and time.time() < deadline:
+        tui.pump(0.2)
+        items += live.poll()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import tomllib
 from pathlib import Path
 from typing import Iterator
@@ -92,6 +93,10 @@ def test_a_process_left_behind_is_found_and_killed(tmp_path: Path, fake: FakeAPI
     result = env.run(argv=["sh", "-c", f"setsid sleep 60 >/dev/null 2>&1 & echo $! > {pidfile}"], timeout=30)
     assert result.returncode == 0, result.describe()
     daemon = int(pidfile.read_text())
+    # Until its exec of sleep completes, /proc/<pid>/environ of the daemon may read empty.
+    deadline = time.monotonic() + 5
+    while daemon not in marked_pids(env.marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert daemon in marked_pids(env.marker)
     leftovers = env.close()
     assert len(leftovers) == 1 and leftovers[0].startswith(f"{daemon}: sleep 60")
