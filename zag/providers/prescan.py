@@ -33,7 +33,7 @@ from typing import Any
 
 # Control bytes `strip_ansi` deletes (everything below 0x20 but \t \n \r, and DEL); ESC is one of them.
 _CONTROLS = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
-_NOT_CONTROLS = bytes(byte for byte in range(256) if byte not in _CONTROLS)
+_ASCII_LOWER = bytes(range(256)).lower()  # `bytes.lower` as a translation table
 # `text._ANSI` as bytes, kept within one line (the scanners strip line by line).
 _SEQUENCE = re.compile(
     rb"\x1b(?:\[[0-?]*[ -/]*[@-~]"
@@ -68,11 +68,6 @@ def screen_bytes(region: bytes, *, blanks: bool = False, line_moves: bool = Fals
     return _SEQUENCE.sub(b"", region)
 
 
-def has_controls(region: bytes) -> bool:
-    """Whether `strip_ansi` would delete anything from `region` (an escape or a control character)."""
-    return bool(region.translate(None, _NOT_CONTROLS))
-
-
 class Prescan:
     """The pre-check for one scanner: see the module docstring."""
 
@@ -97,15 +92,18 @@ class Prescan:
 
     def may_matter(self, region: bytes, known_id: str | None = None) -> bool:
         """False only when no line in `region` (complete lines, raw bytes) can matter to the scanner."""
-        if self._hit(region, known_id):
+        # One pass lowercases and drops control bytes: a word in the raw bytes is still there (dropping
+        # bytes can only join words), and a shorter result tells that `strip_ansi` has work to do.
+        lowered = region.translate(_ASCII_LOWER, _CONTROLS)
+        if self._hit(region, lowered, known_id):
             return True
-        if has_controls(region):
+        if len(lowered) != len(region):
             line_moves = self._brace_lines and b"{" in region
-            return self._hit(screen_bytes(region, blanks=self._blanks, line_moves=line_moves), known_id)
+            screen = screen_bytes(region, blanks=self._blanks, line_moves=line_moves)
+            return self._hit(screen, screen.lower(), known_id)
         return False
 
-    def _hit(self, text: bytes, known_id: str | None) -> bool:
-        lowered = text.lower()
+    def _hit(self, text: bytes, lowered: bytes, known_id: str | None) -> bool:
         if self._direct.find_matches_as_indexes(lowered):
             return True
         found = self._confirm.find_matches_as_indexes(lowered)

@@ -25,9 +25,12 @@ class Screen:
 
     def feed(self, data: bytes) -> None:
         with self._cond:
-            self._raw += data
-            if len(self._raw) > 2 * self._keep:
-                del self._raw[:-self._keep]
+            if len(data) >= self._keep:  # a big chunk: only its end is kept (no copy of the rest)
+                self._raw[:] = memoryview(data)[-self._keep:]
+            else:
+                self._raw += data
+                if len(self._raw) > 2 * self._keep:
+                    del self._raw[:-self._keep]
             self._count += len(data)
             self._last_output = time.monotonic()
             self._cond.notify_all()
