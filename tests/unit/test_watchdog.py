@@ -88,6 +88,44 @@ def test_marked_leaves_out_processes_older_than_the_bound(session: str, procs: l
     assert found(session, since=ticks + 1) == set()
 
 
+def test_an_environment_that_reads_empty_inside_exec_is_read_again(session: str, procs: list[subprocess.Popen[bytes]],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    mine = spawn(procs, session)
+    real = watchdog._environ
+    reads: list[int] = []
+
+    def inside_exec_at_first(pid: int) -> bytes | None:  # what /proc/<pid>/environ gives mid-exec
+        if pid != mine.pid:
+            return real(pid)
+        reads.append(pid)
+        return b"" if len(reads) <= 3 else real(pid)
+
+    monkeypatch.setattr(watchdog, "_environ", inside_exec_at_first)
+    assert mine.pid in found(session)
+    assert len(reads) == 4
+
+
+def test_a_process_with_no_environment_at_all_is_given_up_on(session: str,
+                                                            procs: list[subprocess.Popen[bytes]]) -> None:
+    bare = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env={})
+    procs.append(bare)
+    ticks = watchdog.start_ticks(bare.pid)
+    assert ticks is not None
+    assert bare.pid not in found(session, since=ticks)  # after EXEC_WAIT_SECS of reading it again
+
+
+def test_kernel_threads_are_never_read(session: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """They have no environment either; new ones (kworkers) start all the time."""
+    kernel = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+              if (stat := watchdog._stat(pid)) is not None and stat[2] & watchdog._PF_KTHREAD]
+    if not kernel:
+        pytest.skip("no kernel threads visible in this pid namespace")
+    read: list[int] = []
+    monkeypatch.setattr(watchdog, "_environ", lambda pid: read.append(pid) or b"")
+    assert not any(watchdog._matches(pid, needle(session), 0) for pid in kernel)
+    assert read == []
+
+
 def test_terminate_sends_sigterm_then_sigkill_after_the_grace(session: str,
                                                               procs: list[subprocess.Popen[bytes]]) -> None:
     polite = spawn(procs, session)

@@ -20,7 +20,9 @@ and blocks on a pipe whose only write end zag holds (close-on-exec, so no agent 
   current child): the start-time bound leaves them alone.
 
 Processes are signalled through pidfds when the kernel has them (no pid-reuse race between the check and
-the signal). A process that replaced its environment (`env -i`, an overwritten environ block) escapes.
+the signal). A process caught inside exec, whose environment reads empty for a moment, is read again
+(up to `EXEC_WAIT_SECS`). A process that replaced its environment (`env -i`, an overwritten environ
+block) escapes.
 Linux only (it needs /proc); elsewhere `start` returns None and PR_SET_PDEATHSIG is all there is.
 
 Forking without exec costs about half a millisecond and no interpreter start-up; the child runs only
@@ -40,6 +42,9 @@ GRACE_SECS = 1.0          # between SIGTERM and SIGKILL
 POLL_SECS = 0.05          # while the grace lasts: how often to look for survivors and newcomers
 KILL_ROUNDS = 50          # SIGKILL scans until one finds nothing (a fork race costs one more round)
 KILL_ROUND_SECS = 0.01
+EXEC_WAIT_SECS = 0.1      # how long an environment that reads empty is read again (a process inside exec)
+EXEC_POLL_SECS = 0.002
+_PF_KTHREAD = 0x00200000  # /proc/<pid>/stat flags: a kernel thread (no environment, never ours)
 SESSION_VARIABLE = "ZAG_SESSION_ID"
 
 
@@ -232,27 +237,36 @@ def start_ticks(pid: int) -> int | None:
     return stat[1] if stat is not None else None
 
 
-def _stat(pid: int) -> tuple[str, int] | None:
-    """(state letter, start ticks) of a process, or None."""
+def _stat(pid: int) -> tuple[str, int, int] | None:
+    """(state letter, start ticks, flags) of a process, or None."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             raw = handle.read()
         fields = raw[raw.rfind(b")") + 2:].split()  # the command name may hold spaces and parens
-        return fields[0].decode(), int(fields[19])
+        return fields[0].decode(), int(fields[19]), int(fields[6])
     except (OSError, IndexError, ValueError):
         return None
 
 
 def _matches(pid: int, needle: bytes, since: int) -> bool:
     stat = _stat(pid)
-    if stat is None or stat[0] in ("Z", "X") or stat[1] < since:
+    if stat is None or stat[0] in ("Z", "X") or stat[1] < since or stat[2] & _PF_KTHREAD:
         return False
+    environ = _environ(pid)
+    # A process inside exec has its new memory but not yet its environment: it reads empty for a moment.
+    deadline = time.monotonic() + EXEC_WAIT_SECS
+    while environ == b"" and time.monotonic() < deadline:
+        time.sleep(EXEC_POLL_SECS)
+        environ = _environ(pid)
+    return environ is not None and needle in environ.split(b"\0")
+
+
+def _environ(pid: int) -> bytes | None:
     try:
         with open(f"/proc/{pid}/environ", "rb") as handle:
-            environ = handle.read()
+            return handle.read()
     except OSError:
-        return False
-    return needle in environ.split(b"\0")
+        return None
 
 
 _pidfd_open = getattr(os, "pidfd_open", None)
