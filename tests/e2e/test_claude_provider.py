@@ -166,7 +166,9 @@ def test_tui_limit_dialog_resume_message_and_clear(cli_env: MakeEnv) -> None:
     items: list[Any] = []
     tui.wait_for("for shortcuts", timeout=60)
     tui.pump(1.0)
-    env.fake.limit_next(env.family, 1, fa.claude_subscription_limit(time.time() + 3600))
+    # every call is rejected while limited, the TUI's title call too (see test_fake_api_with_clis)
+    reset = time.time() + 3600
+    env.fake.limit_until(env.family, reset, fa.claude_subscription_limit(reset))
     type_keys(tui, P.resume_keys("say hi"))
     tui.wait_for("You've hit your session limit", timeout=30)
     tui.wait_for("Stop and wait for limit to reset", timeout=15)
@@ -174,6 +176,7 @@ def test_tui_limit_dialog_resume_message_and_clear(cli_env: MakeEnv) -> None:
     assert keys == b"\r"
     tui.child.send(keys)
     tui.wait_gone("Stop and wait for limit to reset", timeout=15)
+    env.fake.clear(env.family)  # the limit is over
     assert P.unblock_keys(tui.text()) is None
     message = "Please continue with the task where you left off, the limit has reset."
     type_keys(tui, P.resume_keys(message))

@@ -445,13 +445,16 @@ def test_claude_tui_answer_limit_dialog_and_exit(cli_env: MakeEnv) -> None:
     tui.type_line("say hi")
     tui.wait_for(f"● {fa.DEFAULT_TEXT}", timeout=30)
 
-    env.fake.limit_next("anthropic", 1, fa.claude_subscription_limit(reset_at))
+    # every call is rejected while the account is limited, as upstream does: a header-less 200 to the TUI's
+    # title call landing after the 429 would tell claude the limit is lifted, and it would not open its dialog
+    env.fake.limit_until("anthropic", reset_at, fa.claude_subscription_limit(reset_at))
     tui.type_line("second prompt")
     tui.wait_for(f"You've hit your session limit · resets {_clock(reset_at, 'claude')} (UTC)", timeout=30)
     tui.wait_for("Stop and wait for limit to reset", timeout=15)  # claude opened /rate-limit-options itself
     tui.press("enter")
     tui.wait_gone("Stop and wait for limit to reset", timeout=15)
 
+    env.fake.clear("anthropic")  # the limit is over (early, in this test's world)
     env.fake.queue("anthropic", fa.Text("answer after the limit"))
     tui.type_line("third prompt")
     tui.wait_for("● answer after the limit", timeout=30)

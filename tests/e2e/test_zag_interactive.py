@@ -84,8 +84,10 @@ def test_tui_limit_is_cleared_and_resumed_by_zag(cli_env: MakeEnv, name: str) ->
         wait_until(lambda: ("assistant_message", fa.DEFAULT_TEXT) in conversation(only_log(home)[1]), 30,
                    "the first answer in zag's log")
         reset = int(time.time()) + RESET_AHEAD_SECS
-        limit = fa.claude_subscription_limit(reset) if name == "claude" else fa.codex_usage_limit(reset)
-        env.fake.limit_next(env.family, 1, limit)
+        if name == "claude":  # rejected until the reset, every call (a 200 to the title call would lift it)
+            env.fake.limit_until(env.family, reset, fa.claude_subscription_limit(reset))
+        else:
+            env.fake.limit_next(env.family, 1, fa.codex_usage_limit(reset))
         limited_prompt = "second prompt"
     env.fake.queue(env.family, *[_answer_resume] * 4)  # (gemini: Stop may let the CLI retry the prompt first)
     _type(tui, limited_prompt)
