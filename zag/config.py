@@ -24,6 +24,7 @@ crashing a user's agent.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,64 +115,125 @@ def load(path: Path | None = None) -> Config:
 
 def _from_dict(data: dict[str, Any], path: Path) -> Config:
     problems: list[str] = []
+    report = problems.append
+    for key in data:
+        if key not in _TOP_LEVEL_KEYS:
+            report(f"{path}: unknown key {key!r} (known: {', '.join(sorted(_TOP_LEVEL_KEYS))}); ignored")
     heartbeat = data.get("heartbeat_secs", DEFAULT_HEARTBEAT_SECS)
-    if not isinstance(heartbeat, (int, float)) or isinstance(heartbeat, bool) or heartbeat <= 0:
-        problems.append(f"{path}: heartbeat_secs must be a positive number; using {DEFAULT_HEARTBEAT_SECS}")
+    if not _is_number(heartbeat) or heartbeat <= 0:
+        report(f"{path}: heartbeat_secs must be a positive number; using {DEFAULT_HEARTBEAT_SECS:g}")
         heartbeat = DEFAULT_HEARTBEAT_SECS
     limits = data.get("usage_limits", {})
     if not isinstance(limits, dict):
-        problems.append(f"{path}: [usage_limits] must be a table; using defaults")
+        report(f"{path}: [usage_limits] must be a table; using defaults")
         limits = {}
-    limits, limit_problems = _checked_limits(limits, path)
-    problems.extend(limit_problems)
-    redaction = data.get("redaction", {})
-    patterns = redaction.get("extra_patterns", []) if isinstance(redaction, dict) else []
-    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
-        problems.append(f"{path}: redaction.extra_patterns must be a list of strings; ignored")
-        patterns = []
+    limits = _checked_limits(limits, f"{path}: usage_limits", report)
     return Config(
         heartbeat_secs=float(heartbeat),
         usage_limits=limits,
-        redaction_patterns=tuple(patterns),
+        redaction_patterns=_checked_redaction(data.get("redaction", {}), f"{path}: redaction", report),
         problems=tuple(problems),
     )
 
 
-def _checked_limits(limits: dict[str, Any], path: Path) -> tuple[dict[str, Any], list[str]]:
-    """Drop values of the wrong type (with a message) so `limits_for` can trust what is left."""
-    problems: list[str] = []
+_TOP_LEVEL_KEYS = frozenset({"heartbeat_secs", "usage_limits", "redaction"})
+_REDACTION_KEYS = frozenset({"extra_patterns"})
 
-    def clean(table: dict[str, Any], where: str) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in table.items():
-            if key == "providers":
-                continue
-            default = LIMIT_DEFAULTS.get(key)
-            if default is None:
-                problems.append(f"{path}: unknown key {where}.{key}; ignored")
-            elif not _same_kind(default, value):
-                problems.append(f"{path}: {where}.{key} has the wrong type; ignored")
-            else:
-                out[key] = value
-        return out
 
-    result = clean(limits, "usage_limits")
+def _checked_limits(limits: dict[str, Any], where: str, report: Callable[[str], None]) -> dict[str, Any]:
+    """The usable `[usage_limits]` values (and per-provider tables); each unusable one is reported and
+    left out, so `limits_for` falls back to the default for it and can trust what is left."""
+    result = _checked_limit_table(limits, where, report)
     providers = limits.get("providers", {})
-    if isinstance(providers, dict):
-        result["providers"] = {
-            name: clean(table, f"usage_limits.providers.{name}")
-            for name, table in providers.items()
-            if isinstance(table, dict)
-        }
-    return result, problems
+    if not isinstance(providers, dict):
+        report(f"{where}.providers must be a table of agent names; ignored")
+        return result
+    from zag.providers import NAMES
+
+    result["providers"] = {}
+    for name, table in providers.items():
+        if name not in NAMES:
+            report(f"{where}.providers.{name}: unknown agent (known: {', '.join(NAMES)}); ignored")
+        elif not isinstance(table, dict):
+            report(f"{where}.providers.{name} must be a table; ignored")
+        else:
+            result["providers"][name] = _checked_limit_table(table, f"{where}.providers.{name}", report)
+    return result
 
 
-def _same_kind(default: Any, value: Any) -> bool:
-    """Whether a config value has the type of its default (ints and floats interchangeable)."""
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, (int, float)):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(default, list):
-        return isinstance(value, list) and all(isinstance(item, str) for item in value)
-    return isinstance(value, type(default))
+def _checked_limit_table(table: dict[str, Any], where: str, report: Callable[[str], None]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if key == "providers":
+            continue
+        if key not in LIMIT_DEFAULTS:
+            report(f"{where}: unknown key {key!r}; ignored")
+        elif key == "extra_patterns":
+            out[key] = _checked_patterns(value, f"{where}.{key}", report, ignore_case=True)
+        else:
+            problem = _limit_value_problem(key, value)
+            if problem is None:
+                out[key] = value
+            else:
+                report(f"{where}.{key} {problem}; using the default ({_toml(LIMIT_DEFAULTS[key])})")
+    return out
+
+
+def _limit_value_problem(key: str, value: Any) -> str | None:
+    """Why `value` cannot be the `[usage_limits]` setting `key`, or None when it can."""
+    if key == "enabled":
+        return None if isinstance(value, bool) else "must be true or false"
+    if key == "resume_message":
+        return None if isinstance(value, str) and value.strip() else "must be a non-empty string"
+    if key == "max_attempts":
+        return None if isinstance(value, int) and not isinstance(value, bool) and value >= 1 \
+            else "must be a whole number of at least 1 (`enabled = false` turns resuming off)"
+    if key == "jitter_secs":
+        return None if _is_number(value) and value >= 0 else "must be a number of seconds, 0 or more"
+    return None if _is_number(value) and value > 0 else "must be a positive number of seconds"
+
+
+def _checked_redaction(table: Any, where: str, report: Callable[[str], None]) -> tuple[str, ...]:
+    if not isinstance(table, dict):
+        report(f"{where} must be a table; ignored")
+        return ()
+    for key in table:
+        if key not in _REDACTION_KEYS:
+            report(f"{where}: unknown key {key!r} (known: {', '.join(sorted(_REDACTION_KEYS))}); ignored")
+    return tuple(_checked_patterns(table.get("extra_patterns", []), f"{where}.extra_patterns", report))
+
+
+def _checked_patterns(value: Any, where: str, report: Callable[[str], None],
+                      ignore_case: bool = False) -> list[str]:
+    """The regexes of a pattern list that compile (as their user compiles them); each other one is
+    reported: a pattern silently dropped would leave a secret unredacted or a limit unseen."""
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        report(f"{where} must be a list of regex strings; ignored")
+        return []
+    if not value:
+        return []
+    import re
+
+    flags = re.IGNORECASE if ignore_case else 0
+    usable = []
+    for pattern in value:
+        try:
+            re.compile(pattern, flags)
+        except re.error as exc:
+            report(f"{where}: {pattern!r} is not a valid regex ({exc}); this pattern is ignored")
+        else:
+            usable.append(pattern)
+    return usable
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _toml(value: Any) -> str:
+    """A default as it would be written in config.toml."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return str(value)

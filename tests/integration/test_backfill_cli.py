@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.goose import gooselib as gl
+from tests.integration.helpers import write_config
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / "tests" / "fixtures" / "corpus"
 AGENT_HOME_VARS = ("CLAUDE_CONFIG_DIR", "CODEX_HOME", "CODEX_SQLITE_HOME", "GEMINI_CLI_HOME", "GOOSE_PATH_ROOT",
@@ -354,3 +355,23 @@ def test_a_session_supervised_live_is_continued_not_imported_twice(tmp_path: Pat
     assert all(e["source"] == "backfill" for e in appended)
     assert [e["seq"] for e in after] == list(range(1, len(after) + 1))
     assert backfill()["events"] == 0
+
+
+# --- config problems are said, and what is usable still applies ------------------------------------------
+def test_a_bad_redaction_pattern_is_reported_and_the_good_ones_redact(home: Path) -> None:
+    session_id = "5e5e5e5e-1111-4111-8111-000000000001"
+    project = home / ".claude" / "projects" / "-w"
+    project.mkdir(parents=True)
+    (project / f"{session_id}.jsonl").write_text(
+        json.dumps(claude_record(session_id, "user", "use secret-123 for the corp-token-(", 1)) + "\n")
+    zag_home = Path(os.environ["ZAG_HOME"])
+    write_config(zag_home, '[redaction]\nextra_patterns = ["corp-token-(", "secret-[0-9]+"]\n')
+
+    done = zag(home, "backfill", "--provider", "claude")
+
+    assert done.returncode == 0, done.stderr
+    [problem] = done.stderr.splitlines()
+    assert problem.startswith("zag: config: ") and "'corp-token-(' is not a valid regex" in problem
+    [row] = sessions_json(home)
+    [message] = [event for event in read_log(row) if event["type"] == "user_message"]
+    assert message["content"] == "use [REDACTED:custom] for the corp-token-("

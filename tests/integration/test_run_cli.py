@@ -85,17 +85,15 @@ def test_missing_provider_argument_is_a_usage_error(agent: Agent) -> None:
     assert b"Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("how", ["not-on-path", "override-missing", "override-not-executable"])
+@pytest.mark.parametrize("how", ["not-on-path", "override-missing", "override-is-a-folder"])
 def test_missing_executable_is_one_line_exit_127(agent: Agent, tmp_path, how: str) -> None:
     env = agent.env()
     env["PATH"] = str(tmp_path / "empty-bin")
     del env["ZAG_CLAUDE_BIN"]
     if how == "override-missing":
         env["ZAG_CLAUDE_BIN"] = str(tmp_path / "does-not-exist")
-    elif how == "override-not-executable":
-        plain = tmp_path / "plain-file"
-        plain.write_text("not a program")
-        env["ZAG_CLAUDE_BIN"] = str(plain)
+    elif how == "override-is-a-folder":
+        env["ZAG_CLAUDE_BIN"] = str(tmp_path)
     result = subprocess.run([*ZAG, "run", "claude", "-p", "hi"], capture_output=True, env=env, timeout=60)
     assert result.returncode == 127
     lines = result.stderr.decode().splitlines()
@@ -103,6 +101,38 @@ def test_missing_executable_is_one_line_exit_127(agent: Agent, tmp_path, how: st
     assert "claude" in lines[0] and "npm install -g @anthropic-ai/claude-code" in lines[0]
     assert result.stdout == b""
     assert agent.session_log_paths() == []
+
+
+@pytest.mark.parametrize("how", ["on-path", "override"])
+def test_a_file_that_may_not_be_run_is_exit_126(agent: Agent, tmp_path, how: str) -> None:
+    """As in a shell: the agent's file is there but not executable: permission denied, 126."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    plain = bin_dir / "claude"
+    plain.write_text("#!/bin/sh\necho never\n")
+    plain.chmod(0o644)
+    env = agent.env()
+    del env["ZAG_CLAUDE_BIN"]
+    env["PATH"] = str(bin_dir)
+    if how == "override":
+        env["ZAG_CLAUDE_BIN"] = str(plain)
+    result = subprocess.run([*ZAG, "run", "claude", "-p", "hi"], capture_output=True, env=env, timeout=60)
+    assert result.returncode == 126
+    [line] = result.stderr.decode().splitlines()
+    assert f"{plain} is not executable (permission denied)" in line
+    assert ("ZAG_CLAUDE_BIN" in line) == (how == "override")
+    assert result.stdout == b""
+
+
+def test_a_script_without_a_shebang_runs_with_sh(agent: Agent, tmp_path) -> None:
+    """As a shell (and execvp) does: an executable text file with no `#!` line is run by /bin/sh."""
+    script = tmp_path / "claude-no-shebang"
+    script.write_text('printf "%s|" "$@"; exit 6\n')
+    script.chmod(0o755)
+    result = subprocess.run([*ZAG, "run", "claude", "-p", "a b"], capture_output=True,
+                            env=agent.env(ZAG_CLAUDE_BIN=str(script)), timeout=60)
+    assert result.returncode == 6, result.stderr
+    assert result.stdout.endswith(b"|-p|a b|")  # after the --session-id zag adds
 
 
 def test_executable_is_found_on_path(agent: Agent, tmp_path) -> None:

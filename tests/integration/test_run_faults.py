@@ -121,3 +121,17 @@ def test_skeleton_or_failing_provider_does_not_disturb_the_agent(agent: Agent, z
         assert_valid_log(events)
     for record in _diagnostics(zag_home):
         assert record["event"] != "supervisor_failed", record
+
+
+def test_config_problems_are_said_and_the_agent_runs(agent: Agent, zag_home: Path) -> None:
+    write_config(zag_home, 'heartbeat_sec = 5\n[usage_limits]\nextra_patterns = ["^Quota hit (at"]\n'
+                           'max_attempts = 0\n')
+    agent.script([{"out": "fine\n"}, {"exit": 5}])
+    result = agent.run("run", "claude")
+    assert result.returncode == 5
+    assert result.stdout == b"fine\n"
+    problems = [line for line in result.stderr.decode().splitlines() if line.startswith("zag: config: ")]
+    assert len(problems) == 3, result.stderr
+    assert "unknown key 'heartbeat_sec'" in problems[0]
+    assert "'^Quota hit (at' is not a valid regex" in problems[1]
+    assert "max_attempts must be a whole number of at least 1" in problems[2]

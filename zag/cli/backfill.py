@@ -83,9 +83,11 @@ def backfill(provider_name: str | None, as_json: bool) -> None:
     Safe to run again: unchanged sessions are skipped without being read, a session that grew gets
     only its new events, and a session zag supervised live is continued, not imported twice.
     """
-    from zag import providers
+    from zag import config, providers
     from zag.logs.backfill import BackfillBusy, run_backfill, summaries_document
 
+    for problem in config.load().problems:  # e.g. a redaction pattern that is not a regex: said, not skipped
+        click.echo(f"zag: config: {problem}", err=True)
     chosen = [providers.get(provider_name)] if provider_name else providers.all_providers()
     progress = progress_for(sys.stderr)
     try:

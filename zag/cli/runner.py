@@ -74,7 +74,7 @@ def _run_agent(provider_name: str, args: list[str], verbose: bool) -> int:
         executable = find_executable(provider_name, provider.executable, provider.install_hint, env)
     except MissingExecutable as exc:
         say(f"zag: {exc}")
-        return 127
+        return exc.exit_code
     settings = config.load()
     for problem in settings.problems:
         say(f"zag: config: {problem}")

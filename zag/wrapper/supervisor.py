@@ -27,6 +27,7 @@ adds little to the agent's start.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import threading
@@ -479,15 +480,21 @@ class Supervisor:
             plan = LaunchPlan(args=user_args)
         return plan
 
+    def _start(self, argv: list[str], ctx: LaunchContext) -> Child:
+        if self.request.interactive:
+            return spawn_in_pty(argv, ctx.env, ctx.cwd or ".", terminal_fd=STDIN,
+                                original_sigmask=self._signals.original_mask)
+        return spawn_with_pipes(argv, ctx.env, ctx.cwd or ".", original_sigmask=self._signals.original_mask)
+
     def _spawn(self, plan: LaunchPlan, ctx: LaunchContext) -> Child:
         argv = [self.request.executable, *plan.args]
         try:
-            if self.request.interactive:
-                child = spawn_in_pty(argv, ctx.env, ctx.cwd or ".", terminal_fd=STDIN,
-                                     original_sigmask=self._signals.original_mask)
-            else:
-                child = spawn_with_pipes(argv, ctx.env, ctx.cwd or ".",
-                                         original_sigmask=self._signals.original_mask)
+            try:
+                child = self._start(argv, ctx)
+            except OSError as exc:
+                if exc.errno != errno.ENOEXEC:
+                    raise
+                child = self._start(["/bin/sh", *argv], ctx)  # a script without `#!`: as a shell runs it
         except FileNotFoundError as exc:
             raise LaunchFailed(f"{self.request.provider_name}: cannot run {argv[0]}: {exc.strerror}; "
                                f"install it with: {self.provider.install_hint}", 127) from exc

@@ -1,0 +1,113 @@
+"""config.toml validation: every key or value zag cannot use is reported (`Config.problems`, which the
+commands print as `zag: config: …`) and the default is used for it; usable values are kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from zag import config
+from zag.logs.redact import Redactor
+
+
+def load(tmp_path: Path, text: str) -> config.Config:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return config.load(path)
+
+
+def test_a_good_file_has_no_problems(tmp_path: Path) -> None:
+    loaded = load(tmp_path, """
+heartbeat_secs = 5
+[usage_limits]
+jitter_secs = 0
+extra_patterns = ["^Quota hit, back at (?P<reset>\\\\d{1,2}:\\\\d{2})"]
+[usage_limits.providers.goose]
+max_attempts = 1
+[redaction]
+extra_patterns = ["corp-token-[0-9a-f]{32}"]
+""")
+    assert loaded.problems == ()
+    assert loaded.heartbeat_secs == 5.0
+    assert loaded.redaction_patterns == ("corp-token-[0-9a-f]{32}",)
+    assert loaded.limits_for("goose").max_attempts == 1
+    assert loaded.limits_for("claude").jitter_secs == 0.0
+
+
+def test_misspelt_keys_and_tables_are_reported(tmp_path: Path) -> None:
+    loaded = load(tmp_path, """
+heartbeat_sec = 5
+[usage_limit]
+enabled = false
+[redaction]
+extra_pattern = ["x"]
+[usage_limits.providers.cluade]
+jitter_secs = 1
+""")
+    text = "\n".join(loaded.problems)
+    assert len(loaded.problems) == 4, text
+    assert "unknown key 'heartbeat_sec'" in text
+    assert "unknown key 'usage_limit'" in text
+    assert "redaction: unknown key 'extra_pattern'" in text
+    assert "usage_limits.providers.cluade: unknown agent" in text
+    assert loaded.heartbeat_secs == config.DEFAULT_HEARTBEAT_SECS
+    assert loaded.limits_for("claude").enabled is True
+
+
+def test_an_invalid_redaction_regex_is_reported_and_the_valid_ones_still_apply(tmp_path: Path) -> None:
+    loaded = load(tmp_path, """
+[redaction]
+extra_patterns = ["corp-token-[0-9a-f", "secret-[0-9]+"]
+""")
+    assert loaded.redaction_patterns == ("secret-[0-9]+",)
+    assert len(loaded.problems) == 1
+    assert "redaction.extra_patterns: 'corp-token-[0-9a-f' is not a valid regex" in loaded.problems[0]
+    redacted = Redactor(loaded.redaction_patterns).redact(b'{"content":"secret-123"}\n')
+    assert redacted == b'{"content":"[REDACTED:custom]"}\n'
+
+
+def test_an_invalid_limit_regex_is_reported_per_table(tmp_path: Path) -> None:
+    loaded = load(tmp_path, """
+[usage_limits]
+extra_patterns = ["^Quota hit (at", "out of juice"]
+[usage_limits.providers.codex]
+extra_patterns = ["(?P<reset>"]
+""")
+    assert len(loaded.problems) == 2, loaded.problems
+    assert "usage_limits.extra_patterns: '^Quota hit (at' is not a valid regex" in loaded.problems[0]
+    assert "usage_limits.providers.codex.extra_patterns: '(?P<reset>' is not a valid regex" in loaded.problems[1]
+    assert loaded.limits_for("codex").extra_patterns == ("out of juice",)
+
+
+def test_values_out_of_range_are_reported_and_defaults_used(tmp_path: Path) -> None:
+    loaded = load(tmp_path, """
+heartbeat_secs = 0
+[usage_limits]
+fallback_secs = -1
+max_attempts = 0
+resume_message = "  "
+verify_secs = 0
+jitter_secs = -5
+[usage_limits.providers.gemini]
+max_attempts = 2.5
+""")
+    text = "\n".join(loaded.problems)
+    assert len(loaded.problems) == 7, text
+    assert "heartbeat_secs must be a positive number" in text
+    assert "usage_limits.fallback_secs must be a positive number of seconds; using the default (3600)" in text
+    assert "usage_limits.max_attempts must be a whole number of at least 1" in text
+    assert 'usage_limits.resume_message must be a non-empty string; using the default ("Continue")' in text
+    assert "usage_limits.providers.gemini.max_attempts must be a whole number" in text
+    limits = loaded.limits_for("gemini")
+    assert (limits.fallback_secs, limits.max_attempts, limits.resume_message) == (3600.0, 12, "Continue")
+    assert (limits.verify_secs, limits.jitter_secs) == (120.0, 30.0)
+
+
+def test_tables_of_the_wrong_shape_are_reported(tmp_path: Path) -> None:
+    loaded = load(tmp_path, """
+redaction = "none"
+[usage_limits]
+providers = 3
+""")
+    assert len(loaded.problems) == 2, loaded.problems
+    assert loaded.redaction_patterns == ()
+    assert loaded.limits_for("claude").enabled is True
