@@ -162,7 +162,10 @@ def test_a_hit_again_before_any_progress_ends_the_attempt_and_opens_a_new_incide
     events = rig.log()
     first, second = L.of_type(events, "usage_limit_hit")
     [failed] = L.of_type(events, "usage_limit_resume_failed")
-    assert failed["incident_id"] == first["incident_id"] and failed["next_resume_at"] is None
+    assert failed["incident_id"] == first["incident_id"]
+    # not given up: the next attempt is the new incident's, and the failure says when and which
+    assert failed["next_resume_at"] == second["scheduled_resume_at"] is not None
+    assert failed["next_incident_id"] == second["incident_id"]
     assert "hit again" in failed["error"]
     [resumed] = L.of_type(events, "usage_limit_resumed")
     assert resumed["incident_id"] == second["incident_id"] and resumed["attempt"] == 1

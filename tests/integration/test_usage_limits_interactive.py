@@ -147,3 +147,38 @@ def test_terminal_ctrl_c_while_waiting_without_an_agent_cancels(tmp_path: Path, 
     assert len(rig.invocations()) == 1
     [row] = rig.agent.index_rows()
     assert row["end_reason"] == "cancelled"
+
+
+def test_claude_hit_again_after_the_typed_resume_says_when_the_next_attempt_is(tmp_path: Path,
+                                                                                 zag_home: Path) -> None:
+    """In place, the limit hit again right after the message was typed: attempt 1 failed, and its event
+    names the new incident's resume (not "no further attempt"), which then continues the session."""
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    again = L.claude_limit_text(time.time() - 120)  # another past reset: a repeat, resumed after a back-off
+    rig.script([
+        *L.claude_tui_hit(rig, time.time()),
+        {"expect": "\r", "timeout": 60},                     # zag answers the dialog
+        {"out": "\r\n❯ \r\n  ? for shortcuts\r\n"},
+        {"expect": f"{L.MESSAGE}\r", "timeout": 60},         # attempt 1 typed ...
+        {"append": L.claude_transcript(rig), "lines": [L.claude_user(rig, L.MESSAGE),
+                                                       L.claude_limit_record(rig, again)]},
+        {"out": f"  ⎿  {again}\r\n"},                        # ... and the limit is hit again
+        {"out": L.CLAUDE_DIALOG},
+        {"expect": "\r", "timeout": 60},
+        {"out": "\r\n❯ \r\n  ? for shortcuts\r\n"},
+        *L.claude_tui_resumed(rig),                          # attempt 2 continues the session
+    ])
+    code, _, _ = _in_place(rig)
+    assert code == 0
+    events = rig.log()
+    assert_valid_log(events)
+    first, second = L.of_type(events, "usage_limit_hit")
+    [failed] = L.of_type(events, "usage_limit_resume_failed")
+    assert (failed["incident_id"], failed["attempt"]) == (first["incident_id"], 1)
+    assert failed["next_resume_at"] == second["scheduled_resume_at"] is not None
+    assert failed["next_incident_id"] == second["incident_id"] and second["repeat_of"] == first["incident_id"]
+    [resumed] = L.of_type(events, "usage_limit_resumed")
+    assert (resumed["incident_id"], resumed["attempt"]) == (second["incident_id"], 2)
+    assert len(rig.invocations()) == 1
+    statuses = {r["incident_id"]: r["status"] for r in rig.resume_rows()}
+    assert statuses == {first["incident_id"]: "failed", second["incident_id"]: "done"}

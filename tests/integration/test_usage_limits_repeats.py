@@ -40,6 +40,9 @@ def test_a_reset_that_stays_past_backs_off_and_gives_up_at_max_attempts(tmp_path
     assert [h.get("repeat_of") for h in hits] == [None] + [h["incident_id"] for h in hits[:-1]]
     assert [(f["incident_id"], f["attempt"]) for f in failed] == [(h["incident_id"], n)
                                                                    for n, h in enumerate(hits[:-1], start=1)]
+    # each failure names the next attempt (the next hit's); only the last one, after which zag stopped, none
+    assert [f["next_resume_at"] for f in failed] == [h["scheduled_resume_at"] for h in hits[1:-1]] + [None]
+    assert [f.get("next_incident_id") for f in failed] == [h["incident_id"] for h in hits[1:-1]] + [None]
     delays = [parse_ts(h["scheduled_resume_at"]) - parse_ts(h["ts"]) for h in hits[:-1]]
     assert delays[0] < 3.5                                      # a past reset: the settle delay
     assert 2.4 <= delays[1] and 4.9 <= delays[2]                # repeats: retry_secs, doubled (the hit is
@@ -87,3 +90,33 @@ def test_an_agent_that_continued_by_itself_is_not_resumed(tmp_path: Path, zag_ho
     [resume] = rig.resume_rows()                              # the log alone tells the same
     assert (resume["incident_id"], resume["status"]) == (hit["incident_id"], "done")
     assert "continued by itself" in result.stderr.decode()
+
+
+def test_a_failure_says_no_further_attempt_only_when_none_follows(tmp_path: Path, zag_home: Path) -> None:
+    """The QA repro: the bare text notice (no reset: the fallback) and exit 1 on every run, max_attempts = 2:
+    exactly two resumes, the first failure names the second attempt, the second says zag stopped."""
+    config = ("[usage_limits]\nmax_attempts = 2\nretry_secs = 1\nfallback_secs = 1\njitter_secs = 0\n"
+              "verify_secs = 20\n")
+    rig = L.Rig(tmp_path, zag_home, "claude", config=config)
+    rig.script([{"out": "Claude AI usage limit reached\n"}, {"exit": 1}])
+    result = rig.run("run", "claude", "-p", "x")
+    assert result.returncode == 1, result.stderr.decode()
+    events = rig.log()
+    assert_valid_log(events)
+    assert len(rig.invocations()) == 3                          # the run, then max_attempts resumes
+    hits = L.of_type(events, "usage_limit_hit")
+    failed = L.of_type(events, "usage_limit_resume_failed")
+    assert [f["attempt"] for f in failed] == [1, 2]
+    first, last = failed
+    assert first["next_resume_at"] is not None and first["next_resume_at"] == hits[1]["scheduled_resume_at"]
+    assert first["next_incident_id"] == hits[1]["incident_id"]
+    assert last["next_resume_at"] is None and "next_incident_id" not in last
+    assert events.index(last) > max(events.index(h) for h in hits[:-1])  # nothing was tried after it
+    assert hits[-1]["scheduled_resume_at"] is None and "gave up after 2 failed attempts" in events[-1]["error"]
+    shown = rig.run("events", events[0]["session_id"])
+    assert shown.returncode == 0, shown.stderr.decode()
+    lines = [line for line in shown.stdout.decode().splitlines() if "resume attempt" in line]
+    assert len(lines) == 2 and "next attempt at" in lines[0] and lines[1].endswith("no further attempt")
+    reindexed = rig.run("reindex")
+    assert reindexed.returncode == 0, reindexed.stderr.decode()
+    assert sorted(r["status"] for r in rig.resume_rows()) == ["failed", "failed"]

@@ -61,6 +61,18 @@ def test_given_up_and_superseded_incidents_are_closed() -> None:
     assert scan.row["state"] == states.WAITING and scan.row["resume_at"] == T0 + 155
 
 
+def test_a_failure_whose_next_attempt_is_a_new_incidents_closes_the_old_one() -> None:
+    """The limit hit again during an attempt: the failure names the new incident's resume time, which is
+    not the old incident's retry."""
+    superseded = {**failed("i-1", 80, 1, 60), "next_incident_id": "i-2"}
+    path = write_log(SID, [started(0), hit("i-1", 10), superseded, hit("i-2", 80, resume_in=60)])
+    scan = scan_log(path)
+    assert scan is not None
+    statuses = {i.incident_id: (i.status, i.resume_at) for i in scan.incidents}
+    assert statuses == {"i-1": (states.RESUME_FAILED, T0 + 70), "i-2": (states.RESUME_PENDING, T0 + 140)}
+    assert scan.row["state"] == states.WAITING and scan.row["resume_at"] == T0 + 140
+
+
 def test_an_incident_the_agent_got_over_by_itself_is_done() -> None:
     note = events.provider_status("usage-limit incident i-1 closed", {
         "kind": events.NOTE_USAGE_LIMIT_RECOVERED, "incident_id": "i-1", "attempts": 0})

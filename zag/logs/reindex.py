@@ -12,7 +12,8 @@ What a log says:
   supervisor keeps it current); `last_seq` the last valid line's seq;
 - `usage_limit_hit` with a `scheduled_resume_at` and no later `usage_limit_resumed` or `session_ended`:
   a pending resume, and the session is `waiting` until it; a `usage_limit_resume_failed` moves it to its
-  `next_resume_at`, or closes it (failed) when that is null (given up, or the limit was hit again); zag's
+  `next_resume_at`, or closes it (failed) when that is null (given up) or when the next attempt belongs to
+  a new incident (`next_incident_id`: the limit was hit again); zag's
   note (a wrapper `provider_status`, `data.kind = "usage_limit_recovered"`) closes it as done (the agent
   continued by itself);
 - several runs in one log (`zag resume` appends a `session_started` after a `session_ended`): the last
@@ -206,7 +207,7 @@ class _Scan:
                 incident.failed = True
                 if "next_resume_at" in event and incident.status == states.RESUME_PENDING:
                     next_at = _epoch(event.get("next_resume_at"))
-                    if next_at is None:
+                    if next_at is None or event.get("next_incident_id"):  # given up, or goes on as another
                         incident.status = states.RESUME_FAILED
                     else:
                         incident.resume_at = next_at

@@ -301,7 +301,7 @@ class LimitHandler:
     def _announce(self, announcement: Announcement, *, child_running: bool) -> None:
         incident = announcement.incident
         for old, attempt in announcement.ended:
-            self._superseded(old, attempt)
+            self._superseded(old, attempt, incident)
         self.supervisor.log_event(events.body(
             events.USAGE_LIMIT_HIT,
             incident_id=incident.incident_id,
@@ -345,12 +345,17 @@ class LimitHandler:
         return (f"{what}{' (' + detail + ')' if detail else ''}; resuming at {when}{fallback}. "
                 f"Ctrl-C or \"zag usage cancel {incident.incident_id[:8]}\" to stop waiting.")
 
-    def _superseded(self, old: Incident, attempt: Attempt | None) -> None:
-        """A new hit ended an older incident (`_end_older`): log its attempt in flight as failed."""
+    def _superseded(self, old: Incident, attempt: Attempt | None, new: Incident) -> None:
+        """A new hit ended an older incident (`_end_older`): log its attempt in flight as failed. The next
+        attempt, if any, is the new incident's (already scheduled): `next_resume_at` is null only when
+        zag gave up (or does not resume at all), and `next_incident_id` names the incident that goes on."""
         if attempt is not None:
+            next_at = new.resume_at
             self.supervisor.log_event(events.body(
                 events.USAGE_LIMIT_RESUME_FAILED, incident_id=old.incident_id, attempt=attempt.number,
-                error="the usage limit was hit again", next_resume_at=None))
+                error="the usage limit was hit again",
+                next_resume_at=events.format_ts(next_at) if next_at is not None else None,
+                **({"next_incident_id": new.incident_id} if next_at is not None else {})))
         self.store.update(old.incident_id, status=states.RESUME_FAILED)
 
     def _close_recovered(self) -> None:
