@@ -152,6 +152,7 @@ def test_refusals(tmp_path: Path, zag_home: Path) -> None:
         gone_dir = add_session(index, provider_session_id="p-2", cwd=str(tmp_path / "deleted"))
     result = rig.run("resume", live[:8])
     assert result.returncode == 2 and "still supervised by zag" in result.stderr.decode()
+    assert "zag usage list" not in result.stderr.decode()  # nothing is scheduled for it
     result = rig.run("resume", no_id)
     assert result.returncode == 2 and "no claude session id to resume" in result.stderr.decode()
     result = rig.run("resume", gone_dir)

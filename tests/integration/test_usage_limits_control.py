@@ -56,7 +56,7 @@ def test_usage_list_and_cancel_stop_the_wait(tmp_path: Path, zag_home: Path) -> 
     [row] = rig.zag_json("usage", "list", "--all", "--json")
     assert row["status"] == "cancelled" and row["supervisor"] == "ended"
     again = rig.run("usage", "cancel", listed["incident_id"])
-    assert again.returncode == 1 and "already cancelled" in again.stderr.decode()
+    assert again.returncode == 2 and "already cancelled" in again.stderr.decode()  # a usage error, as a bad id
     unknown = rig.run("usage", "cancel", "ffffffff")
     assert unknown.returncode == 2 and "no usage-limit incident" in unknown.stderr.decode()
 

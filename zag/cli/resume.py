@@ -45,7 +45,8 @@ def resume(session: str, verbose: bool) -> None:
     with Index() as index:
         session_id = index.resolve_session(session)
         row = index.get_session(session_id) or {}
-    _check_resumable(row)
+        scheduled = bool(index.list_resumes(open_only=True, session_id=session_id))
+    _check_resumable(row, scheduled=scheduled)
     provider = providers.get(row["provider"])
     from zag.wrapper.executable import MissingExecutable, find_executable
 
@@ -61,7 +62,8 @@ def resume(session: str, verbose: bool) -> None:
     sys.exit(_continue(provider, row, executable, settings, verbose, env))
 
 
-def _check_resumable(row: dict[str, Any]) -> None:
+def _check_resumable(row: dict[str, Any], *, scheduled: bool = False) -> None:
+    """Refuse (UserError) what cannot be resumed; `scheduled`: the index holds an open resume of it."""
     from zag.wrapper.liveness import effective_state, supervisor_alive
 
     short = row["session_id"][:8]
@@ -69,8 +71,8 @@ def _check_resumable(row: dict[str, Any]) -> None:
     if state in states.LIVE_STATES:
         alive = supervisor_alive(row.get("supervisor_pid"), row.get("supervisor_started"), row.get("hostname"))
         where = f" on {row.get('hostname')}" if alive is None else f" (pid {row.get('supervisor_pid')})"
-        raise UserError(f"session {short} is still supervised by zag{where}, state {state}; "
-                        "nothing to resume (`zag usage list` shows its scheduled resume)")
+        hint = " (`zag usage list` shows its scheduled resume)" if scheduled else ""
+        raise UserError(f"session {short} is still supervised by zag{where}, state {state}; nothing to resume{hint}")
     if not row.get("provider_session_id"):
         raise UserError(f"session {short} has no {row['provider']} session id to resume: {row['provider']} never "
                         "reported one while zag watched it (e.g. it ended before starting a conversation)")

@@ -16,7 +16,7 @@ import click
 
 from zag import states
 from zag.cli import render
-from zag.cli.errors import Failure, user_errors
+from zag.cli.errors import UserError, user_errors
 
 _LIST_HELP = """List scheduled resumes (usage-limit incidents waiting for their reset).
 
@@ -26,10 +26,12 @@ Example:
   zag usage list --json | jq -r '.[] | "\\(.incident_id) \\(.resume_at)"'
 """
 
-_CANCEL_HELP = """Cancel a scheduled resume. INCIDENT is an incident id or a unique prefix of one.
+_CANCEL_HELP = """Cancel a scheduled resume. INCIDENT is an incident id or a unique prefix of one
+(see `zag usage list`).
 
 The supervisor waiting on it (if alive) stops waiting within about a second: a session whose agent
 has exited ends with the agent's last exit code; an interactive agent still on screen keeps running.
+A resume that is no longer scheduled (done, cancelled or given up) cannot be cancelled: exit 2.
 
 \b
 Example:
@@ -75,13 +77,19 @@ def list_command(show_all: bool, as_json: bool) -> None:
 def cancel(incident: str) -> None:
     from zag.logs.index import Index
 
+    from zag.logs.ids import BadSessionId, check_prefix
+
+    try:
+        check_prefix(incident)  # incident ids are UUIDs too; only the wording differs
+    except BadSessionId:
+        raise UserError(f"{incident!r} is not an incident id: use the id (or a unique prefix of it) shown by "
+                        "`zag usage list`") from None
     with Index() as index:
         incident_id = index.resolve_incident(incident)
         row = index.get_resume(incident_id) or {}
-        if row.get("status") not in states.RESUME_OPEN_STATES:
-            raise Failure(f"usage-limit incident {incident_id[:8]} is already {row.get('status') or 'gone'}")
-        if not index.update_resume_if(incident_id, states.RESUME_OPEN_STATES, status=states.RESUME_CANCELLED):
-            raise Failure(f"usage-limit incident {incident_id[:8]} changed meanwhile; see `zag usage list --all`")
+        if row.get("status") not in states.RESUME_OPEN_STATES or not index.update_resume_if(
+                incident_id, states.RESUME_OPEN_STATES, status=states.RESUME_CANCELLED):
+            raise UserError(_not_scheduled(incident_id, (index.get_resume(incident_id) or {}).get("status")))
         session = index.get_session(row["session_id"])
     supervisor = supervisor_state(session)
     what = f"cancelled the resume of session {row['session_id'][:8]} ({row.get('provider')})"
@@ -92,6 +100,15 @@ def cancel(incident: str) -> None:
                    "agent's session without waiting)")
     else:
         click.echo(what)
+
+
+def _not_scheduled(incident_id: str, status: str | None) -> str:
+    """Why a resume cannot be cancelled: it is over (or was cancelled already)."""
+    why = {states.RESUME_CANCELLED: "it is already cancelled",
+           states.RESUME_DONE: "its resume is already done",
+           states.RESUME_FAILED: "zag already gave up on it"}.get(status or "", f"it is {status or 'gone'}")
+    return (f"usage-limit incident {incident_id[:8]} is not scheduled any more ({why}); nothing to cancel "
+            "(`zag usage list` shows the scheduled ones)")
 
 
 def supervisor_state(session: dict[str, Any] | None) -> str:
