@@ -54,11 +54,15 @@ def diagnostics_log() -> Path:
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create `path` (and parents) with mode 0700 if missing; tighten an existing one we own."""
+    """Create `path` (and parents) with mode 0700 if missing; tighten an existing one we own.
+
+    Tightening only takes group/other bits away: a folder its owner made read-only stays read-only.
+    """
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
-        if path.stat().st_mode & 0o077:
-            path.chmod(0o700)
+        mode = path.stat().st_mode & 0o7777
+        if mode & 0o077:
+            path.chmod(mode & 0o700)
     except OSError:
         pass
     return path

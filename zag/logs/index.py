@@ -106,6 +106,7 @@ class Index:
     def __init__(self, path: Path | None = None, *, timeout: float = 30.0) -> None:
         self.path = path or paths.index_db()
         paths.ensure_private_dir(self.path.parent)
+        _make_private(self.path)
         self._conn = sqlite3.connect(
             self.path, timeout=timeout, isolation_level=None, check_same_thread=False
         )
@@ -113,10 +114,6 @@ class Index:
         self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         self._conn.execute("PRAGMA synchronous = NORMAL")
         self._migrate()
-        try:
-            self.path.chmod(0o600)
-        except OSError:
-            pass
 
     def close(self) -> None:
         self._conn.close()
@@ -509,6 +506,42 @@ END;
 DELETE FROM session_json;
 INSERT INTO session_json SELECT session_id, provider, state, started_at, {_json_row("sessions")} FROM sessions;
 """
+
+
+def _make_private(path: Path) -> None:
+    """Create the index file 0600 before SQLite opens it, and tighten an existing one (and its -wal and
+    -shm): SQLite gives the -wal and -shm files it creates the database file's mode, so a database
+    created with the umask's 0644 and chmodded afterwards leaves them readable by everyone."""
+    import os
+    import stat
+
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        return
+    except FileExistsError:
+        pass
+    except OSError:
+        return  # e.g. a read-only folder: SQLite reports the problem in its own words
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            info = name.stat()
+            if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077:
+                name.chmod(stat.S_IMODE(info.st_mode) & 0o600)
+        except OSError:
+            pass
+
+
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+
+
+def is_damaged(exc: sqlite3.Error) -> bool:
+    """Whether an error from the index means its file is damaged (not a database, corrupt, tables
+    missing): what `zag reindex` repairs, unlike an index that is not writable, locked or unopenable."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return True
+    text = str(exc)
+    return "malformed" in text or "no such table" in text or "no such column" in text
 
 
 def _session_filter(provider: str | None, states_in: Iterable[str] | None) -> tuple[str, list[Any]]:
