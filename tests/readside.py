@@ -102,3 +102,53 @@ def transcript() -> list[dict[str, Any]]:
         {"type": events.USAGE, "input_tokens": 1200, "output_tokens": 34, "cache_read_tokens": 1000,
          "cost_usd": 0.0123, "source": src},
     ]
+
+
+def piped_stdout(command: list[str], **colour_env: str) -> str:
+    """stdout of a real `zag COMMAND` writing to a pipe (not a terminal), with only the given colour
+    variables (NO_COLOR, FORCE_COLOR, CLICOLOR_FORCE) set."""
+    environ = {key: value for key, value in os.environ.items()
+               if key not in ("NO_COLOR", "FORCE_COLOR", "CLICOLOR_FORCE")}
+    done = subprocess.run([str(ZAG_BIN), *command], env={**environ, **colour_env}, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def run_read_only(home: Path, *args: str) -> subprocess.CompletedProcess[str] | None:
+    """Run `zag ARGS` as a process that can read `home` but not write it or its index; None when this
+    machine cannot arrange that (root whose capabilities cannot be dropped).
+
+    `home` and its index are made read-only for the call (owner included) and restored after. Root
+    ignores file modes, so as root the child drops CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from its
+    bounding set before exec (the capabilities root gets at exec are that set)."""
+    index = home / "index.sqlite"
+    modes = {path: path.stat().st_mode & 0o7777 for path in (home, index) if path.exists()}
+    env = {key: value for key, value in os.environ.items() if key not in ("FORCE_COLOR", "CLICOLOR_FORCE")}
+    env["ZAG_HOME"] = str(home)
+    probe = home / ".write-probe"
+    try:
+        for path in modes:
+            path.chmod(0o555 if path == home else 0o444)
+        denied = subprocess.run([sys.executable, "-c", f"open({str(probe)!r}, 'w')"], env=env,
+                                preexec_fn=_drop_root_file_powers, capture_output=True, timeout=60)
+        if denied.returncode == 0:
+            probe.unlink()
+            return None
+        return subprocess.run([str(ZAG_BIN), *args], env=env, preexec_fn=_drop_root_file_powers,
+                              capture_output=True, text=True, timeout=60)
+    finally:
+        for path, mode in modes.items():
+            path.chmod(mode)
+
+
+def _drop_root_file_powers() -> None:
+    """In the child, before exec: as root, give up overriding file permissions (no-op otherwise)."""
+    if os.geteuid() != 0:
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_capbset_drop, cap_dac_override, cap_dac_read_search = 24, 1, 2
+    for capability in (cap_dac_override, cap_dac_read_search):
+        libc.prctl(pr_capbset_drop, capability, 0, 0, 0)

@@ -55,4 +55,4 @@ def test_an_unreadable_index_is_reported_by_click(tmp_path: Path) -> None:
     Path(paths.index_db()).parent.mkdir(parents=True, exist_ok=True)
     Path(paths.index_db()).write_bytes(b"not a database" * 100)
     result = _zag("ps", "--json")
-    assert result.stdout == "" and "cannot read the index" in result.stderr and "True 1" in result.stderr
+    assert result.stdout == "" and "is damaged" in result.stderr and "True 1" in result.stderr

@@ -9,7 +9,7 @@ import time
 
 from click.testing import CliRunner
 
-from tests.readside import ZAG_BIN, add_session, gone_pid, live_supervisor
+from tests.readside import ZAG_BIN, add_session, gone_pid, live_supervisor, piped_stdout
 from zag import paths, states
 from zag.cli import cli
 from zag.logs import index as index_module
@@ -147,3 +147,13 @@ def test_ps_as_a_process_and_help() -> None:
     assert len(json.loads(done.stdout)) == 6
     help_text = CliRunner().invoke(cli, ["ps", "--help"]).stdout
     assert "Example:" in help_text and "zag ps" in help_text
+
+
+def test_force_color_colours_ps_into_a_pipe() -> None:
+    _fleet()
+    for variable in ("FORCE_COLOR", "CLICOLOR_FORCE"):
+        out = piped_stdout(["ps", "--all"], **{variable: "1"})
+        assert "\x1b[" in out and "exited 3" in out, variable
+    assert "\x1b[" not in piped_stdout(["ps", "--all"])
+    assert "\x1b[" not in piped_stdout(["ps", "--all"], FORCE_COLOR="1", NO_COLOR="1")
+    assert "\x1b[" not in piped_stdout(["ps", "--all"], CLICOLOR_FORCE="0")

@@ -138,3 +138,10 @@ def test_event_line_colours_and_dims_heartbeats() -> None:
 def test_event_line_fits_the_width() -> None:
     line = render.format_event(_event(events.USER_MESSAGE, content="word " * 100), render.Style(False), width=60)
     assert len(line) <= 60 and line.endswith("…")
+
+
+@pytest.mark.parametrize("value, forced", [("1", True), ("true", True), ("3", True), ("0", False),
+                                           ("false", False), ("", False)])
+def test_force_variables_zero_and_false_do_not_force(value: str, forced: bool) -> None:
+    for name in ("FORCE_COLOR", "CLICOLOR_FORCE"):
+        assert render.colour_enabled(io.StringIO(), env={name: value}) is forced, (name, value)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from tests.readside import ZAG_BIN, add_session, started_body, transcript, write_log
+from tests.readside import ZAG_BIN, add_session, piped_stdout, started_body, transcript, write_log
 from zag import states
 from zag.cli import cli
 from zag.logs import events
@@ -204,3 +205,43 @@ def test_help_has_examples() -> None:
         assert code == 0 and "Example" in out, command
     code, out, _ = _zag("--version")
     assert code == 0 and out.startswith("zag, version ")
+
+
+# --- colour, empty listings, logs of a copied ZAG_HOME ----------------------------------------------
+def test_force_color_colours_sessions_into_a_pipe() -> None:
+    _three()
+    for variable in ("FORCE_COLOR", "CLICOLOR_FORCE"):
+        out = piped_stdout(["sessions"], **{variable: "1"})
+        assert "\x1b[" in out and "codex" in out, variable
+    assert "\x1b[" not in piped_stdout(["sessions"])
+    assert "\x1b[" not in piped_stdout(["sessions"], CLICOLOR_FORCE="1", NO_COLOR="1")
+
+
+def test_sessions_of_a_provider_with_none_says_so() -> None:
+    _three()  # claude and codex sessions, no gemini one
+    code, out, err = _zag("sessions", "--provider", "gemini")
+    assert code == 0 and out == ""
+    assert "no gemini sessions" in err and "zag backfill --provider gemini" in err
+    assert "yet" not in err
+
+
+def test_events_read_the_log_of_the_current_home_after_a_copy(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from zag import paths
+
+    session_id, lines = _logged_session()
+    old_home = paths.home()
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(old_home, copy)
+    write_log(session_id, [{"type": events.USER_MESSAGE, "content": "only in the old copy"}])
+    monkeypatch.setenv("ZAG_HOME", str(copy))
+    for command in (["events", session_id, "--json"], ["listen", "--no-follow", "--json", session_id]):
+        code, out, err = _zag(*command)
+        assert code == 0, err
+        assert out.encode() == b"".join(lines), command
+    # the recorded path is still used when the current home has no log of that name
+    (copy / "sessions" / f"{session_id}.jsonl").unlink()
+    code, out, _ = _zag("events", session_id, "--json")
+    assert code == 0 and "only in the old copy" in out

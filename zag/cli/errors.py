@@ -1,8 +1,8 @@
 """Turning expected failures into one clear line on stderr and an exit code, never a traceback.
 
 `user_errors` wraps a command body: a bad, unknown or ambiguous session id (or an unknown provider)
-exits 2; an unreadable index exits 1 with a hint; a closed pipe (`zag events … | head`) and Ctrl-C end
-quietly.
+exits 2; an unusable index exits 1 with the hint that fits (`index_trouble`); a closed pipe
+(`zag events … | head`) and Ctrl-C end quietly.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -52,14 +53,69 @@ def user_errors(func: F) -> F:
         except KeyboardInterrupt:
             raise SystemExit(130) from None
         except _database_errors() as exc:
-            raise Failure(
-                f"cannot read the index ({exc}); `zag reindex` rebuilds it from the session logs"
-            ) from None
+            raise Failure(index_trouble(exc)) from None
         except OSError as exc:  # e.g. ZAG_HOME not writable, a log not readable
             where = f" {exc.filename}" if exc.filename else ""
             raise Failure(f"cannot access{where}: {exc.strerror or exc}") from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def index_trouble(exc: Exception, *, rebuilding: bool = False) -> str:
+    """One line on an error from the index, with the hint that fits it.
+
+    `zag reindex` is suggested only when it can help: the index is damaged and there are session logs
+    to rebuild it from. A folder or index zag cannot write is named as such (reindex would fail the
+    same way); `rebuilding` is set by `zag reindex` itself, which must not suggest itself.
+    """
+    import sqlite3
+
+    from zag import paths
+    from zag.logs.index import is_damaged
+
+    index, home, logs = paths.index_db(), paths.home(), paths.sessions_dir()
+    if isinstance(exc, sqlite3.Error) and is_damaged(exc):
+        if rebuilding:
+            return (f"the index {index} is damaged ({exc}); move it away (with its -wal and -shm files) "
+                    "and run it again to start a new one")
+        if _has_logs(logs):
+            return f"the index {index} is damaged ({exc}); `zag reindex` rebuilds it from the session logs"
+        return f"the index {index} is damaged ({exc}), and there are no session logs in {logs} to rebuild it from"
+    if index.exists() and not index.is_file():
+        return f"the index {index} is not a file ({exc}); `zag reindex` moves it aside and starts a new one"
+    blocked = _not_writable(home, index, exc)
+    if blocked == home:
+        return (f"zag's folder {home} is not writable ({exc}); "
+                "make it writable or set ZAG_HOME to a folder you can write")
+    if blocked is not None:
+        return f"the index {index} is not writable ({exc}); make it (and its -wal and -shm files) writable"
+    return f"cannot open the index {index} ({exc})"
+
+
+_SQLITE_READONLY = 8
+
+
+def _not_writable(home: Path, index: Path, exc: Exception) -> Path | None:
+    """The folder or index file zag cannot write (None if both look writable and SQLite did not say
+    read-only)."""
+    if not os.access(home, os.W_OK | os.X_OK):
+        return home
+    if index.exists() and not os.access(index, os.W_OK):
+        return index
+    code = getattr(exc, "sqlite_errorcode", None)
+    return index if code is not None and code & 0xFF == _SQLITE_READONLY else None
+
+
+def _has_logs(folder: Path) -> bool:
+    """Whether `folder` holds at least one readable `<session id>.jsonl` log (stops at the first)."""
+    from zag.logs.ids import is_session_id
+
+    try:
+        with os.scandir(folder) as entries:
+            return any(entry.name.endswith(".jsonl") and is_session_id(entry.name[:-6])
+                       and os.access(entry.path, os.R_OK) for entry in entries)
+    except OSError:
+        return False
 
 
 def _database_errors() -> type[Exception]:

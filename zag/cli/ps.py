@@ -53,7 +53,9 @@ def ps(show_all: bool, as_json: bool) -> None:
         hint = "" if show_all else " (`zag ps --all` includes exited ones)"
         click.echo(f"no live sessions{hint}", err=True)
         return
-    click.echo(ps_table(rows, render.Style.for_stream(), width=render.terminal_width(), now=now))
+    style = render.Style.for_stream()
+    # click.echo strips ANSI codes when stdout is not a terminal: `color=` keeps FORCE_COLOR's choice
+    click.echo(ps_table(rows, style, width=render.terminal_width(), now=now), color=style.enabled)
 
 
 def state_cell(row: dict[str, Any], now: float) -> render.Cell:

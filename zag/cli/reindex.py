@@ -25,12 +25,18 @@ Example:
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON document.")
 @user_errors
 def reindex(as_json: bool) -> None:
+    import sqlite3
+
     from zag import paths
+    from zag.cli.errors import Failure, index_trouble
     from zag.logs.reindex import open_or_replace_index, rebuild
 
-    index, damaged = open_or_replace_index()
-    with index:
-        report = rebuild(index, paths.sessions_dir())
+    try:
+        index, damaged = open_or_replace_index()
+        with index:
+            report = rebuild(index, paths.sessions_dir())
+    except sqlite3.DatabaseError as exc:  # not damage it could repair: e.g. a folder it cannot write
+        raise Failure(index_trouble(exc, rebuilding=True)) from None
     if damaged is not None:
         click.echo(f"zag: the index could not be opened; it was moved to {damaged} and rebuilt "
                    "(its backfill cursors are lost: the next `zag backfill` re-reads the agents' history)",

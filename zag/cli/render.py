@@ -2,8 +2,10 @@
 
 Nothing here knows a command; commands pass plain strings and style names. Colour is used only when
 the stream is a terminal and `NO_COLOR` is unset (https://no-color.org), `TERM` is not `dumb`;
-`FORCE_COLOR` / `CLICOLOR_FORCE` force it on (useful under `less -R`). Imports stay stdlib-only and
-small, because `zag ps` start-up time matters.
+`FORCE_COLOR` / `CLICOLOR_FORCE` force it on (useful under `less -R`); `NO_COLOR` wins over them.
+`colour_enabled` is the one place that decides; text styled here and printed with `click.echo` must
+pass `color=style.enabled`, or click strips the codes whenever stdout is not a terminal. Imports stay
+stdlib-only and small, because `zag ps` start-up time matters.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def colour_enabled(stream: TextIO | None = None, env: dict[str, str] | None = No
     env = os.environ if env is None else env
     if env.get("NO_COLOR"):
         return False
-    if env.get("FORCE_COLOR") or env.get("CLICOLOR_FORCE"):
+    if _forced(env.get("FORCE_COLOR")) or _forced(env.get("CLICOLOR_FORCE")):
         return True
     if env.get("TERM") == "dumb":
         return False
@@ -40,6 +42,11 @@ def colour_enabled(stream: TextIO | None = None, env: dict[str, str] | None = No
         return bool(stream.isatty())
     except (AttributeError, ValueError, OSError):
         return False
+
+
+def _forced(value: str | None) -> bool:
+    """A FORCE_COLOR / CLICOLOR_FORCE value that forces colour: set, and not empty, `0` or `false`."""
+    return value is not None and value.strip().lower() not in ("", "0", "false")
 
 
 class Style:

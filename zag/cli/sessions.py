@@ -51,9 +51,19 @@ def sessions(provider: str | None, limit: int | None, as_json: bool) -> None:
     for row in rows:
         row["state"] = effective_state(row, now)
     if not rows:
-        click.echo("no sessions yet (`zag run <agent>` records one; `zag backfill` imports history)", err=True)
+        click.echo(empty_sessions_hint(provider), err=True)
         return
-    click.echo(sessions_table(rows, render.Style.for_stream(), width=render.terminal_width(), now=now))
+    style = render.Style.for_stream()
+    # click.echo strips ANSI codes when stdout is not a terminal: `color=` keeps FORCE_COLOR's choice
+    click.echo(sessions_table(rows, style, width=render.terminal_width(), now=now), color=style.enabled)
+
+
+def empty_sessions_hint(provider: str | None) -> str:
+    """What to say when the listing is empty: no sessions at all, or none of the provider asked for."""
+    if provider:
+        return (f"no {provider} sessions (`zag run {provider}` records one; "
+                f"`zag backfill --provider {provider}` imports {provider}'s history)")
+    return "no sessions yet (`zag run <agent>` records one; `zag backfill` imports history)"
 
 
 def flags(row: dict[str, Any]) -> str:
@@ -147,13 +157,18 @@ def complete_types(incomplete: str) -> list[Any]:
 
 
 def log_path_of(session_id: str, row: dict[str, Any]) -> Path:
-    """Where a session's unified log is: the index's record of it, else the standard place."""
+    """Where a session's unified log is: `<id>.jsonl` under the current ZAG_HOME (so a copied or moved
+    ZAG_HOME reads its own logs, not the ones the recorded absolute path still names); the path the
+    index recorded only when that file is missing; else the standard place, where the log will be."""
     from zag import paths
 
+    standard = paths.session_log(session_id)
+    if standard.exists():
+        return standard
     recorded = row.get("log_path")
     if recorded and Path(recorded).exists():
         return Path(recorded)
-    return paths.session_log(session_id)
+    return standard
 
 
 def print_events(path: Path, wanted: frozenset[str] | None, as_json: bool) -> int:

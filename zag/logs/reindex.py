@@ -38,7 +38,7 @@ import msgspec
 from zag import paths, states
 from zag.logs import codec, events
 from zag.logs.ids import is_session_id
-from zag.logs.index import RESUME_COLUMNS, SESSION_COLUMNS, Index
+from zag.logs.index import RESUME_COLUMNS, SESSION_COLUMNS, Index, is_damaged
 from zag.logs.reader import iter_complete_lines
 
 # Types whose whole body is needed; every other line is read only as far as its envelope.
@@ -294,15 +294,18 @@ def iter_logs(sessions_dir: Path) -> Iterator[Path]:
 def open_or_replace_index(path: Path | None = None) -> tuple[Index, Path | None]:
     """Open the index; if it is damaged beyond opening, move it aside and start a new one.
 
-    Returns the index and where the damaged file went (None if it was fine).
+    Returns the index and where the damaged file went (None if it was fine). Any other error (a folder
+    or index that is not writable, a locked index) is raised: moving a sound index aside would lose its
+    backfill cursors for nothing.
     """
     import sqlite3
 
     path = path or paths.index_db()
     try:
         return Index(path), None
-    except sqlite3.DatabaseError:
-        pass
+    except sqlite3.DatabaseError as exc:
+        if not (is_damaged(exc) or (path.exists() and not path.is_file())):
+            raise
     aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
     for suffix in ("-wal", "-shm"):
         sidecar = Path(str(path) + suffix)
