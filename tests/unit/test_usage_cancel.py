@@ -41,7 +41,7 @@ def test_a_malformed_incident_id_points_to_usage_list(text: str) -> None:
 @pytest.mark.parametrize(("status", "why"), [
     (states.RESUME_CANCELLED, "already cancelled"),
     (states.RESUME_DONE, "already done"),
-    (states.RESUME_FAILED, "gave up"),
+    (states.RESUME_FAILED, "already failed"),
 ])
 def test_a_resume_no_longer_scheduled_is_a_usage_error(status: str, why: str) -> None:
     _incident(status)

@@ -106,7 +106,7 @@ def _not_scheduled(incident_id: str, status: str | None) -> str:
     """Why a resume cannot be cancelled: it is over (or was cancelled already)."""
     why = {states.RESUME_CANCELLED: "it is already cancelled",
            states.RESUME_DONE: "its resume is already done",
-           states.RESUME_FAILED: "zag already gave up on it"}.get(status or "", f"it is {status or 'gone'}")
+           states.RESUME_FAILED: "its resume already failed"}.get(status or "", f"it is {status or 'gone'}")
     return (f"usage-limit incident {incident_id[:8]} is not scheduled any more ({why}); nothing to cancel "
             "(`zag usage list` shows the scheduled ones)")
 
