@@ -91,12 +91,15 @@ def test_write_failure_holds_events_and_retries(tmp_path: Path, monkeypatch, cap
         return real_write(fd, data)
 
     monkeypatch.setattr(os, "write", flaky)
+    assert writer.complete
     writer.write(events.body(events.HEARTBEAT, interval_secs=1))
     writer.write(events.body(events.HEARTBEAT, interval_secs=1))
     assert log.read_bytes() == b""
+    assert not writer.complete
     assert "No space left on device" in capsys.readouterr().err
     failing["on"] = False
     writer.write(events.body(events.HEARTBEAT, interval_secs=1))
+    assert writer.complete
     writer.close()
     assert [e["seq"] for e in read_events(log)] == [1, 2, 3]
 

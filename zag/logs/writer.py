@@ -76,6 +76,11 @@ class SessionLogWriter:
                 self._append(self._redactor.redact_lines(block))
             return stamped
 
+    @property
+    def complete(self) -> bool:
+        """Every event so far is in the file (none held back by a failed write, none dropped)."""
+        return not self._pending and not self._dropped and self._fd >= 0
+
     def flush_pending(self) -> bool:
         """Retry lines held back by an earlier failure; True when nothing is pending any more."""
         with self._lock:

@@ -616,7 +616,8 @@ class Supervisor:
                               end_reason="cancelled" if fields.get("cancelled") else None)
         if self.registry is not None and not self.registry.close():
             _warn(f"zag: could not update the index ({self.registry.last_error or 'busy'}); "
-                  "`zag reindex` rebuilds it from the logs")
+                  + ("`zag reindex` rebuilds it from the logs" if self.writer.complete
+                     else "the session log is incomplete too (see above)"))
         self.writer.close()
         if self.request.verbose:
             _warn(f"zag: session {self.session_id} ended, exit code {status.exit_code}")
@@ -747,6 +748,7 @@ class _UnwrittenLog:
         self.provider = provider
         self.provider_session_id = provider_session_id
         self.last_seq = 0
+        self.complete = False
         self._lock = threading.Lock()
 
     def write(self, body: dict[str, Any], source: str = events.SOURCE_WRAPPER) -> dict[str, Any]:
