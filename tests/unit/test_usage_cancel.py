@@ -76,3 +76,12 @@ def test_resume_of_a_supervised_session_mentions_a_scheduled_resume_only_if_ther
     code, _, err = _zag("resume", waiting[:8])
     assert code == 2 and "still supervised by zag" in err
     assert "(`zag usage list` shows its scheduled resume)" in err
+
+
+def test_force_color_colours_usage_list_into_a_pipe() -> None:
+    from tests.readside import piped_stdout
+
+    _incident("pending")
+    assert "\x1b[" in piped_stdout(["usage", "list"], FORCE_COLOR="1")
+    assert "\x1b[" not in piped_stdout(["usage", "list"])
+    assert "\x1b[" not in piped_stdout(["usage", "list"], FORCE_COLOR="1", NO_COLOR="1")

@@ -55,7 +55,7 @@ def resume(session: str, verbose: bool) -> None:
         executable = find_executable(row["provider"], provider.executable, provider.install_hint, env)
     except MissingExecutable as exc:
         click.echo(f"zag: {exc}", err=True)
-        sys.exit(127)
+        sys.exit(exc.exit_code)
     settings = config.load()
     for problem in settings.problems:
         click.echo(f"zag: config: {problem}", err=True)

@@ -68,7 +68,8 @@ def list_command(show_all: bool, as_json: bool) -> None:
         click.echo("no scheduled resumes" + ("" if show_all else " (`zag usage list --all` shows past ones)"),
                    err=True)
         return
-    click.echo(resumes_table(rows, render.Style.for_stream(), width=render.terminal_width(), now=now))
+    style = render.Style.for_stream()
+    click.echo(resumes_table(rows, style, width=render.terminal_width(), now=now), color=style.enabled)
 
 
 @usage.command("cancel", help=_CANCEL_HELP, short_help="Cancel a scheduled resume.")
