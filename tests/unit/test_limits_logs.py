@@ -73,6 +73,36 @@ def test_a_failure_whose_next_attempt_is_a_new_incidents_closes_the_old_one() ->
     assert scan.row["state"] == states.WAITING and scan.row["resume_at"] == T0 + 140
 
 
+def test_a_hit_that_supersedes_a_waiting_incident_closes_it_as_it_happens() -> None:
+    """Hit again while the first incident waits for its retry (no attempt running): the new hit names it in
+    `supersedes`; it is failed from then on, not pending until the session ends (nor cancelled then), and
+    the repeat's attempts go on from it."""
+    again = {**hit("i-2", 90, resume_in=40), "supersedes": ["i-1"], "repeat_of": "i-1"}
+    path = write_log(SID, [started(0), hit("i-1", 10), failed("i-1", 80, 1, 30), again])
+    scan = scan_log(path)
+    assert scan is not None
+    statuses = {i.incident_id: (i.status, i.resume_at, i.attempts) for i in scan.incidents}
+    assert statuses == {"i-1": (states.RESUME_FAILED, T0 + 110, 1), "i-2": (states.RESUME_PENDING, T0 + 130, 1)}
+    assert scan.row["state"] == states.WAITING and scan.row["resume_at"] == T0 + 130
+    ended = events.body(events.SESSION_ENDED, ts=ts(200), exit_code=0, success=True, cancelled=True)
+    scan = scan_log(write_log(SID, [ended]))
+    assert scan is not None
+    statuses = {i.incident_id: i.status for i in scan.incidents}
+    assert statuses == {"i-1": states.RESUME_FAILED, "i-2": states.RESUME_CANCELLED}
+
+
+def test_supersedes_closes_only_pending_incidents_it_names() -> None:
+    done = events.body(events.USAGE_LIMIT_RESUMED, ts=ts(70), incident_id="i-1", attempt=1, resume_message="Go")
+    odd = {**hit("i-3", 100), "supersedes": ["i-1", "nope", 7, None]}   # done stays done; unknown ids ignored
+    not_a_list = {**hit("i-4", 110), "supersedes": "i-2", "repeat_of": "nope"}
+    path = write_log(SID, [started(0), hit("i-1", 10), done, hit("i-2", 80), odd, not_a_list])
+    scan = scan_log(path)
+    assert scan is not None
+    statuses = {i.incident_id: (i.status, i.attempts) for i in scan.incidents}
+    assert statuses == {"i-1": (states.RESUME_DONE, 1), "i-2": (states.RESUME_PENDING, 0),
+                        "i-3": (states.RESUME_PENDING, 0), "i-4": (states.RESUME_PENDING, 0)}
+
+
 def test_an_incident_the_agent_got_over_by_itself_is_done() -> None:
     note = events.provider_status("usage-limit incident i-1 closed", {
         "kind": events.NOTE_USAGE_LIMIT_RECOVERED, "incident_id": "i-1", "attempts": 0})
@@ -133,6 +163,9 @@ def test_rendering_of_the_engine_events() -> None:
     assert "next attempt at" in render.format_event(retry, style)
     final = {**failed("i-1", 0, 3, None), "provider": "claude"}
     assert render.format_event(final, style).endswith("no further attempt")
+    superseding = {**hit("i-2", 0), "provider": "claude", "supersedes": ["0a1b2c3d-0000-4000-8000-000000000000"]}
+    assert render.format_event(superseding, style).endswith("; supersedes incident 0a1b2c3d (failed)")
+    assert "supersedes" not in render.format_event({**hit("i-3", 0), "provider": "claude"}, style)
 
 
 def test_usage_rows_and_supervisor_states(tmp_path: Path) -> None:

@@ -351,6 +351,9 @@ def _limit_hit(event: dict[str, Any]) -> str:
         text += f", resume at {when(resume)}"
     if event.get("fallback_used"):
         text += " (reset time not stated: fallback)"
+    superseded = event.get("supersedes")
+    if isinstance(superseded, list) and superseded:
+        text += f"; supersedes incident {', '.join(str(old)[:8] for old in superseded)} (failed)"
     return text
 
 

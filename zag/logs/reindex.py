@@ -13,7 +13,9 @@ What a log says:
 - `usage_limit_hit` with a `scheduled_resume_at` and no later `usage_limit_resumed` or `session_ended`:
   a pending resume, and the session is `waiting` until it; a `usage_limit_resume_failed` moves it to its
   `next_resume_at`, or closes it (failed) when that is null (given up) or when the next attempt belongs to
-  a new incident (`next_incident_id`: the limit was hit again); zag's
+  a new incident (`next_incident_id`: the limit was hit again); a later `usage_limit_hit` closes (failed)
+  the older incidents it names in `supersedes` (hit again after their resume began), and a repeat
+  (`repeat_of`) goes on counting attempts from the incident it repeats; zag's
   note (a wrapper `provider_status`, `data.kind = "usage_limit_recovered"`) closes it as done (the agent
   continued by itself);
 - several runs in one log (`zag resume` appends a `session_started` after a `session_ended`): the last
@@ -218,6 +220,13 @@ class _Scan:
             return
         resume_at = _epoch(event.get("scheduled_resume_at"))
         raw = event.get("raw")
+        superseded = event.get("supersedes")
+        for old_id in superseded if isinstance(superseded, list) else ():
+            old = self.incidents.get(old_id) if isinstance(old_id, str) else None
+            if old is not None and old.status == states.RESUME_PENDING:
+                old.status = states.RESUME_FAILED
+                old.updated_at = at or old.updated_at
+        repeated = self.incidents.get(event.get("repeat_of")) if isinstance(event.get("repeat_of"), str) else None
         self.incidents[incident_id] = Incident(
             incident_id=incident_id,
             provider_session_id=env.provider_session_id or self.provider_session_id,
@@ -228,6 +237,7 @@ class _Scan:
             raw=raw if isinstance(raw, str) or raw is None else codec.dumps(raw).decode(),
             created_at=at or time.time(),
             updated_at=at or time.time(),
+            attempts=repeated.attempts if repeated is not None else 0,  # a repeat's attempts go on
             # a hit that scheduled nothing (e.g. found in history by backfill) is not waiting
             status=states.RESUME_PENDING if resume_at is not None else states.RESUME_DONE,
         )

@@ -19,7 +19,9 @@ again in the same session, None ends it), `first_launch(previous)` when `zag res
 - Verifying: an attempt succeeded when a new assistant message of the same provider session arrives
   (`usage_limit_resumed`); headless attempts are judged when their child exits, interactive ones within
   `verify_secs`. A failed attempt (`usage_limit_resume_failed`) is retried `retry_secs` later, up to
-  `max_attempts` consecutive failures; a new hit during an attempt is a new incident and ends the old one.
+  `max_attempts` consecutive failures; a new hit after an attempt began (during it, or while the incident
+  waits for its retry) is a new incident and ends the old one as failed: the new `usage_limit_hit` names
+  it in `supersedes` (and an attempt in flight is logged failed, with `next_incident_id`).
   A new hit with no progress since an unverified resume (no reset, one already past, or none later than
   the last one: `IncidentBook.repeated`) is a repeat: it counts toward `max_attempts` (its attempts go on
   from the last incident's) and waits at least `schedule.backoff` (retry_secs, doubling), so whatever a
@@ -299,9 +301,12 @@ class LimitHandler:
         incident.resume_at = schedule.repeat_time(plan.resume_at, now, max(1, self._failures), self.settings)
 
     def _announce(self, announcement: Announcement, *, child_running: bool) -> None:
+        """Log the hit (first any attempt in flight it ended), then bring the index in line with the log."""
         incident = announcement.incident
         for old, attempt in announcement.ended:
-            self._superseded(old, attempt, incident)
+            if attempt is not None:
+                self._attempt_superseded(old, attempt, incident)
+        superseded = [old.incident_id for old, _ in announcement.ended]
         self.supervisor.log_event(events.body(
             events.USAGE_LIMIT_HIT,
             incident_id=incident.incident_id,
@@ -314,8 +319,11 @@ class LimitHandler:
             structured=incident.structured,
             reports=incident.reports,
             **({"repeat_of": incident.repeat_of} if incident.repeat_of else {}),
+            **({"supersedes": superseded} if superseded else {}),
             **({"error": self._gave_up} if incident.status == states.RESUME_FAILED and self._gave_up else {}),
         ))
+        for old_id in superseded:
+            self.store.update(old_id, status=states.RESUME_FAILED)
         self._tell(self._hit_line(incident))
         if incident.resume_at is None:
             return
@@ -345,18 +353,18 @@ class LimitHandler:
         return (f"{what}{' (' + detail + ')' if detail else ''}; resuming at {when}{fallback}. "
                 f"Ctrl-C or \"zag usage cancel {incident.incident_id[:8]}\" to stop waiting.")
 
-    def _superseded(self, old: Incident, attempt: Attempt | None, new: Incident) -> None:
-        """A new hit ended an older incident (`_end_older`): log its attempt in flight as failed. The next
-        attempt, if any, is the new incident's (already scheduled): `next_resume_at` is null only when
-        zag gave up (or does not resume at all), and `next_incident_id` names the incident that goes on."""
-        if attempt is not None:
-            next_at = new.resume_at
-            self.supervisor.log_event(events.body(
-                events.USAGE_LIMIT_RESUME_FAILED, incident_id=old.incident_id, attempt=attempt.number,
-                error="the usage limit was hit again",
-                next_resume_at=events.format_ts(next_at) if next_at is not None else None,
-                **({"next_incident_id": new.incident_id} if next_at is not None else {})))
-        self.store.update(old.incident_id, status=states.RESUME_FAILED)
+    def _attempt_superseded(self, old: Incident, attempt: Attempt, new: Incident) -> None:
+        """A new hit ended an older incident (`_end_older`) during its attempt: log the attempt as failed.
+        The next attempt, if any, is the new incident's (already scheduled): `next_resume_at` is null only
+        when zag gave up (or does not resume at all), and `next_incident_id` names the incident that goes
+        on. (An older incident ended while it only waited has no attempt to log: the new hit's
+        `supersedes` names it.)"""
+        next_at = new.resume_at
+        self.supervisor.log_event(events.body(
+            events.USAGE_LIMIT_RESUME_FAILED, incident_id=old.incident_id, attempt=attempt.number,
+            error="the usage limit was hit again",
+            next_resume_at=events.format_ts(next_at) if next_at is not None else None,
+            **({"next_incident_id": new.incident_id} if next_at is not None else {})))
 
     def _close_recovered(self) -> None:
         """Headless, the child exited 0: an incident still waiting whose session advanced after the hit

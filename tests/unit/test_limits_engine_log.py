@@ -1,0 +1,137 @@
+"""The usage-limit engine driven directly (a stand-in supervisor that writes a real session log and keeps
+the registry fields it is given): after every step, what the engine put in the index (`resumes` rows, the
+session's state and resume time) is what `zag reindex` reads from the log alone. The scenario: a resume
+that failed and waits for its retry is superseded by a new hit (no attempt running), whose own attempt is
+then superseded by a third hit during it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from zag import states
+from zag.config import LimitSettings
+from zag.logs import codec, events
+from zag.logs.index import Index
+from zag.logs.reader import iter_complete_lines
+from zag.logs.reindex import scan_log
+from zag.logs.writer import SessionLogWriter
+from zag.providers.base import LimitSignal
+from zag.wrapper import incidents
+from zag.wrapper.limits import LimitHandler
+
+SID = "00000002-0000-4000-8000-000000000000"
+SETTINGS = LimitSettings(enabled=True, resume_message="Continue", fallback_secs=60.0, jitter_secs=0.0,
+                         max_wait_secs=3600.0, max_attempts=5, extra_patterns=(), retry_secs=30.0,
+                         verify_secs=5.0)
+
+
+@dataclass
+class Request:
+    provider_name: str = "claude"
+    interactive: bool = False
+
+
+@dataclass
+class StandInSupervisor:
+    """What the engine uses of a `Supervisor`: the log, the registry fields, no child running."""
+
+    writer: SessionLogWriter
+    session_id: str = SID
+    request: Request = field(default_factory=Request)
+    provider: Any = None
+    guard: Any = None
+    provider_session_id: str | None = "prov-1"
+    current_child: Any = None
+    registry: dict[str, Any] = field(default_factory=lambda: {"state": states.RUNNING, "resume_at": None})
+    stop_requested: threading.Event = field(default_factory=threading.Event)
+    interrupted: threading.Event = field(default_factory=threading.Event)
+    registry_updates: int = 0
+
+    def log_event(self, body: dict[str, Any]) -> None:
+        self.writer.write(body, events.SOURCE_WRAPPER)
+
+    def update_registry(self, **fields: Any) -> None:
+        self.registry.update(fields)
+        self.registry_updates += 1
+
+
+def _stamp(epoch: float | None) -> str | None:
+    return events.format_ts(epoch) if epoch is not None else None
+
+
+def _agree(supervisor: StandInSupervisor, *, attempts: bool = True, session: bool = True) -> dict[str, str]:
+    """Assert that the index as the engine left it and the log reindexed agree; returns incident → status.
+    `resuming` is `pending` to the log (an attempt's start is not logged), so during an attempt neither
+    the attempt count nor the session's state (`running` live, `waiting` reindexed) can agree."""
+    scan = scan_log(supervisor.writer.path)
+    assert scan is not None
+    with Index() as index:
+        rows = index.list_resumes(open_only=False, session_id=SID)
+    live = {r["incident_id"]: ("pending" if r["status"] == states.RESUME_RESUMING else r["status"],
+                               _stamp(r["resume_at"]), r["attempts"] if attempts else None) for r in rows}
+    logged = {i.incident_id: (i.status, _stamp(i.resume_at), i.attempts if attempts else None)
+              for i in scan.incidents}
+    assert logged == live
+    if session:
+        state = supervisor.registry["state"]
+        assert (scan.row["state"], _stamp(scan.row["resume_at"])) == (
+            state, _stamp(supervisor.registry["resume_at"]) if state == states.WAITING else None)
+    return {incident: status for incident, (status, _, _) in live.items()}
+
+
+def _hit(engine: LimitHandler, supervisor: StandInSupervisor, reset_at: float | None) -> dict[str, Any]:
+    """A structured report of a hit; returns its `usage_limit_hit` once the engine's timer announced it
+    (logged it, then updated the index: its last step is the session's `waiting` in the registry)."""
+    before, updates = len(_hits(supervisor.writer)), supervisor.registry_updates
+    engine.observe(LimitSignal("claude", "provider_file", '{"error":"rate_limit"}', structured=True,
+                               scope="session", reset_at=reset_at, provider_session_id="prov-1"))
+    deadline = time.monotonic() + 10
+    while len(_hits(supervisor.writer)) == before or supervisor.registry_updates == updates:
+        assert time.monotonic() < deadline, "the hit was not announced"
+        time.sleep(0.01)
+    return _hits(supervisor.writer)[-1]
+
+
+def _hits(writer: SessionLogWriter) -> list[dict[str, Any]]:
+    lines = [codec.loads(line) for _, line in iter_complete_lines(writer.path)]
+    return [event for event in lines if event["type"] == events.USAGE_LIMIT_HIT]
+
+
+def test_superseded_incidents_read_the_same_from_the_log_at_every_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(incidents, "ANNOUNCE_AFTER_SECS", 0.0)
+    with SessionLogWriter(SID, "claude", provider_session_id="prov-1") as writer:
+        writer.write(events.body(events.SESSION_STARTED, provider="claude", argv=["claude"], interactive=False))
+        supervisor = StandInSupervisor(writer)
+        engine = LimitHandler(supervisor, SETTINGS)  # type: ignore[arg-type]
+        try:
+            first = _hit(engine, supervisor, time.time() + 600)
+            assert _agree(supervisor) == {first["incident_id"]: "pending"}
+
+            attempt = engine.begin_attempt(engine.active_incident(), expected="prov-1")  # type: ignore[arg-type]
+            _agree(supervisor, attempts=False, session=False)
+            engine.fail_attempt(attempt, "no new assistant message")                       # waits for its retry
+            assert _agree(supervisor) == {first["incident_id"]: "pending"}
+
+            # hit again with no attempt running: a new incident (a repeat: no later reset) ends the first
+            second = _hit(engine, supervisor, None)
+            assert _agree(supervisor) == {first["incident_id"]: "failed", second["incident_id"]: "pending"}
+            assert second["supersedes"] == [first["incident_id"]] and second["repeat_of"] == first["incident_id"]
+
+            # hit again during the second incident's attempt: that attempt failed, the third goes on
+            attempt = engine.begin_attempt(engine.active_incident(), expected="prov-1")  # type: ignore[arg-type]
+            third = _hit(engine, supervisor, time.time() + 900)
+            assert _agree(supervisor) == {first["incident_id"]: "failed", second["incident_id"]: "failed",
+                                          third["incident_id"]: "pending"}
+            assert third["supersedes"] == [second["incident_id"]] and "repeat_of" not in third
+        finally:
+            engine.close()  # the session ends: what still waits is cancelled
+        writer.write(events.body(events.SESSION_ENDED, exit_code=1, success=False, **engine.end_fields()))
+        supervisor.registry.update(state=states.EXITED, resume_at=None)
+    statuses = _agree(supervisor)
+    assert statuses == {first["incident_id"]: "failed", second["incident_id"]: "failed",
+                        third["incident_id"]: "cancelled"}
