@@ -126,6 +126,49 @@ class Rig:
             return index.list_resumes(open_only=False)
 
 
+# --- the live index against a reindex of the log alone ----------------------------------------------------
+Seen = tuple[dict[str, tuple[str, str | None]], tuple[str, str | None]]  # incidents, the session's state
+
+
+def zag_in(rig: Rig, home: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """`zag ARGS` with `home` as ZAG_HOME (it must succeed)."""
+    result = subprocess.run(rig.agent.command(*args), env=rig.env(ZAG_HOME=str(home)), cwd=rig.cwd,
+                            capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr.decode()
+    return result
+
+
+def seen_in(rig: Rig, home: Path) -> Seen:
+    """incident → (status, resume_at) from `zag usage list --all --json` (`resuming` is `pending` to the
+    log: an attempt's start is not logged), and the session's (state, resume_at) from `zag ps --all --json`
+    (times as RFC 3339)."""
+    from zag.logs.events import format_ts
+
+    rows = json.loads(zag_in(rig, home, "usage", "list", "--all", "--json").stdout)
+    incidents = {row["incident_id"]: ("pending" if row["status"] == "resuming" else row["status"], row["resume_at"])
+                 for row in rows}
+    [session] = json.loads(zag_in(rig, home, "ps", "--all", "--json").stdout)
+    resume_at = format_ts(session["resume_at"]) if session["resume_at"] is not None else None
+    return incidents, (session["state"], resume_at)
+
+
+def seen_live(rig: Rig) -> Seen:
+    return seen_in(rig, rig.agent.zag_home)
+
+
+def seen_reindexed(rig: Rig, copy: Path) -> Seen:
+    """The session's log alone, copied into a fresh ZAG_HOME (`copy`, emptied first) and reindexed there."""
+    import shutil
+
+    if copy.exists():
+        shutil.rmtree(copy)
+    (copy / "sessions").mkdir(parents=True)
+    [log] = rig.agent.session_log_paths()
+    shutil.copyfile(log, copy / "sessions" / log.name)
+    zag_in(rig, copy, "reindex")
+    return seen_in(rig, copy)
+
+
 def of_type(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [event for event in events if event["type"] == kind]
 

@@ -5,16 +5,12 @@ the session waits and after it ended (`zag usage list --all --json` and the sess
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 from tests.integration import limits_rig as L
 from tests.integration.helpers import assert_valid_log, wait_until
-from zag.logs.events import format_ts
 
 # attempt 1 is judged after 1 s; its retry (8 s later) is still ahead when the limit is hit again 4 s
 # after the message was typed; the new hit repeats the unverified resume: it waits the back-off (8 s)
@@ -39,46 +35,6 @@ def _script(rig: L.Rig) -> list[dict[str, Any]]:
     ]
 
 
-def _incidents(rows: list[dict[str, Any]]) -> dict[str, tuple[str, str | None]]:
-    """incident → (status, resume_at); `resuming` is `pending` to the log (an attempt start is not logged)."""
-    return {row["incident_id"]: ("pending" if row["status"] == "resuming" else row["status"], row["resume_at"])
-            for row in rows}
-
-
-def _zag(rig: L.Rig, home: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    """`zag ARGS` with `home` as ZAG_HOME."""
-    result = subprocess.run(rig.agent.command(*args), env=rig.env(ZAG_HOME=str(home)), cwd=rig.cwd,
-                            capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
-    assert result.returncode == 0, result.stderr.decode()
-    return result
-
-
-def _zag_json(rig: L.Rig, home: Path, *args: str) -> Any:
-    return json.loads(_zag(rig, home, *args).stdout)
-
-
-def _state(rig: L.Rig, home: Path) -> tuple[str, str | None]:
-    """The session's state and resume time (as RFC 3339) in `zag ps --all --json`."""
-    [row] = _zag_json(rig, home, "ps", "--all", "--json")
-    return row["state"], format_ts(row["resume_at"]) if row["resume_at"] is not None else None
-
-
-def _live(rig: L.Rig) -> tuple[dict[str, tuple[str, str | None]], tuple[str, str | None]]:
-    home = rig.agent.zag_home
-    return _incidents(_zag_json(rig, home, "usage", "list", "--all", "--json")), _state(rig, home)
-
-
-def _reindexed_copy(rig: L.Rig, copy: Path) -> tuple[dict[str, tuple[str, str | None]], tuple[str, str | None]]:
-    """The same log alone in a fresh ZAG_HOME, reindexed."""
-    if copy.exists():
-        shutil.rmtree(copy)
-    (copy / "sessions").mkdir(parents=True)
-    [log] = rig.agent.session_log_paths()
-    shutil.copyfile(log, copy / "sessions" / log.name)
-    _zag(rig, copy, "reindex")
-    return _incidents(_zag_json(rig, copy, "usage", "list", "--all", "--json")), _state(rig, copy)
-
-
 def test_a_hit_while_an_older_incident_waits_for_its_retry_supersedes_it_in_the_log(tmp_path: Path,
                                                                                     zag_home: Path) -> None:
     rig = L.Rig(tmp_path, zag_home, "claude", config=CONFIG)
@@ -90,11 +46,11 @@ def test_a_hit_while_an_older_incident_waits_for_its_retry_supersedes_it_in_the_
         term.expect_exact("hit its usage limit again", timeout=60)
         # while the new incident waits: the live index, and the log reindexed alone, agree
         def settled() -> tuple[Any, Any] | None:
-            before = _live(rig)
+            before = L.seen_live(rig)
             if len(before[0]) != 2 or before[1][0] != "waiting":
                 return None
-            reindexed = _reindexed_copy(rig, copy)
-            return (before, reindexed) if _live(rig) == before else None  # nothing moved meanwhile
+            reindexed = L.seen_reindexed(rig, copy)
+            return (before, reindexed) if L.seen_live(rig) == before else None  # nothing moved meanwhile
         (live, reindexed) = wait_until(settled, 30, interval=0.05, message="the second incident waiting")
         code = L.finish(term)
     finally:
@@ -115,10 +71,9 @@ def test_a_hit_while_an_older_incident_waits_for_its_retry_supersedes_it_in_the_
     [resumed] = L.of_type(events, "usage_limit_resumed")
     assert (resumed["incident_id"], resumed["attempt"]) == (second["incident_id"], 2)
     # after the session: the same again, and a reindex in place changes nothing
-    live_end = _live(rig)
+    live_end = L.seen_live(rig)
     assert live_end[0] == {first["incident_id"]: ("failed", failed["next_resume_at"]),
                            second["incident_id"]: ("done", second["scheduled_resume_at"])}
-    assert _reindexed_copy(rig, copy) == live_end
-    reindexed_in_place = rig.run("reindex")
-    assert reindexed_in_place.returncode == 0, reindexed_in_place.stderr.decode()
-    assert _live(rig) == live_end
+    assert L.seen_reindexed(rig, copy) == live_end
+    L.zag_in(rig, rig.agent.zag_home, "reindex")
+    assert L.seen_live(rig) == live_end

@@ -135,3 +135,72 @@ def test_superseded_incidents_read_the_same_from_the_log_at_every_step(monkeypat
     statuses = _agree(supervisor)
     assert statuses == {first["incident_id"]: "failed", second["incident_id"]: "failed",
                         third["incident_id"]: "cancelled"}
+
+
+def _cancel_in_index(incident_id: str) -> None:
+    """What `zag usage cancel` does: the resume cancelled in the index (the supervisor sees it polling)."""
+    with Index() as index:
+        assert index.update_resume_if(incident_id, states.RESUME_OPEN_STATES, status=states.RESUME_CANCELLED)
+
+
+def _notes(writer: SessionLogWriter) -> list[dict[str, Any]]:
+    lines = [codec.loads(line) for _, line in iter_complete_lines(writer.path)]
+    return [e for e in lines if e["type"] == events.PROVIDER_STATUS and e["source"] == events.SOURCE_WRAPPER]
+
+
+def test_a_usage_cancel_with_the_agent_on_screen_reads_the_same_from_the_log(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Interactive, the agent stays on screen: the cancel ends the wait, not the session, so only the
+    note tells the log; the incident had a failed attempt, so the session's end alone would say failed."""
+    monkeypatch.setattr(incidents, "ANNOUNCE_AFTER_SECS", 0.0)
+    with SessionLogWriter(SID, "claude", provider_session_id="prov-1") as writer:
+        writer.write(events.body(events.SESSION_STARTED, provider="claude", argv=["claude"], interactive=True))
+        supervisor = StandInSupervisor(writer, request=Request(interactive=True))
+        engine = LimitHandler(supervisor, SETTINGS)  # type: ignore[arg-type]
+        try:
+            hit = _hit(engine, supervisor, time.time() + 600)
+            attempt = engine.begin_attempt(engine.active_incident(), expected="prov-1")  # type: ignore[arg-type]
+            engine.fail_attempt(attempt, "no new assistant message")                       # waits for its retry
+            assert _agree(supervisor) == {hit["incident_id"]: "pending"}
+
+            supervisor.current_child = object()  # the agent on screen
+            _cancel_in_index(hit["incident_id"])
+            assert engine.wait_due(lambda: False)[0] == "cancelled"
+            assert supervisor.registry["state"] == states.RUNNING
+            assert _agree(supervisor) == {hit["incident_id"]: "cancelled"}
+            [note] = _notes(writer)
+            assert note["data"] == {"kind": events.NOTE_USAGE_LIMIT_CANCELLED, "incident_id": hit["incident_id"],
+                                    "attempts": 1, "cause": "usage_cancel"}
+            assert note["message"].endswith("resume cancelled with `zag usage cancel`; claude keeps running")
+        finally:
+            engine.close()
+        ended = engine.end_fields()
+        assert "cancelled" not in ended  # the session went on after the cancel
+        writer.write(events.body(events.SESSION_ENDED, exit_code=0, success=True, **ended))
+        supervisor.registry.update(state=states.EXITED, resume_at=None)
+    assert _agree(supervisor) == {hit["incident_id"]: "cancelled"}
+
+
+def test_an_interrupted_wait_is_logged_when_it_is_cancelled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Headless, Ctrl-C / SIGTERM while waiting between children: the note is logged as the wait ends,
+    before the session's end says `cancelled`."""
+    from zag.wrapper.child import ExitStatus
+
+    monkeypatch.setattr(incidents, "ANNOUNCE_AFTER_SECS", 0.0)
+    with SessionLogWriter(SID, "claude", provider_session_id="prov-1") as writer:
+        writer.write(events.body(events.SESSION_STARTED, provider="claude", argv=["claude"], interactive=False))
+        supervisor = StandInSupervisor(writer)
+        engine = LimitHandler(supervisor, SETTINGS)  # type: ignore[arg-type]
+        try:
+            hit = _hit(engine, supervisor, time.time() + 600)
+            supervisor.interrupted.set()
+            assert engine.next_launch(ExitStatus(1)) is None
+            assert _agree(supervisor) == {hit["incident_id"]: "cancelled"}
+            [note] = _notes(writer)
+            assert note["data"]["cause"] == "interrupted" and note["data"]["incident_id"] == hit["incident_id"]
+            assert note["message"].endswith("resume cancelled (zag was interrupted)")
+        finally:
+            engine.close()
+        writer.write(events.body(events.SESSION_ENDED, exit_code=1, success=False, **engine.end_fields()))
+        supervisor.registry.update(state=states.EXITED, resume_at=None)
+    assert _agree(supervisor) == {hit["incident_id"]: "cancelled"}

@@ -117,6 +117,41 @@ def test_an_incident_the_agent_got_over_by_itself_is_done() -> None:
                                                                  "i-2": states.RESUME_CANCELLED}
 
 
+def cancelled_note(incident: str, at: float, cause: str = "usage_cancel", **more: Any) -> dict[str, Any]:
+    note = events.provider_status(f"usage-limit incident {incident}: resume cancelled", {
+        "kind": events.NOTE_USAGE_LIMIT_CANCELLED, "incident_id": incident, "attempts": 1, "cause": cause, **more})
+    return {**note, "ts": ts(at)}
+
+
+def test_a_cancelled_wait_is_cancelled_from_its_note_on() -> None:
+    """`zag usage cancel` with the agent on screen: the session goes on running (not waiting), and its
+    end later (not `cancelled`; the incident had a failed attempt) does not make the cancel a failure."""
+    path = write_log(SID, [started(0, interactive=True), hit("i-1", 10), failed("i-1", 80, 1, 30),
+                           cancelled_note("i-1", 90)])
+    scan = scan_log(path)
+    assert scan is not None and (scan.row["state"], scan.row["resume_at"]) == (states.RUNNING, None)
+    [incident] = scan.incidents
+    assert (incident.status, incident.resume_at, incident.attempts, incident.updated_at) == (
+        states.RESUME_CANCELLED, T0 + 110, 1, T0 + 90)
+    ended = events.body(events.SESSION_ENDED, ts=ts(200), exit_code=0, success=True, error=None)
+    scan = scan_log(write_log(SID, [ended]))
+    assert scan is not None and scan.row["state"] == states.EXITED and scan.row["end_reason"] is None
+    assert [i.status for i in scan.incidents] == [states.RESUME_CANCELLED]
+
+
+def test_a_cancelled_note_closes_only_the_pending_incident_it_names() -> None:
+    done = events.body(events.USAGE_LIMIT_RESUMED, ts=ts(70), incident_id="i-1", attempt=1, resume_message="Go")
+    from_the_agent = {**cancelled_note("i-2", 90), "source": events.SOURCE_PROVIDER_FILE}
+    odd_kind = {**cancelled_note("i-2", 91), "data": {"kind": ["usage_limit_cancelled"], "incident_id": "i-2"}}
+    path = write_log(SID, [started(0), hit("i-1", 10), done, hit("i-2", 80), cancelled_note("i-1", 85),
+                           cancelled_note("nope", 86), from_the_agent, odd_kind,
+                           {**cancelled_note("i-2", 92), "data": "usage_limit_cancelled"}])
+    scan = scan_log(path)
+    assert scan is not None and scan.row["state"] == states.WAITING
+    assert {i.incident_id: i.status for i in scan.incidents} == {"i-1": states.RESUME_DONE,
+                                                                 "i-2": states.RESUME_PENDING}
+
+
 def test_resumed_means_zag_continued_the_session() -> None:
     resumed = events.body(events.USAGE_LIMIT_RESUMED, ts=ts(80), incident_id="i-1", attempt=1,
                           resume_message="Continue")
@@ -166,6 +201,12 @@ def test_rendering_of_the_engine_events() -> None:
     superseding = {**hit("i-2", 0), "provider": "claude", "supersedes": ["0a1b2c3d-0000-4000-8000-000000000000"]}
     assert render.format_event(superseding, style).endswith("; supersedes incident 0a1b2c3d (failed)")
     assert "supersedes" not in render.format_event({**hit("i-3", 0), "provider": "claude"}, style)
+    note = {**cancelled_note("0a1b2c3d", 0), "provider": "claude", "source": events.SOURCE_WRAPPER}
+    line = render.format_event(note, style)
+    assert "cancelled " in line and line.endswith("usage-limit incident 0a1b2c3d: resume cancelled")
+    assert "status" not in line
+    from_the_agent = {**note, "source": events.SOURCE_PROVIDER_FILE}
+    assert " status " in render.format_event(from_the_agent, style)  # only zag's own notes are labelled so
 
 
 def test_usage_rows_and_supervisor_states(tmp_path: Path) -> None:

@@ -18,6 +18,8 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
+from zag.logs.events import NOTE_USAGE_LIMIT_CANCELLED, NOTE_USAGE_LIMIT_RECOVERED, SOURCE_WRAPPER
+
 _CODES = {
     "bold": "1", "dim": "2", "italic": "3", "underline": "4",
     "red": "31", "green": "32", "yellow": "33", "blue": "34", "magenta": "35", "cyan": "36",
@@ -247,6 +249,11 @@ _EVENT_LOOK = {
     "usage_limit_resume_failed": ("resume failed", "bold red"),
     "session_ended": ("ended", "bold cyan"),
 }
+# zag's own usage-limit notes (a wrapper `provider_status`), by `data.kind`: (label, style)
+_NOTE_LOOK = {
+    NOTE_USAGE_LIMIT_CANCELLED: ("cancelled", "bold yellow"),
+    NOTE_USAGE_LIMIT_RECOVERED: ("recovered", "bold green"),
+}
 _LABEL_WIDTH = 13
 _INPUT_KEYS = ("command", "cmd", "file_path", "path", "notebook_path", "pattern", "query", "url",
                "description", "prompt")
@@ -255,7 +262,7 @@ _INPUT_KEYS = ("command", "cmd", "file_path", "path", "notebook_path", "pattern"
 def format_event(event: dict[str, Any], style: Style, *, width: int = 0) -> str:
     """One readable line for an event: local time, provider, what happened, a content summary."""
     event_type = str(event.get("type", "?"))
-    label, label_style = _EVENT_LOOK.get(event_type, (event_type, "grey"))
+    label, label_style = _zag_note_look(event) or _EVENT_LOOK.get(event_type, (event_type, "grey"))
     head = f"{event_clock(event.get('ts'))} {str(event.get('provider') or '-'):<6} "
     summary = _summary(event_type, event)
     if width > 0:
@@ -265,6 +272,15 @@ def format_event(event: dict[str, Any], style: Style, *, width: int = 0) -> str:
     if event_type == "heartbeat":
         return style(f"{head}{label:<{_LABEL_WIDTH}} {summary}".rstrip(), "dim")
     return f"{style(head, 'dim')}{style(f'{label:<{_LABEL_WIDTH}}', label_style)} {summary}".rstrip()
+
+
+def _zag_note_look(event: dict[str, Any]) -> tuple[str, str] | None:
+    """The label of one of zag's usage-limit notes; None for any other event."""
+    data = event.get("data")
+    if event.get("type") != "provider_status" or event.get("source") != SOURCE_WRAPPER or not isinstance(data, dict):
+        return None
+    kind = data.get("kind")
+    return _NOTE_LOOK.get(kind) if isinstance(kind, str) else None
 
 
 def _summary(event_type: str, event: dict[str, Any]) -> str:

@@ -76,6 +76,7 @@ ENVELOPE_FIELDS = ("seq", "ts", "session_id", "provider", "provider_session_id",
 
 # `data.kind` of zag's own `provider_status` notes (source `wrapper`) that readers act on
 NOTE_USAGE_LIMIT_RECOVERED = "usage_limit_recovered"  # `data.incident_id` closed (done): the agent continued alone
+NOTE_USAGE_LIMIT_CANCELLED = "usage_limit_cancelled"  # `data.incident_id` closed (cancelled): no resume
 
 
 def now_rfc3339() -> str:

@@ -17,7 +17,8 @@ What a log says:
   the older incidents it names in `supersedes` (hit again after their resume began), and a repeat
   (`repeat_of`) goes on counting attempts from the incident it repeats; zag's
   note (a wrapper `provider_status`, `data.kind = "usage_limit_recovered"`) closes it as done (the agent
-  continued by itself);
+  continued by itself), and its note `data.kind = "usage_limit_cancelled"` as cancelled (`zag usage
+  cancel`, or zag interrupted, while it waited: the session goes on `running` if the agent stays);
 - several runs in one log (`zag resume` appends a `session_started` after a `session_ended`): the last
   one decides the state and the supervisor fields;
 - `resumed`: zag continued the session — a `usage_limit_resumed`, or a `session_started` with
@@ -48,6 +49,9 @@ _DETAIL_TYPES = frozenset({
     events.SESSION_STARTED, events.SESSION_ENDED, events.USAGE_LIMIT_HIT, events.USAGE_LIMIT_RESUMED,
     events.USAGE_LIMIT_RESUME_FAILED,
 })
+# zag's notes (wrapper `provider_status`, by `data.kind`) that close the pending incident they name
+_NOTE_CLOSES = {events.NOTE_USAGE_LIMIT_RECOVERED: states.RESUME_DONE,
+                events.NOTE_USAGE_LIMIT_CANCELLED: states.RESUME_CANCELLED}
 _STARTED_FIELDS = (
     "cwd", "model", "hostname", "supervisor_pid", "supervisor_started", "child_pid", "heartbeat_secs",
 )
@@ -189,10 +193,14 @@ class _Scan:
             self._hit(env, event, at)
         elif kind == events.PROVIDER_STATUS:
             data = event.get("data")
-            if isinstance(data, dict) and data.get("kind") == events.NOTE_USAGE_LIMIT_RECOVERED:
+            if not isinstance(data, dict):
+                return
+            note = data.get("kind")
+            closes = _NOTE_CLOSES.get(note) if isinstance(note, str) else None
+            if closes is not None:
                 incident = self.incidents.get(str(data.get("incident_id")))
                 if incident is not None and incident.status == states.RESUME_PENDING:
-                    incident.status = states.RESUME_DONE
+                    incident.status = closes
                     incident.updated_at = at or incident.updated_at
         else:
             incident = self.incidents.get(str(event.get("incident_id")))

@@ -11,7 +11,9 @@ again in the same session, None ends it), `first_launch(previous)` when `zag res
   timer thread confirms and announces: `usage_limit_hit` in the log, a row in `resumes`, the session
   `waiting` with its `resume_at`, one line on stderr. With `enabled = false` only the hit is recorded.
 - Waiting (`wait_due`): until the incident's `resume_at` (`schedule.py`), polling the index about once a
-  second so `zag usage cancel` stops it; Ctrl-C / SIGTERM while no child runs cancel it too.
+  second so `zag usage cancel` stops it; Ctrl-C / SIGTERM while no child runs cancel it too. A cancel is
+  logged as it happens (a wrapper `provider_status`, `data.kind = "usage_limit_cancelled"`): an
+  interactive agent may stay on screen and the session go on, so `session_ended` cannot tell it.
 - Resuming: headless, `Provider.plan_resume` is returned to the supervisor, which runs it in the same
   session; interactive with the agent still on screen, a `PtyResume` operation types into the PTY; an
   interactive agent that exited meanwhile is relaunched with its resume flag and the message is typed
@@ -56,6 +58,10 @@ if TYPE_CHECKING:
 INDEX_POLL_SECS = 1.0
 OP_JOIN_SECS = 10.0
 RESUMED, FAILED = "resumed", "failed"
+# why a wait was cancelled (`data.cause` of the `usage_limit_cancelled` note), and how zag says it
+CAUSE_USAGE_CANCEL, CAUSE_INTERRUPTED = "usage_cancel", "interrupted"
+_CANCEL_WHY = {CAUSE_USAGE_CANCEL: "cancelled with `zag usage cancel`",
+               CAUSE_INTERRUPTED: "cancelled (zag was interrupted)"}
 
 
 @dataclass
@@ -432,7 +438,7 @@ class LimitHandler:
             now = time.time()
             if now >= next_poll:
                 if self.store.status(incident.incident_id) == states.RESUME_CANCELLED:
-                    self._cancel(incident, "cancelled with `zag usage cancel`")
+                    self._cancel(incident, CAUSE_USAGE_CANCEL)
                     return "cancelled", incident
                 next_poll = time.time() + INDEX_POLL_SECS
             now = time.time()
@@ -440,16 +446,24 @@ class LimitHandler:
                 return "due", incident
             self._sleep(generation, min(incident.resume_at, next_poll) - now)
 
-    def _cancel(self, incident: Incident, why: str) -> None:
+    def _cancel(self, incident: Incident, cause: str) -> None:
+        """Stop waiting for `incident` (`cause`: `zag usage cancel`, or zag interrupted): say so in the log
+        (a wrapper note, `data.kind = "usage_limit_cancelled"`: the agent may stay on screen and the
+        session go on, so `session_ended` cannot say it), then bring the index in line with the log."""
         with self._lock:
             if incident.status == states.RESUME_CANCELLED:
                 return
             incident.status = states.RESUME_CANCELLED
+        running = self.supervisor.current_child is not None
+        why = _CANCEL_WHY[cause]
+        tail = f"; {self.provider_name} keeps running" if running else ""
+        self.supervisor.log_event(events.provider_status(
+            f"usage-limit incident {incident.incident_id[:8]}: resume {why}{tail}",
+            {"kind": events.NOTE_USAGE_LIMIT_CANCELLED, "incident_id": incident.incident_id,
+             "attempts": incident.attempts, "cause": cause}))
         self.store.update(incident.incident_id, only_from=(*states.RESUME_OPEN_STATES, states.RESUME_CANCELLED),
                           status=states.RESUME_CANCELLED)
         self.supervisor.update_registry(state=states.RUNNING, resume_at=None)
-        running = self.supervisor.current_child is not None
-        tail = f"; {self.provider_name} keeps running" if running else ""
         self._tell(f"zag: resume of {self.provider_name} {why}{tail}.")
 
     def _stopping(self) -> bool:
@@ -465,7 +479,7 @@ class LimitHandler:
             outcome, incident = self.wait_due(self._stopping)
             if outcome == "stopped":
                 if incident is not None:
-                    self._cancel(incident, "cancelled (zag was interrupted)")
+                    self._cancel(incident, CAUSE_INTERRUPTED)
                     self._cancelled = True
                 return None
             if outcome == "cancelled":
