@@ -161,3 +161,30 @@ def test_refusals(tmp_path: Path, zag_home: Path) -> None:
     assert result.returncode == 2 and "no session matches" in result.stderr.decode()
     assert rig.invocations() == []
     assert "Traceback" not in result.stderr.decode()
+
+
+def test_usage_cancel_after_the_supervisor_died_is_logged_and_clears_the_due_resume(tmp_path: Path,
+                                                                                   zag_home: Path) -> None:
+    """The supervisor is gone, so `zag usage cancel` itself says it in the session's log (the note a live
+    supervisor writes), and the session no longer reads `dead, resume due`: live and reindexed agree."""
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    rig.script(L.claude_headless_hit(rig, time.time() + 600))
+    waiting = _killed_while_waiting(rig, time.time() + 600)
+    [pending] = rig.zag_json("usage", "list", "--json")
+    before = len(rig.log())
+
+    result = rig.run("usage", "cancel", pending["incident_id"][:8])
+
+    assert result.returncode == 0, result.stderr.decode()
+    assert b"its supervisor is gone" in result.stdout
+    events = rig.log()
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    [note] = events[before:]
+    assert (note["type"], note["source"]) == ("provider_status", "wrapper")
+    assert note["data"] == {"kind": "usage_limit_cancelled", "incident_id": pending["incident_id"],
+                            "attempts": 0, "cause": "usage_cancel"}
+    assert "dead, resume due" not in rig.run("ps", "--all").stdout.decode()
+    live = L.seen_live(rig)
+    assert live == ({pending["incident_id"]: ("cancelled", pending["resume_at"])}, ("dead", None))
+    assert L.seen_reindexed(rig, tmp_path / "copy") == live
+    assert waiting["session_id"] == events[0]["session_id"]

@@ -92,6 +92,11 @@ def cancel(incident: str) -> None:
                 incident_id, states.RESUME_OPEN_STATES, status=states.RESUME_CANCELLED):
             raise UserError(_not_scheduled(incident_id, (index.get_resume(incident_id) or {}).get("status")))
         session = index.get_session(row["session_id"])
+        if session is not None and supervisor_state(session) == "dead":
+            from zag.wrapper.limits import record_cancel_without_supervisor
+
+            record_cancel_without_supervisor(index, session, row)
+            session = index.get_session(row["session_id"])
     supervisor = supervisor_state(session)
     what = f"cancelled the resume of session {row['session_id'][:8]} ({row.get('provider')})"
     if supervisor == "alive":

@@ -52,6 +52,7 @@ from zag.wrapper.screen import Screen
 if TYPE_CHECKING:
     from zag.providers.base import LimitSignal
     from zag.wrapper.child import ExitStatus
+    from zag.logs.index import Index
     from zag.wrapper.resume import PtyResume
     from zag.wrapper.supervisor import Supervisor
 
@@ -62,6 +63,40 @@ RESUMED, FAILED = "resumed", "failed"
 CAUSE_USAGE_CANCEL, CAUSE_INTERRUPTED = "usage_cancel", "interrupted"
 _CANCEL_WHY = {CAUSE_USAGE_CANCEL: "cancelled with `zag usage cancel`",
                CAUSE_INTERRUPTED: "cancelled (zag was interrupted)"}
+
+
+def cancelled_note(incident_id: str, attempts: int, cause: str, tail: str = "") -> dict[str, Any]:
+    """The wrapper note saying a wait was cancelled (`data.kind = "usage_limit_cancelled"`); reindex
+    closes the incident it names as cancelled."""
+    return events.provider_status(
+        f"usage-limit incident {incident_id[:8]}: resume {_CANCEL_WHY[cause]}{tail}",
+        {"kind": events.NOTE_USAGE_LIMIT_CANCELLED, "incident_id": incident_id, "attempts": attempts,
+         "cause": cause})
+
+
+def record_cancel_without_supervisor(index: Index, session: dict[str, Any], resume: dict[str, Any]) -> bool:
+    """`zag usage cancel` of a session whose supervisor is gone (its pid ended or was reused on this
+    host): no one else writes its log now, so say the cancel there as the supervisor would have, and
+    take the due resume off the session row (as the log now reads). False when the supervisor may still
+    be there (stuck, or on another host): it logs the cancel itself once it sees the index."""
+    from zag.logs.writer import SessionLogWriter
+    from zag.wrapper.liveness import supervisor_alive
+
+    if supervisor_alive(session.get("supervisor_pid"), session.get("supervisor_started"),
+                        session.get("hostname")) is not False:
+        return False
+    session_id = session["session_id"]
+    try:
+        with SessionLogWriter(session_id, session["provider"],
+                              provider_session_id=session.get("provider_session_id")) as writer:
+            writer.write(cancelled_note(resume["incident_id"], resume.get("attempts") or 0, CAUSE_USAGE_CANCEL,
+                                        "; its supervisor is gone"))
+            last_seq = writer.last_seq
+    except OSError:  # the log cannot be opened: the cancel in the index stands, the log does not say it
+        return False
+    index.update_session(session_id, state=states.RUNNING, resume_at=None, last_seq=last_seq,
+                         updated_at=time.time())
+    return True
 
 
 @dataclass
@@ -457,10 +492,7 @@ class LimitHandler:
         running = self.supervisor.current_child is not None
         why = _CANCEL_WHY[cause]
         tail = f"; {self.provider_name} keeps running" if running else ""
-        self.supervisor.log_event(events.provider_status(
-            f"usage-limit incident {incident.incident_id[:8]}: resume {why}{tail}",
-            {"kind": events.NOTE_USAGE_LIMIT_CANCELLED, "incident_id": incident.incident_id,
-             "attempts": incident.attempts, "cause": cause}))
+        self.supervisor.log_event(cancelled_note(incident.incident_id, incident.attempts, cause, tail))
         self.store.update(incident.incident_id, only_from=(*states.RESUME_OPEN_STATES, states.RESUME_CANCELLED),
                           status=states.RESUME_CANCELLED)
         self.supervisor.update_registry(state=states.RUNNING, resume_at=None)
