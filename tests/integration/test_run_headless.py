@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import Agent, kill_quietly
+from tests.integration.helpers import Agent, assert_valid_log, kill_quietly
 
 # An agent that writes exact bytes (the stand-in writes text only): stdout gets every byte value and
 # invalid UTF-8, stderr a different pattern, interleaved in many small writes and one large one.
@@ -132,6 +132,23 @@ def test_closed_stdout_reaches_the_agent_as_a_broken_pipe(agent: Agent) -> None:
     assert b"BrokenPipeError" in direct_err and b"BrokenPipeError" in zag_err
     ended = agent.only_session()[-1]
     assert ended["exit_code"] == direct_code
+
+
+@pytest.mark.parametrize("closed", [(1,), (0, 1, 2)])
+def test_closed_standard_fds_never_land_in_zags_files(agent: Agent, closed: tuple[int, ...]) -> None:
+    """`zag run claude >&-` (or `<&- >&- 2>&-`): the agent's output goes nowhere, as it would without zag,
+    instead of into the session log that took fd 1's number."""
+    agent.script([{"out": "to a closed stdout\n"}, {"err": "to stderr\n"}, {"exit": 5}])
+    redirect = " ".join(f"{fd}>&-" if fd else "<&-" for fd in closed)
+    shell = f'exec "$@" {redirect}'
+    proc = subprocess.run(["sh", "-c", shell, "sh", *agent.command("run", "claude")], env=agent.env(),
+                          cwd=agent.root, capture_output=True, timeout=60)
+    assert proc.returncode == 5
+    events = agent.only_session()
+    assert_valid_log(events)
+    assert events[-1]["exit_code"] == 5
+    written = [*agent.session_log_paths(), *agent.zag_home.glob("zag.log")]
+    assert not [path for path in written if b"to a closed stdout" in path.read_bytes()]
 
 
 def test_cwd_is_kept(agent: Agent, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ Each command group lives in its own module and stays thin: parse, call into `log
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -28,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 
 def main(argv: list[str] | None = None) -> Any:
     """Console-script entry point."""
+    ensure_standard_fds()
     from zag.cli.runner import leave, parse_run, run_agent
 
     args = list(sys.argv[1:] if argv is None else argv)
@@ -48,6 +50,20 @@ def main(argv: list[str] | None = None) -> Any:
     from zag.cli.app import cli
 
     return cli.main(args=argv, prog_name="zag")
+
+
+def ensure_standard_fds() -> None:
+    """Give a closed stdin, stdout or stderr (`zag run claude >&-`) /dev/null. Otherwise the next file zag
+    opens (a session log, the index) takes that number, and what is meant for the terminal (the agent's
+    output, a message) is written into it."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
 
 
 def __getattr__(name: str) -> Any:
