@@ -162,6 +162,21 @@ def test_cwd_is_kept(agent: Agent, tmp_path: Path) -> None:
     assert agent.only_session()[0]["cwd"] == str(workdir)
 
 
+def test_a_deleted_working_folder_still_runs_the_agent(agent: Agent, tmp_path: Path) -> None:
+    """`cd d; rmdir ../d; zag run …`: the agent starts there anyway, as from the shell (it used to be a
+    misleading 'cannot run …: No such file or directory; install it', exit 127)."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    sh_agent = tmp_path / "sh-agent"  # the stand-in itself asks for its cwd, which fails here
+    sh_agent.write_text("#!/bin/sh\necho ran\nexit 9\n")
+    sh_agent.chmod(0o755)
+    shell = 'cd "$1" && rmdir "$1" && shift && exec "$@"'
+    proc = subprocess.run(["sh", "-c", shell, "sh", str(gone), *agent.command("run", "claude")],
+                          env=agent.env(ZAG_CLAUDE_BIN=str(sh_agent)), capture_output=True, timeout=60)
+    assert proc.returncode == 9, proc.stderr
+    assert proc.stdout == b"ran\n"
+
+
 def test_agent_grandchild_holding_stdout_does_not_hang_zag(agent: Agent) -> None:
     """A background process the agent left behind keeps the pipe open; zag still ends (bounded drain)."""
     pidfile = agent.root / "sleeper.pid"

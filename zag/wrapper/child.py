@@ -127,7 +127,7 @@ class Child:
 def spawn_in_pty(
     argv: Sequence[str],
     env: Mapping[str, str],
-    cwd: str,
+    cwd: str | None,
     *,
     terminal_fd: int | None,
     original_sigmask: set[int] | None = None,
@@ -163,7 +163,7 @@ def spawn_in_pty(
 def spawn_with_pipes(
     argv: Sequence[str],
     env: Mapping[str, str],
-    cwd: str,
+    cwd: str | None,
     *,
     original_sigmask: set[int] | None = None,
 ) -> Child:

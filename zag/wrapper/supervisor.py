@@ -481,10 +481,20 @@ class Supervisor:
         return plan
 
     def _start(self, argv: list[str], ctx: LaunchContext) -> Child:
+        cwd = self._launch_folder(ctx)
         if self.request.interactive:
-            return spawn_in_pty(argv, ctx.env, ctx.cwd or ".", terminal_fd=STDIN,
-                                original_sigmask=self._signals.original_mask)
-        return spawn_with_pipes(argv, ctx.env, ctx.cwd or ".", original_sigmask=self._signals.original_mask)
+            return spawn_in_pty(argv, ctx.env, cwd, terminal_fd=STDIN, original_sigmask=self._signals.original_mask)
+        return spawn_with_pipes(argv, ctx.env, cwd, original_sigmask=self._signals.original_mask)
+
+    def _launch_folder(self, ctx: LaunchContext) -> str | None:
+        """Where the agent starts: the context's folder; None (zag's own) when zag's own folder was deleted
+        under it, where a shell would start the agent all the same."""
+        if not ctx.cwd or os.path.isdir(ctx.cwd):
+            return ctx.cwd or None
+        if self.request.cwd:  # `zag resume`: the agent's session belongs to that folder
+            raise LaunchFailed(f"{self.request.provider_name}: the session's folder {ctx.cwd} no longer exists",
+                               1)
+        return None
 
     def _spawn(self, plan: LaunchPlan, ctx: LaunchContext) -> Child:
         argv = [self.request.executable, *plan.args]
