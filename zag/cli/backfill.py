@@ -2,12 +2,14 @@
 
 Thin: picks the providers, hands them to `zag.logs.backfill.run_backfill`, draws a progress bar on
 stderr when stderr is a terminal, and prints the summary (text, or one JSON document with `--json`).
-Exit 0 even when some sources gave warnings; 2 for a bad `--provider` (click's usage error).
+Exit 0 even when some sources gave warnings; 2 for a bad `--provider` (click's usage error); 128+N
+when stopped by signal N (Ctrl-C, SIGTERM, SIGHUP: what was imported is kept).
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import sys
 import time
@@ -84,21 +86,22 @@ def backfill(provider_name: str | None, as_json: bool) -> None:
     only its new events, and a session zag supervised live is continued, not imported twice.
     """
     from zag import config, providers
-    from zag.logs.backfill import BackfillBusy, run_backfill, summaries_document
+    from zag.logs.backfill import BackfillBusy, interrupt_on_signals, run_backfill, summaries_document
 
     for problem in config.load().problems:  # e.g. a redaction pattern that is not a regex: said, not skipped
         click.echo(f"zag: config: {problem}", err=True)
     chosen = [providers.get(provider_name)] if provider_name else providers.all_providers()
     progress = progress_for(sys.stderr)
     try:
-        summaries = run_backfill(chosen, progress=progress)
+        with interrupt_on_signals():
+            summaries = run_backfill(chosen, progress=progress)
     except BackfillBusy as exc:
         click.echo(f"zag: {exc}", err=True)
         sys.exit(1)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:   # Ctrl-C, or SIGTERM/SIGHUP (BackfillInterrupted)
         _clear(progress)
         click.echo("zag: backfill interrupted; what was imported is kept, run it again to continue", err=True)
-        sys.exit(130)
+        sys.exit(128 + getattr(exc, "signum", signal.SIGINT))
     except (OSError, sqlite3.Error) as exc:  # the index or zag's home: unusable right now
         _clear(progress)
         click.echo(f"zag: backfill stopped: {exc}; what was imported is kept", err=True)

@@ -15,18 +15,29 @@ Which zag session a source's events go to:
   to that session, skipping every record up to the latest transcript timestamp it already holds. This
   favours no duplicates over completeness: a record stamped with exactly that last millisecond that
   the live log missed would be skipped;
-- otherwise a new zag session (`session_started` with `backfilled: true`, state `exited`).
+- otherwise a new zag session (`session_started` with `backfilled: true`, state `exited`), whose id
+  is derived from (provider, source key): a log an interrupted run left without its index row is
+  rewritten by the next run, not duplicated (see `backfill_worker`). If the index already holds that
+  id without a cursor (the cursor table was lost), the source is adopted into it (as above).
 A session whose supervisor is running right now is left to its supervisor (counted as `live`).
 
-Only one backfill runs at a time (a lock file next to the index).
+Only one backfill runs at a time (a lock file next to the index). Stopping: on Ctrl-C (or SIGTERM/
+SIGHUP, turned into `BackfillInterrupted` by `interrupt_on_signals`) the parent sends its workers
+SIGTERM, they roll back the job they were in and send what they finished, the parent commits it. A
+worker ignores the terminal's SIGINT/SIGHUP (its parent decides) and gets SIGTERM when its parent dies
+(Linux PR_SET_PDEATHSIG; elsewhere it sees EOF on its pipe once idle), so a killed backfill leaves no
+worker holding the lock.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import sys
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,9 +45,9 @@ from typing import Any, Protocol
 from zag import paths, states
 from zag.logs import events
 from zag.logs.backfill_worker import (
-    MODE_ADOPT, MODE_CONTINUE, MODE_NEW, TEMP_SUFFIX, ImportJob, ImportResult, import_source,
+    MODE_ADOPT, MODE_CONTINUE, MODE_NEW, TEMP_SUFFIX, ImportJob, ImportResult, backfill_session_id,
+    import_source,
 )
-from zag.logs.ids import new_session_id
 from zag.logs.index import Index
 from zag.providers.base import HistorySource, Provider
 
@@ -51,6 +62,41 @@ MAX_LISTED_WARNINGS = 50      # per provider, in the summary (all of them go to 
 
 class BackfillBusy(Exception):
     """Another backfill holds the lock; the message is user-facing."""
+
+
+class BackfillInterrupted(KeyboardInterrupt):
+    """SIGTERM/SIGHUP while `interrupt_on_signals` is active: handled like Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP) if hasattr(signal, "SIGHUP") else (signal.SIGTERM,)
+
+
+@contextmanager
+def interrupt_on_signals() -> Iterator[None]:
+    """While active (main thread only), the first SIGTERM/SIGHUP raises `BackfillInterrupted`: the run
+    stops as on Ctrl-C (workers stopped, what they finished committed); later ones are ignored."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        if not fired:
+            fired.append(signum)
+            raise BackfillInterrupted(signum)
+
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 class Progress(Protocol):
@@ -177,7 +223,8 @@ def _plan(
             if owner and owner not in fed_by_sources:
                 session_id, cursor, mode = owner, None, MODE_ADOPT
             else:
-                session_id, cursor, mode = new_session_id(), None, MODE_NEW
+                session_id, cursor = backfill_session_id(provider, source.source_key), None
+                mode = MODE_NEW if index.get_session(session_id) is None else MODE_ADOPT
         if mode != MODE_NEW and _is_live(index, session_id, live_cache):
             summary.live += 1
             continue
@@ -226,6 +273,7 @@ def _execute(
                         progress.advance(1, result.bytes)
         except KeyboardInterrupt:
             if workers is not None:  # keep what the workers finished before they stopped (their logs exist)
+                workers.stop()
                 for results in workers.drain():
                     for result in results:
                         committer.add(result)
@@ -269,8 +317,8 @@ class _Workers:
     shared queue and spins until the result thread has read it (~0.5 CPU-s per GB imported, taken
     from the workers on a 2-core machine). Each worker holds TASKS_IN_FLIGHT tasks, so it never waits
     for this process. A worker that dies fails the jobs it held (no cursor advances for them: the
-    next run imports them again). On Ctrl-C the workers roll back the job they were in, send what
-    they had finished, and stop (`drain`)."""
+    next run imports them again). On Ctrl-C (`stop`: SIGTERM to each) the workers roll back the job
+    they were in, send what they had finished, and stop (`drain`)."""
 
     def __init__(self, provider: Provider, tasks: Iterable[list[list[ImportJob]]], count: int) -> None:
         import multiprocessing
@@ -280,9 +328,12 @@ class _Workers:
         self._todo: Iterator[list[list[ImportJob]]] = iter(tasks)
         self._held: dict[Any, deque[list[list[ImportJob]]]] = {}
         self._processes = []
+        parent_pid = os.getpid()
         for _ in range(count):
             ours, theirs = context.Pipe()
-            process = context.Process(target=_worker_main, args=(provider, theirs), daemon=True)
+            # the child closes its copies of the parent's ends: the parent's death must close its pipe
+            process = context.Process(target=_worker_main, daemon=True,
+                                      args=(provider, theirs, parent_pid, [*self._held, ours]))
             process.start()
             theirs.close()
             self._processes.append(process)
@@ -308,8 +359,17 @@ class _Workers:
                 self._feed(conn)
                 yield message
 
+    def stop(self) -> None:
+        """Ask every worker to stop after rolling back the job it is in (once: see `_StopRequest`)."""
+        for process in self._processes:
+            if process.pid is not None and process.exitcode is None:
+                try:
+                    os.kill(process.pid, signal.SIGTERM)
+                except OSError:
+                    pass
+
     def drain(self) -> Iterator[list[ImportResult]]:
-        """After Ctrl-C (which the workers got too): what they still send before they stop."""
+        """After `stop`: what the workers still send before they stop."""
         from multiprocessing.connection import wait
 
         self._todo = iter(())
@@ -359,11 +419,20 @@ class _Workers:
         conn.close()
 
 
-def _worker_main(provider: Provider, conn: Any) -> None:
-    """A worker process: run the tasks it is sent until it is sent None (or its pipe closes). On
-    Ctrl-C, the results of the task's finished jobs are still sent (their logs are written)."""
+def _worker_main(provider: Provider, conn: Any, parent_pid: int, parent_ends: Sequence[Any]) -> None:
+    """A worker process: run the tasks it is sent until it is sent None (or its pipe closes). When
+    stopped (SIGTERM from the parent, or the parent's death), the results of the task's finished jobs
+    are still sent (their logs are written)."""
+    stop = _StopRequest()
     try:
-        while True:
+        for end in parent_ends:
+            end.close()
+        signal.signal(signal.SIGTERM, stop)
+        for signum in (signal.SIGINT, *STOP_SIGNALS[1:]):
+            signal.signal(signum, signal.SIG_IGN)   # the terminal's Ctrl-C/hang-up: the parent decides
+        if not _die_with_parent(parent_pid):
+            return
+        while not stop.requested:
             task = conn.recv()
             if task is None:
                 return
@@ -373,13 +442,50 @@ def _worker_main(provider: Provider, conn: Any) -> None:
                     for job in group:
                         done.append(import_source(provider, job))
             except KeyboardInterrupt:
-                conn.send(done)
-                return
-            conn.send(done)
+                stop.requested = True
+            stop.guarded(conn.send, done)
     except (EOFError, OSError, KeyboardInterrupt):
         return  # the parent is gone or stopping
     finally:
         conn.close()
+
+
+class _StopRequest:
+    """A worker's SIGTERM handler: the first one raises KeyboardInterrupt (the job in progress rolls
+    back), unless a result is being sent (then the worker stops after sending it); later ones do
+    nothing, so a roll-back is never itself interrupted."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.armed = True
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if not self.requested:
+            self.requested = True
+            if self.armed:
+                raise KeyboardInterrupt
+
+    def guarded(self, function: Callable[..., Any], *args: Any) -> None:
+        self.armed = False
+        try:
+            function(*args)
+        finally:
+            self.armed = True
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int) -> bool:
+    """Linux: SIGTERM this worker when its parent dies. False if the parent is already gone."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    return os.getppid() == parent_pid  # checked after prctl: a death in between is not missed
 
 
 def _lost(job: ImportJob) -> ImportResult:

@@ -11,6 +11,12 @@ An import is all or nothing: if the reader raises or the log cannot be written, 
 appended is cut off again (a new session's log is written under a temporary name and only renamed
 into place on success), so a cursor that is not advanced never leaves events behind that the next run
 would write a second time.
+
+A new session's id is derived from (provider, source key) (`backfill_session_id`), and a MODE_NEW job
+renames its temporary log over whatever log already has that name: a run killed after the rename but
+before the parent committed the index row (SIGKILL, a full disk under the index) left that log, which
+no cursor accounts for; the next run rewrites it in place instead of importing the source a second
+time under another id.
 """
 
 from __future__ import annotations
@@ -38,6 +44,12 @@ MODE_ADOPT = "adopt"        # a zag session already holds this provider session,
 BATCH_EVENTS = 256              # events per write: bounds memory (a Claude tool result is ≤ ~100 KB);
                                 # `session_started` waits for the first batch (its time, cwd and model)
 TEMP_SUFFIX = ".backfill-tmp"
+_SESSION_NAMESPACE = uuid.UUID("5abce7e6-61d3-4f2b-9ffc-e924d495eea5")  # fixed: ids must not change
+
+
+def backfill_session_id(provider: str, source_key: str) -> str:
+    """The zag session id a source's first import gets: the same on every run (see the docstring)."""
+    return str(uuid.uuid5(_SESSION_NAMESPACE, f"{provider}\0{source_key}"))
 
 
 class ImportFailed(Exception):
@@ -88,13 +100,17 @@ def import_source(provider: Provider, job: ImportJob) -> ImportResult:
         result.error = problem
         return result
     final = paths.session_log(job.session_id)
-    existed = final.exists()
+    # MODE_NEW: an existing log of this id is one the index does not know (the plan checked): replaced
+    existed = job.mode != MODE_NEW and final.exists()
     target = final if existed else final.with_name(final.name + TEMP_SUFFIX)
     copier = _Copier(job, result, target)
     try:
         _import(provider, job, copier)
-        if not existed and target.exists():
-            os.replace(target, final)
+        if not existed:
+            if target.exists():
+                os.replace(target, final)
+            elif job.mode == MODE_NEW:
+                final.unlink(missing_ok=True)  # nothing to import now: no log the index does not know
     except Exception as exc:  # noqa: BLE001 - one bad source must not stop the others
         copier.roll_back(existed)
         result.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
