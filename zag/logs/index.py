@@ -398,6 +398,12 @@ class Index:
                 (provider, source_key, session_id, fingerprint, json.dumps(cursor), time.time()),
             )
 
+    def forget_backfill_cursor(self, provider: str, source_key: str, session_id: str) -> None:
+        """Remove `session_id`'s cursor for a source (another session's is left alone)."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM backfill_sources WHERE provider = ? AND source_key = ? AND session_id = ?",
+                         (provider, source_key, session_id))
+
     def backfill_cursors(self, provider: str, source_keys: Iterable[str]) -> dict[str, tuple[str, Any]]:
         """`{source_key: (session_id, cursor)}` for the given sources of one provider (those recorded)."""
         wanted = list(source_keys)

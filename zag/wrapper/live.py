@@ -5,7 +5,8 @@ coming, backing off to `POLL_IDLE_SECS` when idle (so a new record reaches the u
 second, at a few stat calls per second). After the child exits the session is drained (polled
 until a poll finds nothing, at most `DRAIN_MAX_SECS`). The reader's cursor is stored in the index's backfill table at
 most once a second after polls that consumed data, and at the end, so `zag backfill` never imports a
-supervised session a second time.
+supervised session a second time (and forgotten while the session log is missing events, so that it
+fills the gap).
 """
 
 from __future__ import annotations
@@ -44,8 +45,10 @@ class LiveFollower:
         on_provider_session_id: Callable[[str], None],
         *,
         stop: threading.Event | None = None,
+        log_complete: Callable[[], bool] = lambda: True,
     ) -> None:
         self._provider = provider
+        self._log_complete = log_complete
         self._guard = guard
         self._registry = registry
         self._route = route
@@ -143,8 +146,14 @@ class LiveFollower:
             self._save()
 
     def _save(self) -> None:
+        """Store the cursor; while the session log is missing events (a full disk), forget it instead: a
+        cursor past what the log holds would tell backfill those records were imported. Without one,
+        backfill continues the session after the last record its log holds."""
         assert self._registry is not None and self._source_key is not None
-        self._registry.save_cursor(self._provider.name, self._source_key, self._cursor)
+        if self._log_complete():
+            self._registry.save_cursor(self._provider.name, self._source_key, self._cursor)
+        else:
+            self._registry.forget_cursor(self._provider.name, self._source_key)
         self._cursor_unsaved = False
         self._cursor_saved_at = time.monotonic()
 

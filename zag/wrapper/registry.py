@@ -21,6 +21,7 @@ from typing import Any
 INDEX_BUSY_TIMEOUT_SECS = 1.0
 RETRY_MAX_SECS = 2.0
 CLOSE_TIMEOUT_SECS = 3.0
+FORGET: Any = object()  # a cursor value: drop the recorded cursor (`forget_cursor`)
 
 
 class Registry:
@@ -56,6 +57,10 @@ class Registry:
         with self._cond:
             self._cursors[(provider, source_key)] = cursor
             self._cond.notify()
+
+    def forget_cursor(self, provider: str, source_key: str) -> None:
+        """Drop the recorded cursor of a provider session (backfill then goes by the log's last record)."""
+        self.save_cursor(provider, source_key, FORGET)
 
     def close(self, timeout: float = CLOSE_TIMEOUT_SECS) -> bool:
         """Write what is pending (waiting at most `timeout`); True when everything reached the index."""
@@ -111,7 +116,10 @@ class Registry:
         elif fields and not index.update_session(self.session_id, **fields):
             index.add_session(**row)
         for (provider, source_key), cursor in cursors.items():
-            index.save_backfill_cursor(provider, source_key, self.session_id, cursor, None)
+            if cursor is FORGET:
+                index.forget_backfill_cursor(provider, source_key, self.session_id)
+            else:
+                index.save_backfill_cursor(provider, source_key, self.session_id, cursor, None)
 
     def _restore(self, fields: dict[str, Any], cursors: dict[tuple[str, str], Any]) -> None:
         with self._cond:

@@ -383,7 +383,8 @@ class Supervisor:
             relaying = self._start_relay(child)
         relay = relaying.relay
         follower = LiveFollower(self.provider, self.guard, self.registry, self._route,
-                                self._set_provider_session_id, stop=self.stop_requested)
+                                self._set_provider_session_id, stop=self.stop_requested,
+                                log_complete=lambda: self.writer.complete)
         self._follower = follower
         child_done = threading.Event()
         scanner = live_thread = None
