@@ -8,6 +8,7 @@ again from the start (`restarted` tells the caller, which dedupes by record id w
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,58 @@ from typing import Any
 CHUNK_BYTES = 1024 * 1024
 MAX_LINE_BYTES = 32 * 1024 * 1024   # longer lines are cut (and then fail to parse → one parse_warning)
 KEEP_OF_OVERSIZED = 64 * 1024
+
+
+def open_regular(path: Path | str) -> int | None:
+    """A read-only fd of `path` when it is a regular file, else None (never blocks: a FIFO, socket or
+    device named like a session file is opened non-blocking and refused; a missing file gives None)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
+def open_regular_file(path: Path | str, buffering: int = -1) -> Any:
+    """`open(path, "rb")` for regular files only (see `open_regular`); None for anything else."""
+    fd = open_regular(path)
+    return None if fd is None else os.fdopen(fd, "rb", buffering=buffering)
+
+
+def is_regular(path: Path | str) -> bool:
+    """A regular file (following symlinks); never a FIFO, socket, device or directory."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+class SeenFiles:
+    """Real files already listed in one discovery pass, by (device, inode): a file reached again
+    through a directory symlink or a second link is one source, not two."""
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[int, int]] = set()
+
+    def first(self, path: Path | str, st: os.stat_result | None = None) -> bool:
+        """True the first time a regular file is met; False for a repeat or anything not regular."""
+        try:
+            st = st if st is not None else os.stat(path)
+        except OSError:
+            return False
+        if not stat.S_ISREG(st.st_mode):
+            return False
+        key = (st.st_dev, st.st_ino)
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
 
 
 class JsonlTail:
@@ -42,9 +95,8 @@ class JsonlTail:
     def lines(self) -> Iterator[bytes]:
         """New complete lines (without the newline). The offset advances line by line, so stopping
         early leaves the cursor just after the last line handed out."""
-        try:
-            handle = open(self.path, "rb")
-        except OSError:
+        handle = open_regular_file(self.path)
+        if handle is None:
             return
         with handle:
             st = os.fstat(handle.fileno())

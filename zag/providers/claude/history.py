@@ -16,7 +16,7 @@ from pathlib import Path
 from zag.providers.base import HistorySource
 from zag.providers.claude import homes
 from zag.providers.claude.reader import _agent_files
-from zag.providers.tail import fingerprint
+from zag.providers.tail import SeenFiles, fingerprint
 
 _SKIP_DIRS = frozenset({"tool-results", "memory", "subagents"})
 _NESTED_PREFIX = "file:"
@@ -25,8 +25,9 @@ _NESTED_PREFIX = "file:"
 def discover(env: Mapping[str, str]) -> Iterator[HistorySource]:
     found: dict[str, tuple[int, HistorySource]] = {}
     duplicates: dict[str, list[str]] = {}
+    seen = SeenFiles()   # one source per real file, however many links (or roots) lead to it
     for root in homes.discovery_roots(env):
-        for source, size in _sessions_under(root):
+        for source, size in _sessions_under(root, seen):
             previous = found.get(source.source_key)
             if previous is None:
                 found[source.source_key] = (size, source)
@@ -50,7 +51,7 @@ def source_for(transcript: Path, session_id: str) -> HistorySource:
     return _source(session_id, session_id, paths, str(transcript.parent))
 
 
-def _sessions_under(root: Path) -> Iterator[tuple[HistorySource, int]]:
+def _sessions_under(root: Path, seen: SeenFiles) -> Iterator[tuple[HistorySource, int]]:
     projects = root / "projects"
     try:
         folders = [entry for entry in os.scandir(projects) if entry.is_dir()]
@@ -65,32 +66,40 @@ def _sessions_under(root: Path) -> Iterator[tuple[HistorySource, int]]:
         transcripts = {}
         session_dirs = {}
         for entry in entries:
-            if entry.name.endswith(".jsonl") and entry.is_file():
-                transcripts[entry.name[:-len(".jsonl")]] = entry
-            elif entry.is_dir() and entry.name not in _SKIP_DIRS:
-                session_dirs[entry.name] = entry
+            try:
+                if entry.name.endswith(".jsonl"):
+                    if seen.first(entry.path, entry.stat()):   # regular files only, each real file once
+                        transcripts[entry.name[:-len(".jsonl")]] = entry
+                elif entry.is_dir(follow_symlinks=False) and entry.name not in _SKIP_DIRS:
+                    session_dirs[entry.name] = entry   # a directory symlink leads to files listed elsewhere
+            except OSError:
+                continue
         for session_id, entry in transcripts.items():
-            subagents = _agent_files(Path(session_dirs[session_id].path) / "subagents") \
-                if session_id in session_dirs else []
+            subagents = [path for path in _agent_files(Path(session_dirs[session_id].path) / "subagents")
+                         if seen.first(path)] if session_id in session_dirs else []
             if subagents:
                 yield _source(session_id, session_id, [base / entry.name, *subagents], folder.path), _size(entry)
             else:
                 yield _single(session_id, entry, base / entry.name, folder.path)
         for name, entry in session_dirs.items():
-            subagents = _agent_files(Path(entry.path) / "subagents")
-            if name not in transcripts and subagents:
+            subagents = [path for path in _agent_files(Path(entry.path) / "subagents") if seen.first(path)] \
+                if name not in transcripts else []
+            if subagents:
                 yield _source(name, name, subagents, folder.path), 0  # transcript gone, subagents left
-            yield from _nested(Path(entry.path), root)
+            yield from _nested(Path(entry.path), root, seen)
 
 
-def _nested(directory: Path, root: Path) -> Iterator[tuple[HistorySource, int]]:
-    """`.jsonl` files below a session folder that are not subagent transcripts (other layouts)."""
+def _nested(directory: Path, root: Path, seen: SeenFiles) -> Iterator[tuple[HistorySource, int]]:
+    """`.jsonl` files below a session folder that are not subagent transcripts (other layouts).
+    Directory symlinks are not followed (os.walk's default); files are regular ones, each once."""
     for current, dirs, files in os.walk(directory):
         dirs[:] = [name for name in dirs if name not in _SKIP_DIRS]
         for name in files:
             if not name.endswith(".jsonl") or name == "journal.jsonl":
                 continue
             path = Path(current) / name
+            if not seen.first(path):
+                continue
             relative = path.relative_to(root / "projects").as_posix()
             yield _source(_NESTED_PREFIX + relative, path.stem, [path], current), _size_of(path)
 

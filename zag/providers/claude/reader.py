@@ -26,7 +26,7 @@ from zag.logs import events
 from zag.providers.base import Item
 from zag.providers.claude import schema
 from zag.providers.claude.records import RecordMapper
-from zag.providers.tail import KEEP_OF_OVERSIZED, MAX_LINE_BYTES, JsonlTail
+from zag.providers.tail import KEEP_OF_OVERSIZED, MAX_LINE_BYTES, JsonlTail, open_regular_file
 
 CURSOR_VERSION = 1
 MAIN = "main"
@@ -237,13 +237,13 @@ def _agent_files(base: Path) -> list[Path]:
     for entry in entries:
         if entry.name.endswith(".jsonl") and entry.name.startswith("agent-") and entry.is_file():
             found.append(Path(entry.path))
-        elif entry.name == "workflows" and entry.is_dir():
+        elif entry.name == "workflows" and entry.is_dir(follow_symlinks=False):  # (symlinks: files listed twice)
             try:
                 workflows = sorted(os.scandir(entry.path), key=lambda item: item.name)
             except OSError:
                 continue
             for workflow in workflows:
-                if not workflow.is_dir():
+                if not workflow.is_dir(follow_symlinks=False):
                     continue
                 try:
                     files = sorted(os.scandir(workflow.path), key=lambda item: item.name)
@@ -262,9 +262,8 @@ def _chunks(tail: JsonlTail) -> Iterator[tuple[list[Any], bool | None, int]]:
     over-long line comes alone, with `utf8_checked` None. Chunks are read at an offset (`pread`), so
     a line that straddles two chunks is read again rather than copied onto the next chunk; a line
     longer than a chunk doubles the read until it fits (up to MAX_LINE_BYTES)."""
-    try:
-        handle = open(tail.path, "rb", buffering=0)
-    except OSError:
+    handle = open_regular_file(tail.path, buffering=0)   # never a FIFO or device: that could block
+    if handle is None:
         return
     with handle:
         fd = handle.fileno()

@@ -17,7 +17,7 @@ from zag.providers.base import HistorySource
 from zag.providers.codex.homes import (
     ARCHIVED, SESSIONS, RolloutName, all_homes, created_epoch, parse_rollout_name,
 )
-from zag.providers.tail import fingerprint
+from zag.providers.tail import SeenFiles, fingerprint
 
 
 @dataclass
@@ -29,9 +29,10 @@ class _File:
 
 def discover(env: Mapping[str, str]) -> Iterator[HistorySource]:
     sessions: dict[str, dict[str, _File]] = {}
+    seen = SeenFiles()   # one source per real file, however many links lead to it
     for home in all_homes(env):
         for root, archived in ((home / SESSIONS, False), (home / ARCHIVED, True)):
-            for path in _rollout_files(root):
+            for path in _rollout_files(root, seen=seen):
                 name = parse_rollout_name(path.name)
                 if name is None:
                     continue
@@ -47,8 +48,9 @@ def discover(env: Mapping[str, str]) -> Iterator[HistorySource]:
 def session_files(home: Path, thread_id: str) -> list[Path]:
     """The files of one session in one home (active copies preferred), in rollout order."""
     found: dict[str, _File] = {}
+    seen = SeenFiles()
     for root, archived in ((home / SESSIONS, False), (home / ARCHIVED, True)):
-        for path in _rollout_files(root, thread_id):
+        for path in _rollout_files(root, thread_id, seen=seen):
             name = parse_rollout_name(path.name)
             if name is None or name.thread_id != thread_id.lower():
                 continue
@@ -89,8 +91,10 @@ def _source(thread_id: str, files: list[_File]) -> HistorySource:
     )
 
 
-def _rollout_files(root: Path, thread_id: str | None = None) -> Iterator[Path]:
-    """`rollout-*.jsonl[.zst]` files under `root` (any depth), optionally only those of one thread."""
+def _rollout_files(root: Path, thread_id: str | None = None, *, seen: SeenFiles | None = None) -> Iterator[Path]:
+    """`rollout-*.jsonl[.zst]` regular files under `root` (any depth; directory symlinks are not
+    followed), optionally only those of one thread, each real file once per `seen`."""
+    seen = seen if seen is not None else SeenFiles()
     needle = thread_id.lower() if thread_id else None
     stack = [str(root)]
     while stack:
@@ -111,4 +115,5 @@ def _rollout_files(root: Path, thread_id: str | None = None) -> Iterator[Path]:
                 continue
             if needle is not None and needle not in name.lower():
                 continue
-            yield Path(entry.path)
+            if seen.first(entry.path):   # regular files only: a FIFO named like a rollout would block
+                yield Path(entry.path)

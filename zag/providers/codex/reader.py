@@ -25,7 +25,7 @@ from zag.logs import events
 from zag.providers.base import Item
 from zag.providers.codex.homes import parse_rollout_name
 from zag.providers.codex.records import RecordMapper
-from zag.providers.tail import CHUNK_BYTES, MAX_LINE_BYTES, JsonlTail
+from zag.providers.tail import CHUNK_BYTES, MAX_LINE_BYTES, JsonlTail, open_regular_file
 
 CURSOR_VERSION = 1
 
@@ -125,7 +125,10 @@ class RolloutReader:
             return  # read completely before, unchanged
         offset = int(entry.get("offset", 0) or 0)
         try:
-            with open(path, "rb") as raw, opener(raw) as stream:
+            raw = open_regular_file(path)   # never a FIFO or device: that could block
+            if raw is None:
+                return
+            with raw, opener(raw) as stream:
                 for line, end in _lines(stream, offset):
                     offset = end
                     self._entries[key] = {"offset": offset, "zst": True, "size": -1}

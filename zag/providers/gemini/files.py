@@ -18,6 +18,7 @@ from calendar import timegm
 from pathlib import Path
 
 from zag.logs import codec
+from zag.providers.tail import open_regular_file
 
 PREFIX = "session-"
 _NAME = re.compile(r"^session-(?P<stamp>\d{4}-\d{2}-\d{2}T\d{2}-\d{2}|\d{10,16})-(?P<short>.+)\.(?P<ext>jsonl?)$")
@@ -65,10 +66,11 @@ def sort_key(path: Path) -> tuple[float, int, str]:
 
 def head_session_id(path: Path) -> str | None:
     """The `sessionId` a session file declares in its head (first JSONL line / top of the document)."""
-    if not is_regular(path):
-        return None
     try:
-        with open(path, "rb") as handle:
+        handle = open_regular_file(path)
+        if handle is None:
+            return None
+        with handle:
             head = handle.read(HEAD_BYTES)
     except OSError:
         return None

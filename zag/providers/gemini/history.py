@@ -16,7 +16,7 @@ from pathlib import Path
 
 from zag.providers.base import HistorySource
 from zag.providers.gemini import files, homes, promptlog
-from zag.providers.tail import fingerprint
+from zag.providers.tail import SeenFiles, fingerprint
 
 KIND_CHAT = "chat"
 KIND_PROMPT_LOG = "prompt_log"
@@ -33,8 +33,9 @@ def discover(env: Mapping[str, str]) -> Iterator[HistorySource]:
     cwds = homes.project_cwds(env)
     groups: dict[str, _Group] = {}
     logs: list[tuple[str, Path]] = []
+    seen = SeenFiles()   # one source per real file, however many links lead to it
     for project in homes.all_project_dirs(env):
-        _scan_chats(project, groups)
+        _scan_chats(project, groups, seen)
         if (project / "logs.json").is_file():
             logs.append((project.name, project / "logs.json"))
     for session_id, group in groups.items():
@@ -65,7 +66,7 @@ def discover(env: Mapping[str, str]) -> Iterator[HistorySource]:
             )
 
 
-def _scan_chats(project: Path, groups: dict[str, _Group]) -> None:
+def _scan_chats(project: Path, groups: dict[str, _Group], seen: SeenFiles) -> None:
     chats = project / "chats"
     try:
         entries = list(os.scandir(chats))
@@ -74,14 +75,14 @@ def _scan_chats(project: Path, groups: dict[str, _Group]) -> None:
     for entry in entries:
         path = Path(entry.path)
         try:
-            is_dir = entry.is_dir()
+            is_dir = entry.is_dir(follow_symlinks=False)   # a directory symlink is no subagent folder
         except OSError:
             continue
         if is_dir:
-            subagents = files.subagent_files(chats, entry.name)
+            subagents = [sub for sub in files.subagent_files(chats, entry.name) if seen.first(sub)]
             if subagents:
                 groups.setdefault(entry.name, _Group(project.name)).subagents.extend(subagents)
-        elif files.is_session_file(entry.name) and files.is_regular(path):
+        elif files.is_session_file(entry.name) and seen.first(path):   # (regular files only)
             session_id = files.head_session_id(path) or entry.name.rsplit(".", 1)[0]
             groups.setdefault(session_id, _Group(project.name)).main.append(path)
 

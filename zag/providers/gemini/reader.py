@@ -26,7 +26,7 @@ from zag.providers.base import Item
 from zag.providers.gemini import files
 from zag.providers.gemini.conversation import Conversation, FileContext
 from zag.providers.gemini.records import DECODE_ERRORS
-from zag.providers.tail import JsonlTail
+from zag.providers.tail import JsonlTail, open_regular_file
 
 CURSOR_VERSION = 1
 SETTLE_SECS = 2.0                     # a document this fresh that fails to parse is being rewritten
@@ -159,7 +159,11 @@ class GeminiReader:
                 state["bad"] = fp
                 yield events.parse_warning(f"gemini session document too large to read ({size} bytes)", str(path))
                 return
-            data = path.read_bytes()
+            handle = open_regular_file(path)   # never a FIFO or device: that could block
+            if handle is None:
+                return
+            with handle:
+                data = handle.read()
         except OSError:
             return
         try:

@@ -24,7 +24,7 @@ from zag.providers import sqlite_ro
 from zag.providers.base import HistorySource
 from zag.providers.goose import db, homes
 from zag.providers.goose.records import JSON_ERRORS
-from zag.providers.tail import fingerprint
+from zag.providers.tail import SeenFiles, fingerprint, open_regular_file
 
 KIND_DB = "db"
 KIND_JSONL = "jsonl"
@@ -47,8 +47,9 @@ def discover(env: Mapping[str, str]) -> Iterator[HistorySource]:
             database_ids.add(source.provider_session_id)
             yield source
     seen_stems: set[str] = set()
+    seen = SeenFiles()   # one source per real file (regular files only), however many links lead to it
     for folder in homes.session_dirs(env):
-        for path in _jsonl_files(folder):
+        for path in _jsonl_files(folder, seen):
             stem = path.stem
             if stem in database_ids or stem in seen_stems:
                 continue
@@ -95,11 +96,13 @@ def _db_source(db_path: Path, row: dict[str, Any]) -> HistorySource:
     )
 
 
-def _jsonl_files(folder: Path) -> list[Path]:
+def _jsonl_files(folder: Path, seen: SeenFiles) -> list[Path]:
     try:
-        return sorted(entry for entry in folder.iterdir() if entry.suffix == ".jsonl" and entry.is_file())
+        candidates = sorted((entry for entry in folder.iterdir() if entry.suffix == ".jsonl"),
+                            key=lambda path: (path.is_symlink(), path.name))   # a real file before a link to it
     except OSError:
         return []
+    return [path for path in candidates if seen.first(path)]
 
 
 def _jsonl_source(path: Path) -> HistorySource:
@@ -123,7 +126,10 @@ def _jsonl_source(path: Path) -> HistorySource:
 
 def _first_line(path: Path) -> dict[str, Any] | None:
     try:
-        with open(path, "rb") as handle:
+        handle = open_regular_file(path)   # never a FIFO or device: that could block
+        if handle is None:
+            return None
+        with handle:
             line = handle.readline(FIRST_LINE_BYTES)
     except OSError:
         return None
