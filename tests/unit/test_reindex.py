@@ -254,3 +254,26 @@ def test_a_damaged_index_is_moved_aside_and_rebuilt() -> None:
     assert "moved to" in result.stderr
     with Index() as index:
         assert [row["session_id"] for row in index.list_sessions()] == [sid(1)]
+
+
+def test_an_index_that_opens_but_has_corrupt_pages_is_moved_aside_and_rebuilt() -> None:
+    """Damage only the rebuild runs into (the header is sound, the pages after it are not)."""
+    import sqlite3
+
+    for number in range(1, 41):
+        write_log(sid(number), [_started(number), _ended(number + 1, 0)])
+    assert CliRunner().invoke(cli, ["reindex"]).exit_code == 0
+    db = paths.index_db()
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    with open(db, "r+b") as file:
+        file.seek(8192)
+        file.write(b"\xff" * 3000)
+
+    result = CliRunner().invoke(cli, ["reindex", "--json"])
+
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["sessions"] == 40 and report["damaged_index_moved_to"]
+    with Index() as index:
+        assert len(index.list_sessions(limit=100)) == 40

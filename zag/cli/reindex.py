@@ -29,16 +29,14 @@ def reindex(as_json: bool) -> None:
 
     from zag import paths
     from zag.cli.errors import Failure, index_trouble
-    from zag.logs.reindex import open_or_replace_index, rebuild
+    from zag.logs.reindex import reindex as rebuild_index
 
     try:
-        index, damaged = open_or_replace_index()
-        with index:
-            report = rebuild(index, paths.sessions_dir())
+        report, damaged = rebuild_index(paths.index_db(), paths.sessions_dir())
     except sqlite3.DatabaseError as exc:  # not damage it could repair: e.g. a folder it cannot write
         raise Failure(index_trouble(exc, rebuilding=True)) from None
     if damaged is not None:
-        click.echo(f"zag: the index could not be opened; it was moved to {damaged} and rebuilt "
+        click.echo(f"zag: the index was damaged; it was moved to {damaged} and rebuilt "
                    "(its backfill cursors are lost: the next `zag backfill` re-reads the agents' history)",
                    err=True)
     if as_json:

@@ -324,13 +324,38 @@ def open_or_replace_index(path: Path | None = None) -> tuple[Index, Path | None]
     except sqlite3.DatabaseError as exc:
         if not (is_damaged(exc) or (path.exists() and not path.is_file())):
             raise
+    aside = move_aside(path)
+    return Index(path), aside
+
+
+def move_aside(path: Path) -> Path:
+    """Move a damaged index (with its -wal and -shm files) to `<name>.damaged-<time>`; returns where."""
     aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
     for suffix in ("-wal", "-shm"):
         sidecar = Path(str(path) + suffix)
         if sidecar.exists():
             sidecar.replace(Path(str(aside) + suffix))
     path.replace(aside)
-    return Index(path), aside
+    return aside
+
+
+def reindex(path: Path | None = None, sessions_dir: Path | None = None) -> tuple[ReindexReport, Path | None]:
+    """Rebuild the index at `path` from the logs; an index found damaged, whether on opening or only while
+    rebuilding (it opens, but pages are corrupt), is moved aside (`move_aside`) and a new one built.
+    Returns the report and where a damaged index went (None if it was sound)."""
+    import sqlite3
+
+    path = path or paths.index_db()
+    index, damaged = open_or_replace_index(path)
+    try:
+        with index:
+            return rebuild(index, sessions_dir), damaged
+    except sqlite3.DatabaseError as exc:
+        if damaged is not None or not is_damaged(exc):
+            raise
+    damaged = move_aside(path)
+    with Index(path) as index:
+        return rebuild(index, sessions_dir), damaged
 
 
 def rebuild(index: Index, sessions_dir: Path | None = None) -> ReindexReport:
