@@ -245,3 +245,15 @@ def test_events_read_the_log_of_the_current_home_after_a_copy(tmp_path: Path,
     (copy / "sessions" / f"{session_id}.jsonl").unlink()
     code, out, _ = _zag("events", session_id, "--json")
     assert code == 0 and "only in the old copy" in out
+
+
+def test_an_empty_index_with_logs_on_disk_points_to_reindex() -> None:
+    """The index was deleted (or replaced) while logs remain: `sessions` and `ps --all` say so."""
+    runner = CliRunner()
+    assert "no sessions yet" in runner.invoke(cli, ["sessions"]).stderr
+    write_log("11111111-2222-4333-8444-555555555555", [started_body()])
+    for command in (["sessions"], ["ps", "--all"]):
+        result = runner.invoke(cli, command)
+        assert result.exit_code == 0
+        assert "1 session log(s) are on disk: `zag reindex` rebuilds the index" in result.stderr, command
+    assert "zag ps --all" in runner.invoke(cli, ["ps"]).stderr  # live sessions only: no hint about logs

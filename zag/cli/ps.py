@@ -50,8 +50,7 @@ def ps(show_all: bool, as_json: bool) -> None:
     for row in rows:
         row["state"] = effective_state(row, now)
     if not rows:
-        hint = "" if show_all else " (`zag ps --all` includes exited ones)"
-        click.echo(f"no live sessions{hint}", err=True)
+        click.echo(_empty_message(show_all), err=True)
         return
     style = render.Style.for_stream()
     # click.echo strips ANSI codes when stdout is not a terminal: `color=` keeps FORCE_COLOR's choice
@@ -75,6 +74,15 @@ def state_cell(row: dict[str, Any], now: float) -> render.Cell:
     if state == states.RUNNING:
         return "running", "green"
     return state, ""
+
+
+def _empty_message(show_all: bool) -> str:
+    if not show_all:
+        return "no live sessions (`zag ps --all` includes exited ones)"
+    from zag.cli.sessions import unindexed_logs_hint
+
+    logs = unindexed_logs_hint()
+    return f"no sessions in the index, {logs}" if logs else "no live sessions"
 
 
 def ps_table(rows: list[dict[str, Any]], style: render.Style, *, width: int = 0, now: float) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterable
@@ -63,7 +64,24 @@ def empty_sessions_hint(provider: str | None) -> str:
     if provider:
         return (f"no {provider} sessions (`zag run {provider}` records one; "
                 f"`zag backfill --provider {provider}` imports {provider}'s history)")
+    logs = unindexed_logs_hint()
+    if logs:
+        return f"no sessions in the index, {logs}"
     return "no sessions yet (`zag run <agent>` records one; `zag backfill` imports history)"
+
+
+def unindexed_logs_hint() -> str:
+    """For an empty index: "but N session logs are on disk (…reindex…)" when there are logs (the index was
+    deleted or replaced), else ""."""
+    from zag import paths
+
+    try:
+        count = sum(1 for entry in os.scandir(paths.sessions_dir()) if entry.name.endswith(".jsonl"))
+    except OSError:
+        return ""
+    if not count:
+        return ""
+    return f"but {count} session log(s) are on disk: `zag reindex` rebuilds the index from them"
 
 
 def flags(row: dict[str, Any]) -> str:
