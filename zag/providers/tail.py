@@ -78,11 +78,14 @@ class JsonlTail:
         cursor = cursor or {}
         self.offset = int(cursor.get("offset", 0))
         self.ino = cursor.get("ino")
+        self.mark: Any = cursor.get("mark")  # the reader's own note of what it imported (kept in the cursor)
         self.restarted = False      # set when the file shrank or was replaced since the cursor
         self.oversized_lines = 0
 
     def cursor(self) -> dict[str, Any]:
-        return {"offset": self.offset, "ino": self.ino}
+        if self.mark is None:
+            return {"offset": self.offset, "ino": self.ino}
+        return {"offset": self.offset, "ino": self.ino, "mark": self.mark}
 
     def size_changed(self) -> bool:
         """Cheap check (one stat) whether there may be something new to read."""

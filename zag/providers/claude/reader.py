@@ -32,6 +32,7 @@ CURSOR_VERSION = 1
 MAIN = "main"
 _META_RETRIES = 20   # reads during which a missing subagent .meta.json is looked for again
 CHUNK_BYTES = 1024 * 1024
+MARK_KEYS = 64       # uuids of the records at a file's latest imported timestamp kept in its cursor
 
 
 @dataclass
@@ -127,10 +128,26 @@ class ClaudeSessionReader:
         tail.restarted = False
         announced = False
         mapper = self.mapper
+        before = tail.mark   # [latest timestamp imported from this file, uuids of the records at it]
+        mapper.track = [before[0], list(before[1])] if before else [None, []]
+        try:
+            yield from self._read_chunks(tail, extra, before)
+        finally:
+            track = mapper.track
+            if track[0] is not None:
+                tail.mark = [track[0], track[1][-MARK_KEYS:]]
+            mapper.track = None
+            mapper.replay = None
+
+    def _read_chunks(self, tail: JsonlTail, extra: dict[str, Any] | None, before: Any) -> Iterator[list[Item]]:
+        announced = False
+        mapper = self.mapper
         for lines, checked, start in _chunks(tail):
             items: list[Item] = []
             if tail.restarted and not announced:
                 announced = True
+                if before:  # read again from the start: what was imported up to the mark is skipped
+                    mapper.replay = (before[0], frozenset(before[1]))
                 items.append(self._restart_notice(tail, extra))
             if checked is None:
                 items.append(events.parse_warning(
@@ -392,7 +409,12 @@ def _file_cursor(value: Any) -> dict[str, Any] | None:
     if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
         return None
     ino = value.get("ino")
-    return {"offset": offset, "ino": ino if isinstance(ino, int) and not isinstance(ino, bool) else None}
+    found = {"offset": offset, "ino": ino if isinstance(ino, int) and not isinstance(ino, bool) else None}
+    mark = value.get("mark")
+    if (isinstance(mark, list) and len(mark) == 2 and isinstance(mark[0], str) and isinstance(mark[1], list)
+            and all(isinstance(key, str) for key in mark[1])):
+        found["mark"] = mark
+    return found
 
 
 def _safe_relative(name: str) -> bool:

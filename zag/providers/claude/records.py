@@ -44,6 +44,7 @@ _MESSAGES_KEPT = 64         # message ids whose emitted blocks are remembered
 _BLOCK_MESSAGES_IN_STATE = 4  # the last messages' block keys kept in the cursor (a response over two reads)
 _TOOLS_IN_STATE = 32       # recent tool_use ids kept in the cursor, to name results read by a later reader
 _UUIDS_KEPT = 8192          # record uuids remembered, to skip records re-read after a file was replaced
+_MARK_KEYS_MAX = 64         # (the reader keeps 64 uuids at a file's latest timestamp in its cursor)
 
 # A \uD800-\uDFFF escape that is not part of a surrogate pair (JS can write those; msgspec refuses them).
 _LONE_SURROGATE = re.compile(
@@ -113,6 +114,11 @@ class RecordMapper:
         self._last_flat_tool: tuple[str | None, str | None] = (None, None)
         self._uuids = _Recent(_UUIDS_KEPT)
         self.skip_seen_records = False  # set by the reader after a file shrank or was replaced
+        # Set by the reader around one file's read: `track` = [latest str timestamp, uuids at it] of that
+        # file (kept in its cursor); `replay` = the mark before the file was read again from the start
+        # (shrank or replaced): records up to it were imported by an earlier reader and are skipped.
+        self.track: list[Any] | None = None
+        self.replay: tuple[str, frozenset[str]] | None = None
         self.lines_done = 0             # see `map_lines`
         self._need_cwd = True
         self.last_ts: Any = state.get("last_ts")
@@ -185,6 +191,8 @@ class RecordMapper:
             if len(recent) > _UUIDS_KEPT:
                 seen._old, seen._new = recent, {}
         ts = rec.timestamp
+        if self.track is not None and not self._track(ts, uuid):
+            return
         if ts is not None:
             self.last_ts = ts
             if self._first_ts is None:
@@ -215,6 +223,24 @@ class RecordMapper:
             out.append(self._flat_tool_result(rec, ts, extra))
         else:
             out.append(self._status(_status_message(rec), line, ts, extra))
+
+    def _track(self, ts: Any, uuid: str | None) -> bool:
+        """Notes the file's latest timestamp; False for a record imported before a re-read (at or before
+        the replay mark: earlier, or at it with a uuid already imported or without a uuid)."""
+        if ts.__class__ is not str:
+            return True
+        replay = self.replay
+        if replay is not None and (ts < replay[0] or (ts == replay[0] and (uuid is None or uuid in replay[1]))):
+            return False
+        track = self.track
+        assert track is not None
+        latest = track[0]
+        if latest is None or ts > latest:
+            track[0] = ts
+            track[1] = [uuid] if uuid is not None else []
+        elif ts == latest and uuid is not None and len(track[1]) < 4 * _MARK_KEYS_MAX:
+            track[1].append(uuid)
+        return True
 
     # -- assistant --------------------------------------------------------------------------------
     def _assistant(self, rec: schema.Record, ts: Any, line: bytes, extra: dict[str, Any] | None,
