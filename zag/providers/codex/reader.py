@@ -2,10 +2,16 @@
 
 A session is one or more rollout files: the first `rollout-<ts>-<id>.jsonl` and, in the paginated era,
 continuation files `rollout-<ts>-<id>_<rollout-id>.jsonl`, read in order. The cursor is
-`{"v": 1, "files": {<plain file name>: {"offset", "ino"}}, "state": <RecordMapper state>}`: keyed by file
-name (not path) so a session archived between two backfills (moved to `archived_sessions/`) continues
-where it stopped, and the mapper state (usage baseline, model, dedupe windows) makes the next read
-continue exactly.
+`{"v": 1, "files": {<plain file name>: {"offset", "ino", ["mark"]}}, "state": <RecordMapper state>}`: keyed
+by file name (not path) so a session archived between two backfills (moved to `archived_sessions/`)
+continues where it stopped, and the mapper state (usage baseline, model, dedupe windows) makes the next
+read continue exactly.
+
+A file's optional `mark` is `[latest record timestamp read from it, keys of up to 64 lines at it]` (a key
+is a short hash of the raw line: Codex records have no id of their own). When the file shrank or was
+replaced it is read again from its start: records before the mark, and records at it whose line was read
+before, were imported by an earlier read and are skipped; later ones are imported. A cursor without a mark
+(written before marks existed) reads such a file again in full, as it always did.
 
 Compressed `.jsonl.zst` rollouts (Codex's off-by-default `local_thread_store_compression`) are read when a
 zstd decoder is importable (`compression.zstd` on Python ≥ 3.14, or the `zstandard` package if the user
@@ -16,7 +22,10 @@ the same decompressed offset.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -28,6 +37,9 @@ from zag.providers.codex.records import RecordMapper
 from zag.providers.tail import CHUNK_BYTES, MAX_LINE_BYTES, JsonlTail, open_regular_file
 
 CURSOR_VERSION = 1
+MARK_KEYS = 64       # keys of the lines at a file's latest imported timestamp kept in its cursor
+# the record's own timestamp leads every rollout line (`created_at` in the oldest, bare-item files)
+_LINE_STAMP = re.compile(rb'\s*\{\s*"(?:timestamp|created_at)"\s*:\s*"([^"\\]{1,64})"')
 
 
 class RolloutReader:
@@ -97,8 +109,15 @@ class RolloutReader:
             self._tails[key] = tail
             self._entries.pop(key, None)
         mapper = self.mapper
-        for line in tail.lines():
-            yield from mapper.map_line(line)
+        mark = _Mark(tail.mark)
+        try:
+            for line in tail.lines():
+                if tail.restarted and not mark.replaying:
+                    mark.replay()   # read again from the start: what was imported up to the mark is skipped
+                if mark.admit(line):
+                    yield from mapper.map_line(line)
+        finally:
+            tail.mark = mark.saved()
         if tail.restarted:
             tail.restarted = False
             yield mapper._status("rollout file shrank or was replaced; read again from its start",
@@ -138,6 +157,65 @@ class RolloutReader:
             yield events.parse_warning(f"codex: compressed rollout unreadable ({exc})", str(path))
             return
         self._entries[key] = {"offset": offset, "zst": True, "size": size}
+
+
+class _Mark:
+    """One file's mark while it is read: the latest record timestamp and the lines at it (hashed only
+    when saved), and during a re-read from the start the mark of the earlier reads."""
+
+    def __init__(self, saved: Any) -> None:
+        valid = (isinstance(saved, list) and len(saved) == 2 and isinstance(saved[0], str)
+                 and isinstance(saved[1], list) and all(isinstance(key, str) for key in saved[1]))
+        self.ts: str | None = saved[0] if valid else None
+        self.keys: list[str] = list(saved[1][-MARK_KEYS:]) if valid else []
+        self.lines: deque[bytes] = deque(maxlen=MARK_KEYS)  # read now, at `ts`
+        self.replaying = False
+        self._before: tuple[str, frozenset[str]] | None = None
+        self._in_old_part = False
+
+    def replay(self) -> None:
+        self.replaying = True
+        if self.ts is not None:
+            self._before = (self.ts, frozenset(self.keys))
+            self._in_old_part = True
+
+    def admit(self, line: bytes) -> bool:
+        """Notes the line's timestamp; False for a record imported before the re-read (earlier than the
+        mark, or at it with the same line; an undated line while still before the mark)."""
+        found = _LINE_STAMP.match(line)
+        ts = _stamp(found.group(1)) if found else None
+        if ts is None:
+            return not self._in_old_part
+        before = self._before
+        if before is not None and ts <= before[0] and (ts < before[0] or _line_key(line) in before[1]):
+            return False
+        self._in_old_part = False
+        if self.ts is None or ts > self.ts:
+            self.ts = ts
+            self.keys = []
+            self.lines.clear()
+            self.lines.append(line)
+        elif ts == self.ts:
+            self.lines.append(line)
+        return True
+
+    def saved(self) -> list[Any] | None:
+        if self.ts is None:
+            return None
+        keys = self.keys + [_line_key(line) for line in self.lines]
+        return [self.ts, keys[-MARK_KEYS:]]
+
+
+def _stamp(raw: bytes) -> str | None:
+    """A line's timestamp in one comparable form (ours, `YYYY-MM-DDTHH:MM:SS.mmmZ`), or None."""
+    text = raw.decode("utf-8", "replace")
+    if len(text) == 24 and text[10] == "T" and text[19] == "." and text[23] == "Z":
+        return text
+    return events.normalize_ts(text)
+
+
+def _line_key(line: bytes) -> str:
+    return hashlib.blake2b(line.strip(), digest_size=8).hexdigest()
 
 
 def _zstd_opener() -> Any:
