@@ -105,3 +105,26 @@ def test_each_run_is_a_new_session(agent: Agent) -> None:
         assert_valid_log(log)
     ids_seen_by_agent = [inv["env"]["ZAG_SESSION_ID"] for inv in agent.invocations()]
     assert sorted(ids_seen_by_agent) == sorted(log[0]["session_id"] for log in logs)
+
+
+def test_the_agents_session_is_claimed_while_it_runs(agent: Agent, zag_home: Path) -> None:
+    """Claimed before the agent starts (so a backfill leaves it alone before the index row exists), by
+    zag's pid; released when the session ends."""
+    import json
+
+    release = agent.root / "release"
+    agent.script([{"out": "ready\n"}, {"wait_file": str(release), "timeout": 30}, {"exit": 0}])
+    proc = agent.start("run", "claude")
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+        [invocation] = agent.invocations()
+        provider_session_id = invocation["argv"][invocation["argv"].index("--session-id") + 1]
+        claim = zag_home / "claims" / "claude" / provider_session_id
+        assert json.loads(claim.read_text())["pid"] == proc.pid
+        release.write_text("")
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert not claim.exists()

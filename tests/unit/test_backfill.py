@@ -602,3 +602,26 @@ def test_marker_pre_check_never_misses_a_marker_hidden_by_another() -> None:
         data = b"".join(rng.choice(pieces) for _ in range(rng.randint(1, 6)))
         expected = {slot for slot, marker in markers if marker in data}
         assert expected <= redactor.slots_to_run(data), data
+
+
+def test_a_session_claimed_by_a_live_supervisor_is_left_alone_until_it_ends(root: Path) -> None:
+    """A supervisor claims its agent's session id before the agent starts; its index row may come later
+    (written in the background). A backfill in that window must not import the session a second time."""
+    import subprocess
+    import sys
+
+    from zag.providers import claims
+
+    write_lines(root / "alpha.jsonl", conversation(4))
+    supervisor = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with pytest.MonkeyPatch.context() as patch:  # the claim records the claiming process's pid
+            patch.setattr(os, "getpid", lambda: supervisor.pid)
+            assert claims.claim("testprov", "alpha", "11111111-2222-4333-8444-555555555555")
+        summary = run(root)
+        assert (summary.live, summary.imported, summary.events) == (1, 0, 0)
+    finally:
+        supervisor.kill()
+        supervisor.wait(timeout=10)
+    summary = run(root)   # its supervisor is gone: a stale claim holds nothing
+    assert (summary.live, summary.imported) == (0, 1)

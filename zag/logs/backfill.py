@@ -225,7 +225,7 @@ def _plan(
             else:
                 session_id, cursor = backfill_session_id(provider, source.source_key), None
                 mode = MODE_NEW if index.get_session(session_id) is None else MODE_ADOPT
-        if mode != MODE_NEW and _is_live(index, session_id, live_cache):
+        if (mode != MODE_NEW and _is_live(index, session_id, live_cache)) or _claimed_live(provider, source):
             summary.live += 1
             continue
         job = ImportJob(provider, source, session_id, cursor, mode, _source_bytes(source))
@@ -236,6 +236,13 @@ def _plan(
     # biggest first, so the last worker to finish is not the one that got the 1 GB transcript last
     ordered.sort(key=lambda group: -sum(job.size for job in group))
     return ordered
+
+
+def _claimed_live(provider: str, source: HistorySource) -> bool:
+    """A supervisor follows this agent session live, possibly before its index row exists (`claims`)."""
+    from zag.providers import claims
+
+    return bool(source.provider_session_id) and claims.held(provider, source.provider_session_id)
 
 
 def _is_live(index: Index, session_id: str, cache: dict[str, bool]) -> bool:

@@ -4,7 +4,9 @@ When an agent gives zag no exact way to tell its own session file (no id chosen 
 no open-file table to look at), a supervisor picks the likeliest new file; a claim makes that pick
 exclusive: the first live zag session to claim a key owns it until it releases it or its process dies.
 A claim is a small file `$ZAG_HOME/claims/<provider>/<key>` holding the owner's session id and pid,
-created atomically (O_EXCL).
+created atomically (O_EXCL). Every supervisor also claims its agent's session id as soon as it knows it
+(before the agent starts when zag chose the id), so `zag backfill` leaves a session alone that is
+supervised live but not in the index yet.
 """
 
 from __future__ import annotations
@@ -55,6 +57,12 @@ def claimed_by_other(provider: str, key: str, owner: str) -> bool:
     """Is `key` claimed by another zag session whose process still runs?"""
     holder = _holder(_claim_path(provider, key))
     return holder is not None and holder.get("owner") != owner and _alive(holder.get("pid"))
+
+
+def held(provider: str, key: str) -> bool:
+    """Is `key` claimed by a zag session whose process still runs (a supervisor following it live)?"""
+    holder = _holder(_claim_path(provider, key))
+    return holder is not None and _alive(holder.get("pid"))
 
 
 def release(provider: str, key: str, owner: str) -> None:

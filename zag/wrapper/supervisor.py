@@ -160,6 +160,7 @@ class Supervisor:
         self._last_child: Child | None = None
         self._ctx: LaunchContext | None = None
         self._state_lock = threading.Lock()
+        self._claimed: set[str] = set()  # provider session ids claimed for this session (`_claim`)
 
     # -- the whole session ------------------------------------------------------------------------
     def run(self) -> int:
@@ -499,6 +500,8 @@ class Supervisor:
 
     def _spawn(self, plan: LaunchPlan, ctx: LaunchContext) -> Child:
         argv = [self.request.executable, *plan.args]
+        if plan.provider_session_id:
+            self._claim(plan.provider_session_id)  # before the agent writes its first record
         try:
             try:
                 child = self._start(argv, ctx)
@@ -622,6 +625,7 @@ class Supervisor:
         if status.signal is not None:
             fields["signal"] = status.signal_name
         self._log(events.body(events.SESSION_ENDED, ts=ended_at, **fields))
+        self._release_claims()
         self._update_registry(state=states.EXITED, exit_code=status.exit_code, ended_at=ended_at,
                               last_seq=self.writer.last_seq, updated_at=ended_at, resume_at=None,
                               end_reason="cancelled" if fields.get("cancelled") else None)
@@ -706,7 +710,27 @@ class Supervisor:
             self.provider_session_id = value
             if self.writer is not None:
                 self.writer.provider_session_id = value
+        self._claim(value)
         self._update_registry(provider_session_id=value)
+
+    def _claim(self, provider_session_id: str) -> None:
+        """Mark the agent's session as supervised here at once (a file, no index): a `zag backfill` running
+        before this session's index row is written leaves it alone (`claims`). Released at the end."""
+        from zag.providers import claims
+
+        with self._state_lock:
+            if provider_session_id in self._claimed:
+                return
+            self._claimed.add(provider_session_id)
+        claims.claim(self.provider.name, provider_session_id, self.session_id)
+
+    def _release_claims(self) -> None:
+        from zag.providers import claims
+
+        with self._state_lock:
+            claimed, self._claimed = self._claimed, set()
+        for provider_session_id in claimed:
+            claims.release(self.provider.name, provider_session_id, self.session_id)
 
     # -- signals ----------------------------------------------------------------------------------
     def _set_running(self, running: _Running | None) -> None:
