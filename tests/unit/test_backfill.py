@@ -625,3 +625,20 @@ def test_a_session_claimed_by_a_live_supervisor_is_left_alone_until_it_ends(root
         supervisor.wait(timeout=10)
     summary = run(root)   # its supervisor is gone: a stale claim holds nothing
     assert (summary.live, summary.imported) == (0, 1)
+
+
+def test_a_stale_claim_whose_pid_was_reused_holds_nothing_once_its_session_is_indexed(root: Path) -> None:
+    """A supervisor SIGKILLed before releasing its claim; its pid now belongs to another process. The
+    owner's index row (supervisor pid and start time) tells it is gone."""
+    from zag.providers import claims
+
+    write_lines(root / "alpha.jsonl", conversation(4))
+    owner = "11111111-2222-4333-8444-555555555555"
+    assert claims.claim("testprov", "alpha", owner)  # held by this (live) process's pid
+    assert run(root).live == 1   # no row for the owner yet: the window before a supervisor's row exists
+    with Index() as index:
+        index.add_session(session_id=owner, provider="testprov", provider_session_id="other", state=states.RUNNING,
+                          started_at=time.time(), supervisor_pid=os.getpid(), supervisor_started="not this one",
+                          hostname=hostname(), last_heartbeat=time.time(), heartbeat_secs=10)
+    summary = run(root)
+    assert (summary.live, summary.imported) == (0, 1)

@@ -225,7 +225,8 @@ def _plan(
             else:
                 session_id, cursor = backfill_session_id(provider, source.source_key), None
                 mode = MODE_NEW if index.get_session(session_id) is None else MODE_ADOPT
-        if (mode != MODE_NEW and _is_live(index, session_id, live_cache)) or _claimed_live(provider, source):
+        supervised = mode != MODE_NEW and _is_live(index, session_id, live_cache)
+        if supervised or _claimed_live(provider, source, index, live_cache):
             summary.live += 1
             continue
         job = ImportJob(provider, source, session_id, cursor, mode, _source_bytes(source))
@@ -238,11 +239,16 @@ def _plan(
     return ordered
 
 
-def _claimed_live(provider: str, source: HistorySource) -> bool:
-    """A supervisor follows this agent session live, possibly before its index row exists (`claims`)."""
+def _claimed_live(provider: str, source: HistorySource, index: Index, cache: dict[str, bool]) -> bool:
+    """A supervisor follows this agent session live, possibly before its index row exists (`claims`).
+    Once the owner's row exists, its liveness (pid and start time) decides: a stale claim whose pid was
+    reused holds nothing."""
     from zag.providers import claims
 
-    return bool(source.provider_session_id) and claims.held(provider, source.provider_session_id)
+    owner = claims.live_owner(provider, source.provider_session_id) if source.provider_session_id else None
+    if owner is None:
+        return False
+    return _is_live(index, owner, cache) if index.get_session(owner) is not None else True
 
 
 def _is_live(index: Index, session_id: str, cache: dict[str, bool]) -> bool:

@@ -59,10 +59,14 @@ def claimed_by_other(provider: str, key: str, owner: str) -> bool:
     return holder is not None and holder.get("owner") != owner and _alive(holder.get("pid"))
 
 
-def held(provider: str, key: str) -> bool:
-    """Is `key` claimed by a zag session whose process still runs (a supervisor following it live)?"""
+def live_owner(provider: str, key: str) -> str | None:
+    """The zag session that claimed `key`, if the process that claimed it still runs (or a process with
+    its pid: a caller that knows the owner's session can check it more closely)."""
     holder = _holder(_claim_path(provider, key))
-    return holder is not None and _alive(holder.get("pid"))
+    if holder is None or not _alive(holder.get("pid")):
+        return None
+    owner = holder.get("owner")
+    return owner if isinstance(owner, str) and owner else None
 
 
 def release(provider: str, key: str, owner: str) -> None:
