@@ -102,12 +102,17 @@ def _hits(writer: SessionLogWriter) -> list[dict[str, Any]]:
     return [event for event in lines if event["type"] == events.USAGE_LIMIT_HIT]
 
 
+def _engine(writer: SessionLogWriter, interactive: bool = False) -> tuple[StandInSupervisor, LimitHandler]:
+    """The session's start in its log, a stand-in supervisor over it and the engine under test."""
+    writer.write(events.body(events.SESSION_STARTED, provider="claude", argv=["claude"], interactive=interactive))
+    supervisor = StandInSupervisor(writer, request=Request(interactive=interactive))
+    return supervisor, LimitHandler(supervisor, SETTINGS)  # type: ignore[arg-type]
+
+
 def test_superseded_incidents_read_the_same_from_the_log_at_every_step(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(incidents, "ANNOUNCE_AFTER_SECS", 0.0)
     with SessionLogWriter(SID, "claude", provider_session_id="prov-1") as writer:
-        writer.write(events.body(events.SESSION_STARTED, provider="claude", argv=["claude"], interactive=False))
-        supervisor = StandInSupervisor(writer)
-        engine = LimitHandler(supervisor, SETTINGS)  # type: ignore[arg-type]
+        supervisor, engine = _engine(writer)
         try:
             first = _hit(engine, supervisor, time.time() + 600)
             assert _agree(supervisor) == {first["incident_id"]: "pending"}
@@ -154,9 +159,7 @@ def test_a_usage_cancel_with_the_agent_on_screen_reads_the_same_from_the_log(
     note tells the log; the incident had a failed attempt, so the session's end alone would say failed."""
     monkeypatch.setattr(incidents, "ANNOUNCE_AFTER_SECS", 0.0)
     with SessionLogWriter(SID, "claude", provider_session_id="prov-1") as writer:
-        writer.write(events.body(events.SESSION_STARTED, provider="claude", argv=["claude"], interactive=True))
-        supervisor = StandInSupervisor(writer, request=Request(interactive=True))
-        engine = LimitHandler(supervisor, SETTINGS)  # type: ignore[arg-type]
+        supervisor, engine = _engine(writer, interactive=True)
         try:
             hit = _hit(engine, supervisor, time.time() + 600)
             attempt = engine.begin_attempt(engine.active_incident(), expected="prov-1")  # type: ignore[arg-type]
@@ -188,9 +191,7 @@ def test_an_interrupted_wait_is_logged_when_it_is_cancelled(monkeypatch: pytest.
 
     monkeypatch.setattr(incidents, "ANNOUNCE_AFTER_SECS", 0.0)
     with SessionLogWriter(SID, "claude", provider_session_id="prov-1") as writer:
-        writer.write(events.body(events.SESSION_STARTED, provider="claude", argv=["claude"], interactive=False))
-        supervisor = StandInSupervisor(writer)
-        engine = LimitHandler(supervisor, SETTINGS)  # type: ignore[arg-type]
+        supervisor, engine = _engine(writer)
         try:
             hit = _hit(engine, supervisor, time.time() + 600)
             supervisor.interrupted.set()
