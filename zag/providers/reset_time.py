@@ -7,7 +7,8 @@ Forms understood (case-insensitive):
   `15:32`, `5pm (Europe/Warsaw)` — the next occurrence, except that the CLIs round to the minute, so a
   time up to `ROUNDING_GRACE_SECS` in the past means "now", not tomorrow;
 - a date and time in local time (or the given zone): `Mar 10th, 2026 3:39 AM`, `Feb 16, 11am`,
-  `Sep 17 at 10pm (Europe/Lisbon)` — without a year, the next such date.
+  `Sep 17 at 10pm (Europe/Lisbon)` — without a year, the next such date, unless this year's is at most
+  `RECENT_DATE_SECS` past (then it is that past reset).
 
 An epoch or a delay is exact. A clock time or a date names a minute, and the CLIs floor the reset to the
 minute they show (claude says `resets 1:14am` for a reset at 1:14:50): such a phrase stands for the END
@@ -25,6 +26,10 @@ from datetime import date, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ROUNDING_GRACE_SECS = 10 * 60
+# A date without a year up to this long past is that past date (a reset already gone: resume soon), not
+# the same date next year: the CLIs name resets at most a week ahead, so zag seeing one late (a stale
+# screen, a suspended machine) must not read it as a year away.
+RECENT_DATE_SECS = 8 * 86400
 MINUTE_SECS = 60.0  # the precision of a clock time or a date: the reset lies within that minute
 
 _MONTHS = {name: index for index, name in enumerate(
@@ -185,13 +190,13 @@ def _date_time(match: re.Match[str], now: float, zone: tzinfo) -> float | None:
         years = [int(match["year"])]
     else:
         this_year = datetime.fromtimestamp(now, zone).year
-        years = [this_year, this_year + 1]
+        years = [this_year - 1, this_year, this_year + 1]  # last year's: a recent date across New Year
     for year in years:
         try:
             moments = _instants(date(year, month, day), hour, minute, zone)
         except ValueError:
             continue
         future = [moment for moment in moments if moment >= now - ROUNDING_GRACE_SECS]
-        if future or match["year"]:
+        if future or match["year"] or moments[-1] >= now - RECENT_DATE_SECS:
             return min(future) if future else moments[0]
     return None

@@ -70,3 +70,16 @@ def test_clock_reset_across_dst() -> None:
 def test_nonsense_is_none() -> None:
     for phrase in ("", "soon", "25:00", "13pm", "Smarch 3, 4pm"):
         assert reset_time.parse_reset(phrase, NOW, UTC) is None
+
+
+@pytest.mark.parametrize("phrase, now, expected", [
+    ("Nov 22, 1am", NOW, at(2026, 11, 22, 1, 1)),                   # 14 minutes past
+    ("Nov 20 at 9pm", NOW, at(2026, 11, 20, 21, 1)),                # days past
+    ("Dec 31, 11pm (UTC)", at(2027, 1, 2, 9), at(2026, 12, 31, 23, 1)),  # past, across New Year
+    ("Jan 2, 3am", at(2026, 12, 30, 12), at(2027, 1, 2, 3, 1)),     # ahead, across New Year
+])
+def test_a_date_without_a_year_just_past_is_past_not_next_year(phrase: str, now: float, expected: float) -> None:
+    """A CLI names resets at most a week ahead: a yearless date zag sees after it passed (late, a stale
+    screen) is a reset already gone (resume after the settle delay), not one a year away (which
+    `max_wait_secs` would cap to a day's useless wait)."""
+    assert reset_time.parse_reset(phrase, now, UTC) == expected
