@@ -9,7 +9,10 @@ transactions, and on Ctrl-C still commits what the workers finished.
 
 Which zag session a source's events go to:
 - a recorded cursor (an earlier backfill, or the cursor the live supervisor saved when it ended)
-  → continue that session's log from that cursor: nothing is imported twice;
+  → continue that session's log from that cursor: nothing is imported twice. The cursor's row also
+  holds the log's size it accounts for: a log grown beyond it (a worker SIGKILLed mid-append, a live
+  session whose last cursor update could not be written) is continued after the latest transcript
+  timestamp of that tail only (see `backfill_worker`);
 - no cursor, but a zag session already holds this provider session id and no other source feeds it
   (zag supervised it live and ended without saving a cursor, or the cursor table was lost) → append
   to that session, skipping every record up to the latest transcript timestamp it already holds. This
@@ -215,8 +218,9 @@ def _plan(
     groups: dict[str, list[ImportJob]] = {}
     live_cache: dict[str, bool] = {}
     for source in changed:
+        log_size = None
         if source.source_key in cursors:
-            session_id, cursor = cursors[source.source_key]
+            session_id, cursor, log_size = cursors[source.source_key]
             mode = MODE_CONTINUE
         else:
             owner = owners.get(source.provider_session_id) if source.provider_session_id else None
@@ -229,7 +233,7 @@ def _plan(
         if supervised or _claimed_live(provider, source, index, live_cache):
             summary.live += 1
             continue
-        job = ImportJob(provider, source, session_id, cursor, mode, _source_bytes(source))
+        job = ImportJob(provider, source, session_id, cursor, mode, _source_bytes(source), log_size)
         groups.setdefault(session_id, []).append(job)
     ordered = list(groups.values())
     for group in ordered:
@@ -515,12 +519,14 @@ class _Committer:
         self.index = index
         self.summary = summary
         self.sessions: list[dict[str, Any]] = []
-        self.cursors: list[tuple[str, str, Any, str | None]] = []
+        self.cursors: list[tuple[str, str, Any, str | None, int | None]] = []
         self.last_commit = time.monotonic()
         self.sessions_dir = str(paths.sessions_dir())
 
     def add(self, result: ImportResult) -> None:
         summary = self.summary
+        for message in result.warnings:
+            summary.warn(f"{result.source_key}: {message}", source=result.source_key)
         if result.error:
             summary.warn(f"{result.source_key}: {result.error}", source=result.source_key)
             return
@@ -536,7 +542,8 @@ class _Committer:
             summary.updated += 1
         if result.events:
             self.sessions.append(_session_row(result, self.sessions_dir))
-        self.cursors.append((result.source_key, result.session_id, result.cursor, result.fingerprint))
+        self.cursors.append((result.source_key, result.session_id, result.cursor, result.fingerprint,
+                             result.log_size))
         if len(self.cursors) >= COMMIT_EVERY or time.monotonic() - self.last_commit >= COMMIT_INTERVAL_SECS:
             self.flush()
 

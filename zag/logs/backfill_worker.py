@@ -12,6 +12,14 @@ appended is cut off again (a new session's log is written under a temporary name
 into place on success), so a cursor that is not advanced never leaves events behind that the next run
 would write a second time.
 
+Only a process that dies at once (SIGKILL, e.g. the OOM killer) cannot cut off what it appended, and
+its parent cannot commit its cursor either; so each committed cursor carries the log's size once it
+held everything up to that cursor (`ImportResult.log_size`). A continued import whose log has grown
+beyond that size (a killed import's events, or the last second a live supervisor logged before its
+cursor could no longer be updated, e.g. a full disk under the index) reads only that tail and skips
+the reader's records up to the latest transcript timestamp there, as MODE_ADOPT does for a whole
+log. A log smaller than recorded (cut by hand) is reported and continued from the cursor alone.
+
 A new session's id is derived from (provider, source key) (`backfill_session_id`), and a MODE_NEW job
 renames its temporary log over whatever log already has that name: a run killed after the rename but
 before the parent committed the index row (SIGKILL, a full disk under the index) left that log, which
@@ -64,6 +72,7 @@ class ImportJob:
     cursor: Any
     mode: str
     size: int = 0     # bytes of the source's files when planned (for scheduling and progress)
+    log_size: int | None = None   # MODE_CONTINUE: the log's size the cursor accounts for (None: unknown)
 
 
 @dataclass
@@ -84,7 +93,9 @@ class ImportResult:
     cwd: str | None = None
     provider_session_id: str | None = None
     last_seq: int = 0
+    log_size: int | None = None   # the log's size after this job (stored with the cursor)
     error: str | None = None   # set: nothing was kept, the cursor must not advance
+    warnings: list[str] = field(default_factory=list)  # about the job, not a record (for the summary)
     notes: list[str] = field(default_factory=list)  # parse-warning messages (a few), for the summary
 
 
@@ -111,6 +122,7 @@ def import_source(provider: Provider, job: ImportJob) -> ImportResult:
                 os.replace(target, final)
             elif job.mode == MODE_NEW:
                 final.unlink(missing_ok=True)  # nothing to import now: no log the index does not know
+        result.log_size = _log_size(final)
     except Exception as exc:  # noqa: BLE001 - one bad source must not stop the others
         copier.roll_back(existed)
         result.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -140,6 +152,8 @@ def unreadable(files: Iterable[Path]) -> str | None:
 def _import(provider: Provider, job: ImportJob, copier: _Copier) -> None:
     if job.mode == MODE_ADOPT:
         copier.watermark = _watermark(paths.session_log(job.session_id))
+    elif job.mode == MODE_CONTINUE and job.log_size is not None:
+        copier.watermark = _tail_watermark(paths.session_log(job.session_id), job.log_size, copier.result)
     reader = provider.open_reader(job.source, job.cursor)
     copier.reader = reader
     try:
@@ -360,12 +374,36 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _watermark(log: Path) -> str | None:
-    """The latest transcript timestamp a zag session already holds (None: it holds none)."""
+def _tail_watermark(log: Path, recorded: int, result: ImportResult) -> str | None:
+    """The latest transcript timestamp in the part of the log no saved cursor accounts for (beyond
+    `recorded` bytes); None when there is none. Equal size: nothing is read."""
+    size = _log_size(log)
+    if size is None or size == recorded:
+        return None
+    if size < recorded:
+        result.warnings.append(f"session log {log} is smaller ({size} bytes) than when the cursor was saved "
+                               f"({recorded} bytes; cut by hand?): continuing from the cursor")
+        return None
+    return _watermark(log, offset=recorded)
+
+
+def _log_size(log: Path) -> int | None:
+    """The log's size in bytes (0: there is none), or None when it cannot be told."""
+    try:
+        return os.stat(log).st_size
+    except FileNotFoundError:
+        return 0
+    except OSError:
+        return None
+
+
+def _watermark(log: Path, offset: int = 0) -> str | None:
+    """The latest transcript timestamp a zag session already holds, from byte `offset` on (None: it
+    holds none there)."""
     latest: str | None = None
     if not log.exists():
         return None
-    for event in read_events(log):
+    for event in read_events(log, offset=offset):
         if event.get("type") in events.TRANSCRIPT_TYPES and event.get("source") != events.SOURCE_WRAPPER:
             ts = event.get("ts")
             if isinstance(ts, str) and (latest is None or ts > latest):

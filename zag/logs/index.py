@@ -18,7 +18,7 @@ from typing import Any
 from zag import paths, states
 from zag.logs.ids import BadSessionId, check_prefix
 
-SCHEMA_VERSION = 3  # 2, 3: the `session_json` cache (see `_JSON_CACHE_SCHEMA`)
+SCHEMA_VERSION = 4  # 2, 3: the `session_json` cache (see `_JSON_CACHE_SCHEMA`); 4: `backfill_sources.log_size`
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -76,6 +76,7 @@ CREATE TABLE IF NOT EXISTS backfill_sources (
     fingerprint TEXT,                    -- sizes/mtimes when last read: equal means unchanged
     cursor      TEXT,                    -- JSON: where the provider's reader stopped
     updated_at  REAL NOT NULL,
+    log_size    INTEGER,                 -- bytes of the session log this cursor accounts for (NULL: unknown)
     PRIMARY KEY (provider, source_key)
 );
 """
@@ -131,9 +132,18 @@ class Index:
             return
         if self._conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             self._conn.execute("PRAGMA journal_mode = WAL")
+        self._add_missing_columns()
         self._conn.executescript(
             f"BEGIN IMMEDIATE; {_SCHEMA} {_JSON_CACHE_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         )
+
+    def _add_missing_columns(self) -> None:
+        """Columns added to existing tables since they were created (checked inside the transaction: two
+        processes may migrate at once)."""
+        with self.transaction() as conn:
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(backfill_sources)")}
+            if columns and "log_size" not in columns:
+                conn.execute("ALTER TABLE backfill_sources ADD COLUMN log_size INTEGER")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -387,15 +397,15 @@ class Index:
         return row[0], json.loads(row[1]) if row[1] else None
 
     def save_backfill_cursor(
-        self, provider: str, source_key: str, session_id: str, cursor: Any, fingerprint: str | None
+        self, provider: str, source_key: str, session_id: str, cursor: Any, fingerprint: str | None,
+        *, log_size: int | None = None,
     ) -> None:
+        """Record a source's cursor; `log_size`: the session log's size in bytes once it held every event
+        up to that cursor (None: unknown; see `backfill_cursors`)."""
         with self.transaction() as conn:
             conn.execute(
-                "INSERT INTO backfill_sources (provider, source_key, session_id, fingerprint, cursor, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(provider, source_key) DO UPDATE SET "
-                "session_id = excluded.session_id, fingerprint = excluded.fingerprint, "
-                "cursor = excluded.cursor, updated_at = excluded.updated_at",
-                (provider, source_key, session_id, fingerprint, json.dumps(cursor), time.time()),
+                _CURSOR_UPSERT,
+                (provider, source_key, session_id, fingerprint, json.dumps(cursor), time.time(), log_size),
             )
 
     def forget_backfill_cursor(self, provider: str, source_key: str, session_id: str) -> None:
@@ -404,26 +414,31 @@ class Index:
             conn.execute("DELETE FROM backfill_sources WHERE provider = ? AND source_key = ? AND session_id = ?",
                          (provider, source_key, session_id))
 
-    def backfill_cursors(self, provider: str, source_keys: Iterable[str]) -> dict[str, tuple[str, Any]]:
-        """`{source_key: (session_id, cursor)}` for the given sources of one provider (those recorded)."""
+    def backfill_cursors(
+        self, provider: str, source_keys: Iterable[str]
+    ) -> dict[str, tuple[str, Any, int | None]]:
+        """`{source_key: (session_id, cursor, log_size)}` for the given sources of one provider (those
+        recorded). `log_size` is the session log's size when the cursor was saved: a log grown beyond
+        it holds events no saved cursor accounts for (a killed import, a live session's last second
+        before a full disk); None for cursors saved before it was recorded."""
         wanted = list(source_keys)
-        found: dict[str, tuple[str, Any]] = {}
+        found: dict[str, tuple[str, Any, int | None]] = {}
         for start in range(0, len(wanted), 500):
             chunk = wanted[start:start + 500]
             marks = ", ".join("?" for _ in chunk)
             for row in self._conn.execute(
-                f"SELECT source_key, session_id, cursor FROM backfill_sources "
+                f"SELECT source_key, session_id, cursor, log_size FROM backfill_sources "
                 f"WHERE provider = ? AND source_key IN ({marks})",
                 (provider, *chunk),
             ):
-                found[row[0]] = (row[1], json.loads(row[2]) if row[2] else None)
+                found[row[0]] = (row[1], json.loads(row[2]) if row[2] else None, row[3])
         return found
 
     def commit_backfill(
         self,
         provider: str,
         sessions: Iterable[dict[str, Any]],
-        cursors: Iterable[tuple[str, str, Any, str | None]],
+        cursors: Iterable[tuple[str, str, Any, str | None, int | None]],
     ) -> None:
         """One transaction for a batch of imported sources (the backfill runner batches its writes).
 
@@ -431,25 +446,27 @@ class Index:
         last_seq, log_path`. A new session is inserted as `exited` and `backfilled`; an existing one
         (a grown import, or a session zag supervised live) keeps its state and only gains: `last_seq`
         and `ended_at` grow, missing `provider_session_id`/`cwd`/`model` are filled in.
-        `cursors`: `(source_key, session_id, cursor, fingerprint)`.
+        `cursors`: `(source_key, session_id, cursor, fingerprint, log_size)` (see `backfill_cursors`).
         """
         now = time.time()
         session_rows = [{**row, "provider": provider, "updated_at": now} for row in sessions]
         from zag.logs import codec
 
         cursor_rows = [
-            (provider, key, session_id, fingerprint, codec.dumps(cursor).decode(), now)
-            for key, session_id, cursor, fingerprint in cursors
+            (provider, key, session_id, fingerprint, codec.dumps(cursor).decode(), now, log_size)
+            for key, session_id, cursor, fingerprint, log_size in cursors
         ]
         with self.transaction() as conn:
             conn.executemany(_BACKFILL_SESSION_UPSERT, session_rows)
-            conn.executemany(
-                "INSERT INTO backfill_sources (provider, source_key, session_id, fingerprint, cursor, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(provider, source_key) DO UPDATE SET "
-                "session_id = excluded.session_id, fingerprint = excluded.fingerprint, "
-                "cursor = excluded.cursor, updated_at = excluded.updated_at",
-                cursor_rows,
-            )
+            conn.executemany(_CURSOR_UPSERT, cursor_rows)
+
+
+_CURSOR_UPSERT = (
+    "INSERT INTO backfill_sources (provider, source_key, session_id, fingerprint, cursor, updated_at, log_size) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(provider, source_key) DO UPDATE SET "
+    "session_id = excluded.session_id, fingerprint = excluded.fingerprint, "
+    "cursor = excluded.cursor, updated_at = excluded.updated_at, log_size = excluded.log_size"
+)
 
 
 _BACKFILL_SESSION_UPSERT = f"""

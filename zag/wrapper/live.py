@@ -6,16 +6,20 @@ second, at a few stat calls per second). After the child exits the session is dr
 until a poll finds nothing, at most `DRAIN_MAX_SECS`). The reader's cursor is stored in the index's backfill table at
 most once a second after polls that consumed data, and at the end, so `zag backfill` never imports a
 supervised session a second time (and forgotten while the session log is missing events, so that it
-fills the gap).
+fills the gap). With the cursor goes the log's size once it held every record up to it: should the
+cursor no longer be updated (a full disk under the index too), backfill tells the records this session
+logged after it from those it still has to import.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zag.logs import events
@@ -46,9 +50,11 @@ class LiveFollower:
         *,
         stop: threading.Event | None = None,
         log_complete: Callable[[], bool] = lambda: True,
+        log_size: Callable[[], int | None] = lambda: None,
     ) -> None:
         self._provider = provider
         self._log_complete = log_complete
+        self._log_size = log_size  # the session log's size now (None: unknown)
         self._guard = guard
         self._registry = registry
         self._route = route
@@ -148,10 +154,12 @@ class LiveFollower:
     def _save(self) -> None:
         """Store the cursor; while the session log is missing events (a full disk), forget it instead: a
         cursor past what the log holds would tell backfill those records were imported. Without one,
-        backfill continues the session after the last record its log holds."""
+        backfill continues the session after the last record its log holds. The log's size is taken
+        after the records up to the cursor were routed (written at once), before any later one."""
         assert self._registry is not None and self._source_key is not None
         if self._log_complete():
-            self._registry.save_cursor(self._provider.name, self._source_key, self._cursor)
+            self._registry.save_cursor(self._provider.name, self._source_key, self._cursor,
+                                       log_size=self._log_size())
         else:
             self._registry.forget_cursor(self._provider.name, self._source_key)
         self._cursor_unsaved = False
@@ -164,3 +172,11 @@ class LiveFollower:
             self._guard.fault("LiveSession.cursor", exc)
             return False
         return True
+
+
+def file_size(path: Path) -> int | None:
+    """A log's size in bytes, for `log_size` (None when it cannot be told)."""
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None

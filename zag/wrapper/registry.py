@@ -52,15 +52,19 @@ class Registry:
         at = at or time.time()
         self.update(last_heartbeat=at, last_seq=last_seq, updated_at=at)
 
-    def save_cursor(self, provider: str, source_key: str, cursor: Any) -> None:
-        """Record where the live reader of a provider session stopped, so backfill skips what zag has."""
-        with self._cond:
-            self._cursors[(provider, source_key)] = cursor
-            self._cond.notify()
+    def save_cursor(self, provider: str, source_key: str, cursor: Any, *, log_size: int | None = None) -> None:
+        """Record where the live reader of a provider session stopped, so backfill skips what zag has;
+        `log_size`: the session log's size once it held every record up to that cursor."""
+        self._set_cursor(provider, source_key, (cursor, log_size))
 
     def forget_cursor(self, provider: str, source_key: str) -> None:
         """Drop the recorded cursor of a provider session (backfill then goes by the log's last record)."""
-        self.save_cursor(provider, source_key, FORGET)
+        self._set_cursor(provider, source_key, FORGET)
+
+    def _set_cursor(self, provider: str, source_key: str, value: Any) -> None:
+        with self._cond:
+            self._cursors[(provider, source_key)] = value
+            self._cond.notify()
 
     def close(self, timeout: float = CLOSE_TIMEOUT_SECS) -> bool:
         """Write what is pending (waiting at most `timeout`); True when everything reached the index."""
@@ -115,11 +119,13 @@ class Registry:
             self._inserted = True
         elif fields and not index.update_session(self.session_id, **fields):
             index.add_session(**row)
-        for (provider, source_key), cursor in cursors.items():
-            if cursor is FORGET:
+        for (provider, source_key), value in cursors.items():
+            if value is FORGET:
                 index.forget_backfill_cursor(provider, source_key, self.session_id)
             else:
-                index.save_backfill_cursor(provider, source_key, self.session_id, cursor, None)
+                cursor, log_size = value
+                index.save_backfill_cursor(provider, source_key, self.session_id, cursor, None,
+                                           log_size=log_size)
 
     def _restore(self, fields: dict[str, Any], cursors: dict[tuple[str, str], Any]) -> None:
         with self._cond:

@@ -376,7 +376,7 @@ class Supervisor:
     def _supervise(self, child: Child, plan: LaunchPlan, relaying: _Relaying | None = None) -> ExitStatus:
         """Relay until `child` exited and its output ended (and was observed); follow its session files
         meanwhile. `relaying`: the relay `_start_relay` started right after the spawn, if it did."""
-        from zag.wrapper.live import LiveFollower
+        from zag.wrapper.live import LiveFollower, file_size
 
         assert self._ctx is not None
         ctx = self._ctx
@@ -385,7 +385,8 @@ class Supervisor:
         relay = relaying.relay
         follower = LiveFollower(self.provider, self.guard, self.registry, self._route,
                                 self._set_provider_session_id, stop=self.stop_requested,
-                                log_complete=lambda: self.writer.complete)
+                                log_complete=lambda: self.writer.complete,
+                                log_size=lambda: file_size(self.writer.path))
         self._follower = follower
         child_done = threading.Event()
         scanner = live_thread = None
