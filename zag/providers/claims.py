@@ -4,79 +4,134 @@ When an agent gives zag no exact way to tell its own session file (no id chosen 
 no open-file table to look at), a supervisor picks the likeliest new file; a claim makes that pick
 exclusive: the first live zag session to claim a key owns it until it releases it or its process dies.
 A claim is a small file `$ZAG_HOME/claims/<provider>/<key>` holding the owner's session id and pid,
-created atomically (O_EXCL). Every supervisor also claims its agent's session id as soon as it knows it
+taken under an exclusive lock of the provider's claims folder (`flock` on `.lock`), so the check of the
+holder and the write are one step: two supervisors claiming the same key at the same instant never both
+get it (a bare O_EXCL create left a moment where the other saw an empty file, took the holder for dead
+and replaced it); a claim file is written whole (temporary file, rename). Every supervisor also claims its agent's session id as soon as it knows it
 (before the agent starts when zag chose the id), so `zag backfill` leaves a session alone that is
 supervised live but not in the index yet.
+
+A pick that others must not repeat after its owner ended (codex's "newest unclaimed rollout" fallback:
+a concurrent session that looks after this one finished must not take this file too) is released with
+`keep=True`: the claim stays as an ended mark (`ended` time) for `KEEP_ENDED_SECS`. Ended marks block only
+callers that ask for them (`ended_too`); they never make a session look supervised to backfill.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from zag import paths
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
+KEEP_ENDED_SECS = 24 * 3600
 
 
 def _claim_path(provider: str, key: str) -> Path:
     return paths.home() / "claims" / provider / _SAFE.sub("_", key)[:200]
 
 
-def claim(provider: str, key: str, owner: str) -> bool:
-    """Claim `key` for `owner` (a zag session id). True if it is ours now (or already was)."""
+def claim(provider: str, key: str, owner: str, *, ended_too: bool = False) -> bool:
+    """Claim `key` for `owner` (a zag session id). True if it is ours now (or already was). With
+    `ended_too`, another session's ended mark (see `release`) also refuses it."""
     path = _claim_path(provider, key)
     try:
         paths.ensure_private_dir(path.parent)
     except OSError:
         return True  # no state dir: nothing to coordinate with, do not block following
-    record = json.dumps({"owner": owner, "pid": os.getpid()}).encode()
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            holder = _holder(path)
-            if holder is None or holder.get("owner") == owner:
-                return holder is not None or _replace(path, record)
-            if _alive(holder.get("pid")):
-                return False
-            if not _replace(path, record):
-                return False
+    with _locked(path.parent):
+        holder = _holder(path)
+        if holder is not None and holder.get("owner") == owner:
             return True
-        except OSError:
-            return True
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(record)
-        return True
-    return False
+        if holder is not None and _blocks(holder, ended_too):
+            return False
+        record = json.dumps({"owner": owner, "pid": os.getpid()}).encode()
+        return _replace(path, record) or not path.exists()  # unwritable and unheld: nothing to coordinate
 
 
-def claimed_by_other(provider: str, key: str, owner: str) -> bool:
-    """Is `key` claimed by another zag session whose process still runs?"""
+def claimed_by_other(provider: str, key: str, owner: str, *, ended_too: bool = False) -> bool:
+    """Is `key` claimed by another zag session whose process still runs (or, `ended_too`, that ended
+    with `keep=True` less than `KEEP_ENDED_SECS` ago)?"""
     holder = _holder(_claim_path(provider, key))
-    return holder is not None and holder.get("owner") != owner and _alive(holder.get("pid"))
+    return holder is not None and holder.get("owner") != owner and _blocks(holder, ended_too)
 
 
 def live_owner(provider: str, key: str) -> str | None:
     """The zag session that claimed `key`, if the process that claimed it still runs (or a process with
     its pid: a caller that knows the owner's session can check it more closely)."""
     holder = _holder(_claim_path(provider, key))
-    if holder is None or not _alive(holder.get("pid")):
+    if holder is None or "ended" in holder or not _alive(holder.get("pid")):
         return None
     owner = holder.get("owner")
     return owner if isinstance(owner, str) and owner else None
 
 
-def release(provider: str, key: str, owner: str) -> None:
+def release(provider: str, key: str, owner: str, *, keep: bool = False) -> None:
+    """Give `key` up. `keep`: leave an ended mark instead (see the module docstring); a key already
+    marked ended stays marked."""
     path = _claim_path(provider, key)
-    holder = _holder(path)
-    if holder is not None and holder.get("owner") == owner:
+    if not path.parent.is_dir():
+        return
+    with _locked(path.parent):
+        holder = _holder(path)
+        if holder is None or holder.get("owner") != owner or "ended" in holder:
+            return
+        if keep:
+            _replace(path, json.dumps({"owner": owner, "pid": os.getpid(), "ended": time.time()}).encode())
+            return
         try:
             path.unlink()
         except OSError:
             pass
+    if keep:
+        _prune_ended(path.parent)
+
+
+def _blocks(holder: dict, ended_too: bool) -> bool:
+    ended = holder.get("ended")
+    if ended is not None:
+        return ended_too and isinstance(ended, (int, float)) and time.time() - ended < KEEP_ENDED_SECS
+    return _alive(holder.get("pid"))
+
+
+def _prune_ended(folder: Path) -> None:
+    """Remove ended marks older than `KEEP_ENDED_SECS` (so the folder does not grow for ever)."""
+    cutoff = time.time() - KEEP_ENDED_SECS
+    try:
+        entries = [entry for entry in os.scandir(folder) if not entry.name.startswith(".")]
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if entry.stat().st_mtime < cutoff:
+                holder = _holder(Path(entry.path))
+                if holder is not None and "ended" in holder:
+                    os.unlink(entry.path)
+        except OSError:
+            continue
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Hold the claims folder's lock (blocking: a claim takes microseconds). Without a lock file (a
+    read-only folder), go on unlocked: `_replace` is still atomic, only the race is back."""
+    try:
+        fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _holder(path: Path) -> dict | None:

@@ -9,7 +9,8 @@ Codex cannot be told a session id up front and creates its rollout only at the f
    also while the TUI idles). Sub-agent rollouts the same process opens are recognised by their
    `session_meta.source.subagent` and not followed;
 3. without either (no `/proc`, or the child already exited): the rollout created after start whose
-   `session_meta` cwd is ours and that no other live zag session claims (`zag.providers.claims`).
+   `session_meta` cwd is ours and that no other zag session claims (`zag.providers.claims`), nor followed
+   and ended meanwhile (its claim is kept as an ended mark: a concurrent run finishing first released it).
 Records older than the launch (a resumed rollout's earlier turns) only prime the reader's state.
 
 While following, a rollout of another thread that the child opens (TUI `/new`, `/resume`, `/fork`) moves
@@ -103,8 +104,8 @@ class CodexLiveSession:
     def close(self) -> None:
         if self._reader is not None:
             self._reader.close()
-        for key in self._claimed:
-            claims.release(PROVIDER, key, self._ctx.zag_session_id)
+        for key in self._claimed:  # kept as ended marks: a concurrent session's fallback must not take them
+            claims.release(PROVIDER, key, self._ctx.zag_session_id, keep=True)
         self._claimed.clear()
 
     # -- polling --------------------------------------------------------------------------------
@@ -228,11 +229,11 @@ class CodexLiveSession:
                     continue
                 if self._kind(str(path)) != "main":
                     continue
-                if claims.claimed_by_other(PROVIDER, name.thread_id, self._ctx.zag_session_id):
+                if claims.claimed_by_other(PROVIDER, name.thread_id, self._ctx.zag_session_id, ended_too=True):
                     continue
                 candidates.append((meta_time or created or 0.0, name.thread_id))
         for _, thread_id in sorted(candidates):
-            if claims.claim(PROVIDER, thread_id, self._ctx.zag_session_id):
+            if claims.claim(PROVIDER, thread_id, self._ctx.zag_session_id, ended_too=True):
                 self._claimed.add(thread_id)
                 return thread_id, session_files(self._home, thread_id)
         return None

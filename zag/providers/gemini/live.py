@@ -5,7 +5,10 @@ Finding it:
   <uuid>`, or the CLI reported it: stream-json/json `session_id`, the TUI's `gemini --resume <uuid>`): the
   main files `session-*-<id8>.json[l]` whose head names that id, first in the project folders of the
   cwd (registry slug, old sha256 dir), and every `RESCAN_SECS` in all project folders;
-- otherwise the chat file of this project modified after the child started, the newest first.
+- otherwise the chat file of this project modified after the child started, the newest first, that no
+  other zag session follows or followed (`zag.providers.claims`: without it, concurrent runs of an older
+  gemini in one folder all followed the first file to appear). A user's `--resume latest|<index>` is
+  exempt: two of them continue the same session and write the same file.
 Until it appears, every poll looks again (the CLI writes its file ~2 s after start).
 
 Following it: the `GeminiReader` of the session (all its files: the oldest holds the conversation;
@@ -34,10 +37,12 @@ from typing import Any
 
 from zag import diag
 from zag.logs import events
+from zag.providers import claims
 from zag.providers.base import Item, LaunchContext, LaunchPlan, SessionIdHint
 from zag.providers.gemini import files, homes
 from zag.providers.gemini.reader import GeminiReader
 
+PROVIDER = "gemini"
 RESCAN_SECS = 2.0
 RECENT_SLACK_SECS = 2.0   # file mtimes vs the start time (coarse file-system clocks)
 RESUME_SLACK_SECS = 0.0   # record times vs the start time: same clock, written after the child started
@@ -51,6 +56,8 @@ class GeminiLive:
         self._cwd = ctx.cwd
         self._started = ctx.started_at
         self._interactive = ctx.interactive
+        self._owner = ctx.zag_session_id
+        self._claimed: set[str] = set()
         self._expected: str | None = plan.provider_session_id
         self._skip_existing = bool(plan.notes.get("skip_existing"))
         self._disabled = bool(plan.notes.get("no_session"))
@@ -85,6 +92,9 @@ class GeminiLive:
     def close(self) -> None:
         if self._reader:
             self._reader.close()
+        for session_id in self._claimed:  # kept as ended marks: a concurrent session's fallback skips them
+            claims.release(PROVIDER, session_id, self._owner, keep=True)
+        self._claimed.clear()
 
     # -- polling -----------------------------------------------------------------------------------
     def _poll(self) -> list[Item]:
@@ -171,21 +181,23 @@ class GeminiLive:
         return [path for _, path in sorted(found, reverse=True)]
 
     def _find_recent(self) -> tuple[str, Path, list[Path]] | None:
-        """The newest main chat file of this project modified since the child started."""
-        best: tuple[float, Path] | None = None
-        for chats in homes.chats_dirs_for_cwd(self._cwd, self._env):
-            recent = self._recent_files(chats)
-            if recent:
-                mtime = _mtime(recent[0]) or 0.0
-                if best is None or mtime > best[0]:
-                    best = (mtime, recent[0])
-        if best is None:
-            return None
-        session_id = files.head_session_id(best[1])
-        if not session_id:
-            return None
-        chats = best[1].parent
-        return session_id, chats, files.session_files(chats, session_id)
+        """The newest main chat file of this project modified since the child started that is free."""
+        recent = [(_mtime(path) or 0.0, path) for chats in homes.chats_dirs_for_cwd(self._cwd, self._env)
+                  for path in self._recent_files(chats)]
+        for _, path in sorted(recent, key=lambda item: item[0], reverse=True):
+            session_id = files.head_session_id(path)
+            if session_id and self._take(session_id):
+                return session_id, path.parent, files.session_files(path.parent, session_id)
+        return None
+
+    def _take(self, session_id: str) -> bool:
+        """Claim a session found by recency alone, unless it is another zag session's."""
+        if self._skip_existing:
+            return True
+        if not claims.claim(PROVIDER, session_id, self._owner, ended_too=True):
+            return False
+        self._claimed.add(session_id)
+        return True
 
     def _rescan(self, now: float) -> list[Item]:
         """New files of the followed session (resume siblings, subagents); a `/clear` in the TUI. Looks
@@ -207,7 +219,8 @@ class GeminiLive:
             return []
         for name in new:
             session_id = files.head_session_id(self._chats_dir / name)
-            if session_id and session_id != self.provider_session_id and _is_main(self._chats_dir / name):
+            if session_id and session_id != self.provider_session_id and _is_main(self._chats_dir / name) \
+                    and self._take(session_id):
                 return self._attach(session_id, self._chats_dir, files.session_files(self._chats_dir, session_id))
         return []
 

@@ -7,6 +7,10 @@ The session row is found exactly, in the `sessions.db` this goose writes (`homes
 - bare `--resume`: the session updated after the launch (goose resumes the most recent one);
 - bare `goose` (cannot be named): the session created after the launch in this working directory;
 - `--resume --fork`: the copy goose creates at start-up (the newest session created after the launch).
+A row found by name, time and folder alone (bare `goose`, `--fork`, a user's `--name` without `--resume`) is
+claimed (`zag.providers.claims`): concurrent runs in one folder, or with one name, each take a row no other
+zag session follows or followed (they all took the newest). Resumes are not: two resumes of one session
+write to the same row.
 Until it exists (goose creates the database and the row at start-up) each poll looks again, but only
 when the database changed (two stats). Then the shared `DbSessionReader` follows it. A resumed or
 forked session skips the messages written before this launch (an earlier run logged them).
@@ -20,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from zag.logs import events
-from zag.providers import sqlite_ro
+from zag.providers import claims, sqlite_ro
 from zag.providers.base import Item, LaunchContext, LaunchPlan, SessionIdHint
 from zag.providers.goose import db, homes
 from zag.providers.goose.argv import KIND_DEFAULT
 from zag.providers.goose.history import db_source_key
 from zag.providers.goose.reader import DbSessionReader, LegacyJsonlReader
+from zag.providers.goose.records import PROVIDER
 
 CLOCK_SLACK_SECS = 2.0   # sessions.created_at has whole seconds
 
@@ -45,6 +50,8 @@ class GooseLiveSession:
         self.records = notes.get("records", True)
         # `--fork` copies the named session into a new one: the id given is not the one goose writes to
         self.target_id: str | None = None if self.fork else plan.provider_session_id or notes.get("session_id")
+        self.owner = ctx.zag_session_id
+        self.claimed: set[str] = set()
         self.provider_session_id: str | None = None
         self.source_key: str | None = None
         self.reader: DbSessionReader | LegacyJsonlReader | None = None
@@ -79,6 +86,9 @@ class GooseLiveSession:
     def close(self) -> None:
         if self.reader is not None:
             self.reader.close()
+        for session_id in self.claimed:  # kept as ended marks: a concurrent session's search skips them
+            claims.release(PROVIDER, session_id, self.owner, keep=True)
+        self.claimed.clear()
 
     # -- work --------------------------------------------------------------------------------------
     def _take_pending(self) -> list[Item]:
@@ -126,22 +136,32 @@ class GooseLiveSession:
         after = self.started_at - CLOCK_SLACK_SECS
         if self.fork and not self.target_id:
             rows = db.find_sessions(connection, schema, "1 = 1", ())
-            return _first(row for row in rows if (db.epoch(row.get("created_at")) or 0) >= after)
+            return self._free(row for row in rows if (db.epoch(row.get("created_at")) or 0) >= after)
         if self.target_id:
             rows = db.find_sessions(connection, schema, "id = ?", (self.target_id,))
             return rows[0]["id"] if rows else None
         if self.name and not self.resume:
             rows = db.find_sessions(connection, schema, "name = ? OR description = ? OR id = ?",
                                     (self.name, self.name, self.name))
-            return _first(row for row in rows if (db.epoch(row.get("created_at")) or 0) >= after)
+            return self._free(row for row in rows if (db.epoch(row.get("created_at")) or 0) >= after)
         if self.name:
             rows = db.find_sessions(connection, schema, "name = ? OR id = ?", (self.name, self.name))
             return rows[0]["id"] if rows else None
         rows = db.find_sessions(connection, schema, "1 = 1", ())
         if self.resume:
             return _first(row for row in rows if (db.epoch(row.get("updated_at")) or 0) >= after)
-        return _first(row for row in rows if (db.epoch(row.get("created_at")) or 0) >= after
-                      and _same_dir(row.get("working_dir"), self.cwd))
+        return self._free(row for row in rows if (db.epoch(row.get("created_at")) or 0) >= after
+                          and _same_dir(row.get("working_dir"), self.cwd))
+
+    def _free(self, rows: Any) -> str | None:
+        """The first of `rows` (newest first) that this session could claim: no other zag session follows
+        it, nor followed it since."""
+        for row in rows:
+            session_id = row.get("id")
+            if isinstance(session_id, str) and claims.claim(PROVIDER, session_id, self.owner, ended_too=True):
+                self.claimed.add(session_id)
+                return session_id
+        return None
 
     def _follow_database(self, session_id: str) -> None:
         skip = int(self.started_at) if self.resume else None
