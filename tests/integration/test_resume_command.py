@@ -188,3 +188,30 @@ def test_usage_cancel_after_the_supervisor_died_is_logged_and_clears_the_due_res
     assert live == ({pending["incident_id"]: ("cancelled", pending["resume_at"])}, ("dead", None))
     assert L.seen_reindexed(rig, tmp_path / "copy") == live
     assert waiting["session_id"] == events[0]["session_id"]
+
+
+def test_a_silent_but_running_supervisor_is_not_taken_over(tmp_path: Path, zag_home: Path) -> None:
+    """A zag stopped while it waits (Ctrl-Z, or a machine just woken from suspend) misses heartbeats and
+    `zag ps` shows it dead, but its process runs: `zag resume` is refused (a second supervisor would
+    resume the agent too); once it goes on, that zag alone resumes the agent."""
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    rig.script(L.claude_headless_hit(rig, time.time() + 6), L.claude_headless_resumed(rig))
+    proc = rig.start("run", "claude", *L.CLAUDE_HEADLESS_ARGS)
+    try:
+        waiting = rig.waiting_row(proc)
+        proc.send_signal(signal.SIGSTOP)
+        wait_until(lambda: rig.zag_json("ps", "--json")[0]["state"] == "dead", 30, message="zag ps: dead")
+        refused = rig.run("resume", waiting["session_id"][:8])
+        proc.send_signal(signal.SIGCONT)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+            proc.kill()
+            proc.wait(timeout=10)
+    assert refused.returncode == 2 and f"kill -CONT {proc.pid}" in refused.stderr.decode()
+    assert proc.returncode == 0
+    assert len(rig.invocations()) == 2
+    events = rig.log()
+    _check_one_log(events, 1)
+    assert types(events).count("usage_limit_resumed") == 1

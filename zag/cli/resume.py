@@ -4,8 +4,8 @@ The same zag session goes on (same log, its seq continues after a `session_start
 `resumed: true`; the same index row, taken over). With a pending resume (the supervisor died while
 waiting for a usage-limit reset) it waits if the reset is still ahead, then resumes the agent as
 `zag run` would have; without one it continues the agent's session at once with the configured resume
-message. Refused (exit 2) while a live zag still supervises the session, or when zag never learnt the
-agent's own session id.
+message. Refused (exit 2) while a live zag still supervises the session (its process still runs, even
+if its heartbeats stopped), or when zag never learnt the agent's own session id.
 """
 
 from __future__ import annotations
@@ -73,6 +73,14 @@ def _check_resumable(row: dict[str, Any], *, scheduled: bool = False) -> None:
         where = f" on {row.get('hostname')}" if alive is None else f" (pid {row.get('supervisor_pid')})"
         hint = " (`zag usage list` shows its scheduled resume)" if scheduled else ""
         raise UserError(f"session {short} is still supervised by zag{where}, state {state}; nothing to resume{hint}")
+    if state == states.DEAD and row.get("supervisor_pid") and supervisor_alive(
+            row.get("supervisor_pid"), row.get("supervisor_started"), row.get("hostname")):
+        # silent, not gone (stopped with Ctrl-Z, or the machine just woke up): a takeover would run a
+        # second supervisor, and both would resume the agent
+        pid = row["supervisor_pid"]
+        raise UserError(f"session {short} has not heard from its supervisor (pid {pid}) for a while, but that "
+                        f"zag still runs (stopped, or the machine just woke up?); nothing to resume: let it go on "
+                        f"(`fg`, `kill -CONT {pid}`) or end it (`kill {pid}`) first")
     if not row.get("provider_session_id"):
         raise UserError(f"session {short} has no {row['provider']} session id to resume: {row['provider']} never "
                         "reported one while zag watched it (e.g. it ended before starting a conversation)")
