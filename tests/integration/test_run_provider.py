@@ -241,6 +241,11 @@ def test_plan_scanner_and_live_session_feed_the_log_and_index(agent: Agent) -> N
         assert index.backfill_cursor("claude", new_id) == (session_id, {"offset": size})
         old = index.backfill_cursor("claude", FIXED_ID)
         assert old is not None and old[0] == session_id
+        log_size = index.backfill_cursors("claude", [new_id])[new_id][2]
+    # the log's size stored with the cursor: every record read up to it is before it, nothing after it is
+    raw = log_path.read_bytes()
+    assert raw.index(b'"third"') < log_size <= len(raw) and raw[log_size - 1:log_size] == b"\n"
+    assert b'"provider_file"' not in raw[log_size:]
 
     limits = [r for r in _diagnostics(agent) if r["event"] == "usage_limit_signal"]
     assert {r["source"] for r in limits} == {"stdout", "provider_file"}
