@@ -85,3 +85,19 @@ def test_force_color_colours_usage_list_into_a_pipe() -> None:
     assert "\x1b[" in piped_stdout(["usage", "list"], FORCE_COLOR="1")
     assert "\x1b[" not in piped_stdout(["usage", "list"])
     assert "\x1b[" not in piped_stdout(["usage", "list"], FORCE_COLOR="1", NO_COLOR="1")
+
+
+def test_cancel_of_a_silent_but_running_supervisor_does_not_call_it_gone(tmp_path) -> None:
+    """Heartbeats stopped (zag stopped with Ctrl-Z, a machine just woken) but the process runs: `zag ps`
+    says dead, yet the supervisor itself stops waiting once it goes on, and `zag resume` is refused."""
+    silent = {**live_supervisor(heartbeat_secs=1), "last_heartbeat": time.time() - 3600}
+    with Index() as index:
+        session = add_session(index, state=states.WAITING, exit_code=None, provider_session_id="p-1",
+                              cwd=str(tmp_path), resume_at=time.time() + 600, **silent)
+        index.add_resume(incident_id=INCIDENT, session_id=session, provider="claude", scope="session",
+                         reset_at=None, resume_at=time.time() + 600, raw="x")
+    code, out, err = _zag("usage", "cancel", INCIDENT[:6])
+    assert code == 0, err
+    assert "silent but still runs" in out and "gone" not in out and "zag resume" not in out
+    code, _, err = _zag("resume", session[:8])
+    assert code == 2 and "still runs" in err and "nothing to resume" in err

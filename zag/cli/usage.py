@@ -92,15 +92,22 @@ def cancel(incident: str) -> None:
                 incident_id, states.RESUME_OPEN_STATES, status=states.RESUME_CANCELLED):
             raise UserError(_not_scheduled(incident_id, (index.get_resume(incident_id) or {}).get("status")))
         session = index.get_session(row["session_id"])
+        silent = False  # `dead` by its heartbeats, but its process runs (stopped, or just woke from suspend)
         if session is not None and supervisor_state(session) == "dead":
             from zag.wrapper.limits import record_cancel_without_supervisor
+            from zag.wrapper.liveness import supervisor_alive
 
+            silent = supervisor_alive(session.get("supervisor_pid"), session.get("supervisor_started"),
+                                      session.get("hostname")) is True
             record_cancel_without_supervisor(index, session, row)
             session = index.get_session(row["session_id"])
     supervisor = supervisor_state(session)
     what = f"cancelled the resume of session {row['session_id'][:8]} ({row.get('provider')})"
     if supervisor == "alive":
         click.echo(f"{what}; its supervisor stops waiting")
+    elif silent:
+        click.echo(f"{what}; its supervisor (pid {(session or {}).get('supervisor_pid')}) is silent but still runs: it "
+                   "stops waiting once it goes on")
     elif supervisor == "dead":
         click.echo(f"{what}; its supervisor is gone (`zag resume {row['session_id'][:8]}` would continue the "
                    "agent's session without waiting)")
