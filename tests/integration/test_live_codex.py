@@ -4,6 +4,7 @@ the real codex does) writes real-format records under a temporary CODEX_HOME whi
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -301,3 +302,45 @@ def test_zag_run_codex_with_the_standin(tmp_path: Path, agent) -> None:
     assert [e["input_tokens"] for e in log if e["type"] == "usage"] == [12]
     assert {e["provider_session_id"] for e in log if e["type"] in ("user_message", "assistant_message")} == {thread_id}
     assert agent.invocations()[0]["argv"] == ["exec", "--json", "say hi"]
+
+
+@pytest.mark.parametrize("argv", [["exec", "resume", "--last", "go on"], ["resume"]], ids=["exec-last", "picker"])
+def test_zag_run_codex_resume_without_an_id_follows_the_rollout_written_to(tmp_path: Path, agent, argv) -> None:
+    """`codex exec resume --last` / the TUI's resume picker continue an old rollout: no id on the command
+    line, none printed here, the file not held open (as without /proc). The rollout of this cwd written to
+    after the start is followed from the start on (it used to be "created after start" only: nothing was
+    followed); another cwd's rollout written meanwhile is not taken."""
+    codex_home_dir = tmp_path / "codexhome"
+    days_ago = time.time() - 3 * 86400
+    created = datetime.fromtimestamp(days_ago)
+    old = datetime.fromtimestamp(days_ago, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+    def rollout(thread_id: str, cwd: str) -> Path:
+        path = codex_home_dir / "sessions" / created.strftime("%Y/%m/%d") / \
+            f"rollout-{created.strftime('%Y-%m-%dT%H-%M-%S')}-{thread_id}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(json.dumps({"timestamp": old, "type": kind, "payload": payload}) for kind, payload in [
+            ("session_meta", {"id": thread_id, "cwd": cwd, "timestamp": old, "source": "cli"}),
+            ("event_msg", {"type": "user_message", "message": "old question"})]) + "\n")
+        os.utime(path, (days_ago, days_ago))
+        return path
+    thread_id, elsewhere_id = str(uuid.uuid4()), str(uuid.uuid4())
+    path, elsewhere = rollout(thread_id, str(agent.root)), rollout(elsewhere_id, str(tmp_path))
+
+    def stamped(kind: str, payload: dict) -> str:
+        return json.dumps({"timestamp": "{now}", "type": kind, "payload": payload})
+    agent.script([
+        {"sleep": 0.2},
+        {"append": str(elsewhere), "lines": [stamped("event_msg", {"type": "user_message", "message": "not ours"})]},
+        {"append": str(path), "lines": [stamped("event_msg", {"type": "user_message", "message": "go on"})]},
+        {"sleep": 0.3},
+        {"append": str(path), "lines": [stamped("response_item", {"type": "message", "role": "assistant",
+                                                                  "content": [{"type": "output_text", "text": "done"}]})]},
+    ])
+    result = agent.run("run", "codex", *argv, env=agent.env(CODEX_HOME=str(codex_home_dir)))
+    assert result.returncode == 0, result.stderr.decode()
+    log = agent.only_session()
+    said = [(e["type"], e["content"], e["provider_session_id"]) for e in log
+            if e["type"] in ("user_message", "assistant_message")]
+    assert said == [("user_message", "go on", thread_id), ("assistant_message", "done", thread_id)]
+    assert log[-1]["provider_session_id"] == thread_id

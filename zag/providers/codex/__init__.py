@@ -30,6 +30,9 @@ class CodexProvider:
         args = list(user_args)
         parsed = argv.parse(args)
         notes: dict[str, Any] = {"command": parsed.command or "tui", "headless": parsed.headless}
+        resuming = parsed.command == "resume" or (parsed.command in ("exec", "e") and parsed.subcommand == "resume")
+        if resuming and argv.resume_id_of(parsed) is None:
+            notes["resume_pick"] = "all" if parsed.has("--all") else "cwd"   # `--last` or the picker
         if parsed.has("--ephemeral"):
             notes["ephemeral"] = True
             notes["warning"] = "codex --ephemeral writes no session files: zag has no transcript to follow or resume"

@@ -11,6 +11,8 @@ Codex cannot be told a session id up front and creates its rollout only at the f
 3. without either (no `/proc`, or the child already exited): the rollout created after start whose
    `session_meta` cwd is ours and that no other zag session claims (`zag.providers.claims`), nor followed
    and ended meanwhile (its claim is kept as an ended mark: a concurrent run finishing first released it).
+   `resume --last` / the resume picker continue an older rollout: then also one written to after start
+   (any cwd with `--all`), the most recently written first (all rollout folders, every `FULL_SCAN_SECS`).
 Records older than the launch (a resumed rollout's earlier turns) only prime the reader's state.
 
 While following, a rollout of another thread that the child opens (TUI `/new`, `/resume`, `/fork`) moves
@@ -66,6 +68,7 @@ class CodexLiveSession:
         self._sessions_root = os.path.realpath(self._home / SESSIONS)
         self._target: str | None = plan.provider_session_id
         self._notes = plan.notes
+        self._resume_pick: str | None = plan.notes.get("resume_pick")
         self.provider_session_id: str | None = None
         self.source_key: str | None = None
         self._reader: RolloutReader | None = None
@@ -210,6 +213,11 @@ class CodexLiveSession:
 
     def _newest_unclaimed_rollout(self) -> tuple[str, list[Path]] | None:
         """Fallback: a rollout created after start, with our cwd, not followed by another zag session."""
+        if self._resume_pick and time.monotonic() >= self._next_full_scan:
+            self._next_full_scan = time.monotonic() + FULL_SCAN_SECS
+            resumed = self._resumed_rollout()
+            if resumed is not None:
+                return resumed
         started = self._ctx.started_at
         cwd = os.path.realpath(self._ctx.cwd)
         candidates = []
@@ -233,6 +241,28 @@ class CodexLiveSession:
                     continue
                 candidates.append((meta_time or created or 0.0, name.thread_id))
         for _, thread_id in sorted(candidates):
+            if claims.claim(PROVIDER, thread_id, self._ctx.zag_session_id, ended_too=True):
+                self._claimed.add(thread_id)
+                return thread_id, session_files(self._home, thread_id)
+        return None
+
+    def _resumed_rollout(self) -> tuple[str, list[Path]] | None:
+        """`resume --last` / picker: the main rollout written to since start (our cwd unless `--all`) that
+        no other zag session follows, the most recently written first."""
+        cwd = os.path.realpath(self._ctx.cwd)
+        written = []
+        for path in _all_rollouts(self._home):
+            name = parse_rollout_name(path.name)
+            mtime = _mtime(path)
+            if name is None or name.part is not None or mtime < self._ctx.started_at - CLOCK_SLACK_SECS:
+                continue
+            meta = self._meta(str(path))
+            if meta is None or self._kind(str(path)) != "main":
+                continue
+            if self._resume_pick != "all" and (not isinstance(meta.cwd, str) or os.path.realpath(meta.cwd) != cwd):
+                continue
+            written.append((mtime, name.thread_id))
+        for _, thread_id in sorted(written, reverse=True):
             if claims.claim(PROVIDER, thread_id, self._ctx.zag_session_id, ended_too=True):
                 self._claimed.add(thread_id)
                 return thread_id, session_files(self._home, thread_id)
@@ -284,6 +314,23 @@ class CodexLiveSession:
 def _listing(folder: Path) -> list[Path]:
     try:
         return [folder / name for name in os.listdir(folder) if name.startswith("rollout-")]
+    except OSError:
+        return []
+
+
+def _all_rollouts(home: Path) -> list[Path]:
+    """Every file in `sessions/YYYY/MM/DD/` named like a rollout."""
+    found: list[Path] = []
+    for year in _subdirs(home / SESSIONS):
+        for month in _subdirs(year):
+            for day in _subdirs(month):
+                found.extend(_listing(day))
+    return found
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    try:
+        return [Path(entry.path) for entry in os.scandir(folder) if entry.is_dir(follow_symlinks=False)]
     except OSError:
         return []
 
