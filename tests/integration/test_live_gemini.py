@@ -266,3 +266,38 @@ def test_zag_run_gemini_writes_the_transcript_once_in_order(tmp_path: Path, zag_
     assert [event["type"] for event in transcript] == ["provider_status", "user_message", "assistant_message", "usage"]
     assert [event["provider_session_id"] for event in transcript] == [sid] * 4
     assert transcript[1]["content"] == "hello" and transcript[2]["content"] == "hi there"
+
+
+def test_zag_run_gemini_tui_clear_whose_file_is_seen_before_its_first_line(tmp_path: Path, zag_home: Path) -> None:
+    """`/clear` in an interactive `zag run gemini`: the new session's file exists (empty) for a while before
+    gemini writes its first line. zag saw the name, could not read its session id, counted the file as
+    known and never looked at it again: the new session was not followed."""
+    import pexpect
+
+    cwd = tmp_path / "proj"
+    env, chats = g.make_home(tmp_path, cwd)
+    agent = Agent(tmp_path / "agent", zag_home, provider="gemini")
+    second = "eeeeeeee-4444-4444-8444-444444444444"
+    new_file = str(chats / g.session_name(second, "2026-11-22T15-01"))
+    agent.script([
+        {"append": str(chats / "session-2026-11-22T14-44-{session_id8}.jsonl"),
+         "lines": [g.meta("{session_id}", NOW_TS), g.user("u1", "before /clear", NOW_TS)]},
+        {"sleep": 0.5},
+        {"write": new_file, "text": ""},
+        {"sleep": 1.0},   # zag polls meanwhile: the folder changed, the new file has no head yet
+        {"append": new_file, "lines": [g.meta(second, NOW_TS), g.user("u2", "after /clear", NOW_TS)]},
+        {"sleep": 0.5},
+    ])
+    command = agent.command("run", "gemini")
+    term = pexpect.spawn(command[0], command[1:], env=agent.env(HOME=env["HOME"]), cwd=str(cwd), timeout=30)
+    term.expect(pexpect.EOF)
+    term.close()
+    assert term.exitstatus == 0, term.before
+    events = agent.only_session()
+    assert_valid_log(events)
+    assert events[0]["interactive"] is True
+    first = agent.invocations()[0]["argv"][1]
+    moves = [(e["type"], e.get("content") or e.get("new_session_id"), e["provider_session_id"]) for e in events
+             if e["type"] in ("user_message", "session_cleared")]
+    assert moves == [("user_message", "before /clear", first), ("session_cleared", second, second),
+                     ("user_message", "after /clear", second)]

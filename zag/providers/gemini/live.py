@@ -44,6 +44,7 @@ from zag.providers.gemini.reader import GeminiReader
 
 PROVIDER = "gemini"
 RESCAN_SECS = 2.0
+UNSETTLED_SECS = 10.0
 RECENT_SLACK_SECS = 2.0   # file mtimes vs the start time (coarse file-system clocks)
 RESUME_SLACK_SECS = 0.0   # record times vs the start time: same clock, written after the child started
 
@@ -68,6 +69,7 @@ class GeminiLive:
         self._chats_dir: Path | None = None
         self._known_names: set[str] = set()
         self._dir_mtime: int | None = None
+        self._unsettled: dict[str, float] = {}   # new files not readable yet → when first seen
         self._next_full_search = 0.0
         self._next_rescan = 0.0
         self.provider_session_id: str | None = None
@@ -202,26 +204,35 @@ class GeminiLive:
     def _rescan(self, now: float) -> list[Item]:
         """New files of the followed session (resume siblings, subagents); a `/clear` in the TUI. Looks
         when the folder changed (a file created just before the child exits is still found by the drain),
-        and every `RESCAN_SECS` in any case."""
+        and every `RESCAN_SECS` in any case. A new file whose head cannot be read yet (created, its first
+        line not written) is looked at again at every poll for `UNSETTLED_SECS`: the folder will not change
+        again for it, and taking it as known would miss that `/clear` for good."""
         assert self._reader is not None and self._chats_dir is not None and self.provider_session_id
         mtime = _mtime_ns(self._chats_dir)
-        if mtime == self._dir_mtime and now < self._next_rescan:
+        if mtime == self._dir_mtime and now < self._next_rescan and not self._unsettled:
             return []
         self._next_rescan = now + RESCAN_SECS
         self._reader.set_paths(files.session_files(self._chats_dir, self.provider_session_id))
-        if mtime == self._dir_mtime:
+        if mtime == self._dir_mtime and not self._unsettled:
             return []
         self._dir_mtime = mtime
         names = set(_names(self._chats_dir))
-        new = sorted(name for name in names - self._known_names if files.is_session_file(name))
+        retry = {name for name, since in self._unsettled.items() if name in names and now - since < UNSETTLED_SECS}
+        new = sorted(name for name in (names - self._known_names) | retry if files.is_session_file(name))
         self._known_names = names
         if not self._interactive:
+            self._unsettled = {}
             return []
+        unsettled = {}
         for name in new:
             session_id = files.head_session_id(self._chats_dir / name)
-            if session_id and session_id != self.provider_session_id and _is_main(self._chats_dir / name) \
+            if session_id is None:
+                unsettled[name] = self._unsettled.get(name, now)
+            elif session_id != self.provider_session_id and _is_main(self._chats_dir / name) \
                     and self._take(session_id):
+                self._unsettled = {}
                 return self._attach(session_id, self._chats_dir, files.session_files(self._chats_dir, session_id))
+        self._unsettled = unsettled
         return []
 
 
