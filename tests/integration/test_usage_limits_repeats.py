@@ -120,3 +120,29 @@ def test_a_failure_says_no_further_attempt_only_when_none_follows(tmp_path: Path
     reindexed = rig.run("reindex")
     assert reindexed.returncode == 0, reindexed.stderr.decode()
     assert sorted(r["status"] for r in rig.resume_rows()) == ["failed", "failed"]
+
+
+def test_a_relative_reset_later_each_time_still_gives_up_at_max_attempts(tmp_path: Path, zag_home: Path) -> None:
+    """`try again in 1 second` on every run: each hit names a reset later than the last (so it is no
+    repeat to back off from), yet each resume ended with no progress: zag gives up after `max_attempts`
+    instead of relaunching the agent every few seconds forever."""
+    import uuid
+
+    rig = L.Rig(tmp_path, zag_home, "codex")                             # max_attempts = 3
+    thread = str(uuid.uuid4())
+    message = "You've hit your usage limit. Upgrade to Pro (https://openai.com/chatgpt/pricing) or try again in 1 second."
+    rig.script([
+        {"out": json.dumps({"type": "thread.started", "thread_id": thread}) + "\n"},
+        {"out": json.dumps({"type": "error", "message": message}) + "\n"},
+        {"out": json.dumps({"type": "turn.failed", "error": {"message": message}}) + "\n"},
+        {"exit": 1},
+    ])
+    result = rig.run("run", "codex", *L.CODEX_HEADLESS_ARGS, timeout=60)
+    assert result.returncode == 1, result.stderr.decode()
+    events = rig.log()
+    assert_valid_log(events)
+    hits = L.of_type(events, "usage_limit_hit")
+    assert len(hits) == 4 and len(rig.invocations()) == 4               # three resumes, then zag gave up
+    assert hits[-1]["scheduled_resume_at"] is None and "gave up after 3 failed attempts" in hits[-1]["error"]
+    assert "gave up after 3" in events[-1]["error"]
+    assert [row["state"] for row in rig.agent.index_rows()] == ["exited"]

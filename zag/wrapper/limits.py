@@ -26,8 +26,10 @@ again in the same session, None ends it), `first_launch(previous)` when `zag res
   it in `supersedes` (and an attempt in flight is logged failed, with `next_incident_id`).
   A new hit with no progress since an unverified resume (no reset, one already past, or none later than
   the last one: `IncidentBook.repeated`) is a repeat: it counts toward `max_attempts` (its attempts go on
-  from the last incident's) and waits at least `schedule.backoff` (retry_secs, doubling), so whatever a
-  CLI reports, zag never resumes in a loop.
+  from the last incident's) and waits at least `schedule.backoff` (retry_secs, doubling); and any new hit
+  once `max_attempts` consecutive resumes ended without progress schedules nothing (zag gives up), even
+  one naming a later reset (a relative `retry in 2s` is later each time), so whatever a CLI reports, zag
+  never resumes in a loop.
 - Recovering alone: a headless agent that exits 0 after a new assistant message of the session later
   than the hit has continued by itself: the incident is closed (`done`) without a resume, and the log
   says so in a wrapper `provider_status` (`data.kind = "usage_limit_recovered"`).
@@ -329,17 +331,19 @@ class LimitHandler:
         plan = schedule.resume_time(incident.reset_at, now, self.settings)
         incident.resume_at, incident.fallback_used = plan.resume_at, plan.fallback_used
         previous = self.book.repeated(incident, now)
-        if previous is None:
-            return
-        incident.repeat_of = previous.incident_id
-        incident.attempts = max(incident.attempts, previous.attempts)
+        if previous is not None:
+            incident.repeat_of = previous.incident_id
+            incident.attempts = max(incident.attempts, previous.attempts)
+        # whatever reset it names (a relative one, `retry in 2s`, is later each time): `_failures` counts
+        # the resumes this hit and the ones before it ended with no progress in between
         if self._failures >= max(1, self.settings.max_attempts):
             incident.resume_at = None
             incident.status = states.RESUME_FAILED
             self._gave_up = (f"usage-limit resume gave up after {self._failures} failed attempt"
                              f"{'s' if self._failures != 1 else ''} (the limit was hit again each time)")
             return
-        incident.resume_at = schedule.repeat_time(plan.resume_at, now, max(1, self._failures), self.settings)
+        if previous is not None:
+            incident.resume_at = schedule.repeat_time(plan.resume_at, now, max(1, self._failures), self.settings)
 
     def _announce(self, announcement: Announcement, *, child_running: bool) -> None:
         """Log the hit (first any attempt in flight it ended), then bring the index in line with the log."""
