@@ -329,18 +329,25 @@ def test_zag_run_codex_resume_without_an_id_follows_the_rollout_written_to(tmp_p
 
     def stamped(kind: str, payload: dict) -> str:
         return json.dumps({"timestamp": "{now}", "type": kind, "payload": payload})
-    agent.script([
-        {"sleep": 0.2},
-        {"append": str(elsewhere), "lines": [stamped("event_msg", {"type": "user_message", "message": "not ours"})]},
-        {"append": str(path), "lines": [stamped("event_msg", {"type": "user_message", "message": "go on"})]},
-        {"sleep": 0.3},
-        {"append": str(path), "lines": [stamped("response_item", {"type": "message", "role": "assistant",
-                                                                  "content": [{"type": "output_text", "text": "done"}]})]},
-    ])
-    result = agent.run("run", "codex", *argv, env=agent.env(CODEX_HOME=str(codex_home_dir)))
-    assert result.returncode == 0, result.stderr.decode()
-    log = agent.only_session()
-    said = [(e["type"], e["content"], e["provider_session_id"]) for e in log
-            if e["type"] in ("user_message", "assistant_message")]
-    assert said == [("user_message", "go on", thread_id), ("assistant_message", "done", thread_id)]
-    assert log[-1]["provider_session_id"] == thread_id
+
+    def turn(prompt: str, answer: str) -> list[dict]:
+        return [
+            {"sleep": 0.2},
+            {"append": str(elsewhere), "lines": [stamped("event_msg", {"type": "user_message", "message": "not ours"})]},
+            {"append": str(path), "lines": [stamped("event_msg", {"type": "user_message", "message": prompt})]},
+            {"sleep": 0.3},
+            {"append": str(path), "lines": [stamped("response_item", {"type": "message", "role": "assistant",
+                                                                      "content": [{"type": "output_text", "text": answer}]})]},
+        ]
+    agent.script(turn("go on", "done"), turn("and again", "done again"))
+    for _ in range(2):  # the second run resumes a rollout the first one followed (and marked ended)
+        result = agent.run("run", "codex", *argv, env=agent.env(CODEX_HOME=str(codex_home_dir)))
+        assert result.returncode == 0, result.stderr.decode()
+    logs = agent.session_logs()
+    assert len(logs) == 2
+    for log, (prompt, answer) in zip(sorted(logs, key=lambda log: log[0]["ts"]),
+                                     [("go on", "done"), ("and again", "done again")]):
+        said = [(e["type"], e["content"], e["provider_session_id"]) for e in log
+                if e["type"] in ("user_message", "assistant_message")]
+        assert said == [("user_message", prompt, thread_id), ("assistant_message", answer, thread_id)]
+        assert log[-1]["provider_session_id"] == thread_id

@@ -262,8 +262,8 @@ class CodexLiveSession:
             if self._resume_pick != "all" and (not isinstance(meta.cwd, str) or os.path.realpath(meta.cwd) != cwd):
                 continue
             written.append((mtime, name.thread_id))
-        for _, thread_id in sorted(written, reverse=True):
-            if claims.claim(PROVIDER, thread_id, self._ctx.zag_session_id, ended_too=True):
+        for _, thread_id in sorted(written, reverse=True):  # an earlier run's ended mark does not count
+            if claims.claim(PROVIDER, thread_id, self._ctx.zag_session_id):
                 self._claimed.add(thread_id)
                 return thread_id, session_files(self._home, thread_id)
         return None
