@@ -2,9 +2,10 @@
 
 Existing events come first, then new ones as their lines complete (checked every 0.1 s). Following
 stops after `session_ended`, or when the index says the session can no longer write (its supervisor is
-dead, or it ended without a `session_ended` line), once the log has been read to its end. A session that
-`zag resume` continues has several runs in one log: following goes on across them while a new
-supervisor holds the session.
+gone, or it ended without a `session_ended` line), once the log has been read to its end. A supervisor
+that is silent but still runs (stopped, or a machine just woken up) may write again: it is followed on.
+A session that `zag resume` continues has several runs in one log: following goes on across them while
+a new supervisor holds the session.
 """
 
 from __future__ import annotations
@@ -165,11 +166,18 @@ def _taken_over(index: Index, session_id: str, started: dict[str, Any] | None) -
 
 
 def _not_live(index: Index, session_id: str) -> str | None:
-    """None while the session may still write to its log; otherwise its state (`dead`, `exited`)."""
-    from zag.wrapper.liveness import effective_state
+    """None while the session may still write to its log; otherwise its state (`dead`, `exited`).
+
+    A supervisor whose heartbeats stopped but whose process still runs here (stopped with Ctrl-Z or
+    SIGSTOP, a machine just woken from suspend) is silent, not gone: `zag ps` shows it dead, but it
+    may go on writing, and `zag resume` refuses it, so following goes on."""
+    from zag.wrapper.liveness import effective_state, supervisor_alive
 
     row = index.get_session(session_id)
     if row is None:
         return "missing"
     state = effective_state(row)
+    if state == states.DEAD and row.get("state") in states.LIVE_STATES and supervisor_alive(
+            row.get("supervisor_pid"), row.get("supervisor_started"), row.get("hostname")):
+        return None
     return None if state in states.LIVE_STATES else state

@@ -1,0 +1,64 @@
+"""`zag listen` following real `zag run` sessions of the stand-in agent, in the situations an unattended
+fleet of agents meets: a supervisor stopped (SIGSTOP, Ctrl-Z, a suspended machine) while it is listened to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from tests.integration.helpers import Agent, kill_quietly, wait_until, write_config
+
+
+def _sessions(agent: Agent) -> list[dict[str, Any]]:
+    done = agent.run("ps", "--all", "--json", timeout=30)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def _settle(proc: subprocess.Popen[bytes], seconds: float) -> bool:
+    """Whether `proc` is still running after `seconds`."""
+    try:
+        proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        return True
+    return False
+
+
+def test_listen_keeps_following_a_stopped_supervisor(agent: Agent, tmp_path: Path) -> None:
+    """A supervisor stopped with SIGSTOP misses its heartbeats (`zag ps` shows it dead) but still runs:
+    `zag listen` does not give up on it (nor tell the user to `zag resume`, which refuses it); once it
+    continues, listen shows the rest and ends with the session."""
+    write_config(agent.zag_home, "heartbeat_secs = 0.2\n")
+    gate = tmp_path / "gate"
+    agent.script([{"out": "working\n"}, {"wait_file": str(gate), "timeout": 60}, {"exit": 0}])
+    run = agent.start("run", "claude", "-p", "x")
+    listen = None
+    supervisor = None
+    try:
+        [row] = wait_until(lambda: [r for r in _sessions(agent) if r["state"] == "running"], 30,
+                           message="a running session")
+        supervisor = row["supervisor_pid"]
+        os.kill(supervisor, signal.SIGSTOP)
+        wait_until(lambda: _sessions(agent)[0]["state"] == "dead", 30, message="zag ps showing it dead")
+        listen = agent.start("listen", row["session_id"], "--json")
+        assert _settle(listen, 2.5), listen.communicate()  # LIVENESS_SECS is 1 s: it was asked twice
+        os.kill(supervisor, signal.SIGCONT)
+        gate.touch()
+        out, err = listen.communicate(timeout=30)
+        assert listen.returncode == 0, err
+        assert b"Traceback" not in err and b"zag resume" not in err
+        kinds = [json.loads(line)["type"] for line in out.splitlines()]
+        assert kinds[0] == "session_started" and kinds[-1] == "session_ended"
+        assert run.wait(timeout=30) == 0
+    finally:
+        if supervisor is not None:
+            kill_quietly(supervisor, signal.SIGCONT)
+        for proc in (listen, run):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
