@@ -194,3 +194,41 @@ def test_a_claim_taken_by_many_processes_at_once_has_one_owner(tmp_path: Path) -
         assert proc.returncode == 0, err.decode()
         won += out.decode().split()
     assert sorted(won, key=int) == [str(key) for key in range(40)]
+
+
+def test_gemini_resume_latest_beside_a_new_gemini_follows_the_resumed_session(agent: Agent, tmp_path: Path) -> None:
+    """`zag run gemini --resume latest` (no id: zag used to take the newest chat file modified since the
+    start) while another `zag run gemini` in the folder starts a new chat: the new chat's file, written
+    first, was taken. zag now looks up which session `latest` is, as gemini does, and waits for it."""
+    env, chats = g.make_home(tmp_path, agent.root, via="GEMINI_CLI_HOME")
+    older, latest = str(uuid.uuid4()), str(uuid.uuid4())
+    g.write(chats / g.session_name(older, "2026-12-07T08-00"), g.meta(older, start="2026-12-07T08:00:00.000Z"),
+            g.user("o1", "older question", ts="2026-12-07T08:00:01.000Z"))
+    resumed = chats / g.session_name(latest, "2026-12-07T08-30")
+    g.write(resumed, g.meta(latest, start="2026-12-07T08:30:00.000Z"),
+            g.user("l1", "earlier question", ts="2026-12-07T08:30:01.000Z"))
+    for path in chats.iterdir():
+        os.utime(path, (time.time() - 3600, time.time() - 3600))   # last written an hour ago
+    new_file = str(chats / "session-2026-12-07T10-00-{session_id8}.jsonl")
+    resume_script = [
+        gate(agent),
+        {"sleep": 0.8},  # gemini loads the old conversation first; the other agent writes meanwhile
+        {"append": str(resumed), "lines": [json.dumps(g.user("l2", "resumed question", ts="{now}"))]},
+        {"sleep": 0.3},
+    ]
+    new_script = [
+        gate(agent),
+        {"append": new_file, "lines": [json.dumps(g.meta("{session_id}", start="{now}")),
+                                       json.dumps(g.user("n1", "new question", ts="{now}"))]},
+        {"sleep": 1.2},
+    ]
+    run_together(agent, [resume_script, new_script],
+                 [["run", "gemini", "--resume", "latest", "-p", "more"], ["run", "gemini", "-p", "new"]],
+                 GEMINI_CLI_HOME=env["GEMINI_CLI_HOME"])
+    by_argv = {}
+    for path in agent.session_log_paths():
+        log = read_jsonl(path)
+        said = [(e["content"], e["provider_session_id"]) for e in log if e["type"] == "user_message"]
+        by_argv[log[0]["argv"][1]] = said
+    new_id = next(call["argv"][1] for call in agent.invocations() if call["argv"][0] == "--session-id")
+    assert by_argv == {"--resume": [("resumed question", latest)], "-p": [("new question", new_id)]}

@@ -17,7 +17,7 @@ import stat
 from calendar import timegm
 from pathlib import Path
 
-from zag.logs import codec
+from zag.logs import codec, events
 from zag.providers.tail import open_regular_file
 
 PREFIX = "session-"
@@ -132,3 +132,73 @@ def is_subagent_path(path: Path) -> bool:
 def file_key(path: Path) -> str:
     """A stable name for a session file inside its session: `name` or `sub/<name>` for subagents."""
     return f"sub/{path.name}" if is_subagent_path(path) else path.name
+
+
+_HAS_TURN = re.compile(rb'"type"\s*:\s*"(?:user|gemini)"')
+_START_TIME = re.compile(rb'"startTime"\s*:\s*"([^"\\]{1,64})"')
+_KIND_SUBAGENT = re.compile(rb'"kind"\s*:\s*"subagent"')
+_SCAN_CHUNK = 1024 * 1024
+_SAME_START_SLACK = 120.0   # a name's minute vs its head's startTime
+
+
+def resume_choice(chats_dirs: list[Path], which: str) -> str | None:
+    """The session gemini's `--resume latest|<N>` picks, as gemini-cli's SessionSelector does: main
+    sessions holding a user or gemini message, ordered by their head's `startTime` (oldest is 1, the
+    newest is `latest`). None when it cannot be told (no sessions, an index out of range). For `latest`,
+    files are looked at newest name first and only until older names cannot hold a later start."""
+    paths = []
+    for chats in chats_dirs:
+        try:
+            paths += [chats / name for name in os.listdir(chats) if is_session_file(name)]
+        except OSError:
+            continue
+    paths.sort(key=lambda path: name_time(path.name) or float("inf"), reverse=True)
+    started: dict[str, float] = {}
+    for path in paths:
+        named = name_time(path.name)
+        if which == "latest" and started and named is not None and named < max(started.values()) - _SAME_START_SLACK:
+            break
+        entry = _resume_entry(path)
+        if entry is not None:
+            session_id, start = entry
+            started[session_id] = min(start, started.get(session_id, start))
+    ordered = [session_id for session_id, _ in sorted(started.items(), key=lambda item: item[1])]
+    if not ordered:
+        return None
+    if which == "latest":
+        return ordered[-1]
+    if which.isdigit() and 1 <= int(which) <= len(ordered):
+        return ordered[int(which) - 1]
+    return None
+
+
+def _resume_entry(path: Path) -> tuple[str, float] | None:
+    """(session id, start time) of a main session file with a user or gemini message, else None."""
+    session_id = head_session_id(path)
+    handle = open_regular_file(path) if session_id else None
+    if handle is None:
+        return None
+    try:
+        with handle:
+            data = handle.read(HEAD_BYTES)
+            head = data.split(b"\n", 1)[0] if path.suffix == ".jsonl" else data
+            if _KIND_SUBAGENT.search(head):
+                return None
+            match = _START_TIME.search(head)
+            found = _HAS_TURN.search(data) is not None
+            while not found:
+                chunk = handle.read(_SCAN_CHUNK)
+                if not chunk:
+                    return None
+                found = _HAS_TURN.search(data[-64:] + chunk) is not None
+                data = chunk
+    except OSError:
+        return None
+    normalized = events.normalize_ts(match.group(1).decode("utf-8", "replace")) if match else None
+    start = events.parse_ts(normalized) if normalized else None
+    if start is None:
+        try:
+            start = os.stat(path).st_mtime
+        except OSError:
+            return None
+    return session_id, start

@@ -8,7 +8,9 @@ Finding it:
 - otherwise the chat file of this project modified after the child started, the newest first, that no
   other zag session follows or followed (`zag.providers.claims`: without it, concurrent runs of an older
   gemini in one folder all followed the first file to appear). A user's `--resume latest|<index>` is
-  exempt: two of them continue the same session and write the same file.
+  exempt: two of them continue the same session and write the same file; for it, the session gemini picks
+  (`files.resume_choice`, plan note `resume_guess`) is waited for first, up to `GUESS_WAIT_SECS` (another
+  gemini's new file in the folder, written first, used to be taken).
 Until it appears, every poll looks again (the CLI writes its file ~2 s after start).
 
 Following it: the `GeminiReader` of the session (all its files: the oldest holds the conversation;
@@ -45,6 +47,7 @@ from zag.providers.gemini.reader import GeminiReader
 PROVIDER = "gemini"
 RESCAN_SECS = 2.0
 UNSETTLED_SECS = 10.0
+GUESS_WAIT_SECS = 10.0
 RECENT_SLACK_SECS = 2.0   # file mtimes vs the start time (coarse file-system clocks)
 RESUME_SLACK_SECS = 0.0   # record times vs the start time: same clock, written after the child started
 
@@ -61,6 +64,7 @@ class GeminiLive:
         self._claimed: set[str] = set()
         self._expected: str | None = plan.provider_session_id
         self._skip_existing = bool(plan.notes.get("skip_existing"))
+        self._guess: str | None = plan.notes.get("resume_guess")
         self._disabled = bool(plan.notes.get("no_session"))
         self._pending: list[Item] = [events.provider_status(text, {"kind": "zag_note"})
                                      for text in plan.notes.get("warnings") or []]
@@ -186,8 +190,11 @@ class GeminiLive:
         """The newest main chat file of this project modified since the child started that is free."""
         recent = [(_mtime(path) or 0.0, path) for chats in homes.chats_dirs_for_cwd(self._cwd, self._env)
                   for path in self._recent_files(chats)]
+        waiting = self._guess is not None and time.time() < self._started + GUESS_WAIT_SECS
         for _, path in sorted(recent, key=lambda item: item[0], reverse=True):
             session_id = files.head_session_id(path)
+            if waiting and session_id != self._guess:
+                continue
             if session_id and self._take(session_id):
                 return session_id, path.parent, files.session_files(path.parent, session_id)
         return None

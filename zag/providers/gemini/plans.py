@@ -45,6 +45,10 @@ def plan_launch(user_args: Sequence[str], ctx: LaunchContext) -> LaunchPlan:
         notes["skip_existing"] = True  # the earlier turns are in the log of the run that had them
         if argv.is_session_id(resume):
             plan.provider_session_id = resume
+        else:  # latest / an index: which session gemini will take, looked up as gemini does (a preference)
+            guess = files.resume_choice(homes.chats_dirs_for_cwd(ctx.cwd, ctx.env), notes["user_resume"])
+            if guess:
+                notes["resume_guess"] = guess
         warning = settings.retention_warning(ctx.cwd, ctx.env)
         if warning:
             notes["warnings"] = [warning]
