@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import pty
+import re
 import time
 
 import pytest
@@ -145,3 +146,26 @@ def test_event_line_fits_the_width() -> None:
 def test_force_variables_zero_and_false_do_not_force(value: str, forced: bool) -> None:
     for name in ("FORCE_COLOR", "CLICOLOR_FORCE"):
         assert render.colour_enabled(io.StringIO(), env={name: value}) is forced, (name, value)
+
+
+def test_table_fits_a_terminal_narrower_than_its_columns() -> None:
+    """`zag ps` in a 40-column pane: every line is cut at the width (not wrapped over three lines)."""
+    rows = [(("a71c4070", "bold"), "claude", ("running", "green"), "9012", "/home/me/projects/app", "claude -p x")]
+    headers = ("ID", "PROVIDER", "STATE", "PID", "CWD", "COMMAND")
+    for style in (render.Style(False), render.Style(True)):
+        text = render.table(headers, rows, style, width=40)
+        visible = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in text.splitlines()]
+        assert all(len(line) <= 40 for line in visible), visible
+        assert visible[1].startswith("a71c4070  claude    running  9012  /hom") and visible[1].endswith("…")
+
+
+def test_wide_characters_take_two_columns() -> None:
+    """A CJK or emoji cwd keeps the columns after it aligned, and clipping counts terminal columns."""
+    assert render.text_width("日本語🚀") == 8 and render.text_width("e\u0301") == 1
+    assert render.clip("日本語ディレクトリ", 7) == "日本語…"
+    assert render.clip_left("/srv/日本語", 6) == "…本語"
+    rows = [("/srv/日本語", "one"), ("/srv/abc", "two")]
+    lines = render.table(("CWD", "COMMAND"), rows, render.Style(False)).splitlines()
+    assert [render.text_width(line[: line.index(word)]) for line, word in zip(lines[1:], ("one", "two"))] == [13, 13]
+    fitted = render.table(("CWD", "COMMAND"), [("/srv/日本語日本語日本語", "x")], render.Style(False), width=12)
+    assert all(render.text_width(line) <= 12 for line in fitted.splitlines())

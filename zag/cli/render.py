@@ -79,22 +79,48 @@ def terminal_width(stream: TextIO | None = None, default: int = 0) -> int:
         return default
 
 
+def text_width(text: str) -> int:
+    """The columns `text` takes on a terminal: wide characters (CJK, most emoji) take two, combining
+    marks none."""
+    if text.isascii():
+        return len(text)
+    return sum(_char_width(char) for char in text)
+
+
+def _char_width(char: str) -> int:
+    import unicodedata  # C module, ~0.2 ms: only for text that is not ASCII
+
+    if unicodedata.combining(char):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def _head(text: str, width: int) -> str:
+    """The longest start of `text` that fits in `width` columns."""
+    if text.isascii():
+        return text[:max(width, 0)]
+    used = 0
+    for end, char in enumerate(text):
+        used += _char_width(char)
+        if used > width:
+            return text[:end]
+    return text
+
+
 def clip(text: str, width: int) -> str:
-    """`text` on one line, cut to `width` characters with an ellipsis (width <= 0: no cut)."""
+    """`text` on one line, cut to `width` columns with an ellipsis (width <= 0: no cut)."""
     text = one_line(text)
-    if width <= 0 or len(text) <= width:
+    if width <= 0 or text_width(text) <= width:
         return text
-    if width == 1:
-        return "…"
-    return text[: width - 1] + "…"
+    return _head(text, width - 1) + "…"
 
 
 def clip_left(text: str, width: int) -> str:
     """Like `clip`, but keeps the end (for paths): `…/projects/zag`."""
     text = one_line(text)
-    if width <= 0 or len(text) <= width:
+    if width <= 0 or text_width(text) <= width:
         return text
-    return "…" + text[len(text) - width + 1:]
+    return "…" + _head(text[::-1], width - 1)[::-1]
 
 
 def one_line(text: str) -> str:
@@ -112,7 +138,8 @@ def table(
     width: int = 0,
     gap: str = "  ",
 ) -> str:
-    """Left-aligned columns; when `width` > 0 the last column is cut so each line fits in it."""
+    """Left-aligned columns; when `width` > 0 each line fits in it: the last column is cut first, and
+    on a terminal too narrow even for the other columns, each line is cut at the width."""
     cells: list[list[tuple[str, str | None]]] = [
         [(one_line(cell), None) if isinstance(cell, str) else (one_line(cell[0]), cell[1]) for cell in row]
         for row in rows
@@ -120,8 +147,7 @@ def table(
     widths = [len(h) for h in headers]
     for row in cells:
         for column in range(len(row) - 1):
-            if len(row[column][0]) > widths[column]:
-                widths[column] = len(row[column][0])
+            widths[column] = max(widths[column], text_width(row[column][0]))
     lead = sum(widths[:-1]) + len(gap) * (len(headers) - 1)
     last_width = max(width - lead, 8) if width > 0 else 0
     paint = style if style.enabled else None
@@ -129,8 +155,20 @@ def table(
 
     def line(row: Sequence[tuple[str, str | None]]) -> str:
         parts = []
+        room = width if width > 0 else None  # columns left on the line
         for column, (text, mark) in enumerate(row):
-            shown = (clip(text, last_width) if last_width else text) if column == final else text.ljust(widths[column])
+            if column == final:
+                shown = clip(text, last_width) if last_width else text
+            else:
+                shown = text + " " * (widths[column] - text_width(text))
+            if room is not None:
+                room -= len(gap) if column else 0
+                if room <= 0:
+                    break
+                if text_width(shown) > room:
+                    shown, room = clip(shown.rstrip(), room), 0
+                else:
+                    room -= text_width(shown)
             parts.append(paint(shown, mark) if paint and mark else shown)
         return gap.join(parts).rstrip()
 
