@@ -6,6 +6,7 @@ by the cwd folder; subagents; a zag-planned resume that does not repeat history;
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 import uuid
@@ -364,3 +365,27 @@ def test_zag_run_claude_writes_the_transcript_once_in_order(tmp_path: Path, zag_
     assert [event["provider_session_id"] for event in transcript] == [sid] * 4
     assert transcript[1]["content"] == "say hi" and transcript[2]["content"] == "hi from the stand-in"
     assert [event["seq"] for event in transcript] == sorted(event["seq"] for event in transcript)
+
+
+def test_a_stale_registry_file_of_a_reused_pid_is_not_followed(tmp_path: Path) -> None:
+    """A claude killed before it removed `sessions/<pid>.json` leaves it behind; a later child given the same
+    pid must not be taken for that old session: zag switched to the old transcript (a `session_cleared`)
+    and never followed the child's own."""
+    rig = Rig(tmp_path)
+    stale = "5e5e5e5e-1111-4222-8333-944444444444"
+    rig.project.mkdir(parents=True)
+    Path(rig.transcript(stale)).write_text(user(stale, "long ago") + "\n")
+    plan = PROVIDER.plan_launch(["-p", "hi"], rig.ctx())
+    chosen = plan.provider_session_id
+    rig.start(plan, [rig.gate("go"), {"append": rig.transcript(), "lines": [user("{session_id}", "hi")]},
+                     rig.gate("end"), {"append": rig.transcript(), "lines": [assistant("{session_id}", "hello")]}])
+    rig.registry(stale)
+    hour_ago = time.time() - 3600
+    os.utime(rig.config / "sessions" / f"{rig.proc.pid}.json", (hour_ago, hour_ago))
+    rig.open("go")
+    rig.poll_until(count("user_message"))
+    rig.open("end")
+    items = rig.poll_until(count("assistant_message"))
+    rig.finish()
+    assert kinds(items) == ["user_message", "assistant_message", "usage"]
+    assert contents(items) == ["hi", "hello"] and rig.live.provider_session_id == chosen

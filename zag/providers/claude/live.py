@@ -5,7 +5,8 @@ Which session is the child's, in order of trust:
 2. the id the agent reports: stream-json `session_id` (hints), and claude's own live registry
    `<config>/sessions/<child pid>.json`, which 2.1.197 rewrites when the session changes (`--continue`
    resolving to the latest session, `/clear` starting a new one) — verified with the real binary; when zag
-   started a wrapper (shell script, npx), the registry of the claude process below it;
+   started a wrapper (shell script, npx), the registry of the claude process below it. A registry file
+   last written before the child started is not its own (a killed claude's, whose pid was reused);
 3. for `--continue`/`--resume` without an id, when neither of the above has spoken: the transcript in
    this cwd's project folder that grew after the start.
 A reported id is only followed once its transcript exists (the registry first shows a placeholder id
@@ -33,6 +34,7 @@ from zag.providers.claude.reader import ClaudeSessionReader
 GLOB_EVERY_SECS = 1.0        # full `projects/*/<id>.jsonl` search at most this often
 FALLBACK_EVERY_SECS = 0.5    # cwd-folder scan for a grown transcript at most this often
 REGISTRY_SCAN_SECS = 1.0     # look for a descendant's registry file (zag started a wrapper) at most this often
+REGISTRY_SLACK_SECS = 2.0    # a registry file written before the child started is a dead process's (pid reuse)
 _LEFT_KEPT = 32
 
 
@@ -116,6 +118,8 @@ class ClaudeLiveSession:
         if stamp == self._registry_stamp:
             return
         self._registry_stamp = stamp
+        if st.st_mtime < self._ctx.started_at - REGISTRY_SLACK_SECS:
+            return  # left by an earlier claude with the same pid (killed before it removed it): not ours
         try:
             entry = schema.pid_registry_decoder.decode(path.read_bytes())
         except (OSError, msgspec.MsgspecError):
