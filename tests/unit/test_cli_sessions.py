@@ -15,6 +15,7 @@ from zag import states
 from zag.cli import cli
 from zag.logs import events
 from zag.logs.index import SESSION_COLUMNS, Index
+from zag.logs.writer import SessionLogWriter
 
 
 def _zag(*args: str) -> tuple[int, str, str]:
@@ -257,3 +258,22 @@ def test_an_empty_index_with_logs_on_disk_points_to_reindex() -> None:
         assert result.exit_code == 0
         assert "1 session log(s) are on disk: `zag reindex` rebuilds the index" in result.stderr, command
     assert "zag ps --all" in runner.invoke(cli, ["ps"]).stderr  # live sessions only: no hint about logs
+
+
+def test_a_session_whose_log_is_on_disk_but_not_in_the_index(tmp_path: Path) -> None:
+    """The index was lost or replaced: `zag events`/`zag listen` on a session whose log is still there say
+    so and point at `zag reindex` (they said "no session matches" / "no sessions yet")."""
+    session_id = "3c047e5f-a7f1-4692-bc9d-8dacce382009"
+    with SessionLogWriter(session_id, "claude") as writer:
+        writer.write(events.body(events.SESSION_STARTED, argv=["claude"]))
+    with Index():
+        pass  # an empty index
+    for args in (["events", session_id], ["listen", "3c04", "--no-follow"]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2
+        assert f"no session in the index matches '{args[1]}', but its log is on disk" in result.output
+        assert "`zag reindex`" in result.output
+    result = CliRunner().invoke(cli, ["listen", "--latest"])
+    assert result.exit_code == 2 and "1 session log(s) are on disk: `zag reindex`" in result.output
+    result = CliRunner().invoke(cli, ["events", "0000"])
+    assert result.exit_code == 2 and "reindex" not in result.output

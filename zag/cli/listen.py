@@ -71,11 +71,15 @@ def listen(session: str | None, latest: bool, as_json: bool, since: int, no_foll
 
 
 def _resolve(index: Index, session: str | None) -> str:
+    from zag.cli.sessions import resolve_session, unindexed_logs_hint
+
     if session is not None:
-        return index.resolve_session(session)
+        return resolve_session(index, session)
     latest = index.latest_session_id()
     if latest is None:
-        raise UserError("there are no sessions yet (see `zag run --help`)")
+        logs = unindexed_logs_hint()
+        raise UserError(f"there are no sessions in the index, {logs}" if logs
+                        else "there are no sessions yet (see `zag run --help`)")
     return latest
 
 

@@ -84,6 +84,35 @@ def unindexed_logs_hint() -> str:
     return f"but {count} session log(s) are on disk: `zag reindex` rebuilds the index from them"
 
 
+def resolve_session(index: Any, text: str) -> str:
+    """`index.resolve_session`, and when no indexed session matches but a log on disk does (the index
+    was lost or replaced), an error that says so and how to get it back."""
+    from zag.logs.index import UnknownSession
+
+    try:
+        return index.resolve_session(text)
+    except UnknownSession:
+        logs = _logs_matching(text.strip().lower())
+        if not logs:
+            raise
+        which = "its log is" if len(logs) == 1 else f"{len(logs)} matching logs are"
+        raise UnknownSession(f"no session in the index matches {text!r}, but {which} on disk: "
+                             "`zag reindex` adds it to the index") from None
+
+
+def _logs_matching(prefix: str) -> list[str]:
+    """Names of session logs under the current ZAG_HOME whose session id starts with `prefix`."""
+    from zag import paths
+    from zag.logs.ids import is_session_id
+
+    try:
+        with os.scandir(paths.sessions_dir()) as entries:
+            return [entry.name for entry in entries if entry.name.startswith(prefix)
+                    and entry.name.endswith(".jsonl") and is_session_id(entry.name[:-6])]
+    except OSError:
+        return []
+
+
 def flags(row: dict[str, Any]) -> str:
     marks = [letter for key, letter in (("backfilled", "B"), ("resumed", "R"), ("interactive", "I")) if row.get(key)]
     return "".join(marks) or "-"
@@ -142,7 +171,7 @@ def events_command(session: str, types: tuple[str, ...], as_json: bool) -> None:
     from zag.logs.index import Index
 
     with Index() as index:
-        session_id = index.resolve_session(session)
+        session_id = resolve_session(index, session)
         row = index.get_session(session_id) or {}
     path = log_path_of(session_id, row)
     if not path.exists():
