@@ -232,3 +232,22 @@ def test_gemini_resume_latest_beside_a_new_gemini_follows_the_resumed_session(ag
         by_argv[log[0]["argv"][1]] = said
     new_id = next(call["argv"][1] for call in agent.invocations() if call["argv"][0] == "--session-id")
     assert by_argv == {"--resume": [("resumed question", latest)], "-p": [("new question", new_id)]}
+
+
+def test_claims_work_without_file_locks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file system without locks (flock fails with ENOLCK, as on some NFS mounts): claiming must not
+    raise into the supervisor; it goes on without the lock."""
+    import errno
+    import fcntl
+
+    from zag.providers import claims
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+    monkeypatch.setenv("ZAG_HOME", str(tmp_path / "zaghome"))
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    assert claims.claim("codex", "k", "owner-a") is True
+    assert claims.claim("codex", "k", "owner-b") is False
+    claims.release("codex", "k", "owner-a", keep=True)
+    assert claims.claimed_by_other("codex", "k", "owner-b", ended_too=True)
+    assert claims.live_owner("codex", "k") is None

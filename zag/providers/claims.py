@@ -121,14 +121,18 @@ def _prune_ended(folder: Path) -> None:
 @contextlib.contextmanager
 def _locked(folder: Path) -> Iterator[None]:
     """Hold the claims folder's lock (blocking: a claim takes microseconds). Without a lock file (a
-    read-only folder), go on unlocked: `_replace` is still atomic, only the race is back."""
+    read-only folder) or without locking (ENOLCK), go on unlocked: `_replace` is still atomic, only the
+    race is back."""
     try:
         fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError:
         yield
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass  # no locks here (some network file systems): go on unlocked
         yield
     finally:
         os.close(fd)  # releases the lock
