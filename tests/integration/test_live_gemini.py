@@ -301,3 +301,36 @@ def test_zag_run_gemini_tui_clear_whose_file_is_seen_before_its_first_line(tmp_p
              if e["type"] in ("user_message", "session_cleared")]
     assert moves == [("user_message", "before /clear", first), ("session_cleared", second, second),
                      ("user_message", "after /clear", second)]
+
+
+def test_zag_run_gemini_tui_clear_keeps_what_the_old_session_wrote_last(tmp_path: Path, zag_home: Path) -> None:
+    """The answer gemini writes to the old chat file just before `/clear` creates the new one (both between
+    two polls) belongs to the old session: zag swapped readers without reading the old file to its end,
+    and that answer was lost."""
+    import pexpect
+
+    cwd = tmp_path / "proj"
+    env, chats = g.make_home(tmp_path, cwd)
+    agent = Agent(tmp_path / "agent", zag_home, provider="gemini")
+    second = "eeeeeeee-5555-4444-8444-444444444444"
+    old_file = str(chats / "session-2026-11-22T14-44-{session_id8}.jsonl")
+    agent.script([
+        {"append": old_file, "lines": [g.meta("{session_id}", NOW_TS), g.user("u1", "question", NOW_TS)]},
+        {"sleep": 0.6},
+        {"append": old_file, "lines": [g.gemini("a1", "last answer", NOW_TS)]},
+        {"append": str(chats / g.session_name(second, "2026-11-22T15-01")),
+         "lines": [g.meta(second, NOW_TS), g.user("u2", "after /clear", NOW_TS)]},
+        {"sleep": 0.6},
+    ])
+    command = agent.command("run", "gemini")
+    term = pexpect.spawn(command[0], command[1:], env=agent.env(HOME=env["HOME"]), cwd=str(cwd), timeout=30)
+    term.expect(pexpect.EOF)
+    term.close()
+    assert term.exitstatus == 0, term.before
+    events = agent.only_session()
+    assert_valid_log(events)
+    first = agent.invocations()[0]["argv"][1]
+    said = [(e["type"], e.get("content"), e["provider_session_id"]) for e in events
+            if e["type"] in ("user_message", "assistant_message", "session_cleared")]
+    assert said == [("user_message", "question", first), ("assistant_message", "last answer", first),
+                    ("session_cleared", None, second), ("user_message", "after /clear", second)]

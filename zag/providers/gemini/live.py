@@ -22,7 +22,7 @@ Switching: `/clear` (`/new`) in the TUI starts a new session with a new file in 
 interactive run a new main session file created there after ours was found is taken as that move and
 reported as `session_cleared` (another gemini started meanwhile in the same folder would be mistaken for
 it; `/resume` of an older session inside the TUI is not noticed). A reported session id different from
-the followed one also switches.
+the followed one also switches. The old file is read to its end first.
 
 Resuming: when zag resumes (plan note `skip_existing`), the conversation up to the child's start is
 already in this log: the first read of the file emits only what is newer than the child's start (by
@@ -125,6 +125,9 @@ class GeminiLive:
 
     def _attach(self, session_id: str, chats_dir: Path, paths: list[Path]) -> list[Item]:
         items: list[Item] = []
+        if self._reader is not None:  # what the old session wrote last (between two polls) is still its own
+            items += list(self._reader.read())
+            self._reader.close()
         old = self.provider_session_id or self._previous
         self._previous = None
         if old and old != session_id:
