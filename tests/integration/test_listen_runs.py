@@ -62,3 +62,30 @@ def test_listen_keeps_following_a_stopped_supervisor(agent: Agent, tmp_path: Pat
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait(timeout=30)
+
+
+def test_a_killed_supervisor_not_yet_reaped_is_dead_at_once(agent: Agent, tmp_path: Path) -> None:
+    """A supervisor SIGKILLed under a parent that has not reaped it yet (a script, a stopped shell) is a
+    zombie: gone, not silent. `zag ps` shows it dead at once and `zag listen` stops with exit 1, without
+    waiting for three missed heartbeats (10 s each here) — nor forever, as for a silent supervisor."""
+    gate = tmp_path / "gate"
+    agent.script([{"out": "working\n"}, {"wait_file": str(gate), "timeout": 60}, {"exit": 0}])
+    run = agent.start("run", "claude", "-p", "x")
+    listen = None
+    try:
+        [row] = wait_until(lambda: [r for r in _sessions(agent) if r["state"] == "running"], 30,
+                           message="a running session")
+        assert row["supervisor_pid"] == run.pid
+        listen = agent.start("listen", row["session_id"])
+        wait_until(lambda: listen.stdout.readline(), 30, message="listen's first line")
+        os.kill(run.pid, signal.SIGKILL)  # and not reaped (no wait) until the end of the test
+        wait_until(lambda: _sessions(agent)[0]["state"] == "dead", 5, message="zag ps showing it dead")
+        out, err = listen.communicate(timeout=8)
+        assert listen.returncode == 1, err
+        assert b"supervisor is gone (dead)" in err and b"Traceback" not in err
+    finally:
+        gate.touch()
+        for proc in (listen, run):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)

@@ -16,7 +16,9 @@ _BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 
 
 def process_start_time(pid: int) -> str | None:
-    """An opaque token that is equal only for the same process incarnation; None if no such pid."""
+    """An opaque token that is equal only for the same process incarnation; None if no such pid, or
+    if it has exited and only its zombie waits for its parent to reap it (a supervisor SIGKILLed under a
+    parent that has not waited for it yet is gone, not silent)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             stat = handle.read()
@@ -26,6 +28,8 @@ def process_start_time(pid: int) -> str | None:
         return _ps_start_time(pid)
     # the command name (field 2) may contain spaces or parens: split after its last ')'
     fields = stat[stat.rfind(b")") + 2:].split()
+    if fields[0] in (b"Z", b"X"):
+        return None
     return f"{_boot_id()}:{int(fields[19])}"
 
 
