@@ -169,3 +169,18 @@ def test_wide_characters_take_two_columns() -> None:
     assert [render.text_width(line[: line.index(word)]) for line, word in zip(lines[1:], ("one", "two"))] == [13, 13]
     fitted = render.table(("CWD", "COMMAND"), [("/srv/日本語日本語日本語", "x")], render.Style(False), width=12)
     assert all(render.text_width(line) <= 12 for line in fitted.splitlines())
+
+
+def test_escape_sequences_in_content_never_reach_the_terminal() -> None:
+    """A tool's coloured output, a title/clipboard OSC or a screen clear in an event or a cwd is not
+    passed to the terminal by `zag listen`/`zag events`/`zag ps` (it recoloured the following lines,
+    cleared the screen, set the window title); other control characters are shown as ^X."""
+    output = "\x1b[31mFAILED\x1b[0m test_x \x1b]0;pwned\x07\x1b]52;c;ZXZpbA==\x1b\\ \x1b[2Jcleared \x08\x7f\x9bZ\x00 ok"
+    event = _event(events.TOOL_RESULT, tool_id="t", success=True, output=output, error=None)
+    for width in (0, 200):
+        line = render.format_event(event, render.Style(False), width=width)
+        assert "\x1b" not in line and "\x07" not in line and "\x08" not in line and "\x9b" not in line
+        assert "FAILED test_x" in line and "cleared ^H^?^@ ok" in line
+    assert render.one_line("plain\ttext") == "plain text"
+    cells = render.table(("CWD",), [("/srv/\x1b[2Jx",)], render.Style(True))
+    assert "\x1b[2J" not in cells and "/srv/x" in cells

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shlex
 import sys
 import time
@@ -124,10 +125,27 @@ def clip_left(text: str, width: int) -> str:
 
 
 def one_line(text: str) -> str:
-    """Collapse newlines and tabs so a value fits a table cell or an event line."""
+    """Collapse newlines and tabs so a value fits a table cell or an event line, and make it safe to
+    print: escape sequences in it (a tool's coloured output, a title or clipboard OSC, a screen clear)
+    are dropped, other control characters shown as `^X` (they would recolour, move or clear what the
+    terminal shows)."""
     if "\n" in text or "\r" in text or "\t" in text:
         text = " ".join(text.split())
+    if _CONTROL.search(text):
+        text = _CONTROL.sub(_shown_control, _ESCAPE_SEQUENCE.sub("", text))
     return text
+
+
+# CSI (colours, cursor moves), OSC (titles, clipboard, links; ended by BEL or ST), other ESC sequences
+_ESCAPE_SEQUENCE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[ -/]*[0-~]|\x9b[0-?]*[ -/]*[@-~]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _shown_control(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return "^" + chr(code + 0x40)
+    return "^?" if code == 0x7F else f"<{code:02x}>"
 
 
 def table(
