@@ -184,3 +184,17 @@ def test_escape_sequences_in_content_never_reach_the_terminal() -> None:
     assert render.one_line("plain\ttext") == "plain text"
     cells = render.table(("CWD",), [("/srv/\x1b[2Jx",)], render.Style(True))
     assert "\x1b[2J" not in cells and "/srv/x" in cells
+
+
+def test_clipping_a_huge_value_measures_only_what_is_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 10 MB tool output with one non-ASCII character, shown by `zag listen` on a terminal: only the
+    characters that fit are measured (measuring all of it took ~2 s per event)."""
+    measured = []
+    real = render._char_width
+    monkeypatch.setattr(render, "_char_width", lambda char: measured.append(char) or real(char))
+    output = "é" + "y" * 10_000_000
+    event = _event(events.TOOL_RESULT, tool_id="t", success=True, output=output, error=None)
+    line = render.format_event(event, render.Style(False), width=120)
+    assert line.endswith("y…") and render.text_width(line) <= 120
+    assert render.clip_left("y" * 100 + "日本", 9) == "…yyyy日本"
+    assert len(measured) < 1000

@@ -109,19 +109,22 @@ def _head(text: str, width: int) -> str:
 
 
 def clip(text: str, width: int) -> str:
-    """`text` on one line, cut to `width` columns with an ellipsis (width <= 0: no cut)."""
+    """`text` on one line, cut to `width` columns with an ellipsis (width <= 0: no cut). Only the
+    start of `text` is measured: a 10 MB tool output is cut as fast as a short one."""
     text = one_line(text)
-    if width <= 0 or text_width(text) <= width:
+    if width <= 0:
         return text
-    return _head(text, width - 1) + "…"
+    head = _head(text, width)
+    return text if len(head) == len(text) else _head(head, width - 1) + "…"
 
 
 def clip_left(text: str, width: int) -> str:
     """Like `clip`, but keeps the end (for paths): `…/projects/zag`."""
     text = one_line(text)
-    if width <= 0 or text_width(text) <= width:
+    if width <= 0:
         return text
-    return "…" + _head(text[::-1], width - 1)[::-1]
+    tail = _head(text[::-1], width)
+    return text if len(tail) == len(text) else "…" + _head(tail, width - 1)[::-1]
 
 
 def one_line(text: str) -> str:
