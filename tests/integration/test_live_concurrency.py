@@ -87,7 +87,8 @@ def test_codex_rollouts_found_by_cwd_and_time_go_one_to_each_session(agent: Agen
     scripts, written = [], {}
     for index in range(RUNS):
         thread_id = str(uuid.uuid4())
-        created = datetime.now()
+        created = datetime.fromtimestamp(time.time() + 60)  # named as if created after zag's start (the
+        # name's second must not precede it: the scripts are written before zag starts, however slowly)
         path = (f"{codex_home}/sessions/{created:%Y/%m/%d}/rollout-{created:%Y-%m-%dT%H-%M-%S}-{thread_id}.jsonl")
 
         def line(kind: str, payload: dict[str, Any]) -> str:
