@@ -89,3 +89,34 @@ def test_a_killed_supervisor_not_yet_reaped_is_dead_at_once(agent: Agent, tmp_pa
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait(timeout=30)
+
+
+def test_a_running_session_writes_to_the_index_that_replaced_its_own(agent: Agent, tmp_path: Path) -> None:
+    """The index is lost while agents run (moved aside as `zag reindex` does with a damaged one, or
+    deleted) and `zag reindex` rebuilds it: the running supervisor goes on beating into the new index, so
+    `zag ps` keeps showing it running and finally exited (it kept writing to the old file: dead forever)."""
+    write_config(agent.zag_home, "heartbeat_secs = 0.2\n")
+    gate = tmp_path / "gate"
+    agent.script([{"out": "working\n"}, {"wait_file": str(gate), "timeout": 60}, {"exit": 0}])
+    run = agent.start("run", "claude", "-p", "x")
+    try:
+        wait_until(lambda: [r for r in _sessions(agent) if r["state"] == "running"], 30, message="a running session")
+        index = agent.zag_home / "index.sqlite"
+        for name in ("index.sqlite", "index.sqlite-wal", "index.sqlite-shm"):
+            if (agent.zag_home / name).exists():
+                (agent.zag_home / name).rename(tmp_path / name)
+        done = agent.run("reindex", timeout=60)
+        assert done.returncode == 0, done.stderr
+        rebuilt = index.stat().st_ino
+        assert _settle(run, 2.0)  # > 3 heartbeats + 1 s: dead if none arrived
+        [row] = _sessions(agent)
+        assert row["state"] == "running" and index.stat().st_ino == rebuilt
+        gate.touch()
+        assert run.wait(timeout=30) == 0
+        [row] = _sessions(agent)
+        assert (row["state"], row["exit_code"]) == ("exited", 0)
+    finally:
+        gate.touch()
+        if run.poll() is None:
+            run.kill()
+            run.wait(timeout=30)

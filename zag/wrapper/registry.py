@@ -4,7 +4,8 @@ A busy, locked or broken index must never hold up the agent, so the supervisor o
 should say (`update`, `save_cursor`) and returns at once; the thread writes it, coalescing updates that pile
 up while the index is unavailable and retrying with back-off. Each write sets only the columns that changed
 (the index's rule against lost updates); the first one inserts the whole row, and so does a later one if
-the row vanished (e.g. `zag reindex` ran meanwhile).
+the row vanished (e.g. `zag reindex` ran meanwhile). An index file replaced or removed at its path
+(`zag reindex` moving a damaged one aside) is noticed before each write, and the new one written.
 
 Once everything is written the connection is left open, not closed: closing the last connection to the
 index checkpoints its WAL (two fsyncs) and deletes it, and the next writer then creates it again (two
@@ -14,6 +15,7 @@ after, and whoever closes the index last (or the next automatic checkpoint) fold
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any
@@ -78,6 +80,7 @@ class Registry:
     # -- the writer thread -------------------------------------------------------------------------
     def _loop(self) -> None:
         index = None
+        opened: tuple[int, int] | None = None  # the index file `index` has open
         failures = 0
         while True:
             with self._cond:
@@ -90,10 +93,16 @@ class Registry:
                 row = dict(self._row)
                 self._in_flight = True
             try:
+                if index is not None and _index_file() != opened:
+                    # replaced or removed (`zag reindex` moving a damaged index aside, a user deleting
+                    # it): writes to the old file would never be seen again
+                    _close_quietly(index)
+                    index = None
                 if index is None:
                     from zag.logs.index import Index
 
                     index = Index(timeout=INDEX_BUSY_TIMEOUT_SECS)
+                    opened = _index_file()
                 self._write(index, fields, row, cursors)
                 failures = 0
             except Exception as exc:  # noqa: BLE001 - sqlite3.Error, OSError, a corrupt file: retry later
@@ -139,6 +148,17 @@ class Registry:
 
             diag.warning("index_write_failed", session_id=self.session_id, error=message, attempt=failures)
         self.last_error = message
+
+
+def _index_file() -> tuple[int, int] | None:
+    """The identity (device, inode) of the index file now at its path; None when there is none."""
+    from zag import paths
+
+    try:
+        stat = os.stat(paths.index_db())
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 _LEFT_OPEN: list[Any] = []  # finished registries' connections, closed when the process ends
