@@ -8,6 +8,7 @@ the columns it owns (no read-modify-write), so concurrent writers never lose eac
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -115,9 +116,16 @@ class Index:
         self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         self._conn.execute("PRAGMA synchronous = NORMAL")
         self._migrate()
+        self._file = _file_identity(self.path)
 
     def close(self) -> None:
         self._conn.close()
+
+    def replaced(self) -> bool:
+        """Whether the file at `path` is no longer the one this connection has open (moved aside or
+        removed, e.g. by `zag reindex`): a long-lived writer then opens a new connection, or what it
+        writes is never seen again."""
+        return _file_identity(self.path) != self._file
 
     def __enter__(self) -> Index:
         return self
@@ -529,6 +537,15 @@ END;
 DELETE FROM session_json;
 INSERT INTO session_json SELECT session_id, provider, state, started_at, {_json_row("sessions")} FROM sessions;
 """
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at `path`; None when there is none."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 def _make_private(path: Path) -> None:

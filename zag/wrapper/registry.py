@@ -15,7 +15,6 @@ after, and whoever closes the index last (or the next automatic checkpoint) fold
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from typing import Any
@@ -80,7 +79,6 @@ class Registry:
     # -- the writer thread -------------------------------------------------------------------------
     def _loop(self) -> None:
         index = None
-        opened: tuple[int, int] | None = None  # the index file `index` has open
         failures = 0
         while True:
             with self._cond:
@@ -93,16 +91,13 @@ class Registry:
                 row = dict(self._row)
                 self._in_flight = True
             try:
-                if index is not None and _index_file() != opened:
-                    # replaced or removed (`zag reindex` moving a damaged index aside, a user deleting
-                    # it): writes to the old file would never be seen again
+                if index is not None and index.replaced():
                     _close_quietly(index)
                     index = None
                 if index is None:
                     from zag.logs.index import Index
 
                     index = Index(timeout=INDEX_BUSY_TIMEOUT_SECS)
-                    opened = _index_file()
                 self._write(index, fields, row, cursors)
                 failures = 0
             except Exception as exc:  # noqa: BLE001 - sqlite3.Error, OSError, a corrupt file: retry later
@@ -148,17 +143,6 @@ class Registry:
 
             diag.warning("index_write_failed", session_id=self.session_id, error=message, attempt=failures)
         self.last_error = message
-
-
-def _index_file() -> tuple[int, int] | None:
-    """The identity (device, inode) of the index file now at its path; None when there is none."""
-    from zag import paths
-
-    try:
-        stat = os.stat(paths.index_db())
-    except OSError:
-        return None
-    return stat.st_dev, stat.st_ino
 
 
 _LEFT_OPEN: list[Any] = []  # finished registries' connections, closed when the process ends

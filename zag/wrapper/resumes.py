@@ -59,6 +59,8 @@ class ResumeStore:
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         with self._lock:
             try:
+                if self._index is not None and self._index.replaced():  # `zag reindex` made a new one
+                    self._drop_index()
                 if self._index is None:
                     from zag.logs.index import Index
 
