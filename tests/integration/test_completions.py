@@ -90,7 +90,9 @@ def test_bash_completes_commands_options_providers_and_live_sessions(fleet: dict
     assert _bash_complete(["zag", "listen", ""]) == [fleet["live"]]
     assert _bash_complete(["zag", "listen", "abc1"]) == [fleet["live"]]
     assert _bash_complete(["zag", "listen", "abc9"]) == []  # dead: not offered
-    assert _bash_complete(["zag", "events", "ABC"]) == [fleet["live"]]
+    # events: every session, newest first (what ran overnight is looked at in the morning, ended)
+    assert set(_bash_complete(["zag", "events", "ABC"])) == set(fleet.values())
+    assert _bash_complete(["zag", "events", "abc7"]) == [fleet["exited"]]
 
 
 def test_bash_completion_without_an_index_offers_nothing_and_creates_nothing(tmp_path: Path,
@@ -163,3 +165,14 @@ def test_a_completer_for_dead_sessions(fleet: dict[str, str]) -> None:
     assert [item.value for item in complete(ctx, click.Argument(["s"]), "")] == [fleet["dead"]]
     everything = session_completer(*states.ALL_STATES)
     assert {item.value for item in everything(ctx, click.Argument(["s"]), "ABC")} == set(fleet.values())
+
+
+def test_events_offers_the_newest_sessions_of_any_state() -> None:
+    """After a night of runs every session has ended: `zag events <TAB>` offers them, the newest first,
+    at most 100 (it offered live sessions only: nothing)."""
+    now = time.time()
+    with Index() as index:
+        ids = [add_session(index, started_at=now - n) for n in range(130)]
+    offered = _bash_complete(["zag", "events", ""])
+    assert offered == ids[:100]
+    assert _bash_complete(["zag", "listen", ""]) == []

@@ -13,13 +13,16 @@ from typing import Any
 
 import click
 
+from zag import states
+
 SHELLS = ("bash", "zsh", "fish")
 PROG_NAME = "zag"
 COMPLETE_VAR = "_ZAG_COMPLETE"
 
 _HELP = """Print a shell completion script for zag.
 
-Completion offers commands, options, agent names and the ids of live sessions.
+Completion offers commands, options, agent names and session ids: live sessions for
+`zag listen`, the newest 100 sessions for `zag events`, dead or exited ones for `zag resume`.
 
 \b
 Example:
@@ -52,10 +55,11 @@ def completion_script(shell: str) -> str:
     return script if script.endswith("\n") else script + "\n"
 
 
-def session_completer(*wanted: str) -> Callable[[click.Context, click.Parameter, str], list[Any]]:
+def session_completer(*wanted: str, limit: int | None = None) -> Callable[[click.Context, click.Parameter, str],
+                                                                          list[Any]]:
     """A `shell_complete` callback offering the ids of sessions whose effective state is in `wanted`
-    (e.g. `session_completer("dead")` for `zag resume`). It runs at TAB time: it never creates the
-    index and never fails loudly."""
+    (e.g. `session_completer("dead")` for `zag resume`), newest first, at most `limit`. It runs at TAB
+    time: it never creates the index and never fails loudly."""
 
     def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
         from click.shell_completion import CompletionItem
@@ -67,17 +71,18 @@ def session_completer(*wanted: str) -> Callable[[click.Context, click.Parameter,
         from zag.cli.render import home_path
 
         prefix = incomplete.strip().lower()
-        return [
+        items = [
             CompletionItem(row["session_id"], help=f"{row['provider']} {row['state']} {home_path(row.get('cwd'))}")
             for row in rows
             if row["session_id"].startswith(prefix)
         ]
+        return items[:limit] if limit else items
 
     return complete
 
 
 def _sessions_in(wanted: frozenset[str]) -> list[dict[str, Any]]:
-    from zag import paths, states
+    from zag import paths
 
     if not paths.index_db().exists():
         return []
@@ -96,5 +101,7 @@ def _sessions_in(wanted: frozenset[str]) -> list[dict[str, Any]]:
     return found
 
 
-# SESSION arguments of the read-side commands offer the sessions one would listen to.
+# `zag listen` offers the sessions one would listen to; `zag events` also those that ended (overnight
+# runs are looked at in the morning), the newest first.
 complete_live_sessions = session_completer("running", "waiting")
+complete_recent_sessions = session_completer(*states.ALL_STATES, limit=100)

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from zag.cli import render
-from zag.cli.completions import complete_live_sessions
+from zag.cli.completions import complete_recent_sessions
 from zag.cli.errors import Failure, UserError, user_errors
 from zag.providers import NAMES
 
@@ -161,7 +161,7 @@ Example:
 
 
 @click.command("events", help=_EVENTS_HELP, short_help="Print one session's events.")
-@click.argument("session", shell_complete=complete_live_sessions)
+@click.argument("session", shell_complete=complete_recent_sessions)
 @click.option("--type", "-t", "types", multiple=True, metavar="T", shell_complete=lambda c, p, i: complete_types(i),
               help="Only events of type T (repeatable or comma-separated).")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw log lines (NDJSON).")
