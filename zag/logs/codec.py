@@ -37,3 +37,23 @@ def dumps_line(obj: Any) -> bytes:
 def dumps_lines(objs: list[Any]) -> bytes:
     """Encode several objects as JSONL (one line each, newline included), in one call."""
     return _encoder.encode_lines(objs)
+
+
+def printable(value: Any) -> Any:
+    """`value` with every string made encodable as UTF-8: bytes that are not UTF-8 (a folder or argument
+    named in another encoding, which Python holds as lone surrogates) become `\\xff` text, other lone
+    surrogates `\\udc80`. Dicts and lists are copied; other values are returned as they are."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            try:
+                return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            except UnicodeEncodeError:
+                return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        return {printable(key): printable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [printable(item) for item in value]
+    return value

@@ -174,9 +174,7 @@ class Index:
             raise ValueError(f"unknown {table} columns: {sorted(unknown)}")
         assignments = ", ".join(f"{name} = ?" for name in fields)
         with self.transaction() as conn:
-            cursor = conn.execute(
-                f"UPDATE {table} SET {assignments} WHERE {key} = ?", [*fields.values(), key_value]
-            )
+            cursor = _execute(conn, f"UPDATE {table} SET {assignments} WHERE {key} = ?", [*fields.values(), key_value])
             return cursor.rowcount
 
     # -- sessions -------------------------------------------------------------------------------
@@ -186,20 +184,20 @@ class Index:
         fields.setdefault("updated_at", now)
         fields.setdefault("started_at", now)
         if isinstance(fields.get("argv"), (list, tuple)):
-            fields["argv"] = json.dumps(list(fields["argv"]))
+            fields["argv"] = _argv_json(fields["argv"])
         unknown = set(fields) - set(SESSION_COLUMNS)
         if unknown:
             raise ValueError(f"unknown sessions columns: {sorted(unknown)}")
         names = ", ".join(fields)
         marks = ", ".join("?" for _ in fields)
         with self.transaction() as conn:
-            conn.execute(f"INSERT OR REPLACE INTO sessions ({names}) VALUES ({marks})", list(fields.values()))
+            _execute(conn, f"INSERT OR REPLACE INTO sessions ({names}) VALUES ({marks})", list(fields.values()))
 
     def update_session(self, session_id: str, **fields: Any) -> bool:
         """Set the given columns of one session (and `updated_at`); False if no such session."""
         fields.setdefault("updated_at", time.time())
         if isinstance(fields.get("argv"), (list, tuple)):
-            fields["argv"] = json.dumps(list(fields["argv"]))
+            fields["argv"] = _argv_json(fields["argv"])
         return self._update("sessions", "session_id", session_id, fields) > 0
 
     def heartbeat(self, session_id: str, last_seq: int, *, at: float | None = None) -> None:
@@ -343,7 +341,7 @@ class Index:
         if unknown:
             raise ValueError(f"unknown sessions columns: {sorted(unknown)}")
         if isinstance(fields.get("argv"), (list, tuple)):
-            fields["argv"] = json.dumps(list(fields["argv"]))
+            fields["argv"] = _argv_json(fields["argv"])
         assignments = ", ".join(f"{name} = ?" for name in fields)
         with self.transaction() as conn:
             cursor = conn.execute(
@@ -537,6 +535,24 @@ END;
 DELETE FROM session_json;
 INSERT INTO session_json SELECT session_id, provider, state, started_at, {_json_row("sessions")} FROM sessions;
 """
+
+
+def _argv_json(argv: Iterable[Any]) -> str:
+    """The `argv` column: a JSON list, arguments that are not UTF-8 escaped as `codec.printable` does."""
+    from zag.logs.codec import printable
+
+    return json.dumps(printable(list(argv)))
+
+
+def _execute(conn: sqlite3.Connection, sql: str, values: list[Any]) -> sqlite3.Cursor:
+    """`conn.execute`, with text that is not UTF-8 (a cwd in another encoding) escaped rather than refused:
+    the session's row is still written."""
+    try:
+        return conn.execute(sql, values)
+    except UnicodeEncodeError:
+        from zag.logs.codec import printable
+
+        return conn.execute(sql, printable(values))
 
 
 def _file_identity(path: Path) -> tuple[int, int] | None:

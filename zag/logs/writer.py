@@ -161,6 +161,8 @@ class SessionLogWriter:
     def _encode_unredacted(self, event: dict[str, Any]) -> bytes:
         try:
             return codec.dumps_line(event)
+        except UnicodeEncodeError:  # a cwd or argument that is not UTF-8: keep the event, escape those bytes
+            return codec.dumps_line(codec.printable(event))
         except (TypeError, ValueError, OverflowError) as exc:  # unencodable value from a parser
             safe = {key: event[key] for key in events.ENVELOPE_FIELDS}
             safe.update(events.parse_warning(f"event could not be encoded: {exc}", repr(event)[:65536]))
