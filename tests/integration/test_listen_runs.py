@@ -52,6 +52,7 @@ def test_listen_keeps_following_a_stopped_supervisor(agent: Agent, tmp_path: Pat
         out, err = listen.communicate(timeout=30)
         assert listen.returncode == 0, err
         assert b"Traceback" not in err and b"zag resume" not in err
+        assert err.count(b"still runs (stopped") == 1  # said once, while it was silent
         kinds = [json.loads(line)["type"] for line in out.splitlines()]
         assert kinds[0] == "session_started" and kinds[-1] == "session_ended"
         assert run.wait(timeout=30) == 0

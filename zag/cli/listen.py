@@ -92,7 +92,7 @@ def _follow(index: Index, session_id: str, path: Path, *, as_json: bool, since: 
             path,
             since_seq=since,
             follow=follow,
-            not_live=lambda: _not_live(index, session_id),
+            not_live=_Liveness(index, session_id),
             taken_over=lambda started: _taken_over(index, session_id, started),
             poll_secs=POLL_SECS,
             liveness_secs=LIVENESS_SECS,
@@ -169,19 +169,36 @@ def _taken_over(index: Index, session_id: str, started: dict[str, Any] | None) -
         started.get("supervisor_pid"), started.get("supervisor_started"))
 
 
-def _not_live(index: Index, session_id: str) -> str | None:
-    """None while the session may still write to its log; otherwise its state (`dead`, `exited`).
+class _Liveness:
+    """Asked by the follower: None while the session may still write to its log; otherwise its state
+    (`dead`, `exited`, or `missing` from the index).
 
     A supervisor whose heartbeats stopped but whose process still runs here (stopped with Ctrl-Z or
     SIGSTOP, a machine just woken from suspend) is silent, not gone: `zag ps` shows it dead, but it
-    may go on writing, and `zag resume` refuses it, so following goes on."""
-    from zag.wrapper.liveness import effective_state, supervisor_alive
+    may go on writing, and `zag resume` refuses it, so following goes on (said once on stderr)."""
 
-    row = index.get_session(session_id)
-    if row is None:
-        return "missing"
-    state = effective_state(row)
-    if state == states.DEAD and row.get("state") in states.LIVE_STATES and supervisor_alive(
-            row.get("supervisor_pid"), row.get("supervisor_started"), row.get("hostname")):
-        return None
-    return None if state in states.LIVE_STATES else state
+    def __init__(self, index: Index, session_id: str) -> None:
+        self.index = index
+        self.session_id = session_id
+        self.noted = False
+
+    def __call__(self) -> str | None:
+        from zag.wrapper.liveness import effective_state, supervisor_alive
+
+        row = self.index.get_session(self.session_id)
+        if row is None:
+            return "missing"
+        state = effective_state(row)
+        if state == states.DEAD and row.get("state") in states.LIVE_STATES and supervisor_alive(
+                row.get("supervisor_pid"), row.get("supervisor_started"), row.get("hostname")):
+            self._note_silent(row)
+            return None
+        return None if state in states.LIVE_STATES else state
+
+    def _note_silent(self, row: dict[str, Any]) -> None:
+        if self.noted:
+            return
+        self.noted = True
+        pid = row.get("supervisor_pid")
+        click.echo(f"zag: session {self.session_id[:8]}: no heartbeat from its supervisor (pid {pid}) for a "
+                   "while, but it still runs (stopped, or the machine just woke up?); still following", err=True)
