@@ -167,7 +167,8 @@ def test_wide_characters_take_two_columns() -> None:
     rows = [("/srv/日本語", "one"), ("/srv/abc", "two")]
     lines = render.table(("CWD", "COMMAND"), rows, render.Style(False)).splitlines()
     assert [render.text_width(line[: line.index(word)]) for line, word in zip(lines[1:], ("one", "two"))] == [13, 13]
-    fitted = render.table(("CWD", "COMMAND"), [("/srv/日本語日本語日本語", "x")], render.Style(False), width=12)
+    wide = [("/srv/日本語日本語日本語", "x")]
+    fitted = render.table(("CWD", "COMMAND"), wide, render.Style(False), width=12)
     assert all(render.text_width(line) <= 12 for line in fitted.splitlines())
 
 
