@@ -121,3 +121,43 @@ def test_a_running_session_writes_to_the_index_that_replaced_its_own(agent: Agen
         if run.poll() is None:
             run.kill()
             run.wait(timeout=30)
+
+
+def test_lines_fit_the_terminal_after_a_resize(tmp_path: Path, zag_home: Path) -> None:
+    """`zag listen` in a terminal that is made narrower while it follows (a tmux pane split): the lines
+    after the resize fit the new width (they kept the width listen started with, and wrapped)."""
+    import re
+
+    import pexpect
+
+    from tests.integration import limits_rig as L
+
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    gate = tmp_path / "gate"
+    rig.script([{"append": L.claude_transcript(rig), "lines": [L.claude_user(rig, "first " + "a" * 300)]},
+                {"wait_file": str(gate), "timeout": 60},
+                {"append": L.claude_transcript(rig), "lines": [L.claude_user(rig, "second " + "b" * 300)]},
+                {"exit": 0}])
+    run = rig.start("run", "claude", "-p", "x")
+    term = None
+    try:
+        row = wait_until(lambda: rig.zag_json("sessions", "--json"), 30, message="the session")[0]
+        command = rig.agent.command("listen", row["session_id"])
+        term = pexpect.spawn(command[0], command[1:], env={**rig.env(), "NO_COLOR": "1"}, dimensions=(40, 200),
+                             timeout=30)
+        term.expect("first a+")
+        term.setwinsize(40, 60)
+        gate.touch()
+        term.expect(pexpect.EOF)
+        term.close()
+        assert term.exitstatus == 0
+        lines = re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", term.before).decode().splitlines()
+        [second] = [line for line in lines if "second" in line]
+        assert len(second) <= 60 and second.endswith("…"), second
+    finally:
+        gate.touch()
+        if term is not None and term.isalive():
+            term.terminate(force=True)
+        if run.poll() is None:
+            run.kill()
+        run.wait(timeout=30)

@@ -100,13 +100,13 @@ def _follow(index: Index, session_id: str, path: Path, *, as_json: bool, since: 
         )
         out = sys.stdout
         style = render.Style.for_stream(out)
-        width = render.terminal_width(out)
         for line in follower:
             if as_json:
                 out.buffer.write(line.raw)
                 out.buffer.flush()
             else:
-                out.write(render.format_event(line.event, style, width=width) + "\n")
+                # the width now: a terminal resized while following (a tmux pane) gets lines that fit
+                out.write(render.format_event(line.event, style, width=render.terminal_width(out)) + "\n")
                 out.flush()
     if follower.stop_reason == STOP_ASKED:
         return 130
