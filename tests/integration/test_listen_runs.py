@@ -1,5 +1,6 @@
-"""`zag listen` following real `zag run` sessions of the stand-in agent, in the situations an unattended
-fleet of agents meets: a supervisor stopped (SIGSTOP, Ctrl-Z, a suspended machine) while it is listened to.
+"""`zag listen` and `zag ps` on real `zag run` sessions of the stand-in agent, in the situations an
+unattended fleet of agents meets: a supervisor stopped (SIGSTOP, Ctrl-Z, a suspended machine) or killed
+and not reaped yet, the index rebuilt under running sessions, a terminal resized while listening.
 """
 
 from __future__ import annotations
