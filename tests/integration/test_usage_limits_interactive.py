@@ -182,3 +182,45 @@ def test_claude_hit_again_after_the_typed_resume_says_when_the_next_attempt_is(t
     assert len(rig.invocations()) == 1
     statuses = {r["incident_id"]: r["status"] for r in rig.resume_rows()}
     assert statuses == {first["incident_id"]: "failed", second["incident_id"]: "done"}
+
+
+def test_claude_the_user_continued_during_the_wait_gets_no_resume_typed(tmp_path: Path, zag_home: Path) -> None:
+    """During the wait the user goes on in the agent (another model, extra usage) and gets an answer: the
+    incident closes as the session going on by itself, and zag types nothing into the agent at the reset
+    (a `Continue` typed hours later into a session in use would land in whatever the user is typing)."""
+    rig = L.Rig(tmp_path, zag_home, "claude", config=L.CONFIG + "max_wait_secs = 6\n")  # resume due in 6 s
+    text = L.claude_limit_text(time.time() + 3600)
+    path = L.claude_transcript(rig)
+    rig.script([
+        {"raw_tty": True},
+        {"out": "╭─ Claude Code ─╮\r\n❯ fix the bug\r\n"},
+        {"append": path, "lines": [L.claude_user(rig, "fix the bug"), L.claude_limit_record(rig, text)]},
+        {"out": f"  ⎿  {text}\r\n"},
+        {"expect": "go on with sonnet\r", "timeout": 60},
+        {"append": path, "lines": [L.claude_user(rig, "go on with sonnet"), L.claude_assistant(rig, "On it.")]},
+        {"out": "● On it.\r\n"},
+        {"sleep": 10},                      # past the resume's due time
+        {"exit": 0},
+    ])
+    term = rig.spawn("run", "claude")
+    try:
+        term.expect_exact("hit its usage limit")
+        rig.waiting_row(term)
+        term.send("go on with sonnet\r")
+        term.expect_exact("no resume needed")
+        [row] = rig.zag_json("ps", "--json")
+        assert (row["state"], row["resume_at"]) == ("running", None)
+        code = L.finish(term)
+    finally:
+        if term.isalive():
+            term.terminate(force=True)
+    assert code == 0
+    events = rig.log()
+    assert_valid_log(events)
+    [hit] = L.of_type(events, "usage_limit_hit")
+    assert not L.of_type(events, "usage_limit_resume_failed") and not L.of_type(events, "usage_limit_resumed")
+    [note] = [e for e in L.of_type(events, "provider_status") if e["source"] == "wrapper"]
+    assert note["data"]["kind"] == "usage_limit_recovered" and note["data"]["incident_id"] == hit["incident_id"]
+    [resume] = rig.resume_rows()
+    assert (resume["status"], resume["attempts"]) == ("done", 0)
+    assert len(rig.invocations()) == 1

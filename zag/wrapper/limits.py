@@ -32,7 +32,9 @@ again in the same session, None ends it), `first_launch(previous)` when `zag res
   never resumes in a loop.
 - Recovering alone: a headless agent that exits 0 after a new assistant message of the session later
   than the hit has continued by itself: the incident is closed (`done`) without a resume, and the log
-  says so in a wrapper `provider_status` (`data.kind = "usage_limit_recovered"`).
+  says so in a wrapper `provider_status` (`data.kind = "usage_limit_recovered"`). Interactive, the same
+  as soon as such a message arrives during the wait (the user went on, say on another model): zag must
+  not type into a session in use.
 """
 
 from __future__ import annotations
@@ -181,6 +183,7 @@ class LimitHandler:
         now = time.time()
         session = body.get("provider_session_id") or self.supervisor.provider_session_id
         resumed = None
+        advanced = False
         with self._lock:
             if self.interactive:
                 self.book.recent.message(_text_of(body.get("content")), now)
@@ -193,8 +196,11 @@ class LimitHandler:
                 resumed = attempt
             elif self.book.progress(_event_time(body, now), session):
                 self._failures = 0  # the session advanced: earlier failures are no longer consecutive
+                advanced = True
         if resumed is not None:
             self._resumed(resumed)
+        elif advanced and self.interactive:
+            self._close_recovered("answered again")
 
     def on_output(self, stream: str, data: bytes) -> None:
         if stream == "pty":
@@ -411,17 +417,19 @@ class LimitHandler:
             next_resume_at=events.format_ts(next_at) if next_at is not None else None,
             **({"next_incident_id": new.incident_id} if next_at is not None else {})))
 
-    def _close_recovered(self) -> None:
-        """Headless, the child exited 0: an incident still waiting whose session advanced after the hit
-        (a new assistant message) needs no resume: it is closed as done."""
+    def _close_recovered(self, how: str = "exited 0") -> None:
+        """Headless, the child exited 0 (or interactive, a new answer arrived: the user continued it, say
+        on another model): an incident still waiting whose session advanced after the hit (a new
+        assistant message) needs no resume: it is closed as done."""
         with self._lock:
             incident = self.book.active()
             if incident is None or incident.status != states.RESUME_PENDING or incident.progressed_at is None:
                 return
             incident.status = states.RESUME_DONE
+        self.wake()  # an interactive wait ends: nothing is typed into the agent
         self.supervisor.log_event(events.provider_status(
             f"usage-limit incident {incident.incident_id[:8]} closed: {self.provider_name} continued by itself "
-            "after the hit and exited 0; no resume needed",
+            f"after the hit and {how}; no resume needed",
             {"kind": events.NOTE_USAGE_LIMIT_RECOVERED, "incident_id": incident.incident_id,
              "attempts": incident.attempts}))
         self.store.update(incident.incident_id, status=states.RESUME_DONE, attempts=incident.attempts)

@@ -17,6 +17,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from zag import states
 from zag.providers.base import KeySequence
 
 if TYPE_CHECKING:
@@ -90,8 +91,8 @@ class PtyResume:
             if outcome != "due" or incident is None:
                 return
             self._unblock()
-            if self.stopped():
-                return
+            if self.stopped() or incident.status != states.RESUME_PENDING:
+                return  # closed meanwhile: cancelled, or the session went on without zag
             attempt = self.engine.begin_attempt(incident, expected=self.engine.supervisor.provider_session_id)
             if not self._type(attempt.message):
                 if not self.stopped():
