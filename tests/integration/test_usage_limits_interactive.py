@@ -210,6 +210,7 @@ def test_claude_the_user_continued_during_the_wait_gets_no_resume_typed(tmp_path
         term.expect_exact("no resume needed")
         [row] = rig.zag_json("ps", "--json")
         assert (row["state"], row["resume_at"]) == ("running", None)
+        assert L.seen_live(rig) == L.seen_reindexed(rig, tmp_path / "copy")  # the log alone says the same
         code = L.finish(term)
     finally:
         if term.isalive():
