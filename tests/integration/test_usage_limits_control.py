@@ -248,3 +248,27 @@ def test_zag_listen_shows_the_countdown(tmp_path: Path, zag_home: Path) -> None:
             proc.wait(timeout=10)
     shown = rig.run("listen", waiting["session_id"], "--no-follow").stdout.decode()
     assert "exit 1 (cancelled)" in shown
+
+
+def test_a_non_terminating_signal_during_the_wait_is_not_kept_for_the_resumed_agent(tmp_path: Path,
+                                                                                    zag_home: Path) -> None:
+    """SIGUSR2 to zag while it waits with no agent running: there is no agent to give it to; kept for the
+    next one, it killed the resumed agent at its start (SIGUSR2's default action), costing an attempt
+    (SIGUSR1 would open node's inspector in it)."""
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    rig.script(L.claude_headless_hit(rig, time.time() + 4), [{"sleep": 0.5}, *L.claude_headless_resumed(rig)])
+    proc = rig.start("run", "claude", *L.CLAUDE_HEADLESS_ARGS)
+    try:
+        rig.waiting_row(proc)
+        proc.send_signal(signal.SIGUSR2)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert proc.returncode == 0
+    events = rig.log()
+    assert_valid_log(events)
+    assert not L.of_type(events, "usage_limit_resume_failed")
+    [resumed] = L.of_type(events, "usage_limit_resumed")
+    assert resumed["attempt"] == 1 and len(rig.invocations()) == 2

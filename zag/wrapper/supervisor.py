@@ -760,8 +760,10 @@ class Supervisor:
             if running is None and signum != signal.SIGWINCH:
                 if signum in _TERMINATING and self._children_started:
                     self.stop_requested.set()  # between children or while draining: wrap up
-                else:
-                    self._pending_signals.append(signum)
+                elif not self._children_started:
+                    self._pending_signals.append(signum)  # the first child is starting: it gets it
+                # else between children (a usage-limit wait): it was for an agent that is gone, and
+                # the next one may start hours later (SIGUSR2 would kill it, SIGUSR1 open node's inspector)
                 return
         if running is None:
             return
