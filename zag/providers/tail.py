@@ -81,11 +81,23 @@ class JsonlTail:
         self.mark: Any = cursor.get("mark")  # the reader's own note of what it imported (kept in the cursor)
         self.restarted = False      # set when the file shrank or was replaced since the cursor
         self.oversized_lines = 0
+        # the offset is inside an over-long line whose head was handed out: its rest, up to the next
+        # newline (perhaps not written yet), is skipped, not read as a line of its own
+        self.inside_oversized = bool(cursor.get("inside_oversized"))
 
     def cursor(self) -> dict[str, Any]:
-        if self.mark is None:
-            return {"offset": self.offset, "ino": self.ino}
-        return {"offset": self.offset, "ino": self.ino, "mark": self.mark}
+        cursor: dict[str, Any] = {"offset": self.offset, "ino": self.ino}
+        if self.mark is not None:
+            cursor["mark"] = self.mark
+        if self.inside_oversized:
+            cursor["inside_oversized"] = True
+        return cursor
+
+    def restart(self) -> None:
+        """The file shrank or was replaced: read it again from the start."""
+        self.offset = 0
+        self.restarted = True
+        self.inside_oversized = False
 
     def size_changed(self) -> bool:
         """Cheap check (one stat) whether there may be something new to read."""
@@ -104,8 +116,7 @@ class JsonlTail:
         with handle:
             st = os.fstat(handle.fileno())
             if (self.ino is not None and st.st_ino != self.ino) or st.st_size < self.offset:
-                self.offset = 0
-                self.restarted = True
+                self.restart()
             self.ino = st.st_ino
             if st.st_size == self.offset:
                 return
@@ -114,7 +125,6 @@ class JsonlTail:
 
     def _split(self, handle: Any) -> Iterator[bytes]:
         carry = b""
-        skipping_oversized = False
         while True:
             chunk = handle.read(CHUNK_BYTES)
             if not chunk:
@@ -124,20 +134,20 @@ class JsonlTail:
                 carry = b""
             last_newline = chunk.rfind(b"\n")
             if last_newline < 0:
-                if skipping_oversized:
+                if self.inside_oversized:
                     self.offset += len(chunk)
                 elif len(chunk) > MAX_LINE_BYTES:
+                    self.inside_oversized = True
                     yield self._oversized(chunk)
-                    skipping_oversized = True
                 else:
                     carry = chunk
                 continue
             body, carry = chunk[:last_newline], chunk[last_newline + 1:]
             lines = body.split(b"\n")
-            if skipping_oversized:
+            if self.inside_oversized:
                 self.offset += len(lines[0]) + 1
                 lines = lines[1:]
-                skipping_oversized = False
+                self.inside_oversized = False
             for line in lines:
                 self.offset += len(line) + 1
                 yield line if len(line) <= MAX_LINE_BYTES else self._cut(line)

@@ -154,6 +154,32 @@ def test_over_long_lines_are_one_warning_each_and_reading_goes_on(tmp_path: Path
     assert reader.cursor()["files"]["main"]["offset"] == target.stat().st_size
 
 
+@pytest.mark.parametrize("through_cursor", [False, True])
+def test_an_over_long_line_still_being_written_is_one_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              through_cursor: bool) -> None:
+    """Its head is cut as soon as it is over-long; the rest, written after that read (or after a
+    backfill stopped there), is skipped, not read as a malformed line of its own."""
+    monkeypatch.setattr(reader_module, "MAX_LINE_BYTES", 300)
+    monkeypatch.setattr(reader_module, "KEEP_OF_OVERSIZED", 40)
+    monkeypatch.setattr(reader_module, "CHUNK_BYTES", 64)  # as in use: a chunk is smaller than the longest line
+    target = tmp_path / "s.jsonl"
+    target.write_text('{"type":"user","message":{"role":"user","content":"before"}}\n'
+                      '{"type":"user","message":{"role":"user","content":"' + "x" * 600)
+    reader = ClaudeSessionReader("sid", target)
+    assert [item["type"] for item in reader.read()] == ["user_message", "parse_warning"]
+    with target.open("a") as handle:
+        handle.write("y" * 700)
+    if through_cursor:
+        reader = ClaudeSessionReader("sid", target, cursor=json.loads(json.dumps(reader.cursor())))
+    assert list(reader.read()) == []
+    with target.open("a") as handle:
+        handle.write('"}}\n{"type":"user","message":{"role":"user","content":"after"}}\n')
+    if through_cursor:
+        reader = ClaudeSessionReader("sid", target, cursor=json.loads(json.dumps(reader.cursor())))
+    assert [item.get("content") for item in reader.read()] == ["after"]
+    assert reader.cursor()["files"]["main"]["offset"] == target.stat().st_size
+
+
 def test_small_chunks_split_lines_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(reader_module, "CHUNK_BYTES", 37)
     source = OWN / "transcript_tool_use.jsonl"

@@ -286,13 +286,14 @@ def _chunks(tail: JsonlTail) -> Iterator[tuple[list[Any], bool | None, int]]:
         fd = handle.fileno()
         st = os.fstat(fd)
         if (tail.ino is not None and st.st_ino != tail.ino) or st.st_size < tail.offset:
-            tail.offset = 0
-            tail.restarted = True
+            tail.restart()
         tail.ino = st.st_ino
+        chunk_bytes = CHUNK_BYTES
+        if tail.inside_oversized and st.st_size > tail.offset:  # the rest of a cut line, written since
+            tail.offset, tail.inside_oversized = _skip_line(fd, tail.offset, chunk_bytes)
         remaining = st.st_size - tail.offset
         if remaining <= 0:
             return
-        chunk_bytes = CHUNK_BYTES
         want = remaining + 1 if remaining < chunk_bytes else chunk_bytes  # small: all of it, and see the end
         offset = tail.offset
         while True:
@@ -307,7 +308,8 @@ def _chunks(tail: JsonlTail) -> Iterator[tuple[list[Any], bool | None, int]]:
                     return
                 if size > MAX_LINE_BYTES:
                     tail.oversized_lines += 1
-                    start, offset = offset, _skip_line(fd, offset + size, chunk_bytes)
+                    start = offset
+                    offset, tail.inside_oversized = _skip_line(fd, offset + size, chunk_bytes)
                     tail.offset = offset
                     yield [chunk[:KEEP_OF_OVERSIZED]], None, start
                     want = chunk_bytes
@@ -345,15 +347,16 @@ def _split(chunk: bytes, view: memoryview, end: int) -> list[memoryview]:
     return lines
 
 
-def _skip_line(fd: int, offset: int, chunk_bytes: int) -> int:
-    """The offset just past the end of the line going on at `offset` (or the end of the file)."""
+def _skip_line(fd: int, offset: int, chunk_bytes: int) -> tuple[int, bool]:
+    """The offset just past the end of the line going on at `offset`, or the end of the file and True
+    when the line goes on past it (its newline is not written yet)."""
     while True:
         chunk = os.pread(fd, chunk_bytes, offset)
         if not chunk:
-            return offset
+            return offset, True
         newline = chunk.find(b"\n")
         if newline >= 0:
-            return offset + newline + 1
+            return offset + newline + 1, False
         offset += len(chunk)
 
 
@@ -414,6 +417,8 @@ def _file_cursor(value: Any) -> dict[str, Any] | None:
     if (isinstance(mark, list) and len(mark) == 2 and isinstance(mark[0], str) and isinstance(mark[1], list)
             and all(isinstance(key, str) for key in mark[1])):
         found["mark"] = mark
+    if value.get("inside_oversized") is True:
+        found["inside_oversized"] = True
     return found
 
 
