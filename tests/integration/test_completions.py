@@ -167,6 +167,16 @@ def test_a_completer_for_dead_sessions(fleet: dict[str, str]) -> None:
     assert {item.value for item in everything(ctx, click.Argument(["s"]), "ABC")} == set(fleet.values())
 
 
+def test_resume_leaves_out_a_dead_session_whose_supervisor_still_runs(fleet: dict[str, str]) -> None:
+    """`zag ps` calls a supervisor that stopped beating dead, but while its process runs (stopped with
+    Ctrl-Z, a machine just woken up) `zag resume` refuses the session: TAB does not offer it."""
+    with Index() as index:
+        silent = add_session(index, session_id="abc55555-0000-4000-8000-000000000004", state=states.RUNNING,
+                             exit_code=None, **{**live_supervisor(), "last_heartbeat": time.time() - 3600})
+    assert silent not in _bash_complete(["zag", "listen", ""])  # dead by its heartbeats
+    assert sorted(_bash_complete(["zag", "resume", "abc"])) == sorted([fleet["dead"], fleet["exited"]])
+
+
 def test_events_offers_the_newest_sessions_of_any_state() -> None:
     """After a night of runs every session has ended: `zag events <TAB>` offers them, the newest first,
     at most 100 (it offered live sessions only: nothing)."""

@@ -55,10 +55,11 @@ def completion_script(shell: str) -> str:
     return script if script.endswith("\n") else script + "\n"
 
 
-def session_completer(*wanted: str, limit: int | None = None) -> Callable[[click.Context, click.Parameter, str],
-                                                                          list[Any]]:
+def session_completer(*wanted: str, limit: int | None = None, takeover: bool = False) -> Callable[
+        [click.Context, click.Parameter, str], list[Any]]:
     """A `shell_complete` callback offering the ids of sessions whose effective state is in `wanted`
-    (e.g. `session_completer("dead")` for `zag resume`), newest first, at most `limit`. It runs at TAB
+    (e.g. `session_completer("dead")`), newest first, at most `limit`; `takeover` (for `zag resume`)
+    leaves out a dead one whose supervisor still runs (stopped: resume refuses it). It runs at TAB
     time: it never creates the index and never fails loudly."""
 
     def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
@@ -66,6 +67,10 @@ def session_completer(*wanted: str, limit: int | None = None) -> Callable[[click
 
         try:
             rows = _sessions_in(frozenset(wanted))
+            if takeover:
+                from zag.wrapper.liveness import silent_but_running
+
+                rows = [row for row in rows if not (row["state"] == states.DEAD and silent_but_running(row))]
         except Exception:  # completion must never print a traceback into the user's prompt
             return []
         from zag.cli.render import home_path

@@ -183,14 +183,13 @@ class _Liveness:
         self.noted = False
 
     def __call__(self) -> str | None:
-        from zag.wrapper.liveness import effective_state, supervisor_alive
+        from zag.wrapper.liveness import effective_state, silent_but_running
 
         row = self.index.get_session(self.session_id)
         if row is None:
             return "missing"
         state = effective_state(row)
-        if state == states.DEAD and row.get("state") in states.LIVE_STATES and supervisor_alive(
-                row.get("supervisor_pid"), row.get("supervisor_started"), row.get("hostname")):
+        if state == states.DEAD and silent_but_running(row):
             self._note_silent(row)
             return None
         return None if state in states.LIVE_STATES else state

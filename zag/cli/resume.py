@@ -35,7 +35,7 @@ Example:
 
 
 @click.command("resume", help=_HELP, short_help="Resume a session whose supervisor is gone.")
-@click.argument("session", shell_complete=session_completer(states.DEAD, states.EXITED))
+@click.argument("session", shell_complete=session_completer(states.DEAD, states.EXITED, takeover=True))
 @click.option("-v", "--verbose", is_flag=True, help="Print the session id and log path to stderr.")
 @user_errors
 def resume(session: str, verbose: bool) -> None:
@@ -64,7 +64,7 @@ def resume(session: str, verbose: bool) -> None:
 
 def _check_resumable(row: dict[str, Any], *, scheduled: bool = False) -> None:
     """Refuse (UserError) what cannot be resumed; `scheduled`: the index holds an open resume of it."""
-    from zag.wrapper.liveness import effective_state, supervisor_alive
+    from zag.wrapper.liveness import effective_state, silent_but_running, supervisor_alive
 
     short = row["session_id"][:8]
     state = effective_state(row)
@@ -73,8 +73,7 @@ def _check_resumable(row: dict[str, Any], *, scheduled: bool = False) -> None:
         where = f" on {row.get('hostname')}" if alive is None else f" (pid {row.get('supervisor_pid')})"
         hint = " (`zag usage list` shows its scheduled resume)" if scheduled else ""
         raise UserError(f"session {short} is still supervised by zag{where}, state {state}; nothing to resume{hint}")
-    if state == states.DEAD and row.get("supervisor_pid") and supervisor_alive(
-            row.get("supervisor_pid"), row.get("supervisor_started"), row.get("hostname")):
+    if state == states.DEAD and silent_but_running(row):
         # silent, not gone (stopped with Ctrl-Z, or the machine just woke up): a takeover would run a
         # second supervisor, and both would resume the agent
         pid = row["supervisor_pid"]

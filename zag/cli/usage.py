@@ -95,10 +95,9 @@ def cancel(incident: str) -> None:
         silent = False  # `dead` by its heartbeats, but its process runs (stopped, or just woke from suspend)
         if session is not None and supervisor_state(session) == "dead":
             from zag.wrapper.limits import record_cancel_without_supervisor
-            from zag.wrapper.liveness import supervisor_alive
+            from zag.wrapper.liveness import silent_but_running
 
-            silent = supervisor_alive(session.get("supervisor_pid"), session.get("supervisor_started"),
-                                      session.get("hostname")) is True
+            silent = silent_but_running(session)
             record_cancel_without_supervisor(index, session, row)
             session = index.get_session(row["session_id"])
     supervisor = supervisor_state(session)

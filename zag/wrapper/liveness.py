@@ -76,6 +76,13 @@ def supervisor_alive(pid: int | None, started: str | None, host: str | None) -> 
     return started is not None and process_start_time(pid) == started
 
 
+def silent_but_running(row: dict[str, Any]) -> bool:
+    """For a session `zag ps` calls dead: its supervisor stopped beating, but its process still runs on this
+    machine (stopped with Ctrl-Z / SIGSTOP, or the machine just woke up). Not to be taken over or given up."""
+    return bool(row.get("supervisor_pid")) and supervisor_alive(
+        row.get("supervisor_pid"), row.get("supervisor_started"), row.get("hostname")) is True
+
+
 def effective_state(row: dict[str, Any], now: float | None = None) -> str:
     """The state `zag ps` shows: the stored state, or `dead` when a live-claiming supervisor is gone
     (pid missing or reused) or silent for more than `DEAD_AFTER_HEARTBEATS` heartbeats."""
