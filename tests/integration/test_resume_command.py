@@ -215,3 +215,24 @@ def test_a_silent_but_running_supervisor_is_not_taken_over(tmp_path: Path, zag_h
     events = rig.log()
     _check_one_log(events, 1)
     assert types(events).count("usage_limit_resumed") == 1
+
+
+def test_sigusr2_during_the_wait_of_zag_resume_is_not_kept_for_the_agent(tmp_path: Path, zag_home: Path) -> None:
+    """As during `zag run`'s wait: a non-terminating signal with no agent running is dropped, not given
+    to the agent `zag resume` starts after the wait (SIGUSR2 killed it at its start)."""
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    rig.script(L.claude_headless_hit(rig, time.time() + 8), [{"sleep": 0.5}, *L.claude_headless_resumed(rig)])
+    waiting = _killed_while_waiting(rig, time.time() + 8)
+    proc = rig.start("resume", waiting["session_id"][:8])
+    try:
+        rig.waiting_row(proc)
+        proc.send_signal(signal.SIGUSR2)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert proc.returncode == 0
+    events = rig.log()
+    assert "usage_limit_resume_failed" not in types(events)
+    assert types(events).count("usage_limit_resumed") == 1 and len(rig.invocations()) == 2

@@ -209,6 +209,7 @@ class Supervisor:
         on, a `session_started` with `resumed: true` is appended), same index row (taken over), then
         whatever the usage-limit engine plans (`LimitHandler.first_launch`). Returns zag's exit code;
         raises `TakeoverRefused` if another supervisor took the session over first."""
+        self._children_started = 1  # the session's agent ran before: signals now fall between children
         self._watchdog = watchdog.start(self.session_id)
         self._signals.start()
         try:
