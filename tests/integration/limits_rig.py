@@ -431,11 +431,15 @@ GEMINI_DIALOG = ("╭───────────────────�
                  "╰──────────────────────────────────────────────╯\r\n")
 
 
-def gemini_tui_in_place(rig: Rig, answer: str = "Continuing with the fix.") -> list[dict[str, Any]]:
-    """gemini's TUI: one good turn, then the quota dialog (no reset given: zag's fallback applies)."""
+def gemini_tui_in_place(rig: Rig, answer: str = "Continuing with the fix.", *,
+                        retry_after_stop: bool = False) -> list[dict[str, Any]]:
+    """gemini's TUI: one good turn, then the quota dialog (no reset given: zag's fallback applies);
+    `retry_after_stop`: once the dialog is closed, gemini retries the prompt it was on and answers it
+    (as the real CLI may) before zag types its message."""
     g = geminilib
     context = g.context("{now}")
     first_user, first_answer = g.user("u1", "hello", "{now}"), g.gemini("a1", "Hi! What next?", "{now}")
+    retried = g.gemini("a1r", "Fixed on the retry.", "{now}", tokens=g.tokens())
     return [
         {"raw_tty": True},
         {"append": gemini_chat(rig), "lines": [_gemini(g.meta("{session_id}", "{now}")),
@@ -446,6 +450,8 @@ def gemini_tui_in_place(rig: Rig, answer: str = "Continuing with the fix.") -> l
         {"out": "✦ Hi! What next?\r\n\r\n"},
         {"out": GEMINI_DIALOG},
         {"expect": "2", "timeout": 60},                   # zag chooses Stop
+        *([{"append": gemini_chat(rig), "lines": [_gemini(retried)]}, {"out": "\r\n✦ Fixed on the retry.\r\n"}]
+          if retry_after_stop else []),
         {"out": "\r\n > Type your message or @path/to/file\r\n"},
         {"expect": f"{MESSAGE}\r", "timeout": 60},
         {"append": gemini_chat(rig), "lines": [_gemini(g.user("u3", MESSAGE, "{now}")),

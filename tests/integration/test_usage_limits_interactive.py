@@ -86,6 +86,17 @@ def test_gemini_dialog_stopped_then_message_typed_after_the_fallback_wait(tmp_pa
     assert 2.0 <= delay <= 3.5  # fallback_secs = 3
 
 
+def test_gemini_that_retries_its_prompt_once_the_dialog_is_closed_still_gets_the_message(
+        tmp_path: Path, zag_home: Path) -> None:
+    """The real gemini may answer the prompt it was on once zag closed its quota dialog at the due time: that
+    answer is zag's doing, not the session going on without zag, so the resume goes on (the message is typed)."""
+    rig = L.Rig(tmp_path, zag_home, "gemini")
+    rig.script(L.gemini_tui_in_place(rig, retry_after_stop=True))
+    code, waiting, _ = _in_place(rig)
+    _check(rig, code, waiting, "Continuing with the fix.")
+    assert not [e for e in L.of_type(rig.log(), "provider_status") if e["source"] == "wrapper"]
+
+
 def test_goose_message_typed_at_its_prompt(tmp_path: Path, zag_home: Path) -> None:
     rig = L.Rig(tmp_path, zag_home, "goose")
     rig.script(L.goose_tui_in_place(rig))

@@ -200,7 +200,7 @@ class LimitHandler:
         if resumed is not None:
             self._resumed(resumed)
         elif advanced and self.interactive:
-            self._close_recovered("answered again")
+            self._close_recovered("answered again", before_due=True)
 
     def on_output(self, stream: str, data: bytes) -> None:
         if stream == "pty":
@@ -417,13 +417,17 @@ class LimitHandler:
             next_resume_at=events.format_ts(next_at) if next_at is not None else None,
             **({"next_incident_id": new.incident_id} if next_at is not None else {})))
 
-    def _close_recovered(self, how: str = "exited 0") -> None:
+    def _close_recovered(self, how: str = "exited 0", *, before_due: bool = False) -> None:
         """Headless, the child exited 0 (or interactive, a new answer arrived: the user continued it, say
         on another model): an incident still waiting whose session advanced after the hit (a new
-        assistant message) needs no resume: it is closed as done."""
+        assistant message) needs no resume: it is closed as done. `before_due`: only while the wait is
+        ahead; from its due time on zag is answering the CLI's dialog, and an answer then (gemini retries
+        the prompt once its quota dialog is closed) is zag's doing: the resume goes on."""
         with self._lock:
             incident = self.book.active()
             if incident is None or incident.status != states.RESUME_PENDING or incident.progressed_at is None:
+                return
+            if before_due and incident.resume_at is not None and time.time() >= incident.resume_at:
                 return
             incident.status = states.RESUME_DONE
         self.wake()  # an interactive wait ends: nothing is typed into the agent
