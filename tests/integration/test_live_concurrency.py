@@ -258,3 +258,26 @@ def test_claims_work_without_file_locks(tmp_path: Path, monkeypatch: pytest.Monk
     claims.release("codex", "k", "owner-a", keep=True)
     assert claims.claimed_by_other("codex", "k", "owner-b", ended_too=True)
     assert claims.live_owner("codex", "k") is None
+
+
+def test_a_claim_does_not_wait_for_ever_on_a_lock_held_by_a_stopped_process(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A zag stopped with Ctrl-Z while holding the claims folder's lock must not stall another agent's
+    start: the claim waits a bounded time, then goes on unlocked."""
+    import fcntl
+
+    from zag.providers import claims
+
+    monkeypatch.setenv("ZAG_HOME", str(tmp_path / "zaghome"))
+    monkeypatch.setattr(claims, "LOCK_WAIT_SECS", 0.3, raising=False)
+    assert claims.claim("codex", "first", "owner-a") is True  # creates the folder and its lock file
+    lock = tmp_path / "zaghome" / "claims" / "codex" / ".lock"
+    holder = os.open(lock, os.O_RDWR)  # another open file description: its lock excludes ours
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        started = time.monotonic()
+        assert claims.claim("codex", "second", "owner-b") is True
+        assert time.monotonic() - started < 10
+    finally:
+        os.close(holder)
+    assert claims.claim("codex", "second", "owner-c") is False  # owner-b holds it (this process runs)

@@ -32,6 +32,7 @@ from zag import paths
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 KEEP_ENDED_SECS = 24 * 3600
+LOCK_WAIT_SECS = 2.0
 
 
 def _claim_path(provider: str, key: str) -> Path:
@@ -120,19 +121,27 @@ def _prune_ended(folder: Path) -> None:
 
 @contextlib.contextmanager
 def _locked(folder: Path) -> Iterator[None]:
-    """Hold the claims folder's lock (blocking: a claim takes microseconds). Without a lock file (a
-    read-only folder) or without locking (ENOLCK), go on unlocked: `_replace` is still atomic, only the
-    race is back."""
+    """Hold the claims folder's lock (a claim takes microseconds; waited for at most `LOCK_WAIT_SECS`,
+    so a holder stopped with Ctrl-Z inside it never stalls another agent's start). Without a lock file
+    (a read-only folder), without locking (ENOLCK) or after that wait, go on unlocked: `_replace` is
+    still atomic, only the race is back."""
     try:
         fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError:
         yield
         return
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:
-            pass  # no locks here (some network file systems): go on unlocked
+        deadline = time.monotonic() + LOCK_WAIT_SECS
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.002)
+            except OSError:
+                break  # no locks here (some network file systems)
         yield
     finally:
         os.close(fd)  # releases the lock
