@@ -32,10 +32,25 @@ def _get_logger() -> Any:
                         structlog.processors.add_log_level,
                         structlog.processors.TimeStamper(fmt="iso", utc=True),
                         structlog.processors.format_exc_info,
-                        structlog.processors.JSONRenderer(),
+                        _redacted(structlog.processors.JSONRenderer()),
                     ],
                 ).bind(pid=os.getpid())
     return _logger
+
+
+def _redacted(render: Any) -> Any:
+    """`render`, its line redacted as a session log line is: an exception's message or a provider's
+    error can quote what the agent wrote. Built-in patterns only: the user's come from the config,
+    whose loading may itself log here."""
+    from zag.logs.redact import Redactor
+
+    redactor = Redactor()
+
+    def render_redacted(logger: Any, name: str, event_dict: Any) -> str:
+        line: str = render(logger, name, event_dict)
+        return redactor.redact(line.encode("utf-8", "backslashreplace")).decode("utf-8")
+
+    return render_redacted
 
 
 def _log(level: str, event: str, **fields: Any) -> None:

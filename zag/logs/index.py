@@ -183,6 +183,7 @@ class Index:
         now = time.time()
         fields.setdefault("updated_at", now)
         fields.setdefault("started_at", now)
+        _redact_columns(fields)
         if isinstance(fields.get("argv"), (list, tuple)):
             fields["argv"] = _argv_json(fields["argv"])
         unknown = set(fields) - set(SESSION_COLUMNS)
@@ -196,6 +197,7 @@ class Index:
     def update_session(self, session_id: str, **fields: Any) -> bool:
         """Set the given columns of one session (and `updated_at`); False if no such session."""
         fields.setdefault("updated_at", time.time())
+        _redact_columns(fields)
         if isinstance(fields.get("argv"), (list, tuple)):
             fields["argv"] = _argv_json(fields["argv"])
         return self._update("sessions", "session_id", session_id, fields) > 0
@@ -307,6 +309,7 @@ class Index:
         fields.setdefault("created_at", now)
         fields.setdefault("updated_at", now)
         fields.setdefault("status", states.RESUME_PENDING)
+        _redact_columns(fields)
         names = ", ".join(fields)
         marks = ", ".join("?" for _ in fields)
         with self.transaction() as conn:
@@ -314,12 +317,14 @@ class Index:
 
     def update_resume(self, incident_id: str, **fields: Any) -> bool:
         fields.setdefault("updated_at", time.time())
+        _redact_columns(fields)
         return self._update("resumes", "incident_id", incident_id, fields) > 0
 
     def update_resume_if(self, incident_id: str, statuses: Iterable[str], **fields: Any) -> bool:
         """Set columns of a resume only while its status is one of `statuses` (so a supervisor never
         reopens a resume the user cancelled meanwhile); False if it is not."""
         fields.setdefault("updated_at", time.time())
+        _redact_columns(fields)
         unknown = set(fields) - set(RESUME_COLUMNS)
         if unknown:
             raise ValueError(f"unknown resumes columns: {sorted(unknown)}")
@@ -340,6 +345,7 @@ class Index:
         unknown = set(fields) - set(SESSION_COLUMNS)
         if unknown:
             raise ValueError(f"unknown sessions columns: {sorted(unknown)}")
+        _redact_columns(fields)
         if isinstance(fields.get("argv"), (list, tuple)):
             fields["argv"] = _argv_json(fields["argv"])
         assignments = ", ".join(f"{name} = ?" for name in fields)
@@ -455,7 +461,7 @@ class Index:
         `cursors`: `(source_key, session_id, cursor, fingerprint, log_size)` (see `backfill_cursors`).
         """
         now = time.time()
-        session_rows = [{**row, "provider": provider, "updated_at": now} for row in sessions]
+        session_rows = [_redact_columns({**row, "provider": provider, "updated_at": now}) for row in sessions]
         from zag.logs import codec
 
         cursor_rows = [
@@ -535,6 +541,24 @@ END;
 DELETE FROM session_json;
 INSERT INTO session_json SELECT session_id, provider, state, started_at, {_json_row("sessions")} FROM sessions;
 """
+
+
+_REDACTED_COLUMNS = ("argv", "cwd", "model", "raw")
+
+
+def _redact_columns(fields: dict[str, Any]) -> dict[str, Any]:
+    """Redact, in place, the columns that hold text from the user or the agent as the session log does:
+    the index is rebuilt from the logs (`zag reindex`) and must not hold more than they do."""
+    from zag.logs.redact import default_redactor
+
+    for name in _REDACTED_COLUMNS:
+        value = fields.get(name)
+        if isinstance(value, str):
+            fields[name] = default_redactor().redact_text(value)
+        elif isinstance(value, (list, tuple)):
+            fields[name] = [default_redactor().redact_text(item) if isinstance(item, str) else item
+                            for item in value]
+    return fields
 
 
 def _argv_json(argv: Iterable[Any]) -> str:

@@ -13,17 +13,33 @@ from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
+# What may directly precede a key that must not start inside a word: a non-word byte, or the end of a
+# JSON escape (`\n`, `\t`, `\u001b`: a key at the start of a line of a file dump) or of a terminal
+# colour sequence (`\u001b[32m`), whose last byte is a letter or digit.
+_KEY_START = (rb"(?:(?<![A-Za-z0-9_\-])|(?<=\\[nrtbf])|(?<=\\u00[0-9a-fA-F]{2})"
+              rb"|(?<=[\[;][0-9]m)|(?<=[\[;][0-9]{2}m)|(?<=[\[;][0-9]{3}m))")
+# A private-key block: BEGIN … END, or BEGIN … the end of the JSON string when END is missing (a dump
+# cut short: `head id_rsa`, a truncated tool output). JSON escapes are consumed whole, so an escaped
+# quote does not end the string and a string ending in an escaped backslash does.
+_PRIVATE_KEY_LABEL = rb"(?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+
 # (name, marker bytes one of which appears in anything the pattern matches, pattern)
 _BUILTIN: tuple[tuple[str, tuple[bytes, ...], bytes], ...] = (
-    ("private_key", (b"PRIVATE KEY-----",),
-     rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----(?:[^\"\n]|\\\")*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----"),
+    ("private_key", (b"PRIVATE KEY-----", b"PRIVATE KEY BLOCK-----"),
+     rb"-----BEGIN " + _PRIVATE_KEY_LABEL + rb"(?:[^\"\\\n]|\\.)*?(?:-----END " + _PRIVATE_KEY_LABEL
+     + rb"|(?=[\"\n]|\Z))"),
     ("anthropic_key", (b"sk-ant-",), rb"sk-ant-[A-Za-z0-9_\-]{16,}"),
-    ("openai_key", (b"sk-",), rb"(?<![A-Za-z0-9_\-])sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"),
-    ("google_api_key", (b"AIza",), rb"AIza[0-9A-Za-z_\-]{35}"),
+    ("openai_key", (b"sk-",), _KEY_START + rb"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"),
+    # a key is exactly 39 characters: a longer run (base64 image data) is not one
+    ("google_api_key", (b"AIza",), rb"AIza[0-9A-Za-z_\-]{35}(?![0-9A-Za-z_\-])"),
     ("google_oauth_token", (b"ya29.",), rb"ya29\.[0-9A-Za-z_\-]{20,}"),
     ("aws_access_key", (b"AKIA", b"ASIA"), rb"(?<![A-Z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Z0-9])"),
-    ("aws_secret_key", (b"ws_secret", b"WS_SECRET", b"wsSecret"),
-     rb"(?P<keep>(?i:aws_?secret_?access_?key)(?:\\?\"|')?\s*[:=]\s*(?:\\?\"|')?)[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])"),
+    # `AWS_SECRET_ACCESS_KEY=`, `aws_secret_access_key =`, and the AWS CLI/SDK spellings
+    # (`"SecretAccessKey": "…"` from `aws iam create-access-key`, `secretAccessKey:`)
+    ("aws_secret_key", (b"ecret_access_key", b"ECRET_ACCESS_KEY", b"ecretAccessKey", b"ecretaccesskey",
+                        b"ecret_Access_Key", b"ecretAccess_Key"),
+     rb"(?P<keep>(?i:(?:aws_?)?secret_?access_?key)(?:\\?\"|')?\s*[:=]\s*(?:\\?\"|')?)[A-Za-z0-9/+=]{40}"
+     rb"(?![A-Za-z0-9/+=])"),
     ("github_token", (b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_", b"github_pat_"),
      rb"(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})"),
     ("slack_token", (b"xox",), rb"xox[abprs]-[A-Za-z0-9\-]{10,}"),
@@ -94,33 +110,54 @@ class Redactor:
             data = pattern.sub(replacement, data)
         return data
 
-    def _redact_custom(self, line: bytes) -> bytes:
-        """User patterns may match JSON syntax, so they run on the decoded strings, not the bytes."""
+    def redact_text(self, text: str) -> str:
+        """`redact` for one string that is stored outside a log (an index column: argv, cwd, raw text)."""
         from zag.logs import codec
 
-        text = line.decode("utf-8", errors="replace")
-        if not any(pattern.search(text) for pattern in self._extra):
-            return line
+        try:
+            encoded = codec.dumps(text)
+        except UnicodeEncodeError:  # not UTF-8 (a folder named in another encoding): as the log shows it
+            encoded = codec.dumps(codec.printable(text))
+        redacted = self.redact(encoded)
+        return text if redacted == encoded else codec.loads(redacted)
+
+    def _redact_custom(self, line: bytes) -> bytes:
+        """User patterns may match JSON syntax, so they run on the decoded strings, not the bytes. They
+        are tried on every string: a pattern can match a string and not its encoding (`^…`, `\\b` after
+        a newline, which the encoding turns into `\\n`), so the encoded line cannot rule a match out."""
+        from zag.logs import codec
+
         newline = line.endswith(b"\n")
         try:
             value = codec.loads(line)
         except codec.DecodeError:
-            return self._sub_custom(text).encode("utf-8")
-        redacted = codec.dumps(self._walk(value))
-        return redacted + b"\n" if newline else redacted
+            return self._sub_custom(line.decode("utf-8", errors="replace")).encode("utf-8")
+        redacted = self._walk(value)
+        if redacted is value:
+            return line
+        encoded = codec.dumps(redacted)
+        return encoded + b"\n" if newline else encoded
 
     def _walk(self, value: object) -> object:
+        """`value` with user patterns applied to every string (keys too); `value` itself if none matched."""
         if isinstance(value, str):
             return self._sub_custom(value)
         if isinstance(value, list):
-            return [self._walk(item) for item in value]
+            items = [self._walk(item) for item in value]
+            return value if all(new is old for new, old in zip(items, value)) else items
         if isinstance(value, dict):
-            return {self._sub_custom(key): self._walk(item) for key, item in value.items()}
+            pairs = [(self._sub_custom(key), self._walk(item)) for key, item in value.items()]
+            if all(new_key is key and new is old for (new_key, new), (key, old) in zip(pairs, value.items())):
+                return value
+            return dict(pairs)
         return value
 
     def _sub_custom(self, text: str) -> str:
+        """`text` with every user pattern's matches replaced; the same object if nothing matched."""
         for pattern in self._extra:
-            text = pattern.sub("[REDACTED:custom]", text)
+            replaced, count = pattern.subn("[REDACTED:custom]", text)
+            if count:
+                text = replaced
         return text
 
 

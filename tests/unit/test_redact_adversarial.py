@@ -1,0 +1,137 @@
+"""Redaction against secrets placed where the encoded JSON line hides them (after a `\\n` escape, in a
+dump cut short, under the spelling a tool prints), against user patterns that only match decoded
+text, in zag's own diagnostics and index, and against ordinary text it must leave alone."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from zag.logs import codec
+from zag.logs.redact import Redactor
+
+OPENAI = "sk-" + "Ab12Cd34Ef56Gh78Ij90Kl12Mn34Op56Qr78St90"
+OPENAI_PROJ = "sk-proj-" + "Zx9_Yw8-Vu7Ts6Rq5Po4Nm3Lk2" * 2
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+GOOGLE = "AIzaSyA1234567890abcdefghijklmnopqrstuv"
+KEY_BODY = "MIIEowIBAAKCAQEAxyzSECRETBODY"
+
+
+def redacted(text: str, redactor: Redactor | None = None) -> str:
+    """`text` as it reads back from a log line written through `redactor`."""
+    line = (redactor or Redactor()).redact(codec.dumps_line({"type": "tool_result", "output": text}))
+    return json.loads(line)["output"]
+
+
+@pytest.mark.parametrize("text", [
+    f"your keys:\n{OPENAI}\n", f"keys:\n{OPENAI_PROJ}", f"NAME\tKEY\nprod\t{OPENAI}", f"\x1b[32m{OPENAI}\x1b[0m",
+    f"\x1b[1;32m{OPENAI_PROJ}", f"\x1b{OPENAI}",
+])
+def test_openai_key_at_the_start_of_a_line_or_after_a_colour_code(text: str) -> None:
+    out = redacted(text)
+    assert "Ab12Cd34" not in out and "Zx9_Yw8" not in out and "[REDACTED:openai_key]" in out
+
+
+@pytest.mark.parametrize("text", [
+    f"-----BEGIN RSA PRIVATE KEY-----\n{KEY_BODY}\nAIBAAKCAQEA\n",                # `head id_rsa`
+    f"$ head -3 ~/.ssh/id_ed25519\n-----BEGIN OPENSSH PRIVATE KEY-----\n{KEY_BODY}",
+    f"-----BEGIN PGP PRIVATE KEY BLOCK-----\n\n{KEY_BODY}\n-----END PGP PRIVATE KEY BLOCK-----\n",
+    json.dumps({"key": f"-----BEGIN PRIVATE KEY-----\n{KEY_BODY}"})[:60] + "…",  # JSON text cut short
+])
+def test_private_key_without_its_end_line_or_of_pgp(text: str) -> None:
+    out = redacted(text)
+    assert "MIIEow" not in out and "SECRETBODY" not in out and "[REDACTED:private_key]" in out
+
+
+def test_private_key_redaction_stays_inside_its_json_string() -> None:
+    event = {"type": "x", "a": "-----BEGIN RSA PRIVATE KEY-----\nMIIE\\", "b": "kept", "c": "-----END RSA PRIVATE KEY-----"}
+    out = json.loads(Redactor().redact(codec.dumps_line(event)))
+    assert out["a"] == "[REDACTED:private_key]" and out["b"] == "kept"
+
+
+@pytest.mark.parametrize("text", [
+    json.dumps({"AccessKey": {"AccessKeyId": "AKIAIOSFODNN7EXAMPLE", "SecretAccessKey": AWS_SECRET}}, indent=4),
+    f"const client = new S3({{ secretAccessKey: '{AWS_SECRET}' }})",
+    f"[default]\naws_secret_access_key = {AWS_SECRET}\n",
+])
+def test_aws_secret_under_the_spellings_tools_print(text: str) -> None:
+    out = redacted(text)
+    assert AWS_SECRET not in out and "[REDACTED:aws_secret_key]" in out
+
+
+def test_google_key_redacted_but_not_inside_a_longer_run_of_base64() -> None:
+    assert redacted(f"https://maps.googleapis.com/x?key={GOOGLE}&q=1") == \
+        "https://maps.googleapis.com/x?key=[REDACTED:google_api_key]&q=1"
+    image = base64.b64encode(b"\x00" * 300).decode() + GOOGLE + "QUJD" * 20  # image data that holds AIza…
+    assert redacted(image) == image
+
+
+def test_ordinary_text_is_left_alone() -> None:
+    ordinary = [
+        hashlib.sha1(b"x").hexdigest(), hashlib.sha256(b"x").hexdigest() * 4, str(uuid.uuid4()),
+        "pip install sk-learn scikit-learn; risk-assessment-framework-v2-final; task-queue-management-service",
+        "the bearer of bad news", base64.b64encode(bytes(range(256)) * 50).decode(), "sk-...xyz (masked)",
+        "AIzawesome", "ASIAN-markets", "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----",
+        "/home/u/ask-the-expert-questionnaire-2024-v2.txt",
+    ]
+    for text in ordinary:
+        assert redacted(text) == text
+
+
+@pytest.mark.parametrize(("pattern", "text"), [
+    (r"\bcorp-[a-z0-9]{20}\b", "token:\ncorp-abcdefghij0123456789"),
+    (r"(?m)^PASS=\S+", "USER=me\nPASS=hunter2\n"),
+    (r"^PASS=\S+$", "PASS=hunter2"),
+])
+def test_user_patterns_match_the_text_not_its_json_encoding(pattern: str, text: str) -> None:
+    out = redacted(text, Redactor([pattern]))
+    assert "hunter2" not in out and "abcdefghij" not in out and "[REDACTED:custom]" in out
+
+
+def test_user_patterns_leave_a_line_without_a_match_byte_for_byte() -> None:
+    line = b'{"seq":1,"type":"x","output":"caf\\u00e9 \\/ ok"}\n'
+    assert Redactor([r"^PASS="]).redact(line) == line
+
+
+def test_redact_text_for_values_kept_outside_a_log() -> None:
+    redactor = Redactor([r"corp-\d+"])
+    assert redactor.redact_text(f"/srv/{OPENAI}/corp-123") == "/srv/[REDACTED:openai_key]/[REDACTED:custom]"
+    assert redactor.redact_text("plain") == "plain"
+
+
+def test_diagnostics_log_is_redacted(zag_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from zag import diag
+
+    monkeypatch.setattr(diag, "_logger", None)
+    try:
+        raise ValueError(f"invalid literal for int() with base 10: '{OPENAI}'")
+    except ValueError as exc:
+        diag.exception("provider_fault", error=str(exc))
+    text = (zag_home / "zag.log").read_text()
+    assert "provider_fault" in text and "Ab12Cd34" not in text and "[REDACTED:openai_key]" in text
+    monkeypatch.setattr(diag, "_logger", None)
+
+
+def test_index_columns_are_redacted_as_the_log_is(zag_home: Path) -> None:
+    from zag.logs.index import Index
+
+    with Index() as index:
+        index.add_session(session_id="s1", provider="claude", state="running", cwd=f"/srv/{OPENAI}",
+                          argv=["claude", "-p", f"key {OPENAI_PROJ}"], model="m")
+        index.update_session("s1", cwd=f"/srv/{OPENAI}/x")
+        index.add_resume(incident_id="i1", session_id="s1", provider="claude", resume_at=1.0,
+                         raw=f"limit hit; Authorization: Bearer {OPENAI}")
+        index.commit_backfill("codex", [{"session_id": "s2", "provider_session_id": "p", "cwd": f"/w/{OPENAI}",
+                                         "model": None, "started_at": 1.0, "ended_at": 2.0, "last_seq": 1,
+                                         "log_path": "x"}], [])
+        rows = [index.get_session("s1"), index.get_session("s2"), index.get_resume("i1")]
+        documents = [document.decode() for _, document in index.iter_session_json()]
+    text = json.dumps([rows, documents])
+    assert "Ab12Cd34" not in text and "Zx9_Yw8" not in text
+    assert rows[0]["argv"] == ["claude", "-p", "key [REDACTED:openai_key]"]
+    assert rows[0]["cwd"] == "/srv/[REDACTED:openai_key]/x"
