@@ -131,6 +131,25 @@ def test_grown_session_gets_only_new_events(root: Path) -> None:
     assert run(root).events == 0
 
 
+def test_session_model_is_the_latest_one_whether_imported_at_once_or_as_it_grew(root: Path) -> None:
+    # a model switch mid-session (/model, a fallback): the row shows the model answering last, as
+    # `zag reindex` and the live supervisor give it; it showed the first one (and a grown import kept it)
+    records = conversation(4) + conversation(4, start_minute=10, model="test-model-2")
+    write_lines(root / "whole.jsonl", records)
+    write_lines(root / "grown.jsonl", records[:4])
+    run(root)
+    write_lines(root / "grown.jsonl", records[4:], append=True)
+    run(root)
+
+    with Index() as index:
+        assert session_for(index, "whole")["model"] == "test-model-2"
+        assert session_for(index, "grown")["model"] == "test-model-2"
+        from zag.logs.reindex import rebuild
+        rebuild(index)
+        assert session_for(index, "whole")["model"] == "test-model-2"
+        assert session_for(index, "grown")["model"] == "test-model-2"
+
+
 def test_touched_but_unchanged_file_counts_as_unchanged(root: Path) -> None:
     write_lines(root / "alpha.jsonl", conversation(2))
     run(root)

@@ -179,6 +179,7 @@ class _Copier:
         self.start_offset: int | None = None   # log size once opened (after any torn-line repair)
         self.reader: Any = None  # may offer `info` (cwd, model learnt while reading): see `_learn`
         self.body_model: str | None = None   # the first `model` an event carried
+        self.last_model: str | None = None   # the latest one (for the index row)
         self.batch: list[dict[str, Any]] = []
         self.started = False     # session_started written (or not needed)
         self.last_ts: str | None = None   # the time of the latest dated item
@@ -200,6 +201,7 @@ class _Copier:
         first_ts = result.first_ts
         max_ts = result.last_ts
         watermark = self.watermark
+        last_model = self.last_model
         normalize = events.normalize_ts
         parse_warning = events.PARSE_WARNING
         for item in items:
@@ -226,6 +228,9 @@ class _Copier:
                     first_ts = result.first_ts = ts
                 if max_ts is None or ts > max_ts:
                     max_ts = result.last_ts = ts
+            model = body.get("model")
+            if model.__class__ is str and model:
+                last_model = model
             if body.get("type") == parse_warning:
                 result.parse_warnings += 1
                 if len(result.notes) < 3:
@@ -238,6 +243,7 @@ class _Copier:
                 self.flush()
                 batch = self.batch
         self.last_ts = last_ts
+        self.last_model = last_model
 
     def _look(self, body: dict[str, Any]) -> None:
         """While `session_started` waits: the first model and cwd the events carry."""
@@ -250,14 +256,16 @@ class _Copier:
         """cwd and model: the source's, else the reader's optional `info` mapping (what it learnt from
         records, e.g. Claude's per-record `cwd`, or the model of real responses, not placeholders:
         its `first_model` for `session_started`, which may be written after the reader has read
-        ahead), else the first an event carried. At the end the reader's latest model wins (for the
-        index row)."""
+        ahead), else the first an event carried. At the end the reader's latest model, else the latest
+        an event carried, wins (for the index row, as reindex and the live supervisor keep it)."""
         info = getattr(self.reader, "info", None)
         info = info if isinstance(info, Mapping) else {}
         result = self.result
         if result.cwd is None:
             result.cwd = _text(info.get("cwd"))
         model = _text(info.get("model") if final else info.get("first_model") or info.get("model"))
+        if final and not model:
+            model = self.last_model
         if model and (result.model is None or (final and not self.job.source.model)):
             result.model = model
 

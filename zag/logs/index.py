@@ -457,7 +457,8 @@ class Index:
         `sessions`: rows with `session_id, provider_session_id, cwd, model, started_at, ended_at,
         last_seq, log_path`. A new session is inserted as `exited` and `backfilled`; an existing one
         (a grown import, or a session zag supervised live) keeps its state and only gains: `last_seq`
-        and `ended_at` grow, missing `provider_session_id`/`cwd`/`model` are filled in.
+        and `ended_at` grow, missing `provider_session_id`/`cwd` are filled in, `model` becomes the
+        latest one the import saw (as `zag reindex` would give it).
         `cursors`: `(source_key, session_id, cursor, fingerprint, log_size)` (see `backfill_cursors`).
         """
         now = time.time()
@@ -489,7 +490,7 @@ VALUES (:session_id, :provider, :provider_session_id, '{states.EXITED}', :cwd, :
 ON CONFLICT(session_id) DO UPDATE SET
     provider_session_id = COALESCE(sessions.provider_session_id, excluded.provider_session_id),
     cwd = COALESCE(sessions.cwd, excluded.cwd),
-    model = COALESCE(sessions.model, excluded.model),
+    model = COALESCE(excluded.model, sessions.model),
     ended_at = CASE WHEN excluded.ended_at IS NULL THEN sessions.ended_at
                     WHEN sessions.ended_at IS NULL THEN excluded.ended_at
                     ELSE MAX(sessions.ended_at, excluded.ended_at) END,
