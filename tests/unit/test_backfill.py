@@ -223,6 +223,25 @@ def test_session_started_takes_cwd_from_reader_info_and_undated_head_records_tak
     assert log[1]["ts"] == log[0]["ts"] == "2026-01-01T10:00:00.000Z"
 
 
+def test_source_without_dated_records_is_listed_from_the_sources_start_not_the_import_time(root: Path) -> None:
+    # e.g. a codex .jsonl.zst rollout without a zstd decoder: one undated parse_warning; the log's
+    # session_started took the rollout's start, the index row took the time of the import
+    start = events.parse_ts("2026-01-05T03:04:05.000Z")
+
+    class Dated(JsonlTestProvider):
+        def discover(self, env: Any) -> Any:
+            for source in super().discover(env):
+                yield backfill.HistorySource(source.source_key, source.provider_session_id, source.paths,
+                                             source.fingerprint, started_at=start)
+
+    write_lines(root / "alpha.jsonl", ["not json"])
+    run(root, provider=Dated())
+    with Index() as index:
+        row = session_for(index, "alpha")
+    assert row["started_at"] == start
+    assert log_of(row["session_id"])[0]["ts"] == "2026-01-05T03:04:05.000Z"
+
+
 def test_malformed_lines_are_parse_warnings_counted_as_warnings(root: Path) -> None:
     write_lines(root / "alpha.jsonl", [*conversation(2), "{not json", "[1, 2]"])
     summary = run(root)

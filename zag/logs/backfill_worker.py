@@ -336,7 +336,9 @@ class _Copier:
         result = self.result
         started = result.first_ts
         if started is None and source.started_at is not None:
-            started = events.normalize_ts(source.started_at)
+            # no dated record (e.g. a rollout zag cannot decompress): the source's own start, for the
+            # index row too (it took the time of the import)
+            started = result.first_ts = events.normalize_ts(source.started_at)
         return events.body(
             events.SESSION_STARTED,
             ts=started,
