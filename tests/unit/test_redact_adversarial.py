@@ -135,3 +135,36 @@ def test_index_columns_are_redacted_as_the_log_is(zag_home: Path) -> None:
     assert "Ab12Cd34" not in text and "Zx9_Yw8" not in text
     assert rows[0]["argv"] == ["claude", "-p", "key [REDACTED:openai_key]"]
     assert rows[0]["cwd"] == "/srv/[REDACTED:openai_key]/x"
+
+
+@pytest.mark.parametrize("escaped", [
+    rb"sk-\u0061nt-api03-A1b2C3d4E5f6G7h8A1b2C3d4E5f6G7h8",         # one letter escaped
+    rb"\u0041\u0049za" + GOOGLE[4:].encode(),                        # a key spelled with two escapes
+    rb"AKIA\u0049OSFODNN7EXAMPLE",
+    b"aws_secret_access_key=" + AWS_SECRET.replace("w", "\\u0077").encode(),
+])
+def test_secret_spelled_with_json_escapes_in_json_passed_through_raw(tmp_path: Path, escaped: bytes) -> None:
+    """A tool input or an unknown record is kept as the transcript's own JSON (msgspec.Raw), escapes and
+    all; a malformed line is kept as text, its escapes one level down."""
+    import msgspec
+
+    from zag.logs.writer import SessionLogWriter
+
+    raw = msgspec.Raw(b'{"type":"new-kind","data":"' + escaped + b'"}')
+    log = tmp_path / "log.jsonl"
+    with SessionLogWriter("z", "claude", path=log, redactor=Redactor()) as writer:
+        writer.write({"type": "provider_status", "message": "new kind", "data": raw})
+        writer.write_many([{"type": "tool_call", "input": raw},
+                           {"type": "parse_warning", "raw": (b'{"content": "' + escaped).decode()}], "backfill")
+    lines = log.read_bytes().splitlines()
+    for line in lines:
+        assert b"[REDACTED:" in line, line
+        plain = line.decode().encode().decode("unicode_escape")  # every escape resolved, at every depth
+        for secret in ("A1b2C3d4", GOOGLE[8:], "IOSFODNN7", AWS_SECRET[:12]):
+            assert secret not in plain and secret not in plain.replace("\\", ""), line
+        json.loads(line)
+
+
+def test_escapes_in_text_without_a_secret_are_kept() -> None:
+    line = codec.dumps_line({"type": "tool_result", "output": "print('\\u0041 \\/ \\u001b[0m sk-learn')"})
+    assert Redactor().redact(line) == line

@@ -62,6 +62,9 @@ class Redactor:
         for slot, (_, markers, _) in enumerate(_BUILTIN):
             all_markers.extend(markers)
             marker_slots.extend(slot for _ in markers)
+        all_markers.extend(_ESCAPE_MARKERS)
+        marker_slots.extend(_ESCAPES for _ in _ESCAPE_MARKERS)
+        self._escape_markers = frozenset(range(len(all_markers) - len(_ESCAPE_MARKERS), len(all_markers)))
         self._finder = _marker_finder(all_markers)
         self._marker_slots = _hidden_slots(all_markers, marker_slots)
         self._extra: list[re.Pattern[str]] = []
@@ -71,6 +74,8 @@ class Redactor:
                 self._extra.append(re.compile(pattern))
             except re.error as exc:
                 self.problems.append(f"redaction pattern {pattern!r} is not a valid regex: {exc}")
+        # a line can be ruled out on its encoding only when every pattern matches the same way there
+        self._prechecked = all(_CONTEXT_FREE.fullmatch(pattern.pattern) for pattern in self._extra)
 
     def redact(self, line: bytes) -> bytes:
         """Return `line` with every secret replaced by `[REDACTED:<kind>]`."""
@@ -92,20 +97,52 @@ class Redactor:
 
     def slots_to_run(self, data: bytes) -> set[int]:
         """Indexes into `_BUILTIN` of the patterns that may match in `data` (a superset; usually empty)."""
+        return self._scan(data)[0] - {_ESCAPES}
+
+    def _scan(self, data: bytes) -> tuple[set[int], list[int]]:
+        """The slots to run (`_ESCAPES` among them when an escape of a plain character may hide a secret)
+        and where those escapes are, from one pass over `data`."""
         found = self._finder.find_matches_as_indexes(data)
         if not found:
-            return set()
+            return set(), []
         marker_slots = self._marker_slots
         hit: set[int] = set()
         for marker in {marker for marker, _, _ in found}:
             hit |= marker_slots[marker]
-        return hit
+        escapes = self._escape_markers
+        return hit, [start for marker, start, _ in found if marker in escapes] if _ESCAPES in hit else []
 
     def _redact_builtin(self, data: bytes) -> bytes:
-        hit = self.slots_to_run(data)
+        hit, escapes = self._scan(data)
         if not hit:
             return data
-        for slot in sorted(hit):
+        if escapes:
+            data = self._redact_escaped(data, escapes)
+        return self._sub_builtin(data, hit)
+
+    def _redact_escaped(self, data: bytes, positions: list[int]) -> bytes:
+        """Secrets spelled with JSON escapes of plain characters (`sk-\\u0061nt-…`, `\\u0041Iza…`), which
+        no pattern sees: JSON zag passes through raw (a tool's input, a whole unknown record) keeps its
+        writer's escapes, and a malformed line kept as text keeps them one level down. A line changes
+        only when its unescaped text holds a secret: it becomes that text, redacted."""
+        pieces: list[bytes] = []
+        done = 0
+        for position in positions:
+            if position < done:
+                continue
+            start = data.rfind(b"\n", 0, position) + 1
+            end = data.find(b"\n", position)
+            end = len(data) if end < 0 else end + 1
+            line = data[start:end]
+            plain = _ESCAPED_PLAIN.sub(_unescaped, line)
+            redacted = self._sub_builtin(plain, self.slots_to_run(plain)) if plain != line else line
+            pieces += (data[done:start], redacted if redacted != plain else line)
+            done = end
+        pieces.append(data[done:])
+        return b"".join(pieces)
+
+    def _sub_builtin(self, data: bytes, slots: set[int]) -> bytes:
+        for slot in sorted(slots - {_ESCAPES}):
             pattern, replacement = _compiled(slot)
             data = pattern.sub(replacement, data)
         return data
@@ -122,11 +159,16 @@ class Redactor:
         return text if redacted == encoded else codec.loads(redacted)
 
     def _redact_custom(self, line: bytes) -> bytes:
-        """User patterns may match JSON syntax, so they run on the decoded strings, not the bytes. They
-        are tried on every string: a pattern can match a string and not its encoding (`^…`, `\\b` after
-        a newline, which the encoding turns into `\\n`), so the encoded line cannot rule a match out."""
+        """User patterns may match JSON syntax, so they run on the decoded strings, not the bytes. A
+        pattern can match a string and not its encoding (`^…`, `\\b` after a newline, which the encoding
+        turns into `\\n`): the encoded line rules a match out only for patterns made of characters
+        JSON keeps as they are, without anchors or lookarounds (`_CONTEXT_FREE`)."""
         from zag.logs import codec
 
+        if self._prechecked:
+            text = line.decode("utf-8", errors="replace")
+            if not any(pattern.search(text) for pattern in self._extra):
+                return line
         newline = line.endswith(b"\n")
         try:
             value = codec.loads(line)
@@ -159,6 +201,27 @@ class Redactor:
             if count:
                 text = replaced
         return text
+
+
+# A user pattern whose every match in a decoded string is also a match in its JSON encoding: literals
+# and classes of characters the encoder writes as they are, `\d`, `\w`, groups, alternatives and
+# repeats; no anchor, boundary, lookaround, `.`, negated class, quote or backslash (which the
+# encoding adds or changes).
+_CONTEXT_FREE = re.compile(r"(?:[A-Za-z0-9_\-{},|*+?:/@#%&~' ]|\\[dw]|\((?:\?:)?|\)|\[-?(?:[0-9]-[0-9]|[a-z]-[a-z]"
+                           r"|[A-Z]-[A-Z]|[A-Za-z0-9_+/=:@ ]|\\[dw\-])*-?\])*")
+
+# A JSON escape (at any nesting depth: one or more backslashes) of a character that secrets are made of,
+# and the markers that find one (a pseudo-slot after the patterns')
+# (without the backslash, which is everywhere in JSON and would slow the one pass down 2x)
+_ESCAPED_PLAIN = re.compile(rb"\\+u00([2-7][0-9a-fA-F])")
+_ESCAPE_MARKERS = tuple(b"u00%d" % digit for digit in range(2, 8))
+_ESCAPES = len(_BUILTIN)
+_PLAIN = frozenset(b" +-./:=_0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+def _unescaped(match: re.Match[bytes]) -> bytes:
+    char = int(match.group(1), 16)
+    return bytes((char,)) if char in _PLAIN else match.group(0)
 
 
 @cache
