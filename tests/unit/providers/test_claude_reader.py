@@ -207,3 +207,41 @@ def test_missing_file_reads_nothing_until_it_appears(tmp_path: Path) -> None:
     assert list(reader.read()) == [] and not reader.changed()
     target.write_text('{"type":"user","message":{"role":"user","content":"now"}}\n')
     assert reader.changed() and [item["content"] for item in reader.read()] == ["now"]
+
+
+def _sidechain_replay(line: str, request_id: str, cache_read: int, agent_id: str = "abtw1") -> str:
+    """A parent transcript line as a sidechain file writes it again: same message.id, another requestId,
+    the sidechain's own (bigger) context in its usage."""
+    record = json.loads(line)
+    record.update(isSidechain=True, agentId=agent_id, requestId=request_id, uuid=record["uuid"] + "-replay")
+    record["message"]["usage"]["cache_read_input_tokens"] = cache_read
+    return json.dumps(record) + "\n"
+
+
+@pytest.mark.parametrize("resumed", [False, True], ids=["one read", "replay read from a cursor"])
+def test_response_replayed_in_a_sidechain_under_a_new_request_id_is_counted_once(tmp_path: Path,
+                                                                                  resumed: bool) -> None:
+    # ccusage #913: a /btw or subagent transcript logs a parent response again with a new requestId;
+    # only the sidechain's own responses are new API calls
+    sid = "0b7f6c1e-3d2a-4c55-9e61-7a8b9c0d1e2f"
+    main = tmp_path / f"{sid}.jsonl"
+    parent_lines = (OWN / "transcript_tool_use.jsonl").read_text().splitlines(keepends=True)
+    main.write_text("".join(parent_lines))
+    sub_dir = tmp_path / sid / "subagents"
+    reader = ClaudeSessionReader(sid, main, subagents=sub_dir)
+    items = list(reader.read()) if resumed else []
+    sub_dir.mkdir(parents=True)
+    first_response = next(line for line in parent_lines if '"type":"assistant"' in line)
+    own = json.loads(_sidechain_replay(first_response, "req_btw_own", 7))
+    own["message"]["id"] = "msg_btw_own"
+    own["message"]["content"] = [{"type": "text", "text": "a side answer"}]
+    (sub_dir / "agent-abtw1.jsonl").write_text(_sidechain_replay(first_response, "req_btw_replay", 50_000)
+                                               + json.dumps(own) + "\n")
+    if resumed:
+        reader = ClaudeSessionReader(sid, main, subagents=sub_dir, cursor=json.loads(json.dumps(reader.cursor())))
+    items += list(reader.read())
+
+    usage = [(item["message_id"], item["cache_read_tokens"], item.get("is_sidechain", False))
+             for item in items if isinstance(item, dict) and item["type"] == "usage"]
+    assert usage == [("msg_fake_d85766ad5eb34b00", 0, False), ("msg_fake_5c6dc73ce9224047", 0, False),
+                     ("msg_btw_own", 7, True)]

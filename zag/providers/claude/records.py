@@ -12,7 +12,8 @@ Mapping:
   content and the structured `toolUseResult` (`details`) passed through raw.
 - `assistant`: `text` → `assistant_message`, `thinking`/`redacted_thinking` → `reasoning`, `tool_use` →
   `tool_call`; one API response written over several lines (same `message.id` + `requestId`) gives each
-  block once and its `usage` once (the first line's, as ccusage counts it); API-error records add
+  block once and its `usage` once (the first line's, as ccusage counts it), and a sidechain line that
+  replays an already counted `message.id` under another `requestId` adds no usage; API-error records add
   `api_error` and, when they are a usage limit, a structured `LimitSignal`.
 - usage-only lines without `type` (1.0.x / ccusage fixtures) → `usage` (with legacy `costUSD`).
 - legacy flat `tool_use` / `tool_result` lines → `tool_call` / `tool_result`.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import re
 import time
+from hashlib import blake2b
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
@@ -96,9 +98,12 @@ class RecordMapper:
         self.sid = provider_session_id
         state = state or {}
         self._usage_seen = _Recent(_USAGE_KEYS_KEPT)
+        # message ids whose usage was counted, for sidechain replays under a new requestId (see _usage)
+        self._usage_ids = _Recent(_UUIDS_KEPT)
         for key in state.get("usage", ()):
             if _pair(key):
                 self._usage_seen.put(tuple(key), True)
+                self._usage_ids.put(key[0], True)
         self._tool_names = _Recent(_TOOL_NAMES_KEPT)
         self._recent_tools: deque[tuple[str, str | None]] = deque(maxlen=_TOOLS_IN_STATE)
         for pair in state.get("tools", ()):
@@ -290,7 +295,7 @@ class RecordMapper:
                 text = block.text or ""
                 if texts is not None:
                     texts.append(text)
-                key = ("text", len(text), text[:48], text[-48:])
+                key = ("text", len(text), _fingerprint(text), "")
                 if seen_before is not None and key in seen_before:
                     continue
                 body = {"type": ASSISTANT_MESSAGE, "ts": ts, "provider_session_id": sid, "content": text,
@@ -304,7 +309,7 @@ class RecordMapper:
                 if tool_id:
                     key = ("tool", tool_id, 0, "")
                 else:
-                    key = ("tool", "", len(block.input), bytes(block.input)[:48].hex())
+                    key = ("tool", "", len(block.input), _fingerprint(bytes(block.input)))
                 if seen_before is not None and key in seen_before:
                     continue
                 name = block.name
@@ -320,7 +325,7 @@ class RecordMapper:
                         "input": block.input or None, "message_id": message_id}
             elif kind == "thinking":
                 thought = block.thinking or ""
-                key = ("thinking", len(thought), thought[:48], thought[-48:])
+                key = ("thinking", len(thought), _fingerprint(thought), "")
                 if seen_before is not None and key in seen_before:
                     continue
                 body = {"type": REASONING, "ts": ts, "provider_session_id": sid, "content": thought,
@@ -371,10 +376,19 @@ class RecordMapper:
             seen = self._usage_seen
             if key in seen._new or key in seen._old:
                 return None
+            ids = self._usage_ids
+            if (msg_id in ids._new or msg_id in ids._old) and extra is not None and extra.get("is_sidechain") is True:
+                # a sidechain (a subagent or /btw file) replays a response already counted, under a new
+                # requestId and with its own usage numbers (ccusage #913): not a new API call
+                return None
             new = seen._new
             new[key] = True
             if len(new) > _USAGE_KEYS_KEPT:
                 seen._old, seen._new = new, {}
+            new = ids._new
+            new[msg_id] = True
+            if len(new) > _UUIDS_KEPT:
+                ids._old, ids._new = new, {}
         usage = msg.usage or _NO_USAGE
         input_tokens = usage.input_tokens
         output_tokens = usage.output_tokens
@@ -514,6 +528,16 @@ class RecordMapper:
 
 
 # --- module helpers ------------------------------------------------------------------------------
+def _fingerprint(content: str | bytes) -> str:
+    """What tells a block from another of the same message and length: a digest of its first and last
+    48 characters. Not the characters themselves: the keys are kept in backfill cursors in the index,
+    which must not hold what the session log has redacted."""
+    head, tail = content[:48], content[-48:]
+    if isinstance(content, str):
+        head, tail = head.encode("utf-8", "surrogatepass"), tail.encode("utf-8", "surrogatepass")
+    return blake2b(head + b"\0" + tail, digest_size=12).hexdigest()
+
+
 def _decode_slowly(line: bytes | memoryview, error: BaseException) -> schema.Record | str:
     """After the fast decode failed: repair lone UTF-16 surrogate escapes (JavaScript writes them,
     msgspec refuses them) and try again; else a short reason why the line is not a record."""
