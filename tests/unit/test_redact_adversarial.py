@@ -168,3 +168,44 @@ def test_secret_spelled_with_json_escapes_in_json_passed_through_raw(tmp_path: P
 def test_escapes_in_text_without_a_secret_are_kept() -> None:
     line = codec.dumps_line({"type": "tool_result", "output": "print('\\u0041 \\/ \\u001b[0m sk-learn')"})
     assert Redactor().redact(line) == line
+
+
+def test_backfill_leaves_no_secret_in_the_index(zag_home: Path, tmp_path: Path) -> None:
+    """A backfill cursor keeps what tells apart the blocks of a message written over several lines; it
+    held their first and last 48 characters, and a session's cwd, in the index as they were."""
+    from zag.logs.backfill import run_backfill
+    from zag.providers.claude import PROVIDER
+
+    project = tmp_path / "claude" / "projects" / "-w"
+    project.mkdir(parents=True)
+    common = {"sessionId": "s-1", "cwd": f"/w/{OPENAI}", "timestamp": "2026-11-22T14:50:00.000Z"}
+    message = {"id": "msg_1", "role": "assistant", "model": "claude-x"}
+    records = [
+        {"type": "user", "uuid": "u1", **common, "message": {"role": "user", "content": "go"}},
+        {"type": "assistant", "uuid": "a1", "requestId": "r1", **common, "message": {
+            **message, "content": [{"type": "thinking", "thinking": f"use {OPENAI_PROJ}", "signature": "x"}]}},
+        {"type": "assistant", "uuid": "a2", "requestId": "r1", **common, "message": {
+            **message, "content": [{"type": "text", "text": f"key {OPENAI}"}]}},
+        {"type": "assistant", "uuid": "a3", "requestId": "r1", **common, "message": {
+            **message, "content": [{"type": "tool_use", "input": {"command": f"echo {OPENAI}"}, "name": "Bash"}]}},
+    ]
+    (project / "s-1.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
+    [summary] = run_backfill([PROVIDER], env={"CLAUDE_CONFIG_DIR": str(tmp_path / "claude")}, jobs=1)
+    assert summary.events >= 4
+    for path in zag_home.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert b"Ab12Cd34" not in data and b"Zx9_Yw8" not in data, path
+            assert b"Ab12Cd34".hex().encode() not in data, path
+
+
+def test_backfill_cursors_are_stored_redacted(zag_home: Path) -> None:
+    """A codex cursor keeps the session's cwd (its state), as the transcript wrote it."""
+    from zag.logs.index import Index
+
+    cursor = {"v": 1, "state": {"cwd": f"/w/{OPENAI}", "model": "gpt"}}
+    with Index() as index:
+        index.save_backfill_cursor("codex", "a.jsonl", "s1", cursor, "fp")
+        index.commit_backfill("codex", [], [("b.jsonl", "s2", cursor, "fp", None)])
+        stored = [index.backfill_cursor("codex", key) for key in ("a.jsonl", "b.jsonl")]
+    assert [entry[1]["state"]["cwd"] for entry in stored if entry] == ["/w/[REDACTED:openai_key]"] * 2

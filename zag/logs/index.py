@@ -417,7 +417,7 @@ class Index:
         with self.transaction() as conn:
             conn.execute(
                 _CURSOR_UPSERT,
-                (provider, source_key, session_id, fingerprint, json.dumps(cursor), time.time(), log_size),
+                (provider, source_key, session_id, fingerprint, _cursor_json(cursor), time.time(), log_size),
             )
 
     def forget_backfill_cursor(self, provider: str, source_key: str, session_id: str) -> None:
@@ -463,10 +463,8 @@ class Index:
         """
         now = time.time()
         session_rows = [_redact_columns({**row, "provider": provider, "updated_at": now}) for row in sessions]
-        from zag.logs import codec
-
         cursor_rows = [
-            (provider, key, session_id, fingerprint, codec.dumps(cursor).decode(), now, log_size)
+            (provider, key, session_id, fingerprint, _cursor_json(cursor), now, log_size)
             for key, session_id, cursor, fingerprint, log_size in cursors
         ]
         with self.transaction() as conn:
@@ -560,6 +558,15 @@ def _redact_columns(fields: dict[str, Any]) -> dict[str, Any]:
             fields[name] = [default_redactor().redact_text(item) if isinstance(item, str) else item
                             for item in value]
     return fields
+
+
+def _cursor_json(cursor: Any) -> str:
+    """A backfill cursor as stored: redacted, as what a reader keeps of the transcript (a session's cwd,
+    the mark of the last record read) can quote it."""
+    from zag.logs import codec
+    from zag.logs.redact import default_redactor
+
+    return default_redactor().redact(codec.dumps(cursor)).decode()
 
 
 def _argv_json(argv: Iterable[Any]) -> str:
