@@ -39,3 +39,14 @@ def test_secrets_in_argv_and_cwd_stay_out_of_everything_zag_keeps_or_prints(agen
     [row] = json.loads(printed[1])
     assert row["argv"] == events[0]["argv"] and row["cwd"] == events[0]["cwd"]  # the index mirrors the log
     assert "[REDACTED:anthropic_key]" in row["cwd"] and "[REDACTED:github_token]" in row["argv"][2]
+
+
+def test_resume_says_when_the_arguments_it_reuses_were_redacted(agent: Agent) -> None:
+    agent.script([{"exit": 0}])
+    done = agent.run("run", "claude", "--model", "opus", "-p", f"use {ANTHROPIC}")
+    assert done.returncode == 0, done.stderr
+    session_id = agent.only_session()[0]["session_id"]
+    resumed = agent.run("resume", session_id)
+    assert resumed.returncode == 0, resumed.stderr
+    assert b"were redacted when it was logged" in resumed.stderr
+    assert ANTHROPIC not in json.dumps(agent.invocations()[-1]["argv"])

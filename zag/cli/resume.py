@@ -95,6 +95,9 @@ def _continue(provider: Any, row: dict[str, Any], executable: str, settings: Any
 
     argv = row.get("argv") if isinstance(row.get("argv"), list) else None
     user_args = [str(part) for part in argv[1:]] if argv else []
+    if any("[REDACTED:" in part for part in user_args):  # the index keeps argv as the log does
+        click.echo("zag: secrets in this session's arguments were redacted when it was logged; "
+                   f"{row['provider']} is resumed with them as logged ([REDACTED:…])", err=True)
     interactive = _is_tty(0) and _is_tty(1)
     request = RunRequest(row["provider"], user_args, executable, interactive, verbose, env, cwd=row["cwd"])
     supervisor = Supervisor(provider, request, settings, session_id=row["session_id"])
