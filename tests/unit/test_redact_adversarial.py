@@ -49,7 +49,8 @@ def test_private_key_without_its_end_line_or_of_pgp(text: str) -> None:
 
 
 def test_private_key_redaction_stays_inside_its_json_string() -> None:
-    event = {"type": "x", "a": "-----BEGIN RSA PRIVATE KEY-----\nMIIE\\", "b": "kept", "c": "-----END RSA PRIVATE KEY-----"}
+    event = {"type": "x", "a": "-----BEGIN RSA PRIVATE KEY-----\nMIIE\\", "b": "kept",
+             "c": "-----END RSA PRIVATE KEY-----"}
     out = json.loads(Redactor().redact(codec.dumps_line(event)))
     assert out["a"] == "[REDACTED:private_key]" and out["b"] == "kept"
 
@@ -209,3 +210,15 @@ def test_backfill_cursors_are_stored_redacted(zag_home: Path) -> None:
         index.commit_backfill("codex", [], [("b.jsonl", "s2", cursor, "fp", None)])
         stored = [index.backfill_cursor("codex", key) for key in ("a.jsonl", "b.jsonl")]
     assert [entry[1]["state"]["cwd"] for entry in stored if entry] == ["/w/[REDACTED:openai_key]"] * 2
+
+
+def test_base64_data_with_escape_like_text_is_not_rescanned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`u0041` in base64 is no JSON escape (no backslash before it): the line is not unescaped again."""
+    from zag.logs import redact
+
+    calls: list[int] = []
+    original = redact.Redactor._redact_escaped
+    monkeypatch.setattr(redact.Redactor, "_redact_escaped",
+                        lambda self, data, positions: calls.append(len(positions)) or original(self, data, positions))
+    image = "iVBORw0KGgo" + "u0041" * 3 + "AAAA" * 50
+    assert redacted(image) == image and calls == []

@@ -109,8 +109,10 @@ class Redactor:
         hit: set[int] = set()
         for marker in {marker for marker, _, _ in found}:
             hit |= marker_slots[marker]
-        escapes = self._escape_markers
-        return hit, [start for marker, start, _ in found if marker in escapes] if _ESCAPES in hit else []
+        if _ESCAPES not in hit:
+            return hit, []
+        escapes = self._escape_markers   # `u002`…: an escape only after a backslash (not in base64 data)
+        return hit, [start for marker, start, _ in found if marker in escapes and data[start - 1:start] == b"\\"]
 
     def _redact_builtin(self, data: bytes) -> bytes:
         hit, escapes = self._scan(data)
