@@ -97,9 +97,10 @@ def test_a_resume_that_fails_twice_then_succeeds(tmp_path: Path, zag_home: Path)
     assert all("exited with code 1" in f["error"] and f["next_resume_at"] for f in failed)
     [resumed] = L.of_type(events, "usage_limit_resumed")
     assert (resumed["incident_id"], resumed["attempt"]) == (hit["incident_id"], 3)
-    # each retry waited `retry_secs` after the failure it follows
+    # each retry waited `retry_secs` after the failure it follows (less the moment from scheduling to logging
+    # the failure: milliseconds, but a loaded machine may stall zag in between; exact above + ms rounding)
     for failure in failed:
-        assert parse_ts(failure["next_resume_at"]) - parse_ts(failure["ts"]) == pytest.approx(1.0, abs=0.1)
+        assert 0.5 <= parse_ts(failure["next_resume_at"]) - parse_ts(failure["ts"]) <= 1.002
     invocations = rig.invocations()
     assert len(invocations) == 4 and invocations[1]["argv"] == invocations[3]["argv"]
     [resume] = rig.resume_rows()
