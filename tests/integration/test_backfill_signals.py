@@ -31,6 +31,7 @@ def slow(provider, job):
     time.sleep(0.05)
     return result
 backfill.import_source = slow
+backfill.default_jobs = lambda: 2  # two workers however many cores this process may use (taskset, 1 CPU)
 from zag.cli import main
 main(["backfill", "--json"])
 """
