@@ -113,6 +113,20 @@ class Rig:
             return None
         return wait_until(waiting, timeout, interval=0.05, message="zag ps showing the session waiting")
 
+    def signal_while_waiting(self, *args: str, signum: int) -> subprocess.Popen[bytes]:
+        """Start `zag <args>`, send it `signum` once `zag ps` shows it waiting, and let it run to its end
+        (returned, ended)."""
+        proc = self.start(*args)
+        try:
+            self.waiting_row(proc)
+            proc.send_signal(signum)
+            proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+        return proc
+
     def log(self) -> list[dict[str, Any]]:
         return self.agent.only_session()
 

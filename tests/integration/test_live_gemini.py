@@ -272,8 +272,6 @@ def test_zag_run_gemini_tui_clear_whose_file_is_seen_before_its_first_line(tmp_p
     """`/clear` in an interactive `zag run gemini`: the new session's file exists (empty) for a while before
     gemini writes its first line. zag saw the name, could not read its session id, counted the file as
     known and never looked at it again: the new session was not followed."""
-    import pexpect
-
     cwd = tmp_path / "proj"
     env, chats = g.make_home(tmp_path, cwd)
     agent = Agent(tmp_path / "agent", zag_home, provider="gemini")
@@ -288,13 +286,7 @@ def test_zag_run_gemini_tui_clear_whose_file_is_seen_before_its_first_line(tmp_p
         {"append": new_file, "lines": [g.meta(second, NOW_TS), g.user("u2", "after /clear", NOW_TS)]},
         {"sleep": 0.5},
     ])
-    command = agent.command("run", "gemini")
-    term = pexpect.spawn(command[0], command[1:], env=agent.env(HOME=env["HOME"]), cwd=str(cwd), timeout=30)
-    term.expect(pexpect.EOF)
-    term.close()
-    assert term.exitstatus == 0, term.before
-    events = agent.only_session()
-    assert_valid_log(events)
+    events = _run_in_a_terminal(agent, env, cwd)
     assert events[0]["interactive"] is True
     first = agent.invocations()[0]["argv"][1]
     moves = [(e["type"], e.get("content") or e.get("new_session_id"), e["provider_session_id"]) for e in events
@@ -303,12 +295,24 @@ def test_zag_run_gemini_tui_clear_whose_file_is_seen_before_its_first_line(tmp_p
                      ("user_message", "after /clear", second)]
 
 
+def _run_in_a_terminal(agent: Agent, env: dict[str, str], cwd: Path) -> list[dict[str, Any]]:
+    """`zag run gemini` of the stand-in through a real terminal, to its end; the session's (valid) log."""
+    import pexpect
+
+    command = agent.command("run", "gemini")
+    term = pexpect.spawn(command[0], command[1:], env=agent.env(HOME=env["HOME"]), cwd=str(cwd), timeout=30)
+    term.expect(pexpect.EOF)
+    term.close()
+    assert term.exitstatus == 0, term.before
+    events = agent.only_session()
+    assert_valid_log(events)
+    return events
+
+
 def test_zag_run_gemini_tui_clear_keeps_what_the_old_session_wrote_last(tmp_path: Path, zag_home: Path) -> None:
     """The answer gemini writes to the old chat file just before `/clear` creates the new one (both between
     two polls) belongs to the old session: zag swapped readers without reading the old file to its end,
     and that answer was lost."""
-    import pexpect
-
     cwd = tmp_path / "proj"
     env, chats = g.make_home(tmp_path, cwd)
     agent = Agent(tmp_path / "agent", zag_home, provider="gemini")
@@ -322,13 +326,7 @@ def test_zag_run_gemini_tui_clear_keeps_what_the_old_session_wrote_last(tmp_path
          "lines": [g.meta(second, NOW_TS), g.user("u2", "after /clear", NOW_TS)]},
         {"sleep": 0.6},
     ])
-    command = agent.command("run", "gemini")
-    term = pexpect.spawn(command[0], command[1:], env=agent.env(HOME=env["HOME"]), cwd=str(cwd), timeout=30)
-    term.expect(pexpect.EOF)
-    term.close()
-    assert term.exitstatus == 0, term.before
-    events = agent.only_session()
-    assert_valid_log(events)
+    events = _run_in_a_terminal(agent, env, cwd)
     first = agent.invocations()[0]["argv"][1]
     said = [(e["type"], e.get("content"), e["provider_session_id"]) for e in events
             if e["type"] in ("user_message", "assistant_message", "session_cleared")]

@@ -223,15 +223,7 @@ def test_sigusr2_during_the_wait_of_zag_resume_is_not_kept_for_the_agent(tmp_pat
     rig = L.Rig(tmp_path, zag_home, "claude")
     rig.script(L.claude_headless_hit(rig, time.time() + 8), [{"sleep": 0.5}, *L.claude_headless_resumed(rig)])
     waiting = _killed_while_waiting(rig, time.time() + 8)
-    proc = rig.start("resume", waiting["session_id"][:8])
-    try:
-        rig.waiting_row(proc)
-        proc.send_signal(signal.SIGUSR2)
-        proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+    proc = rig.signal_while_waiting("resume", waiting["session_id"][:8], signum=signal.SIGUSR2)
     assert proc.returncode == 0
     events = rig.log()
     assert "usage_limit_resume_failed" not in types(events)

@@ -65,15 +65,7 @@ def test_usage_list_and_cancel_stop_the_wait(tmp_path: Path, zag_home: Path) -> 
 def test_a_terminating_signal_during_the_wait_cancels(tmp_path: Path, zag_home: Path, signum: int) -> None:
     rig = L.Rig(tmp_path, zag_home, "claude", config=LONG_WAIT)
     _hit_far_ahead(rig)
-    proc = rig.start("run", "claude", *L.CLAUDE_HEADLESS_ARGS)
-    try:
-        rig.waiting_row(proc)
-        proc.send_signal(signum)
-        proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+    proc = rig.signal_while_waiting("run", "claude", *L.CLAUDE_HEADLESS_ARGS, signum=signum)
     assert proc.returncode == 1
     events = rig.log()
     assert_valid_log(events)
@@ -258,15 +250,7 @@ def test_a_non_terminating_signal_during_the_wait_is_not_kept_for_the_resumed_ag
     (SIGUSR1 would open node's inspector in it)."""
     rig = L.Rig(tmp_path, zag_home, "claude")
     rig.script(L.claude_headless_hit(rig, time.time() + 4), [{"sleep": 0.5}, *L.claude_headless_resumed(rig)])
-    proc = rig.start("run", "claude", *L.CLAUDE_HEADLESS_ARGS)
-    try:
-        rig.waiting_row(proc)
-        proc.send_signal(signal.SIGUSR2)
-        proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+    proc = rig.signal_while_waiting("run", "claude", *L.CLAUDE_HEADLESS_ARGS, signum=signal.SIGUSR2)
     assert proc.returncode == 0
     events = rig.log()
     assert_valid_log(events)
