@@ -421,8 +421,8 @@ class LimitHandler:
         """Headless, the child exited 0 (or interactive, a new answer arrived: the user continued it, say
         on another model): an incident still waiting whose session advanced after the hit (a new
         assistant message) needs no resume: it is closed as done. `before_due`: only while the wait is
-        ahead; from its due time on zag is answering the CLI's dialog, and an answer then (gemini retries
-        the prompt once its quota dialog is closed) is zag's doing: the resume goes on."""
+        ahead; from its due time on zag is answering the CLI's dialog, and an answer then (a CLI may retry
+        its prompt once its limit dialog is closed) is zag's doing: the resume goes on."""
         with self._lock:
             incident = self.book.active()
             if incident is None or incident.status != states.RESUME_PENDING or incident.progressed_at is None:
