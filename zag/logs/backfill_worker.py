@@ -81,7 +81,7 @@ class ImportResult:
     source_key: str
     session_id: str
     mode: str
-    fingerprint: str
+    fingerprint: str | None   # None: read the source again next time, even unchanged (see `_import`)
     bytes: int = 0
     cursor: Any = None         # the reader's new cursor, JSON-encoded (msgspec.Raw)
     events: int = 0            # lines appended to the log (session_started included)
@@ -163,6 +163,10 @@ def _import(provider: Provider, job: ImportJob, copier: _Copier) -> None:
             copier.close()
         # encoded here, in the worker: the parent stores it as it is (and pickles bytes, not a tree)
         copier.result.cursor = msgspec.Raw(codec.dumps(reader.cursor()))
+        if getattr(reader, "unsettled", False):
+            # a last line without its newline, written too recently to call torn: once the file has
+            # settled the reader reports it, so the next run must read the source although unchanged
+            copier.result.fingerprint = None
     finally:
         reader.close()
 

@@ -3,19 +3,74 @@
 Only complete lines are returned; a partial last line waits for its newline. The cursor records the
 byte offset, the inode and the file's size, so a file that shrank or was replaced is noticed and read
 again from the start (`restarted` tells the caller, which dedupes by record id where it can).
+
+A torn last line (the writer was killed mid-write: half a record, no newline) would wait forever. A
+tail given `settle_secs` (backfill's readers; live ones wait) hands it out once the file has not been
+modified for that long: as it is when it is a whole record, else as a `TornLine` (the caller reports it
+as a parse_warning). The cursor remembers how many bytes before its offset were handed out that way
+(`partial`): if the line gets its end after all, the whole line is handed out when it is a record (the
+torn head was only a warning), else only what follows the head (e.g. a record a resumed writer appended
+right after the torn bytes); a head that was a whole record is never handed out twice.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
+from zag.logs import events
+
 CHUNK_BYTES = 1024 * 1024
 MAX_LINE_BYTES = 32 * 1024 * 1024   # longer lines are cut (and then fail to parse → one parse_warning)
 KEEP_OF_OVERSIZED = 64 * 1024
+# a file whose last line has had no newline for this long lost its writer mid-record (a record is one
+# write: a live writer finishes it within milliseconds); backfill then reports the torn line
+TORN_SETTLE_SECS = 120.0
+
+
+class TornLine(bytes):
+    """An unterminated last line handed out because its file settled, that is not a whole record."""
+
+
+def torn_warning(what: str, path: Path, raw: bytes) -> dict[str, Any]:
+    """The parse_warning for a `TornLine` of `path` (`what`: e.g. "claude transcript")."""
+    return events.parse_warning(
+        f"{what}: torn last line in {path.name} (no newline and the file unchanged for "
+        f"{TORN_SETTLE_SECS:.0f} s: its writer stopped mid-record)", raw)
+
+
+def whole_record(data: bytes) -> bool:
+    """True when an unterminated last line is nevertheless one whole JSON object (not a torn write)."""
+    text = data.strip()
+    if not (text.startswith(b"{") and text.endswith(b"}")):
+        return False
+    try:
+        msgspec.json.decode(text)
+    except (msgspec.DecodeError, RecursionError):
+        return False
+    return True
+
+
+def completed_line(head: bytes, rest: bytes) -> bytes | None:
+    """What to hand out when a last line handed out unterminated (`head`) got its end (`rest`): the
+    whole line when it is a record and the head alone was not, else what follows the head (None if
+    blank)."""
+    if not whole_record(head):
+        whole = head + rest
+        if whole_record(whole):
+            return whole
+    return rest if rest.strip() else None
+
+
+def settled(st: os.stat_result, settle_secs: float | None) -> bool:
+    """The file has not been modified for `settle_secs` (None: never settled, a live reader)."""
+    return settle_secs is not None and time.time() - st.st_mtime >= settle_secs
 
 
 def open_regular(path: Path | str) -> int | None:
@@ -71,12 +126,20 @@ class SeenFiles:
 
 
 class JsonlTail:
-    """Reads new complete lines of one file from a cursor `{"offset", "ino"}`."""
+    """Reads new complete lines of one file from a cursor `{"offset", "ino"}` (see the module docstring
+    for `settle_secs` and torn last lines)."""
 
-    def __init__(self, path: Path, cursor: dict[str, Any] | None = None) -> None:
+    def __init__(self, path: Path, cursor: dict[str, Any] | None = None, *,
+                 settle_secs: float | None = None) -> None:
         self.path = Path(path)
         cursor = cursor or {}
         self.offset = int(cursor.get("offset", 0))
+        self.settle_secs = settle_secs
+        partial = cursor.get("partial")
+        # bytes before `offset` handed out as an unterminated last line (see the module docstring)
+        self.partial = partial if isinstance(partial, int) and not isinstance(partial, bool) \
+            and 0 < partial <= self.offset else 0
+        self.unsettled = False      # the last read left an unterminated line that has not settled yet
         self.ino = cursor.get("ino")
         self.mark: Any = cursor.get("mark")  # the reader's own note of what it imported (kept in the cursor)
         self.restarted = False      # set when the file shrank or was replaced since the cursor
@@ -91,6 +154,8 @@ class JsonlTail:
             cursor["mark"] = self.mark
         if self.inside_oversized:
             cursor["inside_oversized"] = True
+        if self.partial:
+            cursor["partial"] = self.partial
         return cursor
 
     def restart(self) -> None:
@@ -98,6 +163,10 @@ class JsonlTail:
         self.offset = 0
         self.restarted = True
         self.inside_oversized = False
+        self.partial = 0
+
+    def settled(self, st: os.stat_result) -> bool:
+        return settled(st, self.settle_secs)
 
     def size_changed(self) -> bool:
         """Cheap check (one stat) whether there may be something new to read."""
@@ -118,16 +187,28 @@ class JsonlTail:
             if (self.ino is not None and st.st_ino != self.ino) or st.st_size < self.offset:
                 self.restart()
             self.ino = st.st_ino
+            self.unsettled = False
             if st.st_size == self.offset:
                 return
+            head = None
+            if self.partial:
+                handle.seek(self.offset - self.partial)
+                head = handle.read(self.partial)
             handle.seek(self.offset)
-            yield from self._split(handle)
+            yield from self._split(handle, head, self.settled(st))
 
-    def _split(self, handle: Any) -> Iterator[bytes]:
+    def _split(self, handle: Any, head: bytes | None, settled: bool) -> Iterator[bytes]:
         carry = b""
         while True:
             chunk = handle.read(CHUNK_BYTES)
             if not chunk:
+                if carry and not self.inside_oversized:
+                    if settled:
+                        self.offset += len(carry)
+                        self.partial += len(carry)
+                        yield carry if whole_record(carry) else TornLine(carry)
+                    else:
+                        self.unsettled = True
                 return
             if carry:
                 chunk = carry + chunk
@@ -138,6 +219,7 @@ class JsonlTail:
                     self.offset += len(chunk)
                 elif len(chunk) > MAX_LINE_BYTES:
                     self.inside_oversized = True
+                    head, self.partial = None, 0   # the torn head's line is the one cut
                     yield self._oversized(chunk)
                 else:
                     carry = chunk
@@ -148,6 +230,12 @@ class JsonlTail:
                 self.offset += len(lines[0]) + 1
                 lines = lines[1:]
                 self.inside_oversized = False
+            if head is not None and lines:
+                self.offset += len(lines[0]) + 1
+                completed = completed_line(head, lines[0])
+                head, self.partial, lines = None, 0, lines[1:]
+                if completed is not None:
+                    yield completed if len(completed) <= MAX_LINE_BYTES else self._cut(completed)
             for line in lines:
                 self.offset += len(line) + 1
                 yield line if len(line) <= MAX_LINE_BYTES else self._cut(line)

@@ -79,6 +79,7 @@ class ClaudeProvider:
         return history.discover(env)
 
     def open_reader(self, source: HistorySource, cursor: Any) -> SessionReader:
+        from zag.providers import tail
         from zag.providers.claude.reader import ClaudeSessionReader
 
         session_id = source.provider_session_id
@@ -90,7 +91,8 @@ class ClaudeProvider:
             parts = main.parts
             subagents = Path(*parts[:len(parts) - parts[::-1].index("subagents")])
             main = None  # the transcript is gone; its subagents are what is left
-        return ClaudeSessionReader(session_id, main, cursor=cursor, subagents=subagents)
+        return ClaudeSessionReader(session_id, main, cursor=cursor, subagents=subagents,
+                                   settle_secs=tail.TORN_SETTLE_SECS)
 
     # -- interactive keystrokes -------------------------------------------------------------------
     def unblock_keys(self, screen: str) -> bytes | None:

@@ -26,13 +26,15 @@ from zag.logs import events
 from zag.providers.base import Item
 from zag.providers.claude import schema
 from zag.providers.claude.records import RecordMapper
-from zag.providers.tail import KEEP_OF_OVERSIZED, MAX_LINE_BYTES, JsonlTail, open_regular_file
+from zag.providers.tail import (KEEP_OF_OVERSIZED, MAX_LINE_BYTES, JsonlTail, completed_line, open_regular_file,
+                                torn_warning, whole_record)
 
 CURSOR_VERSION = 1
 MAIN = "main"
 _META_RETRIES = 20   # reads during which a missing subagent .meta.json is looked for again
 CHUNK_BYTES = 1024 * 1024
 MARK_KEYS = 64       # uuids of the records at a file's latest imported timestamp kept in its cursor
+_TORN = "torn"       # `_chunks`: a torn last line (see tail.py), handed out alone
 
 
 @dataclass
@@ -62,7 +64,10 @@ class ClaudeSessionReader:
         cursor: Any = None,
         subagents: Path | None = None,
         start_offset: int | None = None,
+        settle_secs: float | None = None,
     ) -> None:
+        """`settle_secs`: backfill's; a torn last line of a file not modified for that long is reported
+        (see tail.py). Live readers leave it None: such a line waits for its newline."""
         cursor = cursor if isinstance(cursor, dict) and cursor.get("v") == CURSOR_VERSION else {}
         files = cursor.get("files") if isinstance(cursor.get("files"), dict) else {}
         self.session_id = session_id
@@ -70,7 +75,8 @@ class ClaudeSessionReader:
         main_cursor = _file_cursor(files.get(MAIN))
         if main_cursor is None and start_offset:
             main_cursor = {"offset": int(start_offset), "ino": None}
-        self._main = JsonlTail(main, main_cursor) if main is not None else None
+        self._settle_secs = settle_secs
+        self._main = JsonlTail(main, main_cursor, settle_secs=settle_secs) if main is not None else None
         self._subagents = subagents
         self._subs: dict[str, _SubFile] = {}
         self._watch: _DirWatch | None = _DirWatch(subagents) if subagents is not None else None
@@ -82,6 +88,12 @@ class ClaudeSessionReader:
     def info(self) -> dict[str, Any]:
         """What was learnt while reading: cwd, model, first_ts, last_ts (for the backfill index)."""
         return self.mapper.info
+
+    @property
+    def unsettled(self) -> bool:
+        """The last read left a file's unterminated last line that has not settled yet."""
+        tails = [sub.tail for sub in self._subs.values()]
+        return any(tail.unsettled for tail in ([self._main] if self._main is not None else []) + tails)
 
     @property
     def main_path(self) -> Path | None:
@@ -152,6 +164,8 @@ class ClaudeSessionReader:
             if checked is None:
                 items.append(events.parse_warning(
                     f"claude transcript: line longer than {MAX_LINE_BYTES} bytes, cut ({tail.path.name})", lines[0]))
+            elif checked == _TORN:
+                items.append(torn_warning("claude transcript", tail.path, lines[0]))
             else:
                 try:
                     mapper.map_lines(lines, extra, checked, items)
@@ -225,7 +239,8 @@ class ClaudeSessionReader:
         path = self._subagents.parent / name
         agent_id = path.stem[len("agent-"):] if path.stem.startswith("agent-") else path.stem
         extra = {"agent_id": agent_id, "is_sidechain": True}
-        self._subs[name] = _SubFile(JsonlTail(path, cursor), extra, path.with_name(path.stem + ".meta.json"))
+        self._subs[name] = _SubFile(JsonlTail(path, cursor, settle_secs=self._settle_secs), extra,
+                                    path.with_name(path.stem + ".meta.json"))
 
     def _load_meta(self, sub: _SubFile) -> None:
         sub.meta_tries += 1
@@ -271,14 +286,16 @@ def _agent_files(base: Path) -> list[Path]:
     return found
 
 
-def _chunks(tail: JsonlTail) -> Iterator[tuple[list[Any], bool | None, int]]:
+def _chunks(tail: JsonlTail) -> Iterator[tuple[list[Any], bool | str | None, int]]:
     """New complete lines of `tail`'s file, a list per chunk read: `(lines, utf8_checked, start)`, with
-    `JsonlTail`'s cursor semantics (shrink/replace → `restarted` and read from 0, over-long lines cut).
+    `JsonlTail`'s cursor semantics (shrink/replace → `restarted` and read from 0, over-long lines cut,
+    a torn last line handed out once settled and completed later: `partial`).
     `tail.offset` is past the lines when they are handed out; `start` is where they began. A chunk
     that is valid UTF-8 as a whole spares its lines the check (`utf8_checked`); the head of a cut
-    over-long line comes alone, with `utf8_checked` None. Chunks are read at an offset (`pread`), so
-    a line that straddles two chunks is read again rather than copied onto the next chunk; a line
-    longer than a chunk doubles the read until it fits (up to MAX_LINE_BYTES)."""
+    over-long line comes alone, with `utf8_checked` None, a torn last line alone with `_TORN`. Chunks
+    are read at an offset (`pread`), so a line that straddles two chunks is read again rather than
+    copied onto the next chunk; a line longer than a chunk doubles the read until it fits (up to
+    MAX_LINE_BYTES)."""
     handle = open_regular_file(tail.path, buffering=0)   # never a FIFO or device: that could block
     if handle is None:
         return
@@ -288,12 +305,15 @@ def _chunks(tail: JsonlTail) -> Iterator[tuple[list[Any], bool | None, int]]:
         if (tail.ino is not None and st.st_ino != tail.ino) or st.st_size < tail.offset:
             tail.restart()
         tail.ino = st.st_ino
+        tail.unsettled = False
         chunk_bytes = CHUNK_BYTES
         if tail.inside_oversized and st.st_size > tail.offset:  # the rest of a cut line, written since
             tail.offset, tail.inside_oversized = _skip_line(fd, tail.offset, chunk_bytes)
         remaining = st.st_size - tail.offset
         if remaining <= 0:
             return
+        settled = tail.settled(st)
+        head = os.pread(fd, tail.partial, tail.offset - tail.partial) if tail.partial else None
         want = remaining + 1 if remaining < chunk_bytes else chunk_bytes  # small: all of it, and see the end
         offset = tail.offset
         while True:
@@ -302,11 +322,10 @@ def _chunks(tail: JsonlTail) -> Iterator[tuple[list[Any], bool | None, int]]:
             end = chunk.rfind(b"\n")
             if end < 0:
                 if size < want:  # the end of the file, in the middle of a line
-                    if chunk and _whole_record(chunk):
-                        tail.offset = offset + size  # a last record without its newline (hand-made files)
-                        yield [chunk], False, offset
+                    yield from _unterminated(tail, chunk, offset, settled)
                     return
                 if size > MAX_LINE_BYTES:
+                    head, tail.partial = None, 0   # the torn head's line is the one cut
                     tail.oversized_lines += 1
                     start = offset
                     offset, tail.inside_oversized = _skip_line(fd, offset + size, chunk_bytes)
@@ -321,14 +340,19 @@ def _chunks(tail: JsonlTail) -> Iterator[tuple[list[Any], bool | None, int]]:
             checked = chunk.isascii() or _utf8(view[:end])
             start, offset = offset, offset + end + 1
             tail.offset = offset
+            if head is not None:   # the end of a torn line handed out before
+                first = completed_line(head, bytes(lines[0]))
+                head, tail.partial = None, 0
+                if first is not None:
+                    yield [first], False, start + len(lines[0]) - len(first)
+                start += len(lines[0]) + 1
+                lines = lines[1:]
             if end > MAX_LINE_BYTES:
                 yield from _cut_over_long(lines, checked, start, tail)
-            else:
+            elif lines:
                 yield lines, checked, start
             if size < want:
-                if end + 1 < size and _whole_record(chunk[end + 1:]):
-                    tail.offset = offset + size - end - 1
-                    yield [chunk[end + 1:]], False, offset
+                yield from _unterminated(tail, chunk[end + 1:], offset, settled)
                 return
             want = chunk_bytes
 
@@ -380,16 +404,19 @@ def _cut_over_long(lines: list[memoryview], checked: bool, start: int,
         yield run, checked, run_start
 
 
-def _whole_record(data: bytes) -> bool:
-    """True when an unterminated last line is nevertheless one whole JSON object (not a torn write)."""
-    text = data.strip()
-    if not (text.startswith(b"{") and text.endswith(b"}")):
-        return False
-    try:
-        msgspec.json.decode(text)
-    except (msgspec.DecodeError, RecursionError):
-        return False
-    return True
+def _unterminated(tail: JsonlTail, data: bytes, offset: int, settled: bool) -> Iterator[tuple[list[Any], Any, int]]:
+    """The file ends in the middle of a line (`data`, from `offset`): a whole record is handed out at once
+    (hand-made files; claude writes a record and its newline together), a torn one once the file
+    settled; else it waits (`unsettled`). Either way `tail.partial` remembers it (see tail.py)."""
+    if not data:
+        return
+    whole = whole_record(data)
+    if not (whole or settled):
+        tail.unsettled = True
+        return
+    tail.offset = offset + len(data)
+    tail.partial += len(data)
+    yield [data], (False if whole else _TORN), offset
 
 
 def _utf8(view: memoryview) -> bool:
@@ -419,6 +446,9 @@ def _file_cursor(value: Any) -> dict[str, Any] | None:
         found["mark"] = mark
     if value.get("inside_oversized") is True:
         found["inside_oversized"] = True
+    partial = value.get("partial")
+    if isinstance(partial, int) and not isinstance(partial, bool) and 0 < partial <= offset:
+        found["partial"] = partial
     return found
 
 

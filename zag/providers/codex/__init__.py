@@ -72,9 +72,10 @@ class CodexProvider:
         return history.discover(env)
 
     def open_reader(self, source: HistorySource, cursor: Any) -> SessionReader:
+        from zag.providers import tail
         from zag.providers.codex.reader import RolloutReader
 
-        return RolloutReader(source.paths, cursor)
+        return RolloutReader(source.paths, cursor, settle_secs=tail.TORN_SETTLE_SECS)
 
     def unblock_keys(self, screen: str) -> bytes | None:
         from zag.providers.codex import keys

@@ -34,7 +34,7 @@ from zag.logs import events
 from zag.providers.base import Item
 from zag.providers.codex.homes import parse_rollout_name
 from zag.providers.codex.records import RecordMapper
-from zag.providers.tail import CHUNK_BYTES, MAX_LINE_BYTES, JsonlTail, open_regular_file
+from zag.providers.tail import CHUNK_BYTES, MAX_LINE_BYTES, JsonlTail, TornLine, open_regular_file, torn_warning
 
 CURSOR_VERSION = 1
 MARK_KEYS = 64       # keys of the lines at a file's latest imported timestamp kept in its cursor
@@ -45,7 +45,11 @@ _LINE_STAMP = re.compile(rb'\s*\{\s*"(?:timestamp|created_at)"\s*:\s*"([^"\\]{1,
 class RolloutReader:
     """`SessionReader` over the ordered rollout files of one session."""
 
-    def __init__(self, paths: Sequence[Path], cursor: Any = None, *, skip_before: float | None = None) -> None:
+    def __init__(self, paths: Sequence[Path], cursor: Any = None, *, skip_before: float | None = None,
+                 settle_secs: float | None = None) -> None:
+        """`settle_secs`: backfill's; a torn last line of a file not modified for that long is reported
+        (see tail.py). Live readers leave it None: such a line waits for its newline."""
+        self._settle_secs = settle_secs
         cursor = cursor if isinstance(cursor, dict) and cursor.get("v") == CURSOR_VERSION else {}
         files = cursor.get("files")
         self._entries: dict[str, dict[str, Any]] = dict(files) if isinstance(files, dict) else {}
@@ -68,6 +72,11 @@ class RolloutReader:
     def key(path: Path) -> str:
         name = parse_rollout_name(path.name)
         return name.plain_name if name else path.name.removesuffix(".zst")
+
+    @property
+    def unsettled(self) -> bool:
+        """The last read left a file's unterminated last line that has not settled yet."""
+        return any(tail.unsettled for tail in self._tails.values())
 
     def changed(self) -> bool:
         """Cheap (one stat): may the last file have grown since the last read?"""
@@ -105,7 +114,7 @@ class RolloutReader:
             if isinstance(entry, dict) and entry.get("zst"):
                 # decompressed back to plain (Codex does that before appending): same bytes, same offset
                 entry = {"offset": int(entry.get("offset", 0) or 0)}
-            tail = JsonlTail(path, entry if isinstance(entry, dict) else None)
+            tail = JsonlTail(path, entry if isinstance(entry, dict) else None, settle_secs=self._settle_secs)
             self._tails[key] = tail
             self._entries.pop(key, None)
         mapper = self.mapper
@@ -114,7 +123,9 @@ class RolloutReader:
             for line in tail.lines():
                 if tail.restarted and not mark.replaying:
                     mark.replay()   # read again from the start: what was imported up to the mark is skipped
-                if mark.admit(line):
+                if line.__class__ is TornLine:
+                    yield torn_warning("codex rollout", path, line)
+                elif mark.admit(line):
                     yield from mapper.map_line(line)
         finally:
             tail.mark = mark.saved()

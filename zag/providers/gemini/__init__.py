@@ -58,9 +58,11 @@ class GeminiProvider:
             from zag.providers.gemini.promptlog import PromptLogReader
 
             return PromptLogReader(source.provider_session_id, Path(source.paths[0]), cursor)
+        from zag.providers import tail
         from zag.providers.gemini.reader import GeminiReader
 
-        return GeminiReader(source.provider_session_id, [Path(path) for path in source.paths], cursor)
+        return GeminiReader(source.provider_session_id, [Path(path) for path in source.paths], cursor,
+                            settle_secs=tail.TORN_SETTLE_SECS)
 
     def unblock_keys(self, screen: str) -> bytes | None:
         from zag.providers.gemini import dialogs

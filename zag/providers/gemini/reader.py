@@ -26,11 +26,12 @@ from zag.providers.base import Item
 from zag.providers.gemini import files
 from zag.providers.gemini.conversation import Conversation, FileContext
 from zag.providers.gemini.records import DECODE_ERRORS
-from zag.providers.tail import JsonlTail, open_regular_file
+from zag.providers.tail import JsonlTail, TornLine, open_regular_file, torn_warning
 
 CURSOR_VERSION = 1
 SETTLE_SECS = 2.0                     # a document this fresh that fails to parse is being rewritten
 MAX_DOCUMENT_BYTES = 512 * 1024 * 1024
+_TAIL_KEYS = ("offset", "ino", "mark", "inside_oversized", "partial")
 _KEEP_OF_BAD_DOCUMENT = 64 * 1024
 
 
@@ -49,7 +50,11 @@ _DOCUMENT = msgspec.json.Decoder(Document)
 class GeminiReader:
     """`SessionReader` over the files of one Gemini session."""
 
-    def __init__(self, session_id: str | None, paths: Sequence[Path], cursor: Any = None) -> None:
+    def __init__(self, session_id: str | None, paths: Sequence[Path], cursor: Any = None, *,
+                 settle_secs: float | None = None) -> None:
+        """`settle_secs`: backfill's; a torn last line of a JSONL file not modified for that long is
+        reported (see tail.py). Live readers leave it None: such a line waits for its newline."""
+        self._settle_secs = settle_secs
         state = cursor if isinstance(cursor, dict) and cursor.get("v") == CURSOR_VERSION else {}
         self.conversation = Conversation(session_id, state.get("conv") if isinstance(state.get("conv"), dict) else None)
         self._keys: list[str] = [key for key in state.get("keys") or [] if isinstance(key, str)]
@@ -81,7 +86,7 @@ class GeminiReader:
                 subagent_id=saved.get("sub") if subagent else None, after_header=bool(saved.get("hdr")),
             )
             if Path(path).suffix != ".json":
-                self._tails[key] = JsonlTail(Path(path), saved)
+                self._tails[key] = JsonlTail(Path(path), saved, settle_secs=self._settle_secs)
 
     def main_indexes(self) -> set[int]:
         return {self._contexts[key].index for key in self._paths if not key.startswith("sub/")}
@@ -98,6 +103,11 @@ class GeminiReader:
                 yield from self._read_jsonl(key)
             else:
                 yield from self._read_document(key)
+
+    @property
+    def unsettled(self) -> bool:
+        """The last read left a JSONL file's unterminated last line that has not settled yet."""
+        return any(tail.unsettled for tail in self._tails.values())
 
     def changed(self) -> bool:
         """Cheap check (a stat per file) whether `read` may find something."""
@@ -118,6 +128,8 @@ class GeminiReader:
             tail = self._tails.get(key)
             context = self._contexts.get(key)
             if tail is not None:
+                for name in _TAIL_KEYS:   # the tail's own cursor says which of them still hold
+                    entry.pop(name, None)
                 entry.update(tail.cursor())
             if context is not None:
                 entry["hdr"] = context.after_header
@@ -140,7 +152,10 @@ class GeminiReader:
                 yield self._body(events.provider_status(
                     "gemini chat file was truncated or replaced; reading it again from the start",
                     {"path": str(self._paths[key])}))
-            yield from self.conversation.line(line, context)
+            if line.__class__ is TornLine:
+                yield self._body(torn_warning("gemini chat file", self._paths[key], line))
+            else:
+                yield from self.conversation.line(line, context)
         if tail.restarted:  # shrank to nothing new
             tail.restarted = False
             yield self._body(events.provider_status(
