@@ -220,3 +220,36 @@ def test_a_whole_last_record_without_newline_is_imported_when_settled(case: Case
 
     append(case.path, b"\n")   # its newline after all: nothing more
     assert content(list(case.reader(round_trip(reader)).read())) == []
+
+
+def test_a_gemini_cursor_forgets_an_over_long_line_once_it_ended(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cursor kept the tail's `inside_oversized` of an earlier cursor after the tail cleared it, so
+    the next read skipped the first line written after the over-long one."""
+    from zag.providers import tail
+
+    monkeypatch.setattr(tail, "MAX_LINE_BYTES", 200)
+    case = gemini_case(tmp_path)
+    case.path.parent.mkdir(parents=True)
+    long = b'{"x": "' + b"a" * 400
+    write(case.path, case.lines[0] + b"\n", mtime=None)
+    zeroth = GeminiReader(SID, [case.path])
+    list(zeroth.read())
+    append(case.path, long)
+    first = GeminiReader(SID, [case.path], round_trip(zeroth))
+    list(first.read())
+    assert round_trip(first)["files"][case.path.name]["inside_oversized"] is True
+    append(case.path, b'"}\n' + case.lines[1] + b"\n")
+    second = GeminiReader(SID, [case.path], round_trip(first))
+    list(second.read())
+    append(case.path, case.lines[2] + b"\n")
+
+    third = list(GeminiReader(SID, [case.path], round_trip(second)).read())
+
+    alone = tmp_path / "alone" / case.path.name
+    alone.parent.mkdir()
+    write(alone, case.lines[0] + b"\n" + case.lines[1] + b"\n")
+    reader = GeminiReader(SID, [alone])
+    list(reader.read())
+    append(alone, case.lines[2] + b"\n")
+    assert content(third) == content(list(GeminiReader(SID, [alone], round_trip(reader)).read())) != []
