@@ -153,14 +153,12 @@ def zag_in(rig: Rig, home: Path, *args: str) -> subprocess.CompletedProcess[byte
 
 
 def seen_in(rig: Rig, home: Path) -> Seen:
-    """incident → (status, resume_at) from `zag usage list --all --json` (`resuming` is `pending` to the
-    log: an attempt's start is not logged), and the session's (state, resume_at) from `zag ps --all --json`
-    (times as RFC 3339)."""
+    """incident → (status, resume_at) from `zag usage list --all --json`, and the session's (state,
+    resume_at) from `zag ps --all --json` (times as RFC 3339)."""
     from zag.logs.events import format_ts
 
     rows = json.loads(zag_in(rig, home, "usage", "list", "--all", "--json").stdout)
-    incidents = {row["incident_id"]: ("pending" if row["status"] == "resuming" else row["status"], row["resume_at"])
-                 for row in rows}
+    incidents = {row["incident_id"]: (row["status"], row["resume_at"]) for row in rows}
     [session] = json.loads(zag_in(rig, home, "ps", "--all", "--json").stdout)
     resume_at = format_ts(session["resume_at"]) if session["resume_at"] is not None else None
     return incidents, (session["state"], resume_at)

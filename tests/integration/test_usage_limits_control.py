@@ -139,7 +139,7 @@ def test_a_new_hit_on_the_resumed_run_is_a_second_incident(tmp_path: Path, zag_h
     assert [r["incident_id"] for r in resumed] == [h["incident_id"] for h in hits]
     assert abs(parse_ts(hits[1]["reset_at"]) - second_reset) < 1.5
     order = [e["type"] for e in events if e["type"].startswith("usage_limit")]
-    assert order == ["usage_limit_hit", "usage_limit_resumed", "usage_limit_hit", "usage_limit_resumed"]
+    assert order == ["usage_limit_hit", "usage_limit_resume_started", "usage_limit_resumed"] * 2
     assert sorted(r["status"] for r in rig.resume_rows()) == ["done", "done"]
     assert len(rig.invocations()) == 3
     assert result.stderr.decode().count("hit its usage limit") == 2

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.integration import limits_rig as L
-from tests.integration.helpers import assert_valid_log, types
+from tests.integration.helpers import assert_valid_log, types, wait_until
 from zag.logs.events import parse_ts
 
 
@@ -166,3 +166,29 @@ def test_resume_disabled_still_records_the_hit(tmp_path: Path, zag_home: Path, p
     [row] = rig.agent.index_rows()
     assert row["state"] == "exited" and row["exit_code"] == 1
     assert "Automatic resume is off" in result.stderr.decode()
+
+
+def test_a_resume_in_progress_reads_the_same_after_a_reindex(tmp_path: Path, zag_home: Path) -> None:
+    """While the resumed agent runs, `zag usage list` shows its incident `resuming` and `zag ps` the
+    session running; `zag reindex` of the log alone says the same (the attempt's start is logged)."""
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    rig.script(L.claude_headless_hit(rig, time.time() + 2), [{"sleep": 6}, *L.claude_headless_resumed(rig)])
+    proc = rig.start("run", "claude", *L.CLAUDE_HEADLESS_ARGS)
+    try:
+        rig.waiting_row(proc)
+        def resuming() -> tuple[Any, Any] | None:
+            live = L.seen_live(rig)
+            if [status for status, _ in live[0].values()] != ["resuming"]:
+                return None
+            return live, L.seen_reindexed(rig, tmp_path / "copy")
+        live, reindexed = wait_until(resuming, 30, interval=0.05, message="the incident resuming")
+        out, err = proc.communicate(timeout=L.RUN_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert proc.returncode == 0, err.decode()
+    assert live[1] == ("running", None) and reindexed == live
+    [started] = L.of_type(rig.log(), "usage_limit_resume_started")
+    [hit] = L.of_type(rig.log(), "usage_limit_hit")
+    assert (started["incident_id"], started["attempt"]) == (hit["incident_id"], 1)

@@ -109,6 +109,7 @@ def _event(event_type: str, **fields: object) -> dict[str, object]:
         (_event(events.USAGE_LIMIT_HIT, scope="weekly", reset_at="2026-01-02T05:00:00.000Z",
                 scheduled_resume_at="2026-01-02T05:00:30.000Z", fallback_used=True, incident_id="i"),
          ["LIMIT HIT", "weekly limit hit; resets", "resume at", "fallback"]),
+        (_event(events.USAGE_LIMIT_RESUME_STARTED, incident_id="i", attempt=2), ["resuming", "attempt 2 begins"]),
         (_event(events.USAGE_LIMIT_RESUMED, incident_id="i", attempt=2, resume_message="Continue"),
          ["resumed", "attempt 2", "Continue"]),
         (_event(events.USAGE_LIMIT_RESUME_FAILED, incident_id="i", attempt=3, error="no binary"),

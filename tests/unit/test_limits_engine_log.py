@@ -64,23 +64,19 @@ def _stamp(epoch: float | None) -> str | None:
     return events.format_ts(epoch) if epoch is not None else None
 
 
-def _agree(supervisor: StandInSupervisor, *, attempts: bool = True, session: bool = True) -> dict[str, str]:
-    """Assert that the index as the engine left it and the log reindexed agree; returns incident → status.
-    `resuming` is `pending` to the log (an attempt's start is not logged), so during an attempt neither
-    the attempt count nor the session's state (`running` live, `waiting` reindexed) can agree."""
+def _agree(supervisor: StandInSupervisor) -> dict[str, str]:
+    """Assert that the index as the engine left it and the log reindexed agree (during an attempt too:
+    `resuming`, its attempt count, the session `running`); returns incident → status."""
     scan = scan_log(supervisor.writer.path)
     assert scan is not None
     with Index() as index:
         rows = index.list_resumes(open_only=False, session_id=SID)
-    live = {r["incident_id"]: ("pending" if r["status"] == states.RESUME_RESUMING else r["status"],
-                               _stamp(r["resume_at"]), r["attempts"] if attempts else None) for r in rows}
-    logged = {i.incident_id: (i.status, _stamp(i.resume_at), i.attempts if attempts else None)
-              for i in scan.incidents}
+    live = {r["incident_id"]: (r["status"], _stamp(r["resume_at"]), r["attempts"]) for r in rows}
+    logged = {i.incident_id: (i.status, _stamp(i.resume_at), i.attempts) for i in scan.incidents}
     assert logged == live
-    if session:
-        state = supervisor.registry["state"]
-        assert (scan.row["state"], _stamp(scan.row["resume_at"])) == (
-            state, _stamp(supervisor.registry["resume_at"]) if state == states.WAITING else None)
+    state = supervisor.registry["state"]
+    assert (scan.row["state"], _stamp(scan.row["resume_at"])) == (
+        state, _stamp(supervisor.registry["resume_at"]) if state == states.WAITING else None)
     return {incident: status for incident, (status, _, _) in live.items()}
 
 
@@ -118,7 +114,7 @@ def test_superseded_incidents_read_the_same_from_the_log_at_every_step(monkeypat
             assert _agree(supervisor) == {first["incident_id"]: "pending"}
 
             attempt = engine.begin_attempt(engine.active_incident(), expected="prov-1")  # type: ignore[arg-type]
-            _agree(supervisor, attempts=False, session=False)
+            assert _agree(supervisor) == {first["incident_id"]: "resuming"}
             engine.fail_attempt(attempt, "no new assistant message")                       # waits for its retry
             assert _agree(supervisor) == {first["incident_id"]: "pending"}
 
@@ -129,6 +125,7 @@ def test_superseded_incidents_read_the_same_from_the_log_at_every_step(monkeypat
 
             # hit again during the second incident's attempt: that attempt failed, the third goes on
             attempt = engine.begin_attempt(engine.active_incident(), expected="prov-1")  # type: ignore[arg-type]
+            assert _agree(supervisor) == {first["incident_id"]: "failed", second["incident_id"]: "resuming"}
             third = _hit(engine, supervisor, time.time() + 900)
             assert _agree(supervisor) == {first["incident_id"]: "failed", second["incident_id"]: "failed",
                                           third["incident_id"]: "pending"}
@@ -205,3 +202,34 @@ def test_an_interrupted_wait_is_logged_when_it_is_cancelled(monkeypatch: pytest.
         writer.write(events.body(events.SESSION_ENDED, exit_code=1, success=False, **engine.end_fields()))
         supervisor.registry.update(state=states.EXITED, resume_at=None)
     assert _agree(supervisor) == {hit["incident_id"]: "cancelled"}
+
+
+def test_an_attempt_reads_as_resuming_from_the_log_until_it_is_judged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The start of an attempt is logged (`usage_limit_resume_started`): while the resumed agent runs,
+    the log reindexed says `resuming` (and the session `running`) as the live index does; an attempt the
+    session's end cuts short reads `cancelled` either way."""
+    monkeypatch.setattr(incidents, "ANNOUNCE_AFTER_SECS", 0.0)
+    with SessionLogWriter(SID, "claude", provider_session_id="prov-1") as writer:
+        supervisor, engine = _engine(writer)
+        try:
+            first = _hit(engine, supervisor, time.time() + 600)
+            engine.begin_attempt(engine.active_incident(), expected="prov-1")  # type: ignore[arg-type]
+            assert _agree(supervisor) == {first["incident_id"]: "resuming"}
+            [started] = [e for e in _lines(writer) if e["type"] == events.USAGE_LIMIT_RESUME_STARTED]
+            assert (started["incident_id"], started["attempt"]) == (first["incident_id"], 1)
+            engine.on_event(events.body(events.ASSISTANT_MESSAGE, content="Picking up.",
+                                        provider_session_id="prov-1"), events.SOURCE_PROVIDER_FILE)
+            assert _agree(supervisor) == {first["incident_id"]: "done"}
+
+            second = _hit(engine, supervisor, time.time() + 600)
+            engine.begin_attempt(engine.active_incident(), expected="prov-1")  # type: ignore[arg-type]
+            assert _agree(supervisor) == {first["incident_id"]: "done", second["incident_id"]: "resuming"}
+        finally:
+            engine.close()
+        writer.write(events.body(events.SESSION_ENDED, exit_code=1, success=False, **engine.end_fields()))
+        supervisor.registry.update(state=states.EXITED, resume_at=None)
+    assert _agree(supervisor) == {first["incident_id"]: "done", second["incident_id"]: "cancelled"}
+
+
+def _lines(writer: SessionLogWriter) -> list[dict[str, Any]]:
+    return [codec.loads(line) for _, line in iter_complete_lines(writer.path)]

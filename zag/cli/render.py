@@ -305,6 +305,7 @@ _EVENT_LOOK = {
     "session_cleared": ("cleared", "cyan"),
     "heartbeat": ("heartbeat", "dim"),
     "usage_limit_hit": ("LIMIT HIT", "bold red"),
+    "usage_limit_resume_started": ("resuming", "bold yellow"),
     "usage_limit_resumed": ("resumed", "bold green"),
     "usage_limit_resume_failed": ("resume failed", "bold red"),
     "session_ended": ("ended", "bold cyan"),
@@ -500,5 +501,6 @@ _SUMMARIES = {
     "usage_limit_hit": _limit_hit,
     "usage_limit_resumed": _limit_resumed,
     "usage_limit_resume_failed": _limit_failed,
+    "usage_limit_resume_started": lambda event: f"attempt {event.get('attempt', '?')} begins",
     "session_ended": _ended,
 }

@@ -11,7 +11,9 @@ What a log says:
   last non-null `provider_session_id` of any line, the model the last `model` any event named (as the
   supervisor keeps it current); `last_seq` the last valid line's seq;
 - `usage_limit_hit` with a `scheduled_resume_at` and no later `usage_limit_resumed` or `session_ended`:
-  a pending resume, and the session is `waiting` until it; a `usage_limit_resume_failed` moves it to its
+  a pending resume, and the session is `waiting` until it; `usage_limit_resume_started` makes it
+  `resuming` (the session `running`: the resumed agent runs; a later `session_started` puts it back to
+  pending, as `zag resume` adopts it); a `usage_limit_resume_failed` moves it to its
   `next_resume_at`, or closes it (failed) when that is null (given up) or when the next attempt belongs to
   a new incident (`next_incident_id`: the limit was hit again); a later `usage_limit_hit` closes (failed)
   the older incidents it names in `supersedes` (hit again after their resume began), and a repeat
@@ -46,8 +48,8 @@ from zag.logs.reader import iter_complete_lines
 
 # Types whose whole body is needed; every other line is read only as far as its envelope.
 _DETAIL_TYPES = frozenset({
-    events.SESSION_STARTED, events.SESSION_ENDED, events.USAGE_LIMIT_HIT, events.USAGE_LIMIT_RESUMED,
-    events.USAGE_LIMIT_RESUME_FAILED,
+    events.SESSION_STARTED, events.SESSION_ENDED, events.USAGE_LIMIT_HIT, events.USAGE_LIMIT_RESUME_STARTED,
+    events.USAGE_LIMIT_RESUMED, events.USAGE_LIMIT_RESUME_FAILED,
 })
 # zag's notes (wrapper `provider_status`, by `data.kind`) that close the pending incident they name
 _NOTE_CLOSES = {events.NOTE_USAGE_LIMIT_RECOVERED: states.RESUME_DONE,
@@ -183,9 +185,12 @@ class _Scan:
             self.resumed = self.resumed or bool(event.get("resumed"))
             self.ended, self.ended_ts = None, None  # a later start (a resume) reopens the session
         elif kind == events.SESSION_ENDED:
+            for incident in self.incidents.values():
+                if incident.status == states.RESUME_RESUMING:  # the attempt ended with the supervisor before
+                    incident.status = states.RESUME_PENDING
             self.ended, self.ended_ts = event, env.ts
             for incident in self.incidents.values():
-                if incident.status == states.RESUME_PENDING:
+                if incident.status in states.RESUME_OPEN_STATES:
                     cancelled = bool(event.get("cancelled")) or not incident.failed
                     incident.status = states.RESUME_CANCELLED if cancelled else states.RESUME_FAILED
                     incident.updated_at = at or incident.updated_at
@@ -199,7 +204,7 @@ class _Scan:
             closes = _NOTE_CLOSES.get(note) if isinstance(note, str) else None
             if closes is not None:
                 incident = self.incidents.get(str(data.get("incident_id")))
-                if incident is not None and incident.status == states.RESUME_PENDING:
+                if incident is not None and incident.status in states.RESUME_OPEN_STATES:
                     incident.status = closes
                     incident.updated_at = at or incident.updated_at
         else:
@@ -210,17 +215,20 @@ class _Scan:
             if isinstance(attempt, int) and not isinstance(attempt, bool):
                 incident.attempts = max(incident.attempts, attempt)
             incident.updated_at = at or incident.updated_at
-            if kind == events.USAGE_LIMIT_RESUMED:
+            if kind == events.USAGE_LIMIT_RESUME_STARTED:
+                if incident.status in states.RESUME_OPEN_STATES:
+                    incident.status = states.RESUME_RESUMING
+            elif kind == events.USAGE_LIMIT_RESUMED:
                 incident.status = states.RESUME_DONE
                 self.resumed = True  # zag continued the session after a usage limit
             else:
                 incident.failed = True
-                if "next_resume_at" in event and incident.status == states.RESUME_PENDING:
+                if "next_resume_at" in event and incident.status in states.RESUME_OPEN_STATES:
                     next_at = _epoch(event.get("next_resume_at"))
                     if next_at is None or event.get("next_incident_id"):  # given up, or goes on as another
                         incident.status = states.RESUME_FAILED
                     else:
-                        incident.resume_at = next_at
+                        incident.status, incident.resume_at = states.RESUME_PENDING, next_at
 
     def _hit(self, env: _Envelope, event: dict[str, Any], at: float | None) -> None:
         incident_id = event.get("incident_id")
@@ -231,7 +239,7 @@ class _Scan:
         superseded = event.get("supersedes")
         for old_id in superseded if isinstance(superseded, list) else ():
             old = self.incidents.get(old_id) if isinstance(old_id, str) else None
-            if old is not None and old.status == states.RESUME_PENDING:
+            if old is not None and old.status in states.RESUME_OPEN_STATES:
                 old.status = states.RESUME_FAILED
                 old.updated_at = at or old.updated_at
         repeated = self.incidents.get(event.get("repeat_of")) if isinstance(event.get("repeat_of"), str) else None

@@ -18,6 +18,7 @@ again in the same session, None ends it), `first_launch(previous)` when `zag res
   session; interactive with the agent still on screen, a `PtyResume` operation types into the PTY; an
   interactive agent that exited meanwhile is relaunched with its resume flag and the message is typed
   once its TUI settled (`resume.py`).
+- Each attempt's start is logged (`usage_limit_resume_started`), then the incident is `resuming`.
 - Verifying: an attempt succeeded when a new assistant message of the same provider session arrives
   (`usage_limit_resumed`); headless attempts are judged when their child exits, interactive ones within
   `verify_secs`. A failed attempt (`usage_limit_resume_failed`) is retried `retry_secs` later, up to
@@ -571,6 +572,9 @@ class LimitHandler:
             attempt = Attempt(incident=incident, number=incident.attempts, started_at=now,
                               expected_session=expected, message=self.settings.resume_message)
             self._attempt = attempt
+        # logged, so that `zag reindex` shows the incident `resuming` (and the session running) as live
+        self.supervisor.log_event(events.body(
+            events.USAGE_LIMIT_RESUME_STARTED, incident_id=incident.incident_id, attempt=attempt.number))
         self.store.update(incident.incident_id, status=states.RESUME_RESUMING, attempts=incident.attempts)
         self.supervisor.update_registry(state=states.RUNNING, resume_at=None)
         return attempt
