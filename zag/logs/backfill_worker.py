@@ -7,6 +7,10 @@ what the parent needs for the index: new cursor (JSON-encoded), event counts, th
 timestamps, model, last seq. `session_started` is written with the first batch: its time is the
 earliest of that batch, its model the reader's first real model (`info["first_model"]`).
 
+The records before the first dated one (claude `summary` lines, a codex `session_meta` without a time)
+are held back until it comes (up to UNDATED_HEAD_EVENTS), so that they and `session_started` take its
+time, not the time of the import nor a file's name or mtime (as `zag reindex` then reads it back).
+
 An import is all or nothing: if the reader raises or the log cannot be written, whatever this job
 appended is cut off again (a new session's log is written under a temporary name and only renamed
 into place on success), so a cursor that is not advanced never leaves events behind that the next run
@@ -30,6 +34,7 @@ time under another id.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -51,6 +56,7 @@ MODE_ADOPT = "adopt"        # a zag session already holds this provider session,
 
 BATCH_EVENTS = 256              # events per write: bounds memory (a Claude tool result is ≤ ~100 KB);
                                 # `session_started` waits for the first batch (its time, cwd and model)
+UNDATED_HEAD_EVENTS = 16 * BATCH_EVENTS   # ... and, up to this many, for the first dated record (its time)
 TEMP_SUFFIX = ".backfill-tmp"
 _SESSION_NAMESPACE = uuid.UUID("5abce7e6-61d3-4f2b-9ffc-e924d495eea5")  # fixed: ids must not change
 
@@ -187,6 +193,7 @@ class _Copier:
         self.batch: list[dict[str, Any]] = []
         self.started = False     # session_started written (or not needed)
         self.last_ts: str | None = None   # the time of the latest dated item
+        self.run_started = time.time()   # a signal stamped later was stamped by the reader, not a record
 
     def run(self, batches: Iterable[list[Any]]) -> None:
         for items in batches:
@@ -215,7 +222,7 @@ class _Copier:
                 body = item
             elif isinstance(item, LimitSignal):
                 # in history, the time of the records around it, not when this run saw it
-                body = _limit_body(item, last_ts)
+                body = _limit_body(item, last_ts, self.run_started)
             else:
                 continue  # SessionIdHint: the source already names its session
             ts = body.get("ts")
@@ -242,7 +249,8 @@ class _Copier:
             batch.append(body)
             if not self.started:
                 self._look(body)
-            if len(batch) >= BATCH_EVENTS:
+            if len(batch) >= BATCH_EVENTS and (first_ts is not None or self.started
+                                               or len(batch) >= UNDATED_HEAD_EVENTS):
                 self.last_ts = last_ts
                 self.flush()
                 batch = self.batch
@@ -370,11 +378,13 @@ def _batches(reader: Any) -> Iterator[list[Any]]:
         yield batch
 
 
-def _limit_body(signal: LimitSignal, record_ts: str | None) -> dict[str, Any]:
+def _limit_body(signal: LimitSignal, record_ts: str | None, run_started: float) -> dict[str, Any]:
     """A usage-limit hit found in history: logged, never scheduled."""
     return events.body(
         events.USAGE_LIMIT_HIT,
-        ts=record_ts or signal.observed_at or None,
+        # no record before it: the signal's own time, unless a reader stamped it while this run read it
+        # (then none: it takes the first dated record's time, not the time of the import)
+        ts=record_ts or (signal.observed_at if 0 < signal.observed_at < run_started else None),
         scope=signal.scope,
         reset_at=events.format_ts(signal.reset_at) if signal.reset_at else None,
         scheduled_resume_at=None,
