@@ -111,8 +111,14 @@ class Child:
             return False
         return self.popen.returncode is None
 
-    def wait(self) -> ExitStatus:
-        """Block until the child exits (call from a worker thread, or after it is known to be gone)."""
+    def wait(self, on_stop: Callable[[int], None] | None = None) -> ExitStatus:
+        """Block until the child exits (call from a worker thread, or after it is known to be gone).
+        With `on_stop`, each time the child stops (SIGTSTP, SIGSTOP) `on_stop(signal)` is called first."""
+        while on_stop is not None and self.status is None:
+            stopped = _wait_for_stop(self.pid)
+            if stopped is None:
+                break
+            on_stop(stopped)
         self.status = ExitStatus.from_returncode(self.popen.wait())
         return self.status
 
@@ -122,6 +128,32 @@ class Child:
             return None
         self.status = ExitStatus.from_returncode(returncode)
         return self.status
+
+
+def _wait_for_stop(pid: int) -> int | None:
+    """Block until child `pid` stops (the stopping signal; the stop is consumed) or exits (None; the exit is
+    left for `Popen.wait` to reap)."""
+    while True:
+        try:
+            info = os.waitid(os.P_PID, pid, os.WEXITED | os.WSTOPPED | os.WNOWAIT)
+            if info is None or info.si_code != os.CLD_STOPPED:
+                return None
+            if os.waitid(os.P_PID, pid, os.WSTOPPED | os.WNOHANG) is not None:
+                return info.si_status
+        except InterruptedError:
+            continue
+        except ChildProcessError:  # reaped meanwhile (Popen.poll in another thread)
+            return None
+
+
+def wait_for_foreground(fd: int) -> None:
+    """Return once zag's process group may use the terminal `fd`. In the background (`zag run claude &`)
+    the kernel stops zag with SIGTTOU until the shell's `fg`, as it stops a TUI that sets terminal modes;
+    at once when `fd` is not a terminal or nobody could bring zag to the foreground (orphaned group)."""
+    try:
+        termios.tcdrain(fd)  # TCSBRK: refused to a background process group, as tcsetattr is
+    except termios.error:
+        pass
 
 
 def spawn_in_pty(
@@ -137,6 +169,8 @@ def spawn_in_pty(
     The PTY starts with the user's terminal modes and window size (from `terminal_fd`), so the agent sees
     the same terminal it would see without zag.
     """
+    if terminal_fd is not None:
+        wait_for_foreground(terminal_fd)  # in the background the modes are the shell's line editor's
     master, slave = os.openpty()
     try:
         if terminal_fd is not None:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import os
 import select
+import signal
+import termios
 import threading
 import time
 from collections.abc import Sequence
@@ -229,6 +231,8 @@ class Relay:
         with self._lock:
             self._pending_input += data
         self._write_input()
+        if self._pty_master is not None:
+            _stop_on_suspend_key(self._pty_master, data)
         self.observation.put_input(data)
         return True
 
@@ -264,6 +268,38 @@ class Relay:
                 os.write(self._wake_w, b"x")
             except OSError:  # full: a wake-up is pending anyway
                 pass
+
+
+def _stop_on_suspend_key(master: int, data: bytes) -> None:
+    """The user typed the suspend key (Ctrl-Z) and the agent's terminal turns it into SIGTSTP: stop the
+    agent with SIGSTOP. The kernel drops a SIGTSTP whose default action is to stop when it reaches an
+    orphaned process group, and the agent's is one (it leads its own session, zag is outside); without
+    zag the agent would stop. An agent that catches or ignores SIGTSTP gets only the key's SIGTSTP."""
+    try:
+        attrs = termios.tcgetattr(master)
+    except termios.error:
+        return
+    key = attrs[6][termios.VSUSP]
+    if not attrs[3] & termios.ISIG or key in (b"\0", 0) or key not in data:
+        return
+    try:
+        group = os.tcgetpgrp(master)
+        if os.getsid(group) == group and _stops_on(group, signal.SIGTSTP):
+            os.killpg(group, signal.SIGSTOP)
+    except OSError:
+        pass
+
+
+def _stops_on(pid: int, signum: int) -> bool:
+    """True when process `pid` neither catches nor ignores `signum` (Linux: /proc; False elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            masks = {key: int(value, 16) for key, _, value in
+                     (line.partition(b":") for line in status) if key in (b"SigIgn", b"SigCgt")}
+    except (OSError, ValueError):
+        return False
+    bit = 1 << (signum - 1)
+    return len(masks) == 2 and not (masks[b"SigIgn"] | masks[b"SigCgt"]) & bit
 
 
 def _drain_timeout_ms(exit_seen_at: float | None, last_data: float) -> int:

@@ -40,7 +40,8 @@ from zag import states
 from zag.logs import events
 from zag.providers.base import LaunchContext, LaunchPlan, LimitSignal, SessionIdHint
 from zag.wrapper import watchdog
-from zag.wrapper.child import Child, ExitStatus, get_window_size, spawn_in_pty, spawn_with_pipes
+from zag.wrapper.child import (Child, ExitStatus, get_window_size, spawn_in_pty, spawn_with_pipes,
+                               wait_for_foreground)
 from zag.wrapper.guard import ProviderGuard
 from zag.wrapper.signals import SignalListener
 
@@ -129,6 +130,34 @@ class _Relaying:
         """The session could not be set up: stop relaying and give the terminal back (nothing observed)."""
         self.relay.observation.disable()
         self.end()
+
+
+class _Suspension:
+    """Job control for an agent in its PTY: when it stops (Ctrl-Z, SIGSTOP), zag gives the terminal back and
+    stops too, so the shell shows the job stopped and its prompt; when the shell continues zag (`fg`), zag
+    waits to be in the foreground, puts the terminal back in raw mode, and continues the agent."""
+
+    __slots__ = ("child", "relaying")
+
+    def __init__(self, child: Child, relaying: _Relaying) -> None:
+        self.child = child
+        self.relaying = relaying
+
+    def __call__(self, _signum: int) -> None:
+        raw = self.relaying.raw
+        if raw is not None:
+            raw.restore()
+        os.kill(os.getpid(), signal.SIGTSTP)  # returns once continued; at once if our group is orphaned
+        wait_for_foreground(STDIN)
+        if raw is not None:
+            raw.enter()
+        size = get_window_size(STDOUT) or get_window_size(STDIN)
+        if size is not None:
+            self.relaying.relay.resize(size)  # the window may have changed while we were stopped
+        try:
+            os.killpg(self.child.pid, signal.SIGCONT)
+        except OSError:
+            pass
 
 
 class Supervisor:
@@ -395,7 +424,7 @@ class Supervisor:
             scanner = self.guard.method("output_scanner", self.provider, "output_scanner", ctx, default=None)
             self._start_observers(child, relay, scanner)  # what the agent printed so far is scanned first
             live_thread = _start_thread("zag-live", follower.run, plan, ctx, child_done)
-            child.wait()
+            child.wait(_Suspension(child, relaying) if child.interactive else None)
             if self._watchdog is not None:
                 self._watchdog.disarm()  # what the agent left running is the user's business now
             self._set_running(None)
@@ -604,7 +633,7 @@ class Supervisor:
         try:
             return SessionLogWriter(self.session_id, self.request.provider_name,
                                     provider_session_id=self.provider_session_id,
-                                    redactor=_redactor(self.config))
+                                    redactor=_redactor(self.config), tell=self._tell)
         except Exception as exc:  # noqa: BLE001 - an unwritable log must not stop the agent
             from zag import diag
 
@@ -631,13 +660,22 @@ class Supervisor:
         self._update_registry(state=states.EXITED, exit_code=status.exit_code, ended_at=ended_at,
                               last_seq=self.writer.last_seq, updated_at=ended_at, resume_at=None,
                               end_reason="cancelled" if fields.get("cancelled") else None)
+        log_whole = self.writer.close()  # says so if events are lost (a full disk)
+        if not log_whole and not isinstance(self.writer, _UnwrittenLog):
+            _warn(f"zag: once there is space, `zag backfill` adds what is missing at the log's end from "
+                  f"{self.request.provider_name}'s own session files")
         if self.registry is not None and not self.registry.close():
             _warn(f"zag: could not update the index ({self.registry.last_error or 'busy'}); "
-                  + ("`zag reindex` rebuilds it from the logs" if self.writer.complete
+                  + ("`zag reindex` rebuilds it from the logs" if log_whole
                      else "the session log is incomplete too (see above)"))
-        self.writer.close()
         if self.request.verbose:
             _warn(f"zag: session {self.session_id} ended, exit code {status.exit_code}")
+
+    def _tell(self, message: str) -> None:
+        """One line for the user at any moment of the run: in a terminal that the agent's screen may have
+        in raw mode, it starts at column 0 and ends with CR LF (a bare LF would leave the next line
+        indented where this one ended)."""
+        _warn(message, raw_terminal=self.request.interactive)
 
     def _log(self, body: dict[str, Any], source: str = events.SOURCE_WRAPPER) -> None:
         try:
@@ -795,8 +833,8 @@ class _UnwrittenLog:
             self.last_seq += 1
             return {"seq": self.last_seq, "source": source, **body}
 
-    def close(self) -> None:
-        pass
+    def close(self) -> bool:
+        return False  # every event was dropped (said when the log could not be opened)
 
 
 def _redactor(config: Config) -> Any:
@@ -849,8 +887,9 @@ def _diag_path() -> str:
         return "zag.log"
 
 
-def _warn(message: str) -> None:
+def _warn(message: str, *, raw_terminal: bool = False) -> None:
+    line = f"\r{message}\r\n" if raw_terminal else message + "\n"
     try:
-        os.write(2, (message + "\n").encode("utf-8", "replace"))
+        os.write(2, line.encode("utf-8", "replace"))
     except OSError:
         pass

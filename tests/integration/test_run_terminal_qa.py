@@ -1,0 +1,156 @@
+"""`zag run` as a citizen of an interactive shell: job control (Ctrl-Z, `fg`, `bg`, `&`), driven through a
+real `bash -i` on a pexpect terminal, as a user would.
+
+The agent runs in a PTY session of its own, whose process group the kernel calls orphaned (its parent,
+zag, is outside the session): job-control stops with a default action are dropped there. These tests
+check that the shell still sees the job stop and continue as it would without zag.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+from pathlib import Path
+
+import pexpect
+
+from tests.integration.helpers import Agent, kill_quietly, wait_until
+
+PROMPT = "PROMPT$ "
+
+
+def _bash(agent: Agent, **extra: str) -> pexpect.spawn:
+    env = agent.env(PS1=PROMPT, TERM="xterm", HISTFILE="/dev/null", **extra)
+    shell = pexpect.spawn("/bin/bash", ["--norc", "--noprofile", "-i"], env=env, cwd=str(agent.root),
+                          dimensions=(24, 80), timeout=10)
+    shell.expect_exact(PROMPT)
+    return shell
+
+
+def _zag(agent: Agent) -> str:
+    return " ".join(shlex.quote(part) for part in agent.command("run", "claude"))
+
+
+def _shell_modes(shell: pexpect.spawn) -> tuple[bytes, bytes]:
+    """(icanon or -icanon, echo or -echo) of the terminal as the shell runs a command."""
+    shell.sendline("stty -a | tr ' ' '\\n' | grep -x -- '-\\?icanon\\|-\\?echo' | tr '\\n' ' '; echo :modes")
+    shell.expect_exact(":modes")  # the echo of the command line
+    shell.expect(rb"(-?icanon) (-?echo) :modes")
+    modes = (shell.match.group(1), shell.match.group(2))
+    shell.expect_exact(PROMPT)
+    return modes
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat", "rb") as handle:
+        stat = handle.read()
+    return stat[stat.rfind(b")") + 2:].split()[0].decode()
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children", "rb") as handle:
+        return [int(child) for child in handle.read().split()]
+
+
+def _end(shell: pexpect.spawn, *pids: int) -> None:
+    for pid in pids:
+        kill_quietly(pid, signal.SIGKILL)
+    shell.close(force=True)
+
+
+def test_ctrl_z_stops_the_agent_with_zag_and_fg_continues_both(agent: Agent) -> None:
+    """A line-reading agent (ISIG on in its terminal): Ctrl-Z must stop it, give the shell its prompt in
+    cooked mode, and `fg` continue it in raw mode; `bg` leaves the job stopped (zag waits for the
+    terminal), a second `fg` continues it again."""
+    agent.script([{"out": "ready\n"}, {"read_line": True, "prefix": "got: "},
+                  {"read_line": True, "prefix": "then: "}, {"exit": 7}])
+    shell = _bash(agent)
+    agent_pid = 0
+    try:
+        shell.sendline(_zag(agent))
+        shell.expect_exact("ready")
+        agent_pid = agent.wait_for_invocation()["pid"]
+        shell.sendcontrol("z")
+        shell.expect_exact("Stopped", timeout=5)
+        shell.expect_exact(PROMPT)
+        assert _state(agent_pid) == "T"
+        assert _shell_modes(shell) == (b"icanon", b"echo")
+        shell.sendline("fg")
+        shell.expect_exact("zag run claude")
+        wait_until(lambda: _state(agent_pid) != "T", 5, message="the agent continued")
+        shell.sendline("hello")
+        shell.expect_exact("got: hello")
+        shell.sendcontrol("z")
+        shell.expect_exact("Stopped", timeout=5)
+        shell.expect_exact(PROMPT)
+        shell.sendline("bg")
+        shell.expect_exact(PROMPT)
+        shell.sendline("jobs")
+        shell.expect_exact("Stopped")  # zag waits for the terminal before it continues the agent
+        shell.expect_exact(PROMPT)
+        assert _state(agent_pid) == "T"
+        shell.sendline("fg")
+        shell.expect_exact("zag run claude")
+        shell.sendline("again")
+        shell.expect_exact("then: again")
+        shell.expect_exact(PROMPT)
+        shell.sendline("echo status=$?")
+        shell.expect_exact("status=7")
+        assert _shell_modes(shell) == (b"icanon", b"echo")
+    finally:
+        _end(shell, *([agent_pid] if agent_pid else []))
+
+
+def test_an_agent_stopped_by_sigstop_stops_zag_and_fg_gives_it_raw_mode_again(agent: Agent) -> None:
+    """A raw-mode agent stopped from outside (`kill -STOP`): the shell gets its prompt in cooked mode, and
+    after `fg` zag's terminal is raw again, so a single key reaches the agent without Enter."""
+    agent.script([{"raw_tty": True}, {"out": "ready\n"}, {"expect": "x"}, {"out": "got x\n"}, {"exit": 0}])
+    shell = _bash(agent)
+    agent_pid = 0
+    try:
+        shell.sendline(_zag(agent))
+        shell.expect_exact("ready")
+        agent_pid = agent.wait_for_invocation()["pid"]
+        os.kill(agent_pid, signal.SIGSTOP)
+        shell.expect_exact("Stopped", timeout=5)
+        shell.expect_exact(PROMPT)
+        assert _shell_modes(shell) == (b"icanon", b"echo")
+        shell.sendline("fg")
+        shell.expect_exact("zag run claude")
+        wait_until(lambda: _state(agent_pid) != "T", 5, message="the agent continued")
+        shell.send("x")
+        shell.expect_exact("got x")
+        shell.expect_exact(PROMPT)
+        shell.sendline("echo status=$?")
+        shell.expect_exact("status=0")
+    finally:
+        _end(shell, *([agent_pid] if agent_pid else []))
+
+
+def test_started_in_the_background_the_agent_gets_the_shells_modes_on_fg(agent: Agent, tmp_path: Path) -> None:
+    """`zag run claude &`: zag stops (as a TUI would, SIGTTOU) before taking the terminal; after `fg` the
+    agent's terminal has the modes a foreground command gets (canonical, echo), not those of the shell's
+    line editor, which owns the terminal while zag is in the background."""
+    script = tmp_path / "modes-agent"
+    script.write_text("#!/bin/sh\nstty -a | tr ' ' '\\n' | grep -x -- '-\\?icanon\\|-\\?echo' | tr '\\n' ' '\n"
+                      "echo :agent-modes\nread line\necho \"got: $line\"\n", encoding="utf-8")
+    script.chmod(0o755)
+    shell = _bash(agent, ZAG_CLAUDE_BIN=str(script))
+    try:
+        shell.sendline(_zag(agent) + " &")
+        shell.expect_exact(PROMPT)  # the shell's line editor has the terminal now (not canonical, no echo)
+        wait_until(lambda: [pid for pid in _children(shell.pid) if _state(pid) == "T"], 10,
+                   message="zag stopped in the background")
+        shell.sendline("jobs")
+        shell.expect_exact("Stopped")
+        shell.expect_exact(PROMPT)
+        shell.sendline("fg")
+        shell.expect(rb"(-?icanon) (-?echo) :agent-modes")
+        assert (shell.match.group(1), shell.match.group(2)) == (b"icanon", b"echo")
+        shell.sendline("typed")
+        shell.expect_exact("got: typed")
+        shell.expect_exact(PROMPT)
+        assert _shell_modes(shell) == (b"icanon", b"echo")
+    finally:
+        _end(shell)
