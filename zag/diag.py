@@ -1,11 +1,13 @@
 """zag's own diagnostics: structlog JSON lines in `$ZAG_HOME/zag.log`, never in session logs.
 
 structlog is imported on first use (it costs ~100 ms), so commands that log nothing start fast.
-Logging never raises: a diagnostics failure must not disturb the agent zag supervises.
+Logging never raises: a diagnostics failure must not disturb the agent zag supervises. Lines that could
+not be written (a full disk) stay buffered and go out with the next line, or at exit.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from typing import Any
@@ -26,6 +28,7 @@ def _get_logger() -> Any:
                 log_path = paths.ensure_private_dir(paths.home()) / paths.diagnostics_log().name
                 fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
                 handle = os.fdopen(fd, "a", buffering=1, encoding="utf-8")
+                atexit.register(_flush, handle)  # `zag run` leaves with os._exit after the atexit calls
                 _logger = structlog.wrap_logger(
                     structlog.WriteLogger(handle),
                     processors=[
@@ -36,6 +39,13 @@ def _get_logger() -> Any:
                     ],
                 ).bind(pid=os.getpid())
     return _logger
+
+
+def _flush(handle: Any) -> None:
+    try:
+        handle.flush()
+    except Exception:  # noqa: BLE001 - still no space: nothing more to do
+        pass
 
 
 def _redacted(render: Any) -> Any:

@@ -14,7 +14,7 @@ from zag.cli import cli
 from test_backfill_provider import JsonlTestProvider, conversation, write_lines
 
 SUMMARY_KEYS = {"provider", "sessions_seen", "imported", "updated", "unchanged", "live", "events", "warnings",
-                "bytes", "seconds", "warning_messages"}
+                "bytes", "seconds", "warning_messages", "not_written"}
 
 
 @pytest.fixture

@@ -104,6 +104,37 @@ def test_write_failure_holds_events_and_retries(tmp_path: Path, monkeypatch, cap
     assert [e["seq"] for e in read_events(log)] == [1, 2, 3]
 
 
+def test_events_still_held_at_close_are_told_lost_once_more(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The first failure said the events were held and retried; if the disk is still full at the end,
+    the user must hear that they are lost (the first message is not repeated)."""
+    told: list[str] = []
+    writer = _writer(tmp_path / "a.jsonl", tell=told.append)
+    real_write = os.write
+
+    def full(fd, data):
+        if fd == writer._fd:
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full)
+    for _ in range(3):
+        writer.write(events.body(events.HEARTBEAT, interval_secs=1))
+    assert not writer.close()
+    assert len(told) == 2 and "holding events in memory" in told[0]
+    assert told[1] == (f"zag: 3 events could not be written to {tmp_path / 'a.jsonl'} (No space left on device) "
+                       "and are lost")
+    assert capsys.readouterr().err == ""  # told through `tell` only
+
+
+def test_a_writer_told_nothing_says_nothing(tmp_path: Path, monkeypatch, capsys) -> None:
+    writer = _writer(tmp_path / "a.jsonl", tell=None)
+    monkeypatch.setattr(os, "write", lambda fd, data: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    writer.write(events.body(events.HEARTBEAT, interval_secs=1))
+    monkeypatch.undo()
+    assert writer.close() and writer.last_error == "No space left on device"
+    assert capsys.readouterr().err == ""
+
+
 def test_a_loose_log_is_made_private_and_a_vanished_folder_made_again(tmp_path: Path) -> None:
     loose = tmp_path / "s" / "loose.jsonl"
     loose.parent.mkdir()

@@ -2,8 +2,9 @@
 
 Thin: picks the providers, hands them to `zag.logs.backfill.run_backfill`, draws a progress bar on
 stderr when stderr is a terminal, and prints the summary (text, or one JSON document with `--json`).
-Exit 0 even when some sources gave warnings; 2 for a bad `--provider` (click's usage error); 128+N
-when stopped by signal N (Ctrl-C, SIGTERM, SIGHUP: what was imported is kept).
+Exit 0 even when some sources gave warnings; 1 when zag's logs or index could not be written (a full
+disk: what was imported is kept, a second run imports the rest); 2 for a bad `--provider` (click's usage
+error); 128+N when stopped by signal N (Ctrl-C, SIGTERM, SIGHUP: what was imported is kept).
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ import signal
 import sqlite3
 import sys
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
 from zag.providers import NAMES
+
+if TYPE_CHECKING:
+    from zag.logs.backfill import ProviderSummary
 
 
 class TerminalProgress:
@@ -108,7 +112,16 @@ def backfill(provider_name: str | None, as_json: bool) -> None:
         sys.exit(1)
     if as_json:
         click.echo(json.dumps(summaries_document(summaries), indent=2))
-        return
+    else:
+        _print_summaries(summaries)
+    not_written = sum(summary.not_written for summary in summaries)
+    if not_written:
+        click.echo(f"zag: {not_written} sessions were not imported: their logs could not be written (see the "
+                   "warnings); free some space and run `zag backfill` again, what was imported is kept", err=True)
+        sys.exit(1)
+
+
+def _print_summaries(summaries: list[ProviderSummary]) -> None:
     for summary in summaries:
         click.echo(
             f"{summary.provider}: {summary.sessions_seen} sessions seen, {summary.imported} imported, "

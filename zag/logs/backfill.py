@@ -120,6 +120,7 @@ class ProviderSummary:
     updated: int = 0         # existing zag sessions that got new events
     unchanged: int = 0       # nothing new (fingerprint equal, or re-read and nothing new)
     live: int = 0            # supervised by a running zag right now: left to it
+    not_written: int = 0     # not imported: its log could not be written (a full disk); retried next run
     events: int = 0
     warnings: int = 0
     bytes: int = 0           # size of the files of the sources that were read (each file once)
@@ -529,6 +530,7 @@ class _Committer:
             summary.warn(f"{result.source_key}: {message}", source=result.source_key)
         if result.error:
             summary.warn(f"{result.source_key}: {result.error}", source=result.source_key)
+            summary.not_written += result.unwritten
             return
         for note in result.notes:
             summary.warn(f"{result.source_key}: {note}", source=result.source_key)

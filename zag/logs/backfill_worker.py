@@ -33,6 +33,7 @@ time under another id.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 import uuid
@@ -70,6 +71,10 @@ class ImportFailed(Exception):
     """The log could not be written completely (e.g. disk full)."""
 
 
+# errors only writing can give: the log, not the source, is at fault (the next run retries the source)
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+
 @dataclass(frozen=True)
 class ImportJob:
     provider: str
@@ -101,6 +106,7 @@ class ImportResult:
     last_seq: int = 0
     log_size: int | None = None   # the log's size after this job (stored with the cursor)
     error: str | None = None   # set: nothing was kept, the cursor must not advance
+    unwritten: bool = False    # the error was that the log could not be written (a full disk)
     warnings: list[str] = field(default_factory=list)  # about the job, not a record (for the summary)
     notes: list[str] = field(default_factory=list)  # parse-warning messages (a few), for the summary
 
@@ -132,6 +138,8 @@ def import_source(provider: Provider, job: ImportJob) -> ImportResult:
     except Exception as exc:  # noqa: BLE001 - one bad source must not stop the others
         copier.roll_back(existed)
         result.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        result.unwritten = isinstance(exc, ImportFailed) or (
+            isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS)
         result.events = 0
         result.created = False
     except BaseException:  # Ctrl-C: leave no events behind that no saved cursor accounts for
@@ -315,7 +323,7 @@ class _Copier:
             return
         try:
             if not self.writer.flush_pending():
-                raise ImportFailed(f"could not write {self.writer.path} (disk full?)")
+                raise ImportFailed(f"could not write {self.writer.path}: {self.writer.last_error or 'failed'}")
             self.result.last_seq = self.writer.last_seq
             if self.writer.provider_session_id and not self.result.provider_session_id:
                 self.result.provider_session_id = self.writer.provider_session_id
@@ -327,6 +335,7 @@ class _Copier:
             self.writer = SessionLogWriter(
                 self.job.session_id, self.job.provider, path=self.target,
                 provider_session_id=self.job.source.provider_session_id or None,
+                tell=None,  # a failure is in the summary (once per source), not on stderr from every worker
             )
             self.start_offset = os.path.getsize(self.target)
         return self.writer

@@ -6,8 +6,9 @@ line); every line is encoded, redacted and handed to the kernel in one `write` o
 last line left by a crash is repaired when the log is opened again. Files are 0600, folders 0700.
 
 If the disk is full (or any write fails), the lines are kept in memory (bounded) and retried on the
-next write; the failure is reported once on stderr and in zag's diagnostics, never raised into the
-supervisor, so the user's agent keeps running.
+next write; the failure is told once (`tell`: stderr unless the owner says otherwise) and written to
+zag's diagnostics, never raised into the supervisor, so the user's agent keeps running. Lines still
+unwritten when the writer is closed are lost, and that is told too.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import sys
 import threading
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,15 @@ from zag.logs.redact import Redactor, default_redactor
 
 MAX_PENDING_BYTES = 64 * 1024 * 1024
 _TAIL_CHUNK = 64 * 1024
+
+
+def stderr_line(message: str) -> None:
+    """One line on stderr, never raising: how a writer tells the user unless its owner knows better."""
+    try:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+    except (AttributeError, OSError, ValueError):  # no stderr at all (None), or a closed one
+        pass
 
 
 class SessionLogWriter:
@@ -38,7 +49,10 @@ class SessionLogWriter:
         path: Path | None = None,
         provider_session_id: str | None = None,
         redactor: Redactor | None = None,
+        tell: Callable[[str], None] | None = stderr_line,
     ) -> None:
+        """`tell`: says a line to the user (a write failure, once; events lost at `close`); None: only
+        zag's diagnostics hear of it (backfill, whose summary reports it)."""
         self.session_id = session_id
         self.provider = provider
         self.provider_session_id = provider_session_id
@@ -49,6 +63,8 @@ class SessionLogWriter:
         self._pending_bytes = 0
         self._dropped = 0
         self._reported_failure = False
+        self._tell = tell
+        self.last_error: str | None = None  # why the last failed write failed (e.g. "No space left on device")
         self._fd = _open_private(self.path)
         self.last_seq = _repair_and_find_last_seq(self._fd, self.path)
 
@@ -86,14 +102,23 @@ class SessionLogWriter:
         with self._lock:
             return self._drain_pending()
 
-    def close(self) -> None:
+    def close(self) -> bool:
+        """Write what is pending and close; True when every event reached the file. Lost events are told
+        (even after the first failure was: that one said they were being held)."""
         with self._lock:
             self._drain_pending()
-            if self._pending:
-                self._report(f"{len(self._pending)} events could not be written to {self.path}")
+            lost = len(self._pending) + self._dropped
+            if lost:
+                message = (f"{lost} events could not be written to {self.path} "
+                           f"({self.last_error or 'write failed'}) and are lost")
+                from zag import diag
+
+                diag.error("session_log_events_lost", path=str(self.path), lost=lost, error=self.last_error)
+                self._say(f"zag: {message}")
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+            return not lost
 
     def __enter__(self) -> SessionLogWriter:
         return self
@@ -190,6 +215,7 @@ class SessionLogWriter:
                 os.ftruncate(self._fd, start)
             except OSError:
                 pass
+            self.last_error = exc.strerror or str(exc)
             self._report(f"cannot write session log {self.path}: {exc.strerror or exc}; "
                          "holding events in memory and retrying")
             return False
@@ -215,10 +241,13 @@ class SessionLogWriter:
         diag.error("session_log_write_failed", path=str(self.path), message=message)
         if not self._reported_failure:
             self._reported_failure = True
+            self._say(f"zag: {message}")
+
+    def _say(self, line: str) -> None:
+        if self._tell is not None:
             try:
-                sys.stderr.write(f"zag: {message}\n")
-                sys.stderr.flush()
-            except (OSError, ValueError):
+                self._tell(line)
+            except Exception:  # noqa: BLE001 - telling the user must not fail a write
                 pass
 
 

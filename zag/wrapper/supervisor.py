@@ -633,7 +633,7 @@ class Supervisor:
         try:
             return SessionLogWriter(self.session_id, self.request.provider_name,
                                     provider_session_id=self.provider_session_id,
-                                    redactor=_redactor(self.config))
+                                    redactor=_redactor(self.config), tell=self._tell)
         except Exception as exc:  # noqa: BLE001 - an unwritable log must not stop the agent
             from zag import diag
 
@@ -660,13 +660,22 @@ class Supervisor:
         self._update_registry(state=states.EXITED, exit_code=status.exit_code, ended_at=ended_at,
                               last_seq=self.writer.last_seq, updated_at=ended_at, resume_at=None,
                               end_reason="cancelled" if fields.get("cancelled") else None)
+        log_whole = self.writer.close()  # says so if events are lost (a full disk)
+        if not log_whole and not isinstance(self.writer, _UnwrittenLog):
+            _warn(f"zag: once there is space, `zag backfill` adds what is missing at the log's end from "
+                  f"{self.request.provider_name}'s own session files")
         if self.registry is not None and not self.registry.close():
             _warn(f"zag: could not update the index ({self.registry.last_error or 'busy'}); "
-                  + ("`zag reindex` rebuilds it from the logs" if self.writer.complete
+                  + ("`zag reindex` rebuilds it from the logs" if log_whole
                      else "the session log is incomplete too (see above)"))
-        self.writer.close()
         if self.request.verbose:
             _warn(f"zag: session {self.session_id} ended, exit code {status.exit_code}")
+
+    def _tell(self, message: str) -> None:
+        """One line for the user at any moment of the run: in a terminal that the agent's screen may have
+        in raw mode, it starts at column 0 and ends with CR LF (a bare LF would leave the next line
+        indented where this one ended)."""
+        _warn(message, raw_terminal=self.request.interactive)
 
     def _log(self, body: dict[str, Any], source: str = events.SOURCE_WRAPPER) -> None:
         try:
@@ -824,8 +833,8 @@ class _UnwrittenLog:
             self.last_seq += 1
             return {"seq": self.last_seq, "source": source, **body}
 
-    def close(self) -> None:
-        pass
+    def close(self) -> bool:
+        return False  # every event was dropped (said when the log could not be opened)
 
 
 def _redactor(config: Config) -> Any:
@@ -878,8 +887,9 @@ def _diag_path() -> str:
         return "zag.log"
 
 
-def _warn(message: str) -> None:
+def _warn(message: str, *, raw_terminal: bool = False) -> None:
+    line = f"\r{message}\r\n" if raw_terminal else message + "\n"
     try:
-        os.write(2, (message + "\n").encode("utf-8", "replace"))
+        os.write(2, line.encode("utf-8", "replace"))
     except OSError:
         pass
