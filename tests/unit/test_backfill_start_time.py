@@ -82,3 +82,25 @@ def test_the_start_is_the_first_dated_record(tmp_path: Path, provider: str, unda
     with Index() as index:
         again = index.get_session(session_id)
     assert again is not None and again["started_at"] == events.parse_ts(FIRST)
+
+
+def test_the_end_is_the_latest_record_after_a_reindex_too(tmp_path: Path) -> None:
+    """Records out of time order (claude writes an attachment a millisecond before the prompt it follows;
+    a redacted transcript put a later record first): the end is the latest time, as backfill gives it,
+    not the time of the last line, which `zag reindex` took."""
+    home = tmp_path / "home"
+    records = [{"type": "user", "uuid": f"u{second}", "parentUuid": None, "sessionId": CLAUDE_SID, "cwd": "/w",
+                "timestamp": f"2026-11-22T15:00:0{second}.000Z", "message": {"role": "user", "content": f"q{second}"}}
+               for second in (7, 9, 8)]
+    write(home / ".claude" / "projects" / "-w" / f"{CLAUDE_SID}.jsonl", records)
+    run_backfill([get("claude")], env={"HOME": str(home)}, jobs=1)
+    with Index() as index:
+        session_id = index.find_by_provider_session("claude", CLAUDE_SID)
+        assert session_id
+        row = index.get_session(session_id)
+    assert row is not None and row["ended_at"] == events.parse_ts("2026-11-22T15:00:09.000Z")
+
+    reindex()
+    with Index() as index:
+        again = index.get_session(session_id)
+    assert again is not None and (again["started_at"], again["ended_at"]) == (row["started_at"], row["ended_at"])

@@ -159,8 +159,8 @@ class _Scan:
             self.first = env
         if env.seq is not None and env.seq > self.last_seq:
             self.last_seq = env.seq
-        if env.ts:
-            self.last_ts = env.ts
+        if env.ts and (self.last_ts is None or env.ts > self.last_ts):
+            self.last_ts = env.ts   # the latest, as backfill takes it: transcript records are not always in order
         if env.provider_session_id:
             self.provider_session_id = env.provider_session_id
         if isinstance(env.model, str) and env.model:
