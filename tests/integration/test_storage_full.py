@@ -365,3 +365,29 @@ def test_backfill_on_a_disk_that_fills_up_fails_then_completes_as_a_one_shot_imp
     assert _imported(zag_home) == _imported(reference)
     third = _backfill(home, zag_home)
     assert "0 imported, 0 updated, 40 unchanged" in third.stdout
+
+
+def test_commands_on_a_full_zag_home_say_that_the_disk_is_full(tmp_path: Path,
+                                                               tiny_disk: Callable[..., TinyDisk]) -> None:
+    """With no zag running, the index has no -wal/-shm files, and SQLite cannot make them on a full disk:
+    every command that opens the index failed with a bare "disk I/O error"."""
+    home = tmp_path / "home"
+    _claude_history(home, 3)
+    zag_home = tmp_path / "zag-home-small"
+    disk = tiny_disk(zag_home)
+    assert _backfill(home, zag_home).returncode == 0
+    disk.fill()
+    env = {**os.environ, "HOME": str(home), "ZAG_HOME": str(zag_home)}
+    said = f"the disk that holds {zag_home} is full (0 KB free); free some space and run it again"
+    for command in (["ps"], ["sessions"], ["reindex"]):
+        result = subprocess.run([*ZAG, *command], env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1 and said in result.stderr, (command, result.stderr)
+    sid = "00000000-0000-4000-8000-000000000001"
+    with open(home / ".claude" / "projects" / encode_cwd("/srv/p") / f"{sid}.jsonl", "a") as transcript:
+        transcript.write(user(sid, "more") + "\n")  # something to import
+    result = _backfill(home, zag_home)
+    assert result.returncode == 1 and said + ", what was imported is kept" in result.stderr, result.stderr
+    disk.free()
+    assert _backfill(home, zag_home).returncode == 0
+    result = subprocess.run([*ZAG, "ps", "--all"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

@@ -107,8 +107,13 @@ def backfill(provider_name: str | None, as_json: bool) -> None:
         click.echo("zag: backfill interrupted; what was imported is kept, run it again to continue", err=True)
         sys.exit(128 + getattr(exc, "signum", signal.SIGINT))
     except (OSError, sqlite3.Error) as exc:  # the index or zag's home: unusable right now
+        from zag import paths
+        from zag.cli.errors import disk_full
+
         _clear(progress)
-        click.echo(f"zag: backfill stopped: {exc}; what was imported is kept", err=True)
+        full = disk_full(paths.home())
+        click.echo(f"zag: backfill stopped: {exc}; {f'{full}, ' if full else ''}what was imported is kept",
+                   err=True)
         sys.exit(1)
     if as_json:
         click.echo(json.dumps(summaries_document(summaries), indent=2))

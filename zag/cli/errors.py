@@ -89,7 +89,26 @@ def index_trouble(exc: Exception, *, rebuilding: bool = False) -> str:
                 "make it writable or set ZAG_HOME to a folder you can write")
     if blocked is not None:
         return f"the index {index} is not writable ({exc}); make it (and its -wal and -shm files) writable"
+    full = disk_full(home)
+    if full is not None:  # SQLite says "disk I/O error" when it cannot make its -shm file on a full disk
+        return f"cannot open the index {index} ({exc}): {full}"
     return f"cannot open the index {index} ({exc})"
+
+
+FULL_BELOW_BYTES = 1024 * 1024  # SQLite needs 32 KB for the -shm file alone, a log line a few KB
+
+
+def disk_full(folder: Path) -> str | None:
+    """"the disk that holds FOLDER is full …" when the file system under `folder` has (almost) no
+    space left for this user: the likely cause of an I/O error writing there. None otherwise."""
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return None
+    free = (stat.f_bfree if os.geteuid() == 0 else stat.f_bavail) * stat.f_frsize
+    if free >= FULL_BELOW_BYTES:
+        return None
+    return f"the disk that holds {folder} is full ({free // 1024} KB free); free some space and run it again"
 
 
 _SQLITE_READONLY = 8
