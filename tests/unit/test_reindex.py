@@ -277,3 +277,21 @@ def test_an_index_that_opens_but_has_corrupt_pages_is_moved_aside_and_rebuilt() 
     assert report["sessions"] == 40 and report["damaged_index_moved_to"]
     with Index() as index:
         assert len(index.list_sessions(limit=100)) == 40
+
+
+def test_an_attempt_in_flight_is_resuming_until_a_later_run_takes_the_incident_over() -> None:
+    """`usage_limit_resume_started` makes the incident `resuming` (the session running); its supervisor
+    killed during the attempt, a `zag resume` run (a later `session_started`) waits for it again: pending."""
+    started = events.body(events.USAGE_LIMIT_RESUME_STARTED, ts=ts(3610), incident_id="inc-1", attempt=1)
+    path = write_log(sid(1), [_started(1), _hit("inc-1", 2), started])
+    scanned = scan_log(path)
+    assert scanned is not None
+    assert [(i.status, i.attempts) for i in scanned.incidents] == [(states.RESUME_RESUMING, 1)]
+    assert (scanned.row["state"], scanned.row["resume_at"]) == (states.RUNNING, None)
+    write_log(sid(1), [_started(4000, resumed=True)])
+    scanned = scan_log(path)
+    assert scanned is not None
+    assert [(i.status, i.attempts) for i in scanned.incidents] == [(states.RESUME_PENDING, 1)]
+    assert (scanned.row["state"], scanned.row["resume_at"]) == (states.WAITING, T0 + 2 + 3600)
+    write_log(sid(1), [_ended(4100, 1)])
+    assert [i.status for i in scan_log(path).incidents] == [states.RESUME_CANCELLED]  # type: ignore[union-attr]

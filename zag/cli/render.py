@@ -499,8 +499,8 @@ _SUMMARIES = {
     "session_cleared": lambda event: "conversation cleared",
     "heartbeat": _heartbeat,
     "usage_limit_hit": _limit_hit,
+    "usage_limit_resume_started": lambda event: f"attempt {event.get('attempt', '?')} begins",
     "usage_limit_resumed": _limit_resumed,
     "usage_limit_resume_failed": _limit_failed,
-    "usage_limit_resume_started": lambda event: f"attempt {event.get('attempt', '?')} begins",
     "session_ended": _ended,
 }

@@ -184,10 +184,10 @@ class _Scan:
             self.started.update({k: v for k, v in event.items() if v is not None})
             self.resumed = self.resumed or bool(event.get("resumed"))
             self.ended, self.ended_ts = None, None  # a later start (a resume) reopens the session
-        elif kind == events.SESSION_ENDED:
             for incident in self.incidents.values():
                 if incident.status == states.RESUME_RESUMING:  # the attempt ended with the supervisor before
                     incident.status = states.RESUME_PENDING
+        elif kind == events.SESSION_ENDED:
             self.ended, self.ended_ts = event, env.ts
             for incident in self.incidents.values():
                 if incident.status in states.RESUME_OPEN_STATES:
