@@ -161,7 +161,8 @@ def test_a_hit_again_before_any_progress_ends_the_attempt_and_opens_a_new_incide
     assert failed["next_incident_id"] == second["incident_id"]
     assert "hit again" in failed["error"]
     [resumed] = L.of_type(events, "usage_limit_resumed")
-    assert resumed["incident_id"] == second["incident_id"] and resumed["attempt"] == 1
+    # the second resume in a row: its number goes on from the failed one (the hit says `attempts: 1`)
+    assert resumed["incident_id"] == second["incident_id"] and resumed["attempt"] == 2 and second["attempts"] == 1
     statuses = {r["incident_id"]: r["status"] for r in rig.resume_rows()}
     assert statuses == {first["incident_id"]: "failed", second["incident_id"]: "done"}
 

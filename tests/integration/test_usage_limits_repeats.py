@@ -126,11 +126,12 @@ def test_a_failure_says_no_further_attempt_only_when_none_follows(tmp_path: Path
 
 def test_a_relative_reset_later_each_time_still_gives_up_at_max_attempts(tmp_path: Path, zag_home: Path) -> None:
     """`try again in 1 second` on every run: each hit names a reset later than the last (so it is no
-    repeat to back off from), yet each resume ended with no progress: zag gives up after `max_attempts`
-    instead of relaunching the agent every few seconds forever."""
+    repeat), yet each resume ended with no progress: zag backs off (retry_secs, doubling) instead of
+    relaunching the agent every second, and gives up after `max_attempts`."""
     import uuid
 
-    rig = L.Rig(tmp_path, zag_home, "codex")                             # max_attempts = 3
+    config = CONFIG.replace("jitter_secs = 0.5", "jitter_secs = 0")      # retry_secs = 2.5
+    rig = L.Rig(tmp_path, zag_home, "codex", config=config)             # max_attempts = 3
     thread = str(uuid.uuid4())
     message = "You've hit your usage limit. Upgrade to Pro (https://openai.com/chatgpt/pricing) or try again in 1 second."
     rig.script([
@@ -148,3 +149,8 @@ def test_a_relative_reset_later_each_time_still_gives_up_at_max_attempts(tmp_pat
     assert hits[-1]["scheduled_resume_at"] is None and "gave up after 3 failed attempts" in hits[-1]["error"]
     assert "gave up after 3" in events[-1]["error"]
     assert [row["state"] for row in rig.agent.index_rows()] == ["exited"]
+    # the CLI's second, then the back-off (a second to spare below, exact above + ms rounding)
+    delays = [parse_ts(h["scheduled_resume_at"]) - parse_ts(h["ts"]) for h in hits[:-1]]
+    assert 0.0 <= delays[0] <= 1.002
+    assert 1.5 <= delays[1] <= 2.502 and 4.0 <= delays[2] <= 5.002
+    assert result.stderr.decode().count("again after a resume that did not continue the session") == 2

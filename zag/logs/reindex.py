@@ -16,8 +16,9 @@ What a log says:
   pending, as `zag resume` adopts it); a `usage_limit_resume_failed` moves it to its
   `next_resume_at`, or closes it (failed) when that is null (given up) or when the next attempt belongs to
   a new incident (`next_incident_id`: the limit was hit again); a later `usage_limit_hit` closes (failed)
-  the older incidents it names in `supersedes` (hit again after their resume began), and a repeat
-  (`repeat_of`) goes on counting attempts from the incident it repeats; zag's
+  the older incidents it names in `supersedes` (hit again after their resume began), and its attempts
+  go on from its `attempts` (resumes before it without progress) or from the incident it repeats
+  (`repeat_of`); zag's
   note (a wrapper `provider_status`, `data.kind = "usage_limit_recovered"`) closes it as done (the agent
   continued by itself), and its note `data.kind = "usage_limit_cancelled"` as cancelled (`zag usage
   cancel`, or zag interrupted, while it waited: the session goes on `running` if the agent stays);
@@ -253,7 +254,8 @@ class _Scan:
             raw=raw if isinstance(raw, str) or raw is None else codec.dumps(raw).decode(),
             created_at=at or time.time(),
             updated_at=at or time.time(),
-            attempts=repeated.attempts if repeated is not None else 0,  # a repeat's attempts go on
+            # attempts go on from the resumes before it that ended without progress (a repeat's included)
+            attempts=max(_int(event.get("attempts")) or 0, repeated.attempts if repeated is not None else 0),
             # a hit that scheduled nothing (e.g. found in history by backfill) is not waiting
             status=states.RESUME_PENDING if resume_at is not None else states.RESUME_DONE,
         )

@@ -80,6 +80,7 @@ class Incident:
     attempts: int = 0
     resume_started: bool = False       # a resume attempt began: later signals are a new incident
     repeat_of: str | None = None       # the incident this hit repeats with no progress in between
+    backed_off: bool = False           # its resume waits the back-off, later than its reset asked
     progressed_at: float | None = None  # a new assistant message of the session after the hit
 
     @property

@@ -27,7 +27,10 @@ again in the same session, None ends it), `first_launch(previous)` when `zag res
   it in `supersedes` (and an attempt in flight is logged failed, with `next_incident_id`).
   A new hit with no progress since an unverified resume (no reset, one already past, or none later than
   the last one: `IncidentBook.repeated`) is a repeat: it counts toward `max_attempts` (its attempts go on
-  from the last incident's) and waits at least `schedule.backoff` (retry_secs, doubling); and any new hit
+  from the last incident's); it, and any other hit after a resume that ended without progress (one that
+  names a later reset: a relative `retry in 1s` is later each time), waits at least `schedule.backoff`
+  (retry_secs, doubling per consecutive failure), so such a CLI is not relaunched every second, and its
+  attempts are numbered on from those failures (the one zag gives up after is `max_attempts`); and any new hit
   once `max_attempts` consecutive resumes ended without progress schedules nothing (zag gives up), even
   one naming a later reset (a relative `retry in 2s` is later each time), so whatever a CLI reports, zag
   never resumes in a loop.
@@ -331,8 +334,9 @@ class LimitHandler:
         return ended
 
     def _schedule(self, incident: Incident, now: float) -> None:
-        """Under the lock: when to resume `incident`; a repeat without progress backs off, or gives up
-        once `max_attempts` consecutive resumes failed."""
+        """Under the lock: when to resume `incident`; a hit after resumes that did not continue the session
+        (a repeat, or one naming a later reset) backs off, or gives up once `max_attempts` consecutive
+        resumes failed."""
         from zag.wrapper import schedule
 
         plan = schedule.resume_time(incident.reset_at, now, self.settings)
@@ -341,16 +345,22 @@ class LimitHandler:
         if previous is not None:
             incident.repeat_of = previous.incident_id
             incident.attempts = max(incident.attempts, previous.attempts)
+        # its attempts are numbered on from the resumes before it that ended without progress, so the one
+        # zag gives up after is attempt `max_attempts`, whatever incidents the run of hits spans
+        incident.attempts = max(incident.attempts, self._failures)
         # whatever reset it names (a relative one, `retry in 2s`, is later each time): `_failures` counts
         # the resumes this hit and the ones before it ended with no progress in between
         if self._failures >= max(1, self.settings.max_attempts):
             incident.resume_at = None
             incident.status = states.RESUME_FAILED
-            self._gave_up = (f"usage-limit resume gave up after {self._failures} failed attempt"
-                             f"{'s' if self._failures != 1 else ''} (the limit was hit again each time)")
+            self._gave_up = (f"usage-limit resume gave up after {_attempts(self._failures)} "
+                             "(the limit was hit again each time)")
             return
-        if previous is not None:
+        if previous is not None or self._failures:
+            # also a hit naming a reset later than the last one's (a relative `retry in 1s` is): after a
+            # resume that did not continue the session, no sooner than the back-off allows
             incident.resume_at = schedule.repeat_time(plan.resume_at, now, max(1, self._failures), self.settings)
+            incident.backed_off = incident.resume_at > plan.resume_at
 
     def _announce(self, announcement: Announcement, *, child_running: bool) -> None:
         """Log the hit (first any attempt in flight it ended), then bring the index in line with the log."""
@@ -371,6 +381,7 @@ class LimitHandler:
             structured=incident.structured,
             reports=incident.reports,
             **({"repeat_of": incident.repeat_of} if incident.repeat_of else {}),
+            **({"attempts": incident.attempts} if incident.attempts else {}),
             **({"supersedes": superseded} if superseded else {}),
             **({"error": self._gave_up} if incident.status == states.RESUME_FAILED and self._gave_up else {}),
         ))
@@ -391,6 +402,8 @@ class LimitHandler:
         what = f"zag: {self.provider_name} hit its usage limit"
         if incident.repeat_of:
             what += " again, with no progress since the last resume"
+        elif incident.backed_off:
+            what += " again after a resume that did not continue the session"
         scope = incident.scope if incident.scope != events.SCOPE_UNKNOWN else None
         if incident.status == states.RESUME_FAILED:
             return f"{what}; {self._gave_up or 'giving up'}."
@@ -624,19 +637,18 @@ class LimitHandler:
             if give_up:
                 incident.status = states.RESUME_FAILED
                 incident.resume_at = None
-                self._gave_up = (f"usage-limit resume gave up after {self._failures} failed attempt"
-                                 f"{'s' if self._failures != 1 else ''} (last: {error})")
+                self._gave_up = f"usage-limit resume gave up after {_attempts(self._failures)} (last: {error})"
             else:
                 incident.status = states.RESUME_PENDING
                 incident.resume_at = schedule.retry_time(now, self.settings)
-            next_at = incident.resume_at
+            next_at, failures = incident.resume_at, self._failures
         self.supervisor.log_event(events.body(
             events.USAGE_LIMIT_RESUME_FAILED, incident_id=incident.incident_id, attempt=attempt.number, error=error,
             next_resume_at=events.format_ts(next_at) if next_at is not None else None))
         if next_at is None:
             self.store.update(incident.incident_id, status=states.RESUME_FAILED, attempts=attempt.number)
             self._tell(f"zag: resume attempt {attempt.number} of {self.provider_name} failed ({error}); "
-                       f"giving up after {self._failures} failed attempts.")
+                       f"giving up after {_attempts(failures)}.")
             return
         self.store.update(incident.incident_id, status=states.RESUME_PENDING, attempts=attempt.number,
                           resume_at=next_at)
@@ -714,6 +726,10 @@ class LimitHandler:
             os.write(2, (("\r" if self.interactive else "") + line + ending).encode("utf-8", "replace"))
         except OSError:
             pass
+
+
+def _attempts(count: int) -> str:
+    return f"{count} failed attempt{'' if count == 1 else 's'}"
 
 
 def _reruns(plan: LaunchPlan) -> bool:

@@ -5,9 +5,10 @@
 - reset known but already past (the CLI rounds to the minute, or zag saw it late): a short settle delay;
 - reset unknown: now + `fallback_secs`, and the incident says `fallback_used`;
 - always capped at now + `max_wait_secs`.
-After a failed attempt the next one comes `retry_secs` later (also capped). A hit that repeats an
-unverified resume with no progress (see `incidents.IncidentBook.repeated`) waits at least `backoff`:
-`retry_secs`, doubled for each consecutive failure, capped at `max_wait_secs`.
+After a failed attempt the next one comes `retry_secs` later (also capped). A hit after a resume that did
+not continue the session (a repeat, see `incidents.IncidentBook.repeated`, or one naming a later reset,
+as a relative `retry in 1s` does) waits at least `backoff`: `retry_secs`, doubled for each consecutive
+failure, capped at `max_wait_secs`.
 """
 
 from __future__ import annotations
