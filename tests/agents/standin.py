@@ -15,6 +15,8 @@ Actions (each a one-key object plus options):
   {"sleep": 0.5}
   {"append": PATH, "lines": [...]}           append lines (strings, or objects encoded as JSON) + "\\n"
   {"append": PATH, "text": "..."}            append raw text (no newline added: torn lines)
+                                             (+ "ignore_errors": true: a failed write, e.g. a full disk,
+                                             is said on stderr and the agent goes on, what was written stays)
   {"write": PATH, "text": "..."}             replace a file's content atomically (rename)
   {"sqlite": PATH, "sql": "...", "params": [...]}  run SQL (executescript if no params; string params are
                                              expanded like paths)
@@ -150,12 +152,17 @@ def _perform(action: dict, context: dict) -> int | None:  # noqa: C901 - a flat 
     elif "append" in action:
         path = _expand(action["append"], context)
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        with open(path, "a", encoding="utf-8") as handle:
-            if "text" in action:
-                handle.write(_expand(action["text"], context))
-            for line in action.get("lines", []):
-                text = line if isinstance(line, str) else json.dumps(line)
-                handle.write(_expand(text, context) + "\n")
+        try:
+            with open(path, "a", encoding="utf-8") as handle:
+                if "text" in action:
+                    handle.write(_expand(action["text"], context))
+                for line in action.get("lines", []):
+                    text = line if isinstance(line, str) else json.dumps(line)
+                    handle.write(_expand(text, context) + "\n")
+        except OSError as exc:
+            if not action.get("ignore_errors"):
+                raise
+            _write(sys.stderr, f"standin: append failed: {exc.strerror}\n")
     elif "write" in action:
         path = _expand(action["write"], context)
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)

@@ -297,6 +297,55 @@ def test_index_or_log_full_alone(agent: Agent, zag_home: Path, tmp_path: Path,
             subprocess.run(["umount", "-l", str(zag_home / "sessions")], capture_output=True)
 
 
+def test_a_record_the_agent_writes_after_its_own_disk_was_full_is_not_lost(
+        agent: Agent, zag_home: Path, tmp_path: Path, tiny_disk: Callable[..., TinyDisk]) -> None:
+    """The agent's own session folder (CLAUDE_CONFIG_DIR) fills up: its append fails half way, leaving a
+    torn head, and once there is space its next record lands on the same line. zag reported that line
+    as malformed and the record in it never reached the log."""
+    config = tmp_path / "claude-config"
+    disk = tiny_disk(config, size="1m")
+    project = config / "projects" / encode_cwd(str(agent.root))
+    path = str(project / "{session_id}.jsonl")
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    agent.script([
+        {"append": path, "lines": [_stamped(user("{session_id}", "first"))]},  # leaves room in its last page
+        {"wait_file": str(gates / "full"), "timeout": 60},
+        {"append": path, "lines": [_stamped(assistant("{session_id}", f"reply 1 {BIG}", "msg_1"))],
+         "ignore_errors": True},
+        {"wait_file": str(gates / "freed"), "timeout": 60},
+        {"append": path, "lines": [_stamped(assistant("{session_id}", "reply 2", "msg_2"))]},
+        {"wait_file": str(gates / "end"), "timeout": 60},
+        {"exit": 0},
+    ])
+    env = agent.env(CLAUDE_CONFIG_DIR=str(config), HOME=str(tmp_path / "home"))
+    proc = agent.start("run", "claude", "-p", "hi", env=env)
+    log = lambda: read_jsonl(agent.session_log_paths()[0]) if agent.session_log_paths() else []  # noqa: E731
+    try:
+        wait_until(lambda: any(event["type"] == "user_message" for event in log()), 20, message="first record")
+        disk.fill()
+        (gates / "full").touch()
+        transcript = next(project.glob("*.jsonl"))
+        wait_until(lambda: not transcript.read_bytes().endswith(b"\n"), 10, message="the torn append")
+        time.sleep(1.0)  # zag's follower sees the unterminated line
+        disk.free()
+        (gates / "freed").touch()
+        wait_until(lambda: transcript.read_bytes().endswith(b"\n"), 10, message="the next record")
+        (gates / "end").touch()
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stderr
+    assert b"standin: append failed: No space left on device" in stderr
+    followed = [(event["type"], (event.get("content") or event.get("message") or "")[:18])
+                for event in log() if event["source"] == "provider_file"]
+    assert followed == [("user_message", "first"), ("parse_warning", "claude transcript:"),
+                        ("assistant_message", "reply 2"), ("usage", "")], followed
+    assert "torn line" in [event for event in log() if event["type"] == "parse_warning"][0]["message"]
+
+
 def test_unwritable_diagnostics_never_stop_the_run(agent: Agent, zag_home: Path) -> None:
     """zag.log is a folder (no write can succeed, even as root) while the session log fails too: every
     one of those failures logs to zag.log, and none of them stops the agent or zag."""

@@ -11,6 +11,11 @@ as a parse_warning). The cursor remembers how many bytes before its offset were 
 (`partial`): if the line gets its end after all, the whole line is handed out when it is a record (the
 torn head was only a warning), else only what follows the head (e.g. a record a resumed writer appended
 right after the torn bytes); a head that was a whole record is never handed out twice.
+
+A live reader (no `settle_secs`) never hands a torn line out, but remembers where the unterminated
+line it last saw ended (`torn_seen`): when the writer's append failed half way (a full disk) and its next
+record lands on the same line, that line is no record, what follows the head is (`glued_record`), and
+the two are handed out apart: the head as a `TornLine`, the record as a line of its own.
 """
 
 from __future__ import annotations
@@ -35,14 +40,34 @@ TORN_SETTLE_SECS = 120.0
 
 
 class TornLine(bytes):
-    """An unterminated last line handed out because its file settled, that is not a whole record."""
+    """An unterminated last line handed out because its file settled, that is not a whole record
+    (`glued`: the head of a line whose writer appended its next record after it, see `glued_record`)."""
+
+    glued = False
 
 
 def torn_warning(what: str, path: Path, raw: bytes) -> dict[str, Any]:
     """The parse_warning for a `TornLine` of `path` (`what`: e.g. "claude transcript")."""
+    if getattr(raw, "glued", False):
+        return events.parse_warning(
+            f"{what}: torn line in {path.name} (its writer stopped mid-record, e.g. on a full disk, and "
+            "wrote its next record on the same line: that record is read on its own)", raw)
     return events.parse_warning(
         f"{what}: torn last line in {path.name} (no newline and the file unchanged for "
         f"{TORN_SETTLE_SECS:.0f} s: its writer stopped mid-record)", raw)
+
+
+def glued_record(line: bytes, head_length: int) -> tuple[TornLine, bytes] | None:
+    """(torn head, record) when `line`, whose first `head_length` bytes were seen unterminated before, is
+    no record as a whole but what follows the head is; else None."""
+    if not 0 < head_length < len(line) or whole_record(line):
+        return None
+    head, rest = line[:head_length], line[head_length:]
+    if whole_record(head) or not whole_record(rest):
+        return None
+    torn = TornLine(head)
+    torn.glued = True
+    return torn, rest
 
 
 def whole_record(data: bytes) -> bool:
@@ -147,6 +172,8 @@ class JsonlTail:
         # the offset is inside an over-long line whose head was handed out: its rest, up to the next
         # newline (perhaps not written yet), is skipped, not read as a line of its own
         self.inside_oversized = bool(cursor.get("inside_oversized"))
+        # (offset, length) of the unterminated last line a live read saw (see the module docstring)
+        self.torn_seen: tuple[int, int] | None = None
 
     def cursor(self) -> dict[str, Any]:
         cursor: dict[str, Any] = {"offset": self.offset, "ino": self.ino}
@@ -164,6 +191,7 @@ class JsonlTail:
         self.restarted = True
         self.inside_oversized = False
         self.partial = 0
+        self.torn_seen = None
 
     def settled(self, st: os.stat_result) -> bool:
         return settled(st, self.settle_secs)
@@ -209,6 +237,7 @@ class JsonlTail:
                         yield carry if whole_record(carry) else TornLine(carry)
                     else:
                         self.unsettled = True
+                        self.torn_seen = (self.offset, len(carry))
                 return
             if carry:
                 chunk = carry + chunk
@@ -236,6 +265,14 @@ class JsonlTail:
                 head, self.partial, lines = None, 0, lines[1:]
                 if completed is not None:
                     yield completed if len(completed) <= MAX_LINE_BYTES else self._cut(completed)
+            if lines and self.torn_seen is not None:
+                seen_at, seen_length = self.torn_seen
+                self.torn_seen = None
+                glued = glued_record(lines[0], seen_length) if seen_at == self.offset else None
+                if glued is not None:
+                    self.offset += len(lines[0]) + 1
+                    lines = lines[1:]
+                    yield from glued
             for line in lines:
                 self.offset += len(line) + 1
                 yield line if len(line) <= MAX_LINE_BYTES else self._cut(line)

@@ -253,3 +253,32 @@ def test_a_gemini_cursor_forgets_an_over_long_line_once_it_ended(tmp_path: Path,
     list(reader.read())
     append(alone, case.lines[2] + b"\n")
     assert content(third) == content(list(GeminiReader(SID, [alone], round_trip(reader)).read())) != []
+
+
+# --- live: a failed append (a full disk) and the writer's next record on the same line ----------------------
+def test_live_a_record_appended_after_a_torn_head_is_read_on_its_own(case: Case, tmp_path: Path) -> None:
+    """The agent's append failed half way (its disk was full) and its next record landed right after the
+    torn bytes: the live reader, which saw that head unterminated, reports it and reads the record
+    (it was one malformed line, the record lost)."""
+    torn = torn_file(case, mtime=None)
+    live = case.live(case.path)
+    before = list(live.read())
+    assert warnings(before) == []
+
+    append(case.path, case.lines[-1] + b"\n")
+    after = list(live.read())
+
+    [warning] = warnings(after)
+    assert warning["raw"] == torn.decode() and "torn line" in warning["message"]
+    assert content(before) + content(after) == content(whole_read(case, tmp_path, case.lines))
+
+
+def test_live_a_torn_looking_tail_completed_by_its_own_end_is_one_record(case: Case, tmp_path: Path) -> None:
+    """A record seen half written (its writer was slow) and then finished is no glued line."""
+    torn = torn_file(case, mtime=None)
+    live = case.live(case.path)
+    before = list(live.read())
+    append(case.path, case.lines[-1][len(torn):] + b"\n")
+    after = list(live.read())
+    assert warnings(before + after) == []
+    assert content(before) + content(after) == content(whole_read(case, tmp_path, case.lines))

@@ -26,8 +26,8 @@ from zag.logs import events
 from zag.providers.base import Item
 from zag.providers.claude import schema
 from zag.providers.claude.records import RecordMapper
-from zag.providers.tail import (KEEP_OF_OVERSIZED, MAX_LINE_BYTES, JsonlTail, completed_line, open_regular_file,
-                                torn_warning, whole_record)
+from zag.providers.tail import (KEEP_OF_OVERSIZED, MAX_LINE_BYTES, JsonlTail, completed_line, glued_record,
+                                open_regular_file, torn_warning, whole_record)
 
 CURSOR_VERSION = 1
 MAIN = "main"
@@ -340,6 +340,12 @@ def _chunks(tail: JsonlTail) -> Iterator[tuple[list[Any], bool | str | None, int
             checked = chunk.isascii() or _utf8(view[:end])
             start, offset = offset, offset + end + 1
             tail.offset = offset
+            if tail.torn_seen is not None:   # a live read saw this line unterminated
+                glued = _glued(tail, bytes(lines[0]), start)
+                if glued:
+                    yield from glued
+                    start += len(lines[0]) + 1
+                    lines = lines[1:]
             if head is not None:   # the end of a torn line handed out before
                 first = completed_line(head, bytes(lines[0]))
                 head, tail.partial = None, 0
@@ -413,10 +419,23 @@ def _unterminated(tail: JsonlTail, data: bytes, offset: int, settled: bool) -> I
     whole = whole_record(data)
     if not (whole or settled):
         tail.unsettled = True
+        tail.torn_seen = (offset, len(data))
         return
     tail.offset = offset + len(data)
     tail.partial += len(data)
     yield [data], (False if whole else _TORN), offset
+
+
+def _glued(tail: JsonlTail, line: bytes, start: int) -> list[tuple[list[Any], Any, int]]:
+    """The torn head and the record of a line that completed the unterminated line a live read saw at
+    `start`, when its writer appended a record after a failed write (see tail.py); else nothing."""
+    seen_at, seen_length = tail.torn_seen or (-1, 0)
+    tail.torn_seen = None
+    glued = glued_record(line, seen_length) if seen_at == start else None
+    if glued is None:
+        return []
+    head, record = glued
+    return [([head], _TORN, start), ([record], False, start + len(head))]
 
 
 def _utf8(view: memoryview) -> bool:
