@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shlex
 import signal
+import sys
 from pathlib import Path
 
 import pexpect
@@ -126,6 +127,74 @@ def test_an_agent_stopped_by_sigstop_stops_zag_and_fg_gives_it_raw_mode_again(ag
         shell.expect_exact("status=0")
     finally:
         _end(shell, *([agent_pid] if agent_pid else []))
+
+
+SUSPENDING_TUI = """\
+import os, signal, sys, termios, tty
+cooked = termios.tcgetattr(0)
+tty.setraw(0)
+def resumed(*_):
+    tty.setraw(0)
+    os.write(1, b"resumed\\r\\n")
+os.write(1, b"tui ready\\r\\n")
+while True:
+    key = os.read(0, 1)
+    if key == b"\\x1a":  # what Ink (claude, gemini) does on Ctrl-Z
+        termios.tcsetattr(0, termios.TCSANOW, cooked)
+        signal.signal(signal.SIGCONT, resumed)
+        os.killpg(0, signal.SIGTSTP)
+    elif key == b"q":
+        termios.tcsetattr(0, termios.TCSANOW, cooked)
+        sys.exit(3)
+    else:
+        os.write(1, b"key " + key + b"\\r\\n")
+"""
+
+
+def test_a_tui_that_suspends_itself_on_ctrl_z_stops_with_zag(agent: Agent, tmp_path: Path) -> None:
+    """A raw-mode TUI handles Ctrl-Z itself: cooked modes back, then SIGTSTP to its own process group,
+    which the kernel drops in the agent's orphaned group. zag sees it leave raw mode after the key and
+    stops it: the shell shows the job stopped; after `fg` the TUI's SIGCONT handler runs (raw again)."""
+    tui = tmp_path / "tui"
+    tui.write_text(f"#!{sys.executable}\n{SUSPENDING_TUI}", encoding="utf-8")
+    tui.chmod(0o755)
+    shell = _bash(agent, ZAG_CLAUDE_BIN=str(tui))
+    try:
+        shell.sendline(_zag(agent))
+        shell.expect_exact("tui ready")
+        shell.sendcontrol("z")
+        shell.expect_exact("Stopped", timeout=5)
+        shell.expect_exact(PROMPT)
+        assert _shell_modes(shell) == (b"icanon", b"echo")
+        shell.sendline("fg")
+        shell.expect_exact("resumed")
+        shell.send("a")
+        shell.expect_exact("key a")
+        shell.send("q")
+        shell.expect_exact(PROMPT)
+        shell.sendline("echo status=$?")
+        shell.expect_exact("status=3")
+    finally:
+        _end(shell)
+
+
+def test_ctrl_z_to_a_raw_agent_that_does_not_suspend_only_types_it(agent: Agent) -> None:
+    """A raw-mode agent for which Ctrl-Z is just a key (it stays raw): it gets the byte and keeps running."""
+    agent.script([{"raw_tty": True}, {"out": "ready\n"}, {"expect": "\u001a"}, {"out": "got ctrl-z\n"},
+                  {"expect": "x"}, {"out": "got x\n"}, {"exit": 4}])
+    shell = _bash(agent)
+    try:
+        shell.sendline(_zag(agent))
+        shell.expect_exact("ready")
+        shell.sendcontrol("z")
+        shell.expect_exact("got ctrl-z")
+        shell.send("x")
+        shell.expect_exact("got x")
+        shell.expect_exact(PROMPT)
+        shell.sendline("echo status=$?")
+        shell.expect_exact("status=4")
+    finally:
+        _end(shell)
 
 
 def test_started_in_the_background_the_agent_gets_the_shells_modes_on_fg(agent: Agent, tmp_path: Path) -> None:

@@ -33,6 +33,8 @@ BATCH_LIMIT = 1 << 20  # bytes read from one output before the others (and the k
 OBSERVE_BYTES = 64 * 1024
 DRAIN_IDLE_SECS = 0.5
 DRAIN_MAX_SECS = 5.0
+SUSPEND_WATCH_SECS = 3.0  # after Ctrl-Z to a raw-mode agent: how long its leaving raw mode means suspend
+SUSPEND_POLL_MS = 10      # and how often its terminal's modes are looked at meanwhile
 
 _IN = select.POLLIN | select.POLLPRI
 _GONE = select.POLLHUP | select.POLLERR | select.POLLNVAL
@@ -77,6 +79,9 @@ class Relay:
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._child_exited = False
         self._stopped = False
+        self._suspend_watch_until: float | None = None
+        self._cooked_since: float | None = None
+        self._lflag_at_key = 0
         self._closed = False
         self._poller = select.poll()
 
@@ -144,6 +149,9 @@ class Relay:
             timeout = _drain_timeout_ms(exit_seen_at, last_data)
             if timeout == 0:
                 break
+            if self._suspend_watch_until is not None:
+                self._watch_raw_suspend()
+                timeout = SUSPEND_POLL_MS if timeout < 0 else min(timeout, SUSPEND_POLL_MS)
             self._watch_pty_writable()
             for fd, mask in poller.poll(timeout):
                 if fd == self._wake_r:
@@ -228,11 +236,13 @@ class Relay:
             return False
         if not data:
             return False
+        master = self._pty_master
+        modes = _terminal_modes(master) if master is not None else None  # as the keys will find them
         with self._lock:
             self._pending_input += data
         self._write_input()
-        if self._pty_master is not None:
-            _stop_on_suspend_key(self._pty_master, data)
+        if modes is not None:
+            self._on_suspend_key(master, modes, data)  # type: ignore[arg-type]
         self.observation.put_input(data)
         return True
 
@@ -260,6 +270,38 @@ class Relay:
         except (KeyError, ValueError, OSError):
             pass
 
+    def _on_suspend_key(self, master: int, attrs: list, data: bytes) -> None:
+        """If `data` holds the suspend key (Ctrl-Z) and the agent's terminal (modes `attrs`) turns it into
+        SIGTSTP (ISIG), stop the agent now; if the agent reads keys raw, watch whether it leaves raw mode
+        (`_watch_raw_suspend`)."""
+        key = attrs[6][termios.VSUSP]
+        if key in (b"\0", 0) or key not in data:
+            return
+        if attrs[3] & termios.ISIG:
+            _stop_foreground(master)
+        else:
+            self._suspend_watch_until = time.monotonic() + SUSPEND_WATCH_SECS
+            self._lflag_at_key = attrs[3]
+
+    def _watch_raw_suspend(self) -> None:
+        """A raw-mode agent got Ctrl-Z: one that suspends itself gives its terminal its cooked modes back,
+        then signals its group with SIGTSTP, which the kernel drops (`_stop_foreground`); stop it then."""
+        master, until, now = self._pty_master, self._suspend_watch_until, time.monotonic()
+        try:
+            turned_on = master is not None and termios.tcgetattr(master)[3] & ~self._lflag_at_key
+            left_raw = bool(turned_on & (termios.ICANON | termios.ISIG))
+        except termios.error:
+            left_raw = False
+        if not left_raw:
+            self._cooked_since = None
+            if master is None or until is None or now > until:
+                self._suspend_watch_until = None
+        elif self._cooked_since is None:
+            self._cooked_since = now  # stopped at the next look: by then it has armed its SIGCONT handler
+        else:
+            self._suspend_watch_until = self._cooked_since = None
+            _stop_foreground(master)  # type: ignore[arg-type]
+
     def _wake(self) -> None:
         with self._lock:  # never write to the fd number once closed: it may belong to another file
             if self._closed:
@@ -270,18 +312,19 @@ class Relay:
                 pass
 
 
-def _stop_on_suspend_key(master: int, data: bytes) -> None:
-    """The user typed the suspend key (Ctrl-Z) and the agent's terminal turns it into SIGTSTP: stop the
-    agent with SIGSTOP. The kernel drops a SIGTSTP whose default action is to stop when it reaches an
-    orphaned process group, and the agent's is one (it leads its own session, zag is outside); without
-    zag the agent would stop. An agent that catches or ignores SIGTSTP gets only the key's SIGTSTP."""
+def _terminal_modes(fd: int) -> list | None:
     try:
-        attrs = termios.tcgetattr(master)
+        return termios.tcgetattr(fd)
     except termios.error:
-        return
-    key = attrs[6][termios.VSUSP]
-    if not attrs[3] & termios.ISIG or key in (b"\0", 0) or key not in data:
-        return
+        return None
+
+
+def _stop_foreground(master: int) -> None:
+    """Stop the agent's terminal's foreground process group with SIGSTOP, as SIGTSTP would stop it without
+    zag. The kernel drops a SIGTSTP whose default action is to stop when it reaches an orphaned process
+    group, and the agent's is one (it leads its own session, zag is outside): the Ctrl-Z of a line-reading
+    agent, and the `kill(0, SIGTSTP)` of a TUI suspending itself (claude 2.1's Ink does that), would do
+    nothing. An agent that catches or ignores SIGTSTP is left alone."""
     try:
         group = os.tcgetpgrp(master)
         if os.getsid(group) == group and _stops_on(group, signal.SIGTSTP):
