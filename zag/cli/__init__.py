@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "backfill": ("zag.cli.backfill", "backfill", "Import the history agents wrote on disk."),
     "usage": ("zag.cli.usage", "usage", "Scheduled resumes after usage limits: list, cancel."),
     "resume": ("zag.cli.resume", "resume", "Resume a session whose supervisor is gone."),
+    "dismiss": ("zag.cli.dismiss", "dismiss", "Dismiss dead sessions you will not resume."),
     "reindex": ("zag.cli.reindex", "reindex", "Rebuild the index from the session logs."),
     "completions": ("zag.cli.completions", "completions", "Print a shell completion script."),
 }

@@ -1,5 +1,7 @@
 """`zag ps`: supervised sessions and their state (running, waiting, exited, dead).
 
+An exited session that `zag dismiss` ended is shown `dismissed` (stored `exited`, `end_reason` dismissed).
+
 The stored state comes from the index; `dead` is derived here for sessions that claim to be live but
 whose supervisor is gone (`zag.wrapper.liveness.effective_state`). Only what a listing needs is
 imported: `zag ps --json` must answer fast with tens of thousands of sessions.
@@ -20,7 +22,8 @@ from zag.cli.errors import user_errors
 _PS_HELP = """Show supervised sessions and their state.
 
 By default: live sessions (running, waiting for a usage-limit reset) and dead ones (the supervisor
-went away without ending the session). --all adds exited sessions.
+went away without ending the session; `zag dismiss` ends those you will not resume). --all adds
+exited sessions (and dismissed ones).
 
 \b
 Example:
@@ -65,6 +68,8 @@ def state_cell(row: dict[str, Any], now: float) -> render.Cell:
         text = f"waiting → {render.when(resume_at, now)}" if resume_at else "waiting"
         return text, "yellow"
     if state == states.EXITED:
+        if row.get("end_reason") == "dismissed":  # `zag dismiss` ended it: no exit code is known
+            return "dismissed", "dim"
         code = row.get("exit_code")
         text = "exited" if code is None else f"exited {code}"
         return text, "dim" if code in (0, None) else "red"

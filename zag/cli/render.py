@@ -472,6 +472,8 @@ def _started(event: dict[str, Any]) -> str:
 def _ended(event: dict[str, Any]) -> str:
     code = event.get("exit_code")
     text = f"exit {code}" if code is not None else "ended"
+    if isinstance(event.get("reason"), str):  # e.g. dismissed (`zag dismiss`)
+        text += f" ({event['reason']})"
     if event.get("cancelled"):
         text += " (cancelled)"
     if event.get("error"):

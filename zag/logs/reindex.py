@@ -7,7 +7,8 @@ events that carry row fields (`session_started`, `session_ended`, `usage_limit_*
 What a log says:
 - `session_started`: provider, argv, cwd, model, flags, supervisor pid/start/host, heartbeat interval
   (the first one gives the start time; a later one, from a resume, updates the registry fields);
-- `heartbeat`: the last heartbeat; `session_ended`: exit code, end time; the provider session id is the
+- `heartbeat`: the last heartbeat; `session_ended`: exit code, end time, end reason (its `reason`, e.g.
+  `dismissed` by `zag dismiss`, or `cancelled`); the provider session id is the
   last non-null `provider_session_id` of any line, the model the last `model` any event named (as the
   supervisor keeps it current); `last_seq` the last valid line's seq;
 - `usage_limit_hit` with a `scheduled_resume_at` and no later `usage_limit_resumed` or `session_ended`:
@@ -288,7 +289,7 @@ class _Scan:
             "ended_at": ended_at,
             "updated_at": _epoch(self.last_ts) or started_at,
             "exit_code": _int(self.ended.get("exit_code")) if self.ended else None,
-            "end_reason": "cancelled" if self.ended and self.ended.get("cancelled") else None,
+            "end_reason": _end_reason(self.ended),
             "last_heartbeat": _epoch(self.last_heartbeat),
             "resume_at": min(i.resume_at for i in pending) if pending else None,  # type: ignore[type-var]
             "interactive": bool(started.get("interactive")),
@@ -491,6 +492,17 @@ def _epoch(value: Any) -> float | None:
         except ValueError:
             return None
     return None
+
+
+def _end_reason(ended: dict[str, Any] | None) -> str | None:
+    """`reason` of the last `session_ended` (`dismissed`: `zag dismiss` wrote it), else `cancelled` when a
+    wait was cancelled."""
+    if ended is None:
+        return None
+    reason = ended.get("reason")
+    if isinstance(reason, str) and reason:
+        return reason
+    return "cancelled" if ended.get("cancelled") else None
 
 
 def _int(value: Any) -> int | None:
