@@ -60,12 +60,35 @@ def test_a_damaged_index_with_logs_suggests_reindex() -> None:
     assert "damaged" in err and "`zag reindex` rebuilds it" in err and "Traceback" not in err
 
 
-def test_a_damaged_index_without_logs_does_not_suggest_reindex() -> None:
+def test_a_damaged_index_without_logs_says_reindex_starts_a_new_one() -> None:
+    """Nothing to rebuild from, but still something to do: reindex moves the index aside (README: the
+    message says what to do)."""
     paths.ensure_private_dir(paths.home())
     paths.index_db().write_bytes(GARBAGE)
     code, _, err = _zag("sessions")
     assert code == 1
-    assert "damaged" in err and "no session logs" in err and "`zag reindex`" not in err
+    assert "damaged" in err and "no session logs" in err and "rebuilds it" not in err
+    assert "`zag reindex` moves it aside and starts a new, empty one" in err
+    assert CliRunner().invoke(cli, ["reindex"]).exit_code == 0
+    assert _zag("sessions")[0] == 0
+
+
+@pytest.mark.parametrize("logs", [True, False])
+def test_backfill_on_a_damaged_index_says_what_to_do(logs: bool, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """`zag backfill` stopped with the bare SQLite error ('file is not a database'), no hint."""
+    for name in ("CLAUDE_CONFIG_DIR", "CODEX_HOME", "GEMINI_CLI_HOME", "GOOSE_PATH_ROOT", "XDG_DATA_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "no-history"))
+    if logs:
+        _logged_home()
+    else:
+        paths.ensure_private_dir(paths.home())
+    paths.index_db().write_bytes(GARBAGE)
+    code, _, err = _zag("backfill")
+    assert code == 1 and "Traceback" not in err
+    assert "damaged" in err and "what was imported is kept" in err
+    assert ("`zag reindex` rebuilds it" if logs else "`zag reindex` moves it aside") in err
 
 
 def test_an_unopenable_index_is_not_called_damaged() -> None:

@@ -108,11 +108,14 @@ def backfill(provider_name: str | None, as_json: bool) -> None:
         sys.exit(128 + getattr(exc, "signum", signal.SIGINT))
     except (OSError, sqlite3.Error) as exc:  # the index or zag's home: unusable right now
         from zag import paths
-        from zag.cli.errors import disk_full
+        from zag.cli.errors import disk_full, index_trouble
+        from zag.logs.index import is_damaged
 
         _clear(progress)
         full = disk_full(paths.home())
-        click.echo(f"zag: backfill stopped: {exc}; {f'{full}, ' if full else ''}what was imported is kept",
+        damaged = isinstance(exc, sqlite3.Error) and is_damaged(exc)
+        what = index_trouble(exc) if damaged else exc  # a damaged index: say what to do about it
+        click.echo(f"zag: backfill stopped: {what}; {f'{full}, ' if full else ''}what was imported is kept",
                    err=True)
         sys.exit(1)
     if as_json:

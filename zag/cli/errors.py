@@ -64,9 +64,10 @@ def user_errors(func: F) -> F:
 def index_trouble(exc: Exception, *, rebuilding: bool = False) -> str:
     """One line on an error from the index, with the hint that fits it.
 
-    `zag reindex` is suggested only when it can help: the index is damaged and there are session logs
-    to rebuild it from. A folder or index zag cannot write is named as such (reindex would fail the
-    same way); `rebuilding` is set by `zag reindex` itself, which must not suggest itself.
+    `zag reindex` is suggested only when it can help: a damaged index is rebuilt from the session logs,
+    or, with none, moved aside for a new one. A folder or index zag cannot write is named as such
+    (reindex would fail the same way); `rebuilding` is set by `zag reindex` itself, which must not
+    suggest itself.
     """
     import sqlite3
 
@@ -80,7 +81,8 @@ def index_trouble(exc: Exception, *, rebuilding: bool = False) -> str:
                     "and run it again to start a new one")
         if _has_logs(logs):
             return f"the index {index} is damaged ({exc}); `zag reindex` rebuilds it from the session logs"
-        return f"the index {index} is damaged ({exc}), and there are no session logs in {logs} to rebuild it from"
+        return (f"the index {index} is damaged ({exc}), and there are no session logs in {logs} to rebuild it "
+                "from; `zag reindex` moves it aside and starts a new, empty one")
     if index.exists() and not index.is_file():
         return f"the index {index} is not a file ({exc}); `zag reindex` moves it aside and starts a new one"
     blocked = _not_writable(home, index, exc)
