@@ -46,7 +46,7 @@ class LazyGroup(click.Group):
 @click.group(
     cls=LazyGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
-    epilog="Example:\n\n  zag run claude -p \"fix the failing test\"\n\n  zag ps",
+    epilog="\b\nExamples:\n  zag run claude -p \"fix the failing test\"\n  zag ps",
 )
 @click.version_option(__version__, "-V", "--version", prog_name="zag")
 def cli() -> None:

@@ -79,7 +79,7 @@ def progress_for(stream: TextIO) -> TerminalProgress | None:
 
 
 @click.command(
-    epilog="Examples:\n\n  zag backfill\n\n  zag backfill --provider claude --json",
+    epilog="\b\nExamples:\n  zag backfill\n  zag backfill --provider claude --json",
 )
 @click.option("--provider", "provider_name", type=click.Choice(NAMES), help="Import only this agent's history.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document: a summary per provider.")

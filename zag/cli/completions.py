@@ -21,7 +21,7 @@ COMPLETE_VAR = "_ZAG_COMPLETE"
 
 _HELP = """Print a shell completion script for zag.
 
-Completion offers commands, options, agent names and session ids: live sessions for
+Completion offers commands, options, agent names, event types and session ids: live sessions for
 `zag listen`, the newest 100 sessions for `zag events`, dead or exited ones for `zag resume`, dead
 ones for `zag dismiss`.
 

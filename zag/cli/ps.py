@@ -28,7 +28,7 @@ exited sessions (and dismissed ones).
 \b
 Example:
   zag ps
-  zag ps --all --json | jq '.[] | select(.state == "dead") | .session_id'
+  zag ps --all --json | jq -r '.[] | select(.state == "dead") | .session_id'
 """
 
 
