@@ -14,10 +14,12 @@ must fail are bigger than a page.
 from __future__ import annotations
 
 import errno
+import fcntl
 import io
 import json
 import os
 import shutil
+import struct
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -344,6 +346,50 @@ def test_a_record_the_agent_writes_after_its_own_disk_was_full_is_not_lost(
     assert followed == [("user_message", "first"), ("parse_warning", "claude transcript:"),
                         ("assistant_message", "reply 2"), ("usage", "")], followed
     assert "torn line" in [event for event in log() if event["type"] == "parse_warning"][0]["message"]
+
+
+def test_zag_home_failing_mid_run_as_a_file_system_gone_bad(agent: Agent, tmp_path: Path) -> None:
+    """`mount -o remount,ro` is refused (EBUSY) while zag holds its log open for writing, so a ZAG_HOME
+    that turns read-only under a running zag is a file system that failed (ext4 `errors=remount-ro`):
+    every write fails from then on. Shut down an ext4 image the same way (EXT4_IOC_SHUTDOWN: EIO)."""
+    if shutil.which("mkfs.ext4") is None:
+        pytest.skip("no mkfs.ext4")
+    image, zag_home = tmp_path / "ext4.img", tmp_path / "zag-home-ext4"
+    zag_home.mkdir()
+    subprocess.run(["truncate", "-s", "32M", str(image)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True, capture_output=True)
+    mounted = subprocess.run(["mount", "-o", "loop", str(image), str(zag_home)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a loop device here: {mounted.stderr.strip()}")
+    try:
+        agent = Agent(agent.root, zag_home)
+        write_config(zag_home, "heartbeat_secs = 0.2\n")
+        run = Run(agent, tmp_path, replies=2)
+        proc = agent.start("run", "claude", "-p", "hi", env=run.env)
+        try:
+            wait_until(lambda: any(event["type"] == "user_message" for event in run.log()), 20,
+                       message="first record")
+            fd = os.open(zag_home, os.O_RDONLY)
+            try:
+                fcntl.ioctl(fd, 0x8004587D, struct.pack("I", 2))  # EXT4_IOC_SHUTDOWN, no log flush
+            finally:
+                os.close(fd)
+            run.let_agent_write("g1", 2)
+            run.let_agent_write("g2", 3)
+            run.open("end")
+            _, stderr = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    finally:
+        subprocess.run(["umount", "-l", str(zag_home)], capture_output=True)
+    assert proc.returncode == 7
+    text = stderr.decode()
+    assert "Traceback" not in text
+    assert text.count("zag: cannot write session log") == 1 and "Input/output error" in text, text
+    assert "events could not be written" in text and "and are lost" in text, text
+    assert "zag: could not update the index" in text, text
 
 
 def test_unwritable_diagnostics_never_stop_the_run(agent: Agent, zag_home: Path) -> None:
