@@ -118,3 +118,23 @@ def test_index_trouble_wording() -> None:
     readonly.sqlite_errorcode = 8  # type: ignore[attr-defined]
     message = index_trouble(readonly)
     assert "not writable" in message and "`zag reindex`" not in message
+
+
+@pytest.mark.parametrize("command", [["ps"], ["sessions"], ["usage", "list"], ["reindex"], ["backfill"]])
+def test_a_file_where_zag_home_should_be_is_named_with_what_to_do(command: list[str], tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """It said `cannot access ZAG_HOME: File exists`: neither what is wrong nor what to do."""
+    monkeypatch.setenv("HOME", str(tmp_path / "no-history"))
+    paths.home().parent.mkdir(parents=True, exist_ok=True)
+    paths.home().write_text("not a folder")
+    code, _, err = _zag(*command)
+    assert code == 1 and "Traceback" not in err
+    assert f"{paths.home()} is a file, where zag keeps a folder" in err and "set ZAG_HOME" in err, err
+    assert "File exists" not in err
+
+
+def test_a_file_where_the_sessions_folder_should_be_is_named() -> None:
+    paths.ensure_private_dir(paths.home())
+    paths.sessions_dir().write_text("not a folder")
+    code, _, err = _zag("reindex")
+    assert code == 1 and f"{paths.sessions_dir()} is a file, where zag keeps a folder" in err, err

@@ -108,13 +108,17 @@ def backfill(provider_name: str | None, as_json: bool) -> None:
         sys.exit(128 + getattr(exc, "signum", signal.SIGINT))
     except (OSError, sqlite3.Error) as exc:  # the index or zag's home: unusable right now
         from zag import paths
-        from zag.cli.errors import disk_full, index_trouble
+        from zag.cli.errors import disk_full, index_trouble, os_trouble
         from zag.logs.index import is_damaged
 
         _clear(progress)
         full = disk_full(paths.home())
         damaged = isinstance(exc, sqlite3.Error) and is_damaged(exc)
-        what = index_trouble(exc) if damaged else exc  # a damaged index: say what to do about it
+        what: object = exc
+        if damaged:  # say what to do about it
+            what = index_trouble(exc)
+        elif isinstance(exc, (FileExistsError, NotADirectoryError)):  # a file where zag keeps a folder
+            what = os_trouble(exc)
         click.echo(f"zag: backfill stopped: {what}; {f'{full}, ' if full else ''}what was imported is kept",
                    err=True)
         sys.exit(1)

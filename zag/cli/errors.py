@@ -55,8 +55,7 @@ def user_errors(func: F) -> F:
         except _database_errors() as exc:
             raise Failure(index_trouble(exc)) from None
         except OSError as exc:  # e.g. ZAG_HOME not writable, a log not readable
-            where = f" {exc.filename}" if exc.filename else ""
-            raise Failure(f"cannot access{where}: {exc.strerror or exc}") from None
+            raise Failure(os_trouble(exc)) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -95,6 +94,30 @@ def index_trouble(exc: Exception, *, rebuilding: bool = False) -> str:
     if full is not None:  # SQLite says "disk I/O error" when it cannot make its -shm file on a full disk
         return f"cannot open the index {index} ({exc}): {full}"
     return f"cannot open the index {index} ({exc})"
+
+
+def os_trouble(exc: OSError) -> str:
+    """One line on an OSError from zag's own files; a file where zag keeps a folder (ZAG_HOME itself, its
+    `sessions/`) is named as such, with what to do ("File exists" alone said neither)."""
+    from zag import paths
+
+    if isinstance(exc, (FileExistsError, NotADirectoryError)) and exc.filename:
+        blocker = _file_in_the_way(paths.home(), Path(os.fsdecode(exc.filename)))
+        if blocker is not None:
+            return (f"{blocker} is a file, where zag keeps a folder; move it away or set ZAG_HOME "
+                    "to another folder")
+    where = f" {exc.filename}" if exc.filename else ""
+    return f"cannot access{where}: {exc.strerror or exc}"
+
+
+def _file_in_the_way(home: Path, path: Path) -> Path | None:
+    """The first of `path` and its folders, from ZAG_HOME down, that exists but is not a folder."""
+    for candidate in (*reversed(path.parents), path):
+        if candidate != home and home not in candidate.parents:
+            continue
+        if candidate.exists() and not candidate.is_dir():
+            return candidate
+    return None
 
 
 FULL_BELOW_BYTES = 1024 * 1024  # SQLite needs 32 KB for the -shm file alone, a log line a few KB
