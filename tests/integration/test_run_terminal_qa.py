@@ -15,8 +15,9 @@ import sys
 from pathlib import Path
 
 import pexpect
+import pytest
 
-from tests.integration.helpers import Agent, kill_quietly, wait_until
+from tests.integration.helpers import Agent, kill_quietly, process_gone, wait_until
 
 PROMPT = "PROMPT$ "
 
@@ -101,6 +102,45 @@ def test_ctrl_z_stops_the_agent_with_zag_and_fg_continues_both(agent: Agent) -> 
         assert _shell_modes(shell) == (b"icanon", b"echo")
     finally:
         _end(shell, *([agent_pid] if agent_pid else []))
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_kill_of_the_stopped_job_ends_zag_and_the_agent(agent: Agent, name: str) -> None:
+    """`kill %1` (or SIGHUP, as when the shell exits) on the Ctrl-Z'd job: the shell sends it with a SIGCONT;
+    zag must not stop again waiting for the terminal, but let the agent have the signal and end with it."""
+    agent.script([{"out": "ready\n"}, {"read_line": True}, {"exit": 0}])
+    shell = _bash(agent)
+    agent_pid = 0
+    try:
+        shell.sendline(_zag(agent))
+        shell.expect_exact("ready")
+        agent_pid = agent.wait_for_invocation()["pid"]
+        shell.sendcontrol("z")
+        shell.expect_exact("Stopped", timeout=5)
+        shell.expect_exact(PROMPT)
+        shell.sendline(f"kill -{name[3:]} %1; wait %1; echo status=$?")
+        shell.expect(r"status=(\d+)")
+        assert int(shell.match.group(1)) == 128 + getattr(signal, name)
+        wait_until(lambda: process_gone(agent_pid), 5, message="the agent gone")
+        assert agent.only_session()[-1]["exit_code"] == 128 + getattr(signal, name)
+    finally:
+        _end(shell, *([agent_pid] if agent_pid else []))
+
+
+def test_kill_of_zag_stopped_in_the_background_before_the_agent_started(agent: Agent) -> None:
+    """`zag run claude &` waits stopped for `fg`; `kill %1` meanwhile ends it (no agent was started)."""
+    agent.script([{"out": "ready\n"}, {"read_line": True}, {"exit": 0}])
+    shell = _bash(agent)
+    try:
+        shell.sendline(_zag(agent) + " &")
+        shell.expect_exact(PROMPT)
+        [zag] = wait_until(lambda: [pid for pid in _children(shell.pid) if _state(pid) == "T"], 10,
+                           message="zag stopped in the background")
+        shell.sendline("kill %1")  # SIGCONT with it: zag must not stop again, holding SIGTERM back
+        wait_until(lambda: process_gone(zag), 5, message="zag gone")
+        assert agent.invocations() == []
+    finally:
+        _end(shell)
 
 
 def test_an_agent_stopped_by_sigstop_stops_zag_and_fg_gives_it_raw_mode_again(agent: Agent) -> None:

@@ -24,7 +24,7 @@ FORWARDED = tuple(
     for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
     if hasattr(signal, name)
 )
-HANDLED = (*FORWARDED, signal.SIGWINCH)
+HANDLED = (*FORWARDED, signal.SIGWINCH, signal.SIGCONT)  # blocked SIGCONT still continues zag
 
 # handler(signum, from_terminal): called in the signal thread; must not block for long.
 SignalHandler = Callable[[int, bool], None]

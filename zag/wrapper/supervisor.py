@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 STDIN, STDOUT, STDERR = 0, 1, 2  # the fds themselves: `sys.stdout` may be None when fd 1 was closed
 SCANNER_FAULT_LIMIT = 100
 THREAD_JOIN_SECS = 10.0  # a provider call that hangs must not keep zag from exiting
+CONTINUE_WAIT_SECS = 1.0  # zag stopped itself (job control): the SIGCONT reaches the signal thread by then
 _STREAM_SOURCE = {"stdout": events.SOURCE_STDOUT, "stderr": events.SOURCE_STDERR, "pty": events.SOURCE_STDOUT}
 _TERMINATING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
@@ -134,30 +135,55 @@ class _Relaying:
 
 class _Suspension:
     """Job control for an agent in its PTY: when it stops (Ctrl-Z, SIGSTOP), zag gives the terminal back and
-    stops too, so the shell shows the job stopped and its prompt; when the shell continues zag (`fg`), zag
-    waits to be in the foreground, puts the terminal back in raw mode, and continues the agent."""
+    stops its process group, as the terminal's Ctrl-Z would, so the shell shows the job stopped and its
+    prompt. Continued in the foreground (`fg`), zag puts the terminal back in raw mode and continues the
+    agent; continued in the background (`bg`), it stops again (SIGTTOU) until `fg`; continued with a
+    terminating signal (`kill %1`, the shell's exit), it continues the agent at once, which then gets it."""
 
-    __slots__ = ("child", "relaying")
+    __slots__ = ("child", "relaying", "supervisor")
 
-    def __init__(self, child: Child, relaying: _Relaying) -> None:
+    def __init__(self, child: Child, relaying: _Relaying, supervisor: Supervisor) -> None:
         self.child = child
         self.relaying = relaying
+        self.supervisor = supervisor
 
     def __call__(self, _signum: int) -> None:
         raw = self.relaying.raw
         if raw is not None:
             raw.restore()
-        os.kill(os.getpid(), signal.SIGTSTP)  # returns once continued; at once if our group is orphaned
-        wait_for_foreground(STDIN)
-        if raw is not None:
+        self._stop_zag(signal.SIGTSTP)
+        while not self.supervisor.interrupted.is_set() and not _in_foreground(STDIN):
+            if not self._stop_zag(signal.SIGTTOU):
+                break
+        if raw is not None and not self.supervisor.interrupted.is_set():
             raw.enter()
-        size = get_window_size(STDOUT) or get_window_size(STDIN)
-        if size is not None:
-            self.relaying.relay.resize(size)  # the window may have changed while we were stopped
+            size = get_window_size(STDOUT) or get_window_size(STDIN)
+            if size is not None:
+                self.relaying.relay.resize(size)  # the window may have changed while we were stopped
         try:
             os.killpg(self.child.pid, signal.SIGCONT)
         except OSError:
             pass
+
+    def _stop_zag(self, signum: int) -> bool:
+        """Stop zag's process group with `signum`; return once the signal thread saw the SIGCONT (after
+        any terminating signal sent with it: they have lower numbers and are taken first), or False
+        after `CONTINUE_WAIT_SECS` (the kernel drops the stop in an orphaned group: nobody could continue it)."""
+        continued = self.supervisor.continued
+        continued.clear()
+        try:
+            os.killpg(0, signum)
+        except OSError:
+            return False
+        return continued.wait(CONTINUE_WAIT_SECS)
+
+
+def _in_foreground(fd: int) -> bool:
+    """True unless terminal `fd` has a foreground process group other than zag's."""
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return True
 
 
 class Supervisor:
@@ -179,6 +205,7 @@ class Supervisor:
         self.started_at = time.time()
         self.stop_requested = threading.Event()  # a terminating signal arrived while no child ran
         self.interrupted = threading.Event()  # a terminating signal arrived at all (no more relaunches)
+        self.continued = threading.Event()  # SIGCONT arrived (`_Suspension` waits for it)
         self._running: _Running | None = None
         self._follower: LiveFollower | None = None
         self._signal_lock = threading.Lock()
@@ -195,6 +222,8 @@ class Supervisor:
     def run(self) -> int:
         """Run the session to its end and return zag's exit code. Raises `LaunchFailed` if the agent
         could not be started (no session is recorded then)."""
+        if self.request.interactive:
+            wait_for_foreground(STDIN)  # `zag run claude &`: stopped until `fg`; `kill %1` ends zag meanwhile
         self._signals.block()  # the listener thread starts once the agent and the watchdog run
         try:
             ctx = self._context()
@@ -424,7 +453,7 @@ class Supervisor:
             scanner = self.guard.method("output_scanner", self.provider, "output_scanner", ctx, default=None)
             self._start_observers(child, relay, scanner)  # what the agent printed so far is scanned first
             live_thread = _start_thread("zag-live", follower.run, plan, ctx, child_done)
-            child.wait(_Suspension(child, relaying) if child.interactive else None)
+            child.wait(_Suspension(child, relaying, self) if child.interactive else None)
             if self._watchdog is not None:
                 self._watchdog.disarm()  # what the agent left running is the user's business now
             self._set_running(None)
@@ -790,6 +819,9 @@ class Supervisor:
 
     def _on_signal(self, signum: int, from_terminal: bool) -> None:
         """Called in the signal thread for every signal sent to zag."""
+        if signum == signal.SIGCONT:
+            self.continued.set()
+            return
         if signum in _TERMINATING:
             self.interrupted.set()
             if self.limits is not None:
