@@ -96,3 +96,11 @@ def test_a_repeated_hit_waits_for_the_later_of_its_schedule_and_the_backoff() ->
     assert schedule.repeat_time(NOW + 600, NOW, 2, limits) == NOW + 600       # a reset further ahead: kept
     assert schedule.repeat_time(NOW + 600, NOW, 9, limits) == NOW + 1000      # capped
     assert schedule.repeat_time(NOW + 5000, NOW, 1, limits) == NOW + 1000
+
+
+def test_only_a_reset_instant_is_not_a_delay() -> None:
+    """What is timed on the elapsed clock (a delay zag chose) and what on the wall clock (the reset)."""
+    assert schedule.resume_time(None, NOW, settings()).delay                                 # fallback
+    assert schedule.resume_time(NOW - 5, NOW, settings()).delay                              # settle
+    assert schedule.resume_time(NOW + 7 * 86400, NOW, settings(max_wait_secs=3600)).delay    # the cap
+    assert not schedule.resume_time(NOW + 600, NOW, settings(), uniform=lambda: 0.5).delay   # the reset

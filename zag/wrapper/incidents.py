@@ -75,6 +75,7 @@ class Incident:
     # set by the engine
     announced: bool = False
     resume_at: float | None = None     # None: nothing scheduled (resume disabled, or not yet announced)
+    due_elapsed: float | None = None   # a delay zag chose: due at this `schedule.elapsed()` (or resume_at)
     fallback_used: bool = False
     status: str = states.RESUME_PENDING
     attempts: int = 0

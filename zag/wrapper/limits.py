@@ -269,10 +269,9 @@ class LimitHandler:
         incident = self.active_incident()
         if incident is None or incident.resume_at is None or incident.status != states.RESUME_PENDING:
             return {}
-        now = time.time()
         return {"state": states.WAITING, "incident_id": incident.incident_id,
                 "resume_at": events.format_ts(incident.resume_at),
-                "remaining_secs": max(0, int(round(incident.resume_at - now)))}
+                "remaining_secs": max(0, int(round(_time_left(incident))))}
 
     def end_fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = {}
@@ -341,6 +340,7 @@ class LimitHandler:
 
         plan = schedule.resume_time(incident.reset_at, now, self.settings)
         incident.resume_at, incident.fallback_used = plan.resume_at, plan.fallback_used
+        delay = plan.delay
         previous = self.book.repeated(incident, now)
         if previous is not None:
             incident.repeat_of = previous.incident_id
@@ -361,6 +361,9 @@ class LimitHandler:
             # resume that did not continue the session, no sooner than the back-off allows
             incident.resume_at = schedule.repeat_time(plan.resume_at, now, max(1, self._failures), self.settings)
             incident.backed_off = incident.resume_at > plan.resume_at
+            delay = delay or incident.backed_off
+        if delay:
+            incident.due_elapsed = schedule.elapsed() + (incident.resume_at - now)
 
     def _announce(self, announcement: Announcement, *, child_running: bool) -> None:
         """Log the hit (first any attempt in flight it ended), then bring the index in line with the log."""
@@ -491,7 +494,11 @@ class LimitHandler:
     # -- waiting ----------------------------------------------------------------------------------
     def wait_due(self, stopped: Any) -> tuple[str, Incident | None]:
         """Wait until the active incident's resume is due: ("due", incident), ("cancelled", incident) when
-        the user cancelled it in the index, ("stopped", incident) when `stopped()`, ("none", None)."""
+        the user cancelled it in the index, ("stopped", incident) when `stopped()`, ("none", None).
+        Polls and sleeps on the elapsed clock, at most `INDEX_POLL_SECS` at a time, so a wall-clock step
+        neither stops the polling nor goes unseen."""
+        from zag.wrapper import schedule
+
         next_poll = 0.0
         while True:
             generation = self._generation
@@ -500,16 +507,15 @@ class LimitHandler:
                 return "stopped", incident
             if incident is None or incident.resume_at is None:
                 return "none", None
-            now = time.time()
-            if now >= next_poll:
+            if schedule.elapsed() >= next_poll:
                 if self.store.status(incident.incident_id) == states.RESUME_CANCELLED:
                     self._cancel(incident, CAUSE_USAGE_CANCEL)
                     return "cancelled", incident
-                next_poll = time.time() + INDEX_POLL_SECS
-            now = time.time()
-            if now >= incident.resume_at:
+                next_poll = schedule.elapsed() + INDEX_POLL_SECS
+            left = _time_left(incident)
+            if left <= 0:
                 return "due", incident
-            self._sleep(generation, min(incident.resume_at, next_poll) - now)
+            self._sleep(generation, min(left, next_poll - schedule.elapsed()))
 
     def _cancel(self, incident: Incident, cause: str) -> None:
         """Stop waiting for `incident` (`cause`: `zag usage cancel`, or zag interrupted): say so in the log
@@ -641,6 +647,7 @@ class LimitHandler:
             else:
                 incident.status = states.RESUME_PENDING
                 incident.resume_at = schedule.retry_time(now, self.settings)
+                incident.due_elapsed = schedule.elapsed() + (incident.resume_at - now)
             next_at, failures = incident.resume_at, self._failures
         self.supervisor.log_event(events.body(
             events.USAGE_LIMIT_RESUME_FAILED, incident_id=incident.incident_id, attempt=attempt.number, error=error,
@@ -726,6 +733,18 @@ class LimitHandler:
             os.write(2, (("\r" if self.interactive else "") + line + ending).encode("utf-8", "replace"))
         except OSError:
             pass
+
+
+def _time_left(incident: Incident) -> float:
+    """Seconds until `incident` is due: its resume instant on the wall clock; a delay zag chose is also
+    due once that much elapsed time has passed (a wall clock set back does not stretch it)."""
+    from zag.wrapper import schedule
+
+    assert incident.resume_at is not None
+    left = incident.resume_at - time.time()
+    if incident.due_elapsed is not None:
+        left = min(left, incident.due_elapsed - schedule.elapsed())
+    return left
 
 
 def _attempts(count: int) -> str:

@@ -5,6 +5,9 @@
 - reset known but already past (the CLI rounds to the minute, or zag saw it late): a short settle delay;
 - reset unknown: now + `fallback_secs`, and the incident says `fallback_used`;
 - always capped at now + `max_wait_secs`.
+A reset instant is waited for on the wall clock (an NTP step back corrects a clock that ran ahead: the
+reset is still that instant); a delay zag chose (fallback, settle, cap, retry, back-off) on `elapsed()`,
+which a step does not move, so the clock set back an hour adds no hour to it.
 After a failed attempt the next one comes `retry_secs` later (also capped). A hit after a resume that did
 not continue the session (a repeat, see `incidents.IncidentBook.repeated`, or one naming a later reset,
 as a relative `retry in 1s` does) waits at least `backoff`: `retry_secs`, doubled for each consecutive
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -28,6 +31,17 @@ SETTLE_SECS = 3.0
 class Schedule:
     resume_at: float
     fallback_used: bool
+    delay: bool = field(default=False, compare=False)  # a wait zag chose (fallback, settle, cap), not a reset
+
+
+def elapsed() -> float:
+    """Seconds on a clock that a wall-clock step (NTP, `date -s`) does not move and that keeps counting
+    through a suspend (CLOCK_BOOTTIME; `time.monotonic` where there is none): a wait of a duration is
+    timed on it, a wait for a reset instant on the wall clock."""
+    return time.clock_gettime(_BOOTTIME) if _BOOTTIME is not None else time.monotonic()
+
+
+_BOOTTIME = getattr(time, "CLOCK_BOOTTIME", None)
 
 
 def resume_time(
@@ -40,15 +54,15 @@ def resume_time(
     `random.random`)."""
     cap = now + max(0.0, settings.max_wait_secs)
     if reset_at is None:
-        return Schedule(min(now + max(0.0, settings.fallback_secs), cap), True)
+        return Schedule(min(now + max(0.0, settings.fallback_secs), cap), True, delay=True)
     if reset_at <= now:
-        return Schedule(min(now + SETTLE_SECS, cap), False)
+        return Schedule(min(now + SETTLE_SECS, cap), False, delay=True)
     if uniform is None:
         import random  # only when a hit is scheduled: zag run does not pay for it otherwise
 
         uniform = random.random
     jitter = max(0.0, settings.jitter_secs) * uniform()
-    return Schedule(min(reset_at + jitter, cap), False)
+    return Schedule(min(reset_at + jitter, cap), False, delay=reset_at + jitter > cap)
 
 
 def retry_time(now: float, settings: LimitSettings) -> float:
