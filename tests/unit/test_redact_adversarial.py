@@ -222,3 +222,56 @@ def test_base64_data_with_escape_like_text_is_not_rescanned(monkeypatch: pytest.
                         lambda self, data, positions: calls.append(len(positions)) or original(self, data, positions))
     image = "iVBORw0KGgo" + "u0041" * 3 + "AAAA" * 50
     assert redacted(image) == image and calls == []
+
+
+BEARER = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJlX19fX19fXw"
+
+
+@pytest.mark.parametrize("text", [
+    f"Authorization: Bearer\n{BEARER}",                                   # wrapped after the keyword
+    f"Authorization: Bearer\r\n  {BEARER}",
+    json.dumps({"headers": {"Authorization": f"Bearer\n{BEARER}"}}),    # JSON text: the `\n` escaped
+    json.dumps(json.dumps({"Authorization": f"Bearer\t{BEARER}"})),     # and escaped again
+])
+def test_bearer_token_after_a_line_break_or_its_json_escape(text: str) -> None:
+    out = redacted(text)
+    assert BEARER[:12] not in out and BEARER[-12:] not in out and "[REDACTED:bearer_token]" in out
+
+
+@pytest.mark.parametrize("text", [
+    json.dumps({"SecretAccessKey": AWS_SECRET}).replace("/", "\\/"),          # PHP/Java JSON: `\/`
+    json.dumps(json.dumps({"SecretAccessKey": AWS_SECRET}).replace("/", "\\/")),
+    "Authorization: Bearer " + "abcDEF0123456789/ghiJKL+/mnoPQR==".replace("/", "\\/"),
+])
+def test_secrets_whose_slashes_are_written_as_json_escapes(text: str) -> None:
+    out = redacted(text)
+    assert "[REDACTED:" in out
+    for part in ("wJalrXUtnFEMI", "K7MDENG", "bPxRfiCYEXAMPLEKEY", "abcDEF0123", "ghiJKL", "mnoPQR"):
+        assert part not in out, out
+
+
+def test_secrets_with_escaped_slashes_in_json_passed_through_raw(tmp_path: Path) -> None:
+    """A transcript's own JSON kept raw (msgspec.Raw) with its writer's `\\/` escapes."""
+    import msgspec
+
+    from zag.logs.writer import SessionLogWriter
+
+    escaped = AWS_SECRET.replace("/", "\\/")
+    raw = msgspec.Raw(('{"SecretAccessKey":"' + escaped + '","h":"Bearer\\n' + BEARER.replace(".", "\\/")
+                       + '"}').encode())
+    log = tmp_path / "log.jsonl"
+    with SessionLogWriter("z", "claude", path=log, redactor=Redactor()) as writer:
+        writer.write({"type": "tool_call", "input": raw})
+    [line] = log.read_bytes().splitlines()
+    assert json.loads(line)["input"] == {"SecretAccessKey": "[REDACTED:aws_secret_key]",
+                                         "h": "Bearer\n[REDACTED:bearer_token]"}
+
+
+def test_ordinary_text_around_line_breaks_and_escaped_slashes_is_left_alone() -> None:
+    ordinary = [
+        "the bearer\nof bad news", "Authorization: Bearer\n<token>", "Bearer\\nToken", "bearer\tshort/path",
+        json.dumps({"url": "https://example.com/a/b/c/d/e/f/g/h/i/j"}).replace("/", "\\/"),
+        "secret_access_key = <set in ~/.aws/credentials>",
+    ]
+    for text in ordinary:
+        assert redacted(text) == text

@@ -22,6 +22,12 @@ _KEY_START = (rb"(?:(?<![A-Za-z0-9_\-])|(?<=\\[nrtbf])|(?<=\\u00[0-9a-fA-F]{2})"
 # cut short: `head id_rsa`, a truncated tool output). JSON escapes are consumed whole, so an escaped
 # quote does not end the string and a string ending in an escaped backslash does.
 _PRIVATE_KEY_LABEL = rb"(?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+# A bearer token (RFC 6750 characters) of at least 16 characters, its `/` maybe written `\/` in JSON
+# text (at any depth). The plain run is tried first, and the count through escapes only when a backslash
+# comes within 16 characters, so prose (`the bearer of bad news`) fails as fast as before.
+_TOKEN_CHAR = rb"[A-Za-z0-9\-._~+/]"
+_TOKEN = (rb"(?:" + _TOKEN_CHAR + rb"{16,}|(?=" + _TOKEN_CHAR + rb"{0,15}\\)(?=(?:" + _TOKEN_CHAR
+          + rb"|\\+/){16}))" + _TOKEN_CHAR + rb"*(?:\\+/" + _TOKEN_CHAR + rb"*)*=*")
 
 # (name, marker bytes one of which appears in anything the pattern matches, pattern)
 _BUILTIN: tuple[tuple[str, tuple[bytes, ...], bytes], ...] = (
@@ -35,15 +41,19 @@ _BUILTIN: tuple[tuple[str, tuple[bytes, ...], bytes], ...] = (
     ("google_oauth_token", (b"ya29.",), rb"ya29\.[0-9A-Za-z_\-]{20,}"),
     ("aws_access_key", (b"AKIA", b"ASIA"), rb"(?<![A-Z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Z0-9])"),
     # `AWS_SECRET_ACCESS_KEY=`, `aws_secret_access_key =`, and the AWS CLI/SDK spellings
-    # (`"SecretAccessKey": "…"` from `aws iam create-access-key`, `secretAccessKey:`)
+    # (`"SecretAccessKey": "…"` from `aws iam create-access-key`, `secretAccessKey:`), in JSON text at
+    # any depth (quotes after backslashes), its `/` maybe written `\/` (PHP, Java JSON writers)
     ("aws_secret_key", (b"ecret_access_key", b"ECRET_ACCESS_KEY", b"ecretAccessKey", b"ecretaccesskey",
                         b"ecret_Access_Key", b"ecretAccess_Key"),
-     rb"(?P<keep>(?i:(?:aws_?)?secret_?access_?key)(?:\\?\"|')?\s*[:=]\s*(?:\\?\"|')?)[A-Za-z0-9/+=]{40}"
-     rb"(?![A-Za-z0-9/+=])"),
+     rb"(?P<keep>(?i:(?:aws_?)?secret_?access_?key)(?:\\*\"|')?\s*[:=]\s*(?:\\*\"|')?)"
+     rb"(?:[A-Za-z0-9+=]|\\*/){40}(?![A-Za-z0-9/+=]|\\+/)"),
     ("github_token", (b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_", b"github_pat_"),
      rb"(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})"),
     ("slack_token", (b"xox",), rb"xox[abprs]-[A-Za-z0-9\-]{10,}"),
-    ("bearer_token", (b"earer ", b"EARER "), rb"(?P<keep>(?i:bearer)\s+)[A-Za-z0-9\-._~+/]{16,}=*"),
+    ("bearer_token", (b"earer ", b"EARER "), rb"(?P<keep>(?i:bearer)\s+)" + _TOKEN),
+    # a token on the next line: after a line break's JSON escape (`\n`, `\r\n`, at any depth); a
+    # pattern of its own, run only where `Bearer\` is, so ordinary text pays nothing for it
+    ("bearer_token", (b"earer\\", b"EARER\\"), rb"(?P<keep>(?i:bearer) *\\+[nrt](?:\s|\\+[nrt])*)" + _TOKEN),
 )
 
 
