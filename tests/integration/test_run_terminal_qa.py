@@ -237,6 +237,31 @@ def test_ctrl_z_to_a_raw_agent_that_does_not_suspend_only_types_it(agent: Agent)
         _end(shell)
 
 
+@pytest.mark.parametrize("name", ["SIGSTOP", "SIGTSTP"])
+def test_zag_stopped_alone_puts_the_terminal_back_in_raw_mode_on_fg(agent: Agent, name: str) -> None:
+    """`kill -STOP <zag>` (the agent runs on): the shell takes the terminal back with its own modes; after
+    `fg` zag's terminal must be raw again, so a single key reaches the agent without Enter."""
+    agent.script([{"raw_tty": True}, {"out": "ready\n"}, {"expect": "x"}, {"out": "got x\n"}, {"exit": 0}])
+    shell = _bash(agent)
+    try:
+        shell.sendline(_zag(agent))
+        shell.expect_exact("ready")
+        [zag] = _children(shell.pid)
+        os.kill(zag, getattr(signal, name))
+        shell.expect_exact("Stopped", timeout=5)
+        shell.expect_exact(PROMPT)
+        assert _shell_modes(shell) == (b"icanon", b"echo")
+        shell.sendline("fg")
+        shell.expect_exact("zag run claude")
+        wait_until(lambda: _state(zag) != "T", 5, message="zag continued")
+        shell.send("x")
+        shell.expect_exact("got x")
+        shell.expect_exact(PROMPT)
+        assert _shell_modes(shell) == (b"icanon", b"echo")
+    finally:
+        _end(shell)
+
+
 def test_started_in_the_background_the_agent_gets_the_shells_modes_on_fg(agent: Agent, tmp_path: Path) -> None:
     """`zag run claude &`: zag stops (as a TUI would, SIGTTOU) before taking the terminal; after `fg` the
     agent's terminal has the modes a foreground command gets (canonical, echo), not those of the shell's

@@ -99,11 +99,12 @@ class TakeoverRefused(Exception):
 
 
 class _Running:
-    __slots__ = ("child", "relay")
+    __slots__ = ("child", "relay", "raw")
 
-    def __init__(self, child: Child, relay: Relay | None = None) -> None:
+    def __init__(self, child: Child, relay: Relay | None = None, raw: RawMode | None = None) -> None:
         self.child = child
         self.relay = relay
+        self.raw = raw
 
 
 class _Relaying:
@@ -148,6 +149,13 @@ class _Suspension:
         self.supervisor = supervisor
 
     def __call__(self, _signum: int) -> None:
+        self.supervisor.suspended.set()
+        try:
+            self._suspend()
+        finally:
+            self.supervisor.suspended.clear()
+
+    def _suspend(self) -> None:
         raw = self.relaying.raw
         if raw is not None:
             raw.restore()
@@ -206,6 +214,7 @@ class Supervisor:
         self.stop_requested = threading.Event()  # a terminating signal arrived while no child ran
         self.interrupted = threading.Event()  # a terminating signal arrived at all (no more relaunches)
         self.continued = threading.Event()  # SIGCONT arrived (`_Suspension` waits for it)
+        self.suspended = threading.Event()  # `_Suspension` has stopped zag with its agent
         self._running: _Running | None = None
         self._follower: LiveFollower | None = None
         self._signal_lock = threading.Lock()
@@ -484,7 +493,7 @@ class Supervisor:
         raw = RawMode(STDIN) if child.interactive else None
         if raw is not None:
             raw.enter()
-        self._attach_relay(child, relay)
+        self._attach_relay(child, relay, raw)
         thread = _start_thread("zag-relay", relay.run, on_error=relay.close)
         return _Relaying(relay, thread, raw)
 
@@ -812,15 +821,30 @@ class Supervisor:
             for signum in pending:  # arrived before the child existed: it never saw them
                 running.child.send_signal(signum)
 
-    def _attach_relay(self, child: Child, relay: Relay) -> None:
+    def _attach_relay(self, child: Child, relay: Relay, raw: RawMode | None) -> None:
         with self._signal_lock:
             if self._running is not None and self._running.child is child:
                 self._running.relay = relay
+                self._running.raw = raw
+
+    def _continued_by_surprise(self) -> None:
+        """zag was stopped without its agent (`kill -STOP`/`-TSTP` to zag, a read of the terminal from the
+        background) and is continued: the shell gave the terminal its own modes meanwhile; raw mode again
+        (once in the foreground: a background zag would stop on it) and the window's size."""
+        running = self._running
+        if running is None or running.raw is None or running.relay is None or not _in_foreground(STDIN):
+            return
+        running.raw.reassert()
+        size = get_window_size(STDOUT) or get_window_size(STDIN)
+        if size is not None:
+            running.relay.resize(size)
 
     def _on_signal(self, signum: int, from_terminal: bool) -> None:
         """Called in the signal thread for every signal sent to zag."""
         if signum == signal.SIGCONT:
             self.continued.set()
+            if not self.suspended.is_set():
+                self._continued_by_surprise()
             return
         if signum in _TERMINATING:
             self.interrupted.set()

@@ -31,6 +31,16 @@ class RawMode:
             return False
         return True
 
+    def reassert(self) -> None:
+        """Raw mode again if it is on by our account (after zag was stopped, the shell gave the terminal its
+        own modes); the modes to restore stay those saved by `enter`."""
+        if self._saved is None:
+            return
+        try:
+            tty.setraw(self.fd, termios.TCSANOW)
+        except termios.error:
+            pass
+
     def restore(self) -> None:
         with self._lock:
             saved, self._saved = self._saved, None
