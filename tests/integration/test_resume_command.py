@@ -228,3 +228,64 @@ def test_sigusr2_during_the_wait_of_zag_resume_is_not_kept_for_the_agent(tmp_pat
     events = rig.log()
     assert "usage_limit_resume_failed" not in types(events)
     assert types(events).count("usage_limit_resumed") == 1 and len(rig.invocations()) == 2
+
+
+def _rebuilt_from_the_log(rig: L.Rig) -> None:
+    """The index gone (a lost ZAG_HOME/index.sqlite) and rebuilt from the session log alone."""
+    for path in rig.agent.zag_home.glob("index.sqlite*"):
+        path.unlink()
+    result = rig.run("reindex")
+    assert result.returncode == 0, result.stderr.decode()
+
+
+def test_the_agents_exit_code_during_the_wait_survives_a_reindex(tmp_path: Path, zag_home: Path) -> None:
+    """The agent exited 1 at its limit; zag was killed while waiting and the index rebuilt from the log:
+    `zag resume` then cancelled with `zag usage cancel` still ends with the agent's code, 1 (the code was
+    only in the index, and a rebuilt row without one read as 0)."""
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    rig.script(L.claude_headless_hit(rig, time.time() + 600))
+    waiting = _killed_while_waiting(rig, time.time() + 600)
+    _rebuilt_from_the_log(rig)
+    [row] = rig.zag_json("ps", "--json")
+    assert row["exit_code"] == 1
+    proc = rig.start("resume", waiting["session_id"][:8])
+    try:
+        rig.waiting_row(proc)
+        [pending] = rig.zag_json("usage", "list", "--json")
+        assert rig.run("usage", "cancel", pending["incident_id"][:8]).returncode == 0
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert proc.returncode == 1, err.decode()
+    ended = L.of_type(rig.log(), "session_ended")
+    assert [(e["exit_code"], e["success"], e["cancelled"]) for e in ended] == [(1, False, True)]
+    assert len(rig.invocations()) == 1
+
+
+def test_a_relaunched_agent_and_its_exit_survive_a_reindex(tmp_path: Path, zag_home: Path) -> None:
+    """The resumed agent hit its limit again and exited 3, zag was killed during the second wait: the index
+    rebuilt from the log names that agent's pid and code, as the live index did (it named the first
+    agent's pid, and no code)."""
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    again = [*L.claude_headless_hit(rig, time.time() + 600)[:-1], {"exit": 3}]
+    rig.script(L.claude_headless_hit(rig, time.time() + 2), again)
+    proc = rig.start("run", "claude", *L.CLAUDE_HEADLESS_ARGS)
+    try:
+        rig.agent.wait_for_invocation(2, timeout=60)
+        wait_until(lambda: len(L.of_type(rig.log(), "usage_limit_hit")) == 2, 60, message="the second hit")
+        rig.waiting_row(proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    wait_until(lambda: process_gone(proc.pid), 10, message="zag gone")
+    second_pid = rig.invocations()[1]["pid"]
+    [live] = rig.zag_json("ps", "--json")
+    assert (live["child_pid"], live["exit_code"]) == (second_pid, 3)
+    _rebuilt_from_the_log(rig)
+    [rebuilt] = rig.zag_json("ps", "--json")
+    assert (rebuilt["state"], rebuilt["child_pid"], rebuilt["exit_code"]) == ("dead", second_pid, 3)

@@ -194,7 +194,9 @@ def test_an_interrupted_wait_is_logged_when_it_is_cancelled(monkeypatch: pytest.
             supervisor.interrupted.set()
             assert engine.next_launch(ExitStatus(1)) is None
             assert _agree(supervisor) == {hit["incident_id"]: "cancelled"}
-            [note] = _notes(writer)
+            exited, note = _notes(writer)  # the agent's exit while the session waits on, then the cancel
+            assert exited["data"] == {"kind": events.NOTE_AGENT_EXITED, "exit_code": 1,
+                                      "incident_id": hit["incident_id"]}
             assert note["data"]["cause"] == "interrupted" and note["data"]["incident_id"] == hit["incident_id"]
             assert note["message"].endswith("resume cancelled (zag was interrupted)")
         finally:

@@ -295,3 +295,47 @@ def test_an_attempt_in_flight_is_resuming_until_a_later_run_takes_the_incident_o
     assert (scanned.row["state"], scanned.row["resume_at"]) == (states.WAITING, T0 + 2 + 3600)
     write_log(sid(1), [_ended(4100, 1)])
     assert [i.status for i in scan_log(path).incidents] == [states.RESUME_CANCELLED]  # type: ignore[union-attr]
+
+
+def _note(kind: str, at: float, **data: Any) -> dict[str, Any]:
+    body = events.provider_status(f"zag: {kind}", {"kind": kind, **data})
+    body["ts"] = ts(at)
+    return body
+
+
+def test_the_agents_exit_and_relaunched_pid_during_a_wait_come_from_zags_notes() -> None:
+    """The live index keeps the agent's exit code while the session waits (for `zag resume` to end with)
+    and the pid of each relaunched agent; rebuilt from the log, both come from zag's notes (the code was
+    lost: a `zag resume` cancelled then ended 0; the pid was the first agent's)."""
+    path = write_log(sid(1), [_started(1), _hit("inc-1", 2),
+                              _note(events.NOTE_AGENT_EXITED, 3, exit_code=1, incident_id="inc-1")])
+    scanned = scan_log(path)
+    assert scanned is not None
+    assert (scanned.row["state"], scanned.row["exit_code"], scanned.row["child_pid"]) == (states.WAITING, 1, 4243)
+    resume_started = events.body(events.USAGE_LIMIT_RESUME_STARTED, ts=ts(3610), incident_id="inc-1", attempt=1)
+    write_log(sid(1), [resume_started, _note(events.NOTE_AGENT_STARTED, 3611, child_pid=5000, final_argv=["claude"])])
+    scanned = scan_log(path)
+    assert scanned is not None
+    assert (scanned.row["state"], scanned.row["exit_code"], scanned.row["child_pid"]) == (states.RUNNING, 1, 5000)
+    write_log(sid(1), [_hit("inc-2", 3700, supersedes=["inc-1"]),
+                       _note(events.NOTE_AGENT_EXITED, 3701, exit_code=3, incident_id="inc-2")])
+    scanned = scan_log(path)
+    assert scanned is not None
+    assert (scanned.row["state"], scanned.row["exit_code"], scanned.row["child_pid"]) == (states.WAITING, 3, 5000)
+    # `zag resume` takes it over (no agent yet), and is killed while it waits: the code stays, the pid is gone
+    write_log(sid(1), [_started(4000, resumed=True, child_pid=None)])
+    scanned = scan_log(path)
+    assert scanned is not None
+    assert (scanned.row["state"], scanned.row["exit_code"], scanned.row["child_pid"]) == (states.WAITING, 3, None)
+    write_log(sid(1), [_ended(4100, 3, cancelled=True)])
+    scanned = scan_log(path)
+    assert scanned is not None
+    assert (scanned.row["state"], scanned.row["exit_code"]) == (states.EXITED, 3)
+
+
+def test_an_ended_session_continued_by_zag_resume_keeps_its_exit_code_until_it_ends_again() -> None:
+    """As the live row: `zag resume` of an ended session takes its row over, exit code included."""
+    path = write_log(sid(1), [_started(1), _ended(2, 5), _started(10, resumed=True, child_pid=None)])
+    scanned = scan_log(path)
+    assert scanned is not None
+    assert (scanned.row["state"], scanned.row["exit_code"]) == (states.RUNNING, 5)

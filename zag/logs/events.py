@@ -78,6 +78,8 @@ ENVELOPE_FIELDS = ("seq", "ts", "session_id", "provider", "provider_session_id",
 # `data.kind` of zag's own `provider_status` notes (source `wrapper`) that readers act on
 NOTE_USAGE_LIMIT_RECOVERED = "usage_limit_recovered"  # `data.incident_id` closed (done): the agent continued alone
 NOTE_USAGE_LIMIT_CANCELLED = "usage_limit_cancelled"  # `data.incident_id` closed (cancelled): no resume
+NOTE_AGENT_STARTED = "agent_started"    # zag ran the agent again in the session: `data.child_pid`
+NOTE_AGENT_EXITED = "agent_exited"      # the agent exited, the session waits on: `data.exit_code`
 
 
 def now_rfc3339() -> str:

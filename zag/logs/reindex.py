@@ -8,7 +8,10 @@ What a log says:
 - `session_started`: provider, argv, cwd, model, flags, supervisor pid/start/host, heartbeat interval
   (the first one gives the start time; a later one, from a resume, updates the registry fields);
 - `heartbeat`: the last heartbeat; `session_ended`: exit code, end time, end reason (its `reason`, e.g.
-  `dismissed` by `zag dismiss`, or `cancelled`); the provider session id is the
+  `dismissed` by `zag dismiss`, or `cancelled`); zag's notes (wrapper `provider_status`) `agent_started`
+  (`data.child_pid`: the agent run again, a resume) and `agent_exited` (`data.exit_code`: the agent's
+  exit while the session waits on, for `zag resume` to end with) update the child pid (a later
+  `session_started` from `zag resume` has none until it starts the agent) and the exit code; the provider session id is the
   last non-null `provider_session_id` of any line, the model the last `model` any event named (as the
   supervisor keeps it current); `last_seq` the last valid line's seq;
 - `usage_limit_hit` with a `scheduled_resume_at` and no later `usage_limit_resumed` or `session_ended`:
@@ -142,6 +145,7 @@ class _Scan:
         self.started: dict[str, Any] = {}
         self.resumed = False
         self.ended: dict[str, Any] | None = None
+        self.exit_code: int | None = None  # the agent's last: `session_ended`, or zag's note while it waits
         self.ended_ts: str | None = None
         self.last_heartbeat: str | None = None
         self.heartbeat_secs: Any = None
@@ -184,6 +188,7 @@ class _Scan:
             if self.started_ts is None:
                 self.started_ts = env.ts
             self.started.update({k: v for k, v in event.items() if v is not None})
+            self.started["child_pid"] = event.get("child_pid")  # null from `zag resume`: no child yet
             self.resumed = self.resumed or bool(event.get("resumed"))
             self.ended, self.ended_ts = None, None  # a later start (a resume) reopens the session
             for incident in self.incidents.values():
@@ -191,6 +196,7 @@ class _Scan:
                     incident.status = states.RESUME_PENDING
         elif kind == events.SESSION_ENDED:
             self.ended, self.ended_ts = event, env.ts
+            self.exit_code = _int(event.get("exit_code"))
             for incident in self.incidents.values():
                 if incident.status in states.RESUME_OPEN_STATES:
                     cancelled = bool(event.get("cancelled")) or not incident.failed
@@ -203,6 +209,10 @@ class _Scan:
             if not isinstance(data, dict):
                 return
             note = data.get("kind")
+            if note == events.NOTE_AGENT_STARTED:
+                self.started["child_pid"] = data.get("child_pid")
+            elif note == events.NOTE_AGENT_EXITED:
+                self.exit_code = _int(data.get("exit_code"))
             closes = _NOTE_CLOSES.get(note) if isinstance(note, str) else None
             if closes is not None:
                 incident = self.incidents.get(str(data.get("incident_id")))
@@ -288,7 +298,7 @@ class _Scan:
             "started_at": started_at,
             "ended_at": ended_at,
             "updated_at": _epoch(self.last_ts) or started_at,
-            "exit_code": _int(self.ended.get("exit_code")) if self.ended else None,
+            "exit_code": self.exit_code,
             "end_reason": _end_reason(self.ended),
             "last_heartbeat": _epoch(self.last_heartbeat),
             "resume_at": min(i.resume_at for i in pending) if pending else None,  # type: ignore[type-var]

@@ -18,7 +18,10 @@ again in the same session, None ends it), `first_launch(previous)` when `zag res
   session; interactive with the agent still on screen, a `PtyResume` operation types into the PTY; an
   interactive agent that exited meanwhile is relaunched with its resume flag and the message is typed
   once its TUI settled (`resume.py`).
-- Each attempt's start is logged (`usage_limit_resume_started`), then the incident is `resuming`.
+- Each attempt's start is logged (`usage_limit_resume_started`), then the incident is `resuming`. The
+  agent's exit while the session waits on is logged too (a wrapper note, `data.kind = "agent_exited"`, as
+  the supervisor logs each relaunched agent's pid, `agent_started`): `zag resume` ends with that code if
+  the wait is cancelled, also after `zag reindex` rebuilt the index from the log.
 - Verifying: an attempt succeeded when a new assistant message of the same provider session arrives
   (`usage_limit_resumed`); headless attempts are judged when their child exits, interactive ones within
   `verify_secs`. A failed attempt (`usage_limit_resume_failed`) is retried `retry_secs` later, up to
@@ -80,6 +83,19 @@ def cancelled_note(incident_id: str, attempts: int, cause: str, tail: str = "") 
         f"usage-limit incident {incident_id[:8]}: resume {_CANCEL_WHY[cause]}{tail}",
         {"kind": events.NOTE_USAGE_LIMIT_CANCELLED, "incident_id": incident_id, "attempts": attempts,
          "cause": cause})
+
+
+def exited_note(provider: str, status: ExitStatus, incident_id: str) -> dict[str, Any]:
+    """The wrapper note saying the agent exited while the session goes on waiting for the resume of
+    `incident_id` (`data.kind = "agent_exited"`): reindex takes the session's exit code from it."""
+    data: dict[str, Any] = {"kind": events.NOTE_AGENT_EXITED, "exit_code": status.exit_code,
+                            "incident_id": incident_id}
+    how = f"with code {status.exit_code}"
+    if status.signal is not None:
+        data["signal"] = status.signal_name
+        how = f"killed by {status.signal_name}"
+    return events.provider_status(f"{provider} exited {how}; the session waits for its usage-limit resume "
+                                  f"({incident_id[:8]})", data)
 
 
 def record_cancel_without_supervisor(index: Index, session: dict[str, Any], resume: dict[str, Any]) -> bool:
@@ -238,8 +254,11 @@ class LimitHandler:
                              "before continuing the session")
         if not self.interactive and status.exit_code == 0:
             self._close_recovered()
-        if self.settings.enabled and self.active_incident() is not None:
-            # the agent's last exit code, for `zag resume` should this supervisor die while waiting
+        incident = self.active_incident() if self.settings.enabled else None
+        if incident is not None:
+            # the agent's last exit code, for `zag resume` should this supervisor die while waiting: in the
+            # log too, so that an index rebuilt from it (`zag reindex`) keeps it
+            self.supervisor.log_event(exited_note(self.provider_name, status, incident.incident_id))
             self.supervisor.update_registry(exit_code=status.exit_code)
         return self._plan_next()
 

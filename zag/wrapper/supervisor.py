@@ -438,6 +438,10 @@ class Supervisor:
         ctx = replace(self._ctx, env={**self._ctx.env, **plan.env}, started_at=time.time(), child_pid=None)
         child = self._spawn(plan, ctx)
         self._ctx = replace(ctx, child_pid=child.pid)
+        # in the log too (a wrapper note), so that an index rebuilt from it names this child, not the first
+        self._log(events.provider_status(
+            f"{self.request.provider_name} runs again in this session (pid {child.pid})",
+            {"kind": events.NOTE_AGENT_STARTED, "child_pid": child.pid, "final_argv": list(child.argv)}))
         self._update_registry(state=states.RUNNING, child_pid=child.pid)
         return self._supervise(child, plan)
 
