@@ -1,5 +1,6 @@
-"""Job control with the real TUIs under zag, in an interactive bash: Ctrl-Z suspends the TUI and zag with it
-(the shell's prompt comes back, in cooked mode), `fg` brings the TUI back and it takes keys again.
+"""Job control with the real TUIs under zag, in a bash with job control (`set -m`): Ctrl-Z suspends the TUI and
+zag with it (the shell goes on, in cooked mode), `fg` brings the TUI back and it takes keys again. (codex
+0.169 and gemini 0.61 take Ctrl-Z as a key, with or without zag: nothing to test there.)
 
 claude's TUI (Ink) suspends itself on Ctrl-Z: cooked modes back, then SIGTSTP to its own process group,
 which the kernel drops in the orphaned group of an agent leading its own PTY session; zag has to notice.
