@@ -294,3 +294,18 @@ def test_progress_counts_only_messages_after_the_hit_of_its_session() -> None:
     assert incident.progressed_at is None
     assert incidents.progress(T0 + 5, "s-1") and incident.progressed_at == T0 + 5
     assert incidents.progress(T0 + 9, None) and incident.progressed_at == T0 + 5  # the first one is kept
+
+
+def test_whether_the_reset_was_a_delay_follows_the_reset_kept() -> None:
+    """An incident times its reset on the elapsed clock only if the reset it keeps was given as a delay."""
+    incidents = book()
+    first = incidents.add(LimitSignal("claude", "stdout", "retry in 60s", structured=False, reset_at=T0 + 60,
+                                      reset_relative=True), T0)
+    assert first.reset_relative
+    incidents.add(structured(T0 + 95), T0 + 0.1)                                 # a structured instant wins
+    assert (first.reset_at, first.reset_relative) == (T0 + 95, False)
+    incidents.add(LimitSignal("claude", "provider_file", "{}", structured=True, reset_at=T0 + 130,
+                              reset_relative=True), T0 + 0.2)                    # a later structured delay
+    assert (first.reset_at, first.reset_relative) == (T0 + 130, True)
+    incidents.add(structured(None), T0 + 0.3)                                    # no reset: nothing changes
+    assert (first.reset_at, first.reset_relative) == (T0 + 130, True)

@@ -123,3 +123,41 @@ def test_a_reset_instant_stays_on_the_wall_clock_when_it_is_set_back(monkeypatch
             monkeypatch.setattr(time, "time", real_time)
             engine.close()
             waiter.join(5)
+
+
+def _relative_hit(engine: object, supervisor: object, delay: float) -> None:
+    """A structured report of a hit whose reset the agent gave as a delay (`retry in 1.5s`), announced."""
+    from tests.unit.test_limits_engine_log import _hits
+    from zag.providers.base import LimitSignal
+
+    before = len(_hits(supervisor.writer))  # type: ignore[attr-defined]
+    signal = LimitSignal("claude", "provider_file", '{"error":"rate_limit"}', structured=True, scope="session",
+                         reset_at=time.time() + delay, provider_session_id="prov-1", reset_relative=True)
+    engine.observe(signal)  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while len(_hits(supervisor.writer)) == before or engine.active_incident() is None:  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline, "the hit was not announced"
+        time.sleep(0.01)
+
+
+def test_a_reset_given_as_a_delay_is_not_stretched_by_a_clock_set_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`retry in 1.5s`, `resets_in_seconds`: the agent counted the delay, not a wall-clock instant, so the
+    clock set back an hour during the wait must not resume an hour late (it is timed on elapsed time)."""
+    monkeypatch.setattr(incidents, "ANNOUNCE_AFTER_SECS", 0.0)
+    real_time = time.time
+    jump = [0.0]
+    with SessionLogWriter(SID, "claude", provider_session_id="prov-1") as writer:
+        supervisor, engine = _engine(writer)
+        try:
+            started = time.monotonic()
+            _relative_hit(engine, supervisor, 1.5)
+            monkeypatch.setattr(time, "time", lambda: real_time() + jump[0])
+            waiter, outcome = _wait_in_thread(engine)
+            time.sleep(0.3)
+            jump[0] = -3600.0
+            waiter.join(6)
+            assert outcome == ["due"] and 1.0 <= time.monotonic() - started < 3.0
+        finally:
+            monkeypatch.setattr(time, "time", real_time)
+            engine.close()
+            waiter.join(5)

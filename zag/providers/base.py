@@ -38,6 +38,9 @@ class LimitSignal:
     reset_at: float | None = None  # epoch seconds, when the agent said
     observed_at: float = 0.0     # epoch seconds when zag saw it
     provider_session_id: str | None = None
+    # the agent gave the reset as a delay from now (`retry in 41.2s`, `resets_in_seconds`), not an instant
+    # (`resets 3pm`, an epoch): zag times it on the elapsed clock, which a wall-clock step does not move
+    reset_relative: bool = False
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,12 @@ Forms understood (case-insensitive):
   `Sep 17 at 10pm (Europe/Lisbon)` — without a year, the next such date, unless this year's is at most
   `RECENT_DATE_SECS` past (then it is that past reset).
 
-An epoch or a delay is exact. A clock time or a date names a minute, and the CLIs floor the reset to the
-minute they show (claude says `resets 1:14am` for a reset at 1:14:50): such a phrase stands for the END
-of its minute (`MINUTE_SECS` later), so a resume at that time never comes before the real reset.
+An epoch or a delay is exact. A delay is also relative (`read_reset` says so): the agent counted it from
+when it spoke, so zag times it on the elapsed clock, which a wall-clock step does not move; an epoch, a
+clock time or a date is an instant on the wall clock. A clock time or a date names a minute, and the
+CLIs floor the reset to the minute they show (claude says `resets 1:14am` for a reset at 1:14:50): such
+a phrase stands for the END of its minute (`MINUTE_SECS` later), so a resume at that time never comes
+before the real reset.
 
 Local time is the process's zone (`TZ`, else /etc/localtime), which is also the agent's: it inherits
 zag's environment and renders its reset times in it.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import os
 import re
 from datetime import date, datetime, timedelta, timezone, tzinfo
+from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ROUNDING_GRACE_SECS = 10 * 60
@@ -107,18 +111,37 @@ def duration_secs(text: str) -> float | None:
     return sum(float(part["value"]) * _UNIT_SECS[part["unit"][0].lower()] for part in parts)
 
 
+class Reset(NamedTuple):
+    """A reset read from what an agent said: its instant, and whether it was given as a delay from now."""
+
+    at: float
+    relative: bool = False  # `in 2 hours`, `41.2s`: timed on the elapsed clock, not the wall clock
+
+
 def parse_reset(phrase: str, now: float, zone: tzinfo | None = None) -> float | None:
     """The reset instant (epoch seconds) described by `phrase`, or None if it is not understood; for a
     clock time or a date, the end of the minute it names (see the module docstring)."""
+    reset = read_reset(phrase, now, zone)
+    return reset.at if reset is not None else None
+
+
+def read_reset(phrase: str, now: float, zone: tzinfo | None = None) -> Reset | None:
+    """`parse_reset`, saying also whether the phrase is a delay (relative) rather than an instant."""
     text = phrase.strip().rstrip(".").strip()
     if not text:
         return None
-    zone = zone or local_zone()
     if _EPOCH_RE.match(text):
-        return from_epoch(text)
+        epoch = from_epoch(text)
+        return Reset(epoch) if epoch is not None else None
     delay = duration_secs(text)
     if delay is not None:
-        return now + delay
+        return Reset(now + delay, relative=True)
+    at = _instant(text, now, zone or local_zone())
+    return Reset(at) if at is not None else None
+
+
+def _instant(text: str, now: float, zone: tzinfo) -> float | None:
+    """A clock time or a date: the end of the minute it names."""
     match = _CLOCK_RE.match(text)
     if match:
         hour_minute = _hour_minute(match)

@@ -14,7 +14,8 @@ Rules:
   however many places report it. The incident keeps the best reset (structured > text > none; of two
   equally trusted, the later — except that a reset named to the minute, which stands for the end of that
   minute (a whole minute: see `reset_time`), gives way to an earlier one within that minute, the same
-  reset known exactly) and the most specific scope; its `raw` is the first report's text (a wording
+  reset known exactly), whether that reset was given as a delay (`reset_relative`: the engine times it
+  on the elapsed clock), and the most specific scope; its `raw` is the first report's text (a wording
   rather than a JSON line when one comes);
 - a confirmed incident is announced `ANNOUNCE_AFTER_SECS` after its confirmation (or at once when the
   child has exited), so the reports of the same hit that come a moment later refine it first;
@@ -65,6 +66,7 @@ class Incident:
     structured: bool
     scope: str = events.SCOPE_UNKNOWN
     reset_at: float | None = None
+    reset_relative: bool = False       # the reset was given as a delay: timed on the elapsed clock
     reset_rank: int = RANK_NONE
     provider_session_id: str | None = None
     reports: int = 1
@@ -188,7 +190,8 @@ class IncidentBook:
         incident = Incident(
             incident_id=self._new_id(), provider=self.provider, first_seen=now, last_seen=now,
             raw=signal.raw, source=signal.source, structured=signal.structured, scope=signal.scope or
-            events.SCOPE_UNKNOWN, reset_at=signal.reset_at, reset_rank=_rank(signal),
+            events.SCOPE_UNKNOWN, reset_at=signal.reset_at, reset_relative=signal.reset_relative and
+            signal.reset_at is not None, reset_rank=_rank(signal),
             provider_session_id=signal.provider_session_id,
         )
         if signal.structured:
@@ -226,6 +229,7 @@ class IncidentBook:
         if rank > incident.reset_rank or (rank == incident.reset_rank and _better_reset(signal.reset_at,
                                                                                        incident.reset_at)):
             incident.reset_at, incident.reset_rank = signal.reset_at, rank
+            incident.reset_relative = signal.reset_relative
         if incident.scope == events.SCOPE_UNKNOWN and signal.scope and signal.scope != events.SCOPE_UNKNOWN:
             incident.scope = signal.scope
         if signal.structured and incident.state == PENDING:

@@ -189,7 +189,8 @@ class LimitHandler:
 
         diag.info("usage_limit_signal", session_id=self.session_id, incident_id=incident.incident_id,
                   provider=signal.provider, source=signal.source, structured=signal.structured,
-                  scope=signal.scope, reset_at=signal.reset_at, raw=str(signal.raw)[:2000])
+                  scope=signal.scope, reset_at=signal.reset_at, reset_relative=signal.reset_relative,
+                  raw=str(signal.raw)[:2000])
         self._ensure_timer()
         self.wake()
 
@@ -359,7 +360,8 @@ class LimitHandler:
 
         plan = schedule.resume_time(incident.reset_at, now, self.settings)
         incident.resume_at, incident.fallback_used = plan.resume_at, plan.fallback_used
-        delay = plan.delay
+        # a reset the agent gave as a delay (`retry in 41.2s`) is a duration too, counted from its report
+        delay = plan.delay or incident.reset_relative
         previous = self.book.repeated(incident, now)
         if previous is not None:
             incident.repeat_of = previous.incident_id

@@ -6,8 +6,9 @@
 - reset unknown: now + `fallback_secs`, and the incident says `fallback_used`;
 - always capped at now + `max_wait_secs`.
 A reset instant is waited for on the wall clock (an NTP step back corrects a clock that ran ahead: the
-reset is still that instant); a delay zag chose (fallback, settle, cap, retry, back-off) on `elapsed()`,
-which a step does not move, so the clock set back an hour adds no hour to it.
+reset is still that instant); a delay zag chose (fallback, settle, cap, retry, back-off), and a reset the
+agent gave as a delay (`retry in 41.2s`, `resets_in_seconds`: `LimitSignal.reset_relative`), on
+`elapsed()`, which a step does not move, so the clock set back an hour adds no hour to it.
 After a failed attempt the next one comes `retry_secs` later (also capped). A hit after a resume that did
 not continue the session (a repeat, see `incidents.IncidentBook.repeated`, or one naming a later reset,
 as a relative `retry in 1s` does) waits at least `backoff`: `retry_secs`, doubled for each consecutive

@@ -270,3 +270,34 @@ def test_long_lines_and_garbage_do_not_break_the_scanner() -> None:
     junk = b"{" + b"x" * 600_000 + b"\n" + b"\xff\xfe{not json\n" + b'{"type": 5}\n'
     assert signals(feed(scan, "stdout", junk, step=65536)) == []
     assert signals(feed(scan, "stdout", b"You've hit your weekly limit \xc2\xb7 resets 9am\n")) != []
+
+
+# --- a reset given as a delay is relative (timed on the elapsed clock), a named time is not ----------
+@pytest.mark.parametrize("line, relative", [
+    ("You've hit your session limit · resets in 2 hours", True),
+    ("Claude usage limit reached. Your limit will reset at 5pm (Europe/Warsaw).", False),
+    ("You've hit your session limit · resets 3:50pm (UTC)", False),
+    ("You've hit your weekly limit · resets Feb 16, 11am", False),
+    ("Claude AI usage limit reached|1773158400", False),
+    ("API Error: Request rejected (429) · This request would exceed your account's rate limit.", False),
+])
+def test_a_delay_is_relative_and_a_named_time_is_not(line: str, relative: bool) -> None:
+    hit = limits.match_text(line, at("2026-07-01T12:00:00"))
+    assert hit is not None and hit.reset_relative is relative
+
+
+def test_signals_say_whether_the_reset_was_a_delay() -> None:
+    [delay] = signals(feed(scanner(), "stderr", "You've hit your session limit · resets in 2 hours\n".encode()))
+    [clock] = signals(feed(scanner(), "stderr", "You've hit your session limit · resets 3pm\n".encode()))
+    extra_scanner = scanner(r"quota kaput for (?P<reset>\d+ minutes)")
+    [extra] = signals(feed(extra_scanner, "stderr", b"quota kaput for 5 minutes\n"))
+    assert (delay.reset_relative, clock.reset_relative, extra.reset_relative) == (True, False, True)
+    now = time.time()
+    record = limits.limit_from_error_record(error="rate_limit", status=429, now=now, source="provider_file",
+                                            text="You've hit your session limit · resets in 30 minutes",
+                                            quota=None, provider_session_id="s")
+    quota = limits.limit_from_error_record(error="rate_limit", status=429, now=now, source="provider_file",
+                                           text="You've hit your session limit · resets in 30 minutes",
+                                           quota=("rejected", 1795362628, "five_hour"), provider_session_id="s")
+    assert record is not None and record.reset_relative and record.reset_at == pytest.approx(now + 1800)
+    assert quota is not None and not quota.reset_relative and quota.reset_at == 1795362628.0  # the epoch wins

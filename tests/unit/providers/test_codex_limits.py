@@ -253,3 +253,39 @@ def test_unblock_keys_from_other_selected_rows() -> None:
 def test_resume_keys_bracketed_paste_then_enter() -> None:
     assert keys.resume_keys("Continue") == b"\x1b[200~Continue\x1b[201~\r"
     assert keys.resume_keys("a\x1b[201~b\r\nc") == b"\x1b[200~a[201~b\nc\x1b[201~\r"
+
+
+# --- a reset given as a delay is relative (timed on the elapsed clock), a named time is not ----------
+def test_a_delay_is_relative_and_a_named_time_is_not() -> None:
+    delay = limits.read_message("You've hit your usage limit. Upgrade to Pro or try again in 2 hours 13 minutes.",
+                                NOW, UTC)
+    named = limits.read_message("You've hit your usage limit. Try again at 3:32 PM.", NOW, UTC)
+    dated = limits.read_message("You've hit your usage limit. Try again at Mar 10th, 2027 3:39 AM.", NOW, UTC)
+    assert (delay.reset_at, delay.reset_relative) == (NOW + 2 * 3600 + 13 * 60, True)
+    assert named.reset_relative is False and dated.reset_relative is False
+    assert limits.search_text("■ You've hit your usage limit. Try again in 5 minutes.", NOW).reset_relative is True
+    seconds = limits.search_raw_body('{"error":{"type":"usage_limit_reached","resets_in_seconds":60}}', NOW)
+    at = limits.search_raw_body('{"error":{"type":"usage_limit_reached","resets_at":1773113950,'
+                                '"resets_in_seconds":467439}}', NOW)
+    assert (seconds.reset_at, seconds.reset_relative) == (NOW + 60, True)
+    assert (at.reset_at, at.reset_relative) == (1773113950.0, False)
+
+
+def test_a_snapshot_window_counting_seconds_is_relative() -> None:
+    legacy = {"primary": {"used_percent": 100.0, "window_minutes": 300, "resets_in_seconds": 600}}
+    current = {"primary": {"used_percent": 100.0, "window_minutes": 300, "resets_at": 1795361528}}
+    assert limits.scope_and_reset_of(legacy, NOW, None) == ("session", (NOW + 600, True))
+    assert limits.scope_and_reset_of(current, NOW, None) == ("session", (1795361528.0, False))
+    text = limits.read_message("You've hit your usage limit. Try again in 10 minutes.", NOW, UTC).reset
+    assert limits.scope_and_reset_of(None, NOW, text) == ("unknown", (NOW + 600, True))
+
+
+def test_scanner_signals_say_whether_the_reset_was_a_delay() -> None:
+    (delay,) = signals(scan("stderr", b"ERROR: You've hit your usage limit. Try again in 5 minutes.\n"))
+    (named,) = signals(scan("stderr", b"ERROR: You've hit your usage limit. Try again at 3:32 PM.\n"))
+    (body,) = signals(scan("stderr", b'ERROR codex_api: 429 {"error":{"type":"usage_limit_reached",'
+                                     b'"resets_in_seconds":90}}\n'))
+    assert (delay.reset_relative, named.reset_relative, body.reset_relative) == (True, False, True)
+    extra = CodexOutputScanner(ctx(extra_limit_patterns=(r"quota gone, back in (?P<reset>\d+ minutes)",)))
+    (signal,) = signals(scan("stderr", b"quota gone, back in 5 minutes\n", scanner=extra))
+    assert signal.reset_relative is True

@@ -285,12 +285,20 @@ def test_limit_scope_weekly_and_legacy_resets_in_seconds() -> None:
     error = rec("event_msg", {"type": "error", "message": "You've hit your usage limit. Try again later.",
                               "codex_error_info": {"usage_limit_exceeded": {}}})
     (signal,) = [i for i in map_lines([meta(), weekly, error]) if isinstance(i, LimitSignal)]
-    assert (signal.scope, signal.reset_at) == ("weekly", 1795447928.0)
+    assert (signal.scope, signal.reset_at, signal.reset_relative) == ("weekly", 1795447928.0, False)
     legacy = rec("event_msg", {"type": "token_count", "info": None, "rate_limits": {
         "primary": {"used_percent": 100.0, "window_minutes": 300, "resets_in_seconds": 600}}},
         ts="2026-11-22T10:00:00.000Z")
     (signal,) = [i for i in map_lines([meta(), legacy, error]) if isinstance(i, LimitSignal)]
     assert signal.scope == "session" and signal.reset_at == pytest.approx(1795341600.0 + 600)
+    assert signal.reset_relative  # counted from the snapshot: timed on the elapsed clock
+
+
+def test_a_limit_message_naming_a_delay_gives_a_relative_reset() -> None:
+    error = rec("event_msg", {"type": "error", "message": "You've hit your usage limit. Try again in 10 minutes.",
+                              "codex_error_info": "usage_limit_exceeded"})
+    (signal,) = [i for i in map_lines([meta(), error]) if isinstance(i, LimitSignal)]
+    assert signal.reset_at is not None and signal.reset_relative
 
 
 def test_limit_from_message_wording_without_code() -> None:
@@ -299,6 +307,7 @@ def test_limit_from_message_wording_without_code() -> None:
                                                           "credits or try again at Mar 10th, 2026 3:39 AM."})
     (signal,) = [i for i in map_lines([meta(), error]) if isinstance(i, LimitSignal)]
     assert signal.structured and signal.scope == "unknown" and signal.reset_at is not None
+    assert not signal.reset_relative  # a named date: an instant on the wall clock
 
 
 @pytest.mark.parametrize("message", [

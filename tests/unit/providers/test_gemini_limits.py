@@ -282,3 +282,31 @@ def test_partial_lines_and_finish() -> None:
     assert instance.feed("stderr", b"Resource has been exhausted (e.g. check quota).") == []
     [last] = instance.finish()
     assert last.raw == "Resource has been exhausted (e.g. check quota)."
+
+
+# --- a reset given as a delay is relative (timed on the elapsed clock), a named time is not ----------
+@pytest.mark.parametrize("text, relative", [
+    ("You have exhausted your capacity on this model. Your quota will reset after 8h44m7s.", True),
+    ("You exceeded your current quota, please check your plan and billing details. Please retry in 41.2s.", True),
+    ("Quota exceeded. Suggested retry after 3600s.", True),
+    ('{"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "details": [{"@type": '
+     '"type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "51820.638305887s"}]}}', True),
+    ("Usage limit reached for all Pro models.\nAccess resets at 9:05 AM PST.", False),
+    ("You have exhausted your daily quota on this model.", False),           # the next Pacific midnight
+    ("You exceeded your current quota, please check your plan and billing details.", False),  # no reset
+])
+def test_a_delay_is_relative_and_a_named_time_is_not(text: str, relative: bool) -> None:
+    quota = limits.classify(text, NOW, zone=LA, force=True)
+    assert quota is not None and quota.reset_relative is relative
+
+
+def test_scanner_signals_say_whether_the_reset_was_a_delay() -> None:
+    [delay] = signals(scan("stderr", (REAL / "stderr_C_429_minute_retry.txt").read_text()))
+    [named] = signals(scan("stderr", "Usage limit reached for all Pro models.\nAccess resets at 9:05 AM PST.\n"))
+    assert (delay.reset_at, delay.reset_relative) == (NOW + 2, True)
+    assert named.reset_at is not None and named.reset_relative is False
+    [extra] = signals(scan("stderr", "custom limit hit, Please retry in 30s\n", r"custom limit hit"))
+    until = r"QUOTA GONE until (?P<reset>\d{1,2}:\d{2}\s*[ap]m)"
+    [clock] = signals(scan("stdout", "log: QUOTA GONE until 4:30 pm\n", until))
+    [after] = signals(scan("stdout", "log: QUOTA GONE for 5 minutes\n", r"QUOTA GONE for (?P<reset>\d+ minutes)"))
+    assert (extra.reset_relative, clock.reset_relative, after.reset_relative) == (True, False, True)

@@ -306,3 +306,13 @@ def test_function_parts_in_contents_are_tool_events_once(tmp_path: Path) -> None
     assert (items[2]["tool_id"], items[2]["output"], items[2]["success"]) == ("t1", "A", True)
     assert (items[3]["tool_id"], items[3]["error"], items[3]["success"]) == ("t2", "denied", False)
     assert items[4]["data"]["message_ids"] == ["r1", "r2"]     # the snapshot left those records out
+
+
+def test_an_error_record_naming_a_retry_delay_gives_a_relative_reset(tmp_path: Path) -> None:
+    text = ("[API Error: You exceeded your current quota, please check your plan and billing details. "
+            "Please retry in 41.2s.]")
+    path = chat(tmp_path, g.meta(SID), {"id": "e1", "type": "error", "timestamp": "2026-01-15T20:00:00.000Z",
+                                        "content": text})
+    _, signal = read_all([path])
+    written = datetime(2026, 1, 15, 20, tzinfo=timezone.utc).timestamp()
+    assert isinstance(signal, LimitSignal) and signal.reset_at == written + 41.2 and signal.reset_relative

@@ -202,3 +202,32 @@ def test_extra_patterns_with_reset_group() -> None:
     items = feed_lines(scan, "stderr", "provider says: quota wall hit, back at 4pm")
     assert len(items) == 1 and not items[0].structured and items[0].reset_at == minute_end(BERLIN, 2026, 3, 10, 16, 0)
     assert items[0].raw == "quota wall hit, back at 4pm"
+
+
+# --- a reset given as a delay is relative (timed on the elapsed clock), a named time is not ----------
+@pytest.mark.parametrize("error, relative", [
+    ("Rate limit exceeded: Rate limit reached for gpt-4o on tokens per min (TPM). Please try again in 6.5s.", True),
+    ('Rate limit exceeded: {"error":{"code":429,"details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo",'
+     '"retryDelay":"41s"}]}}', True),
+    ("Rate limit exceeded: anthropic returned 429 (retry-after: 120)", True),
+    ("Execution error: gemini: Usage limit reached for gemini-2.5-pro. Please retry in 41.2s.", True),
+    ("Execution error: Claude CLI command failed: You've hit your limit · resets in 2 hours", True),
+    ("Execution error: Claude CLI command failed: You've hit your limit · resets 3pm (Europe/Berlin)", False),
+    ("Request failed: You’ve hit your weekly limit · resets Mar 17 at 10pm (Europe/Lisbon)", False),
+    ("Execution error: Claude AI usage limit reached|1773158400", False),
+    ('Rate limit exceeded: {"resets_at": 1773158400}', False),
+    ("Rate limit exceeded: 429 Too Many Requests", False),
+])
+def test_a_delay_is_relative_and_a_named_time_is_not(error: str, relative: bool) -> None:
+    limit = limits.classify(error, NOW)
+    assert limit is not None and limit.reset_relative is relative
+
+
+def test_scanner_signals_say_whether_the_reset_was_a_delay() -> None:
+    error = json.dumps({"type": "error", "error": "Rate limit exceeded: please retry after 30s"})
+    named = "● Ran into this error: Rate limit exceeded: resets 3pm (Europe/Berlin)"
+    [delay] = feed_lines(scanner(), "stdout", error)
+    [clock] = feed_lines(scanner(), "pty", named)
+    back_in = scanner(r"quota gone, back in (?P<reset>\d+ minutes)")
+    [extra] = feed_lines(back_in, "stderr", "quota gone, back in 5 minutes")
+    assert (delay.reset_relative, clock.reset_relative, extra.reset_relative) == (True, False, True)

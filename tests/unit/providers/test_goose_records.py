@@ -97,6 +97,7 @@ def test_quoted_and_pasted_limit_texts_are_ordinary_messages(fixture_items: list
     assert signal.structured is True and signal.source == "provider_file"
     assert signal.raw.startswith("Ran into this error: Rate limit exceeded: {\"type\":\"error\"")
     assert signal.observed_at == T0 + 18 and signal.reset_at == T0 + 18 + 120   # retry-after: 120
+    assert signal.reset_relative  # a delay: timed on the elapsed clock
     assert signal.provider_session_id == "20251108_1"
 
 

@@ -83,3 +83,14 @@ def test_a_date_without_a_year_just_past_is_past_not_next_year(phrase: str, now:
     screen) is a reset already gone (resume after the settle delay), not one a year away (which
     `max_wait_secs` would cap to a day's useless wait)."""
     assert reset_time.parse_reset(phrase, now, UTC) == expected
+
+
+@pytest.mark.parametrize("phrase, relative", [
+    ("in 2 hours 13 minutes", True), ("41.2s", True), ("after 8h44m7s", True), ("5 minutes", True),
+    ("1795362628", False), ("3pm", False), ("3:28pm (UTC)", False), ("Mar 10th, 2026 3:39 AM", False),
+])
+def test_a_delay_is_relative_and_an_instant_is_not(phrase: str, relative: bool) -> None:
+    reset = reset_time.read_reset(phrase, NOW, UTC)
+    assert reset is not None and reset.relative is relative
+    assert reset.at == reset_time.parse_reset(phrase, NOW, UTC)
+    assert reset_time.read_reset("nonsense", NOW, UTC) is None

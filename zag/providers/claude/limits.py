@@ -31,10 +31,13 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zag.logs import events
 from zag.providers.base import LimitSignal
+
+if TYPE_CHECKING:
+    from zag.providers.reset_time import Reset
 
 PROVIDER = "claude"
 
@@ -64,6 +67,7 @@ class TextHit:
     scope: str
     reset_phrase: str | None
     reset_at: float | None
+    reset_relative: bool = False  # the phrase is a delay (`in 2 hours`), not an instant
 
 
 def _compile(body: str) -> re.Pattern[str]:
@@ -123,16 +127,17 @@ def match_text(line: str, now: float | None = None) -> TextHit | None:
         groups = match.groupdict()
         when = time.time() if now is None else now
         reset_phrase = groups.get("reset") or groups.get("epoch")
-        reset_at = _parse_reset(reset_phrase, when) if reset_phrase else None
+        reset = _read_reset(reset_phrase, when) if reset_phrase else None
         scope = _SCOPE_WORDS.get((groups.get("scope") or "").lower().strip(), events.SCOPE_UNKNOWN)
-        return TextHit(raw=match.group("msg").strip(), scope=scope, reset_phrase=reset_phrase, reset_at=reset_at)
+        return TextHit(raw=match.group("msg").strip(), scope=scope, reset_phrase=reset_phrase,
+                       reset_at=reset.at if reset else None, reset_relative=bool(reset and reset.relative))
     return None
 
 
-def _parse_reset(phrase: str, now: float) -> float | None:
-    from zag.providers.reset_time import parse_reset  # zoneinfo and its patterns: only once a hit is seen
+def _read_reset(phrase: str, now: float) -> Reset | None:
+    from zag.providers.reset_time import read_reset  # zoneinfo and its patterns: only once a hit is seen
 
-    return parse_reset(phrase, now)
+    return read_reset(phrase, now)
 
 
 def match_extra(line: str, patterns: Iterable[re.Pattern[str]], now: float | None = None) -> TextHit | None:
@@ -143,9 +148,9 @@ def match_extra(line: str, patterns: Iterable[re.Pattern[str]], now: float | Non
             continue
         reset_phrase = match.groupdict().get("reset")
         when = time.time() if now is None else now
-        reset_at = _parse_reset(reset_phrase, when) if reset_phrase else None
-        return TextHit(raw=match.group(0), scope=scope_from_words(match.group(0)),
-                       reset_phrase=reset_phrase, reset_at=reset_at)
+        reset = _read_reset(reset_phrase, when) if reset_phrase else None
+        return TextHit(raw=match.group(0), scope=scope_from_words(match.group(0)), reset_phrase=reset_phrase,
+                       reset_at=reset.at if reset else None, reset_relative=bool(reset and reset.relative))
     return None
 
 
@@ -185,6 +190,7 @@ def limit_from_error_record(
         return None
     scope = events.SCOPE_UNKNOWN
     reset_at = None
+    relative = False
     if quota is not None:
         scope = scope_from_rate_limit_type(quota[2])
         reset_at = _epoch(quota[1])
@@ -192,10 +198,11 @@ def limit_from_error_record(
         if scope == events.SCOPE_UNKNOWN:
             scope = hit.scope if hit.scope != events.SCOPE_UNKNOWN else scope_from_words(hit.raw)
         if reset_at is None:
-            reset_at = hit.reset_at
+            reset_at, relative = hit.reset_at, hit.reset_relative
     return LimitSignal(
         provider=PROVIDER, source=source, raw=text or f"error={error} status={status}", structured=True,
         scope=scope, reset_at=reset_at, observed_at=time.time(), provider_session_id=provider_session_id,
+        reset_relative=relative,
     )
 
 

@@ -185,7 +185,7 @@ class ClaudeOutputScanner:
                 provider=limits.PROVIDER, source=events.SOURCE_STDOUT, raw=text or line, structured=True,
                 scope=hit.scope if hit is not None else limits.scope_from_words(text),
                 reset_at=hit.reset_at if hit is not None else None, observed_at=now,
-                provider_session_id=event.session_id,
+                provider_session_id=event.session_id, reset_relative=hit is not None and hit.reset_relative,
             )
         return None
 
@@ -205,7 +205,7 @@ class ClaudeOutputScanner:
             return []
         return [LimitSignal(
             provider=limits.PROVIDER, source=stream, raw=hit.raw, structured=False, scope=hit.scope,
-            reset_at=hit.reset_at, observed_at=now,
+            reset_at=hit.reset_at, observed_at=now, reset_relative=hit.reset_relative,
         )]
 
     def _repeated(self, stream: str, raw: str, now: float) -> bool:

@@ -26,7 +26,7 @@ from datetime import tzinfo
 from typing import Any
 
 from zag.logs import events
-from zag.providers.reset_time import from_epoch, parse_reset
+from zag.providers.reset_time import Reset, from_epoch, read_reset
 
 USAGE_LIMIT_CODE = "usage_limit_exceeded"
 RAW_BODY_TYPE = "usage_limit_reached"
@@ -58,6 +58,15 @@ class Reading:
     raw: str
     reset_at: float | None
     scope: str = events.SCOPE_UNKNOWN
+    reset_relative: bool = False  # a delay (`try again in 2 hours`, `resets_in_seconds`), not an instant
+
+    @classmethod
+    def of(cls, raw: str, reset: Reset | None) -> Reading:
+        return cls(raw=raw, reset_at=reset.at if reset else None, reset_relative=bool(reset and reset.relative))
+
+    @property
+    def reset(self) -> Reset | None:
+        return Reset(self.reset_at, self.reset_relative) if self.reset_at is not None else None
 
 
 def is_limit_code(info: Any) -> bool:
@@ -76,7 +85,7 @@ def read_message(text: str, now: float, zone: tzinfo | None = None) -> Reading |
     match = MESSAGE_RE.match(text)
     if not match:
         return None
-    return Reading(raw=text.strip(), reset_at=_reset_of(match, now, zone))
+    return Reading.of(text.strip(), _reset_of(match, now, zone))
 
 
 def search_text(text: str, now: float, zone: tzinfo | None = None) -> Reading | None:
@@ -85,7 +94,7 @@ def search_text(text: str, now: float, zone: tzinfo | None = None) -> Reading | 
     if not match:
         return None
     raw = text[match.start():match.end()].strip()
-    return Reading(raw=raw, reset_at=_reset_of(match, now, zone))
+    return Reading.of(raw, _reset_of(match, now, zone))
 
 
 def search_raw_body(text: str, now: float) -> Reading | None:
@@ -95,22 +104,23 @@ def search_raw_body(text: str, now: float) -> Reading | None:
     reset = None
     at = _RESETS_AT_RE.search(text)
     if at:
-        reset = from_epoch(at.group(1))
+        epoch = from_epoch(at.group(1))
+        reset = Reset(epoch) if epoch is not None else None
     if reset is None:
         seconds = _RESETS_IN_RE.search(text)
         if seconds:
-            reset = now + float(seconds.group(1))
-    return Reading(raw=text.strip(), reset_at=reset)
+            reset = Reset(now + float(seconds.group(1)), relative=True)
+    return Reading.of(text.strip(), reset)
 
 
-def _reset_of(match: re.Match[str], now: float, zone: tzinfo | None) -> float | None:
+def _reset_of(match: re.Match[str], now: float, zone: tzinfo | None) -> Reset | None:
     phrase = match["reset"]
     if not phrase:
         return None
     phrase = " ".join(phrase.split())
     if phrase.lower().startswith("at "):
         phrase = phrase[3:]
-    return parse_reset(phrase, now, zone)
+    return read_reset(phrase, now, zone)
 
 
 # --- rate-limit snapshots (token_count.rate_limits) -------------------------------------------
@@ -126,12 +136,19 @@ def window_scope(minutes: Any) -> str:
 
 
 def window_reset(window: dict[str, Any], snapshot_at: float) -> float | None:
+    reset = window_reset_of(window, snapshot_at)
+    return reset.at if reset is not None else None
+
+
+def window_reset_of(window: dict[str, Any], snapshot_at: float) -> Reset | None:
+    """A window's reset: `resets_at` (an instant), else `resets_in_seconds` from the snapshot (a delay)."""
     reset = window.get("resets_at")
     if isinstance(reset, (int, float)) and not isinstance(reset, bool):
-        return from_epoch(reset)
+        epoch = from_epoch(reset)
+        return Reset(epoch) if epoch is not None else None
     seconds = window.get("resets_in_seconds")
     if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds >= 0:
-        return snapshot_at + float(seconds)
+        return Reset(snapshot_at + float(seconds), relative=True)
     return None
 
 
@@ -145,18 +162,25 @@ def snapshot_windows(rate_limits: Any) -> list[dict[str, Any]]:
 def scope_and_reset(
     rate_limits: Any, snapshot_at: float, text_reset: float | None
 ) -> tuple[str, float | None]:
+    """`scope_and_reset_of` with the reset as an epoch only."""
+    scope, reset = scope_and_reset_of(rate_limits, snapshot_at,
+                                      Reset(text_reset) if text_reset is not None else None)
+    return scope, reset.at if reset is not None else None
+
+
+def scope_and_reset_of(rate_limits: Any, snapshot_at: float, text_reset: Reset | None) -> tuple[str, Reset | None]:
     """Scope and reset of a hit from the latest snapshot: the used-up window(s) (the one that frees last
     when both are); else the window whose reset matches the one the text gave; else unknown + text."""
     windows = snapshot_windows(rate_limits)
     used_up = [w for w in windows if _used_percent(w) >= 100.0]
     if used_up:
         best = max(used_up, key=lambda w: window_reset(w, snapshot_at) or 0.0)
-        reset = window_reset(best, snapshot_at)
+        reset = window_reset_of(best, snapshot_at)
         return window_scope(best.get("window_minutes")), reset if reset is not None else text_reset
     if text_reset is not None:
         for window in windows:
-            reset = window_reset(window, snapshot_at)
-            if reset is not None and abs(reset - text_reset) <= 120:
+            at = window_reset(window, snapshot_at)
+            if at is not None and abs(at - text_reset.at) <= 120:
                 return window_scope(window.get("window_minutes")), text_reset
     return events.SCOPE_UNKNOWN, text_reset
 

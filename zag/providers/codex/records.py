@@ -506,11 +506,12 @@ class RecordMapper:
         if self.replay or self.turn_signalled:
             return None
         self.turn_signalled = True
-        text_reset = reading.reset_at if reading else None
-        scope, reset_at = limits.scope_and_reset(self.rate_limits, self.rate_limits_at or now, text_reset)
+        text_reset = reading.reset if reading else None
+        scope, reset = limits.scope_and_reset_of(self.rate_limits, self.rate_limits_at or now, text_reset)
         return LimitSignal(
             provider=PROVIDER, source=events.SOURCE_PROVIDER_FILE, raw=message or str(info), structured=True,
-            scope=scope, reset_at=reset_at, observed_at=time.time(), provider_session_id=self.session_id,
+            scope=scope, reset_at=reset.at if reset else None, observed_at=time.time(),
+            provider_session_id=self.session_id, reset_relative=bool(reset and reset.relative),
         )
 
     def _ev_thread_settings(self, event: dict[str, Any]) -> list[Item]:

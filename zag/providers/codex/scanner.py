@@ -32,7 +32,7 @@ from zag.providers.base import Item, LaunchContext, LimitSignal, SessionIdHint
 from zag.providers.codex import limits
 from zag.providers.codex.records import PROVIDER
 from zag.providers.prescan import Gate, GatedLines, Prescan
-from zag.providers.reset_time import parse_reset
+from zag.providers.reset_time import Reset, read_reset
 from zag.providers.text import strip_ansi
 
 REPEAT_WINDOW_SECS = 30 * 60
@@ -109,7 +109,7 @@ class CodexOutputScanner:
             now = time.time()
             reading = limits.search_raw_body(text, now) or limits.search_text(text, now)
             if reading is not None:
-                items.extend(self._signal(stream, reading.raw, reset_at=reading.reset_at))
+                items.extend(self._signal(stream, reading.raw, reset=reading.reset))
         items.extend(self._extra_hits(stream, text))
         return items
 
@@ -171,10 +171,10 @@ class CodexOutputScanner:
         if reading is None:
             return []
         self._pty_armed = 0
-        return self._signal("pty", reading.raw, reset_at=reading.reset_at)
+        return self._signal("pty", reading.raw, reset=reading.reset)
 
     # -- signals --------------------------------------------------------------------------------
-    def _signal(self, stream: str, raw: str, *, structured: bool = False, reset_at: float | None = None,
+    def _signal(self, stream: str, raw: str, *, structured: bool = False, reset: Reset | None = None,
                 extra: bool = False) -> list[Item]:
         now = time.time()
         key = " ".join(raw.split())
@@ -184,12 +184,13 @@ class CodexOutputScanner:
         self._recent[key] = now
         if len(self._recent) > 256:
             self._recent = {k: v for k, v in self._recent.items() if now - v < REPEAT_WINDOW_SECS}
-        if reset_at is None and not extra:
+        if reset is None and not extra:
             reading = limits.read_message(raw, now) or limits.search_text(raw, now)
-            reset_at = reading.reset_at if reading else None
+            reset = reading.reset if reading else None
         return [LimitSignal(
             provider=PROVIDER, source=stream, raw=raw, structured=structured,
-            scope=events.SCOPE_UNKNOWN, reset_at=reset_at, observed_at=now,
+            scope=events.SCOPE_UNKNOWN, reset_at=reset.at if reset else None, observed_at=now,
+            reset_relative=bool(reset and reset.relative),
         )]
 
     def _extra_hits(self, stream: str, text: str) -> list[Item]:
@@ -198,10 +199,10 @@ class CodexOutputScanner:
             match = pattern.search(text)
             if match is None:
                 continue
-            reset_at = None
+            reset = None
             if "reset" in pattern.groupindex and match.group("reset"):
-                reset_at = parse_reset(match.group("reset"), time.time())
-            items.extend(self._signal(stream, match.group(0), reset_at=reset_at, extra=True))
+                reset = read_reset(match.group("reset"), time.time())
+            items.extend(self._signal(stream, match.group(0), reset=reset, extra=True))
         return items
 
 

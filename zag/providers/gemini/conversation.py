@@ -400,7 +400,7 @@ class Conversation:
                 items.append(LimitSignal(
                     provider=PROVIDER, source=events.SOURCE_PROVIDER_FILE, raw=text,
                     structured=rec.type == "error", scope=quota.scope, reset_at=quota.reset_at,
-                    observed_at=time.time(), provider_session_id=self.session_id,
+                    observed_at=time.time(), provider_session_id=self.session_id, reset_relative=quota.reset_relative,
                 ))
         return items
 

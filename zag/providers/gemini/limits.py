@@ -64,6 +64,7 @@ _UNIT_SECS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 class Quota:
     scope: str
     reset_at: float | None
+    reset_relative: bool = False  # a delay (`Please retry in 41.2s`, `retryDelay`), not a clock time
 
 
 def is_transient_retry(line: str) -> bool:
@@ -87,30 +88,37 @@ def classify(text: str, now: float, *, zone: tzinfo | None = None, force: bool =
         scope = events.SCOPE_UNKNOWN
     if scope != events.SCOPE_DAILY and _DAILY_HINT.search(text):
         scope = events.SCOPE_DAILY
-    reset = reset_from_text(text, now, zone=zone)
+    reset = read_reset_in_text(text, now, zone=zone)
     if reset is None and scope == events.SCOPE_DAILY:
-        reset = next_pacific_midnight(now)
-    return Quota(scope=scope, reset_at=reset)
+        reset = reset_time.Reset(next_pacific_midnight(now))
+    return Quota(scope=scope, reset_at=reset.at if reset else None, reset_relative=bool(reset and reset.relative))
 
 
 def reset_from_text(text: str, now: float, *, zone: tzinfo | None = None) -> float | None:
     """The reset instant named in `text`, or None."""
+    reset = read_reset_in_text(text, now, zone=zone)
+    return reset.at if reset is not None else None
+
+
+def read_reset_in_text(text: str, now: float, *, zone: tzinfo | None = None) -> reset_time.Reset | None:
+    """The reset named in `text` (a clock time: an instant; `reset after`, `retry in`, `retryDelay`: a
+    delay), or None."""
     match = _ACCESS_RESETS.search(text)
     if match:
         value = _clock_reset(match, now, zone)
         if value is not None:
-            return value
+            return reset_time.Reset(value)
     match = _RESET_AFTER.search(text)
     if match:
         delay = reset_time.duration_secs(match["delay"])
         if delay is not None:
-            return now + delay
+            return reset_time.Reset(now + delay, relative=True)
     match = _RETRY_IN.search(text)
     if match:
-        return now + float(match["value"]) * _UNIT_SECS[match["unit"].lower()]
+        return reset_time.Reset(now + float(match["value"]) * _UNIT_SECS[match["unit"].lower()], relative=True)
     match = _RETRY_DELAY.search(text)
     if match:
-        return now + float(match["value"])
+        return reset_time.Reset(now + float(match["value"]), relative=True)
     return None
 
 

@@ -258,10 +258,11 @@ class GeminiScanner:
                 continue
             now = self._clock()
             phrase = match.groupdict().get("reset")
-            reset = reset_time.parse_reset(phrase, now, self._zone) if phrase else None
+            reset = reset_time.read_reset(phrase, now, self._zone) if phrase else None
             if reset is None:
-                reset = limits.reset_from_text(text, now, zone=self._zone)
-            return self._signal(stream, match.group(0), limits.Quota(events.SCOPE_UNKNOWN, reset), structured=False)
+                reset = limits.read_reset_in_text(text, now, zone=self._zone)
+            quota = limits.Quota(events.SCOPE_UNKNOWN, reset.at if reset else None, bool(reset and reset.relative))
+            return self._signal(stream, match.group(0), quota, structured=False)
         return []
 
     # -- results -----------------------------------------------------------------------------------
@@ -276,7 +277,7 @@ class GeminiScanner:
             self._reported = {k: v for k, v in self._reported.items() if now - v < REPEAT_SECS}
         return [LimitSignal(provider=PROVIDER, source=stream, raw=raw, structured=structured,
                             scope=quota.scope, reset_at=quota.reset_at, observed_at=now,
-                            provider_session_id=self._session_id)]
+                            provider_session_id=self._session_id, reset_relative=quota.reset_relative)]
 
     def _hint(self, stream: str, session_id: str) -> list[Item]:
         if session_id == self._session_id:

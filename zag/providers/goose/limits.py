@@ -85,6 +85,7 @@ class Limit:
 
     scope: str
     reset_at: float | None
+    reset_relative: bool = False  # a delay (`retry in 41s`, `retry-after: 30`), not an instant
 
 
 def is_limit_error(error: str) -> bool:
@@ -100,7 +101,9 @@ def classify(error: str, now: float) -> Limit | None:
     """The limit an error text describes (scope, reset from its details), or None if it is none."""
     if not is_limit_error(error):
         return None
-    return Limit(scope=scope_of(error), reset_at=reset_of(error, now))
+    reset = read_reset_of(error, now)
+    return Limit(scope=scope_of(error), reset_at=reset.at if reset else None,
+                 reset_relative=bool(reset and reset.relative))
 
 
 def scope_of(text: str) -> str:
@@ -112,30 +115,36 @@ def scope_of(text: str) -> str:
 
 def reset_of(text: str, now: float) -> float | None:
     """The reset instant a limit text names (epoch, clock time, date, delay), else None."""
+    reset = read_reset_of(text, now)
+    return reset.at if reset is not None else None
+
+
+def read_reset_of(text: str, now: float) -> reset_time.Reset | None:
+    """The reset a limit text names: an instant (epoch, clock time, date) or a delay (relative), else None."""
     for pattern in _EPOCH_PATTERNS:
         match = pattern.search(text)
         if match:
             value = reset_time.from_epoch(match.group(1))
             if value is not None:
-                return value
+                return reset_time.Reset(value)
     for pattern in _PHRASE_PATTERNS:
         for match in pattern.finditer(text):
-            value = _parse_leading(match.group("p"), now)
-            if value is not None:
-                return value
+            reset = _read_leading(match.group("p"), now)
+            if reset is not None:
+                return reset
     match = _RETRY_AFTER_SECS.search(text)
     if match:
-        return now + float(match.group("p"))
+        return reset_time.Reset(now + float(match.group("p")), relative=True)
     return None
 
 
-def _parse_leading(phrase: str, now: float) -> float | None:
-    """`parse_reset` on the phrase, dropping trailing words until it is understood (a few tries)."""
+def _read_leading(phrase: str, now: float) -> reset_time.Reset | None:
+    """`read_reset` on the phrase, dropping trailing words until it is understood (a few tries)."""
     words = phrase.strip().split()
     for end in range(len(words), max(0, len(words) - 6), -1):
-        value = reset_time.parse_reset(" ".join(words[:end]), now)
-        if value is not None:
-            return value
+        reset = reset_time.read_reset(" ".join(words[:end]), now)
+        if reset is not None:
+            return reset
     return None
 
 

@@ -291,7 +291,7 @@ def _error_items(record: limits.ErrorRecord, common: dict[str, Any], session_id:
     if limit is not None:
         items.append(LimitSignal(provider=PROVIDER, source=source, raw=record.text, structured=True,
                                  scope=limit.scope, reset_at=limit.reset_at, observed_at=at,
-                                 provider_session_id=session_id))
+                                 provider_session_id=session_id, reset_relative=limit.reset_relative))
     return items
 
 

@@ -161,11 +161,13 @@ class GooseOutputScanner:
             match = pattern.search(line)
             if match:
                 phrase = match.groupdict().get("reset")
-                reset_at = reset_time.parse_reset(phrase, now) if phrase else None
+                reset = reset_time.read_reset(phrase, now) if phrase else None
                 return [LimitSignal(provider=PROVIDER, source=stream, raw=match.group(0), structured=False,
-                                    reset_at=reset_at, observed_at=now)]
+                                    reset_at=reset.at if reset else None, observed_at=now,
+                                    reset_relative=bool(reset and reset.relative))]
         return []
 
     def _signal(self, stream: str, raw: str, limit: limits.Limit, *, structured: bool) -> LimitSignal:
         return LimitSignal(provider=PROVIDER, source=stream, raw=raw, structured=structured,
-                           scope=limit.scope, reset_at=limit.reset_at, observed_at=self.clock())
+                           scope=limit.scope, reset_at=limit.reset_at, observed_at=self.clock(),
+                           reset_relative=limit.reset_relative)
