@@ -143,6 +143,27 @@ def test_kill_of_zag_stopped_in_the_background_before_the_agent_started(agent: A
         _end(shell)
 
 
+def test_a_window_resized_while_the_job_is_stopped_reaches_the_agent_on_fg(agent: Agent) -> None:
+    """While the job is stopped the shell has the terminal (and its SIGWINCH): after `fg` the agent's
+    terminal must have the window's new size."""
+    agent.script([{"out": "ready\n"}, {"read_line": True}, {"print_winsize": True}, {"exit": 0}])
+    shell = _bash(agent)
+    try:
+        shell.sendline(_zag(agent))
+        shell.expect_exact("ready")
+        shell.sendcontrol("z")
+        shell.expect_exact("Stopped", timeout=5)
+        shell.expect_exact(PROMPT)
+        shell.setwinsize(33, 101)
+        shell.sendline("fg")
+        shell.expect_exact("zag run claude")
+        shell.sendline("")
+        shell.expect_exact("winsize 33 101")
+        shell.expect_exact(PROMPT)
+    finally:
+        _end(shell)
+
+
 def test_an_agent_stopped_by_sigstop_stops_zag_and_fg_gives_it_raw_mode_again(agent: Agent) -> None:
     """A raw-mode agent stopped from outside (`kill -STOP`): the shell gets its prompt in cooked mode, and
     after `fg` zag's terminal is raw again, so a single key reaches the agent without Enter."""
