@@ -9,9 +9,11 @@ check that the shell still sees the job stop and continue as it would without za
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pexpect
@@ -309,3 +311,64 @@ def test_started_in_the_background_the_agent_gets_the_shells_modes_on_fg(agent: 
         assert _shell_modes(shell) == (b"icanon", b"echo")
     finally:
         _end(shell)
+
+
+STORM_AGENT = """\
+import fcntl, os, select, signal, struct, termios
+signal.signal(signal.SIGWINCH, lambda *_: None)
+os.write(1, b"storm ready\\n")
+for n in range(1, 100001):
+    data = b"line %08d\\n" % n
+    while data:
+        try:
+            data = data[os.write(1, data):]
+        except InterruptedError:
+            pass
+os.write(1, b"all written\\n")
+while b"q" not in os.read(0, 100):
+    pass
+rows, cols = struct.unpack("hhhh", fcntl.ioctl(1, termios.TIOCGWINSZ, bytes(8)))[:2]
+os.write(1, b"final size %dx%d\\n" % (rows, cols))
+"""
+
+
+def _cpu_secs(pid: int) -> float:
+    with open(f"/proc/{pid}/stat", "rb") as handle:
+        fields = handle.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_resize_storm_while_output_flows_loses_nothing_and_ends_at_the_last_size(agent: Agent,
+                                                                                    tmp_path: Path) -> None:
+    """1000+ window resizes within a second while the agent writes 100k lines: every line arrives once
+    and in order, the agent ends up with the last size, and zag is idle (no busy loop) afterwards."""
+    storm = tmp_path / "storm"
+    storm.write_text(f"#!{sys.executable}\n{STORM_AGENT}", encoding="utf-8")
+    storm.chmod(0o755)
+    command = agent.command("run", "claude")
+    term = pexpect.spawn(command[0], command[1:], env=agent.env(ZAG_CLAUDE_BIN=str(storm)), cwd=str(agent.root),
+                         dimensions=(24, 80), timeout=15, maxread=1 << 20)
+    try:
+        term.expect_exact("storm ready")
+        received = bytearray(term.buffer)
+        resizes, started = 0, time.monotonic()
+        while resizes < 1000 or time.monotonic() - started < 1.0:
+            resizes += 1
+            term.setwinsize(20 + resizes % 40, 60 + resizes % 90)
+            try:
+                received += term.read_nonblocking(1 << 20, timeout=0)
+            except pexpect.TIMEOUT:
+                pass
+        term.setwinsize(41, 133)
+        while b"all written" not in received[-64:]:
+            received += term.read_nonblocking(1 << 20, timeout=10)
+        idle_from = _cpu_secs(term.pid)
+        time.sleep(1.0)
+        assert _cpu_secs(term.pid) - idle_from < 0.2, "zag is busy while nothing happens"
+        term.sendline("q")
+        term.expect_exact("final size 41x133")
+        lines = re.findall(rb"line (\d{8})", bytes(received))
+        assert [int(number) for number in lines] == list(range(1, 100001))
+        term.expect(pexpect.EOF)
+    finally:
+        term.close(force=True)
