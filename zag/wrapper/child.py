@@ -132,7 +132,9 @@ class Child:
 
 def _wait_for_stop(pid: int) -> int | None:
     """Block until child `pid` stops (the stopping signal; the stop is consumed) or exits (None; the exit is
-    left for `Popen.wait` to reap)."""
+    left for `Popen.wait` to reap). Without `os.waitid` (macOS) stops go unnoticed: None at once."""
+    if not hasattr(os, "waitid"):
+        return None
     while True:
         try:
             info = os.waitid(os.P_PID, pid, os.WEXITED | os.WSTOPPED | os.WNOWAIT)
