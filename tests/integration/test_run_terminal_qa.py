@@ -372,3 +372,20 @@ def test_a_resize_storm_while_output_flows_loses_nothing_and_ends_at_the_last_si
         term.expect(pexpect.EOF)
     finally:
         term.close(force=True)
+
+
+def test_stderr_redirected_away_from_the_terminal_goes_there_not_to_the_screen(agent: Agent,
+                                                                                tmp_path: Path) -> None:
+    """`zag run claude 2>err.log` in a terminal: the agent gets the PTY for stdin/stdout, and its stderr
+    goes to err.log (not a terminal), as without zag, instead of onto the screen."""
+    agent.script([{"out": "to stdout\n"}, {"err": "to stderr\n"}, {"tty_check": True}, {"exit": 0}])
+    errors = tmp_path / "err.log"
+    term = pexpect.spawn("/bin/sh", ["-c", f"{_zag(agent)} 2>{shlex.quote(str(errors))}"], env=agent.env(),
+                         cwd=str(agent.root), timeout=15)
+    try:
+        term.expect(pexpect.EOF)
+        screen = term.before
+    finally:
+        term.close(force=True)
+    assert b"to stdout" in screen and b"tty in=1 out=1 err=0" in screen and b"to stderr" not in screen
+    assert errors.read_bytes() == b"to stderr\n"

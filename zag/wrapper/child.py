@@ -165,11 +165,13 @@ def spawn_in_pty(
     *,
     terminal_fd: int | None,
     original_sigmask: set[int] | None = None,
+    stderr_fd: int | None = None,
 ) -> Child:
     """Start `argv` as a session leader whose controlling terminal is a new PTY.
 
     The PTY starts with the user's terminal modes and window size (from `terminal_fd`), so the agent sees
-    the same terminal it would see without zag.
+    the same terminal it would see without zag. `stderr_fd`: the agent's stderr instead of the PTY (zag's
+    own stderr when that is not the terminal: `zag run claude 2>err.log`).
     """
     if terminal_fd is not None:
         wait_for_foreground(terminal_fd)  # in the background the modes are the shell's line editor's
@@ -181,7 +183,7 @@ def spawn_in_pty(
             list(argv),
             stdin=slave,
             stdout=slave,
-            stderr=slave,
+            stderr=slave if stderr_fd is None else stderr_fd,
             env=dict(env),
             cwd=cwd,
             start_new_session=True,

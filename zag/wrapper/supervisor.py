@@ -558,7 +558,9 @@ class Supervisor:
     def _start(self, argv: list[str], ctx: LaunchContext) -> Child:
         cwd = self._launch_folder(ctx)
         if self.request.interactive:
-            return spawn_in_pty(argv, ctx.env, cwd, terminal_fd=STDIN, original_sigmask=self._signals.original_mask)
+            stderr = None if os.isatty(STDERR) else STDERR  # `2>file`: the agent's stderr goes there, as without zag
+            return spawn_in_pty(argv, ctx.env, cwd, terminal_fd=STDIN, original_sigmask=self._signals.original_mask,
+                                stderr_fd=stderr)
         return spawn_with_pipes(argv, ctx.env, cwd, original_sigmask=self._signals.original_mask)
 
     def _launch_folder(self, ctx: LaunchContext) -> str | None:
