@@ -19,6 +19,7 @@ Pre-database goose (≤ 1.9) is followed through `<data>/sessions/<name>.jsonl` 
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -86,8 +87,8 @@ class GooseLiveSession:
     def close(self) -> None:
         if self.reader is not None:
             self.reader.close()
-        for session_id in self.claimed:  # kept as ended marks: a concurrent session's search skips them
-            claims.release(PROVIDER, session_id, self.owner, keep=True)
+        for key in self.claimed:  # kept as ended marks: a concurrent session's search skips them
+            claims.release(PROVIDER, key, self.owner, keep=True)
         self.claimed.clear()
 
     # -- work --------------------------------------------------------------------------------------
@@ -158,8 +159,11 @@ class GooseLiveSession:
         it, nor followed it since."""
         for row in rows:
             session_id = row.get("id")
-            if isinstance(session_id, str) and claims.claim(PROVIDER, session_id, self.owner, ended_too=True):
-                self.claimed.add(session_id)
+            if not isinstance(session_id, str):
+                continue
+            key = _claim_key(self.db_path, session_id)
+            if claims.claim(PROVIDER, key, self.owner, ended_too=True):
+                self.claimed.add(key)
                 return session_id
         return None
 
@@ -182,6 +186,14 @@ class GooseLiveSession:
         self.reader = LegacyJsonlReader(path, path.stem, skip_before=skip)
         self.provider_session_id = path.stem
         self.source_key = os.path.realpath(path)
+
+
+def _claim_key(db_path: Path, session_id: str) -> str:
+    """The session's id and its database: goose numbers sessions per database (`20261207_1`), so gooses
+    run with their own GOOSE_PATH_ROOT share ids that are not the same session. (The path is hashed: a
+    claim's file name is cut at 200 characters.)"""
+    digest = hashlib.sha1(os.path.realpath(db_path).encode(), usedforsecurity=False).hexdigest()[:16]
+    return f"{session_id}@{digest}"
 
 
 def _first(rows: Any) -> str | None:
