@@ -83,7 +83,7 @@ def test_a_killed_session_is_dismissed_and_stays_so_after_reindex(agent: Agent, 
     assert "dismissed" in agent.run("ps", "--all").stdout.decode()
     assert [s["session_id"] for s in _json(agent, "sessions", "--json")] == [session_id]
     shown = agent.run("events", session_id[:8]).stdout.decode()
-    assert "ended (dismissed)" in shown
+    assert "dismissed with `zag dismiss`: its supervisor went away without ending the session" in shown
 
     assert agent.run("reindex").returncode == 0
     assert _json(agent, "ps", "--json") == []

@@ -109,7 +109,8 @@ def _event(event_type: str, **fields: object) -> dict[str, object]:
         (_event(events.USAGE_LIMIT_HIT, scope="weekly", reset_at="2026-01-02T05:00:00.000Z",
                 scheduled_resume_at="2026-01-02T05:00:30.000Z", fallback_used=True, incident_id="i"),
          ["LIMIT HIT", "weekly limit hit; resets", "resume at", "fallback"]),
-        (_event(events.USAGE_LIMIT_RESUME_STARTED, incident_id="i", attempt=2), ["resuming", "attempt 2 begins"]),
+        (_event(events.USAGE_LIMIT_RESUME_STARTED, incident_id="0a1b2c3d-e", attempt=2),
+         ["resuming", "starting resume attempt 2 after the usage limit (incident 0a1b2c3d)"]),
         (_event(events.USAGE_LIMIT_RESUMED, incident_id="i", attempt=2, resume_message="Continue"),
          ["resumed", "attempt 2", "Continue"]),
         (_event(events.USAGE_LIMIT_RESUME_FAILED, incident_id="i", attempt=3, error="no binary"),
@@ -127,6 +128,55 @@ def test_event_lines_summarise_content(event: dict[str, object], expected: list[
     assert "claude" in line
     for part in expected:
         assert part in line
+
+
+def _note(kind: str, message: str = "", source: str = events.SOURCE_WRAPPER, **data: object) -> dict[str, object]:
+    return {**_event(events.PROVIDER_STATUS, message=message, data={"kind": kind, **data}), "source": source}
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        (_note(events.NOTE_AGENT_EXITED, "claude exited with code 1; the session waits", exit_code=1,
+               incident_id="0a1b2c3d-e"),
+         "exited        claude exited with code 1; waiting to resume it after the usage limit (incident 0a1b2c3d)"),
+        (_note(events.NOTE_AGENT_EXITED, "claude exited killed by SIGTERM", exit_code=143, incident_id="0a1b2c3d-e",
+               signal="SIGTERM"),
+         "exited        claude was killed by SIGTERM; waiting to resume it after the usage limit (incident 0a1b2c3d)"),
+        (_note(events.NOTE_AGENT_STARTED, "claude runs again in this session (pid 123)", child_pid=123,
+               final_argv=["claude", "-p", "--resume", "s-1", "--", "Continue"]),
+         "relaunched    claude runs again (pid 123): claude -p --resume s-1 -- Continue"),
+        (_note(events.NOTE_USAGE_LIMIT_CANCELLED, "usage-limit incident 0a1b2c3d: resume cancelled: the dead "
+               "session was dismissed (`zag dismiss`)", incident_id="0a1b2c3d-e", attempts=0, cause="dismissed"),
+         "cancelled     usage-limit incident 0a1b2c3d: resume cancelled: the dead session was dismissed (`zag dismiss`)"),
+        (_note(events.NOTE_USAGE_LIMIT_CANCELLED, incident_id="0a1b2c3d-e", attempts=1, cause="usage_cancel"),
+         "cancelled     resume cancelled with `zag usage cancel` (incident 0a1b2c3d)"),
+        (_note(events.NOTE_USAGE_LIMIT_RECOVERED, incident_id="0a1b2c3d-e", attempts=0),
+         "recovered     claude continued by itself after the usage limit; no resume needed (incident 0a1b2c3d)"),
+        (_event(events.SESSION_ENDED, exit_code=None, success=False, reason="dismissed",
+                error="its supervisor went away without ending the session"),
+         "ended         dismissed with `zag dismiss`: its supervisor went away without ending the session"),
+        (_event(events.SESSION_ENDED, exit_code=None, success=False, reason="someday"), "ended         ended (someday)"),
+    ],
+)
+def test_zag_notes_read_as_sentences(event: dict[str, object], expected: str) -> None:
+    """zag's own notes and ends are said as what happened (not a `status` dump of the note's data), the
+    same in colour; a note of the same kind from the agent's own records stays a plain status."""
+    line = render.format_event(event, render.Style(False))
+    assert line.endswith(" claude " + expected) and len(line) == len("03:04:05 claude ") + len(expected)
+    coloured = render.format_event(event, render.Style(True))
+    label, _, summary = expected.partition(" ")
+    assert f"m{label}" in coloured and coloured.endswith(summary.strip()) and "status" not in coloured
+    if event["type"] == events.PROVIDER_STATUS:
+        from_the_agent = render.format_event({**event, "source": events.SOURCE_PROVIDER_FILE}, render.Style(False))
+        assert " status " in from_the_agent and label not in from_the_agent.split(" status ")[0]
+
+
+def test_a_started_note_does_not_read_as_a_session_start() -> None:
+    """`zag listen` of a session `zag resume` continued counts its starts by the word `started`."""
+    line = render.format_event(_note(events.NOTE_AGENT_STARTED, child_pid=7, final_argv=["claude"]),
+                               render.Style(False))
+    assert "started" not in line and line.endswith("relaunched    claude runs again (pid 7): claude")
 
 
 def test_event_line_colours_and_dims_heartbeats() -> None:

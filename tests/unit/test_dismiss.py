@@ -258,7 +258,7 @@ def test_ps_and_events_show_it_dismissed() -> None:
     assert state_cell({"state": "exited", "end_reason": None, "exit_code": None}, now)[0] == "exited"
     line = format_event({"type": "session_ended", "ts": "2026-12-07T03:14:00.000Z", "provider": "claude",
                          "exit_code": None, "success": False, "reason": "dismissed"}, Style(False))
-    assert "ended (dismissed)" in line
+    assert "ended         dismissed with `zag dismiss`" in line
 
 
 def test_a_log_that_already_ended_gets_nothing_more_and_the_index_says_what_it_says() -> None:

@@ -19,7 +19,13 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
-from zag.logs.events import NOTE_USAGE_LIMIT_CANCELLED, NOTE_USAGE_LIMIT_RECOVERED, SOURCE_WRAPPER
+from zag.logs.events import (
+    NOTE_AGENT_EXITED,
+    NOTE_AGENT_STARTED,
+    NOTE_USAGE_LIMIT_CANCELLED,
+    NOTE_USAGE_LIMIT_RECOVERED,
+    SOURCE_WRAPPER,
+)
 
 _CODES = {
     "bold": "1", "dim": "2", "italic": "3", "underline": "4",
@@ -310,10 +316,12 @@ _EVENT_LOOK = {
     "usage_limit_resume_failed": ("resume failed", "bold red"),
     "session_ended": ("ended", "bold cyan"),
 }
-# zag's own usage-limit notes (a wrapper `provider_status`), by `data.kind`: (label, style)
+# zag's own notes (a wrapper `provider_status`), by `data.kind`: (label, style)
 _NOTE_LOOK = {
     NOTE_USAGE_LIMIT_CANCELLED: ("cancelled", "bold yellow"),
     NOTE_USAGE_LIMIT_RECOVERED: ("recovered", "bold green"),
+    NOTE_AGENT_EXITED: ("exited", "bold yellow"),
+    NOTE_AGENT_STARTED: ("relaunched", "bold cyan"),
 }
 _LABEL_WIDTH = 13
 _INPUT_KEYS = ("command", "cmd", "file_path", "path", "notebook_path", "pattern", "query", "url",
@@ -323,9 +331,10 @@ _INPUT_KEYS = ("command", "cmd", "file_path", "path", "notebook_path", "pattern"
 def format_event(event: dict[str, Any], style: Style, *, width: int = 0) -> str:
     """One readable line for an event: local time, provider, what happened, a content summary."""
     event_type = str(event.get("type", "?"))
-    label, label_style = _zag_note_look(event) or _EVENT_LOOK.get(event_type, (event_type, "grey"))
+    note = _zag_note(event)
+    label, label_style = _NOTE_LOOK[note] if note else _EVENT_LOOK.get(event_type, (event_type, "grey"))
     head = f"{event_clock(event.get('ts'))} {str(event.get('provider') or '-'):<6} "
-    summary = _summary(event_type, event)
+    summary = _NOTE_SUMMARIES[note](event) if note else _summary(event_type, event)
     if width > 0:
         summary = clip(summary, max(width - len(head) - _LABEL_WIDTH - 1, 10))
     else:
@@ -335,13 +344,13 @@ def format_event(event: dict[str, Any], style: Style, *, width: int = 0) -> str:
     return f"{style(head, 'dim')}{style(f'{label:<{_LABEL_WIDTH}}', label_style)} {summary}".rstrip()
 
 
-def _zag_note_look(event: dict[str, Any]) -> tuple[str, str] | None:
-    """The label of one of zag's usage-limit notes; None for any other event."""
+def _zag_note(event: dict[str, Any]) -> str | None:
+    """The `data.kind` of one of zag's own notes that has a look of its own; None for any other event."""
     data = event.get("data")
     if event.get("type") != "provider_status" or event.get("source") != SOURCE_WRAPPER or not isinstance(data, dict):
         return None
     kind = data.get("kind")
-    return _NOTE_LOOK.get(kind) if isinstance(kind, str) else None
+    return kind if isinstance(kind, str) and kind in _NOTE_LOOK else None
 
 
 def _summary(event_type: str, event: dict[str, Any]) -> str:
@@ -471,9 +480,13 @@ def _started(event: dict[str, Any]) -> str:
 
 def _ended(event: dict[str, Any]) -> str:
     code = event.get("exit_code")
-    text = f"exit {code}" if code is not None else "ended"
-    if isinstance(event.get("reason"), str):  # e.g. dismissed (`zag dismiss`)
-        text += f" ({event['reason']})"
+    reason = event.get("reason")
+    if reason == "dismissed" and code is None:
+        text = "dismissed with `zag dismiss`"
+    else:
+        text = f"exit {code}" if code is not None else "ended"
+        if isinstance(reason, str):
+            text += f" ({reason})"
     if event.get("cancelled"):
         text += " (cancelled)"
     if event.get("error"):
@@ -488,6 +501,62 @@ def _status(event: dict[str, Any]) -> str:
     return message or compact_json(event.get("data"))
 
 
+def _resume_started(event: dict[str, Any]) -> str:
+    return f"starting resume attempt {event.get('attempt', '?')} after the usage limit{_incident(event)}"
+
+
+def _incident(fields: dict[str, Any]) -> str:
+    """` (incident 0a1b2c3d)`, or nothing when `fields` names none."""
+    incident = fields.get("incident_id")
+    return f" (incident {incident[:8]})" if isinstance(incident, str) and incident else ""
+
+
+def _agent(event: dict[str, Any]) -> str:
+    return str(event.get("provider") or "the agent")
+
+
+def _agent_exited(event: dict[str, Any]) -> str:
+    data = event["data"]
+    signal, code = data.get("signal"), data.get("exit_code")
+    if isinstance(signal, str) and signal:
+        how = f"was killed by {signal}"
+    else:
+        how = f"exited with code {code}" if code is not None else "exited"
+    return f"{_agent(event)} {how}; waiting to resume it after the usage limit{_incident(data)}"
+
+
+def _agent_started(event: dict[str, Any]) -> str:
+    data = event["data"]
+    pid = data.get("child_pid")
+    text = f"{_agent(event)} runs again" + (f" (pid {pid})" if pid is not None else "")
+    argv = command_line(data.get("final_argv"))
+    return text + (f": {argv}" if argv != "-" else "")
+
+
+_CANCEL_CAUSES = {"usage_cancel": "with `zag usage cancel`", "interrupted": "(zag was interrupted)",
+                  "dismissed": "(the dead session was dismissed with `zag dismiss`)"}
+
+
+def _limit_note(event: dict[str, Any]) -> str:
+    """A usage-limit note: its message (zag writes a sentence); said from its data if it has none."""
+    message = text_of(event.get("message"))
+    if message:
+        return message
+    data = event["data"]
+    if data["kind"] == NOTE_USAGE_LIMIT_RECOVERED:
+        return f"{_agent(event)} continued by itself after the usage limit; no resume needed{_incident(data)}"
+    cause = _CANCEL_CAUSES.get(str(data.get("cause")), "")
+    return f"resume cancelled {cause}".rstrip() + _incident(data)
+
+
+# zag's own notes, by `data.kind`
+_NOTE_SUMMARIES = {
+    NOTE_USAGE_LIMIT_CANCELLED: _limit_note,
+    NOTE_USAGE_LIMIT_RECOVERED: _limit_note,
+    NOTE_AGENT_EXITED: _agent_exited,
+    NOTE_AGENT_STARTED: _agent_started,
+}
+
 _SUMMARIES = {
     "session_started": _started,
     "user_message": _message,
@@ -501,7 +570,7 @@ _SUMMARIES = {
     "session_cleared": lambda event: "conversation cleared",
     "heartbeat": _heartbeat,
     "usage_limit_hit": _limit_hit,
-    "usage_limit_resume_started": lambda event: f"attempt {event.get('attempt', '?')} begins",
+    "usage_limit_resume_started": _resume_started,
     "usage_limit_resumed": _limit_resumed,
     "usage_limit_resume_failed": _limit_failed,
     "session_ended": _ended,
