@@ -231,3 +231,16 @@ def test_scanner_signals_say_whether_the_reset_was_a_delay() -> None:
     back_in = scanner(r"quota gone, back in (?P<reset>\d+ minutes)")
     [extra] = feed_lines(back_in, "stderr", "quota gone, back in 5 minutes")
     assert (delay.reset_relative, clock.reset_relative, extra.reset_relative) == (True, False, True)
+
+
+def test_session_id_from_the_goose_ascii_banner() -> None:
+    """goose 1.1x+ prints the id beside its ASCII goose (crates/goose-cli/src/session/output.rs
+    display_session_info: `"  {}  {} {} {}"` with ` \\____)`, ` `, the id, `· <cwd>`), on stdout before
+    any stream-json line too. Recorded 2026 banners, colours and all."""
+    items = feed_lines(scanner(), "stdout",
+                       "    __( O)>  ● new session · ollama qwen3-coder:30b",
+                       "   \\____)    20260420_38 · /Users/someone/git/goose-recipes",
+                       "     L L     goose is ready")
+    styled = b"  \x1b[37m \\____)\x1b[0m  \x1b[2m \x1b[0m \x1b[2m20260916_6\x1b[0m \x1b[2m\xc2\xb7 /tmp/goosetest\x1b[0m\n"
+    items += scanner().feed("stdout", styled)
+    assert items == [SessionIdHint("20260420_38", source="stdout"), SessionIdHint("20260916_6", source="stdout")]

@@ -8,8 +8,9 @@ starts with goose's `Ran into this error: <error>` (ANSI stripped, a TUI glyph a
 text signal when the error is a limit (see `limits`); user `extra_patterns` likewise. Text signals are
 `structured=False`: the supervisor confirms them.
 
-Session id: goose prints it when a session starts (`session id: 20251108_1` in older builds, the id
-followed by ` · <cwd>` in newer ones); stream-json carries none.
+Session id: goose prints it when a session starts (`session id: 20251108_1` in older builds; newer
+ones draw an ASCII goose and put the id beside its body, `   \\____)    20251108_1 · <cwd>`, also
+before stream-json output); stream-json itself carries none.
 
 Lines are read only when `prescan` says they may matter: every limit error has "limit", "quota" or
 "exhausted", a session id line "session" or "·", a JSON document starts with a `{` line. While a
@@ -35,7 +36,7 @@ PROVIDER = "goose"
 MAX_DOCUMENT_BYTES = 32 * 1024 * 1024
 SESSION_ID_LINES = (
     re.compile(r"^\s*session id:\s*(?P<id>\d{8}_\d{1,6})\s*$", re.IGNORECASE),
-    re.compile(r"^\s*(?P<id>\d{8}_\d{1,6})\s+·\s+\S"),
+    re.compile(r"^\s*(?:\\_+\)\s+)?(?P<id>\d{8}_\d{1,6})\s+·\s+\S"),   # after the goose's ` \____)`
 )
 _PRESCAN = Prescan([b"limit", b"quota", b"exhausted", b"session", "·".encode()], brace_lines=True)
 
