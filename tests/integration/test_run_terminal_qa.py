@@ -129,6 +129,41 @@ def test_kill_of_the_stopped_job_ends_zag_and_the_agent(agent: Agent, name: str)
         _end(shell, *([agent_pid] if agent_pid else []))
 
 
+SLOW_SIGNAL_THREAD = """\
+import sys, time
+from zag.wrapper import supervisor
+on_signal = supervisor.Supervisor._on_signal
+def slow(self, signum, from_terminal):
+    if signum == 15:
+        time.sleep(1.5)  # a loaded machine: the signal thread gets to SIGTERM late
+    on_signal(self, signum, from_terminal)
+supervisor.Supervisor._on_signal = slow
+from zag.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_kill_of_the_stopped_job_waits_for_a_slow_signal_thread(agent: Agent) -> None:
+    """`kill %1` on the Ctrl-Z'd job while zag's signal thread is slow to take the SIGTERM: zag must not
+    take the SIGCONT for a plain `fg`/`bg` and stop again waiting for the terminal."""
+    agent.script([{"out": "ready\n"}, {"read_line": True}, {"exit": 0}])
+    shell = _bash(agent, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    agent_pid = 0
+    try:
+        command = [sys.executable, "-c", SLOW_SIGNAL_THREAD, "run", "claude"]
+        shell.sendline(" ".join(shlex.quote(part) for part in command))
+        shell.expect_exact("ready")
+        agent_pid = agent.wait_for_invocation()["pid"]
+        shell.sendcontrol("z")
+        shell.expect_exact("Stopped", timeout=5)
+        shell.expect_exact(PROMPT)
+        shell.sendline("kill %1; wait %1; echo status=$?")
+        shell.expect_exact(f"status={128 + signal.SIGTERM}")
+        wait_until(lambda: process_gone(agent_pid), 5, message="the agent gone")
+    finally:
+        _end(shell, *([agent_pid] if agent_pid else []))
+
+
 def test_kill_of_zag_stopped_in_the_background_before_the_agent_started(agent: Agent) -> None:
     """`zag run claude &` waits stopped for `fg`; `kill %1` meanwhile ends it (no agent was started)."""
     agent.script([{"out": "ready\n"}, {"read_line": True}, {"exit": 0}])

@@ -183,6 +183,8 @@ class _Suspension:
             os.killpg(0, signum)
         except OSError:
             return False
+        if signal.SIGCONT in signal.sigpending():  # stopped and continued: the signal thread takes it soon
+            return continued.wait(THREAD_JOIN_SECS)
         return continued.wait(CONTINUE_WAIT_SECS)
 
 
