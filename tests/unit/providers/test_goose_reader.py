@@ -300,6 +300,44 @@ def test_resume_baseline_skips_what_an_earlier_run_logged(db: Any) -> None:
     assert texts(items) == ["Continue"] and items[-1]["input_tokens"] == 50
 
 
+def backdate_inserts(db: Any) -> None:
+    """Set each row's insert time (`messages.timestamp`, CURRENT_TIMESTAMP) to its `created_timestamp`
+    (seconds or milliseconds), as if the rows had been written back then."""
+    connection = db.connect()
+    with connection:
+        connection.execute("UPDATE messages SET timestamp = datetime(CASE WHEN created_timestamp > 10000000000 "
+                           "THEN created_timestamp / 1000 ELSE created_timestamp END, 'unixepoch')")
+    connection.close()
+
+
+def test_resume_skips_messages_stamped_in_milliseconds(db: Any) -> None:
+    """Some goose versions stored `created_timestamp` in milliseconds (goose reads both: session_manager.rs
+    MILLISECOND_TIMESTAMP_THRESHOLD). A resume must skip those too, not log the whole history again."""
+    add(db, message(1, created=(T0 + 1) * 1000), message(2, "assistant", created=(T0 + 2) * 1000))
+    backdate_inserts(db)
+    reader = DbSessionReader(db.path, SID, skip_before=T0 + 10)
+    assert list(reader.read()) == []
+    add(db, message(11, text="Continue"))
+    items = list(reader.read())
+    assert texts(items) == ["Continue"] and items[0]["ts"] == T0 + 11
+
+
+def test_resume_keeps_new_messages_goose_stamped_with_a_stale_millisecond_time(db: Any) -> None:
+    """goose stores `max(created, MAX(created_timestamp))` (insert_message), so after milliseconds rows
+    every new message carries the old last message's time (aaif-goose/goose#12003). Its insert time
+    (`messages.timestamp`) says it is new: it is not skipped."""
+    import time
+
+    now = int(time.time())
+    add(db, message(1, created=(now - 3600) * 1000), message(2, "assistant", created=(now - 3599) * 1000))
+    backdate_inserts(db)
+    reader = DbSessionReader(db.path, SID, skip_before=now - 5)
+    assert list(reader.read()) == []
+    add(db, message(3, text="Continue", created=(now - 3599) * 1000), message(4, "assistant", text="On it",
+                                                                          created=(now - 3599) * 1000))
+    assert texts(list(reader.read())) == ["Continue", "On it"]
+
+
 # --- legacy JSONL -----------------------------------------------------------------------------------------------
 def test_legacy_file(tmp_path: Path) -> None:
     path = tmp_path / "20250325_200615.jsonl"
@@ -335,6 +373,15 @@ def test_legacy_file_rewritten_whole_and_grown_line_by_line(tmp_path: Path) -> N
         assert sum(item[field] for item in collected if item["type"] == "usage") == 2700 if field == "input_tokens" else 400
         assert sum(item[field] for item in whole if item["type"] == "usage") == (2700 if field == "input_tokens" else 400)
     assert list(reader.read()) == []
+
+
+def test_legacy_resume_skips_messages_stamped_in_milliseconds(tmp_path: Path) -> None:
+    path = tmp_path / "20250325_200615.jsonl"
+    lines = [json.dumps({"working_dir": "/w", "description": "d", "message_count": 2})]
+    lines += [json.dumps({"role": "user", "created": 1742932000123, "content": [gl.text("old")]}),
+              json.dumps({"role": "user", "created": 1742932100, "content": [gl.text("new")]})]
+    path.write_text("\n".join(lines) + "\n")
+    assert texts(list(LegacyJsonlReader(path, path.stem, skip_before=1742932050).read())) == ["new"]
 
 
 def test_legacy_bad_lines(tmp_path: Path) -> None:

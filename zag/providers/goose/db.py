@@ -5,8 +5,8 @@ description, user_set_name, session_type, working_dir, created_at, updated_at, e
 total/input/output_tokens (last turn), accumulated_total/input/output_tokens, accumulated_cost (v13),
 schedule_id, recipe_json, user_recipe_values_json, provider_name + model_config_json (v6), goose_mode
 (v8), thread_id (v10), archived_at + project_id (v12))` and `messages(id INTEGER PK AUTOINCREMENT,
-message_id (v7), session_id, role, content_json, created_timestamp (unix s), timestamp, tokens,
-metadata_json (v3))`. Columns are looked up first: one an older version lacks reads as NULL, extra
+message_id (v7), session_id, role, content_json, created_timestamp (unix s; milliseconds in rows some
+versions wrote), timestamp (insert time), tokens, metadata_json (v3))`. Columns are looked up first: one an older version lacks reads as NULL, extra
 columns of newer builds (cache token counters, parent_session_id) are used when present.
 """
 
@@ -28,7 +28,7 @@ SESSION_COLUMNS = (
     "provider_name", "model_config_json", "schedule_id", "recipe_json", "goose_mode", "thread_id",
     "project_id", "parent_session_id", "archived_at",
 )
-MESSAGE_COLUMNS = ("id", "message_id", "role", "content_json", "created_timestamp", "metadata_json")
+MESSAGE_COLUMNS = ("id", "message_id", "role", "content_json", "created_timestamp", "metadata_json", "timestamp")
 _RAW_COLUMNS = {"content_json", "metadata_json"}   # kept as bytes: decoded by msgspec where needed
 
 
@@ -77,8 +77,9 @@ def count_messages(connection: sqlite3.Connection, session_id: str, up_to_id: in
 
 def messages_after(connection: sqlite3.Connection, schema: Schema, session_id: str, after_id: int,
                    up_to_id: int | None = None) -> Iterator[tuple[Any, ...]]:
-    """(id, message_id, role, content_json, created_timestamp, metadata_json) rows in insertion order,
-    one at a time (a row can be megabytes of tool output: memory stays bounded)."""
+    """(id, message_id, role, content_json, created_timestamp, metadata_json, timestamp) rows in insertion
+    order, one at a time (a row can be megabytes of tool output: memory stays bounded). `timestamp` is
+    when the row was inserted (CURRENT_TIMESTAMP, UTC text)."""
     upper, args = "", (session_id, after_id)
     if up_to_id is not None:
         upper, args = " AND id <= ?", (session_id, after_id, up_to_id)

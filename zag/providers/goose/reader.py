@@ -32,6 +32,9 @@ from zag.providers.tail import JsonlTail, fingerprint
 
 KEEP_KEYS = 512
 CURSOR_VERSION = 1
+# goose's own line between seconds and milliseconds in `created_timestamp` (session_manager.rs
+# MILLISECOND_TIMESTAMP_THRESHOLD): some versions stored milliseconds, goose reads both.
+MILLISECONDS_FROM = 10_000_000_000
 
 
 def session_status(row: dict[str, Any], session_id: str, *, source: str) -> dict[str, Any]:
@@ -211,11 +214,11 @@ class DbSessionReader:
         self.rows = kept
 
     def _message(self, values: tuple[Any, ...]) -> list[Item]:
-        _, message_id, role, content, created, metadata = values
+        _, message_id, role, content, created, metadata, inserted = values
         if type(role) is bytes:
             role = role.decode("utf-8", "replace")
         content_bytes = content if type(content) is bytes else str(content).encode()
-        created_int = created if type(created) is int else _int(created)
+        created_int = seconds(created if type(created) is int else _int(created))
         key = message_key(role, created, content_bytes)
         if message_id:
             mid = f"#{zlib.crc32(message_id if type(message_id) is bytes else str(message_id).encode()):x}"
@@ -226,10 +229,19 @@ class DbSessionReader:
             return []
         self.seen.add(created_int, key, mid)
         if self.skip_before is not None and isinstance(self.skip_before, (int, float)) \
-                and created_int < int(self.skip_before):
+                and created_int < int(self.skip_before) and not self._inserted_since(created, inserted):
             return []
         return decode_message(role, content_bytes, created, message_id, metadata,
                               session_id=self.session_id, tools=self.tools, source=self.source)
+
+    def _inserted_since(self, created: Any, inserted: Any) -> bool:
+        """A row stamped in milliseconds but inserted after `skip_before`: new, whatever its stamp says.
+        After milliseconds rows goose stamps each new message with the newest stored time (insert_message
+        takes the max; aaif-goose/goose#12003), which is before the launch."""
+        if not (isinstance(created, int) and created > MILLISECONDS_FROM) or inserted is None:
+            return False
+        at = db.epoch(inserted)
+        return at is not None and at >= int(self.skip_before)
 
     def _usage(self, row: dict[str, Any]) -> Iterator[Item]:
         current = usage.snapshot(row)
@@ -270,6 +282,11 @@ def _warning(message: str, raw: Any, created: Any, session_id: str | None) -> di
     if session_id:
         body["provider_session_id"] = session_id
     return body
+
+
+def seconds(created: int) -> int:
+    """A `created_timestamp` / `created` in seconds, whether goose stored seconds or milliseconds."""
+    return created // 1000 if created > MILLISECONDS_FROM else created
 
 
 def _int(value: Any) -> int:
@@ -383,7 +400,7 @@ class LegacyJsonlReader:
         if not isinstance(message, dict) or not isinstance(message.get("content"), list):
             return [_warning("goose session line is not a message", line, None, self.session_id)]
         created = message.get("created")
-        if isinstance(self.skip_before, (int, float)) and _int(created) < int(self.skip_before):
+        if isinstance(self.skip_before, (int, float)) and seconds(_int(created)) < int(self.skip_before):
             return []
         return records.message_items(
             message.get("role"), message["content"], created=created, message_id=message.get("id"),
