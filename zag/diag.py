@@ -25,8 +25,9 @@ def _get_logger() -> Any:
 
                 from zag import paths
 
-                log_path = paths.ensure_private_dir(paths.home()) / paths.diagnostics_log().name
-                fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                log_path = paths.ensure_home() / paths.diagnostics_log().name
+                flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | paths.NOFOLLOW
+                fd = os.open(log_path, flags, 0o600)
                 handle = os.fdopen(fd, "a", buffering=1, encoding="utf-8")
                 atexit.register(_flush, handle)  # `zag run` leaves with os._exit after the atexit calls
                 _logger = structlog.wrap_logger(

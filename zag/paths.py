@@ -1,8 +1,13 @@
 """Every on-disk location zag uses, in one place.
 
 `ZAG_HOME` overrides the root; otherwise platformdirs decides (user data dir for state, user config dir
-for `config.toml`). Folders are created 0700 on demand; nothing here touches a path a user typed
-without validating it first (see `zag.logs.ids`).
+for `config.toml`). Folders are created 0700 on demand, with every missing parent; nothing here touches a
+path a user typed without validating it first (see `zag.logs.ids`).
+
+A `ZAG_HOME` the user made keeps its mode (it may be a folder they use for more than zag): zag's own
+folders in it are 0700 and its files 0600 either way. If other users can write to it, or it belongs to
+another user, they could put their own files or symlinks where zag writes: zag says so once per process
+(`ensure_home`), and opens the files it writes without following symlinks (`NOFOLLOW`).
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ from pathlib import Path
 
 APP_NAME = "zag"
 HOME_ENV = "ZAG_HOME"
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # for every file zag opens to write: a planted symlink is refused
+
+_home_checked: set[Path] = set()
 
 
 def home() -> Path:
@@ -39,7 +47,10 @@ def sessions_dir() -> Path:
 
 
 def session_log(session_id: str) -> Path:
-    """The unified JSONL log of one session (the id must already be validated)."""
+    """The unified JSONL log of one session (the id must already be validated); ValueError for an id that
+    would name a file outside `sessions/` (a crafted index row or caller: never a path of its own)."""
+    if not session_id or "/" in session_id or "\0" in session_id or session_id in (".", ".."):
+        raise ValueError(f"{session_id!r} is not a session id")
     return sessions_dir() / f"{session_id}.jsonl"
 
 
@@ -53,11 +64,53 @@ def diagnostics_log() -> Path:
     return home() / "zag.log"
 
 
+def ensure_home() -> Path:
+    """`home()`, created 0700 (with its missing parents) if missing. A `ZAG_HOME` that already exists is
+    the user's: its mode is left alone, but one that other users can write to, or that another user owns,
+    is said once per process on stderr (they could replace or plant files where zag writes). The
+    platform's default folder is zag's own, tightened as `ensure_private_dir` does."""
+    path = home()
+    if not os.environ.get(HOME_ENV) or not path.is_dir():
+        return ensure_private_dir(path)
+    if path not in _home_checked:
+        _home_checked.add(path)
+        _warn_if_exposed(path)
+    return path
+
+
+def _warn_if_exposed(path: Path) -> None:
+    import stat
+    import sys
+
+    try:
+        info = path.stat()
+    except OSError:
+        return
+    mode = stat.S_IMODE(info.st_mode)
+    if info.st_uid != os.geteuid():
+        problem = "belongs to another user"
+    elif mode & 0o022:
+        problem = f"is writable by other users (mode {mode:04o})"
+    else:
+        return
+    try:
+        sys.stderr.write(f"zag: warning: ZAG_HOME {path} {problem}: they could replace zag's files there; "
+                         "make it yours and `chmod go-w` it, or set ZAG_HOME to a private folder\n")
+        sys.stderr.flush()
+    except (AttributeError, OSError, ValueError):
+        pass
+
+
 def ensure_private_dir(path: Path) -> Path:
-    """Create `path` (and parents) with mode 0700 if missing; tighten an existing one we own.
+    """Create `path` with mode 0700 if missing, and each missing parent 0700 too (mkdir's `parents` makes
+    them with the umask's mode, 0777 under umask 000); tighten an existing `path` we own.
 
     Tightening only takes group/other bits away: a folder its owner made read-only stays read-only.
     """
+    if not path.is_dir():
+        missing = [folder for folder in (path, *path.parents) if not folder.exists()]
+        for folder in reversed(missing):
+            folder.mkdir(mode=0o700, exist_ok=True)
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         mode = path.stat().st_mode & 0o7777

@@ -621,8 +621,8 @@ class _exclusive:
             import fcntl
         except ImportError:  # no flock on this platform: run unguarded
             return
-        path = paths.ensure_private_dir(paths.home()) / "backfill.lock"
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        path = paths.ensure_home() / "backfill.lock"
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | paths.NOFOLLOW, 0o600)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

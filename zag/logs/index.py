@@ -107,7 +107,10 @@ class Index:
 
     def __init__(self, path: Path | None = None, *, timeout: float = 30.0) -> None:
         self.path = path or paths.index_db()
-        paths.ensure_private_dir(self.path.parent)
+        if self.path.parent == paths.home():
+            paths.ensure_home()
+        else:
+            paths.ensure_private_dir(self.path.parent)
         _make_private(self.path)
         self._conn = sqlite3.connect(
             self.path, timeout=timeout, isolation_level=None, check_same_thread=False

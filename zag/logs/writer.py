@@ -262,7 +262,7 @@ def _open_private(path: Path) -> int:
     if folder not in _ready_dirs:
         paths.ensure_private_dir(folder)
         _ready_dirs.add(folder)
-    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | paths.NOFOLLOW  # a symlink is refused (ELOOP)
     try:
         fd = os.open(path, flags, 0o600)
     except FileNotFoundError:

@@ -44,6 +44,7 @@ def claim(provider: str, key: str, owner: str, *, ended_too: bool = False) -> bo
     `ended_too`, another session's ended mark (see `release`) also refuses it."""
     path = _claim_path(provider, key)
     try:
+        paths.ensure_private_dir(path.parent.parent)  # claims/ itself: tightened if an older zag left it loose
         paths.ensure_private_dir(path.parent)
     except OSError:
         return True  # no state dir: nothing to coordinate with, do not block following
@@ -126,7 +127,7 @@ def _locked(folder: Path) -> Iterator[None]:
     (a read-only folder), without locking (ENOLCK) or after that wait, go on unlocked: `_replace` is
     still atomic, only the race is back."""
     try:
-        fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | paths.NOFOLLOW, 0o600)
     except OSError:
         yield
         return
@@ -156,9 +157,16 @@ def _holder(path: Path) -> dict | None:
 
 
 def _replace(path: Path, record: bytes) -> bool:
+    """Write `record` to `path` whole: a 0600 temporary file (created anew, never through a symlink
+    left under its name), renamed over it."""
     temp = path.with_name(f".{path.name}.{os.getpid()}")
     try:
-        temp.write_bytes(record)
+        temp.unlink(missing_ok=True)  # left by a process that had our pid before
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | paths.NOFOLLOW, 0o600)
+        try:
+            os.write(fd, record)
+        finally:
+            os.close(fd)
         os.replace(temp, path)
     except OSError:
         return False

@@ -332,7 +332,8 @@ def _note(needle: bytes, pids: list[int]) -> None:
         line = json.dumps({"event": "watchdog_ended_agent", "level": "warning", "pid": os.getpid(),
                            "session_id": needle.split(b"=", 1)[1].decode(), "pids": pids,
                            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-        fd = os.open(paths.diagnostics_log(), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | paths.NOFOLLOW
+        fd = os.open(paths.diagnostics_log(), flags, 0o600)
         try:
             os.write(fd, (line + "\n").encode())
         finally:
