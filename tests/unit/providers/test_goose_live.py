@@ -134,3 +134,28 @@ def test_poll_never_raises(tmp_path: Path) -> None:
     (tmp_path / "home/.local/share/goose/sessions").mkdir(parents=True)
     (tmp_path / "home/.local/share/goose/sessions/sessions.db").write_bytes(b"garbage" * 100)
     assert live.poll() == []
+
+
+def test_a_named_session_in_the_first_database_schema_without_a_name_column(tmp_path: Path) -> None:
+    """goose's first sessions.db (schema ≤ 3) has no `name` column: the session's name is its
+    `description`. Asking for `name` there is an SQL error, and the row was never found."""
+    env = {"HOME": str(tmp_path / "home")}
+    database = gl.GooseDb.create(tmp_path / "home/.local/share/goose/sessions/sessions.db", schema="v3")
+    ctx = LaunchContext(cwd=str(tmp_path), env=env, interactive=True, started_at=time.time(), zag_session_id=ZAG_ID)
+
+    def session(sid: str, description: str, at: float) -> None:
+        connection = database.connect()
+        with connection:
+            connection.execute("INSERT INTO sessions (id, description, working_dir, created_at, updated_at) "
+                               "VALUES (?, ?, ?, ?, ?)", (sid, description, str(tmp_path), gl.sql_time(at), gl.sql_time(at)))
+        connection.close()
+
+    session("20251101_1", "proj", ctx.started_at - 9000)
+    database.add_message("20251101_1", "user", [gl.text("older")], created=int(ctx.started_at) - 8000)
+    resumed = PROVIDER.open_live(PROVIDER.plan_launch(["session", "-r", "-n", "proj"], ctx), ctx)
+    assert resumed.poll() == [] and resumed.provider_session_id == "20251101_1"
+    fresh = PROVIDER.open_live(PROVIDER.plan_launch(["session", "-n", "other"], ctx), ctx)
+    assert fresh.poll() == []
+    session("20251108_1", "other", time.time())
+    database.add_message("20251108_1", "user", [gl.text("new")], created=int(time.time()))
+    assert contents(fresh.poll()) == ["new"] and fresh.provider_session_id == "20251108_1"

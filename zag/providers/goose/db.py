@@ -111,6 +111,18 @@ def find_sessions(connection: sqlite3.Connection, schema: Schema, where: str,
     return [session_row(row) for row in rows]
 
 
+def find_named(connection: sqlite3.Connection, schema: Schema, name: str, *,
+               description: bool) -> list[dict[str, Any]]:
+    """Sessions whose name (or id, or with `description`, description) is `name`, newest first. The first
+    databases (schema ≤ 3) have no `name` column: there the description is the session's name."""
+    columns = ["name", "description"] if description else ["name"]
+    if "name" not in schema.sessions:
+        columns = ["description"]
+    columns = [column for column in columns if column in schema.sessions] + ["id"]
+    where = " OR ".join(f"{column} = ?" for column in columns)
+    return find_sessions(connection, schema, where, (name,) * len(columns))
+
+
 def epoch(value: Any) -> float | None:
     """A sessions timestamp (`YYYY-MM-DD HH:MM:SS` UTC, RFC 3339, or epoch) → epoch seconds."""
     normalized = events.normalize_ts(text(value))

@@ -142,11 +142,10 @@ class GooseLiveSession:
             rows = db.find_sessions(connection, schema, "id = ?", (self.target_id,))
             return rows[0]["id"] if rows else None
         if self.name and not self.resume:
-            rows = db.find_sessions(connection, schema, "name = ? OR description = ? OR id = ?",
-                                    (self.name, self.name, self.name))
+            rows = db.find_named(connection, schema, self.name, description=True)
             return self._free(row for row in rows if (db.epoch(row.get("created_at")) or 0) >= after)
         if self.name:
-            rows = db.find_sessions(connection, schema, "name = ? OR id = ?", (self.name, self.name))
+            rows = db.find_named(connection, schema, self.name, description=False)
             return rows[0]["id"] if rows else None
         rows = db.find_sessions(connection, schema, "1 = 1", ())
         if self.resume:
