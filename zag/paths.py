@@ -47,10 +47,12 @@ def sessions_dir() -> Path:
 
 
 def session_log(session_id: str) -> Path:
-    """The unified JSONL log of one session (the id must already be validated); ValueError for an id that
-    would name a file outside `sessions/` (a crafted index row or caller: never a path of its own)."""
+    """The unified JSONL log of one session (the id must already be validated); `BadSessionId` (a
+    ValueError) for an id that would name a file outside `sessions/` (a crafted index row: never a path)."""
     if not session_id or "/" in session_id or "\0" in session_id or session_id in (".", ".."):
-        raise ValueError(f"{session_id!r} is not a session id")
+        from zag.logs.ids import BadSessionId
+
+        raise BadSessionId(f"{session_id!r} is not a session id (a damaged index? `zag reindex` rebuilds it)")
     return sessions_dir() / f"{session_id}.jsonl"
 
 

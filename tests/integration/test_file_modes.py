@@ -278,3 +278,19 @@ def test_a_backfill_lock_symlink_is_not_followed(agent: Agent, tmp_path: Path) -
 
     assert done.returncode == 1 and b"backfill.lock" in done.stderr, done.stderr
     assert not planted.exists()
+
+
+def test_a_crafted_session_id_in_the_index_is_refused_with_a_message(agent: Agent, tmp_path: Path) -> None:
+    import time
+
+    from zag.logs.index import Index
+
+    crafted = "0000aaaa/../../../" + str(tmp_path / "outside").lstrip("/")
+    with Index(agent.zag_home / "index.sqlite") as index:
+        index.add_session(session_id=crafted, provider="claude", state="exited", started_at=time.time(),
+                          exit_code=0, log_path=str(tmp_path / "recorded.jsonl"))
+    for command in (["events", "0000"], ["listen", "0000", "--no-follow"]):
+        done = agent.run(*command)
+        assert done.returncode == 2 and done.stderr.decode().startswith("zag: '0000aaaa/"), (command, done.stderr)
+        assert "Traceback" not in done.stderr.decode()
+    assert not list(tmp_path.glob("outside*"))
