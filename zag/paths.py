@@ -91,7 +91,7 @@ def _warn_if_exposed(path: Path) -> None:
     mode = stat.S_IMODE(info.st_mode)
     if info.st_uid != os.geteuid():
         problem = "belongs to another user"
-    elif mode & 0o022:
+    elif mode & 0o002 or (mode & 0o020 and _group_has_others(info.st_gid)):
         problem = f"is writable by other users (mode {mode:04o})"
     else:
         return
@@ -101,6 +101,20 @@ def _warn_if_exposed(path: Path) -> None:
         sys.stderr.flush()
     except (AttributeError, OSError, ValueError):
         pass
+
+
+def _group_has_others(gid: int) -> bool:
+    """Whether group `gid` may hold users other than us: not our own user-private group (umask 002 makes
+    group-writable folders, harmless when the group is ours alone, as on Debian and Ubuntu)."""
+    try:
+        import grp
+        import pwd
+
+        user = pwd.getpwuid(os.geteuid())
+        members = grp.getgrgid(gid).gr_mem
+    except (ImportError, KeyError):
+        return True
+    return gid != user.pw_gid or any(member != user.pw_name for member in members)
 
 
 def ensure_private_dir(path: Path) -> Path:

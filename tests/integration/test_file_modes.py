@@ -160,6 +160,24 @@ def test_a_zag_home_the_user_made_keeps_its_mode_and_zags_folders_in_it_are_priv
     assert _not_private(_modes(agent.zag_home), agent.zag_home) == {".": "0755"}
 
 
+def test_a_zag_home_writable_only_by_the_users_own_group_is_not_warned_about(agent: Agent) -> None:
+    import grp
+    import pwd
+
+    user = pwd.getpwuid(os.geteuid())
+    if any(member != user.pw_name for member in grp.getgrgid(user.pw_gid).gr_mem):
+        pytest.skip("the user's primary group has other members here")
+    agent.zag_home.mkdir()
+    os.chown(agent.zag_home, -1, user.pw_gid)
+    os.chmod(agent.zag_home, 0o775)   # what umask 002 (Debian, Ubuntu) makes: a user-private group
+    agent.script([{"out": "hi\n"}, {"exit": 0}])
+
+    done = agent.run("run", "claude", "-p", "x")
+
+    assert done.returncode == 0 and done.stderr == b""
+    assert stat.S_IMODE(agent.zag_home.stat().st_mode) == 0o775
+
+
 @pytest.mark.parametrize("trouble", ["writable by others", "another user's"])
 def test_a_zag_home_others_could_write_to_is_warned_about_once_and_left_as_it_is(agent: Agent,
                                                                                    trouble: str) -> None:
