@@ -443,7 +443,7 @@ sys.stdin.readline()
 """
 
 
-def test_ctrl_z_and_fg_again_and_again_while_output_flows_lose_nothing(agent: Agent, tmp_path: Path) -> None:
+def test_ctrl_z_and_fg_again_and_again_while_output_flows_keep_it_in_order(agent: Agent, tmp_path: Path) -> None:
     """Ctrl-Z then `fg`, repeatedly, while the agent floods its terminal: lines arrive in order, none twice,
     up to the last, and the run ends normally. (Some may be lost: the terminal's Ctrl-Z flushes output not
     yet read, as it does without zag, where ~1000 of 200k lines went per run, fewer with zag.)"""
