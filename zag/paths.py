@@ -117,12 +117,30 @@ def _group_has_others(gid: int) -> bool:
     return gid != user.pw_gid or any(member != user.pw_name for member in members)
 
 
+def refuse_foreign_symlink(path: Path) -> None:
+    """PermissionError if `path` is a symlink another user made (as the kernel's protected_symlinks does
+    in sticky folders): in a folder others can write to (see `ensure_home`), following it would make zag
+    write into, or chmod, whatever they chose, e.g. a root zag chmodding /etc. A user's own symlink (a
+    `sessions/` moved to another disk) is followed."""
+    import errno
+    import stat
+
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return
+    if stat.S_ISLNK(info.st_mode) and info.st_uid != os.geteuid():
+        raise PermissionError(errno.EPERM, "a symlink that belongs to another user; zag does not follow it",
+                              str(path))
+
+
 def ensure_private_dir(path: Path) -> Path:
     """Create `path` with mode 0700 if missing, and each missing parent 0700 too (mkdir's `parents` makes
     them with the umask's mode, 0777 under umask 000); tighten an existing `path` we own.
 
     Tightening only takes group/other bits away: a folder its owner made read-only stays read-only.
     """
+    refuse_foreign_symlink(path)
     if not path.is_dir():
         missing = [folder for folder in (path, *path.parents) if not folder.exists()]
         for folder in reversed(missing):

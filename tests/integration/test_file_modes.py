@@ -312,3 +312,39 @@ def test_a_crafted_session_id_in_the_index_is_refused_with_a_message(agent: Agen
         assert done.returncode == 2 and done.stderr.decode().startswith("zag: '0000aaaa/"), (command, done.stderr)
         assert "Traceback" not in done.stderr.decode()
     assert not list(tmp_path.glob("outside*"))
+
+
+def _foreign_symlink(link: Path, target: Path) -> None:
+    """`link` -> `target`, made by another user (root can give it away)."""
+    if os.geteuid() != 0:
+        pytest.skip("a symlink of another user takes root to make")
+    link.symlink_to(target)
+    os.chown(link, 65534, 65534, follow_symlinks=False)
+
+
+def test_a_sessions_folder_symlinked_by_another_user_is_not_followed(agent: Agent, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "someone-elses-folder"
+    elsewhere.mkdir()
+    os.chmod(elsewhere, 0o755)
+    agent.zag_home.mkdir(mode=0o700)
+    _foreign_symlink(agent.zag_home / "sessions", elsewhere)
+    agent.script([{"out": "hi\n"}, {"exit": 0}])
+
+    done = agent.run("run", "claude", "-p", "x")
+
+    assert done.returncode == 0 and done.stdout == b"hi\n"   # the agent runs, unlogged, and zag says why
+    assert b"cannot write the session log" in done.stderr and b"another user" in done.stderr, done.stderr
+    assert stat.S_IMODE(elsewhere.stat().st_mode) == 0o755 and list(elsewhere.iterdir()) == []
+
+
+def test_an_index_symlinked_by_another_user_is_not_followed(agent: Agent, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "someone-elses-file"
+    elsewhere.write_bytes(b"")
+    os.chmod(elsewhere, 0o644)
+    agent.zag_home.mkdir(mode=0o700)
+    _foreign_symlink(agent.zag_home / "index.sqlite", elsewhere)
+
+    done = agent.run("ps")
+
+    assert done.returncode == 1 and b"another user" in done.stderr, done.stderr
+    assert elsewhere.read_bytes() == b"" and stat.S_IMODE(elsewhere.stat().st_mode) == 0o644

@@ -111,6 +111,7 @@ class Index:
             paths.ensure_home()
         else:
             paths.ensure_private_dir(self.path.parent)
+        paths.refuse_foreign_symlink(self.path)  # SQLite follows one: it would write the index where it points
         _make_private(self.path)
         self._conn = sqlite3.connect(
             self.path, timeout=timeout, isolation_level=None, check_same_thread=False
