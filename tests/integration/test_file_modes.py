@@ -348,3 +348,16 @@ def test_an_index_symlinked_by_another_user_is_not_followed(agent: Agent, tmp_pa
 
     assert done.returncode == 1 and b"another user" in done.stderr, done.stderr
     assert elsewhere.read_bytes() == b"" and stat.S_IMODE(elsewhere.stat().st_mode) == 0o644
+
+
+def test_the_watchdogs_note_in_zag_log_is_not_written_through_a_symlink(tmp_path: Path, zag_home: Path) -> None:
+    from zag.wrapper import watchdog
+
+    zag_home.mkdir(mode=0o700)
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_bytes(b"")
+    (zag_home / "zag.log").symlink_to(elsewhere)
+
+    watchdog._note(b"ZAG_SESSION_ID=00000000-0000-4000-8000-000000000000", [12345])   # never raises
+
+    assert elsewhere.read_bytes() == b""
