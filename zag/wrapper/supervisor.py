@@ -287,7 +287,8 @@ class Supervisor:
             heartbeat_stop = threading.Event()
             heartbeat = _start_thread("zag-heartbeat", self._heartbeat_loop, heartbeat_stop)
             last_code = previous.get("exit_code")
-            last = ExitStatus(code=last_code if isinstance(last_code, int) else 0)
+            # unknown (a log from before `agent_exited` notes, reindexed): not a success (exit_code 1)
+            last = ExitStatus(code=last_code if isinstance(last_code, int) else None)
             try:
                 status = self._continue_safely(previous, last)
             finally:
