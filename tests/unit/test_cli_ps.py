@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
 import subprocess
+import sys
 import time
 
 from click.testing import CliRunner
@@ -14,6 +17,7 @@ from zag import paths, states
 from zag.cli import cli
 from zag.logs import index as index_module
 from zag.logs.index import SESSION_COLUMNS, Index
+from zag.wrapper import liveness
 
 
 def _ps(*args: str) -> tuple[int, str, str]:
@@ -89,6 +93,37 @@ def test_table_shows_short_ids_states_and_resume_time() -> None:
     assert "\x1b[" not in out  # NO_COLOR (conftest) and not a terminal
     _, all_out, _ = _ps("--all")
     assert "exited 3" in all_out
+
+
+def test_a_dead_session_whose_zag_still_runs_says_whether_it_is_stopped_or_unresponsive() -> None:
+    """No heartbeats makes a session dead (the JSON says so), but the table tells a zag stopped with Ctrl-Z
+    (`fg` continues it) and one that runs without beating from a gone one, which `zag resume` continues."""
+    stopped = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        os.kill(stopped.pid, signal.SIGSTOP)
+        silent = {**live_supervisor(heartbeat_secs=1.0), "last_heartbeat": time.time() - 60}
+        deadline = time.monotonic() + 10  # SIGSTOP is delivered asynchronously
+        while liveness._process_stopped(stopped.pid) is False and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with Index() as index:
+            ids = {
+                "stopped": add_session(index, state=states.RUNNING, exit_code=None,
+                                       **{**silent, "supervisor_pid": stopped.pid,
+                                          "supervisor_started": liveness.process_start_time(stopped.pid)}),
+                "unresponsive": add_session(index, state=states.RUNNING, exit_code=None, **silent),
+                "gone": add_session(index, state=states.RUNNING, exit_code=None,
+                                    **{**silent, "supervisor_pid": gone_pid()}),
+            }
+        code, out, _ = _ps()
+        assert code == 0
+        line = {name: next(row for row in out.splitlines() if row.startswith(ids[name][:8])) for name in ids}
+        assert "dead (zag stopped)" in line["stopped"]
+        assert "dead (zag unresponsive)" in line["unresponsive"]
+        assert " dead " in line["gone"] and "(zag" not in line["gone"]
+        assert {doc["state"] for doc in json.loads(_ps("--json")[1])} == {states.DEAD}
+    finally:
+        stopped.kill()
+        stopped.wait(timeout=10)
 
 
 def test_empty_index() -> None:

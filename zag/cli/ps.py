@@ -47,11 +47,13 @@ def ps(show_all: bool, as_json: bool) -> None:
             write_sessions_json(index.iter_session_json(states_in=wanted), sys.stdout.buffer)
             return
         rows = index.list_sessions(states_in=wanted)
-    from zag.wrapper.liveness import effective_state
+    from zag.wrapper.liveness import effective_state, silent_kind
 
     now = time.time()
     for row in rows:
         row["state"] = effective_state(row, now)
+        if row["state"] == states.DEAD:
+            row["silent"] = silent_kind(row)
     if not rows:
         click.echo(_empty_message(show_all), err=True)
         return
@@ -74,6 +76,8 @@ def state_cell(row: dict[str, Any], now: float) -> render.Cell:
         text = "exited" if code is None else f"exited {code}"
         return text, "dim" if code in (0, None) else "red"
     if state == states.DEAD:
+        if row.get("silent"):  # no heartbeats, but its zag still runs: `fg` / `kill -CONT`, not `zag resume`
+            return f"dead (zag {row['silent']})", "yellow"
         resume_at = row.get("resume_at")  # it died waiting for a usage-limit reset: `zag resume` picks it up
         return (f"dead, resume due {render.when(resume_at, now)}" if resume_at else "dead"), "bold red"
     if state == states.RUNNING:

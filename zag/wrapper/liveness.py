@@ -83,6 +83,25 @@ def silent_but_running(row: dict[str, Any]) -> bool:
         row.get("supervisor_pid"), row.get("supervisor_started"), row.get("hostname")) is True
 
 
+def silent_kind(row: dict[str, Any]) -> str | None:
+    """For a session `zag ps` calls dead whose supervisor still runs (`silent_but_running`): `stopped` when
+    its process is stopped (Ctrl-Z, SIGSTOP: `fg` or `kill -CONT` continues it), else `unresponsive`
+    (hung, or the machine just woke up); None when the supervisor is gone."""
+    if not silent_but_running(row):
+        return None
+    return "stopped" if _process_stopped(int(row["supervisor_pid"])) else "unresponsive"
+
+
+def _process_stopped(pid: int) -> bool:
+    """True when `pid` is stopped by a signal or a tracer (Linux /proc; False elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2:][:1] in (b"T", b"t")
+
+
 def effective_state(row: dict[str, Any], now: float | None = None) -> str:
     """The state `zag ps` shows: the stored state, or `dead` when a live-claiming supervisor is gone
     (pid missing or reused) or silent for more than `DEAD_AFTER_HEARTBEATS` heartbeats."""
