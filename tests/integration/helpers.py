@@ -12,6 +12,7 @@ Every wait is bounded (`wait_until`), nothing sleeps for a fixed time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -69,6 +70,41 @@ def kill_quietly(pid: int, signum: int = signal.SIGKILL) -> None:
         os.kill(pid, signum)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+@contextlib.contextmanager
+def reaped(proc: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
+    """`proc` for the block; should the block leave it running (a wait that failed), it is killed and
+    reaped on the way out, so that no zag outlives its test."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+
+
+@contextlib.contextmanager
+def stopped(proc: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
+    """`proc` stopped (SIGSTOP, as Ctrl-Z or a suspend would) for the block, and continued after it
+    whatever happened."""
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+
+
+def kill_zag(proc: subprocess.Popen[bytes], agent_pid: int, timeout: float = 10.0) -> None:
+    """SIGKILL zag (`proc`) and wait until its agent (`agent_pid`) is gone too, as zag's watchdog sees to;
+    the agent is killed on the way out whatever happened, so that a failed wait leaves nothing behind."""
+    try:
+        proc.kill()
+        proc.wait(timeout=10)
+        wait_until(lambda: process_gone(agent_pid), timeout, message="agent gone after zag was killed")
+    finally:
+        kill_quietly(agent_pid)
 
 
 # --- the stand-in agent ------------------------------------------------------------------------

@@ -12,6 +12,7 @@ epoch a few seconds ahead, computed when the script is written.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 import uuid
@@ -23,7 +24,7 @@ import pexpect
 
 from tests.fixtures.gemini import geminilib
 from tests.fixtures.goose import gooselib
-from tests.integration.helpers import Agent, wait_until, write_config
+from tests.integration.helpers import Agent, process_gone, reaped, wait_until, write_config
 from zag.providers.claude.homes import encode_cwd
 
 CONFIG = """heartbeat_secs = 0.5
@@ -116,16 +117,21 @@ class Rig:
     def signal_while_waiting(self, *args: str, signum: int) -> subprocess.Popen[bytes]:
         """Start `zag <args>`, send it `signum` once `zag ps` shows it waiting, and let it run to its end
         (returned, ended)."""
-        proc = self.start(*args)
-        try:
+        with reaped(self.start(*args)) as proc:
             self.waiting_row(proc)
             proc.send_signal(signum)
             proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
         return proc
+
+    def killed_while_waiting(self, proc: subprocess.Popen[bytes] | None = None) -> dict[str, Any]:
+        """SIGKILL zag (`proc`, or a new headless `zag run claude`) once `zag ps` shows the session waiting,
+        as a crash would: the waiting row, once zag is gone (it leaves its schedule in the index)."""
+        with reaped(proc or self.start("run", "claude", *CLAUDE_HEADLESS_ARGS)) as zag:
+            waiting = self.waiting_row(zag)
+            zag.send_signal(signal.SIGKILL)
+            zag.wait(timeout=30)
+        wait_until(lambda: process_gone(zag.pid), 10, message="zag gone")
+        return waiting
 
     def log(self) -> list[dict[str, Any]]:
         return self.agent.only_session()

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration import limits_rig as L
-from tests.integration.helpers import (Agent, assert_valid_log, kill_quietly, process_gone, read_jsonl, types,
-                                       wait_until, write_config)
+from tests.integration.helpers import (Agent, assert_valid_log, kill_quietly, kill_zag, read_jsonl, reaped, stopped,
+                                       types, wait_until, write_config)
 from tests.integration.test_completions import _bash_complete, fleet  # noqa: F401 - `fleet` is a fixture
 from tests.readside import add_session, live_supervisor
 from zag import states
@@ -43,13 +43,7 @@ def _start(agent: Agent) -> tuple[subprocess.Popen[bytes], str, Path]:
 def _killed(agent: Agent) -> tuple[str, Path]:
     """A session whose zag was SIGKILLed (its agent ended by the watchdog): `zag ps` shows it dead."""
     proc, session_id, log = _start(agent)
-    child = agent.wait_for_invocation()["pid"]
-    try:
-        proc.kill()
-        proc.wait(timeout=10)
-        wait_until(lambda: process_gone(child), 10, message="agent gone after zag was killed")
-    finally:
-        kill_quietly(child)
+    kill_zag(proc, agent.wait_for_invocation()["pid"])
     [row] = _json(agent, "ps", "--json")
     assert (row["session_id"], row["state"]) == (session_id, "dead")
     return session_id, log
@@ -130,20 +124,16 @@ def test_a_stopped_zag_is_not_dismissed(agent: Agent) -> None:
     proc, session_id, log = _start(agent)
     child = agent.wait_for_invocation()["pid"]
     try:
-        proc.send_signal(signal.SIGSTOP)
-        wait_until(lambda: _json(agent, "ps", "--json")[0]["state"] == "dead", 30, message="zag ps: dead")
-        before = log.read_bytes()
-        named = agent.run("dismiss", session_id[:8])
-        every = agent.run("dismiss", "--dead", "--json")
-        after = log.read_bytes()
-        proc.send_signal(signal.SIGCONT)
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)
+        with reaped(proc):
+            with stopped(proc):
+                wait_until(lambda: _json(agent, "ps", "--json")[0]["state"] == "dead", 30, message="zag ps: dead")
+                before = log.read_bytes()
+                named = agent.run("dismiss", session_id[:8])
+                every = agent.run("dismiss", "--dead", "--json")
+                after = log.read_bytes()
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGCONT)
-            proc.kill()
-            proc.wait(timeout=10)
         kill_quietly(child)
     assert named.returncode == 2, named.stderr.decode()
     assert f"kill -CONT {proc.pid}" in named.stderr.decode()
@@ -157,25 +147,11 @@ def test_a_stopped_zag_is_not_dismissed(agent: Agent) -> None:
     assert (row["state"], row["end_reason"]) == ("exited", None)
 
 
-def _killed_while_waiting(rig: L.Rig) -> dict:
-    proc = rig.start("run", "claude", *L.CLAUDE_HEADLESS_ARGS)
-    try:
-        waiting = rig.waiting_row(proc)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-    wait_until(lambda: process_gone(proc.pid), 10, message="zag gone")
-    return waiting
-
-
 def test_dismissing_a_session_with_a_resume_due_cancels_it_and_resume_still_continues_it(
         tmp_path: Path, zag_home: Path) -> None:
     rig = L.Rig(tmp_path, zag_home, "claude")
     rig.script(L.claude_headless_hit(rig, time.time() + 600), L.claude_headless_resumed(rig))
-    waiting = _killed_while_waiting(rig)
+    waiting = rig.killed_while_waiting()
     session_id = waiting["session_id"]
     assert "dead, resume due" in rig.run("ps").stdout.decode()
     [pending] = rig.zag_json("usage", "list", "--json")

@@ -11,24 +11,10 @@ import time
 from pathlib import Path
 
 from tests.integration import limits_rig as L
-from tests.integration.helpers import process_gone, types, wait_until
+from tests.integration.helpers import reaped, stopped, types, wait_until
 from tests.readside import add_session, live_supervisor
 from zag.logs.events import parse_ts
 from zag.logs.index import Index
-
-
-def _killed_while_waiting(rig: L.Rig, reset: float) -> dict:
-    proc = rig.start("run", "claude", *L.CLAUDE_HEADLESS_ARGS)
-    try:
-        waiting = rig.waiting_row(proc)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-    wait_until(lambda: process_gone(proc.pid), 10, message="zag gone")
-    return waiting
 
 
 def _check_one_log(events: list[dict], runs: int) -> None:
@@ -43,7 +29,7 @@ def test_killed_while_waiting_then_zag_resume_finishes_it(tmp_path: Path, zag_ho
     rig = L.Rig(tmp_path, zag_home, "claude")
     reset = time.time() + 8
     rig.script(L.claude_headless_hit(rig, reset), L.claude_headless_resumed(rig))
-    waiting = _killed_while_waiting(rig, reset)
+    waiting = rig.killed_while_waiting()
     session_id = waiting["session_id"]
     [row] = rig.zag_json("ps", "--json")
     assert row["session_id"] == session_id and row["state"] == "dead"
@@ -169,7 +155,7 @@ def test_usage_cancel_after_the_supervisor_died_is_logged_and_clears_the_due_res
     supervisor writes), and the session no longer reads `dead, resume due`: live and reindexed agree."""
     rig = L.Rig(tmp_path, zag_home, "claude")
     rig.script(L.claude_headless_hit(rig, time.time() + 600))
-    waiting = _killed_while_waiting(rig, time.time() + 600)
+    waiting = rig.killed_while_waiting()
     [pending] = rig.zag_json("usage", "list", "--json")
     before = len(rig.log())
 
@@ -196,19 +182,12 @@ def test_a_silent_but_running_supervisor_is_not_taken_over(tmp_path: Path, zag_h
     resume the agent too); once it goes on, that zag alone resumes the agent."""
     rig = L.Rig(tmp_path, zag_home, "claude")
     rig.script(L.claude_headless_hit(rig, time.time() + 6), L.claude_headless_resumed(rig))
-    proc = rig.start("run", "claude", *L.CLAUDE_HEADLESS_ARGS)
-    try:
+    with reaped(rig.start("run", "claude", *L.CLAUDE_HEADLESS_ARGS)) as proc:
         waiting = rig.waiting_row(proc)
-        proc.send_signal(signal.SIGSTOP)
-        wait_until(lambda: rig.zag_json("ps", "--json")[0]["state"] == "dead", 30, message="zag ps: dead")
-        refused = rig.run("resume", waiting["session_id"][:8])
-        proc.send_signal(signal.SIGCONT)
+        with stopped(proc):
+            wait_until(lambda: rig.zag_json("ps", "--json")[0]["state"] == "dead", 30, message="zag ps: dead")
+            refused = rig.run("resume", waiting["session_id"][:8])
         proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGCONT)
-            proc.kill()
-            proc.wait(timeout=10)
     assert refused.returncode == 2 and f"kill -CONT {proc.pid}" in refused.stderr.decode()
     assert proc.returncode == 0
     assert len(rig.invocations()) == 2
@@ -222,7 +201,7 @@ def test_sigusr2_during_the_wait_of_zag_resume_is_not_kept_for_the_agent(tmp_pat
     to the agent `zag resume` starts after the wait (SIGUSR2 killed it at its start)."""
     rig = L.Rig(tmp_path, zag_home, "claude")
     rig.script(L.claude_headless_hit(rig, time.time() + 8), [{"sleep": 0.5}, *L.claude_headless_resumed(rig)])
-    waiting = _killed_while_waiting(rig, time.time() + 8)
+    waiting = rig.killed_while_waiting()
     proc = rig.signal_while_waiting("resume", waiting["session_id"][:8], signum=signal.SIGUSR2)
     assert proc.returncode == 0
     events = rig.log()
@@ -244,20 +223,15 @@ def test_the_agents_exit_code_during_the_wait_survives_a_reindex(tmp_path: Path,
     only in the index, and a rebuilt row without one read as 0)."""
     rig = L.Rig(tmp_path, zag_home, "claude")
     rig.script(L.claude_headless_hit(rig, time.time() + 600))
-    waiting = _killed_while_waiting(rig, time.time() + 600)
+    waiting = rig.killed_while_waiting()
     _rebuilt_from_the_log(rig)
     [row] = rig.zag_json("ps", "--json")
     assert row["exit_code"] == 1
-    proc = rig.start("resume", waiting["session_id"][:8])
-    try:
+    with reaped(rig.start("resume", waiting["session_id"][:8])) as proc:
         rig.waiting_row(proc)
         [pending] = rig.zag_json("usage", "list", "--json")
         assert rig.run("usage", "cancel", pending["incident_id"][:8]).returncode == 0
         _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
     assert proc.returncode == 1, err.decode()
     ended = L.of_type(rig.log(), "session_ended")
     assert [(e["exit_code"], e["success"], e["cancelled"]) for e in ended] == [(1, False, True)]
@@ -271,18 +245,10 @@ def test_a_relaunched_agent_and_its_exit_survive_a_reindex(tmp_path: Path, zag_h
     rig = L.Rig(tmp_path, zag_home, "claude")
     again = [*L.claude_headless_hit(rig, time.time() + 600)[:-1], {"exit": 3}]
     rig.script(L.claude_headless_hit(rig, time.time() + 2), again)
-    proc = rig.start("run", "claude", *L.CLAUDE_HEADLESS_ARGS)
-    try:
+    with reaped(rig.start("run", "claude", *L.CLAUDE_HEADLESS_ARGS)) as proc:
         rig.agent.wait_for_invocation(2, timeout=60)
         wait_until(lambda: len(L.of_type(rig.log(), "usage_limit_hit")) == 2, 60, message="the second hit")
-        rig.waiting_row(proc)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
-    wait_until(lambda: process_gone(proc.pid), 10, message="zag gone")
+        rig.killed_while_waiting(proc)
     second_pid = rig.invocations()[1]["pid"]
     [live] = rig.zag_json("ps", "--json")
     assert (live["child_pid"], live["exit_code"]) == (second_pid, 3)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from tests.integration.helpers import Agent, kill_quietly, process_gone, read_jsonl, wait_until, write_config
+from tests.integration.helpers import Agent, kill_zag, process_gone, read_jsonl, wait_until, write_config
 
 # Counts the signals named in argv (SIG... words); one second after the first one it prints the counts and exits 0.
 COUNTING_AGENT = f"""#!{sys.executable}
@@ -124,12 +124,7 @@ def test_zag_killed_leaves_no_agent_behind_and_reads_as_dead(agent: Agent, zag_h
     session_id = log_path.stem
     wait_until(lambda: (agent.index_row(session_id) or {}).get("last_heartbeat", 0) > 0, 10, message="index row")
     wait_until(lambda: any(e["type"] == "heartbeat" for e in read_jsonl(log_path)), 10, message="a heartbeat")
-    try:
-        proc.kill()
-        proc.wait(timeout=10)
-        wait_until(lambda: process_gone(child_pid), 5, message="agent gone after zag was killed")
-    finally:
-        kill_quietly(child_pid)
+    kill_zag(proc, child_pid, timeout=5)
 
     events = read_jsonl(log_path)  # parses: every complete line is valid JSON
     assert events[0]["type"] == "session_started"

@@ -13,6 +13,7 @@ must fail are bigger than a page.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import io
@@ -29,7 +30,7 @@ from typing import Any
 import pexpect
 import pytest
 
-from tests.integration.helpers import ZAG, Agent, assert_valid_log, read_jsonl, wait_until, write_config
+from tests.integration.helpers import ZAG, Agent, assert_valid_log, read_jsonl, reaped, wait_until, write_config
 from tests.integration.test_live_claude import TS, assistant, user
 from zag.providers.claude.homes import encode_cwd
 
@@ -106,6 +107,20 @@ class Run:
         agent.script(actions)
         self.env = agent.env(HOME=str(self.home))
 
+    @contextlib.contextmanager
+    def zag(self) -> Iterator[subprocess.Popen[bytes]]:
+        """`zag run claude -p hi` of this script, once its log has the agent's first record; reaped
+        whatever happens."""
+        with reaped(self.agent.start("run", "claude", "-p", "hi", env=self.env)) as proc:
+            _wait_for_the_first_record(self.log)
+            yield proc
+
+    def finish(self, proc: subprocess.Popen[bytes]) -> bytes:
+        """Let the agent exit and zag end; zag's stderr."""
+        self.open("end")
+        _, stderr = proc.communicate(timeout=60)
+        return stderr
+
     def gate(self, name: str) -> dict[str, Any]:
         return {"wait_file": str(self.gates / name), "timeout": 60}
 
@@ -137,6 +152,10 @@ class Run:
         return rows[0]["state"] if rows else "?"
 
 
+def _wait_for_the_first_record(log: Callable[[], list[dict[str, Any]]]) -> None:
+    wait_until(lambda: any(event["type"] == "user_message" for event in log()), 20, message="first record")
+
+
 def _transcript_events(events: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
     return [(event["type"], (event.get("content") or "")[:7] or None)
             for event in events if event["source"] == "provider_file"]
@@ -153,9 +172,7 @@ def test_what_the_agent_writes_while_zag_home_is_full_reaches_the_log_once_there
     disk = tiny_disk(zag_home)
     write_config(zag_home, "heartbeat_secs = 0.2\n")
     run = Run(agent, tmp_path, replies=2)
-    proc = agent.start("run", "claude", "-p", "hi", env=run.env)
-    try:
-        wait_until(lambda: any(event["type"] == "user_message" for event in run.log()), 20, message="first record")
+    with run.zag() as proc:
         disk.fill()
         run.let_agent_write("g1", 2)
         wait_until(lambda: run.state() == "dead", 10, message="heartbeats failing to show")
@@ -164,12 +181,7 @@ def test_what_the_agent_writes_while_zag_home_is_full_reaches_the_log_once_there
         wait_until(lambda: run.replies() == ["1"], 10, message="the held records written")
         wait_until(lambda: run.state() == "running", 10, message="heartbeats back in the index")
         run.let_agent_write("g2", 3)
-        run.open("end")
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        stderr = run.finish(proc)
     assert proc.returncode == 7
     text = stderr.decode()
     assert text.count("zag: cannot write session log") == 1 and NO_SPACE in text, text
@@ -201,7 +213,7 @@ def test_a_full_disk_is_said_at_column_0_of_a_raw_terminal(
     term.logfile_read = seen = io.BytesIO()
     try:
         term.expect_exact("ready> ")
-        wait_until(lambda: any(event["type"] == "user_message" for event in run.log()), 20, message="first record")
+        _wait_for_the_first_record(run.log)
         disk.fill()
         run.let_agent_write("g1", 2)
         disk.free()
@@ -220,18 +232,11 @@ def test_events_still_unwritten_at_exit_are_said_to_be_lost_and_backfill_adds_th
         agent: Agent, zag_home: Path, tmp_path: Path, tiny_disk: Callable[..., TinyDisk]) -> None:
     disk = tiny_disk(zag_home / "sessions")  # the log's folder only: the index records the exit
     run = Run(agent, tmp_path, replies=2)
-    proc = agent.start("run", "claude", "-p", "hi", env=run.env)
-    try:
-        wait_until(lambda: any(event["type"] == "user_message" for event in run.log()), 20, message="first record")
+    with run.zag() as proc:
         disk.fill()
         run.let_agent_write("g1", 2)
         run.let_agent_write("g2", 3)
-        run.open("end")
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        stderr = run.finish(proc)
     assert proc.returncode == 7
     text = stderr.decode()
     assert text.count("zag: cannot write session log") == 1, text
@@ -266,10 +271,7 @@ def test_index_or_log_full_alone(agent: Agent, zag_home: Path, tmp_path: Path,
     try:
         write_config(zag_home, "heartbeat_secs = 0.2\n")
         run = Run(agent, tmp_path, replies=2)
-        proc = agent.start("run", "claude", "-p", "hi", env=run.env)
-        try:
-            wait_until(lambda: any(event["type"] == "user_message" for event in run.log()), 20,
-                       message="first record")
+        with run.zag() as proc:
             wait_until(lambda: run.state() == "running", 10, message="the index row")
             disk.fill()
             run.let_agent_write("g1", 2)
@@ -281,12 +283,7 @@ def test_index_or_log_full_alone(agent: Agent, zag_home: Path, tmp_path: Path,
             disk.free()
             wait_until(lambda: run.replies() == ["1"] and run.state() == "running", 10, message="recovery")
             run.let_agent_write("g2", 3)
-            run.open("end")
-            _, stderr = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+            stderr = run.finish(proc)
         assert proc.returncode == 7
         assert b"Traceback" not in stderr and b"lost" not in stderr and b"could not update" not in stderr, stderr
         events = run.log()
@@ -321,10 +318,9 @@ def test_a_record_the_agent_writes_after_its_own_disk_was_full_is_not_lost(
         {"exit": 0},
     ])
     env = agent.env(CLAUDE_CONFIG_DIR=str(config), HOME=str(tmp_path / "home"))
-    proc = agent.start("run", "claude", "-p", "hi", env=env)
     log = lambda: read_jsonl(agent.session_log_paths()[0]) if agent.session_log_paths() else []  # noqa: E731
-    try:
-        wait_until(lambda: any(event["type"] == "user_message" for event in log()), 20, message="first record")
+    with reaped(agent.start("run", "claude", "-p", "hi", env=env)) as proc:
+        _wait_for_the_first_record(log)
         disk.fill()
         (gates / "full").touch()
         transcript = next(project.glob("*.jsonl"))
@@ -335,10 +331,6 @@ def test_a_record_the_agent_writes_after_its_own_disk_was_full_is_not_lost(
         wait_until(lambda: transcript.read_bytes().endswith(b"\n"), 10, message="the next record")
         (gates / "end").touch()
         _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 0, stderr
     assert b"standin: append failed: No space left on device" in stderr
     followed = [(event["type"], (event.get("content") or event.get("message") or "")[:18])
@@ -365,10 +357,7 @@ def test_zag_home_failing_mid_run_as_a_file_system_gone_bad(agent: Agent, tmp_pa
         agent = Agent(agent.root, zag_home)
         write_config(zag_home, "heartbeat_secs = 0.2\n")
         run = Run(agent, tmp_path, replies=2)
-        proc = agent.start("run", "claude", "-p", "hi", env=run.env)
-        try:
-            wait_until(lambda: any(event["type"] == "user_message" for event in run.log()), 20,
-                       message="first record")
+        with run.zag() as proc:
             fd = os.open(zag_home, os.O_RDONLY)
             try:
                 fcntl.ioctl(fd, 0x8004587D, struct.pack("I", 2))  # EXT4_IOC_SHUTDOWN, no log flush
@@ -376,12 +365,7 @@ def test_zag_home_failing_mid_run_as_a_file_system_gone_bad(agent: Agent, tmp_pa
                 os.close(fd)
             run.let_agent_write("g1", 2)
             run.let_agent_write("g2", 3)
-            run.open("end")
-            _, stderr = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+            stderr = run.finish(proc)
     finally:
         subprocess.run(["umount", "-l", str(zag_home)], capture_output=True)
     assert proc.returncode == 7

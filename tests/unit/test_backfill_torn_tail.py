@@ -4,7 +4,6 @@ fingerprint must not hide it), report it once, and import the line if it is comp
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.unit.providers.test_torn_tail import claude_record
 from zag import paths
 from zag.logs import backfill
 from zag.logs.backfill import run_backfill
@@ -23,16 +23,7 @@ SID = "70a7a11e-3333-4333-8333-000000000001"
 
 
 def record(kind: str, second: int) -> bytes:
-    body: dict[str, Any] = {"type": kind, "uuid": f"{kind}-{second}", "sessionId": SID, "cwd": "/w",
-                            "timestamp": f"2026-11-22T14:50:{second:02d}.000Z", "parentUuid": None}
-    if kind == "user":
-        body["message"] = {"role": "user", "content": f"question {second}"}
-    else:
-        body["requestId"] = f"req_{second}"
-        body["message"] = {"id": f"msg_{second}", "role": "assistant", "model": "claude-sonnet-5",
-                           "content": [{"type": "text", "text": f"answer {second}"}],
-                           "usage": {"input_tokens": 3, "output_tokens": 2}}
-    return json.dumps(body).encode()
+    return claude_record(SID, kind, second)
 
 
 @pytest.fixture

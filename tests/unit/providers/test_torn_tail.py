@@ -46,21 +46,23 @@ class Case:
         return get(self.provider).open_reader(self.source(), cursor)
 
 
+def claude_record(session_id: str, kind: str, second: int) -> bytes:
+    """A claude transcript line (no newline): the `user` question or `assistant` answer number `second`,
+    at 14:50:<second>."""
+    record: dict[str, Any] = {"type": kind, "uuid": f"{kind}-{second}", "sessionId": session_id, "cwd": "/w",
+                              "timestamp": f"2026-11-22T14:50:{second:02d}.000Z", "parentUuid": None}
+    if kind == "user":
+        record["message"] = {"role": "user", "content": f"question {second}"}
+    else:
+        record["requestId"] = f"req_{second}"
+        record["message"] = {"id": f"msg_{second}", "role": "assistant", "model": "claude-sonnet-5",
+                             "content": [{"type": "text", "text": f"answer {second}"}],
+                             "usage": {"input_tokens": 3, "output_tokens": 2}}
+    return json.dumps(record).encode()
+
+
 def claude_case(tmp_path: Path) -> Case:
-    lines = []
-    for second in range(1, 5):
-        for kind in ("user", "assistant"):
-            record: dict[str, Any] = {
-                "type": kind, "uuid": f"{kind}-{second}", "timestamp": f"2026-11-22T14:50:{second:02d}.000Z",
-                "cwd": "/w", "sessionId": SID, "parentUuid": None}
-            if kind == "user":
-                record["message"] = {"role": "user", "content": f"question {second}"}
-            else:
-                record["requestId"] = f"req_{second}"
-                record["message"] = {"id": f"msg_{second}", "role": "assistant", "model": "claude-sonnet-5",
-                                     "content": [{"type": "text", "text": f"answer {second}"}],
-                                     "usage": {"input_tokens": 3, "output_tokens": 2}}
-            lines.append(json.dumps(record).encode())
+    lines = [claude_record(SID, kind, second) for second in range(1, 5) for kind in ("user", "assistant")]
     path = tmp_path / "projects" / "-w" / f"{SID}.jsonl"
     return Case("claude", path, lines, lambda p: ClaudeSessionReader(SID, p))
 
