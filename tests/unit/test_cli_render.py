@@ -148,7 +148,8 @@ def _note(kind: str, message: str = "", source: str = events.SOURCE_WRAPPER, **d
          "relaunched    claude runs again (pid 123): claude -p --resume s-1 -- Continue"),
         (_note(events.NOTE_USAGE_LIMIT_CANCELLED, "usage-limit incident 0a1b2c3d: resume cancelled: the dead "
                "session was dismissed (`zag dismiss`)", incident_id="0a1b2c3d-e", attempts=0, cause="dismissed"),
-         "cancelled     usage-limit incident 0a1b2c3d: resume cancelled: the dead session was dismissed (`zag dismiss`)"),
+         "cancelled     usage-limit incident 0a1b2c3d: resume cancelled: the dead session was dismissed "
+         "(`zag dismiss`)"),
         (_note(events.NOTE_USAGE_LIMIT_CANCELLED, incident_id="0a1b2c3d-e", attempts=1, cause="usage_cancel"),
          "cancelled     resume cancelled with `zag usage cancel` (incident 0a1b2c3d)"),
         (_note(events.NOTE_USAGE_LIMIT_RECOVERED, incident_id="0a1b2c3d-e", attempts=0),
@@ -156,7 +157,8 @@ def _note(kind: str, message: str = "", source: str = events.SOURCE_WRAPPER, **d
         (_event(events.SESSION_ENDED, exit_code=None, success=False, reason="dismissed",
                 error="its supervisor went away without ending the session"),
          "ended         dismissed with `zag dismiss`: its supervisor went away without ending the session"),
-        (_event(events.SESSION_ENDED, exit_code=None, success=False, reason="someday"), "ended         ended (someday)"),
+        (_event(events.SESSION_ENDED, exit_code=None, success=False, reason="someday"),
+         "ended         ended (someday)"),
     ],
 )
 def test_zag_notes_read_as_sentences(event: dict[str, object], expected: str) -> None:
