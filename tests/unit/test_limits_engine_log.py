@@ -235,3 +235,16 @@ def test_an_attempt_reads_as_resuming_from_the_log_until_it_is_judged(monkeypatc
 
 def _lines(writer: SessionLogWriter) -> list[dict[str, Any]]:
     return [codec.loads(line) for _, line in iter_complete_lines(writer.path)]
+
+
+@pytest.mark.parametrize(("status", "message"), [
+    ((1, None), "claude exited with code 1; the session waits for its usage-limit resume (0a1b2c3d)"),
+    ((None, 15), "claude was killed by SIGTERM; the session waits for its usage-limit resume (0a1b2c3d)"),
+])
+def test_the_agent_exited_note_reads_as_a_sentence(status: tuple[int | None, int | None], message: str) -> None:
+    """The note's message is what `--json` and the raw log show."""
+    from zag.wrapper.child import ExitStatus
+    from zag.wrapper.limits import exited_note
+
+    note = exited_note("claude", ExitStatus(*status), "0a1b2c3d-0000")
+    assert note["message"] == message

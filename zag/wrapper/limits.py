@@ -90,11 +90,11 @@ def exited_note(provider: str, status: ExitStatus, incident_id: str) -> dict[str
     `incident_id` (`data.kind = "agent_exited"`): reindex takes the session's exit code from it."""
     data: dict[str, Any] = {"kind": events.NOTE_AGENT_EXITED, "exit_code": status.exit_code,
                             "incident_id": incident_id}
-    how = f"with code {status.exit_code}"
+    how = f"exited with code {status.exit_code}"
     if status.signal is not None:
         data["signal"] = status.signal_name
-        how = f"killed by {status.signal_name}"
-    return events.provider_status(f"{provider} exited {how}; the session waits for its usage-limit resume "
+        how = f"was killed by {status.signal_name}"
+    return events.provider_status(f"{provider} {how}; the session waits for its usage-limit resume "
                                   f"({incident_id[:8]})", data)
 
 
