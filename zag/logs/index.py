@@ -19,7 +19,8 @@ from typing import Any
 from zag import paths, states
 from zag.logs.ids import BadSessionId, check_prefix
 
-SCHEMA_VERSION = 4  # 2, 3: the `session_json` cache (see `_JSON_CACHE_SCHEMA`); 4: `backfill_sources.log_size`
+SCHEMA_VERSION = 5  # 2, 3: the `session_json` cache (see `_JSON_CACHE_SCHEMA`); 4: `backfill_sources.log_size`;
+# 5: fingerprints stored before it are forgotten (see `_migrate`)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -145,8 +146,11 @@ class Index:
         if self._conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             self._conn.execute("PRAGMA journal_mode = WAL")
         self._add_missing_columns()
+        # A zag before 5 stored a source's fingerprint even when its reader stopped short of a torn last
+        # line, which was then skipped as unchanged for good: each source is read once more from its cursor.
+        forget = "UPDATE backfill_sources SET fingerprint = NULL;" if version < 5 else ""
         self._conn.executescript(
-            f"BEGIN IMMEDIATE; {_SCHEMA} {_JSON_CACHE_SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            f"BEGIN IMMEDIATE; {_SCHEMA} {_JSON_CACHE_SCHEMA} {forget} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         )
 
     def _add_missing_columns(self) -> None:
