@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from tests.readside import started_body, write_log
@@ -339,3 +341,46 @@ def test_an_ended_session_continued_by_zag_resume_keeps_its_exit_code_until_it_e
     scanned = scan_log(path)
     assert scanned is not None
     assert (scanned.row["state"], scanned.row["exit_code"]) == (states.RUNNING, 5)
+
+
+def test_what_supervisors_log_while_the_logs_are_read_is_not_undone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`zag reindex` while supervisors write: the logs were read first and the rows swapped in after, so what
+    a supervisor logged and registered in between was undone: a session that ended came back `running`
+    (then `dead`, its supervisor gone), a limit hit lost its `waiting` and its scheduled resume, and a
+    session started meanwhile lost its row."""
+    import zag.logs.reindex as reindex_module
+
+    write_log(sid(1), [_started(0), _msg(1, "working")])
+    write_log(sid(2), [_started(0), _msg(1, "working")])
+    with Index() as index:
+        for n in (1, 2):
+            index.add_session(**_base(n, last_seq=2))
+
+    def meanwhile() -> None:
+        """What the supervisors do once the logs were read: log first, then the index row."""
+        write_log(sid(1), [_ended(5, code=3)])
+        write_log(sid(2), [_hit("inc-2", 5)])
+        write_log(sid(3), [_started(6)])
+        with Index() as index:
+            index.update_session(sid(1), state=states.EXITED, exit_code=3, ended_at=T0 + 5, last_seq=3)
+            index.update_session(sid(2), state=states.WAITING, resume_at=T0 + 3605, last_seq=3)
+            index.add_resume(incident_id="inc-2", session_id=sid(2), provider="claude", status=states.RESUME_PENDING,
+                             resume_at=T0 + 3605, created_at=T0 + 5, updated_at=T0 + 5)
+            index.add_session(**_base(3, started_at=T0 + 6, last_seq=1))
+
+    listings = []
+    real_iter_logs = reindex_module.iter_logs
+
+    def iter_logs_then_write(folder: Path) -> Iterator[Path]:
+        listings.append(folder)
+        yield from real_iter_logs(folder)
+        if len(listings) == 1:  # the first listing's logs are read: now the supervisors write
+            meanwhile()
+    monkeypatch.setattr(reindex_module, "iter_logs", iter_logs_then_write)
+    with Index() as index:
+        rebuild(index)
+        rows, resumes = _sessions(index), _resumes(index)
+    assert (rows[sid(1)]["state"], rows[sid(1)]["exit_code"]) == (states.EXITED, 3)
+    assert (rows[sid(2)]["state"], rows[sid(2)]["resume_at"]) == (states.WAITING, T0 + 3605)
+    assert resumes["inc-2"]["status"] == states.RESUME_PENDING
+    assert rows[sid(3)]["state"] == states.RUNNING

@@ -119,16 +119,8 @@ class ReindexReport:
 def scan_log(path: Path) -> ScannedSession | None:
     """Read one unified log; None if it holds no valid event at all."""
     scan = _Scan(path)
-    end = 0
-    for end, line in iter_complete_lines(path):
-        scan.feed(line)
-    result = scan.result()
-    if result is not None:
-        try:
-            result.torn_tail = path.stat().st_size > end
-        except OSError:
-            pass
-    return result
+    scan.read()
+    return scan.scanned()
 
 
 class _Scan:
@@ -151,6 +143,21 @@ class _Scan:
         self.heartbeat_secs: Any = None
         self.incidents: dict[str, Incident] = {}
         self.bad_lines = 0
+        self.end = 0  # where the lines read so far end
+
+    def read(self) -> None:
+        """Read the lines completed since the last read."""
+        for self.end, line in iter_complete_lines(self.path, self.end):
+            self.feed(line)
+
+    def scanned(self) -> ScannedSession | None:
+        result = self.result()
+        if result is not None:
+            try:
+                result.torn_tail = self.path.stat().st_size > self.end
+            except OSError:
+                pass
+        return result
 
     def feed(self, line: bytes) -> None:
         try:
@@ -382,56 +389,74 @@ def reindex(path: Path | None = None, sessions_dir: Path | None = None) -> tuple
 def rebuild(index: Index, sessions_dir: Path | None = None) -> ReindexReport:
     """Replace the index's sessions and resumes with what the logs in `sessions_dir` say."""
     sessions_dir = sessions_dir or paths.sessions_dir()
-    report = ReindexReport()
-    scanned: list[ScannedSession] = []
-    for path in iter_logs(sessions_dir):
-        try:
-            result = scan_log(path)
-        except OSError as exc:
-            report.skipped.append((path.name, exc.strerror or str(exc)))
-            continue
-        if result is None:
-            report.skipped.append((path.name, "no valid event"))
-            continue
-        report.bad_lines += result.bad_lines
-        report.torn_tails += int(result.torn_tail)
-        scanned.append(result)
-    report.sessions = len(scanned)
-    report.resumes = sum(len(s.incidents) for s in scanned)
-    report.dropped = _replace(index, scanned)
+    scans: dict[Path, _Scan] = {}
+    _read_logs(sessions_dir, scans)
+    with index.transaction() as conn:
+        # Supervisors log a change before they write it to the index, and their index writes now wait
+        # for this transaction: what they logged while the logs were read is read now (only the lines
+        # and logs added since), so the swap below cannot undo an update they made meanwhile.
+        report = _read_logs(sessions_dir, scans)
+        scanned = [result for result in (scan.scanned() for scan in scans.values()) if result is not None]
+        report.bad_lines = sum(result.bad_lines for result in scanned)
+        report.torn_tails = sum(int(result.torn_tail) for result in scanned)
+        report.skipped += [(path.name, "no valid event") for path, scan in scans.items() if scan.first is None]
+        report.sessions = len(scanned)
+        report.resumes = sum(len(s.incidents) for s in scanned)
+        report.dropped = _replace(conn, scanned)
     return report
 
 
-def _replace(index: Index, scanned: list[ScannedSession]) -> int:
-    """Swap in the rebuilt rows (one transaction); return how many old rows had no log any more."""
+def _read_logs(sessions_dir: Path, scans: dict[Path, _Scan]) -> ReindexReport:
+    """Read every log in the folder on from where `scans` stopped (a log seen first: from its start)."""
+    report = ReindexReport()
+    listed = set()
+    for path in iter_logs(sessions_dir):
+        scan = scans.get(path) or _Scan(path)
+        try:
+            size = path.stat().st_size
+            if size < scan.end:  # rewritten meanwhile: read it again
+                scan = _Scan(path)
+            if scan.end == 0 or size != scan.end:
+                scan.read()
+        except OSError as exc:
+            report.skipped.append((path.name, exc.strerror or str(exc)))
+            continue
+        scans[path] = scan
+        listed.add(path)
+    for path in set(scans) - listed:  # gone, or unreadable now
+        del scans[path]
+    return report
+
+
+def _replace(conn: Any, scanned: list[ScannedSession]) -> int:
+    """Swap in the rebuilt rows (in the caller's transaction); return how many old rows had no log any more."""
     session_rows = [_session_values(s.row) for s in scanned]
     resume_rows = [_resume_values(s.row, incident) for s in scanned for incident in s.incidents]
     kept_ids = {s.row["session_id"] for s in scanned}
-    with index.transaction() as conn:
-        old = {
-            row[0]: row[1:]
-            for row in conn.execute("SELECT session_id, child_pid, last_heartbeat FROM sessions")
-        }
-        closed = {
-            row[0]: row[1]
-            for row in conn.execute(
-                "SELECT incident_id, status FROM resumes WHERE status IN (?, ?, ?)",
-                (states.RESUME_CANCELLED, states.RESUME_DONE, states.RESUME_FAILED),
-            )
-        }
-        session_rows = [_keep_live_fields(values, old.get(values[0])) for values in session_rows]
-        resume_rows = [_keep_closed(values, closed.get(values[0])) for values in resume_rows]
-        conn.execute("DELETE FROM sessions")
-        conn.execute("DELETE FROM resumes")
-        conn.executemany(
-            f"INSERT INTO sessions ({', '.join(SESSION_COLUMNS)}) VALUES ({', '.join('?' for _ in SESSION_COLUMNS)})",
-            session_rows,
+    old = {
+        row[0]: row[1:]
+        for row in conn.execute("SELECT session_id, child_pid, last_heartbeat FROM sessions")
+    }
+    closed = {
+        row[0]: row[1]
+        for row in conn.execute(
+            "SELECT incident_id, status FROM resumes WHERE status IN (?, ?, ?)",
+            (states.RESUME_CANCELLED, states.RESUME_DONE, states.RESUME_FAILED),
         )
-        conn.executemany(
-            f"INSERT OR REPLACE INTO resumes ({', '.join(RESUME_COLUMNS)}) "
-            f"VALUES ({', '.join('?' for _ in RESUME_COLUMNS)})",
-            resume_rows,
-        )
+    }
+    session_rows = [_keep_live_fields(values, old.get(values[0])) for values in session_rows]
+    resume_rows = [_keep_closed(values, closed.get(values[0])) for values in resume_rows]
+    conn.execute("DELETE FROM sessions")
+    conn.execute("DELETE FROM resumes")
+    conn.executemany(
+        f"INSERT INTO sessions ({', '.join(SESSION_COLUMNS)}) VALUES ({', '.join('?' for _ in SESSION_COLUMNS)})",
+        session_rows,
+    )
+    conn.executemany(
+        f"INSERT OR REPLACE INTO resumes ({', '.join(RESUME_COLUMNS)}) "
+        f"VALUES ({', '.join('?' for _ in RESUME_COLUMNS)})",
+        resume_rows,
+    )
     return len(set(old) - kept_ids)
 
 
