@@ -2,6 +2,10 @@
 click costs to import. `zag.cli.main` recognises the plain forms (`parse_listing`); anything else
 (other options, help, errors) goes through the click commands, which write the same JSON with
 `write_sessions_json`.
+
+A session shown dead (its supervisor gone) takes its event count (`last_seq`) from its log's last complete
+line (`logged_seq`): a supervisor stores it in the index only at heartbeats, so the index's is stale by
+whatever it logged since its last beat (a SIGKILLed zag: often just `session_started`, 1).
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ import json
 import sys
 import time
 from collections.abc import Iterable
-from typing import BinaryIO
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from zag import states
 
@@ -81,6 +86,8 @@ def write_sessions_json(rows: Iterable[tuple[str, bytes]], out: BinaryIO | _Outp
             shown = effective_state(row, now)
             if shown != stored:
                 row["state"] = shown
+                if shown == states.DEAD:
+                    take_logged_seq(row)
                 doc = json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode()
         chunk.append(separator)
         chunk.append(doc)
@@ -91,3 +98,27 @@ def write_sessions_json(rows: Iterable[tuple[str, bytes]], out: BinaryIO | _Outp
     chunk.append(b"[]\n" if separator == b"[\n" else b"\n]\n")
     out.write(b"".join(chunk))
     out.flush()
+
+
+def take_logged_seq(row: dict[str, Any]) -> None:
+    """A dead session's `last_seq` from its log (`logged_seq`), when it can be read there."""
+    seq = logged_seq(row)
+    if seq is not None:
+        row["last_seq"] = seq
+
+
+def logged_seq(row: dict[str, Any]) -> int | None:
+    """The seq of the last complete line of a session's log (a bounded read from its end), or None: no
+    log, or nothing readable near its end. The log is `<id>.jsonl` under the current ZAG_HOME, or the
+    path the index recorded when that file is missing (as `zag events` reads it)."""
+    from zag import paths
+    from zag.logs.reader import last_complete_seq
+
+    try:
+        path = paths.session_log(str(row.get("session_id") or ""))
+    except ValueError:  # a damaged row's id: never a path
+        return None
+    recorded = row.get("log_path")
+    if recorded and not path.exists():
+        path = Path(recorded)
+    return last_complete_seq(path)
