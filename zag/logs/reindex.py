@@ -33,6 +33,10 @@ What a log says:
 
 The rebuilt rows replace the old ones in one transaction. Rows of sessions without a log are dropped;
 the `backfill_sources` cursors are kept. A resume the user cancelled in the index stays cancelled.
+
+A ZAG_HOME copied with `cp -r` (or unpacked) has `sessions/` and its logs at the umask's modes: they are
+tightened as a command that writes them would (`sessions/` 0700, each log it reads 0600), never through
+a symlink.
 """
 
 from __future__ import annotations
@@ -337,6 +341,35 @@ def iter_logs(sessions_dir: Path) -> Iterator[Path]:
             yield path
 
 
+def _make_folder_private(sessions_dir: Path) -> None:
+    """`sessions/` 0700, if it is there (reindexing makes nothing): another user's symlink is left alone,
+    its logs read all the same."""
+    if sessions_dir.is_dir():
+        try:
+            paths.ensure_private_dir(sessions_dir)
+        except OSError:
+            pass
+
+
+def _make_log_private(path: Path) -> None:
+    """A log of ours 0600 (group and other bits taken away), unless it is a symlink (not followed)."""
+    import os
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | paths.NOFOLLOW)
+    except OSError:
+        return
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077 and info.st_uid == os.geteuid():
+            os.fchmod(fd, stat.S_IMODE(info.st_mode) & 0o600)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def open_or_replace_index(path: Path | None = None) -> tuple[Index, Path | None]:
     """Open the index; if it is damaged beyond opening, move it aside and start a new one.
 
@@ -389,6 +422,7 @@ def reindex(path: Path | None = None, sessions_dir: Path | None = None) -> tuple
 def rebuild(index: Index, sessions_dir: Path | None = None) -> ReindexReport:
     """Replace the index's sessions and resumes with what the logs in `sessions_dir` say."""
     sessions_dir = sessions_dir or paths.sessions_dir()
+    _make_folder_private(sessions_dir)
     scans: dict[Path, _Scan] = {}
     _read_logs(sessions_dir, scans)
     with index.transaction() as conn:
@@ -411,6 +445,8 @@ def _read_logs(sessions_dir: Path, scans: dict[Path, _Scan]) -> ReindexReport:
     report = ReindexReport()
     listed = set()
     for path in iter_logs(sessions_dir):
+        if path not in scans:
+            _make_log_private(path)
         scan = scans.get(path) or _Scan(path)
         try:
             size = path.stat().st_size
