@@ -22,7 +22,7 @@ from typing import Any
 
 _REPEATS_AT_ONCE = 3
 _REPEAT_EVERY_SECS = 3600.0
-_MAX_TRACKED = 1024  # distinct diagnostics counted per process; beyond, new ones are written unthrottled
+_MAX_TRACKED = 1024  # distinct diagnostics counted per process
 
 _lock = threading.Lock()
 _logger: Any = None
@@ -97,6 +97,9 @@ def _throttled(level: str, event: str, fields: dict[str, Any]) -> dict[str, Any]
     with _lock:
         seen = _repeats.get(key)
         if seen is None:
+            if len(_repeats) >= _MAX_TRACKED:  # forget those seen once: a repeating one is still caught
+                for once in [known for known, counts in _repeats.items() if counts[0] == 1]:
+                    del _repeats[once]
             if len(_repeats) < _MAX_TRACKED:
                 _repeats[key] = [1, now, 0, event]
             return {}

@@ -68,3 +68,12 @@ def test_the_same_event_with_another_exception_is_another_diagnostic(log: Path) 
         except Exception:  # noqa: BLE001
             diag.exception("claude_live_poll_failed")
     assert len(_lines(log)) == 4 * 3
+
+
+def test_a_repeating_fault_is_throttled_after_many_different_diagnostics(log: Path) -> None:
+    for number in range(3000):   # a backfill's warnings, one per source
+        diag.warning("backfill_warning", provider="claude", message=f"torn last line in source {number}")
+    for _ in range(100):
+        diag.warning("index_write_failed", session_id="s1", error="database is locked")
+    events = [line["event"] for line in _lines(log)]
+    assert events.count("backfill_warning") == 3000 and events.count("index_write_failed") == 3
