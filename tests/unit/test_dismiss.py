@@ -295,3 +295,25 @@ def test_last_event_reads_from_the_end_past_torn_and_bad_lines(tmp_path: Path) -
     assert dismissing.last_event(log) is None
     log.write_bytes(b'{"seq": 1, "type": "session_started"}\n{"seq": 2, "type": "session_ended"}')
     assert dismissing.last_event(log, chunk=5)["seq"] == 1
+
+
+def test_dead_flag_skips_a_session_taken_over_after_the_listing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`zag dismiss --dead` beside `zag resume` of a dead session (a batch's morning clean-up): the resume
+    claimed the row after the listing. That session is no longer dead, so --dead leaves it alone (said on
+    stderr) and exits 0 as for a silent one; it exited 2 as for a refusal. Named, it is still refused."""
+    with Index() as index:
+        taken, other = _dead(index), _dead(index)
+    real_dead_sessions = dismissing.dead_sessions
+
+    def listed_then_resumed(index: Index) -> list[dict]:
+        rows = real_dead_sessions(index)
+        stale = index.get_session(taken)
+        assert index.claim_session(taken, stale["supervisor_pid"], stale["supervisor_started"],
+                                   supervisor_pid=gone_pid(), supervisor_started="resume:1")
+        return rows
+    monkeypatch.setattr(dismissing, "dead_sessions", listed_then_resumed)
+    code, out, err = _dismiss("--dead", "--json")
+    assert code == 0, err
+    assert {r["session_id"]: r["status"] for r in json.loads(out)} == {taken: "skipped", other: "dismissed"}
+    assert "taken over meanwhile" in err
+    assert _log(taken)[-1]["type"] == "session_started"

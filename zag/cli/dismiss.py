@@ -41,7 +41,8 @@ Example:
 @click.argument("sessions", nargs=-1, metavar="[SESSION]...",
                 shell_complete=session_completer(states.DEAD, takeover=True))
 @click.option("--dead", "all_dead", is_flag=True,
-              help="Dismiss every dead session (those whose supervisor still runs are left alone).")
+              help="Dismiss every dead session (those whose supervisor still runs, or that `zag resume` "
+                   "took over meanwhile, are left alone).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document: a list of results.")
 @user_errors
 def dismiss(sessions: tuple[str, ...], all_dead: bool, as_json: bool) -> None:
@@ -91,6 +92,9 @@ def _dismiss_one(index: Any, row: dict[str, Any], *, skip_silent: bool) -> dict[
         return result
     try:
         done = dismissing.dismiss(index, row)
+    except dismissing.TakenOver as exc:
+        # with --dead, a session `zag resume` took over since the listing is no longer dead: not an error
+        result.update(status="skipped" if skip_silent else "refused", message=str(exc))
     except dismissing.Refused as exc:
         result.update(status="refused", message=str(exc))
     except dismissing.LogUnwritable as exc:

@@ -42,6 +42,10 @@ class Refused(Exception):
     """The session cannot be dismissed now; the message says why and what to do instead."""
 
 
+class TakenOver(Refused):
+    """Another process (`zag resume`, another `zag dismiss`) took the session over after it was read."""
+
+
 class LogUnwritable(Exception):
     """The session's log could not be written: nothing was dismissed (the row is as it was)."""
 
@@ -173,7 +177,7 @@ def _claim(index: Index, row: dict[str, Any]) -> None:
     if not index.claim_session(row["session_id"], row.get("supervisor_pid"), row.get("supervisor_started"),
                                supervisor_pid=pid, supervisor_started=liveness.process_start_time(pid),
                                hostname=liveness.hostname(), last_heartbeat=now, updated_at=now):
-        raise Refused(f"session {row['session_id'][:8]} was taken over meanwhile (by `zag resume` or another "
+        raise TakenOver(f"session {row['session_id'][:8]} was taken over meanwhile (by `zag resume` or another "
                       "`zag dismiss`); not dismissed")
 
 
