@@ -41,6 +41,7 @@ a symlink.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -148,6 +149,7 @@ class _Scan:
         self.incidents: dict[str, Incident] = {}
         self.bad_lines = 0
         self.end = 0  # where the lines read so far end
+        self._scanned: tuple[int, ScannedSession | None] | None = None
 
     def read(self) -> None:
         """Read the lines completed since the last read."""
@@ -155,12 +157,16 @@ class _Scan:
             self.feed(line)
 
     def scanned(self) -> ScannedSession | None:
+        """What the lines read so far say (kept until more are read)."""
+        if self._scanned is not None and self._scanned[0] == self.end:
+            return self._scanned[1]
         result = self.result()
         if result is not None:
             try:
                 result.torn_tail = self.path.stat().st_size > self.end
             except OSError:
                 pass
+        self._scanned = (self.end, result)
         return result
 
     def feed(self, line: bytes) -> None:
@@ -333,11 +339,13 @@ class _Scan:
 def iter_logs(sessions_dir: Path) -> Iterator[Path]:
     """Every `<session id>.jsonl` in the folder (other files are not zag's)."""
     try:
-        entries = sorted(sessions_dir.iterdir())
+        with os.scandir(sessions_dir) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
     except FileNotFoundError:
         return
-    for path in entries:
-        if path.suffix == ".jsonl" and is_session_id(path.stem) and path.is_file():
+    for entry in entries:  # DirEntry.is_file: no stat (rebuild's second pass runs with the index locked)
+        path = Path(entry.path)
+        if path.suffix == ".jsonl" and is_session_id(path.stem) and entry.is_file():
             yield path
 
 
@@ -425,6 +433,8 @@ def rebuild(index: Index, sessions_dir: Path | None = None) -> ReindexReport:
     _make_folder_private(sessions_dir)
     scans: dict[Path, _Scan] = {}
     _read_logs(sessions_dir, scans)
+    for scan in scans.values():
+        scan.scanned()  # the rows, built now: in the transaction only those of logs grown since are built again
     with index.transaction() as conn:
         # Supervisors log a change before they write it to the index, and their index writes now wait
         # for this transaction: what they logged while the logs were read is read now (only the lines
