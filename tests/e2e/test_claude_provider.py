@@ -108,6 +108,35 @@ def test_tool_turn_maps_to_shell_events(cli_env: MakeEnv) -> None:
     assert "hello-e2e" in json.dumps(msgspec.json.decode(codec.dumps(outcome)))
 
 
+def test_a_fork_logs_its_own_turn_not_the_copied_history(cli_env: MakeEnv) -> None:
+    """`--resume X --fork-session` writes a new transcript starting with a copy of X's records (same uuids,
+    timestamps, message ids): live and backfill log only the fork's own turn, its usage once."""
+    env = cli_env("claude")
+    first = P.plan_launch(["-p", "remember pineapple", *HEADLESS], ctx_of(env))
+    assert run_plan(env, first).returncode == 0
+    parent = first.provider_session_id
+    time.sleep(1.0)  # the copies keep the parent's times: older than the fork's start by more than the slack
+    ctx = ctx_of(env)
+    plan = P.plan_launch(["--resume", parent, "--fork-session", "-p", "and now?", *HEADLESS], ctx)
+    result = run_plan(env, plan)
+    assert result.returncode == 0, result.describe()
+    live = P.open_live(plan, ctx)
+    for hint in [item for item in scan(result) if isinstance(item, SessionIdHint)]:
+        live.hint(hint)
+    items = [item for _ in range(5) for item in live.poll()]
+    fork = live.provider_session_id
+    assert fork not in (None, parent)
+    assert kinds(items) == ["user_message", "assistant_message", "usage"]
+    assert _contents(items, "user_message") == ["and now?"]
+    notes = [item["data"] for item in items if item["type"] == "provider_status"
+             and isinstance(item.get("data"), dict) and item["data"].get("kind") == "copied_history"]
+    assert len(notes) == 1
+    sources = {source.source_key: source for source in P.discover(env.env)}
+    backfilled = list(P.open_reader(sources[fork], None).read())
+    assert kinds(backfilled) == kinds(items) and _contents(backfilled, "user_message") == ["and now?"]
+    assert _contents(list(P.open_reader(sources[parent], None).read()), "user_message") == ["remember pineapple"]
+
+
 def test_subscription_limit_then_planned_resume(cli_env: MakeEnv) -> None:
     env = cli_env("claude")
     first = P.plan_launch(["-p", "remember pineapple", *HEADLESS], ctx_of(env))

@@ -37,8 +37,8 @@ def envelope(kind: str, sid: str, **fields: Any) -> dict[str, Any]:
             "gitBranch": "HEAD", **fields}
 
 
-def user(sid: str, text: str) -> str:
-    return json.dumps(envelope("user", sid, message={"role": "user", "content": text}, promptId="p1"))
+def user(sid: str, text: str, **fields: Any) -> str:
+    return json.dumps(envelope("user", sid, message={"role": "user", "content": text}, promptId="p1", **fields))
 
 
 def assistant(sid: str, text: str, msg_id: str | None = None, **fields: Any) -> str:
@@ -255,8 +255,10 @@ def test_reported_session_id_is_followed_without_the_registry(tmp_path: Path) ->
     forked = "5d5d5d5d-1111-4222-8333-944444444444"
     plan = PROVIDER.plan_launch(["--resume", "6e6e6e6e-1111-4222-8333-944444444444", "--fork-session", "-p", "x"],
                                 rig.ctx())
-    rig.start(plan, [{"append": rig.transcript(forked), "lines": [user(forked, "forked prompt")]}, rig.gate("end")],
-              with_pid=False)
+    # a copy of the parent's prompt (its time kept, older than the start), then the fork's own prompt
+    prompt = user(forked, "forked prompt", timestamp=time.strftime("%Y-%m-%dT%H:%M:%S.999Z", time.gmtime()))
+    lines = [user(forked, "the parent's prompt"), prompt]
+    rig.start(plan, [{"append": rig.transcript(forked), "lines": lines}, rig.gate("end")], with_pid=False)
     rig.live.hint(SessionIdHint(forked))
     items = rig.poll_until(count("user_message"))
     assert contents(items) == ["forked prompt"] and rig.live.provider_session_id == forked

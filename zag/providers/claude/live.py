@@ -12,7 +12,8 @@ Which session is the child's, in order of trust:
 A reported id is only followed once its transcript exists (the registry first shows a placeholder id
 under `--continue`). Moving from one session to another emits `session_cleared`; the old transcript
 is read to its end first. A transcript that existed before this child started is read from where it
-ended then (`plan.notes["start_offsets"]`), so a resumed session's history is not logged again.
+ended then (`plan.notes["start_offsets"]`), so a resumed session's history is not logged again; nor is
+the history a fork (`--fork-session`, `/branch`) copies into its new transcript (see records.py).
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ class ClaudeLiveSession:
             if isinstance(size, int)}
         self._wanted: str | None = plan.provider_session_id
         self._scan_cwd = bool(notes.get("follow_cwd"))
+        # records older than the start, in a transcript read from its beginning, can only be a fork's
+        # copies when the user chose the session (`--fork-session`, `--continue`, `--resume`)
+        self._copies_before = ctx.started_at if notes.get("user_chose_session") else None
         self._pending: deque[str] = deque(maxlen=8)
         self._left: deque[str] = deque(maxlen=_LEFT_KEPT)
         self._registry_stamp: tuple[int, int] | None = None
@@ -203,7 +207,7 @@ class ClaudeLiveSession:
                                      provider_session_id=session_id))
         self._reader = ClaudeSessionReader(
             session_id, path, subagents=homes.subagent_dir(path, session_id),
-            start_offset=self._start_offsets.get(str(path)),
+            start_offset=self._start_offsets.get(str(path)), started_at=self._copies_before,
         )
         self.provider_session_id = session_id
         self.source_key = session_id

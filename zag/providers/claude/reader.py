@@ -65,9 +65,12 @@ class ClaudeSessionReader:
         subagents: Path | None = None,
         start_offset: int | None = None,
         settle_secs: float | None = None,
+        started_at: float | None = None,
     ) -> None:
         """`settle_secs`: backfill's; a torn last line of a file not modified for that long is reported
-        (see tail.py). Live readers leave it None: such a line waits for its newline."""
+        (see tail.py). Live readers leave it None: such a line waits for its newline. `started_at`
+        (live): when the child started; a transcript read from its start whose first records are older
+        holds history copied from another session (`--fork-session`), which is not logged again."""
         cursor = cursor if isinstance(cursor, dict) and cursor.get("v") == CURSOR_VERSION else {}
         files = cursor.get("files") if isinstance(cursor.get("files"), dict) else {}
         self.session_id = session_id
@@ -75,6 +78,8 @@ class ClaudeSessionReader:
         main_cursor = _file_cursor(files.get(MAIN))
         if main_cursor is None and start_offset:
             main_cursor = {"offset": int(start_offset), "ino": None}
+        if main_cursor is None and main is not None:
+            self.mapper.watch_head(started_at)
         self._settle_secs = settle_secs
         self._main = JsonlTail(main, main_cursor, settle_secs=settle_secs) if main is not None else None
         self._subagents = subagents

@@ -21,6 +21,11 @@ Mapping:
   `progress`, `queue-operation`, `file-history-snapshot`, the metadata singletons, unknown types) →
   `provider_status` with the whole line kept as `data`.
 - a line that is not a JSON object of the expected shape, or not UTF-8 → exactly one `parse_warning`.
+- history a fork copied from its parent session (records with `forkedFrom` — `/branch`, the SDK's fork —
+  or, read from the transcript's start, the burst of records older than the run's own first stamps —
+  `--fork-session`, which keeps each copy's uuid, timestamp, message id and requestId): not logged again
+  (the parent's session holds it) and its usage not counted again; each run of copies is one
+  `provider_status` note (`data.kind: "copied_history"`). The records still prime the state.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ _BLOCK_MESSAGES_IN_STATE = 4  # the last messages' block keys kept in the cursor
 _TOOLS_IN_STATE = 32       # recent tool_use ids kept in the cursor, to name results read by a later reader
 _UUIDS_KEPT = 8192          # record uuids remembered, to skip records re-read after a file was replaced
 _MARK_KEYS_MAX = 64         # (the reader keeps 64 uuids at a file's latest timestamp in its cursor)
+COPY_SLACK_SECS = 0.5       # a copied record is older than the run's first stamps by more than this
 
 # A \uD800-\uDFFF escape that is not part of a surrogate pair (JS can write those; msgspec refuses them).
 _LONE_SURROGATE = re.compile(
@@ -118,6 +124,12 @@ class RecordMapper:
                 self._message_blocks.put(entry[0], keys)
         self._last_flat_tool: tuple[str | None, str | None] = (None, None)
         self._uuids = _Recent(_UUIDS_KEPT)
+        head = state.get("head")
+        # [latest stamp of the run's own lines, not-before] while the main transcript's head is read
+        self._head: list[float | None] | None = (
+            [_epoch_or_none(part) for part in head] if isinstance(head, list) and len(head) == 2 else None)
+        copying = state.get("copying")  # while copies are read: their parent session ("" when unknown)
+        self._copying: str | None = copying if isinstance(copying, str) else None
         self.skip_seen_records = False  # set by the reader after a file shrank or was replaced
         # Set by the reader around one file's read: `track` = [latest str timestamp, uuids at it] of that
         # file (kept in its cursor); `replay` = the mark before the file was read again from the start
@@ -139,10 +151,15 @@ class RecordMapper:
 
     def state(self) -> dict[str, Any]:
         """What must survive in a cursor so that a later read does not count usage twice."""
-        return {"usage": [list(key) for key in self._usage_seen.last(64)], "last_ts": self.last_ts,
-                "tools": [list(pair) for pair in self._recent_tools],
-                "blocks": [[message_id, [list(key) for key in self._message_blocks.get(message_id) or ()]]
-                           for message_id in self._message_blocks.last(_BLOCK_MESSAGES_IN_STATE)]}
+        state = {"usage": [list(key) for key in self._usage_seen.last(64)], "last_ts": self.last_ts,
+                 "tools": [list(pair) for pair in self._recent_tools],
+                 "blocks": [[message_id, [list(key) for key in self._message_blocks.get(message_id) or ()]]
+                            for message_id in self._message_blocks.last(_BLOCK_MESSAGES_IN_STATE)]}
+        if self._head is not None:   # the transcript's head is still being read (a fork's copies may follow)
+            state["head"] = self._head
+        if self._copying is not None:
+            state["copying"] = self._copying
+        return state
 
     # -- lines ----------------------------------------------------------------------------------------
     def map_line(self, line: bytes | memoryview, extra: dict[str, Any] | None = None,
@@ -198,6 +215,11 @@ class RecordMapper:
         ts = rec.timestamp
         if self.track is not None and not self._track(ts, uuid):
             return
+        if rec.forkedFrom or (self._head is not None and extra is None and self._copied_head(rec, ts, uuid)):
+            self._copy(rec, ts, line, extra, out)
+            return
+        if uuid is not None:
+            self._copying = None
         if ts is not None:
             self.last_ts = ts
             if self._first_ts is None:
@@ -207,6 +229,10 @@ class RecordMapper:
         if self._need_cwd and rec.cwd:
             self._need_cwd = False
             self._info["cwd"] = rec.cwd
+        self._dispatch(rec, ts, line, extra, out)
+
+    def _dispatch(self, rec: schema.Record, ts: Any, line: bytes, extra: dict[str, Any] | None,
+                  out: list[Item]) -> None:
         if rec.isSidechain is True:
             extra = dict(extra or ())
             extra["is_sidechain"] = True
@@ -228,6 +254,46 @@ class RecordMapper:
             out.append(self._flat_tool_result(rec, ts, extra))
         else:
             out.append(self._status(_status_message(rec), line, ts, extra))
+
+    # -- history copied from another session ------------------------------------------------------
+    def watch_head(self, not_before: float | None) -> None:
+        """The main transcript is read from its start: look for a copied history at its head (see
+        `_copied_head`). `not_before`: when the live child started (records older are not its own)."""
+        self._head = [None, not_before]
+
+    def _copied_head(self, rec: schema.Record, ts: Any, uuid: str | None) -> bool:
+        """Whether a record at the head of the main transcript is history `--fork-session` (or a 1.0.x
+        resume) copied from the parent: such copies keep the parent's uuid, timestamp, message id and
+        requestId (only `sessionId` changes) and are written in one burst before the first record of the
+        new run, after the run's own first stamped lines (`-p`: queue-operation; TUI: the
+        file-history-snapshot of the new prompt). A record with a uuid older than those stamps (or than
+        the live child's start) is a copy; the first one that is not ends the head."""
+        head = self._head
+        if uuid is None:
+            stamp = _epoch_or_none(ts if ts is not None else _snapshot_ts(rec))
+            if stamp is not None and (head[0] is None or stamp > head[0]):
+                head[0] = stamp
+            return False
+        refs = [ref for ref in head if ref is not None]
+        moment = _epoch_or_none(ts) if refs else None
+        if moment is not None and moment < max(refs) - COPY_SLACK_SECS:
+            return True
+        self._head = None
+        return False
+
+    def _copy(self, rec: schema.Record, ts: Any, line: bytes, extra: dict[str, Any] | None,
+              out: list[Item]) -> None:
+        """A record copied from another session: it only primes the state (tool names, the usage keys
+        its parent counted); the first of a run of copies is logged as one note."""
+        self._dispatch(rec, ts, line, extra, [])
+        parent = _forked_from(rec.forkedFrom)
+        if self._copying == (parent or ""):
+            return
+        self._copying = parent or ""
+        what = f"from session {parent}" if parent else "from an earlier session (--fork-session / resume)"
+        data = {"kind": "copied_history", "forked_from": parent, "first_uuid": rec.uuid, "first_ts": ts}
+        out.append(self._body(events.PROVIDER_STATUS, ts, extra, data=data,
+                              message=f"history copied {what}: not logged again, its usage not counted again"))
 
     def _track(self, ts: Any, uuid: str | None) -> bool:
         """Notes the file's latest timestamp; False for a record imported before a re-read (at or before
@@ -628,6 +694,38 @@ def _block_types(content: Any) -> str:
     if not isinstance(content, list):
         return type(content).__name__
     return ", ".join(sorted({str(block.type) for block in content}))
+
+
+def _epoch_or_none(ts: Any) -> float | None:
+    normalized = events.normalize_ts(ts)
+    if normalized is None:
+        return None
+    try:
+        return events.parse_ts(normalized)
+    except ValueError:
+        return None
+
+
+def _snapshot_ts(rec: schema.Record) -> Any:
+    if not rec.snapshot:
+        return None
+    try:
+        snapshot = schema.any_decoder.decode(rec.snapshot)
+    except msgspec.DecodeError:
+        return None
+    return snapshot.get("timestamp") if isinstance(snapshot, dict) else None
+
+
+def _forked_from(raw: msgspec.Raw) -> str | None:
+    """The parent session of a `/branch` copy (`forkedFrom: {sessionId, messageUuid}`), or None."""
+    if not raw:
+        return None
+    try:
+        value = schema.any_decoder.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    parent = value.get("sessionId") if isinstance(value, dict) else None
+    return parent if isinstance(parent, str) and parent else None
 
 
 def _epoch_of(ts: Any) -> float:

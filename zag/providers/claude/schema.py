@@ -97,6 +97,9 @@ class Record(msgspec.Struct, gc=False):
     id: Union[str, None] = None
     tool_use_id: Union[str, None] = None
     is_error: Union[bool, None] = None
+    # a record copied from another session by `/branch` or the SDK's fork (not by `--fork-session`)
+    forkedFrom: msgspec.Raw = RAW_NONE
+    snapshot: msgspec.Raw = RAW_NONE        # file-history-snapshot: `timestamp` is when it was taken
 
 
 class ToolUseResultHead(msgspec.Struct, gc=False):
@@ -135,6 +138,7 @@ tool_use_result_decoder = msgspec.json.Decoder(ToolUseResultHead)
 quota_decoder = msgspec.json.Decoder(QuotaLimits)
 subagent_meta_decoder = msgspec.json.Decoder(SubagentMeta)
 pid_registry_decoder = msgspec.json.Decoder(PidRegistry)
+any_decoder = msgspec.json.Decoder()  # `forkedFrom`, `snapshot`: read only when needed
 
 
 # --- stream-json output (`-p --output-format stream-json --verbose`) -----------------------------
