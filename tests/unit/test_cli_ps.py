@@ -192,3 +192,34 @@ def test_force_color_colours_ps_into_a_pipe() -> None:
     assert "\x1b[" not in piped_stdout(["ps", "--all"])
     assert "\x1b[" not in piped_stdout(["ps", "--all"], FORCE_COLOR="1", NO_COLOR="1")
     assert "\x1b[" not in piped_stdout(["ps", "--all"], CLICOLOR_FORCE="0")
+
+
+def test_a_session_whose_log_ended_is_not_dead_when_its_supervisor_left_before_the_index_said_so() -> None:
+    """A supervisor logs `session_ended`, then writes the index, then exits. `zag ps` read the row before
+    the write and checked the pid after the exit: the session showed `dead` for a moment (seen with 40 runs
+    ending together), and for good when the index was locked at the exit (the write gave up after 3 s).
+    Its log says it ended: it is shown exited (with the log's exit code), and not listed without --all."""
+    from tests.readside import started_body, write_log
+    from zag.logs import events
+
+    supervisor = {**live_supervisor(), "supervisor_pid": gone_pid()}
+    with Index() as index:
+        ended = add_session(index, state=states.RUNNING, exit_code=None, **supervisor)
+        dead = add_session(index, state=states.WAITING, exit_code=None, **supervisor)
+    started = started_body(supervisor_pid=supervisor["supervisor_pid"],
+                           supervisor_started=supervisor["supervisor_started"])
+    write_log(ended, [started, events.body(events.SESSION_ENDED, exit_code=3, success=False, error=None)])
+    write_log(dead, [started])
+    for args in (["--json"], ["--all", "--json"]):
+        code, out, err = _ps(*args)
+        assert code == 0, err
+        shown = _by_id(json.loads(out))
+        assert shown[dead]["state"] == states.DEAD
+        if args == ["--json"]:
+            assert ended not in shown
+        else:
+            assert (shown[ended]["state"], shown[ended]["exit_code"], shown[ended]["last_seq"]) == ("exited", 3, 2)
+    code, out, _ = _ps()
+    assert code == 0 and dead[:8] in out and ended[:8] not in out
+    code, out, _ = _ps("--all")
+    assert code == 0 and f"{ended[:8]}" in out and "exited 3" in out

@@ -42,7 +42,7 @@ def print_listing(states_in: Iterable[str] | None) -> int | None:
         from zag.logs.index import Index
 
         with Index() as index:
-            write_sessions_json(index.iter_session_json(states_in=states_in), out)
+            write_sessions_json(index.iter_session_json(states_in=states_in), out, states_in=states_in)
     except BrokenPipeError:  # `zag ps --json | head`: the reader left
         return 0
     except Exception as exc:  # noqa: BLE001 - e.g. an unreadable index
@@ -69,8 +69,9 @@ class _Output:
 
 
 def write_sessions_json(rows: Iterable[tuple[str, bytes]], out: BinaryIO | _Output,
-                        now: float | None = None) -> None:
-    """Write a JSON array of sessions (from `Index.iter_session_json`) with each row's effective state.
+                        now: float | None = None, *, states_in: Iterable[str] | None = None) -> None:
+    """Write a JSON array of sessions (from `Index.iter_session_json`, which selected `states_in`) with
+    each row's effective state.
 
     Rows stored as exited are final and pass through as SQLite rendered them; only running/waiting rows
     are decoded, checked and re-encoded. Written in chunks, so memory stays flat.
@@ -78,12 +79,17 @@ def write_sessions_json(rows: Iterable[tuple[str, bytes]], out: BinaryIO | _Outp
     from zag.wrapper.liveness import effective_state
 
     now = time.time() if now is None else now
+    wanted = None if states_in is None else frozenset(states_in)
     separator = b"[\n"
     chunk: list[bytes] = []
     for stored, doc in rows:
         if stored in states.LIVE_STATES:
             row = json.loads(doc)
             shown = effective_state(row, now)
+            if shown == states.DEAD and take_logged_end(row):
+                shown = states.EXITED
+                if wanted is not None and shown not in wanted:
+                    continue
             if shown != stored:
                 row["state"] = shown
                 if shown == states.DEAD:
@@ -100,6 +106,38 @@ def write_sessions_json(rows: Iterable[tuple[str, bytes]], out: BinaryIO | _Outp
     out.flush()
 
 
+def take_logged_end(row: dict[str, Any]) -> bool:
+    """For a session shown dead: True, and the row made to say so, when its log ends with `session_ended`.
+    Its supervisor ended it and left before the index said so: the row was read just before its last
+    write, or the index was locked at its exit (`zag dismiss` and `zag reindex` read it as ended too)."""
+    from zag.logs import events
+    from zag.wrapper.dismiss import last_event
+
+    path = _log_path(row)
+    try:
+        ended = last_event(path) if path is not None else None
+    except OSError:
+        return False
+    if ended is None or ended.get("type") != events.SESSION_ENDED:
+        return False
+    code = ended.get("exit_code")
+    row.update(state=states.EXITED, exit_code=code if isinstance(code, int) and not isinstance(code, bool) else None,
+               ended_at=_epoch(ended.get("ts")), resume_at=None, end_reason=ended.get("reason") or (
+                   "cancelled" if ended.get("cancelled") else None))
+    if isinstance(ended.get("seq"), int):
+        row["last_seq"] = ended["seq"]
+    return True
+
+
+def _epoch(stamp: Any) -> float | None:
+    from zag.logs.events import parse_ts
+
+    try:
+        return parse_ts(stamp) if isinstance(stamp, str) else None
+    except ValueError:
+        return None
+
+
 def take_logged_seq(row: dict[str, Any]) -> None:
     """A dead session's `last_seq` from its log (`logged_seq`), when it can be read there."""
     seq = logged_seq(row)
@@ -111,8 +149,14 @@ def logged_seq(row: dict[str, Any]) -> int | None:
     """The seq of the last complete line of a session's log (a bounded read from its end), or None: no
     log, or nothing readable near its end. The log is `<id>.jsonl` under the current ZAG_HOME, or the
     path the index recorded when that file is missing (as `zag events` reads it)."""
-    from zag import paths
     from zag.logs.reader import last_complete_seq
+
+    path = _log_path(row)
+    return last_complete_seq(path) if path is not None else None
+
+
+def _log_path(row: dict[str, Any]) -> Path | None:
+    from zag import paths
 
     try:
         path = paths.session_log(str(row.get("session_id") or ""))
@@ -121,4 +165,4 @@ def logged_seq(row: dict[str, Any]) -> int | None:
     recorded = row.get("log_path")
     if recorded and not path.exists():
         path = Path(recorded)
-    return last_complete_seq(path)
+    return path

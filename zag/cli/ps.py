@@ -44,16 +44,18 @@ def ps(show_all: bool, as_json: bool) -> None:
         if as_json:
             from zag.cli.listing import write_sessions_json
 
-            write_sessions_json(index.iter_session_json(states_in=wanted), sys.stdout.buffer)
+            write_sessions_json(index.iter_session_json(states_in=wanted), sys.stdout.buffer, states_in=wanted)
             return
         rows = index.list_sessions(states_in=wanted)
+    from zag.cli.listing import take_logged_end
     from zag.wrapper.liveness import effective_state, silent_kind
 
     now = time.time()
     for row in rows:
         row["state"] = effective_state(row, now)
-        if row["state"] == states.DEAD:
+        if row["state"] == states.DEAD and not take_logged_end(row):
             row["silent"] = silent_kind(row)
+    rows = [row for row in rows if wanted is None or row["state"] != states.EXITED]
     if not rows:
         click.echo(_empty_message(show_all), err=True)
         return
