@@ -24,7 +24,9 @@ Choices (why):
   event excludes cached input (Codex counts cached inside input); `cache_read_tokens` is the cached part.
   `token_usage_record` (0.16x) repeats the same numbers and is not counted again.
 - Forked / sub-agent rollouts (first `session_meta` with `forked_from_id`, `parent_thread_id` or
-  `source.subagent`) start with a copy of the parent's history written in one burst. Until the first
+  `source.subagent`) start with a copy of the parent's history written in one burst — except a paginated
+  fork (`history_base.thread_id` = the parent; real 0.169 `exec fork`), which copies nothing and whose
+  token totals go on from the parent's: its first usage is that token_count's `last_token_usage`. Until the first
   ≥ 1 s gap between records, copied items are marked `replayed: true`, their token counts only move the
   baseline (never counted twice) and their limit errors are not signals. Copied `session_meta` lines
   never replace the first one, which owns the identity.
@@ -187,6 +189,7 @@ class RecordMapper:
         self.parent_id: str | None = state.get("parent_id")
         self.prev_total: list[int] | None = state.get("prev_total")
         self.replay: bool = bool(state.get("replay", False))
+        self.total_inherited: bool = bool(state.get("total_inherited", False))
         self.last_ts: float | None = state.get("last_ts")
         self.rate_limits: Any = state.get("rate_limits")
         self.rate_limits_at: float = float(state.get("rate_limits_at") or 0.0)
@@ -204,7 +207,8 @@ class RecordMapper:
     def state(self) -> dict[str, Any]:
         return {
             "session_id": self.session_id, "cwd": self.cwd, "model": self.model, "parent_id": self.parent_id,
-            "prev_total": self.prev_total, "replay": self.replay, "last_ts": self.last_ts,
+            "prev_total": self.prev_total, "replay": self.replay, "total_inherited": self.total_inherited,
+            "last_ts": self.last_ts,
             "rate_limits": self.rate_limits, "rate_limits_at": self.rate_limits_at,
             "turn_signalled": self.turn_signalled, "messages": self._messages.dump(),
             "tool_calls": self._tool_calls.dump(), "tool_results": self._tool_results.dump(),
@@ -320,7 +324,11 @@ class RecordMapper:
             self.cwd = _str(meta.cwd) or self.cwd
             parent = _str(meta.forked_from_id) or _str(meta.parent_thread_id) or spawn_parent(meta.source)
             self.parent_id = parent
-            self.replay = parent is not None
+            # a paginated fork (0.146+) copies nothing: its `history_base` points into the parent's rollout.
+            # Its cumulative token totals go on from the parent's, so its first usage is `last_token_usage`.
+            referenced = parent is not None and _history_in(meta, parent)
+            self.replay = parent is not None and not referenced
+            self.total_inherited = referenced
             if self.replay:
                 self.last_ts = self._moment()
             data = _meta_data(meta)
@@ -468,7 +476,7 @@ class RecordMapper:
             return last
         previous, self.prev_total = self.prev_total, total
         if previous is None:
-            return total
+            return last if self.total_inherited and last is not None else total
         delta = [now - before for now, before in zip(total, previous)]
         if any(value < 0 for value in delta):
             return last if last is not None else total
@@ -950,6 +958,12 @@ def spawn_parent(source: Any) -> str | None:
         if isinstance(spawn, dict):
             return _str(spawn.get("parent_thread_id"))
     return None
+
+
+def _history_in(meta: _Meta, parent: str) -> bool:
+    """Whether the rollout refers to its parent's history (`history_base.thread_id`) instead of copying it."""
+    base = meta.history_base
+    return isinstance(base, dict) and base.get("thread_id") == parent
 
 
 def _meta_data(meta: _Meta) -> dict[str, Any]:
