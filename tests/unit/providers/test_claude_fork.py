@@ -17,6 +17,7 @@ PARENT = OWN / "transcript_fork_parent.jsonl"
 FORK_P = OWN / "transcript_fork_session_p.jsonl"
 TUI_PARENT = OWN / "transcript_fork_tui_parent.jsonl"
 FORK_TUI = OWN / "transcript_fork_session_tui.jsonl"
+BRANCH = OWN / "transcript_branch.jsonl"
 
 
 def read(path: Path, **kwargs) -> list[dict]:
@@ -74,16 +75,11 @@ def test_live_knows_copies_by_the_launch_time_without_stamped_lines(tmp_path: Pa
     assert len(copy_notes(items)) == 1
 
 
-def test_branch_copies_marked_forked_from_name_their_parent(tmp_path: Path) -> None:
+def test_branch_copies_marked_forked_from_name_their_parent() -> None:
     """`/branch` (and the SDK's fork) write copies with `forkedFrom: {sessionId, messageUuid}`."""
-    parent_id = "11111111-2222-4333-8444-555555555555"
-    copies = [{**record, "sessionId": "b", "forkedFrom": {"sessionId": parent_id, "messageUuid": record["uuid"]}}
-              for record in lines(PARENT) if "uuid" in record]
-    own = [record for record in lines(FORK_P) if record.get("timestamp", "") >= "2026-12-07T14:06:03.355Z"
-           and "uuid" in record]
-    items = read(write(tmp_path / "b.jsonl", [*copies, *own]))
-    assert contents(items, events.USER_MESSAGE) == ["say more"] and usage(items) == [5]
-    assert [note["forked_from"] for note in copy_notes(items)] == [parent_id]
+    items = read(BRANCH)
+    assert contents(items, events.USER_MESSAGE) == ["after branch"] and usage(items) == [5]
+    assert [note["forked_from"] for note in copy_notes(items)] == ["11111111-2222-4333-8444-555555555555"]
 
 
 def test_copies_read_over_two_backfill_runs_are_still_skipped(tmp_path: Path) -> None:
