@@ -117,7 +117,7 @@ def test_a_failure_says_no_further_attempt_only_when_none_follows(tmp_path: Path
     assert hits[-1]["scheduled_resume_at"] is None and "gave up after 2 failed attempts" in events[-1]["error"]
     shown = rig.run("events", events[0]["session_id"])
     assert shown.returncode == 0, shown.stderr.decode()
-    lines = [line for line in shown.stdout.decode().splitlines() if "resume attempt" in line]
+    lines = [line for line in shown.stdout.decode().splitlines() if "resume attempt" in line and "failed" in line]
     assert len(lines) == 2 and "next attempt at" in lines[0] and lines[1].endswith("no further attempt")
     reindexed = rig.run("reindex")
     assert reindexed.returncode == 0, reindexed.stderr.decode()
