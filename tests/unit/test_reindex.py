@@ -384,3 +384,25 @@ def test_what_supervisors_log_while_the_logs_are_read_is_not_undone(monkeypatch:
     assert (rows[sid(2)]["state"], rows[sid(2)]["resume_at"]) == (states.WAITING, T0 + 3605)
     assert resumes["inc-2"]["status"] == states.RESUME_PENDING
     assert rows[sid(3)]["state"] == states.RUNNING
+
+
+def test_a_session_claimed_by_a_live_process_keeps_its_claim() -> None:
+    """`zag resume` (or `zag dismiss`) claims a dead session's row, then writes its log. A reindex in between
+    gave the row back to the gone supervisor the log still names: a second `zag resume` (or dismiss) then
+    claimed it too, and two processes wrote one session. A live claimant the log does not name yet keeps
+    the row's supervisor fields."""
+    import os
+
+    from zag.wrapper import liveness
+
+    write_log(sid(1), [_started(0), _msg(1, "working")])  # its supervisor (pid 4242 on elsewhere) is gone
+    me, started = os.getpid(), liveness.process_start_time(os.getpid())
+    with Index() as index:
+        index.add_session(**_base(1, last_seq=2))
+        assert index.claim_session(sid(1), 4242, "boot:1", state=states.RUNNING, supervisor_pid=me,
+                                   supervisor_started=started, hostname=liveness.hostname(), child_pid=None,
+                                   last_heartbeat=T0 + 5, resumed=1)
+        rebuild(index)
+        row = index.get_session(sid(1))
+    assert (row["supervisor_pid"], row["supervisor_started"], row["hostname"]) == (me, started, liveness.hostname())
+    assert row["state"] == states.RUNNING

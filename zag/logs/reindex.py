@@ -479,10 +479,7 @@ def _replace(conn: Any, scanned: list[ScannedSession]) -> int:
     session_rows = [_session_values(s.row) for s in scanned]
     resume_rows = [_resume_values(s.row, incident) for s in scanned for incident in s.incidents]
     kept_ids = {s.row["session_id"] for s in scanned}
-    old = {
-        row[0]: row[1:]
-        for row in conn.execute("SELECT session_id, child_pid, last_heartbeat FROM sessions")
-    }
+    old = {row[0]: row[1:] for row in conn.execute(f"SELECT session_id, {', '.join(_CLAIMED)} FROM sessions")}
     closed = {
         row[0]: row[1]
         for row in conn.execute(
@@ -511,17 +508,41 @@ _LAST_HEARTBEAT = SESSION_COLUMNS.index("last_heartbeat")
 _STATUS = RESUME_COLUMNS.index("status")
 
 
+# what `zag resume` (and `zag dismiss`) set when they claim a session's row, before they write its log
+_CLAIMED = ("state", "hostname", "supervisor_pid", "supervisor_started", "child_pid", "last_heartbeat",
+            "heartbeat_secs", "interactive", "resumed", "ended_at", "end_reason", "resume_at")
+_SUPERVISOR = ("supervisor_pid", "supervisor_started", "hostname")
+
+
 def _keep_live_fields(values: tuple[Any, ...], old: tuple[Any, ...] | None) -> tuple[Any, ...]:
-    """A running supervisor may have updated its row after its log was read: keep the newer values."""
+    """A running supervisor may have updated its row after its log was read: keep the newer values. A live
+    process that claimed the row and has not logged its start yet keeps its claim (else the session
+    would look dead again, and a second `zag resume` could take it too)."""
     if old is None:
         return values
     merged = list(values)
-    old_child, old_beat = old
+    was = dict(zip(_CLAIMED, old))
+    if _claimed_since(values, was):
+        for name, value in was.items():
+            merged[SESSION_COLUMNS.index(name)] = value
+        return tuple(merged)
+    old_child, old_beat = was["child_pid"], was["last_heartbeat"]
     if merged[_CHILD_PID] is None and old_child is not None:
         merged[_CHILD_PID] = old_child
     if old_beat is not None and (merged[_LAST_HEARTBEAT] is None or old_beat > merged[_LAST_HEARTBEAT]):
         merged[_LAST_HEARTBEAT] = old_beat
     return tuple(merged)
+
+
+def _claimed_since(values: tuple[Any, ...], was: dict[str, Any]) -> bool:
+    """The index names another supervisor than the log's last start, and that process runs."""
+    from zag.wrapper.liveness import supervisor_alive
+
+    pid, started, host = (was[name] for name in _SUPERVISOR)
+    logged = tuple(values[SESSION_COLUMNS.index(name)] for name in _SUPERVISOR)
+    if (pid, started, host) == logged or not pid or not started:
+        return False
+    return supervisor_alive(pid, started, host) is True
 
 
 def _keep_closed(values: tuple[Any, ...], old_status: str | None) -> tuple[Any, ...]:
