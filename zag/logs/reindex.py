@@ -31,7 +31,9 @@ What a log says:
 - `resumed`: zag continued the session — a `usage_limit_resumed`, or a `session_started` with
   `resumed: true` (a `zag resume` took it over).
 
-The rebuilt rows replace the old ones in one transaction. Rows of sessions without a log are dropped;
+The rebuilt rows replace the old ones in one transaction, which first reads what the logs gained since
+they were read (supervisors log a change before they write it to the index, so none is undone); a row
+that a live `zag resume`/`zag dismiss` claimed before logging keeps its claim. Rows of sessions without a log are dropped;
 the `backfill_sources` cursors are kept. A resume the user cancelled in the index stays cancelled.
 
 A ZAG_HOME copied with `cp -r` (or unpacked) has `sessions/` and its logs at the umask's modes: they are
