@@ -1,7 +1,8 @@
 """`zag ps --all --json` and `zag sessions --json` with 10,000 sessions in the index, as whole processes.
 
 Goal (issue 2): <= 150 ms each, Python start-up included. Builds the index in a temporary ZAG_HOME
-(9,900 exited sessions, 50 whose supervisor died, 50 live ones), then runs each command as a subprocess
+(9,900 exited sessions, 50 whose supervisor died, each with a 200-event log that `ps` reads the
+last seq from, and 50 live ones), then runs each command as a subprocess
 (median of --runs, after warm-up runs; wall time, and the process's CPU time, which a busy machine
 disturbs less), next to the floors it cannot beat: `python -c pass`,
 `python -c "import click"` and `zag --version`. Then prints where the time of one `ps` run goes.
@@ -66,11 +67,24 @@ def build_index(home: Path, count: int) -> None:
             "last_seq": rng.randrange(5, 5000), "log_path": str(home / "sessions" / f"{session_id}.jsonl"),
         }
         rows.append(tuple(row[name] for name in SESSION_COLUMNS))
+        if kind == "crashed":
+            _write_log(Path(row["log_path"]), session_id, row["last_seq"] + 200)
     with Index() as index, index.transaction() as conn:
         conn.executemany(
             f"INSERT INTO sessions ({', '.join(SESSION_COLUMNS)}) VALUES ({', '.join('?' for _ in SESSION_COLUMNS)})",
             rows,
         )
+
+
+def _write_log(path: Path, session_id: str, last_seq: int) -> None:
+    """A log with 200 events the index's `last_seq` does not count (its supervisor was SIGKILLed), then a
+    torn line."""
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    lines = [json.dumps({"seq": seq, "ts": "2026-12-07T14:00:00.000Z", "session_id": session_id,
+                         "provider": "claude", "source": "provider_file", "type": "assistant_message",
+                         "content": [{"type": "text", "text": "x" * 250}]}) + "\n"
+             for seq in range(last_seq - 199, last_seq + 1)]
+    path.write_text("".join(lines) + '{"seq": ' + str(last_seq + 1), encoding="utf-8")
 
 
 def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float, bytes]:

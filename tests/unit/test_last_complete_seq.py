@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from zag.logs.reader import last_complete_seq
+from zag.logs.lastseq import last_complete_seq
 
 
 def _line(seq: int, text: str = "x") -> bytes:

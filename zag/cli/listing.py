@@ -149,7 +149,7 @@ def logged_seq(row: dict[str, Any]) -> int | None:
     """The seq of the last complete line of a session's log (a bounded read from its end), or None: no
     log, or nothing readable near its end. The log is `<id>.jsonl` under the current ZAG_HOME, or the
     path the index recorded when that file is missing (as `zag events` reads it)."""
-    from zag.logs.reader import last_complete_seq
+    from zag.logs.lastseq import last_complete_seq
 
     path = _log_path(row)
     return last_complete_seq(path) if path is not None else None
