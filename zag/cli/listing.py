@@ -3,9 +3,9 @@ click costs to import. `zag.cli.main` recognises the plain forms (`parse_listing
 (other options, help, errors) goes through the click commands, which write the same JSON with
 `write_sessions_json`.
 
-A session shown dead (its supervisor gone) takes its event count (`last_seq`) from its log's last complete
-line (`logged_seq`): a supervisor stores it in the index only at heartbeats, so the index's is stale by
-whatever it logged since its last beat (a SIGKILLed zag: often just `session_started`, 1).
+A session shown dead (its supervisor gone) is checked against its log's last complete event
+(`take_logged_end`): ended after all, or dead with the log's event count (`last_seq`; a supervisor
+stores it in the index only at heartbeats, so the index's is stale by what it logged since its last beat).
 """
 
 from __future__ import annotations
@@ -92,8 +92,6 @@ def write_sessions_json(rows: Iterable[tuple[str, bytes]], out: BinaryIO | _Outp
                     continue
             if shown != stored:
                 row["state"] = shown
-                if shown == states.DEAD:
-                    take_logged_seq(row)
                 doc = json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode()
         chunk.append(separator)
         chunk.append(doc)
@@ -109,23 +107,22 @@ def write_sessions_json(rows: Iterable[tuple[str, bytes]], out: BinaryIO | _Outp
 def take_logged_end(row: dict[str, Any]) -> bool:
     """For a session shown dead: True, and the row made to say so, when its log ends with `session_ended`.
     Its supervisor ended it and left before the index said so: the row was read just before its last
-    write, or the index was locked at its exit (`zag dismiss` and `zag reindex` read it as ended too)."""
-    from zag.logs import events
-    from zag.wrapper.dismiss import last_event
+    write, or the index was locked at its exit (`zag dismiss` and `zag reindex` read it as ended too).
+    Otherwise its `last_seq` is taken from the log: the index's is as of the last heartbeat (a SIGKILLed
+    zag's is often 1). One read from the end of the log (`zag.logs.lastseq`), bounded."""
+    from zag.logs.lastseq import last_complete_event
 
     path = _log_path(row)
-    try:
-        ended = last_event(path) if path is not None else None
-    except OSError:
+    last = last_complete_event(path) if path is not None else None
+    if last is None:
         return False
-    if ended is None or ended.get("type") != events.SESSION_ENDED:
+    row["last_seq"] = last["seq"]
+    if last["type"] != "session_ended":  # events.SESSION_ENDED (zag.logs.events is not imported: ~4 ms)
         return False
-    code = ended.get("exit_code")
+    code = last.get("exit_code")
     row.update(state=states.EXITED, exit_code=code if isinstance(code, int) and not isinstance(code, bool) else None,
-               ended_at=_epoch(ended.get("ts")), resume_at=None, end_reason=ended.get("reason") or (
-                   "cancelled" if ended.get("cancelled") else None))
-    if isinstance(ended.get("seq"), int):
-        row["last_seq"] = ended["seq"]
+               ended_at=_epoch(last.get("ts")), resume_at=None, end_reason=last.get("reason") or (
+                   "cancelled" if last.get("cancelled") else None))
     return True
 
 
@@ -136,23 +133,6 @@ def _epoch(stamp: Any) -> float | None:
         return parse_ts(stamp) if isinstance(stamp, str) else None
     except ValueError:
         return None
-
-
-def take_logged_seq(row: dict[str, Any]) -> None:
-    """A dead session's `last_seq` from its log (`logged_seq`), when it can be read there."""
-    seq = logged_seq(row)
-    if seq is not None:
-        row["last_seq"] = seq
-
-
-def logged_seq(row: dict[str, Any]) -> int | None:
-    """The seq of the last complete line of a session's log (a bounded read from its end), or None: no
-    log, or nothing readable near its end. The log is `<id>.jsonl` under the current ZAG_HOME, or the
-    path the index recorded when that file is missing (as `zag events` reads it)."""
-    from zag.logs.lastseq import last_complete_seq
-
-    path = _log_path(row)
-    return last_complete_seq(path) if path is not None else None
 
 
 def _log_path(row: dict[str, Any]) -> Path | None:

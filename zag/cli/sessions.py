@@ -47,14 +47,14 @@ def sessions(provider: str | None, limit: int | None, as_json: bool) -> None:
             write_sessions_json(index.iter_session_json(provider=provider, limit=limit), sys.stdout.buffer)
             return
         rows = index.list_sessions(provider=provider, limit=limit)
-    from zag.cli.listing import take_logged_end, take_logged_seq
+    from zag.cli.listing import take_logged_end
     from zag.wrapper.liveness import effective_state
 
     now = time.time()
     for row in rows:
         row["state"] = effective_state(row, now)
-        if row["state"] == states.DEAD and not take_logged_end(row):
-            take_logged_seq(row)  # the index's is as of its last heartbeat
+        if row["state"] == states.DEAD:
+            take_logged_end(row)  # ended after all, or dead with the log's event count
     if not rows:
         click.echo(empty_sessions_hint(provider), err=True)
         return

@@ -1,8 +1,9 @@
-"""The seq of a session log's last complete line, read backwards from the end of the file, bounded.
+"""A session log's last complete event, read backwards from the end of the file, bounded.
 
-`zag ps` and `zag sessions` use it for sessions they show dead (the index's `last_seq` is as of the last
-heartbeat): only the standard library is imported, since listings must start fast (msgspec, which
-`zag.logs.codec` loads, costs ~20 ms), and a read usually takes the first 4 KiB from the end.
+`zag ps` and `zag sessions` read it for each session they show dead (has it ended after all? its
+`last_seq`, which the index has as of the last heartbeat): only the standard library is imported, since
+listings must start fast (msgspec, which `zag.logs.codec` loads, costs ~10 ms, `zag.wrapper` more), and a
+read usually takes the first 4 KiB from the end.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 BUDGET = 1024 * 1024
 _FIRST_CHUNK = 4 * 1024
@@ -17,22 +19,28 @@ _MAX_CHUNK = 256 * 1024
 
 
 def last_complete_seq(path: Path, budget: int = BUDGET) -> int | None:
-    """The seq of the last complete line that is an event (a torn last line, or a damaged one, is passed
-    over), reading at most the last `budget` bytes. None when the log is missing or unreadable, or no such
-    line ends within them."""
+    """The seq of `last_complete_event`, or None."""
+    event = last_complete_event(path, budget)
+    return None if event is None else int(event["seq"])
+
+
+def last_complete_event(path: Path, budget: int = BUDGET) -> dict[str, Any] | None:
+    """The last complete line that is an event (a torn last line, or a damaged one, is passed over),
+    reading at most the last `budget` bytes. None when the log is missing or unreadable, or no such line
+    ends within them."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
     try:
-        return _last_seq_within(fd, os.fstat(fd).st_size, budget)
+        return _last_event_within(fd, os.fstat(fd).st_size, budget)
     except OSError:
         return None
     finally:
         os.close(fd)
 
 
-def _last_seq_within(fd: int, size: int, budget: int) -> int | None:
+def _last_event_within(fd: int, size: int, budget: int) -> dict[str, Any] | None:
     buffered = b""   # the file's bytes from `start` to `size`
     start = size
     end = -1         # in `buffered`: the newline that ends the next line to look at (-1: not found yet)
@@ -47,18 +55,18 @@ def _last_seq_within(fd: int, size: int, budget: int) -> int | None:
             begin = buffered.rfind(b"\n", 0, end) + 1
             if begin == 0 and start > 0:
                 break   # this line starts before what was read
-            seq = _seq_of(buffered[begin:end])
-            if seq is not None:
-                return seq
+            event = _event_of(buffered[begin:end])
+            if event is not None:
+                return event
             end = begin - 1
     return None
 
 
-def _seq_of(line: bytes) -> int | None:
+def _event_of(line: bytes) -> dict[str, Any] | None:
     try:
         event = json.loads(line)
     except ValueError:  # not JSON, or not UTF-8
         return None
-    if isinstance(event, dict) and "type" in event and type(event.get("seq")) is int:
-        return int(event["seq"])
+    if isinstance(event, dict) and isinstance(event.get("type"), str) and type(event.get("seq")) is int:
+        return event
     return None
