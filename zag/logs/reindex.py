@@ -363,7 +363,6 @@ def _make_folder_private(sessions_dir: Path) -> None:
 
 def _make_log_private(path: Path) -> None:
     """A log of ours 0600 (group and other bits taken away), unless it is a symlink (not followed)."""
-    import os
     import stat
 
     try:
