@@ -1,0 +1,190 @@
+"""Job control (Ctrl-Z, `fg`, `bg`, `kill %1` in an interactive `bash -i`) meeting the usage-limit wait
+and resume: the job stopped while zag waits for the reset, the reset passing while it is stopped, `fg`
+afterwards; a headless wait suspended and continued in the background; `zag resume` of a dead session
+suspended during its wait.
+
+The interactive agent is a small claude-like TUI (raw mode, suspends itself on Ctrl-Z as claude's Ink
+does: cooked modes back, SIGTSTP to its own group; raw again in its SIGCONT handler) that writes claude's
+transcript records and logs every chunk of input it reads, with the terminal's ICANON at that moment.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pexpect
+
+from tests.integration import limits_rig as L
+from tests.integration.helpers import kill_quietly
+
+PROMPT = "PROMPT$ "
+
+CLAUDE_LIKE_TUI = r'''
+import json, os, select, signal, sys, termios, time, tty
+spec = json.load(open(os.environ["TUI_SPEC"]))
+argv = sys.argv[1:]
+sid = argv[argv.index("--session-id") + 1] if "--session-id" in argv else argv[argv.index("--resume") + 1]
+keylog = open(spec["keylog"], "a")
+def expand(text):
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    return text.replace("{session_id}", sid).replace("{now}", now)
+def append(lines):
+    path = expand(spec["transcript"])
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a") as handle:
+        for line in lines:
+            handle.write(expand(line) + "\n")
+def out(text):
+    os.write(1, text.encode())
+cooked = termios.tcgetattr(0)
+tty.setraw(0)
+def resumed(*_):
+    time.sleep(float(spec.get("raw_delay", 0)))  # a loaded node event loop
+    tty.setraw(0)
+    out("\r\nresumed\r\n" + spec.get("redraw", ""))
+signal.signal(signal.SIGCONT, resumed)
+out(spec["banner"])
+append(spec["hit_lines"])
+out(spec["hit_screen"])
+seen = b""
+deadline = time.monotonic() + float(spec.get("timeout", 60))
+while time.monotonic() < deadline:
+    data = os.read(0, 1024)
+    canonical = bool(termios.tcgetattr(0)[3] & termios.ICANON)
+    keylog.write(json.dumps({"data": data.decode("latin-1"), "icanon": canonical}) + "\n")
+    keylog.flush()
+    if data == b"\x1a":
+        termios.tcsetattr(0, termios.TCSANOW, cooked)
+        os.killpg(0, signal.SIGTSTP)
+        continue
+    seen += data
+    if seen.endswith(b"\r") and b"Continue" not in seen:
+        out("\r\n> \r\n  ? for shortcuts\r\n")  # "Stop and wait" chosen: the prompt is back
+    if b"Continue\r" in seen:
+        out("thinking\r\n")
+        answer_at = time.monotonic() + float(spec.get("think", 0))
+        while time.monotonic() < answer_at:  # the user may press Ctrl-Z while the model thinks
+            ready = select.select([0], [], [], max(0.0, answer_at - time.monotonic()))[0]
+            if ready and os.read(0, 1024) == b"\x1a":
+                termios.tcsetattr(0, termios.TCSANOW, cooked)
+                os.killpg(0, signal.SIGTSTP)
+        append(spec["answer_lines"])
+        out("answered\r\n")
+        sys.exit(0)
+sys.exit(5)
+'''
+
+
+def _bash(rig: L.Rig, **extra: str) -> pexpect.spawn:
+    env = rig.env(PS1=PROMPT, TERM="xterm", HISTFILE="/dev/null", **extra)
+    shell = pexpect.spawn("/bin/bash", ["--norc", "--noprofile", "-i"], env=env, cwd=str(rig.cwd),
+                          dimensions=(40, 160), timeout=15)
+    shell.expect_exact(PROMPT)
+    return shell
+
+
+def _zag_line(rig: L.Rig, *args: str) -> str:
+    return " ".join(shlex.quote(part) for part in rig.agent.command(*args))
+
+
+def _claude_like(rig: L.Rig, tmp_path: Path, reset: float, raw_delay: float = 0.0,
+                 think: float = 0.0) -> tuple[Path, Path]:
+    """The TUI script and its spec; returns (executable, keylog)."""
+    text = f"Claude AI usage limit reached|{int(reset)}"
+    keylog = tmp_path / "keys.jsonl"
+    spec = {
+        "keylog": str(keylog),
+        "raw_delay": raw_delay,
+        "think": think,
+        "transcript": L.claude_transcript(rig),
+        "banner": "╭─ Claude Code ─╮\r\n❯ fix the bug\r\n",
+        "hit_lines": [L.claude_user(rig, "fix the bug"), L.claude_limit_record(rig, text)],
+        "hit_screen": f"  ⎿  {text}\r\n{L.CLAUDE_DIALOG}",
+        "answer_lines": [L.claude_user(rig, L.MESSAGE), L.claude_assistant(rig, "Picking up.")],
+    }
+    (tmp_path / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
+    tui = tmp_path / "claude-like"
+    tui.write_text(f"#!{sys.executable}\n{CLAUDE_LIKE_TUI}", encoding="utf-8")
+    tui.chmod(0o755)
+    return tui, keylog
+
+
+def _keys(keylog: Path) -> list[dict[str, Any]]:
+    if not keylog.exists():
+        return []
+    return [json.loads(line) for line in keylog.read_text(encoding="utf-8").splitlines() if line]
+
+
+def _status(shell: pexpect.spawn) -> int:
+    shell.sendline("echo status=$?")
+    shell.expect(r"status=(\d+)")
+    code = int(shell.match.group(1))
+    shell.expect_exact(PROMPT)
+    return code
+
+
+def test_interactive_wait_suspended_past_the_reset_resumes_after_fg(tmp_path: Path, zag_home: Path) -> None:
+    """Ctrl-Z while zag waits for the reset (the agent, claude-like, suspends itself); the reset passes while
+    the job is stopped; `fg`: zag types the resume message into the agent once it is back in raw mode
+    (not into its cooked, stopped terminal, where the line discipline would turn Enter into a newline),
+    and the session continues: one attempt, resumed, exit 0."""
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    tui, keylog = _claude_like(rig, tmp_path, time.time() + 4)
+    shell = _bash(rig, ZAG_CLAUDE_BIN=str(tui), TUI_SPEC=str(tmp_path / "spec.json"))
+    try:
+        shell.sendline(_zag_line(rig, "run", "claude"))
+        shell.expect_exact("hit its usage limit")
+        shell.sendcontrol("z")
+        shell.expect_exact("Stopped", timeout=5)
+        shell.expect_exact(PROMPT)
+        [row] = rig.zag_json("ps", "--json")
+        assert row["state"] in ("waiting", "dead")
+        time.sleep(7)  # the reset (+ jitter) passes while the job is stopped
+        assert not [k for k in _keys(keylog) if "Continue" in k["data"]], "typed while the job was stopped"
+        shell.sendline("fg")
+        shell.expect_exact("answered", timeout=15)
+        shell.expect_exact(PROMPT)
+        assert _status(shell) == 0
+    finally:
+        shell.close(force=True)
+    typed = [k for k in _keys(keylog) if "Continue" in k["data"] or k["data"] in ("\r", "\n")]
+    assert all(not k["icanon"] for k in typed), typed
+    events = rig.log()
+    assert [e["attempt"] for e in L.of_type(events, "usage_limit_resumed")] == [1]
+    assert not L.of_type(events, "usage_limit_resume_failed")
+
+
+VERIFY_CONFIG = L.CONFIG.replace("verify_secs = 20", "verify_secs = 3").replace("retry_secs = 1", "retry_secs = 30")
+
+
+def test_a_job_stopped_while_the_resumed_agent_answers_is_not_judged_by_the_time_it_stood_still(
+        tmp_path: Path, zag_home: Path) -> None:
+    """Ctrl-Z right after zag typed the resume message (the agent is thinking); the job stays stopped longer
+    than `verify_secs`; `fg`: the agent answers a moment later. The attempt succeeded: the verify window
+    counts the time the agent could run, not the time the job stood stopped (zag logged it failed at once
+    after `fg`, and the answer then closed the incident as 'continued by itself')."""
+    rig = L.Rig(tmp_path, zag_home, "claude", config=VERIFY_CONFIG)
+    tui, keylog = _claude_like(rig, tmp_path, time.time() + 2, think=1.5)
+    shell = _bash(rig, ZAG_CLAUDE_BIN=str(tui), TUI_SPEC=str(tmp_path / "spec.json"))
+    try:
+        shell.sendline(_zag_line(rig, "run", "claude"))
+        shell.expect_exact("thinking", timeout=20)
+        shell.sendcontrol("z")
+        shell.expect_exact("Stopped", timeout=5)
+        shell.expect_exact(PROMPT)
+        time.sleep(5)  # longer than verify_secs
+        shell.sendline("fg")
+        shell.expect_exact("answered", timeout=15)
+        shell.expect_exact(PROMPT)
+        assert _status(shell) == 0
+    finally:
+        shell.close(force=True)
+    events = rig.log()
+    assert not L.of_type(events, "usage_limit_resume_failed")
+    assert [e["attempt"] for e in L.of_type(events, "usage_limit_resumed")] == [1]
