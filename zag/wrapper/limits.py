@@ -69,6 +69,8 @@ if TYPE_CHECKING:
 
 INDEX_POLL_SECS = 1.0
 OP_JOIN_SECS = 10.0
+VERIFY_SLICE_SECS = 0.5
+STALL_SECS = 1.0  # a sleep that overran by this much: zag stood still (a stopped job, a machine asleep)
 RESUMED, FAILED = "resumed", "failed"
 # why a wait was cancelled (`data.cause` of the `usage_limit_cancelled` note), and how zag says it
 CAUSE_USAGE_CANCEL, CAUSE_INTERRUPTED = "usage_cancel", "interrupted"
@@ -620,16 +622,23 @@ class LimitHandler:
         return attempt
 
     def wait_outcome(self, attempt: Attempt, timeout: float, stopped: Any) -> str | None:
-        """Wait (bounded) until the attempt is judged; its outcome, or None."""
-        deadline = time.time() + timeout
+        """Wait (bounded) until the attempt is judged; its outcome, or None. Only the time zag ran counts
+        toward `timeout`: a job stopped with its agent (Ctrl-Z, then `fg` minutes later) or a machine
+        asleep does not use up the agent's time to answer (it could not run either)."""
+        from zag.wrapper import schedule
+
+        left = timeout
         while True:
             generation = self._generation
             if attempt.outcome is not None:
                 return attempt.outcome
-            now = time.time()
-            if stopped() or now >= deadline:
+            if stopped() or left <= 0:
                 return None
-            self._sleep(generation, deadline - now)
+            planned = min(left, VERIFY_SLICE_SECS)
+            started = schedule.elapsed()
+            self._sleep(generation, planned)
+            spent = schedule.elapsed() - started
+            left -= planned if spent > planned + STALL_SECS else spent
 
     def _resumed(self, attempt: Attempt) -> None:
         incident = attempt.incident
