@@ -224,9 +224,11 @@ def _plan(
             session_id, cursor, log_size = cursors[source.source_key]
             mode = MODE_CONTINUE
         else:
-            owner = owners.get(source.provider_session_id) if source.provider_session_id else None
-            if owner and owner not in fed_by_sources:
+            owner = _adoptive_owner(source, owners, fed_by_sources, index)
+            if owner is not None:
                 session_id, cursor, mode = owner, None, MODE_ADOPT
+                if source.ownership != source.provider_session_id:   # ids repeat across homes: one is its
+                    fed_by_sources.add(owner)
             else:
                 session_id, cursor = backfill_session_id(provider, source.source_key), None
                 mode = MODE_NEW if index.get_session(session_id) is None else MODE_ADOPT
@@ -244,13 +246,32 @@ def _plan(
     return ordered
 
 
+def _adoptive_owner(source: HistorySource, owners: dict[str, str], fed: set[str], index: Index) -> str | None:
+    """The zag session (supervised, without cursor) that holds this source's provider session, if any.
+    The index knows only its bare id: where the provider says that id repeats across its homes (an
+    `owner_key` of its own, e.g. goose's per-database ids) the session must also have run in the
+    source's folder, or another home's session with the same id would be written into its log."""
+    owner = owners.get(source.provider_session_id) if source.provider_session_id else None
+    if not owner or owner in fed:
+        return None
+    if source.ownership != source.provider_session_id:
+        row = index.get_session(owner)
+        if row is None or not source.cwd or not row["cwd"] or not _same_folder(row["cwd"], source.cwd):
+            return None
+    return owner
+
+
+def _same_folder(one: str, other: str) -> bool:
+    return one == other or os.path.realpath(one) == os.path.realpath(other)
+
+
 def _claimed_live(provider: str, source: HistorySource, index: Index, cache: dict[str, bool]) -> bool:
     """A supervisor follows this agent session live, possibly before its index row exists (`claims`).
     Once the owner's row exists, its liveness (pid and start time) decides: a stale claim whose pid was
     reused holds nothing."""
     from zag.providers import claims
 
-    owner = claims.live_owner(provider, source.provider_session_id) if source.provider_session_id else None
+    owner = claims.live_owner(provider, source.ownership) if source.provider_session_id else None
     if owner is None:
         return False
     return _is_live(index, owner, cache) if index.get_session(owner) is not None else True

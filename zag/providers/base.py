@@ -112,6 +112,13 @@ class HistorySource:
     ended_at: float | None = None
     model: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # what ownership compares (live claims, adoption by a supervised session); None: the session id.
+    # A provider whose ids repeat across its homes gives its `owner_key(provider_session_id, env)`.
+    owner_key: str | None = None
+
+    @property
+    def ownership(self) -> str:
+        return self.owner_key or self.provider_session_id
 
 
 @runtime_checkable
@@ -171,6 +178,13 @@ class OutputScanner(Protocol):
 
 
 # --- the provider ----------------------------------------------------------------------------
+def owner_key(provider: Any, provider_session_id: str, env: Mapping[str, str]) -> str:
+    """The key that names `provider_session_id` of an agent run with `env` (its claim, the
+    `HistorySource.owner_key` of its source): the provider's optional `owner_key(id, env)`, else the id."""
+    method = getattr(provider, "owner_key", None)
+    return method(provider_session_id, env) if method is not None else provider_session_id
+
+
 @runtime_checkable
 class Provider(Protocol):
     name: str                    # "claude" | "codex" | "gemini" | "goose"

@@ -32,7 +32,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -227,7 +227,7 @@ class Supervisor:
         self._last_child: Child | None = None
         self._ctx: LaunchContext | None = None
         self._state_lock = threading.Lock()
-        self._claimed: set[str] = set()  # provider session ids claimed for this session (`_claim`)
+        self._claimed: set[str] = set()  # owner keys of provider sessions claimed for this session (`_claim`)
 
     # -- the whole session ------------------------------------------------------------------------
     def run(self) -> int:
@@ -579,7 +579,7 @@ class Supervisor:
     def _spawn(self, plan: LaunchPlan, ctx: LaunchContext) -> Child:
         argv = [self.request.executable, *plan.args]
         if plan.provider_session_id:
-            self._claim(plan.provider_session_id)  # before the agent writes its first record
+            self._claim(plan.provider_session_id, ctx.env)  # before the agent writes its first record
         try:
             try:
                 child = self._start(argv, ctx)
@@ -797,27 +797,34 @@ class Supervisor:
             self.provider_session_id = value
             if self.writer is not None:
                 self.writer.provider_session_id = value
-        self._claim(value)
+        self._claim(value, self._ctx.env if self._ctx is not None else self.request.env)
         self._update_registry(provider_session_id=value)
 
-    def _claim(self, provider_session_id: str) -> None:
+    def _claim(self, provider_session_id: str, env: Mapping[str, str]) -> None:
         """Mark the agent's session as supervised here at once (a file, no index): a `zag backfill` running
-        before this session's index row is written leaves it alone (`claims`). Released at the end."""
+        before this session's index row is written leaves it alone (`claims`). Released at the end. The
+        key is the provider's `owner_key` (e.g. goose's id with its database: ids repeat across homes)."""
         from zag.providers import claims
+        from zag.providers.base import owner_key
 
+        try:
+            key = owner_key(self.provider, provider_session_id, env)
+        except Exception as exc:  # noqa: BLE001 - a provider bug must not stop the run
+            self.guard.fault("owner_key", exc)
+            key = provider_session_id
         with self._state_lock:
-            if provider_session_id in self._claimed:
+            if key in self._claimed:
                 return
-            self._claimed.add(provider_session_id)
-        claims.claim(self.provider.name, provider_session_id, self.session_id)
+            self._claimed.add(key)
+        claims.claim(self.provider.name, key, self.session_id)
 
     def _release_claims(self) -> None:
         from zag.providers import claims
 
         with self._state_lock:
             claimed, self._claimed = self._claimed, set()
-        for provider_session_id in claimed:
-            claims.release(self.provider.name, provider_session_id, self.session_id)
+        for key in claimed:
+            claims.release(self.provider.name, key, self.session_id)
 
     # -- signals ----------------------------------------------------------------------------------
     def _set_running(self, running: _Running | None) -> None:

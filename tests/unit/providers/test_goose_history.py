@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,106 @@ def test_backfill_runner_imports_goose_once_then_only_what_grew(world: dict) -> 
     assert [(e["type"], e.get("content")) for e in log if e["type"] in ("user_message", "assistant_message")] == [
         ("user_message", "hello"), ("assistant_message", "late reply")]
     assert log[0]["type"] == "session_started" and log[0]["backfilled"] is True
+
+
+# --- two goose data folders, one session id ---------------------------------------------------------
+ZAG_ID = "11111111-2222-4333-8444-555555555555"
+
+
+@pytest.fixture
+def two_roots(tmp_path: Path) -> dict:
+    """goose numbers sessions per database: the XDG one and a GOOSE_PATH_ROOT one both hold 20261207_1."""
+    home = tmp_path / "home"
+    xdg_env = {"HOME": str(home)}
+    root_env = {"HOME": str(home), "GOOSE_PATH_ROOT": str(tmp_path / "proj-root")}   # backfill sees both
+    xdg = gl.GooseDb.create(homes.goose_home(xdg_env).db_path)
+    xdg.create_session("20261207_1", working_dir="/work/a", created_at=T0)
+    xdg.add_message("20261207_1", "user", [gl.text("hello from a")], created=T0 + 1)
+    other = gl.GooseDb.create(homes.goose_home(root_env).db_path)
+    other.create_session("20261207_1", working_dir="/work/b", created_at=T0 + 5)
+    other.add_message("20261207_1", "user", [gl.text("hello from b")], created=T0 + 6)
+    return {"xdg_env": xdg_env, "env": root_env, "xdg": xdg, "other": other}
+
+
+def _texts(session_id: str) -> list[str]:
+    from zag import paths
+    from zag.logs.reader import read_events
+
+    return [e["content"] for e in read_events(paths.session_log(session_id)) if e["type"] == "user_message"]
+
+
+def _supervised_row(state: str, **fields: object) -> None:
+    """The index row of a zag session that ran goose on 20261207_1 with the XDG folder, no cursor."""
+    from zag.logs import events
+    from zag.logs.index import Index
+    from zag.logs.writer import SessionLogWriter
+    from zag.wrapper.liveness import hostname, process_start_time
+
+    me = os.getpid()
+    with Index() as index:
+        index.add_session(session_id=ZAG_ID, provider="goose", provider_session_id="20261207_1", state=state,
+                          started_at=T0, cwd="/work/a", supervisor_pid=me, supervisor_started=process_start_time(me),
+                          hostname=hostname(), last_heartbeat=time.time(), heartbeat_secs=10, last_seq=0, **fields)
+    with SessionLogWriter(ZAG_ID, "goose", provider_session_id="20261207_1") as writer:
+        writer.write(events.body(events.SESSION_STARTED, argv=["goose"], cwd="/work/a", model=None,
+                                 resumed=False, backfilled=False))
+
+
+def test_a_supervisors_claim_holds_only_its_own_folders_session(two_roots: dict) -> None:
+    """The supervisor claims goose's id with its database: backfill leaves that one alone (live) and
+    imports the other folder's session with the same id (it skipped it as live)."""
+    import threading
+    from types import SimpleNamespace
+
+    from zag.logs.backfill import run_backfill
+    from zag.logs.index import Index
+    from zag.wrapper.supervisor import Supervisor
+
+    supervisor = SimpleNamespace(provider=PROVIDER, session_id=ZAG_ID, _state_lock=threading.Lock(),
+                                 _claimed=set(), guard=None)
+    Supervisor._claim(supervisor, "20261207_1", two_roots["xdg_env"])   # before the index row is written
+    [summary] = run_backfill([PROVIDER], env=two_roots["env"], jobs=1)
+    assert (summary.live, summary.imported) == (1, 1)
+    with Index() as index:
+        [row] = index.list_sessions()
+    assert _texts(row["session_id"]) == ["hello from b"]
+    Supervisor._release_claims(supervisor)
+    [after] = run_backfill([PROVIDER], env=two_roots["env"], jobs=1)
+    assert (after.imported, after.unchanged) == (1, 1)
+
+
+def test_a_supervised_session_without_cursor_adopts_only_its_own_folders_session(two_roots: dict) -> None:
+    """A zag session that holds 20261207_1 without a cursor (e.g. its cursor was forgotten on a full disk)
+    is continued with the session of the folder it ran in; the other folder's becomes its own session.
+    A second run imports nothing again."""
+    from zag import states
+    from zag.logs.backfill import run_backfill
+    from zag.logs.index import Index
+
+    _supervised_row(states.EXITED, ended_at=T0 + 60)
+    [summary] = run_backfill([PROVIDER], env=two_roots["env"], jobs=1)
+    assert (summary.imported, summary.updated) == (1, 1)
+    assert _texts(ZAG_ID) == ["hello from a"]
+    with Index() as index:
+        [other] = [row for row in index.list_sessions() if row["session_id"] != ZAG_ID]
+    assert other["provider_session_id"] == "20261207_1" and other["cwd"] == "/work/b"
+    assert _texts(other["session_id"]) == ["hello from b"]
+    [again] = run_backfill([PROVIDER], env=two_roots["env"], jobs=1)
+    assert (again.imported, again.updated, again.unchanged, again.events) == (0, 0, 2, 0)
+    two_roots["other"].add_message("20261207_1", "assistant", [gl.text("b grew")], created=T0 + 7)
+    [grown] = run_backfill([PROVIDER], env=two_roots["env"], jobs=1)
+    assert (grown.imported, grown.updated, grown.unchanged) == (0, 1, 1)
+    assert _texts(ZAG_ID) == ["hello from a"]
+
+
+def test_two_folders_same_id_are_two_sessions_imported_once(two_roots: dict) -> None:
+    from zag.logs.backfill import run_backfill
+    from zag.logs.index import Index
+
+    [first] = run_backfill([PROVIDER], env=two_roots["env"], jobs=2)
+    assert (first.sessions_seen, first.imported) == (2, 2)
+    with Index() as index:
+        rows = index.list_sessions()
+    assert sorted(_texts(row["session_id"])[0] for row in rows) == ["hello from a", "hello from b"]
+    [again] = run_backfill([PROVIDER], env=two_roots["env"], jobs=2)
+    assert (again.imported, again.updated, again.events) == (0, 0, 0)

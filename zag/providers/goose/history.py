@@ -8,11 +8,14 @@ which makes a per-session fingerprint that changes whenever the session does), a
 first line of each legacy file.
 
 `source_key` is `<real path of sessions.db>#<session id>` (the live session uses the same key) or the
-real path of the legacy file.
+real path of the legacy file. goose numbers sessions per database (`20261207_1`), so the bare id does not
+name one session: ownership (claims, a supervised session's adoption) compares `owner_key`, the id and
+a hash of its folder's `sessions.db`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 from collections.abc import Iterator, Mapping
@@ -33,6 +36,14 @@ FIRST_LINE_BYTES = 64 * 1024
 
 def db_source_key(db_path: Path | str, session_id: str) -> str:
     return f"{os.path.realpath(db_path)}#{session_id}"
+
+
+def owner_key(db_path: Path | str, session_id: str) -> str:
+    """The session's id and its database: gooses run with their own GOOSE_PATH_ROOT (or XDG_DATA_HOME)
+    share ids that are not the same session. (The path is hashed: a claim's file name is cut at 200
+    characters.) A legacy `<id>.jsonl` is keyed by the `sessions.db` of its folder."""
+    digest = hashlib.sha1(os.path.realpath(db_path).encode(), usedforsecurity=False).hexdigest()[:16]
+    return f"{session_id}@{digest}"
 
 
 class UnreadableDatabase(RuntimeError):
@@ -91,6 +102,7 @@ def _db_source(db_path: Path, row: dict[str, Any]) -> HistorySource:
         started_at=db.epoch(row.get("created_at")),
         ended_at=db.epoch(row.get("updated_at")),
         model=db.model_name(row),
+        owner_key=owner_key(db_path, session_id),
         extra={"kind": KIND_DB, "name": row.get("name"), "description": row.get("description"),
                "session_type": row.get("session_type"), "provider": row.get("provider_name")},
     )
@@ -120,6 +132,7 @@ def _jsonl_source(path: Path) -> HistorySource:
         cwd=cwd if isinstance(cwd, str) and cwd else None,
         started_at=_legacy_id_time(path.stem),
         ended_at=ended,
+        owner_key=owner_key(path.parent / homes.DB_NAME, path.stem),
         extra={"kind": KIND_JSONL, "description": (metadata or {}).get("description")},
     )
 

@@ -19,7 +19,6 @@ Pre-database goose (≤ 1.9) is followed through `<data>/sessions/<name>.jsonl` 
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from zag.providers import claims, sqlite_ro
 from zag.providers.base import Item, LaunchContext, LaunchPlan, SessionIdHint
 from zag.providers.goose import db, homes
 from zag.providers.goose.argv import KIND_DEFAULT
-from zag.providers.goose.history import db_source_key
+from zag.providers.goose.history import db_source_key, owner_key
 from zag.providers.goose.reader import DbSessionReader, LegacyJsonlReader
 from zag.providers.goose.records import PROVIDER
 
@@ -160,7 +159,7 @@ class GooseLiveSession:
             session_id = row.get("id")
             if not isinstance(session_id, str):
                 continue
-            key = _claim_key(self.db_path, session_id)
+            key = owner_key(self.db_path, session_id)
             if claims.claim(PROVIDER, key, self.owner, ended_too=True):
                 self.claimed.add(key)
                 return session_id
@@ -185,14 +184,6 @@ class GooseLiveSession:
         self.reader = LegacyJsonlReader(path, path.stem, skip_before=skip)
         self.provider_session_id = path.stem
         self.source_key = os.path.realpath(path)
-
-
-def _claim_key(db_path: Path, session_id: str) -> str:
-    """The session's id and its database: goose numbers sessions per database (`20261207_1`), so gooses
-    run with their own GOOSE_PATH_ROOT share ids that are not the same session. (The path is hashed: a
-    claim's file name is cut at 200 characters.)"""
-    digest = hashlib.sha1(os.path.realpath(db_path).encode(), usedforsecurity=False).hexdigest()[:16]
-    return f"{session_id}@{digest}"
 
 
 def _first(rows: Any) -> str | None:

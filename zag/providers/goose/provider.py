@@ -96,6 +96,13 @@ class GooseProvider:
 
         return history.discover(env)
 
+    def owner_key(self, provider_session_id: str, env: Mapping[str, str]) -> str:
+        """goose numbers sessions per database: the id qualified by the database a goose run with `env`
+        writes (`HistorySource.owner_key` of its source, the live session's claims)."""
+        from zag.providers.goose import history, homes
+
+        return history.owner_key(homes.goose_home(env).db_path, provider_session_id)
+
     def open_reader(self, source: HistorySource, cursor: Any) -> SessionReader:
         from zag.providers.goose import history
         from zag.providers.goose.reader import DbSessionReader, LegacyJsonlReader
