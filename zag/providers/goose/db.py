@@ -87,6 +87,36 @@ def messages_after(connection: sqlite3.Connection, schema: Schema, session_id: s
         f"SELECT {schema.message_select()} FROM messages WHERE session_id = ? AND id > ?{upper} ORDER BY id", args)
 
 
+def sessions_holding(connection: sqlite3.Connection, schema: Schema, values: tuple[Any, ...],
+                     among: list[str] | None, but: str) -> list[str]:
+    """The other sessions (of `among`, if given; never `but`) that hold a copy of message row `values`
+    (as `messages_after` gives it): the same `message_id` where goose keeps one (copies keep it), else the
+    same role, created_timestamp and content. Oldest session first."""
+    _, message_id, role, content, created, _, _ = values
+    if among is not None and not among:
+        return []
+    if message_id and "message_id" in schema.messages:
+        found = _holding(connection, schema, "m.message_id = CAST(? AS TEXT)", [message_id], among, but)
+        if found:
+            return found
+    # rows from before message ids (goose ≤ v6) get a new id in the copy
+    # (the values come as bytes: read back as the TEXT they were)
+    return _holding(connection, schema, "m.role = CAST(? AS TEXT) AND m.created_timestamp = ? "
+                    "AND m.content_json = CAST(? AS TEXT)", [role, created, content], among, but)
+
+
+def _holding(connection: sqlite3.Connection, schema: Schema, where: str, args: list[Any],
+             among: list[str] | None, but: str) -> list[str]:
+    if among is not None:
+        where += f" AND m.session_id IN ({', '.join('?' for _ in among)})"
+        args += among
+    order = "s.created_at, s.id" if "created_at" in schema.sessions else "s.id"
+    rows = connection.execute(
+        f"SELECT DISTINCT m.session_id, s.created_at FROM messages m JOIN sessions s ON s.id = m.session_id "
+        f"WHERE {where} AND m.session_id != ? ORDER BY {order} LIMIT 50", (*args, but)).fetchall()
+    return [text(row[0]) for row in rows]
+
+
 def list_sessions(connection: sqlite3.Connection, schema: Schema) -> list[dict[str, Any]]:
     """Every session with at least one message, with message count and id range (for fingerprints)."""
     rows = connection.execute(

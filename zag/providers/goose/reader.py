@@ -8,6 +8,8 @@ then skips re-inserted rows it already emitted: known by `(role, created, conten
 `message_id`, remembered for the last `KEEP_KEYS` messages; rows older than those count as seen. New
 rows (the compaction summary, later turns) are emitted. State stays bounded and fits in the cursor.
 A busy/locked database ends the read early; the next read continues from the cursor.
+A session read from its start whose leading rows are a fork's copies of another session (`_CopiedHead`)
+logs them as one `copied_history` note: the parent's session holds them.
 
 Legacy JSONL (goose ≤ 1.9, `<id>.jsonl`: a metadata line, then one message per line) is rewritten
 whole on every save, so each read streams the file from the start and skips the messages it already
@@ -174,17 +176,28 @@ class DbSessionReader:
             if not self.baseline:
                 yield session_status(row, self.session_id, source=self.source)
         yield from self._rewrite_check(connection, schema)
+        copies = _CopiedHead(connection, schema, row, self.session_id) if self._from_start() else None
         for values in db.messages_after(connection, schema, self.session_id, self.rowid):
+            if copies is not None and not copies.take(values):
+                yield from copies.note()
+                copies = None
             items = self._message(values)
             rowid = values[0] if type(values[0]) is int else _int(values[0])
             if rowid > self.rowid:
                 self.rowid = rowid
             self.rows += 1
-            if items:
+            if items and copies is None:   # a copy only primes the state (seen keys, tool names)
                 yield from items
+        if copies is not None:
+            yield from copies.note()
         yield from self._usage(row)
         self.baseline = False
         connection.execute("COMMIT")
+
+    def _from_start(self) -> bool:
+        """Reading the session's first rows with nothing to skip (backfill's first import): where a fork's
+        copied history can be."""
+        return self.rowid == 0 and self.rows == 0 and self.skip_before is None and not self.baseline
 
     def _rewrite_check(self, connection: sqlite3.Connection, schema: db.Schema) -> Iterator[Item]:
         """Rows at or below the cursor vanished (goose rewrote the conversation), or appeared (an
@@ -253,6 +266,58 @@ class DbSessionReader:
         self.usage = current
         if body is not None:
             yield body
+
+
+class _CopiedHead:
+    """The history a fork copied from its parent, at the head of a session read from its start.
+
+    `goose session --resume --fork` (and `goose run --resume --fork`) copies the session into a new one
+    (`copy_session`: `replace_conversation` on a new row): every message keeps its `message_id`, role,
+    content and `created_timestamp`, so the copies are older than the new session and held by another
+    session too; the token counters are not copied (the fork's count only its own turns). The leading
+    rows that are such copies of one other session are not logged again (its session holds them): they
+    become one `provider_status` note (`data.kind: "copied_history"`, `forked_from`)."""
+
+    def __init__(self, connection: sqlite3.Connection, schema: db.Schema, row: dict[str, Any],
+                 session_id: str) -> None:
+        self.connection = connection
+        self.schema = schema
+        self.session_id = session_id
+        created = db.epoch(row.get("created_at"))
+        self.created_at = int(created) if created is not None else None
+        self.parents: list[str] | None = None   # the sessions holding every copy so far
+        self.count = 0
+        self.first_ts: Any = None
+        self.last_ts: Any = None
+
+    def take(self, values: tuple[Any, ...]) -> bool:
+        """Is this row (the next one) still part of the copied head?"""
+        created = values[4]
+        created_int = seconds(created if type(created) is int else _int(created))
+        if self.created_at is None or created_int > self.created_at:
+            return False
+        holders = db.sessions_holding(self.connection, self.schema, values, self.parents, self.session_id)
+        if not holders:
+            return False
+        self.parents = holders
+        self.count += 1
+        ts = records._epoch(created)
+        self.first_ts = self.first_ts or ts
+        self.last_ts = ts or self.last_ts
+        return True
+
+    def note(self) -> Iterator[Item]:
+        if not self.count or not self.parents:
+            return
+        parent = self.parents[0]   # the oldest session holding them all
+        data = {"kind": "copied_history", "forked_from": parent, "messages": self.count,
+                "first_ts": self.first_ts, "last_ts": self.last_ts}
+        body = events.provider_status(
+            f"history copied from session {parent} (goose --fork): not logged again, its usage not counted again",
+            data)
+        body["ts"] = self.created_at   # when goose copied them (the copies keep their own times)
+        body["provider_session_id"] = self.session_id
+        yield body
 
 
 def decode_message(role: Any, content: bytes, created: Any, message_id: Any, metadata: Any, *,
