@@ -224,7 +224,7 @@ def _plan(
             session_id, cursor, log_size = cursors[source.source_key]
             mode = MODE_CONTINUE
         else:
-            owner = _adoptive_owner(source, owners, fed_by_sources, index)
+            owner = _adoptive_owner(provider, source, owners, fed_by_sources, index)
             if owner is not None:
                 session_id, cursor, mode = owner, None, MODE_ADOPT
                 if source.ownership != source.provider_session_id:   # ids repeat across homes: one is its
@@ -246,19 +246,23 @@ def _plan(
     return ordered
 
 
-def _adoptive_owner(source: HistorySource, owners: dict[str, str], fed: set[str], index: Index) -> str | None:
+def _adoptive_owner(provider: str, source: HistorySource, owners: dict[str, str], fed: set[str],
+                    index: Index) -> str | None:
     """The zag session (supervised, without cursor) that holds this source's provider session, if any.
     The index knows only its bare id: where the provider says that id repeats across its homes (an
     `owner_key` of its own, e.g. goose's per-database ids) the session must also have run in the
-    source's folder, or another home's session with the same id would be written into its log."""
+    source's folder (the newest such), or another home's session with the same id would be written
+    into its log."""
     owner = owners.get(source.provider_session_id) if source.provider_session_id else None
-    if not owner or owner in fed:
+    if not owner:
         return None
-    if source.ownership != source.provider_session_id:
-        row = index.get_session(owner)
-        if row is None or not source.cwd or not row["cwd"] or not _same_folder(row["cwd"], source.cwd):
-            return None
-    return owner
+    if source.ownership == source.provider_session_id:
+        return owner if owner not in fed else None
+    if not source.cwd:
+        return None
+    holders = index.provider_session_holders(provider, source.provider_session_id)
+    return next((session_id for session_id, cwd in holders
+                 if session_id not in fed and cwd and _same_folder(cwd, source.cwd)), None)
 
 
 def _same_folder(one: str, other: str) -> bool:

@@ -284,6 +284,12 @@ class Index:
         ).fetchone()
         return row[0] if row else None
 
+    def provider_session_holders(self, provider: str, provider_session_id: str) -> list[tuple[str, str | None]]:
+        """`(session_id, cwd)` of every zag session that holds a provider session, newest first."""
+        return [(row[0], row[1]) for row in self._conn.execute(
+            "SELECT session_id, cwd FROM sessions WHERE provider = ? AND provider_session_id = ? "
+            "ORDER BY started_at DESC", (provider, provider_session_id))]
+
     def provider_session_owners(self, provider: str) -> dict[str, str]:
         """`{provider_session_id: session_id}` for one provider, in one query (the newest session, as
         `find_by_provider_session` answers), for callers that would otherwise ask per id."""

@@ -166,8 +166,10 @@ def _texts(session_id: str) -> list[str]:
     return [e["content"] for e in read_events(paths.session_log(session_id)) if e["type"] == "user_message"]
 
 
-def _supervised_row(state: str, **fields: object) -> None:
-    """The index row of a zag session that ran goose on 20261207_1 with the XDG folder, no cursor."""
+def _supervised_row(state: str, session_id: str = ZAG_ID, cwd: str = "/work/a", started_at: float = T0,
+                    **fields: object) -> None:
+    """The index row of a zag session that ran goose on 20261207_1 (by default with the XDG folder, in
+    /work/a), no cursor."""
     from zag.logs import events
     from zag.logs.index import Index
     from zag.logs.writer import SessionLogWriter
@@ -175,11 +177,11 @@ def _supervised_row(state: str, **fields: object) -> None:
 
     me = os.getpid()
     with Index() as index:
-        index.add_session(session_id=ZAG_ID, provider="goose", provider_session_id="20261207_1", state=state,
-                          started_at=T0, cwd="/work/a", supervisor_pid=me, supervisor_started=process_start_time(me),
+        index.add_session(session_id=session_id, provider="goose", provider_session_id="20261207_1", state=state,
+                          started_at=started_at, cwd=cwd, supervisor_pid=me, supervisor_started=process_start_time(me),
                           hostname=hostname(), last_heartbeat=time.time(), heartbeat_secs=10, last_seq=0, **fields)
-    with SessionLogWriter(ZAG_ID, "goose", provider_session_id="20261207_1") as writer:
-        writer.write(events.body(events.SESSION_STARTED, argv=["goose"], cwd="/work/a", model=None,
+    with SessionLogWriter(session_id, "goose", provider_session_id="20261207_1") as writer:
+        writer.write(events.body(events.SESSION_STARTED, argv=["goose"], cwd=cwd, model=None,
                                  resumed=False, backfilled=False))
 
 
@@ -241,3 +243,17 @@ def test_two_folders_same_id_are_two_sessions_imported_once(two_roots: dict) -> 
     assert sorted(_texts(row["session_id"])[0] for row in rows) == ["hello from a", "hello from b"]
     [again] = run_backfill([PROVIDER], env=two_roots["env"], jobs=2)
     assert (again.imported, again.updated, again.events) == (0, 0, 0)
+
+
+def test_two_supervised_sessions_with_the_same_id_each_adopt_their_own_folders_session(two_roots: dict) -> None:
+    """Both folders' 20261207_1 ran under zag (in /work/a and /work/b), neither has a cursor: each is
+    continued in its own zag session, though the index's newest holder of the id is the /work/b one."""
+    from zag import states
+    from zag.logs.backfill import run_backfill
+
+    other_id = "22222222-2222-4333-8444-555555555555"
+    _supervised_row(states.EXITED, ended_at=T0 + 60)
+    _supervised_row(states.EXITED, session_id=other_id, cwd="/work/b", started_at=T0 + 5, ended_at=T0 + 60)
+    [summary] = run_backfill([PROVIDER], env=two_roots["env"], jobs=1)
+    assert (summary.imported, summary.updated) == (0, 2)
+    assert _texts(ZAG_ID) == ["hello from a"] and _texts(other_id) == ["hello from b"]
