@@ -80,6 +80,25 @@ def test_fork_follows_the_copy_and_skips_the_copied_history(tmp_path: Path) -> N
     assert contents(live.poll()) == ["after the fork"] and live.provider_session_id == "20251108_1"
 
 
+def test_a_forks_copied_history_is_one_note_naming_the_parent(tmp_path: Path) -> None:
+    _, database, ctx = setup(tmp_path)
+    old = int(ctx.started_at) - 7200
+    database.create_session("20251107_1", name="proj", created_at=old)
+    database.add_message("20251107_1", "user", [gl.text("original")], created=old + 1, message_id="m1")
+    database.add_message("20251107_1", "assistant", [gl.text("answer")], created=old + 2, message_id="m2")
+    live = PROVIDER.open_live(PROVIDER.plan_launch(["run", "--resume", "--fork", "--session-id", "20251107_1",
+                                                    "-t", "more"], ctx), ctx)
+    assert live.poll() == []
+    database.copy_session("20251107_1", "20251108_1", created_at=time.time())
+    database.add_message("20251108_1", "user", [gl.text("after the fork")], created=int(time.time()))
+    items = live.poll()
+    [note] = [item for item in items if item.get("type") == events.PROVIDER_STATUS]
+    assert note["data"]["kind"] == "copied_history" and note["data"]["forked_from"] == "20251107_1"
+    assert note["data"]["messages"] == 2 and contents(items) == ["after the fork"]
+    database.add_message("20251108_1", "assistant", [gl.text("done")], created=int(time.time()))
+    assert [item.get("type") for item in live.poll()] == ["assistant_message"]
+
+
 def test_a_reported_session_id_switches_the_session(tmp_path: Path) -> None:
     _, database, ctx = setup(tmp_path)
     plan = PROVIDER.plan_launch(["session"], ctx)

@@ -13,7 +13,8 @@ zag session follows or followed (they all took the newest). Resumes are not: two
 write to the same row.
 Until it exists (goose creates the database and the row at start-up) each poll looks again, but only
 when the database changed (two stats). Then the shared `DbSessionReader` follows it. A resumed or
-forked session skips the messages written before this launch (an earlier run logged them).
+forked session skips the messages written before this launch (an earlier run logged them); a fork's
+copies of its parent's history are one `copied_history` note.
 Pre-database goose (≤ 1.9) is followed through `<data>/sessions/<name>.jsonl` instead.
 """
 
@@ -167,7 +168,7 @@ class GooseLiveSession:
 
     def _follow_database(self, session_id: str) -> None:
         skip = int(self.started_at) if self.resume else None
-        self.reader = DbSessionReader(self.db_path, session_id, skip_before=skip)
+        self.reader = DbSessionReader(self.db_path, session_id, skip_before=skip, find_copies=self.fork)
         self.provider_session_id = session_id
         self.source_key = db_source_key(self.db_path, session_id)
 

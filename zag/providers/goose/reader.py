@@ -110,8 +110,10 @@ class DbSessionReader:
     """Reads one session of a goose `sessions.db` from a cursor."""
 
     def __init__(self, db_path: Path | str, session_id: str, cursor: Any = None, *,
-                 skip_before: float | None = None, source: str = events.SOURCE_PROVIDER_FILE) -> None:
+                 skip_before: float | None = None, source: str = events.SOURCE_PROVIDER_FILE,
+                 find_copies: bool = False) -> None:
         self.db_path = Path(db_path)
+        self.find_copies = find_copies   # live `--fork`: look for the copied head despite `skip_before`
         self.session_id = session_id
         self.source = source
         self.last_error: str | None = None
@@ -197,7 +199,8 @@ class DbSessionReader:
     def _from_start(self) -> bool:
         """Reading the session's first rows with nothing to skip (backfill's first import): where a fork's
         copied history can be."""
-        return self.rowid == 0 and self.rows == 0 and self.skip_before is None and not self.baseline
+        return self.rowid == 0 and self.rows == 0 and (
+            self.find_copies or (self.skip_before is None and not self.baseline))
 
     def _rewrite_check(self, connection: sqlite3.Connection, schema: db.Schema) -> Iterator[Item]:
         """Rows at or below the cursor vanished (goose rewrote the conversation), or appeared (an
