@@ -64,6 +64,8 @@ while time.monotonic() < deadline:
         os.killpg(0, signal.SIGTSTP)
         continue
     seen += data
+    if seen.endswith(b"Continue"):
+        out("typing\r\n")  # the message without its Enter yet (zag pauses between the two)
     if seen.endswith(b"\r") and b"Continue" not in seen:
         out("\r\n> \r\n  ? for shortcuts\r\n")  # "Stop and wait" chosen: the prompt is back
     if b"Continue\r" in seen:
@@ -135,7 +137,7 @@ def test_interactive_wait_suspended_past_the_reset_resumes_after_fg(tmp_path: Pa
     (not into its cooked, stopped terminal, where the line discipline would turn Enter into a newline),
     and the session continues: one attempt, resumed, exit 0."""
     rig = L.Rig(tmp_path, zag_home, "claude")
-    tui, keylog = _claude_like(rig, tmp_path, time.time() + 4)
+    tui, keylog = _claude_like(rig, tmp_path, time.time() + 4, raw_delay=0.5)
     shell = _bash(rig, ZAG_CLAUDE_BIN=str(tui), TUI_SPEC=str(tmp_path / "spec.json"))
     try:
         shell.sendline(_zag_line(rig, "run", "claude"))
@@ -185,6 +187,89 @@ def test_a_job_stopped_while_the_resumed_agent_answers_is_not_judged_by_the_time
         assert _status(shell) == 0
     finally:
         shell.close(force=True)
+    events = rig.log()
+    assert not L.of_type(events, "usage_limit_resume_failed")
+    assert [e["attempt"] for e in L.of_type(events, "usage_limit_resumed")] == [1]
+
+
+def _headless_line(rig: L.Rig, out: Path) -> str:
+    return f"{_zag_line(rig, 'run', 'claude', *L.CLAUDE_HEADLESS_ARGS)} >{shlex.quote(str(out))}"
+
+
+def test_a_headless_wait_suspended_then_continued_with_bg_relaunches_the_agent(tmp_path: Path,
+                                                                               zag_home: Path) -> None:
+    """`zag run claude -p … >out` in an interactive shell: Ctrl-Z during the wait between runs (no agent
+    running), then `bg`: the wait goes on in the background, the agent is relaunched there and the job
+    ends with its exit code."""
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    rig.script(L.claude_headless_hit(rig, time.time() + 3), L.claude_headless_resumed(rig))
+    shell = _bash(rig)
+    try:
+        shell.sendline(_headless_line(rig, tmp_path / "out.jsonl"))
+        shell.expect_exact("hit its usage limit")
+        shell.sendcontrol("z")
+        shell.expect_exact("Stopped", timeout=5)
+        shell.expect_exact(PROMPT)
+        shell.sendline("bg")
+        shell.expect_exact(PROMPT)
+        shell.sendline("wait %1; echo status=$?")
+        shell.expect(r"status=(\d+)", timeout=30)
+        assert int(shell.match.group(1)) == 0
+    finally:
+        shell.close(force=True)
+    events = rig.log()
+    assert [e["attempt"] for e in L.of_type(events, "usage_limit_resumed")] == [1]
+    assert events[-1]["type"] == "session_ended" and events[-1]["exit_code"] == 0
+    assert len(rig.invocations()) == 2
+
+
+def test_kill_of_a_headless_job_stopped_during_the_wait_ends_it_cleanly(tmp_path: Path, zag_home: Path) -> None:
+    """Ctrl-Z during the headless wait, then `kill %1` (SIGTERM with a SIGCONT): zag cancels the wait, logs
+    session_ended (cancelled) and exits with the agent's last exit code (1), without relaunching it."""
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    rig.script(L.claude_headless_hit(rig, time.time() + 30), L.claude_headless_resumed(rig))
+    shell = _bash(rig)
+    try:
+        shell.sendline(_headless_line(rig, tmp_path / "out.jsonl"))
+        shell.expect_exact("hit its usage limit")
+        shell.sendcontrol("z")
+        shell.expect_exact("Stopped", timeout=5)
+        shell.expect_exact(PROMPT)
+        shell.sendline("kill %1; wait %1; echo status=$?")
+        shell.expect(r"status=(\d+)", timeout=15)
+        code = int(shell.match.group(1))
+    finally:
+        shell.close(force=True)
+    events = rig.log()
+    assert events[-1]["type"] == "session_ended", [e["type"] for e in events[-3:]]
+    assert (code, events[-1]["exit_code"], events[-1].get("cancelled")) == (1, 1, True)
+    assert len(rig.invocations()) == 1
+    [row] = rig.agent.index_rows()
+    assert (row["state"], row["exit_code"]) == ("exited", 1)
+
+
+def test_ctrl_z_between_the_typed_message_and_its_enter(tmp_path: Path, zag_home: Path) -> None:
+    """Ctrl-Z lands while zag types the resume message (claude: the text, a 0.25 s pause, Enter): the agent
+    suspends itself (cooked modes back); after `fg` the Enter must reach it as an Enter (CR in its raw
+    mode), not go through the cooked line discipline of a stopped agent (CR turned into a newline: claude
+    inserts a line, the message is never sent)."""
+    rig = L.Rig(tmp_path, zag_home, "claude", config=VERIFY_CONFIG)
+    tui, keylog = _claude_like(rig, tmp_path, time.time() + 2)
+    shell = _bash(rig, ZAG_CLAUDE_BIN=str(tui), TUI_SPEC=str(tmp_path / "spec.json"))
+    try:
+        shell.sendline(_zag_line(rig, "run", "claude"))
+        shell.expect_exact("typing", timeout=20)
+        shell.sendcontrol("z")
+        shell.expect_exact("Stopped", timeout=5)
+        shell.expect_exact(PROMPT)
+        time.sleep(1)
+        shell.sendline("fg")
+        shell.expect_exact("answered", timeout=10)
+        shell.expect_exact(PROMPT)
+        assert _status(shell) == 0
+    finally:
+        shell.close(force=True)
+        print("KEYS", _keys(keylog))
     events = rig.log()
     assert not L.of_type(events, "usage_limit_resume_failed")
     assert [e["attempt"] for e in L.of_type(events, "usage_limit_resumed")] == [1]

@@ -13,6 +13,7 @@ The operation stops as soon as its child is gone (the main thread then takes ove
 
 from __future__ import annotations
 
+import termios
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,8 @@ NEW_CHILD_MAX_SECS = 30.0
 UNBLOCK_STEPS = 5
 UNBLOCK_REACTION_SECS = 3.0  # how long a dialog may take to redraw after an answer
 SCREEN_QUIET_SECS = 0.3
+AGENT_BACK_SECS = 30.0     # how long typing waits for a suspended agent to be back in its raw mode
+AGENT_POLL_SECS = 0.02
 
 
 class PtyResume:
@@ -42,6 +45,7 @@ class PtyResume:
         self.relaunch = relaunch
         self.previous_child = previous_child
         self.message = message          # typed after a relaunch (None: the plan carried it, or a re-run)
+        self._seen_raw = False          # the agent's terminal was seen in raw mode (a TUI: `_await_agent`)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._guarded, name="zag-resume", daemon=True)
 
@@ -80,12 +84,15 @@ class PtyResume:
             self.engine.screen.wait_settled(quiet=READY_QUIET_SECS, timeout=READY_MAX_SECS, stopped=self.stopped)
             if self.stopped():
                 return
+            self._seen_raw = _canonical(self.child) is False  # its TUI's own mode, before any Ctrl-Z
             if self.message is not None:
                 self._unblock()
                 if not self._type(self.message):
                     return
             if self.relaunch is not None:
                 self._verify(self.relaunch)
+        else:
+            self._seen_raw = _canonical(self.child) is False
         while not self.stopped():
             outcome, incident = self.engine.wait_due(self.stopped)
             if outcome != "due" or incident is None:
@@ -149,6 +156,35 @@ class PtyResume:
         for position, chunk in enumerate(chunks):
             if position and pause > 0 and self._stop.wait(pause):
                 return False
-            if self.stopped() or not self.engine.supervisor.send_to_agent(chunk):
+            if not self._await_agent() or not self.engine.supervisor.send_to_agent(chunk):
                 return False
         return True
+
+    def _await_agent(self) -> bool:
+        """Before each key: wait while the job is suspended (Ctrl-Z), or while the agent, a TUI seen in raw
+        mode, is out of it: suspending itself (cooked modes back, then stopped) or continued but not yet
+        raw again (its SIGCONT handler). Keys typed then go through the cooked line discipline (Enter
+        becomes a newline) and a TUI flushes them as it goes raw again. Bounded by `AGENT_BACK_SECS` of
+        zag's running time (then the keys go as before); False when the operation stops."""
+        waited = 0.0
+        while not self.stopped():
+            canonical = _canonical(self.child)
+            if canonical is False:
+                self._seen_raw = True
+            suspended = self.engine.supervisor.suspended.is_set()
+            if waited >= AGENT_BACK_SECS or not (suspended or (self._seen_raw and canonical)):
+                return True
+            self._stop.wait(AGENT_POLL_SECS)
+            waited += AGENT_POLL_SECS  # counted, not timed: a stopped job does not use it up
+        return False
+
+
+def _canonical(child: Child | None) -> bool | None:
+    """Whether the agent's terminal is in canonical (cooked) mode; None when it cannot be told."""
+    fd = child.pty_master if child is not None else None
+    if fd is None:
+        return None
+    try:
+        return bool(termios.tcgetattr(fd)[3] & termios.ICANON)
+    except (OSError, termios.error):
+        return None
