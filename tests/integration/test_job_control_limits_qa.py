@@ -11,8 +11,8 @@ transcript records and logs every chunk of input it reads, with the terminal's I
 from __future__ import annotations
 
 import json
+import re
 import shlex
-import signal
 import sys
 import time
 from pathlib import Path
@@ -21,7 +21,7 @@ from typing import Any
 import pexpect
 
 from tests.integration import limits_rig as L
-from tests.integration.helpers import kill_quietly
+from zag.logs.events import parse_ts
 
 PROMPT = "PROMPT$ "
 
@@ -63,6 +63,8 @@ while time.monotonic() < deadline:
         termios.tcsetattr(0, termios.TCSANOW, cooked)
         os.killpg(0, signal.SIGTSTP)
         continue
+    if data == b"q":
+        sys.exit(3)
     seen += data
     if seen.endswith(b"Continue"):
         out("typing\r\n")  # the message without its Enter yet (zag pauses between the two)
@@ -121,6 +123,23 @@ def _keys(keylog: Path) -> list[dict[str, Any]]:
     if not keylog.exists():
         return []
     return [json.loads(line) for line in keylog.read_text(encoding="utf-8").splitlines() if line]
+
+
+def _killed_job_status(shell: pexpect.spawn) -> int:
+    """`kill %1` to the stopped job, then its exit status as `jobs` reports it once it ended (not `wait %1`
+    right after the kill: bash may still have the job stopped then and return 128+SIGTSTP at once)."""
+    shell.sendline("kill %1")
+    shell.expect_exact(PROMPT)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        shell.sendline("jobs")
+        shell.expect_exact(PROMPT)
+        seen = shell.before.decode("utf-8", "replace")
+        ended = re.search(r"(Exit (\d+)|Done|Terminated)", seen)
+        if ended:
+            return int(ended.group(2)) if ended.group(2) else (0 if ended.group(1) == "Done" else 143)
+        time.sleep(0.2)
+    raise AssertionError("the killed job did not end")
 
 
 def _status(shell: pexpect.spawn) -> int:
@@ -235,9 +254,7 @@ def test_kill_of_a_headless_job_stopped_during_the_wait_ends_it_cleanly(tmp_path
         shell.sendcontrol("z")
         shell.expect_exact("Stopped", timeout=5)
         shell.expect_exact(PROMPT)
-        shell.sendline("kill %1; wait %1; echo status=$?")
-        shell.expect(r"status=(\d+)", timeout=15)
-        code = int(shell.match.group(1))
+        code = _killed_job_status(shell)
     finally:
         shell.close(force=True)
     events = rig.log()
@@ -273,3 +290,129 @@ def test_ctrl_z_between_the_typed_message_and_its_enter(tmp_path: Path, zag_home
     events = rig.log()
     assert not L.of_type(events, "usage_limit_resume_failed")
     assert [e["attempt"] for e in L.of_type(events, "usage_limit_resumed")] == [1]
+
+
+def _dead_waiting_session(rig: L.Rig, reset_in: float, tui: bool) -> str:
+    """A headless session hit its limit, its zag SIGKILLed while waiting: dead, resume due; the resumed run
+    is a claude TUI (`tui`) or headless again."""
+    resumed = ([{"raw_tty": True}, {"out": "╭─ Claude Code ─╮\r\n❯ \r\n  ? for shortcuts\r\n"},
+                *L.claude_tui_resumed(rig)] if tui else L.claude_headless_resumed(rig))
+    rig.script(L.claude_headless_hit(rig, time.time() + reset_in), resumed)
+    return rig.killed_while_waiting()["session_id"]
+
+
+def test_zag_resume_suspended_during_its_wait_then_fg(tmp_path: Path, zag_home: Path) -> None:
+    """`zag resume <dead session> >out` from an interactive shell, Ctrl-Z during its wait, the due time
+    passes, `fg`: it resumes the agent and ends 0."""
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    session_id = _dead_waiting_session(rig, 6, tui=False)
+    shell = _bash(rig)
+    try:
+        shell.sendline(f"{_zag_line(rig, 'resume', session_id[:8])} >{shlex.quote(str(tmp_path / 'out'))}")
+        shell.expect_exact("resumes at")
+        shell.sendcontrol("z")
+        shell.expect_exact("Stopped", timeout=5)
+        shell.expect_exact(PROMPT)
+        time.sleep(6)
+        started = time.monotonic()
+        shell.sendline("fg")
+        shell.expect_exact(PROMPT, timeout=20)
+        assert time.monotonic() - started < 8
+        assert _status(shell) == 0
+    finally:
+        shell.close(force=True)
+    events = rig.log()
+    assert [e["attempt"] for e in L.of_type(events, "usage_limit_resumed")] == [1]
+    assert events[-1]["type"] == "session_ended" and events[-1]["exit_code"] == 0
+
+
+def test_kill_of_zag_resume_stopped_during_its_wait(tmp_path: Path, zag_home: Path) -> None:
+    """Ctrl-Z during `zag resume`'s wait, then `kill %1`: the wait is cancelled, session_ended logged, the
+    exit code the agent had (1); the session is exited, not dead."""
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    session_id = _dead_waiting_session(rig, 30, tui=False)
+    shell = _bash(rig)
+    try:
+        shell.sendline(f"{_zag_line(rig, 'resume', session_id[:8])} >{shlex.quote(str(tmp_path / 'out'))}")
+        shell.expect_exact("resumes at")
+        shell.sendcontrol("z")
+        shell.expect_exact("Stopped", timeout=5)
+        shell.expect_exact(PROMPT)
+        code = _killed_job_status(shell)
+    finally:
+        shell.close(force=True)
+    events = rig.log()
+    assert (code, events[-1]["type"], events[-1]["exit_code"], events[-1].get("cancelled")) == (
+        1, "session_ended", 1, True)
+    assert len(rig.invocations()) == 1
+    [row] = rig.agent.index_rows()
+    assert (row["state"], row["exit_code"]) == ("exited", 1)
+
+
+def test_interactive_zag_resume_suspended_then_bg_waits_for_fg_and_types_the_message(
+        tmp_path: Path, zag_home: Path) -> None:
+    """`zag resume` in the terminal (the agent is relaunched as a TUI), Ctrl-Z during its wait, `bg`: at
+    the due time it starts the agent and stops for the terminal (tty output); `fg`: the agent gets its
+    terminal and the resume message, the job ends 0."""
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    session_id = _dead_waiting_session(rig, 5, tui=True)
+    shell = _bash(rig)
+    try:
+        shell.sendline(_zag_line(rig, "resume", session_id[:8]))
+        shell.expect_exact("resumes at")
+        shell.sendcontrol("z")
+        shell.expect_exact("Stopped", timeout=5)
+        shell.expect_exact(PROMPT)
+        shell.sendline("bg")
+        shell.expect_exact(PROMPT)
+        time.sleep(7)
+        shell.sendline("jobs")
+        shell.expect_exact("jobs")
+        shell.expect_exact(PROMPT)
+        jobs = shell.before.decode("utf-8", "replace")
+        shell.sendline("fg")
+        shell.expect_exact("Picking up where I stopped.", timeout=20)
+        shell.expect_exact(PROMPT, timeout=20)
+        assert _status(shell) == 0, jobs
+    finally:
+        shell.close(force=True)
+    assert "Stopped" in jobs, jobs
+    events = rig.log()
+    assert [e["attempt"] for e in L.of_type(events, "usage_limit_resumed")] == [1]
+
+
+def test_usage_cancel_while_the_job_is_stopped_types_nothing_after_fg(tmp_path: Path, zag_home: Path) -> None:
+    """Ctrl-Z during the interactive wait; meanwhile `zag ps` shows the session (waiting, or dead (zag
+    stopped) once its heartbeats are missed) and `zag usage cancel` cancels the resume; the reset passes;
+    after `fg` nothing is typed into the agent and the log says the wait was cancelled."""
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    tui, keylog = _claude_like(rig, tmp_path, time.time() + 8)
+    shell = _bash(rig, ZAG_CLAUDE_BIN=str(tui), TUI_SPEC=str(tmp_path / "spec.json"))
+    try:
+        shell.sendline(_zag_line(rig, "run", "claude"))
+        shell.expect_exact("hit its usage limit")
+        shell.sendcontrol("z")
+        shell.expect_exact("Stopped", timeout=5)
+        shell.expect_exact(PROMPT)
+        time.sleep(3)  # heartbeats missed (heartbeat_secs = 0.5)
+        [row] = rig.zag_json("ps", "--json")
+        table = rig.run("ps").stdout.decode()
+        assert "zag stopped" in table, table
+        [pending] = rig.zag_json("usage", "list", "--json")
+        cancelled = rig.run("usage", "cancel", pending["incident_id"][:8])
+        assert cancelled.returncode == 0, cancelled.stderr.decode()
+        while time.time() < parse_ts(pending["resume_at"]) + 1:  # past the reset
+            time.sleep(0.2)
+        shell.sendline("fg")
+        shell.expect_exact("resume of claude cancelled", timeout=10)
+        time.sleep(1.5)
+        shell.send("q")
+        shell.expect_exact(PROMPT, timeout=10)
+        assert _status(shell) == 3
+    finally:
+        shell.close(force=True)
+    assert not [k for k in _keys(keylog) if "Continue" in k["data"] or k["data"] == "\r"], _keys(keylog)
+    events = rig.log()
+    assert [e["data"]["cause"] for e in L.of_type(events, "provider_status")
+            if (e.get("data") or {}).get("kind") == "usage_limit_cancelled"] == ["usage_cancel"]
+    assert not L.of_type(events, "usage_limit_resume_started")
