@@ -399,6 +399,8 @@ def test_usage_cancel_while_the_job_is_stopped_types_nothing_after_fg(tmp_path: 
         table = rig.run("ps").stdout.decode()
         assert "zag stopped" in table, table
         [pending] = rig.zag_json("usage", "list", "--json")
+        listed = rig.run("usage", "list").stdout.decode()
+        assert "dead (zag stopped)" in listed, listed  # as zag ps says: not one for `zag resume`
         cancelled = rig.run("usage", "cancel", pending["incident_id"][:8])
         assert cancelled.returncode == 0, cancelled.stderr.decode()
         while time.time() < parse_ts(pending["resume_at"]) + 1:  # past the reset

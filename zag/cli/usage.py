@@ -59,11 +59,12 @@ def list_command(show_all: bool, as_json: bool) -> None:
 
     now = time.time()
     with Index() as index:
-        rows = [describe(row, index.get_session(row["session_id"]), now)
-                for row in index.list_resumes(open_only=not show_all)]
+        found = [(row, index.get_session(row["session_id"])) for row in index.list_resumes(open_only=not show_all)]
+    rows = [describe(row, session, now) for row, session in found]
     if as_json:
         sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
         return
+    _mark_silent(rows, [session for _, session in found])
     if not rows:
         click.echo("no scheduled resumes" + ("" if show_all else " (`zag usage list --all` shows past ones)"),
                    err=True)
@@ -165,6 +166,16 @@ def describe(row: dict[str, Any], session: dict[str, Any] | None, now: float) ->
     }
 
 
+def _mark_silent(rows: list[dict[str, Any]], sessions: list[dict[str, Any] | None]) -> None:
+    """A `dead` supervisor whose process still runs (a Ctrl-Z'd job: `fg` continues it; or unresponsive)
+    is shown as `zag ps` shows it, `dead (zag stopped)`: `zag resume` would refuse it."""
+    from zag.wrapper.liveness import silent_kind
+
+    for row, session in zip(rows, sessions):
+        if row["supervisor"] == "dead" and session is not None:
+            row["silent"] = silent_kind(session)
+
+
 def resumes_table(rows: list[dict[str, Any]], style: render.Style, *, width: int = 0, now: float) -> str:
     headers = ("INCIDENT", "SESSION", "PROVIDER", "SCOPE", "RESET", "RESUME", "STATUS", "TRIES", "SUPERVISOR")
     lines = []
@@ -179,6 +190,8 @@ def resumes_table(rows: list[dict[str, Any]], style: render.Style, *, width: int
         status = row["status"] or "?"
         status_style = "yellow" if _open(row) else "dim"
         supervisor = row["supervisor"]
+        if row.get("silent"):
+            supervisor = f"{supervisor} (zag {row['silent']})"
         lines.append((
             (render.short_id(row["incident_id"]), "bold"),
             render.short_id(row["session_id"]),
@@ -188,7 +201,7 @@ def resumes_table(rows: list[dict[str, Any]], style: render.Style, *, width: int
             resume,
             (status, status_style),
             str(row["attempts"]),
-            (supervisor, "bold red" if supervisor == "dead" else ""),
+            (supervisor, "bold red" if row["supervisor"] == "dead" and not row.get("silent") else ""),
         ))
     return render.table(headers, lines, style, width=width)
 
