@@ -17,14 +17,20 @@ T0 = 1765100000   # 2025-12-07
 
 
 def _world(tmp_path: Path, schema: str) -> tuple[dict[str, str], gl.GooseDb]:
+    """`v13-no-ids`: the parent's rows have no message_id (written before goose kept them): the copies get
+    new ones (`msg_<fork>_…`) and are matched by content."""
     env = {"HOME": str(tmp_path / "home")}
+    ids = schema != "v13-no-ids"
+    schema = schema.replace("-no-ids", "")
     db = gl.GooseDb.create(homes.goose_home(env).db_path, schema=schema)
     db.create_session("20251207_1", working_dir="/work/a", created_at=T0)
-    db.add_message("20251207_1", "user", [gl.text("parent question")], created=T0 + 1, message_id="m1")
+    db.add_message("20251207_1", "user", [gl.text("parent question")], created=T0 + 1, message_id="m1" if ids else None)
     db.add_message("20251207_1", "assistant", [gl.tool_request("t1", "developer__shell", {"command": "ls"})],
-                   created=T0 + 2, message_id="m2")
-    db.add_message("20251207_1", "user", [gl.tool_response("t1", "a.txt")], created=T0 + 3, message_id="m3")
-    db.add_message("20251207_1", "assistant", [gl.text("parent answer")], created=T0 + 4, message_id="m4")
+                   created=T0 + 2, message_id="m2" if ids else None)
+    db.add_message("20251207_1", "user", [gl.tool_response("t1", "a.txt")], created=T0 + 3,
+                   message_id="m3" if ids else None)
+    db.add_message("20251207_1", "assistant", [gl.text("parent answer")], created=T0 + 4,
+                   message_id="m4" if ids else None)
     db.set_tokens("20251207_1", accumulated_input_tokens=100, accumulated_output_tokens=10,
                   accumulated_total_tokens=110)
     db.copy_session("20251207_1", "20251207_2", created_at=T0 + 600)
@@ -48,7 +54,7 @@ def _turns(log: list[dict[str, Any]]) -> list[Any]:
     return [(e["type"], e.get("content")) for e in log if e["type"] in ("user_message", "assistant_message")]
 
 
-@pytest.mark.parametrize("schema", ["v13", "v6"])   # v6: no message_id column (copies matched by content)
+@pytest.mark.parametrize("schema", ["v13", "v13-no-ids", "v6"])   # v6: no message_id column (matched by content)
 def test_backfill_logs_a_forks_copied_history_once_and_counts_only_its_own_usage(tmp_path: Path,
                                                                                   schema: str) -> None:
     from zag.logs.backfill import run_backfill

@@ -88,18 +88,28 @@ def messages_after(connection: sqlite3.Connection, schema: Schema, session_id: s
 
 
 def sessions_holding(connection: sqlite3.Connection, schema: Schema, values: tuple[Any, ...],
-                     among: list[str] | None, but: str) -> list[str]:
-    """The other sessions (of `among`, if given; never `but`) that hold a copy of message row `values`
-    (as `messages_after` gives it): the same `message_id` where goose keeps one (copies keep it), else the
-    same role, created_timestamp and content. Oldest session first."""
+                     among: list[str] | None, session: dict[str, Any]) -> list[str]:
+    """The other sessions (of `among`, if given) that hold a copy of message row `values` (as
+    `messages_after` gives it) of `session`: the same `message_id` (a copy keeps it), else, for a row
+    whose id goose made up in the copy (`msg_<session>_…`: the original had none, goose ≤ v6) or a
+    database without ids, the same role, created_timestamp and content in a session of the same
+    working_dir (a copy keeps it; the messages index serves that, not a scan of every message).
+    Oldest session first."""
     _, message_id, role, content, created, _, _ = values
     if among is not None and not among:
         return []
+    but = session["id"]
     if message_id and "message_id" in schema.messages:
         found = _holding(connection, schema, "m.message_id = CAST(? AS TEXT)", [message_id], among, but)
-        if found:
+        if found or not text(message_id).startswith(f"msg_{but}_"):
             return found
-    # rows from before message ids (goose ≤ v6) get a new id in the copy
+    if among is None:
+        newest = " ORDER BY created_at DESC" if "created_at" in schema.sessions else ""
+        among = [text(row[0]) for row in connection.execute(   # the newest 500: a fork copies a recent one
+            f"SELECT id FROM sessions WHERE working_dir = ? AND id != ?{newest} LIMIT 500",
+            (session.get("working_dir"), but))]
+        if not among:
+            return []
     # (the values come as bytes: read back as the TEXT they were)
     return _holding(connection, schema, "m.role = CAST(? AS TEXT) AND m.created_timestamp = ? "
                     "AND m.content_json = CAST(? AS TEXT)", [role, created, content], among, but)
@@ -109,7 +119,7 @@ def _holding(connection: sqlite3.Connection, schema: Schema, where: str, args: l
              among: list[str] | None, but: str) -> list[str]:
     if among is not None:
         where += f" AND m.session_id IN ({', '.join('?' for _ in among)})"
-        args += among
+        args = [*args, *among]
     order = "s.created_at, s.id" if "created_at" in schema.sessions else "s.id"
     rows = connection.execute(
         f"SELECT DISTINCT m.session_id, s.created_at FROM messages m JOIN sessions s ON s.id = m.session_id "

@@ -285,7 +285,7 @@ class _CopiedHead:
                  session_id: str) -> None:
         self.connection = connection
         self.schema = schema
-        self.session_id = session_id
+        self.session = {**row, "id": session_id}
         created = db.epoch(row.get("created_at"))
         self.created_at = int(created) if created is not None else None
         self.parents: list[str] | None = None   # the sessions holding every copy so far
@@ -297,9 +297,9 @@ class _CopiedHead:
         """Is this row (the next one) still part of the copied head?"""
         created = values[4]
         created_int = seconds(created if type(created) is int else _int(created))
-        if self.created_at is None or created_int > self.created_at:
+        if self.created_at is None or created_int >= self.created_at:   # a copy predates the fork's row
             return False
-        holders = db.sessions_holding(self.connection, self.schema, values, self.parents, self.session_id)
+        holders = db.sessions_holding(self.connection, self.schema, values, self.parents, self.session)
         if not holders:
             return False
         self.parents = holders
@@ -319,7 +319,7 @@ class _CopiedHead:
             f"history copied from session {parent} (goose --fork): not logged again, its usage not counted again",
             data)
         body["ts"] = self.created_at   # when goose copied them (the copies keep their own times)
-        body["provider_session_id"] = self.session_id
+        body["provider_session_id"] = self.session["id"]
         yield body
 
 
