@@ -418,3 +418,28 @@ def test_usage_cancel_while_the_job_is_stopped_types_nothing_after_fg(tmp_path: 
     assert [e["data"]["cause"] for e in L.of_type(events, "provider_status")
             if (e.get("data") or {}).get("kind") == "usage_limit_cancelled"] == ["usage_cancel"]
     assert not L.of_type(events, "usage_limit_resume_started")
+
+
+def test_kill_of_the_interactive_job_stopped_during_the_wait(tmp_path: Path, zag_home: Path) -> None:
+    """Ctrl-Z during the interactive wait (the agent on screen), then `kill %1`: the agent gets the SIGTERM,
+    the wait is cancelled (the resume row too), session_ended logged, the job ends 128+15, nothing typed."""
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    tui, keylog = _claude_like(rig, tmp_path, time.time() + 30)
+    shell = _bash(rig, ZAG_CLAUDE_BIN=str(tui), TUI_SPEC=str(tmp_path / "spec.json"))
+    try:
+        shell.sendline(_zag_line(rig, "run", "claude"))
+        shell.expect_exact("hit its usage limit")
+        rig.waiting_row()
+        shell.sendcontrol("z")
+        shell.expect_exact("Stopped", timeout=5)
+        shell.expect_exact(PROMPT)
+        code = _killed_job_status(shell)
+    finally:
+        shell.close(force=True)
+    events = rig.log()
+    ended = events[-1]
+    assert (code, ended["type"], ended["exit_code"], ended.get("signal")) == (143, "session_ended", 143, "SIGTERM")
+    assert [r["status"] for r in rig.resume_rows()] == ["cancelled"]
+    [row] = rig.agent.index_rows()
+    assert (row["state"], row["exit_code"], row["resume_at"]) == ("exited", 143, None)
+    assert not [k for k in _keys(keylog) if "Continue" in k["data"]]
