@@ -443,3 +443,33 @@ def test_kill_of_the_interactive_job_stopped_during_the_wait(tmp_path: Path, zag
     [row] = rig.agent.index_rows()
     assert (row["state"], row["exit_code"], row["resume_at"]) == ("exited", 143, None)
     assert not [k for k in _keys(keylog) if "Continue" in k["data"]]
+
+
+def test_bg_of_the_interactive_job_stopped_during_the_wait_types_nothing_until_fg(tmp_path: Path,
+                                                                                  zag_home: Path) -> None:
+    """Ctrl-Z during the interactive wait, `bg`: the job stays stopped (zag waits for the terminal) past the
+    reset, nothing is typed meanwhile; `fg`: the message goes in, the session continues."""
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    tui, keylog = _claude_like(rig, tmp_path, time.time() + 3)
+    shell = _bash(rig, ZAG_CLAUDE_BIN=str(tui), TUI_SPEC=str(tmp_path / "spec.json"))
+    try:
+        shell.sendline(_zag_line(rig, "run", "claude"))
+        shell.expect_exact("hit its usage limit")
+        shell.sendcontrol("z")
+        shell.expect_exact("Stopped", timeout=5)
+        shell.expect_exact(PROMPT)
+        shell.sendline("bg")
+        shell.expect_exact(PROMPT)
+        time.sleep(6)
+        shell.sendline("jobs")
+        shell.expect_exact("Stopped")
+        shell.expect_exact(PROMPT)
+        assert not [k for k in _keys(keylog) if k["data"] not in ("\x1a",)], _keys(keylog)
+        shell.sendline("fg")
+        shell.expect_exact("answered", timeout=15)
+        shell.expect_exact(PROMPT)
+        assert _status(shell) == 0
+    finally:
+        shell.close(force=True)
+    events = rig.log()
+    assert [e["attempt"] for e in L.of_type(events, "usage_limit_resumed")] == [1]
