@@ -50,8 +50,15 @@ def resumed(*_):
     out("\r\nresumed\r\n" + spec.get("redraw", ""))
 signal.signal(signal.SIGCONT, resumed)
 out(spec["banner"])
-append(spec["hit_lines"])
-out(spec["hit_screen"])
+if "--resume" not in argv:
+    append(spec["hit_lines"])
+    out(spec["hit_screen"])
+    if spec.get("quit_after_hit"):  # the user quits claude during the wait: zag relaunches it with --resume
+        time.sleep(0.5)
+        termios.tcsetattr(0, termios.TCSANOW, cooked)
+        sys.exit(0)
+else:
+    out("\r\n> \r\n  ? for shortcuts\r\n")
 seen = b""
 deadline = time.monotonic() + float(spec.get("timeout", 60))
 while time.monotonic() < deadline:
@@ -98,7 +105,7 @@ def _zag_line(rig: L.Rig, *args: str) -> str:
 
 
 def _claude_like(rig: L.Rig, tmp_path: Path, reset: float, raw_delay: float = 0.0,
-                 think: float = 0.0) -> tuple[Path, Path]:
+                 think: float = 0.0, quit_after_hit: bool = False) -> tuple[Path, Path]:
     """The TUI script and its spec; returns (executable, keylog)."""
     text = f"Claude AI usage limit reached|{int(reset)}"
     keylog = tmp_path / "keys.jsonl"
@@ -106,6 +113,7 @@ def _claude_like(rig: L.Rig, tmp_path: Path, reset: float, raw_delay: float = 0.
         "keylog": str(keylog),
         "raw_delay": raw_delay,
         "think": think,
+        "quit_after_hit": quit_after_hit,
         "transcript": L.claude_transcript(rig),
         "banner": "╭─ Claude Code ─╮\r\n❯ fix the bug\r\n",
         "hit_lines": [L.claude_user(rig, "fix the bug"), L.claude_limit_record(rig, text)],
@@ -472,4 +480,28 @@ def test_bg_of_the_interactive_job_stopped_during_the_wait_types_nothing_until_f
     finally:
         shell.close(force=True)
     events = rig.log()
+    assert [e["attempt"] for e in L.of_type(events, "usage_limit_resumed")] == [1]
+
+
+def test_ctrl_z_while_zag_types_into_the_relaunched_agent(tmp_path: Path, zag_home: Path) -> None:
+    """The agent quit during the wait; zag relaunches it (--resume) and types the message once its TUI
+    settled; Ctrl-Z lands between the text and its Enter: after `fg` the Enter reaches the raw TUI."""
+    rig = L.Rig(tmp_path, zag_home, "claude", config=VERIFY_CONFIG)
+    tui, keylog = _claude_like(rig, tmp_path, time.time() + 2, quit_after_hit=True)
+    shell = _bash(rig, ZAG_CLAUDE_BIN=str(tui), TUI_SPEC=str(tmp_path / "spec.json"))
+    try:
+        shell.sendline(_zag_line(rig, "run", "claude"))
+        shell.expect_exact("typing", timeout=30)
+        shell.sendcontrol("z")
+        shell.expect_exact("Stopped", timeout=5)
+        shell.expect_exact(PROMPT)
+        time.sleep(1)
+        shell.sendline("fg")
+        shell.expect_exact("answered", timeout=10)
+        shell.expect_exact(PROMPT)
+        assert _status(shell) == 0
+    finally:
+        shell.close(force=True)
+    events = rig.log()
+    assert not L.of_type(events, "usage_limit_resume_failed")
     assert [e["attempt"] for e in L.of_type(events, "usage_limit_resumed")] == [1]
