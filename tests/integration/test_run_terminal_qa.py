@@ -24,10 +24,14 @@ from tests.integration.helpers import Agent, kill_quietly, process_gone, wait_un
 PROMPT = "PROMPT$ "
 
 
-def _bash(agent: Agent, **extra: str) -> pexpect.spawn:
+def _bash(agent: Agent, *, hangup_ignored: bool = False, **extra: str) -> pexpect.spawn:
+    """An interactive bash whose SIGHUP is the default, whatever the test run inherited (a CI runner under
+    `nohup` ignores it, and every process started from there inherits that), or ignored if asked."""
     env = agent.env(PS1=PROMPT, TERM="xterm", HISTFILE="/dev/null", **extra)
+    hangup = signal.SIG_IGN if hangup_ignored else signal.SIG_DFL
     shell = pexpect.spawn("/bin/bash", ["--norc", "--noprofile", "-i"], env=env, cwd=str(agent.root),
-                          dimensions=(24, 80), timeout=10)
+                          dimensions=(24, 80), timeout=10,
+                          preexec_fn=lambda: signal.signal(signal.SIGHUP, hangup))
     shell.expect_exact(PROMPT)
     return shell
 
@@ -55,6 +59,19 @@ def _state(pid: int) -> str:
 def _children(pid: int) -> list[int]:
     with open(f"/proc/{pid}/task/{pid}/children", "rb") as handle:
         return [int(child) for child in handle.read().split()]
+
+
+def _kill_and_wait(shell: pexpect.spawn, name: str) -> int:
+    """`kill -SIG %1` on the stopped job, then its status as `wait %1` reports it. Bash's own race is waited
+    out: kill sends the signal and a SIGCONT but leaves the job marked stopped until the continued process
+    runs and bash gets its SIGCHLD (CLD_CONTINUED); a `wait` before that returns 128+SIGTSTP at once
+    ("wait_for_job: job 1 is stopped"), as for a plain `sleep` on a loaded machine. A job that stays
+    stopped (zag stopped again) still reads 148 after the bounded retries."""
+    stopped = 128 + signal.SIGTSTP
+    shell.sendline(f"kill -{name[3:]} %1; for _ in $(seq 100); do wait %1; s=$?; [ $s != {stopped} ] && break; "
+                   f"sleep 0.05; done; echo status=$s")
+    shell.expect(r"status=(\d+)", timeout=15)
+    return int(shell.match.group(1))
 
 
 def _end(shell: pexpect.spawn, *pids: int) -> None:
@@ -120,11 +137,36 @@ def test_kill_of_the_stopped_job_ends_zag_and_the_agent(agent: Agent, name: str)
         shell.sendcontrol("z")
         shell.expect_exact("Stopped", timeout=5)
         shell.expect_exact(PROMPT)
-        shell.sendline(f"kill -{name[3:]} %1; wait %1; echo status=$?")
-        shell.expect(r"status=(\d+)")
-        assert int(shell.match.group(1)) == 128 + getattr(signal, name)
+        assert _kill_and_wait(shell, name) == 128 + getattr(signal, name)
         wait_until(lambda: process_gone(agent_pid), 5, message="the agent gone")
         assert agent.only_session()[-1]["exit_code"] == 128 + getattr(signal, name)
+    finally:
+        _end(shell, *([agent_pid] if agent_pid else []))
+
+
+def test_an_ignored_sighup_does_not_end_the_stopped_job(agent: Agent) -> None:
+    """A shell whose SIGHUP zag inherits ignored (`nohup`, a runner that ignores it): the agent inherits it
+    ignored too and lives on, so `kill -HUP %1` must not end zag's supervision: zag ignores it as well, takes
+    the SIGCONT sent with it for a `bg` (stops again until `fg`), and `fg` goes on with the agent in raw mode."""
+    agent.script([{"out": "ready\n"}, {"read_line": True, "prefix": "got: "}, {"exit": 5}])
+    shell = _bash(agent, hangup_ignored=True)
+    agent_pid = 0
+    try:
+        shell.sendline(_zag(agent))
+        shell.expect_exact("ready")
+        agent_pid = agent.wait_for_invocation()["pid"]
+        shell.sendcontrol("z")
+        shell.expect_exact("Stopped", timeout=5)
+        shell.expect_exact(PROMPT)
+        assert _kill_and_wait(shell, "SIGHUP") == 128 + signal.SIGTTOU
+        assert _state(agent_pid) == "T"
+        shell.sendline("fg")
+        shell.expect_exact("zag run claude")
+        shell.send("hello\r")
+        shell.expect_exact("got: hello")
+        shell.expect_exact(PROMPT)
+        shell.sendline("echo status=$?")
+        shell.expect_exact("status=5")
     finally:
         _end(shell, *([agent_pid] if agent_pid else []))
 
@@ -157,8 +199,7 @@ def test_kill_of_the_stopped_job_waits_for_a_slow_signal_thread(agent: Agent) ->
         shell.sendcontrol("z")
         shell.expect_exact("Stopped", timeout=5)
         shell.expect_exact(PROMPT)
-        shell.sendline("kill %1; wait %1; echo status=$?")
-        shell.expect_exact(f"status={128 + signal.SIGTERM}")
+        assert _kill_and_wait(shell, "SIGTERM") == 128 + signal.SIGTERM
         wait_until(lambda: process_gone(agent_pid), 5, message="the agent gone")
     finally:
         _end(shell, *([agent_pid] if agent_pid else []))
@@ -457,7 +498,7 @@ def test_ctrl_z_and_fg_again_and_again_while_output_flows_keep_it_in_order(agent
         shell.expect_exact("flood ready")
         received = bytearray(shell.buffer)
         cycles = 0
-        while b"all written" not in received[-100:] and cycles < 30:
+        while b"all written" not in received and cycles < 30:
             shell.sendcontrol("z")
             while not re.search(rb"Stopped[^\n]*\n.*PROMPT\$ $", bytes(received[-400:]), re.DOTALL):
                 received += shell.read_nonblocking(1 << 20, timeout=10)
@@ -469,7 +510,7 @@ def test_ctrl_z_and_fg_again_and_again_while_output_flows_keep_it_in_order(agent
                     received += shell.read_nonblocking(1 << 20, timeout=0.05)
                 except pexpect.TIMEOUT:
                     pass
-        while b"all written" not in received[-100:]:
+        while b"all written" not in received:
             received += shell.read_nonblocking(1 << 20, timeout=10)
         assert cycles >= 2
         numbers = [int(number) for number in re.findall(rb"line (\d{8})", bytes(received))]

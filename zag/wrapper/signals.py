@@ -8,6 +8,11 @@ anyio's signal receiver cannot report the sender, hence this thread.
 
 Where `sigwaitinfo` does not exist (macOS), ordinary handlers are installed instead and a signal counts as
 "from the terminal" when zag's process group owns its controlling terminal.
+
+A SIGHUP that zag inherited ignored (`nohup`) stays ignored: the agent inherits it ignored too, as it would
+without zag, and lives on after a hang-up, so zag must not take it for a request to stop (a blocked signal is
+queued even when ignored, so sigwaitinfo would see it). SIGINT and SIGQUIT, which a non-interactive shell's `&`
+leaves ignored, are still forwarded: `kill -INT <zag>` reaches an agent that installed its own handler.
 """
 
 from __future__ import annotations
@@ -31,10 +36,12 @@ SignalHandler = Callable[[int, bool], None]
 
 
 class SignalListener:
-    """Blocks `HANDLED` in the calling thread (start it before any other thread) and dispatches them."""
+    """Blocks `HANDLED` (less a SIGHUP inherited ignored: `handled`) in the calling thread (start it before
+    any other thread) and dispatches them."""
 
     def __init__(self, handler: SignalHandler) -> None:
         self._handler = handler
+        self.handled = tuple(signum for signum in HANDLED if not _inherited_ignored(signum))
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._previous_handlers: dict[int, object] = {}
@@ -48,7 +55,7 @@ class SignalListener:
         if not hasattr(signal, "sigwaitinfo"):
             self.start()
         elif not self._blocked:
-            self.original_mask = set(signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED))
+            self.original_mask = set(signal.pthread_sigmask(signal.SIG_BLOCK, self.handled))
             self._blocked = True
 
     def start(self) -> None:
@@ -60,7 +67,7 @@ class SignalListener:
                 self._thread.start()
         elif not self._previous_handlers:
             self.original_mask = set(signal.pthread_sigmask(signal.SIG_BLOCK, []))
-            for signum in HANDLED:
+            for signum in self.handled:
                 self._previous_handlers[signum] = signal.signal(signum, self._on_handler_signal)
 
     def stop(self) -> None:
@@ -80,7 +87,7 @@ class SignalListener:
     def _wait_loop(self) -> None:
         while not self._stopping:
             try:
-                info = signal.sigwaitinfo(HANDLED)
+                info = signal.sigwaitinfo(self.handled)
             except InterruptedError:
                 continue
             if self._stopping:
@@ -98,6 +105,11 @@ class SignalListener:
             from zag import diag
 
             diag.exception("signal_handler_failed", signum=signum)
+
+
+def _inherited_ignored(signum: int) -> bool:
+    """True for a SIGHUP that zag was started with ignored (`nohup zag run ...`)."""
+    return signum == getattr(signal, "SIGHUP", None) and signal.getsignal(signum) == signal.SIG_IGN
 
 
 def _terminal_owns_our_group() -> bool:
