@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_CORPUS = REPO / "tests" / "fixtures" / "corpus"
+
+
+def _children_get_the_default_sighup() -> None:
+    """Under `nohup` (a CI runner may start the suite so) SIGHUP is ignored, and an ignored signal stays
+    ignored across exec: every `zag` a test starts would ignore hang-ups as zag rightly does under nohup,
+    and the tests that send SIGHUP would fail. A handler that does nothing keeps this process deaf to a
+    hang-up, as nohup meant, while exec resets a caught signal to its default in every child."""
+    if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, lambda signum, frame: None)
+
+
+_children_get_the_default_sighup()
 
 
 @pytest.fixture(autouse=True)
