@@ -10,11 +10,13 @@ transcript records and logs every chunk of input it reads, with the terminal's I
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shlex
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +106,47 @@ def _zag_line(rig: L.Rig, *args: str) -> str:
     return " ".join(shlex.quote(part) for part in rig.agent.command(*args))
 
 
+@contextlib.contextmanager
+def _bash_running(rig: L.Rig, line: str, **extra: str) -> Iterator[pexpect.spawn]:
+    """An interactive bash (`extra` in its environment) that was sent the command `line`; closed, forcibly,
+    on the way out whatever happened."""
+    shell = _bash(rig, **extra)
+    try:
+        shell.sendline(line)
+        yield shell
+    finally:
+        shell.close(force=True)
+
+
+def _claude_like_running(rig: L.Rig, tui: Path, tmp_path: Path) -> contextlib.AbstractContextManager[pexpect.spawn]:
+    """`_bash_running` of `zag run claude` with the claude-like TUI (`_claude_like`'s) as claude."""
+    return _bash_running(rig, _zag_line(rig, "run", "claude"), ZAG_CLAUDE_BIN=str(tui),
+                         TUI_SPEC=str(tmp_path / "spec.json"))
+
+
+def _ctrl_z(shell: pexpect.spawn) -> None:
+    """Ctrl-Z to the foreground job, then the shell's 'Stopped' line and its prompt."""
+    shell.sendcontrol("z")
+    shell.expect_exact("Stopped", timeout=5)
+    shell.expect_exact(PROMPT)
+
+
+def _fg_until(shell: pexpect.spawn, text: str, timeout: float) -> None:
+    """`fg`, then `text` on the screen within `timeout`, then the shell's prompt (the job ended)."""
+    shell.sendline("fg")
+    shell.expect_exact(text, timeout=timeout)
+    shell.expect_exact(PROMPT)
+
+
+def _ctrl_z_between_the_text_and_its_enter(shell: pexpect.spawn, typing_timeout: float) -> None:
+    """Ctrl-Z once the agent got the resume message's text (zag pauses before its Enter), a second stopped,
+    then `fg` until the agent answered and the job ended."""
+    shell.expect_exact("typing", timeout=typing_timeout)
+    _ctrl_z(shell)
+    time.sleep(1)
+    _fg_until(shell, "answered", timeout=10)
+
+
 def _claude_like(rig: L.Rig, tmp_path: Path, reset: float, raw_delay: float = 0.0,
                  think: float = 0.0, quit_after_hit: bool = False) -> tuple[Path, Path]:
     """The TUI script and its spec; returns (executable, keylog)."""
@@ -165,23 +208,15 @@ def test_interactive_wait_suspended_past_the_reset_resumes_after_fg(tmp_path: Pa
     and the session continues: one attempt, resumed, exit 0."""
     rig = L.Rig(tmp_path, zag_home, "claude")
     tui, keylog = _claude_like(rig, tmp_path, time.time() + 4, raw_delay=0.5)
-    shell = _bash(rig, ZAG_CLAUDE_BIN=str(tui), TUI_SPEC=str(tmp_path / "spec.json"))
-    try:
-        shell.sendline(_zag_line(rig, "run", "claude"))
+    with _claude_like_running(rig, tui, tmp_path) as shell:
         shell.expect_exact("hit its usage limit")
-        shell.sendcontrol("z")
-        shell.expect_exact("Stopped", timeout=5)
-        shell.expect_exact(PROMPT)
+        _ctrl_z(shell)
         [row] = rig.zag_json("ps", "--json")
         assert row["state"] in ("waiting", "dead")
         time.sleep(7)  # the reset (+ jitter) passes while the job is stopped
         assert not [k for k in _keys(keylog) if "Continue" in k["data"]], "typed while the job was stopped"
-        shell.sendline("fg")
-        shell.expect_exact("answered", timeout=15)
-        shell.expect_exact(PROMPT)
+        _fg_until(shell, "answered", timeout=15)
         assert _status(shell) == 0
-    finally:
-        shell.close(force=True)
     typed = [k for k in _keys(keylog) if "Continue" in k["data"] or k["data"] in ("\r", "\n")]
     assert all(not k["icanon"] for k in typed), typed
     events = rig.log()
@@ -200,27 +235,23 @@ def test_a_job_stopped_while_the_resumed_agent_answers_is_not_judged_by_the_time
     after `fg`, and the answer then closed the incident as 'continued by itself')."""
     rig = L.Rig(tmp_path, zag_home, "claude", config=VERIFY_CONFIG)
     tui, keylog = _claude_like(rig, tmp_path, time.time() + 2, think=1.5)
-    shell = _bash(rig, ZAG_CLAUDE_BIN=str(tui), TUI_SPEC=str(tmp_path / "spec.json"))
-    try:
-        shell.sendline(_zag_line(rig, "run", "claude"))
+    with _claude_like_running(rig, tui, tmp_path) as shell:
         shell.expect_exact("thinking", timeout=20)
-        shell.sendcontrol("z")
-        shell.expect_exact("Stopped", timeout=5)
-        shell.expect_exact(PROMPT)
+        _ctrl_z(shell)
         time.sleep(5)  # longer than verify_secs
-        shell.sendline("fg")
-        shell.expect_exact("answered", timeout=15)
-        shell.expect_exact(PROMPT)
+        _fg_until(shell, "answered", timeout=15)
         assert _status(shell) == 0
-    finally:
-        shell.close(force=True)
     events = rig.log()
     assert not L.of_type(events, "usage_limit_resume_failed")
     assert [e["attempt"] for e in L.of_type(events, "usage_limit_resumed")] == [1]
 
 
+def _redirected(line: str, out: Path) -> str:
+    return f"{line} >{shlex.quote(str(out))}"
+
+
 def _headless_line(rig: L.Rig, out: Path) -> str:
-    return f"{_zag_line(rig, 'run', 'claude', *L.CLAUDE_HEADLESS_ARGS)} >{shlex.quote(str(out))}"
+    return _redirected(_zag_line(rig, "run", "claude", *L.CLAUDE_HEADLESS_ARGS), out)
 
 
 def test_a_headless_wait_suspended_then_continued_with_bg_relaunches_the_agent(tmp_path: Path,
@@ -230,20 +261,14 @@ def test_a_headless_wait_suspended_then_continued_with_bg_relaunches_the_agent(t
     ends with its exit code."""
     rig = L.Rig(tmp_path, zag_home, "claude")
     rig.script(L.claude_headless_hit(rig, time.time() + 3), L.claude_headless_resumed(rig))
-    shell = _bash(rig)
-    try:
-        shell.sendline(_headless_line(rig, tmp_path / "out.jsonl"))
+    with _bash_running(rig, _headless_line(rig, tmp_path / "out.jsonl")) as shell:
         shell.expect_exact("hit its usage limit")
-        shell.sendcontrol("z")
-        shell.expect_exact("Stopped", timeout=5)
-        shell.expect_exact(PROMPT)
+        _ctrl_z(shell)
         shell.sendline("bg")
         shell.expect_exact(PROMPT)
         shell.sendline("wait %1; echo status=$?")
         shell.expect(r"status=(\d+)", timeout=30)
         assert int(shell.match.group(1)) == 0
-    finally:
-        shell.close(force=True)
     events = rig.log()
     assert [e["attempt"] for e in L.of_type(events, "usage_limit_resumed")] == [1]
     assert events[-1]["type"] == "session_ended" and events[-1]["exit_code"] == 0
@@ -255,16 +280,10 @@ def test_kill_of_a_headless_job_stopped_during_the_wait_ends_it_cleanly(tmp_path
     session_ended (cancelled) and exits with the agent's last exit code (1), without relaunching it."""
     rig = L.Rig(tmp_path, zag_home, "claude")
     rig.script(L.claude_headless_hit(rig, time.time() + 30), L.claude_headless_resumed(rig))
-    shell = _bash(rig)
-    try:
-        shell.sendline(_headless_line(rig, tmp_path / "out.jsonl"))
+    with _bash_running(rig, _headless_line(rig, tmp_path / "out.jsonl")) as shell:
         shell.expect_exact("hit its usage limit")
-        shell.sendcontrol("z")
-        shell.expect_exact("Stopped", timeout=5)
-        shell.expect_exact(PROMPT)
+        _ctrl_z(shell)
         code = _killed_job_status(shell)
-    finally:
-        shell.close(force=True)
     events = rig.log()
     assert events[-1]["type"] == "session_ended", [e["type"] for e in events[-3:]]
     assert (code, events[-1]["exit_code"], events[-1].get("cancelled")) == (1, 1, True)
@@ -280,20 +299,11 @@ def test_ctrl_z_between_the_typed_message_and_its_enter(tmp_path: Path, zag_home
     inserts a line, the message is never sent)."""
     rig = L.Rig(tmp_path, zag_home, "claude", config=VERIFY_CONFIG)
     tui, keylog = _claude_like(rig, tmp_path, time.time() + 2)
-    shell = _bash(rig, ZAG_CLAUDE_BIN=str(tui), TUI_SPEC=str(tmp_path / "spec.json"))
     try:
-        shell.sendline(_zag_line(rig, "run", "claude"))
-        shell.expect_exact("typing", timeout=20)
-        shell.sendcontrol("z")
-        shell.expect_exact("Stopped", timeout=5)
-        shell.expect_exact(PROMPT)
-        time.sleep(1)
-        shell.sendline("fg")
-        shell.expect_exact("answered", timeout=10)
-        shell.expect_exact(PROMPT)
-        assert _status(shell) == 0
+        with _claude_like_running(rig, tui, tmp_path) as shell:
+            _ctrl_z_between_the_text_and_its_enter(shell, typing_timeout=20)
+            assert _status(shell) == 0
     finally:
-        shell.close(force=True)
         print("KEYS", _keys(keylog))
     events = rig.log()
     assert not L.of_type(events, "usage_limit_resume_failed")
@@ -314,21 +324,15 @@ def test_zag_resume_suspended_during_its_wait_then_fg(tmp_path: Path, zag_home: 
     passes, `fg`: it resumes the agent and ends 0."""
     rig = L.Rig(tmp_path, zag_home, "claude")
     session_id = _dead_waiting_session(rig, 6, tui=False)
-    shell = _bash(rig)
-    try:
-        shell.sendline(f"{_zag_line(rig, 'resume', session_id[:8])} >{shlex.quote(str(tmp_path / 'out'))}")
+    with _bash_running(rig, _redirected(_zag_line(rig, "resume", session_id[:8]), tmp_path / "out")) as shell:
         shell.expect_exact("resumes at")
-        shell.sendcontrol("z")
-        shell.expect_exact("Stopped", timeout=5)
-        shell.expect_exact(PROMPT)
+        _ctrl_z(shell)
         time.sleep(6)
         started = time.monotonic()
         shell.sendline("fg")
         shell.expect_exact(PROMPT, timeout=20)
         assert time.monotonic() - started < 8
         assert _status(shell) == 0
-    finally:
-        shell.close(force=True)
     events = rig.log()
     assert [e["attempt"] for e in L.of_type(events, "usage_limit_resumed")] == [1]
     assert events[-1]["type"] == "session_ended" and events[-1]["exit_code"] == 0
@@ -339,16 +343,10 @@ def test_kill_of_zag_resume_stopped_during_its_wait(tmp_path: Path, zag_home: Pa
     exit code the agent had (1); the session is exited, not dead."""
     rig = L.Rig(tmp_path, zag_home, "claude")
     session_id = _dead_waiting_session(rig, 30, tui=False)
-    shell = _bash(rig)
-    try:
-        shell.sendline(f"{_zag_line(rig, 'resume', session_id[:8])} >{shlex.quote(str(tmp_path / 'out'))}")
+    with _bash_running(rig, _redirected(_zag_line(rig, "resume", session_id[:8]), tmp_path / "out")) as shell:
         shell.expect_exact("resumes at")
-        shell.sendcontrol("z")
-        shell.expect_exact("Stopped", timeout=5)
-        shell.expect_exact(PROMPT)
+        _ctrl_z(shell)
         code = _killed_job_status(shell)
-    finally:
-        shell.close(force=True)
     events = rig.log()
     assert (code, events[-1]["type"], events[-1]["exit_code"], events[-1].get("cancelled")) == (
         1, "session_ended", 1, True)
@@ -364,13 +362,9 @@ def test_interactive_zag_resume_suspended_then_bg_waits_for_fg_and_types_the_mes
     terminal and the resume message, the job ends 0."""
     rig = L.Rig(tmp_path, zag_home, "claude")
     session_id = _dead_waiting_session(rig, 5, tui=True)
-    shell = _bash(rig)
-    try:
-        shell.sendline(_zag_line(rig, "resume", session_id[:8]))
+    with _bash_running(rig, _zag_line(rig, "resume", session_id[:8])) as shell:
         shell.expect_exact("resumes at")
-        shell.sendcontrol("z")
-        shell.expect_exact("Stopped", timeout=5)
-        shell.expect_exact(PROMPT)
+        _ctrl_z(shell)
         shell.sendline("bg")
         shell.expect_exact(PROMPT)
         time.sleep(7)
@@ -382,8 +376,6 @@ def test_interactive_zag_resume_suspended_then_bg_waits_for_fg_and_types_the_mes
         shell.expect_exact("Picking up where I stopped.", timeout=20)
         shell.expect_exact(PROMPT, timeout=20)
         assert _status(shell) == 0, jobs
-    finally:
-        shell.close(force=True)
     assert "Stopped" in jobs, jobs
     events = rig.log()
     assert [e["attempt"] for e in L.of_type(events, "usage_limit_resumed")] == [1]
@@ -395,13 +387,9 @@ def test_usage_cancel_while_the_job_is_stopped_types_nothing_after_fg(tmp_path: 
     after `fg` nothing is typed into the agent and the log says the wait was cancelled."""
     rig = L.Rig(tmp_path, zag_home, "claude")
     tui, keylog = _claude_like(rig, tmp_path, time.time() + 8)
-    shell = _bash(rig, ZAG_CLAUDE_BIN=str(tui), TUI_SPEC=str(tmp_path / "spec.json"))
-    try:
-        shell.sendline(_zag_line(rig, "run", "claude"))
+    with _claude_like_running(rig, tui, tmp_path) as shell:
         shell.expect_exact("hit its usage limit")
-        shell.sendcontrol("z")
-        shell.expect_exact("Stopped", timeout=5)
-        shell.expect_exact(PROMPT)
+        _ctrl_z(shell)
         time.sleep(3)  # heartbeats missed (heartbeat_secs = 0.5)
         [row] = rig.zag_json("ps", "--json")
         table = rig.run("ps").stdout.decode()
@@ -419,8 +407,6 @@ def test_usage_cancel_while_the_job_is_stopped_types_nothing_after_fg(tmp_path: 
         shell.send("q")
         shell.expect_exact(PROMPT, timeout=10)
         assert _status(shell) == 3
-    finally:
-        shell.close(force=True)
     assert not [k for k in _keys(keylog) if "Continue" in k["data"] or k["data"] == "\r"], _keys(keylog)
     events = rig.log()
     assert [e["data"]["cause"] for e in L.of_type(events, "provider_status")
@@ -433,17 +419,11 @@ def test_kill_of_the_interactive_job_stopped_during_the_wait(tmp_path: Path, zag
     the wait is cancelled (the resume row too), session_ended logged, the job ends 128+15, nothing typed."""
     rig = L.Rig(tmp_path, zag_home, "claude")
     tui, keylog = _claude_like(rig, tmp_path, time.time() + 30)
-    shell = _bash(rig, ZAG_CLAUDE_BIN=str(tui), TUI_SPEC=str(tmp_path / "spec.json"))
-    try:
-        shell.sendline(_zag_line(rig, "run", "claude"))
+    with _claude_like_running(rig, tui, tmp_path) as shell:
         shell.expect_exact("hit its usage limit")
         rig.waiting_row()
-        shell.sendcontrol("z")
-        shell.expect_exact("Stopped", timeout=5)
-        shell.expect_exact(PROMPT)
+        _ctrl_z(shell)
         code = _killed_job_status(shell)
-    finally:
-        shell.close(force=True)
     events = rig.log()
     ended = events[-1]
     assert (code, ended["type"], ended["exit_code"], ended.get("signal")) == (143, "session_ended", 143, "SIGTERM")
@@ -459,13 +439,9 @@ def test_bg_of_the_interactive_job_stopped_during_the_wait_types_nothing_until_f
     reset, nothing is typed meanwhile; `fg`: the message goes in, the session continues."""
     rig = L.Rig(tmp_path, zag_home, "claude")
     tui, keylog = _claude_like(rig, tmp_path, time.time() + 3)
-    shell = _bash(rig, ZAG_CLAUDE_BIN=str(tui), TUI_SPEC=str(tmp_path / "spec.json"))
-    try:
-        shell.sendline(_zag_line(rig, "run", "claude"))
+    with _claude_like_running(rig, tui, tmp_path) as shell:
         shell.expect_exact("hit its usage limit")
-        shell.sendcontrol("z")
-        shell.expect_exact("Stopped", timeout=5)
-        shell.expect_exact(PROMPT)
+        _ctrl_z(shell)
         shell.sendline("bg")
         shell.expect_exact(PROMPT)
         time.sleep(6)
@@ -473,12 +449,8 @@ def test_bg_of_the_interactive_job_stopped_during_the_wait_types_nothing_until_f
         shell.expect_exact("Stopped")
         shell.expect_exact(PROMPT)
         assert not [k for k in _keys(keylog) if k["data"] not in ("\x1a",)], _keys(keylog)
-        shell.sendline("fg")
-        shell.expect_exact("answered", timeout=15)
-        shell.expect_exact(PROMPT)
+        _fg_until(shell, "answered", timeout=15)
         assert _status(shell) == 0
-    finally:
-        shell.close(force=True)
     events = rig.log()
     assert [e["attempt"] for e in L.of_type(events, "usage_limit_resumed")] == [1]
 
@@ -488,20 +460,9 @@ def test_ctrl_z_while_zag_types_into_the_relaunched_agent(tmp_path: Path, zag_ho
     settled; Ctrl-Z lands between the text and its Enter: after `fg` the Enter reaches the raw TUI."""
     rig = L.Rig(tmp_path, zag_home, "claude", config=VERIFY_CONFIG)
     tui, keylog = _claude_like(rig, tmp_path, time.time() + 2, quit_after_hit=True)
-    shell = _bash(rig, ZAG_CLAUDE_BIN=str(tui), TUI_SPEC=str(tmp_path / "spec.json"))
-    try:
-        shell.sendline(_zag_line(rig, "run", "claude"))
-        shell.expect_exact("typing", timeout=30)
-        shell.sendcontrol("z")
-        shell.expect_exact("Stopped", timeout=5)
-        shell.expect_exact(PROMPT)
-        time.sleep(1)
-        shell.sendline("fg")
-        shell.expect_exact("answered", timeout=10)
-        shell.expect_exact(PROMPT)
+    with _claude_like_running(rig, tui, tmp_path) as shell:
+        _ctrl_z_between_the_text_and_its_enter(shell, typing_timeout=30)
         assert _status(shell) == 0
-    finally:
-        shell.close(force=True)
     events = rig.log()
     assert not L.of_type(events, "usage_limit_resume_failed")
     assert [e["attempt"] for e in L.of_type(events, "usage_limit_resumed")] == [1]
