@@ -1,4 +1,4 @@
-"""QA of usage-limit reset times: time zones as the agents render them.
+"""QA of usage-limit reset times: time zones as the agents render them, and resets no clock can show.
 
 Local clock times (codex's `try again at 2:47 PM`, chrono `Local`) are in the zone libc makes of `TZ`,
 which is not always an IANA name: the real codex 0.169 with `TZ=UTC+5` (POSIX: five hours *west*) said
@@ -109,3 +109,50 @@ def test_the_libc_zone_agrees_with_libc_every_quarter_hour_of_a_year(tz: pytest.
         local = datetime.fromtimestamp(moment, zone)
         assert local.timetuple()[:6] == time.localtime(moment)[:6]
         assert local.timestamp() == moment  # the fold of a repeated hour is kept
+
+
+# --- resets no clock can show -----------------------------------------------------------------
+@pytest.mark.parametrize("phrase", ["in 99999999999 days", "in " + "9" * 400 + " hours", "9" * 30 + "s"])
+def test_an_absurd_delay_is_no_reset(phrase: str) -> None:
+    assert reset_time.read_reset(phrase, NOW) is None
+
+
+def test_a_long_but_possible_delay_is_still_read() -> None:
+    assert reset_time.read_reset("in 100 days", NOW) == reset_time.Reset(NOW + 100 * 86400, relative=True)
+
+
+def test_absurd_delays_in_the_providers_are_no_reset() -> None:
+    huge = "9" * 400
+    quota = gemini.classify(f"You exceeded your current quota. Please retry in {huge}s.", NOW)
+    assert quota is not None and quota.reset_at is None
+    quota = gemini.classify(f'RESOURCE_EXHAUSTED "retryDelay": "{huge}s"', NOW)
+    assert quota is not None and quota.reset_at is None
+    body = codex.search_raw_body('{"type":"usage_limit_reached","resets_in_seconds":99999999999999999999}', NOW)
+    assert body is not None and body.reset_at is None
+    assert codex.window_reset_of({"resets_in_seconds": float("inf")}, NOW) is None
+    assert codex.window_reset_of({"resets_in_seconds": float("nan")}, NOW) is None
+    assert goose.reset_of("Rate limit exceeded: retry-after: 99999999999999999999", NOW) is None
+
+
+def test_a_hit_naming_a_reset_no_clock_can_show_is_announced_with_the_fallback(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A signal whose reset is centuries away (a provider's arithmetic on a huge delay) is still logged
+    and waited for: it was announced without a log event, index row or `waiting` state (formatting the
+    reset raised), and headless the error ended the session instead of resuming."""
+    from tests.unit.test_limits_engine_log import SETTINGS, SID, _engine, _hit
+    from zag import states
+    from zag.logs.writer import SessionLogWriter
+    from zag.wrapper import incidents
+
+    monkeypatch.setattr(incidents, "ANNOUNCE_AFTER_SECS", 0.0)
+    with SessionLogWriter(SID, "claude", provider_session_id="prov-1") as writer:
+        supervisor, engine = _engine(writer)
+        try:
+            hit = _hit(engine, supervisor, time.time() + 1e20)
+            assert hit["reset_at"] is None and hit["fallback_used"] is True
+            assert supervisor.registry["state"] == states.WAITING
+            incident = engine.active_incident()
+            assert incident is not None and incident.resume_at is not None
+            assert incident.resume_at - time.time() <= SETTINGS.fallback_secs + 1
+        finally:
+            engine.close()

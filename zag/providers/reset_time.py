@@ -169,7 +169,19 @@ def from_epoch(value: float | int | str) -> float | None:
         return None
     if number > 1e11:
         number /= 1000.0
-    return number if 1e9 < number < 1e10 else None
+    return number if plausible(number) else None
+
+
+def plausible(epoch: float | None) -> bool:
+    """Whether `epoch` can be a reset time (2001 to 2286): NaN, infinities and times `datetime` cannot
+    even represent are not, whatever a CLI printed (`retry in 99999999999 days`)."""
+    return epoch is not None and 1e9 < epoch < 1e10
+
+
+def after(now: float, seconds: float) -> Reset | None:
+    """The reset `seconds` after `now`, a delay (relative); None for a negative or absurd delay."""
+    at = now + seconds
+    return Reset(at, relative=True) if seconds >= 0 and plausible(at) else None
 
 
 def duration_secs(text: str) -> float | None:
@@ -211,7 +223,7 @@ def read_reset(phrase: str, now: float, zone: tzinfo | None = None) -> Reset | N
         return Reset(epoch) if epoch is not None else None
     delay = duration_secs(text)
     if delay is not None:
-        return Reset(now + delay, relative=True)
+        return after(now, delay)
     at = _instant(text, now, zone or local_zone())
     return Reset(at) if at is not None else None
 

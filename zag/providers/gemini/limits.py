@@ -112,13 +112,13 @@ def read_reset_in_text(text: str, now: float, *, zone: tzinfo | None = None) -> 
     if match:
         delay = reset_time.duration_secs(match["delay"])
         if delay is not None:
-            return reset_time.Reset(now + delay, relative=True)
+            return reset_time.after(now, delay)
     match = _RETRY_IN.search(text)
     if match:
-        return reset_time.Reset(now + float(match["value"]) * _UNIT_SECS[match["unit"].lower()], relative=True)
+        return reset_time.after(now, float(match["value"]) * _UNIT_SECS[match["unit"].lower()])
     match = _RETRY_DELAY.search(text)
     if match:
-        return reset_time.Reset(now + float(match["value"]), relative=True)
+        return reset_time.after(now, float(match["value"]))
     return None
 
 
