@@ -245,7 +245,7 @@ def duration(seconds: float | None) -> str:
 def event_clock(ts: Any) -> str:
     """An event's RFC 3339 `ts` as local `HH:MM:SS`; the raw value if it cannot be read."""
     epoch = epoch_of(ts)
-    return local_time(epoch, with_date=False) if epoch is not None else str(ts or "-")
+    return local_time(epoch, with_date=False) if epoch is not None else one_line(str(ts or "-"))
 
 
 def epoch_of(value: Any) -> float | None:
@@ -332,11 +332,11 @@ def format_event(event: dict[str, Any], style: Style, *, width: int = 0) -> str:
     """One readable line for an event: local time, provider, what happened, a content summary."""
     event_type = str(event.get("type", "?"))
     note = _zag_note(event)
-    label, label_style = _NOTE_LOOK[note] if note else _EVENT_LOOK.get(event_type, (event_type, "grey"))
-    head = f"{event_clock(event.get('ts'))} {str(event.get('provider') or '-'):<6} "
+    label, label_style = _NOTE_LOOK[note] if note else _EVENT_LOOK.get(event_type, (one_line(event_type), "grey"))
+    head = f"{event_clock(event.get('ts'))} {one_line(str(event.get('provider') or '-')):<6} "
     summary = _NOTE_SUMMARIES[note](event) if note else _summary(event_type, event)
-    if width > 0:
-        summary = clip(summary, max(width - len(head) - _LABEL_WIDTH - 1, 10))
+    if width > 0:  # a label longer than the column (a type this zag does not know) pushes the summary right
+        summary = clip(summary, max(width - text_width(head) - max(text_width(label), _LABEL_WIDTH) - 1, 10))
     else:
         summary = one_line(summary)
     if event_type == "heartbeat":

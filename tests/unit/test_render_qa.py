@@ -1,0 +1,42 @@
+"""QA of what `zag listen` / `zag events` / `zag ps` / `zag sessions` print: nothing an agent wrote may reach
+the user's terminal as a control sequence, every event renders on one line that fits the width."""
+
+from __future__ import annotations
+
+import re
+
+from zag.cli import render
+from zag.logs import events
+
+# a terminal title (OSC 2) in a transcript's `timestamp`, 24 characters with `T`, `.` and `Z` where
+# zag's own format has them
+TITLE_IN_A_TIMESTAMP = "\x1b]2;owned\x07T12:00:00.000Z"
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def test_a_timestamp_that_only_looks_like_ours_is_not_taken_as_ours() -> None:
+    assert len(TITLE_IN_A_TIMESTAMP) == 24
+    assert events.normalize_ts(TITLE_IN_A_TIMESTAMP) is None
+    assert events.normalize_ts("2026-12-07T03:14:00.123Z") == "2026-12-07T03:14:00.123Z"
+    assert events.normalize_ts(" 2026-12-07T03:14:00.123Z ") == "2026-12-07T03:14:00.123Z"
+    assert events.normalize_ts("2026-12-07T03:14:00.123+00:00") == "2026-12-07T03:14:00.123Z"
+
+
+def test_an_unreadable_ts_is_printed_without_its_control_characters() -> None:
+    """A log written before the fix above (or edited by hand) keeps such a `ts`: the event line shows it
+    inert."""
+    event = {"seq": 3, "ts": TITLE_IN_A_TIMESTAMP, "provider": "claude\x1b[2J", "source": "provider_file",
+             "type": "assistant_message", "content": "hello"}
+    for width in (0, 80):
+        line = render.format_event(event, render.Style(False), width=width)
+        assert not CONTROL.search(line), repr(line)
+        assert "hello" in line
+
+
+def test_a_type_this_zag_does_not_know_is_shown_generically_within_the_width() -> None:
+    event = {"seq": 9, "ts": "2026-12-07T03:14:00.123Z", "provider": "claude", "source": "wrapper",
+             "type": "usage_limit_resume_deferred\x1b]0;x\x07", "until": "x" * 500}
+    line = render.format_event(event, render.Style(False), width=80)
+    assert render.text_width(line) <= 80, line
+    assert "usage_limit_resume_deferred" in line and '{"until":"xxx' in line
+    assert not CONTROL.search(line)
