@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
+from typing import Any
 
 from tests.integration import limits_rig as L
-from tests.integration.helpers import Agent, wait_until, write_config
+from tests.integration.helpers import Agent, reaped, wait_until, write_config
 
 CONTROL = re.compile(rb"[\x00-\x09\x0b-\x1f\x7f]")  # anything but the newline ending each line
 
@@ -33,3 +35,35 @@ def test_a_transcripts_timestamp_cannot_reach_the_terminal(tmp_path: Path, zag_h
         shown = rig.run(*command)
         assert shown.returncode == 0, shown.stderr.decode()
         assert b"hello" in shown.stdout and not CONTROL.search(shown.stdout), shown.stdout
+
+
+def _followed(agent: Agent, *actions: dict[str, Any]) -> tuple[Path, subprocess.Popen[bytes], subprocess.Popen[bytes]]:
+    """`zag run claude` playing `actions` (heartbeats every 0.2 s) and `zag listen --latest` following it
+    once its log is there: (the log, zag, the listener)."""
+    write_config(agent.zag_home, "heartbeat_secs = 0.2\n")
+    agent.script([{"out": "hi\n"}, *actions, {"exit": 0}])
+    zag = listener = agent.start("run", "claude", "-p", "x")
+    try:
+        [log] = wait_until(agent.session_log_paths, 20, message="the session log")
+        listener = agent.start("listen", "--latest")
+        wait_until(lambda: len(log.read_bytes().splitlines()) >= 3, 20, message="a heartbeat")
+    except BaseException:
+        for proc in {zag, listener}:
+            proc.kill()
+            proc.communicate(timeout=10)
+        raise
+    return log, zag, listener
+
+
+def test_a_log_removed_while_listening_ends_as_the_session_did(agent: Agent) -> None:
+    """The log deleted under `zag listen` (zag writes on into it): the listener read the session's end
+    from it, then failed with 'has no log … (its state: None)', exit 1."""
+    log, zag, listener = _followed(agent, {"wait_file": str(agent.root / "go"), "timeout": 20})
+    with reaped(zag), reaped(listener):
+        log.unlink()
+        (agent.root / "go").touch()
+        assert zag.wait(30) == 0
+        out, err = listener.communicate(timeout=30)
+    assert listener.returncode == 0, err.decode()
+    assert b" ended " in out and b"exit 0" in out.splitlines()[-1]
+    assert b"None" not in err

@@ -85,7 +85,7 @@ def _resolve(index: Index, session: str | None) -> str:
 
 def _follow(index: Index, session_id: str, path: Path, *, as_json: bool, since: int, follow: bool) -> int:
     """Print events until the follower stops; the exit code (1 when the supervisor died, 130 on Ctrl-C)."""
-    from zag.logs.follower import STOP_ASKED, STOP_NOT_LIVE, EventFollower
+    from zag.logs.follower import STOP_ASKED, STOP_ENDED, STOP_NOT_LIVE, EventFollower
 
     with _CtrlC() as ctrl_c:
         follower = EventFollower(
@@ -110,8 +110,9 @@ def _follow(index: Index, session_id: str, path: Path, *, as_json: bool, since: 
                 out.flush()
     if follower.stop_reason == STOP_ASKED:
         return 130
-    if not path.exists():
-        raise Failure(f"session {session_id} has no log at {path} (its state: {follower.not_live_reason})")
+    if follower.stop_reason != STOP_ENDED and not path.exists():  # an end read from a log removed since counts
+        state = f" (its state: {follower.not_live_reason})" if follower.not_live_reason else ""
+        raise Failure(f"session {session_id} has no log at {path}{state}")
     if follower.bad_lines:
         click.echo(f"zag: skipped {follower.bad_lines} unreadable line(s) in {path}", err=True)
     if follower.stop_reason == STOP_NOT_LIVE and follower.not_live_reason == states.DEAD:
