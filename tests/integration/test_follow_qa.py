@@ -67,3 +67,17 @@ def test_a_log_removed_while_listening_ends_as_the_session_did(agent: Agent) -> 
     assert listener.returncode == 0, err.decode()
     assert b" ended " in out and b"exit 0" in out.splitlines()[-1]
     assert b"None" not in err
+
+
+def test_sessions_with_a_limit_larger_than_sqlite_takes_lists_them_all(agent: Agent) -> None:
+    """`zag sessions --limit 99999999999999999999` printed an OverflowError traceback (SQLite integers are
+    64-bit), in the table and in --json."""
+    agent.script([{"exit": 0}])
+    assert agent.run("run", "claude", "-p", "x").returncode == 0
+    huge = str(2**64)
+    table = agent.run("sessions", "--limit", huge)
+    assert table.returncode == 0 and table.stderr == b"", table.stderr.decode()
+    assert len(table.stdout.splitlines()) == 2
+    listed = agent.run("sessions", "--json", "--limit", huge)
+    assert listed.returncode == 0, listed.stderr.decode()
+    assert len(json.loads(listed.stdout)) == 1
