@@ -40,3 +40,23 @@ def test_a_type_this_zag_does_not_know_is_shown_generically_within_the_width() -
     assert render.text_width(line) <= 80, line
     assert "usage_limit_resume_deferred" in line and '{"until":"xxx' in line
     assert not CONTROL.search(line)
+
+
+def test_a_cwd_under_a_home_reached_through_a_symlink_is_shown_with_a_tilde(tmp_path, monkeypatch) -> None:
+    """HOME=/home/me with /home a symlink (to /data/home): zag records the cwd as getcwd gives it
+    (/data/home/me/app), which `zag ps`, `zag sessions` and `started` lines showed in full."""
+    real = tmp_path / "data" / "me"
+    (real / "app").mkdir(parents=True)
+    (tmp_path / "home").symlink_to(tmp_path / "data")
+    monkeypatch.setenv("HOME", str(tmp_path / "home" / "me"))
+    render._homes.cache_clear()
+    try:
+        assert render.home_path(str(real / "app")) == "~/app"
+        assert render.home_path(str(tmp_path / "home" / "me" / "app")) == "~/app"
+        assert render.home_path(str(real)) == "~"
+        assert render.home_path(str(tmp_path / "data" / "meme")) == str(tmp_path / "data" / "meme")
+        started = {"ts": "2026-12-07T03:14:00.123Z", "provider": "claude", "type": "session_started",
+                   "argv": ["claude"], "cwd": str(real / "app")}
+        assert render.format_event(started, render.Style(False)).endswith("claude in ~/app")
+    finally:
+        render._homes.cache_clear()

@@ -280,17 +280,23 @@ def command_line(argv: Any) -> str:
 
 
 @functools.cache
-def _home() -> str:
-    return os.path.expanduser("~")
+def _homes() -> tuple[str, ...]:
+    """The user's home as HOME names it and, when that goes through a symlink (`/home` -> `/data/home`),
+    as the kernel does: the cwd zag records is the latter (getcwd)."""
+    home = os.path.expanduser("~")
+    if home in ("", "/"):
+        return ()
+    real = os.path.realpath(home)
+    return (home,) if real in (home, "/") else (home, real)
 
 
 def home_path(path: str | None) -> str:
     """A path with the user's home shown as `~`."""
-    if not path:
-        return "-"
-    home = _home()
-    if home not in ("", "/") and (path == home or path.startswith(home + os.sep)):
-        return "~" + path[len(home):]
+    if not path or not isinstance(path, str):
+        return "-" if not path else str(path)
+    for home in _homes():
+        if path == home or path.startswith(home + os.sep):
+            return "~" + path[len(home):]
     return path
 
 
