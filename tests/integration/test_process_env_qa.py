@@ -1,0 +1,54 @@
+"""`zag` in the hostile but legal surroundings a shell, cron, CI or a batch script can give it: extra
+descriptors, odd encodings, a relative ZAG_HOME. The agent must behave as it would without zag, and zag's
+own commands must say one clear line, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from tests.integration.helpers import Agent, assert_valid_log
+
+
+def _shell_agent(agent: Agent, body: str) -> dict[str, str]:
+    """zag's environment with the agent replaced by a /bin/sh script (`body`)."""
+    script = agent.root / "shell-agent"
+    script.write_text(f"#!/bin/sh\n{body}\n", encoding="utf-8")
+    script.chmod(0o755)
+    return agent.env(ZAG_CLAUDE_BIN=str(script))
+
+
+def test_descriptors_the_shell_gave_zag_reach_the_agent(agent: Agent) -> None:
+    # `zag run claude --mcp-config <(...)`: the agent reads /dev/fd/63; `3>log` gives it an fd 3
+    env = _shell_agent(agent, 'eval cat "\\${$#}"; echo to-the-sink > /dev/fd/$SINK_FD')
+    source_r, source_w = os.pipe()
+    os.write(source_w, b"from the process substitution\n")
+    os.close(source_w)
+    sink_r, sink_w = os.pipe()
+    env["SINK_FD"] = str(sink_w)
+    try:
+        done = subprocess.run([*agent.command("run", "claude", f"/dev/fd/{source_r}")], env=env, cwd=agent.root,
+                              capture_output=True, timeout=60, pass_fds=(source_r, sink_w))
+        os.close(sink_w)
+        sink_w = -1
+        sunk = os.read(sink_r, 4096)
+    finally:
+        os.close(source_r)
+        os.close(sink_r)
+        if sink_w >= 0:
+            os.close(sink_w)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"from the process substitution\n"
+    assert sunk == b"to-the-sink\n"
+    assert_valid_log(agent.only_session())
+
+
+def test_zags_own_descriptors_do_not_reach_the_agent(agent: Agent) -> None:
+    env = _shell_agent(agent, 'ls /proc/$$/fd')
+    done = subprocess.run(agent.command("run", "claude"), env=env, cwd=agent.root, capture_output=True,
+                          timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    # 0-2, the script the shell reads (10 or so, its own) and ls's listing: nothing of zag's (a log, the index)
+    leaked = sorted(int(fd) for fd in done.stdout.split() if 2 < int(fd) < 10)
+    assert len(leaked) <= 1, done.stdout  # ls's own open directory
