@@ -81,3 +81,23 @@ def test_sessions_with_a_limit_larger_than_sqlite_takes_lists_them_all(agent: Ag
     listed = agent.run("sessions", "--json", "--limit", huge)
     assert listed.returncode == 0, listed.stderr.decode()
     assert len(json.loads(listed.stdout)) == 1
+
+
+def test_a_listener_reads_the_index_that_replaced_the_one_it_opened(agent: Agent) -> None:
+    """The index removed and rebuilt with `zag reindex` while `zag listen` follows a running session: the
+    supervisor writes its heartbeats to the new index, the listener went on reading the removed one and
+    said 'no heartbeat from its supervisor … (stopped, or the machine just woke up?)'."""
+    log, zag, listener = _followed(agent, {"wait_file": str(agent.root / "go"), "timeout": 30})
+    with reaped(zag), reaped(listener):
+        for suffix in ("", "-wal", "-shm"):
+            (agent.zag_home / f"index.sqlite{suffix}").unlink(missing_ok=True)
+        assert agent.run("reindex").returncode == 0
+        beats = log.read_bytes().count(b'"heartbeat"')
+        # the removed index's last heartbeat is more than 3 intervals (+1 s) old by then
+        wait_until(lambda: log.read_bytes().count(b'"heartbeat"') >= beats + 15, 30, message="heartbeats")
+        (agent.root / "go").touch()
+        assert zag.wait(30) == 0
+        out, err = listener.communicate(timeout=30)
+    assert listener.returncode == 0, err.decode()
+    assert b"exit 0" in out.splitlines()[-1]
+    assert err == b"", err.decode()
