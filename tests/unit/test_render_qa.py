@@ -60,3 +60,17 @@ def test_a_cwd_under_a_home_reached_through_a_symlink_is_shown_with_a_tilde(tmp_
         assert render.format_event(started, render.Style(False)).endswith("claude in ~/app")
     finally:
         render._homes.cache_clear()
+
+
+def test_bidirectional_overrides_in_an_agents_text_are_shown_not_obeyed() -> None:
+    """U+202E (right-to-left override) and its kin reorder the rest of the line on a terminal that does
+    bidirectional text ('Trojan Source'): a tool call could be shown as another command. Plain
+    right-to-left text is left alone."""
+    call = {"ts": "2026-12-07T03:14:00.123Z", "provider": "codex", "source": "provider_file", "type": "tool_call",
+            "tool_name": "shell", "tool_kind": "shell", "input": {"command": "echo \u202e\u2066fr- mr\u2069 ok"}}
+    line = render.format_event(call, render.Style(False), width=0)
+    assert not re.search("[\u202a-\u202e\u2066-\u2069]", line), repr(line)
+    assert "echo <202e><2066>fr- mr<2069> ok" in line
+    rows = [("1", "abc\u202edef"), ("2", "שלום עולם")]
+    shown = render.table(("ID", "TEXT"), rows, render.Style(False))
+    assert "abc<202e>def" in shown and "שלום עולם" in shown

@@ -137,7 +137,7 @@ def one_line(text: str) -> str:
     """Collapse newlines and tabs so a value fits a table cell or an event line, and make it safe to
     print: escape sequences in it (a tool's coloured output, a title or clipboard OSC, a screen clear)
     are dropped, other control characters shown as `^X` (they would recolour, move or clear what the
-    terminal shows)."""
+    terminal shows), bidirectional overrides as `<202e>`."""
     if "\n" in text or "\r" in text or "\t" in text:
         text = " ".join(text.split())
     if _CONTROL.search(text):
@@ -148,7 +148,9 @@ def one_line(text: str) -> str:
 # CSI (colours, cursor moves), OSC (titles, clipboard, links; ended by BEL or ST), other ESC sequences
 _ESCAPE_SEQUENCE = re.compile(
     r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[ -/]*[0-~]|\x9b[0-?]*[ -/]*[@-~]")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# + the bidirectional overrides, embeddings and isolates: on a terminal that orders right-to-left text
+# they turn the rest of the line around, so an agent's text could show one command and hold another
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def _shown_control(match: re.Match[str]) -> str:
