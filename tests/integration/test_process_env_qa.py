@@ -8,6 +8,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.integration.helpers import Agent, assert_valid_log
 
 
@@ -52,3 +54,22 @@ def test_zags_own_descriptors_do_not_reach_the_agent(agent: Agent) -> None:
     # 0-2, the script the shell reads (10 or so, its own) and ls's listing: nothing of zag's (a log, the index)
     leaked = sorted(int(fd) for fd in done.stdout.split() if 2 < int(fd) < 10)
     assert len(leaked) <= 1, done.stdout  # ls's own open directory
+
+
+@pytest.mark.parametrize("encoding", [{"PYTHONIOENCODING": "ascii"}, {"PYTHONIOENCODING": "latin-1"},
+                                      {"PYTHONUTF8": "0", "LC_ALL": "C", "LANG": "C"}],
+                         ids=["ascii", "latin-1", "C-locale-without-utf8-mode"])
+def test_listings_in_an_encoding_that_cannot_show_the_folder(agent: Agent, tmp_path: Path,
+                                                             encoding: dict[str, str]) -> None:
+    folder = tmp_path / "café €"
+    folder.mkdir()
+    agent.script([{"out": "hi\n"}, {"exit": 0}])
+    done = subprocess.run(agent.command("run", "claude", "-p", "☃"), env=agent.env(), cwd=folder,
+                          capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    session_id = agent.only_session()[0]["session_id"]
+    env = agent.env(**encoding)
+    for command in (["sessions"], ["ps", "--all"], ["events", session_id], ["listen", session_id, "--no-follow"]):
+        listed = agent.run(*command, env=env)
+        assert listed.returncode == 0 and b"Traceback" not in listed.stderr, (command, listed.stderr)
+        assert b"\\u20ac" in listed.stdout or "€".encode() in listed.stdout, (command, listed.stdout)
