@@ -111,6 +111,28 @@ def test_the_libc_zone_agrees_with_libc_every_quarter_hour_of_a_year(tz: pytest.
         assert local.timestamp() == moment  # the fold of a repeated hour is kept
 
 
+def test_a_zone_libc_cannot_find_is_utc_as_libc_and_codex_show_it(tz: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A slim container: TZ names a zone, but there is no zone file where libc looks (TZDIR, else
+    /usr/share/zoneinfo): libc and codex's chrono show UTC times; the tzdata package must not make zag
+    read them as New York times (5 h late)."""
+    (tmp_path / "zoneinfo").mkdir()
+    tz.setenv("TZDIR", str(tmp_path / "zoneinfo"))
+    _set_tz(tz, "America/New_York")
+    assert time.localtime(RESET).tm_gmtoff == 0  # what libc (and codex) make of it
+    assert _codex_reset("7:47 PM") == RESET + 60
+
+
+def test_gemini_us_zone_abbreviations_are_exact_whatever_libc_knows(tz: pytest.MonkeyPatch,
+                                                                     tmp_path: Path) -> None:
+    """gemini's Node formats with ICU's own zone data (`11:47 AM PST`) even where libc has no zone files."""
+    (tmp_path / "zoneinfo").mkdir()
+    tz.setenv("TZDIR", str(tmp_path / "zoneinfo"))
+    _set_tz(tz, "America/Los_Angeles")
+    for said in ("11:47 AM PST", "2:47 PM EST", "12:47 PM MST", "10:47 AM AKST", "9:47 AM HST"):
+        quota = gemini.classify(f"Usage limit reached for gemini-2.5-pro.\nAccess resets at {said}.", NOW)
+        assert quota is not None and quota.reset_at == RESET + 60, said
+
+
 # --- resets no clock can show -----------------------------------------------------------------
 @pytest.mark.parametrize("phrase", ["in 99999999999 days", "in " + "9" * 400 + " hours", "9" * 30 + "s"])
 def test_an_absurd_delay_is_no_reset(phrase: str) -> None:

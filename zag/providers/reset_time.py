@@ -38,6 +38,7 @@ ROUNDING_GRACE_SECS = 10 * 60
 # screen, a suspended machine) must not read it as a year away.
 RECENT_DATE_SECS = 8 * 86400
 LOCALTIME = "/etc/localtime"
+SYSTEM_ZONEINFO = "/usr/share/zoneinfo"  # where libc finds the zone `TZ` names, unless TZDIR says
 MINUTE_SECS = 60.0  # the precision of a clock time or a date: the reset lies within that minute
 
 _MONTHS = {name: index for index, name in enumerate(
@@ -63,17 +64,18 @@ def local_zone() -> tzinfo:
     """The process's time zone as libc (hence zag's own clock times, and codex's chrono `Local`) reads it:
     an IANA zone when `TZ` (`:` prefix allowed) or /etc/localtime names one or is a zone file, so DST is
     right; anything else `TZ` may hold (a POSIX rule like `UTC+5` or `CET-1CEST,M3.5.0,M10.5.0/3`, an
-    unknown name, which libc reads as UTC) is the zone libc made of it (`LibcZone`), not /etc/localtime."""
+    unknown name, which libc reads as UTC) is the zone libc made of it (`LibcZone`), not /etc/localtime.
+    A name is looked up where libc looks (`TZDIR`, else /usr/share/zoneinfo), not in the tzdata package:
+    on a system without the zone's file (a slim container) libc and codex show UTC times for it."""
     raw = os.environ.get("TZ")
     if raw is None:
         return _zone_file(LOCALTIME) or LibcZone()
     name = raw[1:] if raw.startswith(":") else raw
     if name.startswith("/"):
         return _zone_file(name) or LibcZone()
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
+    if not name or ".." in name.split("/"):
         return LibcZone()
+    return _zone_file(os.path.join(os.environ.get("TZDIR") or SYSTEM_ZONEINFO, name)) or LibcZone()
 
 
 def _zone_file(path: str) -> tzinfo | None:
@@ -81,6 +83,8 @@ def _zone_file(path: str) -> tzinfo | None:
     (an /etc/localtime copied, not linked, as in many container images)."""
     try:
         target = os.path.realpath(path)
+        if not os.path.isfile(target):
+            return None
         marker = "/zoneinfo/"
         if marker in target:
             try:
