@@ -178,3 +178,21 @@ def test_a_hit_naming_a_reset_no_clock_can_show_is_announced_with_the_fallback(
             assert incident.resume_at - time.time() <= SETTINGS.fallback_secs + 1
         finally:
             engine.close()
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "1e300", "31622401"])
+def test_a_wait_setting_no_clock_can_end_is_refused(tmp_path: Path, value: str) -> None:
+    """TOML has `inf` (and `nan`): `max_wait_secs = inf` with `fallback_secs = inf` scheduled a hit without
+    a reset at `inf`: nothing logged, the session never `waiting`, and a wait that never ended;
+    `heartbeat_secs = inf` raised OverflowError in the heartbeat thread. Each is refused (a year at most)
+    and its default used."""
+    from zag.config import LIMIT_DEFAULTS, load
+
+    path = tmp_path / "config.toml"
+    path.write_text(f"heartbeat_secs = {value}\n[usage_limits]\nmax_wait_secs = {value}\nfallback_secs = {value}\n"
+                    f"jitter_secs = {value}\n[usage_limits.providers.claude]\nretry_secs = {value}\n")
+    config = load(path)
+    assert config.heartbeat_secs == 10.0
+    assert "max_wait_secs" not in config.usage_limits and "fallback_secs" not in config.usage_limits
+    assert "jitter_secs" not in config.usage_limits and config.usage_limits["providers"].get("claude", {}) == {}
+    assert len(config.problems) == 5 and LIMIT_DEFAULTS["max_wait_secs"] == 86400
