@@ -4,6 +4,7 @@ own commands must say one clear line, never a traceback."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -73,3 +74,20 @@ def test_listings_in_an_encoding_that_cannot_show_the_folder(agent: Agent, tmp_p
         listed = agent.run(*command, env=env)
         assert listed.returncode == 0 and b"Traceback" not in listed.stderr, (command, listed.stderr)
         assert b"\\u20ac" in listed.stdout or "€".encode() in listed.stdout, (command, listed.stdout)
+
+
+def test_a_relative_zag_home_is_the_folder_it_names_from_where_zag_started(agent: Agent, tmp_path: Path) -> None:
+    # `cd project && ZAG_HOME=.zag zag run ...`; later, from elsewhere, `ZAG_HOME=project/.zag zag sessions --json`
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    agent.script([{"out": "hi\n"}, {"exit": 0}])
+    done = subprocess.run(agent.command("run", "claude", "-p", "x"), env=agent.env(ZAG_HOME=".zag"), cwd=project,
+                          capture_output=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == b"hi\n", done.stderr
+    assert (project / ".zag" / "sessions").is_dir()
+    assert agent.invocations()[-1]["env"]["ZAG_HOME"] == str(project / ".zag")  # for the agent's hooks
+    listed = subprocess.run(agent.command("sessions", "--json"), env=agent.env(ZAG_HOME="../project/.zag"),
+                            cwd=elsewhere, capture_output=True, timeout=60)
+    [row] = json.loads(listed.stdout)
+    assert Path(row["log_path"]).is_absolute() and Path(row["log_path"]).is_file(), row["log_path"]

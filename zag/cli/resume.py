@@ -39,7 +39,7 @@ Example:
 @click.option("-v", "--verbose", is_flag=True, help="Print the session id and log path to stderr.")
 @user_errors
 def resume(session: str, verbose: bool) -> None:
-    from zag import config, providers
+    from zag import config, paths, providers
     from zag.logs.index import Index
 
     with Index() as index:
@@ -50,7 +50,7 @@ def resume(session: str, verbose: bool) -> None:
     provider = providers.get(row["provider"])
     from zag.wrapper.executable import MissingExecutable, find_executable
 
-    env = dict(os.environ)
+    env = paths.environ_for_agent()
     try:
         executable = find_executable(row["provider"], provider.executable, provider.install_hint, env)
     except MissingExecutable as exc:

@@ -80,11 +80,11 @@ def leave(code: int) -> None:
 
 
 def _run_agent(provider_name: str, args: list[str], verbose: bool) -> int:
-    from zag import config, providers
+    from zag import config, paths, providers
     from zag.wrapper.executable import MissingExecutable, find_executable
 
     provider = providers.get(provider_name)
-    env = dict(os.environ)
+    env = paths.environ_for_agent()
     try:
         executable = find_executable(provider_name, provider.executable, provider.install_hint, env)
     except MissingExecutable as exc:
