@@ -196,3 +196,16 @@ def test_a_wait_setting_no_clock_can_end_is_refused(tmp_path: Path, value: str) 
     assert "max_wait_secs" not in config.usage_limits and "fallback_secs" not in config.usage_limits
     assert "jitter_secs" not in config.usage_limits and config.usage_limits["providers"].get("claude", {}) == {}
     assert len(config.problems) == 5 and LIMIT_DEFAULTS["max_wait_secs"] == 86400
+
+
+@pytest.mark.parametrize("first, second", [("Access resets at 3:45", "PM PST."), ("Access resets at", "3:45 PM PST.")])
+def test_gemini_reset_wrapped_by_a_narrow_dialog_keeps_its_am_pm(first: str, second: str) -> None:
+    """gemini's quota dialog in a ~28-column pane wraps `Access resets at 3:45 PM PST.`: the first screen
+    line alone read `3:45` as 03:45, 12 hours early (or no reset at all)."""
+    from tests.unit.providers.test_gemini_limits import minute_end, scan, signals
+
+    screen = (f"│ Usage limit reached for gemini-2.5-pro. │\r\n│ {first} │\r\n│ {second} │\r\n"
+              "│ /stats model for usage details │\r\n")
+    [signal] = signals(scan("pty", screen))
+    assert signal.reset_at == minute_end(2026, 1, 15, 15, 45)
+    assert "Access resets at 3:45 PM PST." in signal.raw
