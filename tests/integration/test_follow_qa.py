@@ -101,3 +101,24 @@ def test_a_listener_reads_the_index_that_replaced_the_one_it_opened(agent: Agent
     assert listener.returncode == 0, err.decode()
     assert b"exit 0" in out.splitlines()[-1]
     assert err == b"", err.decode()
+
+
+def test_a_deeply_nested_tool_output_does_not_end_the_listener(tmp_path: Path, zag_home: Path) -> None:
+    """A claude tool_result whose content is 450 lists deep (an MCP server's answer) is logged whole;
+    `zag events` and `zag listen` died on it with a RecursionError traceback, exit 1."""
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    call = json.loads(L.claude_assistant(rig, "-"))
+    call["message"]["content"] = [{"type": "tool_use", "id": "toolu_1", "name": "mcp__deep", "input": {"q": 1}}]
+    result = json.loads(L.claude_user(rig, "-"))
+    result["message"]["content"] = [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "@"}]
+    deep = "[" * 450 + '{"type":"text","text":"inside"}' + "]" * 450
+    rig.script([{"append": L.claude_transcript(rig), "lines": [
+        L.claude_user(rig, "hi"), json.dumps(call), json.dumps(result).replace('"@"', deep),
+        L.claude_assistant(rig, "after")]}, {"sleep": 0.5}, {"exit": 0}])
+    assert rig.run("run", "claude", "-p", "hi").returncode == 0
+    session = rig.log()[0]["session_id"]
+    assert "tool_result" in [event["type"] for event in rig.log()]
+    for command in (("events", session), ("listen", session)):
+        shown = rig.run(*command)
+        assert shown.returncode == 0, shown.stderr.decode()[-500:]
+        assert b"ok: inside" in shown.stdout and b" after" in shown.stdout

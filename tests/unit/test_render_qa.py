@@ -74,3 +74,17 @@ def test_bidirectional_overrides_in_an_agents_text_are_shown_not_obeyed() -> Non
     rows = [("1", "abc\u202edef"), ("2", "שלום עולם")]
     shown = render.table(("ID", "TEXT"), rows, render.Style(False))
     assert "abc<202e>def" in shown and "שלום עולם" in shown
+
+
+def test_a_tool_output_nested_deeper_than_pythons_recursion_renders() -> None:
+    """`text_of` recursed two frames a level: a tool_result whose output was ~450 lists deep ended
+    `zag events` / `zag listen` with a RecursionError traceback."""
+    deep: object = [{"type": "text", "text": "inside"}]
+    for _ in range(5000):
+        deep = [deep]
+    result = {"ts": "2026-12-07T03:14:00.123Z", "provider": "claude", "source": "provider_file",
+              "type": "tool_result", "tool_id": "t1", "success": True, "output": deep}
+    assert render.format_event(result, render.Style(False)).endswith("result        ok: inside")
+    assert render.text_of(["a", "", None, ["b", {"text": "c"}], 5]) == "a b c 5"
+    odd = {"ts": "2026-12-07T03:14:00.123Z", "provider": "claude", "type": "provider_status", "data": deep}
+    assert "nested too deeply" in render.format_event(odd, render.Style(False))

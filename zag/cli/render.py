@@ -370,19 +370,30 @@ def _summary(event_type: str, event: dict[str, Any]) -> str:
 
 
 def text_of(value: Any) -> str:
-    """The readable text in a message value: a string, or the text parts of a list of blocks."""
-    if value is None:
-        return ""
+    """The readable text in a message value: a string, or the text parts of a list of blocks.
+
+    Walked with a stack of its own, not by recursion: a tool's output nested hundreds of lists deep
+    (what an MCP server returns is the agent's to log) must not end `zag listen` with a RecursionError."""
     if isinstance(value, str):
         return value
-    if isinstance(value, list):
-        return " ".join(part for part in (text_of(item) for item in value) if part)
-    if isinstance(value, dict):
-        for key in ("text", "content", "message", "thinking"):
-            if key in value:
-                return text_of(value[key])
-        return ""
-    return str(value)
+    parts: list[str] = []
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if item is None:
+            continue
+        if isinstance(item, str):
+            if item:
+                parts.append(item)
+        elif isinstance(item, list):
+            pending.extend(reversed(item))
+        elif isinstance(item, dict):
+            key = next((key for key in ("text", "content", "message", "thinking") if key in item), None)
+            if key is not None:
+                pending.append(item[key])
+        else:
+            parts.append(str(item))
+    return " ".join(parts)
 
 
 def compact_json(value: Any) -> str:
@@ -390,6 +401,8 @@ def compact_json(value: Any) -> str:
 
     try:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    except RecursionError:
+        return "(nested too deeply to show)"
     except (TypeError, ValueError):
         return repr(value)
 
