@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import Agent, assert_valid_log
+from tests.integration.helpers import REPO, Agent, assert_valid_log
+
+FIXTURES = REPO / "tests" / "fixtures"
 
 
 def _shell_agent(agent: Agent, body: str) -> dict[str, str]:
@@ -91,3 +93,21 @@ def test_a_relative_zag_home_is_the_folder_it_names_from_where_zag_started(agent
                             cwd=elsewhere, capture_output=True, timeout=60)
     [row] = json.loads(listed.stdout)
     assert Path(row["log_path"]).is_absolute() and Path(row["log_path"]).is_file(), row["log_path"]
+
+
+def test_a_zag_home_whose_name_is_not_utf8_takes_backfill_and_reindex(agent: Agent, tmp_path: Path) -> None:
+    home = os.fsdecode(os.fsencode(tmp_path) + b"/zag-\xff")
+    claude_home = tmp_path / "claude-home"
+    transcript = FIXTURES / "claude" / "transcript_tool_use.jsonl"
+    provider_id = json.loads(transcript.read_text(encoding="utf-8").splitlines()[0])["sessionId"]
+    (claude_home / ".claude" / "projects" / "-work").mkdir(parents=True)
+    (claude_home / ".claude" / "projects" / "-work" / f"{provider_id}.jsonl").write_bytes(transcript.read_bytes())
+    env = agent.env(ZAG_HOME=home, HOME=str(claude_home))
+    agent.script([{"out": "hi\n"}, {"exit": 0}])
+    assert agent.run("run", "claude", "-p", "x", env=env).returncode == 0
+    for command in (["backfill", "--provider", "claude"], ["reindex"]):
+        done = agent.run(*command, env=env)
+        assert done.returncode == 0 and b"Traceback" not in done.stderr, (command, done.stderr)
+    rows = json.loads(agent.run("sessions", "--json", env=env).stdout)
+    assert sorted(row["provider_session_id"] == provider_id for row in rows) == [False, True]
+    assert len(os.listdir(os.path.join(home, "sessions"))) == 2
