@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.integration import limits_rig as L
-from tests.integration.helpers import Agent, reaped, wait_until, write_config
+from tests.integration.helpers import Agent, kill_zag, reaped, wait_until, write_config
 
 CONTROL = re.compile(rb"[\x00-\x09\x0b-\x1f\x7f]")  # anything but the newline ending each line
 
@@ -122,3 +122,28 @@ def test_a_deeply_nested_tool_output_does_not_end_the_listener(tmp_path: Path, z
         shown = rig.run(*command)
         assert shown.returncode == 0, shown.stderr.decode()[-500:]
         assert b"ok: inside" in shown.stdout and b" after" in shown.stdout
+
+
+def test_a_log_line_nested_too_deeply_to_decode_is_skipped_by_every_reader(agent: Agent) -> None:
+    """A line 3000 lists deep in a dead session's log (damage, or a hand edit): msgspec and json raise
+    RecursionError there, not a decode error, and `zag listen`, `zag events`, `zag reindex`, `zag ps`
+    and `zag sessions` (which read a dead session's last line) died with a traceback."""
+    agent.script([{"out": "ready\n"}, {"wait_signal": 60}])
+    write_config(agent.zag_home, "heartbeat_secs = 3600\n")
+    proc = agent.start("run", "claude", "-p", "x", start_new_session=True)
+    with reaped(proc):
+        assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+        [log] = wait_until(agent.session_log_paths, 10, message="session log")
+        wait_until(lambda: agent.index_row(log.stem) is not None, 15, message="the session's row")
+        kill_zag(proc, agent.wait_for_invocation()["pid"], timeout=15)
+    last = json.loads(log.read_bytes().splitlines()[-1])
+    deep = json.dumps({**last, "seq": last["seq"] + 1, "type": "provider_status", "data": "@"})
+    with open(log, "a", encoding="utf-8") as handle:
+        handle.write(deep.replace('"@"', "[" * 3000 + "]" * 3000) + "\n")
+
+    for command in (("ps",), ("sessions",), ("ps", "--json"), ("events", log.stem), ("listen", log.stem),
+                    ("reindex",), ("sessions", "--json")):
+        result = agent.run(*command)
+        assert b"Traceback" not in result.stderr, (command, result.stderr.decode()[-800:])
+        assert result.returncode == (1 if command[0] == "listen" else 0), (command, result.stderr.decode())
+    assert json.loads(agent.run("sessions", "--json").stdout)[0]["state"] == "dead"

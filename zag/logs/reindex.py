@@ -174,7 +174,7 @@ class _Scan:
     def feed(self, line: bytes) -> None:
         try:
             env = _envelope_decoder.decode(line)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # nesting too deep: msgspec raises RecursionError
             self.bad_lines += 1
             return
         if not env.type:
