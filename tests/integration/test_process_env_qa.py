@@ -111,3 +111,20 @@ def test_a_zag_home_whose_name_is_not_utf8_takes_backfill_and_reindex(agent: Age
     rows = json.loads(agent.run("sessions", "--json", env=env).stdout)
     assert sorted(row["provider_session_id"] == provider_id for row in rows) == [False, True]
     assert len(os.listdir(os.path.join(home, "sessions"))) == 2
+
+
+def test_zag_resume_of_a_session_whose_folder_name_is_not_utf8(agent: Agent, tmp_path: Path) -> None:
+    folder = os.fsencode(tmp_path) + b"/caf\xe9\nnewline"
+    os.mkdir(folder)
+    agent.script([{"out": "hi\n"}, {"exit": 0}])
+    done = subprocess.run(agent.command("run", "claude", "-p", "x"), env=agent.env(), cwd=folder,
+                          capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    session_id = agent.only_session()[0]["session_id"]
+    resumed = agent.run("resume", session_id)  # the index has the folder as 'caf\\xe9\nnewline'
+    assert resumed.returncode == 0, resumed.stderr
+    assert agent.invocations()[-1]["cwd"] == os.fsdecode(folder)
+    os.rmdir(folder)
+    refused = agent.run("resume", session_id)
+    assert refused.returncode == 2 and refused.stderr.count(b"\n") == 1, refused.stderr  # one line
+    assert b"caf\\xe9\\nnewline, which no longer exists" in refused.stderr
