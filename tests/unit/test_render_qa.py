@@ -88,3 +88,15 @@ def test_a_tool_output_nested_deeper_than_pythons_recursion_renders() -> None:
     assert render.text_of(["a", "", None, ["b", {"text": "c"}], 5]) == "a b c 5"
     odd = {"ts": "2026-12-07T03:14:00.123Z", "provider": "claude", "type": "provider_status", "data": deep}
     assert "nested too deeply" in render.format_event(odd, render.Style(False))
+
+
+def test_a_session_switch_names_the_agents_sessions() -> None:
+    """`session_cleared` was always 'conversation cleared', also when a gemini rerun after a usage limit
+    went on in a new chat of its own: the line now names where the agent went on."""
+    switch = {"ts": "2026-12-07T03:14:00.123Z", "provider": "gemini", "source": "provider_file",
+              "type": "session_cleared", "old_session_id": "80b4bfbd-eed8-41a2-98f7-8606cbd44152",
+              "new_session_id": "ca913396-a05c-4d3d-9b80-6129dcc83a55"}
+    line = render.format_event(switch, render.Style(False))
+    assert line.endswith("cleared       now in gemini session ca913396 (was 80b4bfbd)"), line
+    bare = {"ts": "2026-12-07T03:14:00.123Z", "provider": "claude", "type": "session_cleared"}
+    assert render.format_event(bare, render.Style(False)).endswith("conversation cleared")

@@ -522,6 +522,14 @@ def _status(event: dict[str, Any]) -> str:
     return message or compact_json(event.get("data"))
 
 
+def _cleared(event: dict[str, Any]) -> str:
+    """The agent went on in another session of its own (`/clear`, `/new`, a rerun that started anew)."""
+    new, old = event.get("new_session_id"), event.get("old_session_id")
+    if not new:
+        return "conversation cleared"
+    return f"now in {_agent(event)} session {str(new)[:8]}" + (f" (was {str(old)[:8]})" if old else "")
+
+
 def _resume_started(event: dict[str, Any]) -> str:
     return f"starting resume attempt {event.get('attempt', '?')} after the usage limit{_incident(event)}"
 
@@ -588,7 +596,7 @@ _SUMMARIES = {
     "usage": _usage,
     "provider_status": _status,
     "parse_warning": _status,
-    "session_cleared": lambda event: "conversation cleared",
+    "session_cleared": _cleared,
     "heartbeat": _heartbeat,
     "usage_limit_hit": _limit_hit,
     "usage_limit_resume_started": _resume_started,
