@@ -147,3 +147,29 @@ def test_a_log_line_nested_too_deeply_to_decode_is_skipped_by_every_reader(agent
         assert b"Traceback" not in result.stderr, (command, result.stderr.decode()[-800:])
         assert result.returncode == (1 if command[0] == "listen" else 0), (command, result.stderr.decode())
     assert json.loads(agent.run("sessions", "--json").stdout)[0]["state"] == "dead"
+
+
+def test_listen_shows_what_backfill_appended_after_the_sessions_end(tmp_path: Path, zag_home: Path) -> None:
+    """The user went on with plain `claude --resume` after the zag run ended; `zag backfill` appends that
+    to the zag session's log, after its `session_ended`. `zag events` showed it; `zag listen` (following
+    or --no-follow, 'what is written so far') stopped at the end and left it out."""
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    transcript = L.claude_transcript(rig)
+    rig.script([{"append": transcript, "lines": [L.claude_user(rig, "say hi"), L.claude_assistant(rig, "hi there")]},
+                {"sleep": 0.5}, {"exit": 0}])
+    assert rig.run("run", "claude", "-p", "say hi").returncode == 0
+    session = rig.log()[0]["session_id"]
+    [path] = (rig.home / ".claude" / "projects").glob("*/*.jsonl")
+    later = [L.claude_user(rig, "and then?"), L.claude_assistant(rig, "then this")]
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write("".join(line.replace("{session_id}", path.stem) + "\n" for line in later))
+    assert rig.run("backfill", "--provider", "claude").returncode == 0
+    appended = [event for event in rig.log() if event["source"] == "backfill"]
+    assert "then this" in [event.get("content") for event in appended]
+
+    for command in (("listen", session, "--no-follow"), ("listen", session), ("events", session)):
+        shown = rig.run(*command)
+        assert shown.returncode == 0, shown.stderr.decode()
+        assert b"then this" in shown.stdout, (command, shown.stdout.decode())
+    raw = rig.run("listen", session, "--json")
+    assert raw.stdout == rig.agent.session_log_paths()[0].read_bytes()
