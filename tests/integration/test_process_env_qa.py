@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import REPO, Agent, assert_valid_log
+from tests.integration.helpers import REPO, Agent, assert_valid_log, reaped
 
 FIXTURES = REPO / "tests" / "fixtures"
 
@@ -128,3 +130,44 @@ def test_zag_resume_of_a_session_whose_folder_name_is_not_utf8(agent: Agent, tmp
     refused = agent.run("resume", session_id)
     assert refused.returncode == 2 and refused.stderr.count(b"\n") == 1, refused.stderr  # one line
     assert b"caf\\xe9\\nnewline, which no longer exists" in refused.stderr
+
+
+# zag as `python -c`, with the threads named in REFUSE_THREADS ("all": every one) refused as the system
+# refuses them at a pids limit (a container's, or `ulimit -u`, where threads count) or under `ulimit -v`
+_REFUSING_THREADS = """
+import os, sys, threading
+refused = set(os.environ["REFUSE_THREADS"].split(","))
+start = threading.Thread.start
+def refusing(self):
+    if "all" in refused or self.name in refused:
+        raise RuntimeError("can't start new thread")
+    start(self)
+threading.Thread.start = refusing
+from zag.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("refused", ["all", "zag-relay", "zag-signals", "zag-registry", "zag-observe", "zag-live",
+                                     "zag-heartbeat"])
+def test_threads_the_system_refuses_do_not_end_the_agents_session(agent: Agent, refused: str) -> None:
+    agent.script([{"out": "start\n"}, {"sleep": 0.5}, {"err": "note\n"}, {"out": "end\n"}, {"exit": 5}])
+    done = subprocess.run([sys.executable, "-c", _REFUSING_THREADS, "run", "claude", "-p", "x"], cwd=agent.root,
+                          env=agent.env(REFUSE_THREADS=refused), capture_output=True, timeout=60)
+    assert (done.returncode, done.stdout) == (5, b"start\nend\n"), done.stderr
+    assert b"note\n" in done.stderr and b"internal error" not in done.stderr, done.stderr
+    assert done.stderr.count(b"the system refused zag a thread") == 1, done.stderr
+
+
+def test_signals_reach_the_agent_without_zags_signal_thread(agent: Agent) -> None:
+    agent.script([{"trap": ["SIGTERM"]}, {"out": "ready\n"}, {"wait_signal": 30}, {"exit": 0}])
+    proc = subprocess.Popen([sys.executable, "-c", _REFUSING_THREADS, "run", "claude", "-p", "x"], cwd=agent.root,
+                            env=agent.env(REFUSE_THREADS="zag-signals"), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with reaped(proc):
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"ready\n"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert (proc.returncode, out) == (128 + signal.SIGTERM, b"got SIGTERM\n"), err
+    assert_valid_log(agent.only_session())

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from zag import states
 from zag.logs import events
 from zag.providers.base import LaunchContext, LaunchPlan, LimitSignal, SessionIdHint
-from zag.wrapper import watchdog
+from zag.wrapper import threads, watchdog
 from zag.wrapper.child import (Child, ExitStatus, get_window_size, spawn_in_pty, spawn_with_pipes,
                                wait_for_foreground)
 from zag.wrapper.guard import ProviderGuard
@@ -112,15 +112,15 @@ class _Relaying:
 
     __slots__ = ("relay", "thread", "raw")
 
-    def __init__(self, relay: Relay, thread: threading.Thread, raw: RawMode | None) -> None:
+    def __init__(self, relay: Relay, thread: threading.Thread | None, raw: RawMode | None) -> None:
         self.relay = relay
-        self.thread = thread
+        self.thread = thread  # None: the system refused the thread; the main thread relays (`_supervise`)
         self.raw = raw
 
     def end(self) -> None:
         """After the child's output ended (or on the way out): stop relaying, give the terminal back,
         let the observers see the last output (bounded), close the child's fds."""
-        if self.thread.is_alive():
+        if self.thread is not None and self.thread.is_alive():
             self.relay.stop()
             self.thread.join(THREAD_JOIN_SECS)
         if self.raw is not None:
@@ -262,7 +262,8 @@ class Supervisor:
                 status = self._supervise_safely(child, plan, relaying)
             finally:
                 heartbeat_stop.set()
-                heartbeat.join(THREAD_JOIN_SECS)
+                if heartbeat is not None:
+                    heartbeat.join(THREAD_JOIN_SECS)
                 if diagnostics is not None:
                     diagnostics.join(THREAD_JOIN_SECS)
             self._end_session(status)
@@ -293,7 +294,8 @@ class Supervisor:
                 status = self._continue_safely(previous, last)
             finally:
                 heartbeat_stop.set()
-                heartbeat.join(THREAD_JOIN_SECS)
+                if heartbeat is not None:
+                    heartbeat.join(THREAD_JOIN_SECS)
             self._end_session(status)
             return status.exit_code
         finally:
@@ -469,12 +471,15 @@ class Supervisor:
             scanner = self.guard.method("output_scanner", self.provider, "output_scanner", ctx, default=None)
             self._start_observers(child, relay, scanner)  # what the agent printed so far is scanned first
             live_thread = _start_thread("zag-live", follower.run, plan, ctx, child_done)
+            if relaying.thread is None:
+                _relay_here(relay)
             child.wait(_Suspension(child, relaying, self) if child.interactive else None)
             if self._watchdog is not None:
                 self._watchdog.disarm()  # what the agent left running is the user's business now
             self._set_running(None)
             relay.child_exited()
-            relaying.thread.join()  # ends at EOF, or after the bounded drain (relay.DRAIN_*_SECS)
+            if relaying.thread is not None:
+                relaying.thread.join()  # ends at EOF, or after the bounded drain (relay.DRAIN_*_SECS)
         finally:
             child_done.set()
             self._set_running(None)
@@ -916,7 +921,8 @@ def _redactor(config: Config) -> Any:
 
 
 def _start_thread(name: str, target: Callable[..., Any], *args: Any,
-                  on_error: Callable[[], Any] | None = None) -> threading.Thread:
+                  on_error: Callable[[], Any] | None = None) -> threading.Thread | None:
+    """`target(*args)` in a daemon thread; None when the system refused the thread (`threads.start`)."""
     def guarded() -> None:
         try:
             target(*args)
@@ -928,8 +934,19 @@ def _start_thread(name: str, target: Callable[..., Any], *args: Any,
                 on_error()  # e.g. a dead relay closes the child's output, so the child cannot hang on it
 
     thread = threading.Thread(target=guarded, name=name, daemon=True)
-    thread.start()
-    return thread
+    return thread if threads.start(thread) else None
+
+
+def _relay_here(relay: Relay) -> None:
+    """Relay in the calling thread until the child's output ends: the system refused the relay its thread,
+    and an output nobody reads would block the agent (no job control meanwhile)."""
+    try:
+        relay.run()
+    except Exception:  # noqa: BLE001 - as in a relay thread
+        from zag import diag
+
+        diag.exception("thread_failed", thread="zag-relay")
+        relay.close()
 
 
 def new_session_id() -> str:
