@@ -173,3 +173,31 @@ def test_listen_shows_what_backfill_appended_after_the_sessions_end(tmp_path: Pa
         assert b"then this" in shown.stdout, (command, shown.stdout.decode())
     raw = rig.run("listen", session, "--json")
     assert raw.stdout == rig.agent.session_log_paths()[0].read_bytes()
+
+
+def test_json_on_a_terminal_escapes_the_controls_json_leaves_raw(tmp_path: Path, zag_home: Path) -> None:
+    """`--json` prints the log's lines, where JSON keeps C1 controls (U+009B is CSI to terminals that
+    obey C1 in UTF-8) and bidirectional overrides as raw UTF-8: on a terminal they reached it. There they
+    are now JSON escapes (the same JSON); piped, the lines are still the log's bytes unchanged."""
+    import pexpect
+
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    said = "clear\u009b2J and \u202ereversed\u202c"
+    rig.script([{"append": L.claude_transcript(rig), "lines": [L.claude_user(rig, "hi"), L.claude_assistant(rig, said)]},
+                {"sleep": 0.5}, {"exit": 0}])
+    assert rig.run("run", "claude", "-p", "hi").returncode == 0
+    session = rig.log()[0]["session_id"]
+    [log] = rig.agent.session_log_paths()
+    assert "\u009b".encode() in log.read_bytes()
+    for command in (("events", "--json", session), ("listen", "--json", session)):
+        piped = rig.run(*command)
+        assert piped.stdout == log.read_bytes(), command
+        argv = rig.agent.command(*command)
+        term = pexpect.spawn(argv[0], argv[1:], env=rig.env(), cwd=str(rig.cwd), timeout=30)
+        term.expect(pexpect.EOF)
+        term.close()
+        shown = term.before.replace(b"\r\n", b"\n")
+        assert term.exitstatus == 0, shown
+        assert not re.search("[\u0080-\u009f\u202a-\u202e]", shown.decode()), shown
+        assert b"\\u009b2J" in shown and b"\\u202ereversed\\u202c" in shown
+        assert [json.loads(line) for line in shown.splitlines()] == rig.log()

@@ -101,10 +101,11 @@ def _follow(index: Index, session_id: str, path: Path, *, as_json: bool, since: 
         )
         out = sys.stdout
         style = render.Style.for_stream(out)
+        raw = render.terminal_safe_json if render.is_terminal(out) else bytes
         try:
             for line in follower:
                 if as_json:
-                    out.buffer.write(line.raw)
+                    out.buffer.write(raw(line.raw))
                     out.buffer.flush()
                 else:
                     # the width now: a terminal resized while following (a tmux pane) gets lines that fit

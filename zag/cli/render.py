@@ -153,6 +153,26 @@ _ESCAPE_SEQUENCE = re.compile(
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
+# In a log line (JSON): C1 controls and bidirectional overrides, which JSON keeps as raw UTF-8 (C2 80-9F,
+# E2 80 AA-AE, E2 81 A6-A9); ESC and the other C0 controls are already written as \u escapes.
+_RAW_CONTROLS = re.compile(rb"\xc2[\x80-\x9f]|\xe2\x80[\xaa-\xae]|\xe2\x81[\xa6-\xa9]")
+
+
+def is_terminal(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def terminal_safe_json(line: bytes) -> bytes:
+    """A log line for `--json` on a terminal: the same JSON, with the controls a terminal may obey
+    (U+009B is CSI for some) written as JSON escapes instead of raw."""
+    if not _RAW_CONTROLS.search(line):
+        return line
+    return _RAW_CONTROLS.sub(lambda match: b"\\u%04x" % ord(match.group().decode()), line)
+
+
 def _shown_control(match: re.Match[str]) -> str:
     code = ord(match.group())
     if code < 0x20:
