@@ -583,6 +583,7 @@ def _agent_started(event: dict[str, Any]) -> str:
 
 
 _CANCEL_CAUSES = {"usage_cancel": "with `zag usage cancel`", "interrupted": "(zag was interrupted)",
+                  "terminal_hangup": "(the terminal hung up)",
                   "dismissed": "(the dead session was dismissed with `zag dismiss`)"}
 
 

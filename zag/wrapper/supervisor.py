@@ -217,6 +217,7 @@ class Supervisor:
         self.interrupted = threading.Event()  # a terminating signal arrived at all (no more relaunches)
         self.continued = threading.Event()  # SIGCONT arrived (`_Suspension` waits for it)
         self.suspended = threading.Event()  # `_Suspension` has stopped zag with its agent
+        self.hung_up = threading.Event()  # the user's terminal hung up (interactive): `terminal_gone`
         self._running: _Running | None = None
         self._follower: LiveFollower | None = None
         self._signal_lock = threading.Lock()
@@ -428,6 +429,16 @@ class Supervisor:
         running = self._running
         return running.child if running is not None else None
 
+    def terminal_gone(self) -> bool:
+        """True once the user's terminal hung up (interactive runs). While an agent runs, its relay sees
+        that; between children (a usage-limit wait) the terminal is looked at here."""
+        if not self.hung_up.is_set() and self.request.interactive and self._running is None:
+            from zag.wrapper.terminal import hung_up
+
+            if hung_up(STDIN):
+                self.hung_up.set()
+        return self.hung_up.is_set()
+
     def send_to_agent(self, data: bytes) -> bool:
         """Type `data` into the running agent's PTY (any thread); False if there is none."""
         running = self._running
@@ -498,7 +509,8 @@ class Supervisor:
         from zag.wrapper.terminal import RawMode
 
         if child.pty_master is not None:
-            relay = Relay([Output(child.pty_master, STDOUT, "pty")], pty_master=child.pty_master, stdin_fd=STDIN)
+            relay = Relay([Output(child.pty_master, STDOUT, "pty")], pty_master=child.pty_master, stdin_fd=STDIN,
+                          on_hangup=self._terminal_hung_up)
         else:
             assert child.stdout_fd is not None and child.stderr_fd is not None
             relay = Relay([Output(child.stdout_fd, STDOUT, "stdout"), Output(child.stderr_fd, STDERR, "stderr")])
@@ -508,6 +520,16 @@ class Supervisor:
         self._attach_relay(child, relay, raw)
         thread = _start_thread("zag-relay", relay.run, on_error=relay.close)
         return _Relaying(relay, thread, raw)
+
+    def _terminal_hung_up(self) -> None:
+        """The relay saw the user's terminal hang up (and hung up the agent's): no resume can be typed or
+        shown any more (relay thread)."""
+        self.hung_up.set()
+        from zag import diag
+
+        diag.info("terminal_hung_up", session_id=self.session_id)
+        if self.limits is not None:
+            self.limits.terminal_gone()
 
     def _start_observers(self, child: Child, relay: Relay, scanner: OutputScanner | None) -> None:
         """Hand the output to the scanner and the usage-limit engine (and, in a PTY, the keystrokes)."""
@@ -891,7 +913,18 @@ class Supervisor:
             return
         if from_terminal and running.child.shares_process_group():
             return  # the terminal delivered it to the agent's process group already
+        if signum == signal.SIGHUP and running.relay is not None and self._hang_up_agent(running.relay):
+            return
         running.child.send_signal(signum)
+
+    def _hang_up_agent(self, relay: Relay) -> bool:
+        """A SIGHUP because the user's terminal hung up (the shell's, or the kernel's to a session leader):
+        the agent gets the kernel's SIGHUP when zag hangs up its terminal (`Relay.hang_up`), and only that
+        one, as in the user's terminal the shell's would have been its only one. False when the terminal is
+        there still (a `kill -HUP`) or the agent's PTY is gone already."""
+        from zag.wrapper.terminal import hung_up
+
+        return self.request.interactive and hung_up(STDIN) and relay.hang_up()
 
 
 class _UnwrittenLog:
