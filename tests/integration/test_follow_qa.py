@@ -201,3 +201,40 @@ def test_json_on_a_terminal_escapes_the_controls_json_leaves_raw(tmp_path: Path,
         assert not re.search("[\u0080-\u009f\u202a-\u202e]", shown.decode()), shown
         assert b"\\u009b2J" in shown and b"\\u202ereversed\\u202c" in shown
         assert [json.loads(line) for line in shown.splitlines()] == rig.log()
+
+
+def test_an_end_followed_by_backfilled_events_is_still_an_end(tmp_path: Path, zag_home: Path) -> None:
+    """A run whose supervisor wrote its `session_ended` but not the index's exited (locked at its exit),
+    later continued by the user without zag and backfilled (after the end): `zag ps` judged the session
+    by its log's last line, a backfilled one, and showed it dead; `zag dismiss --dead` then wrote a second
+    `session_ended` over the real exit code. `zag reindex` always read it as exited."""
+    import sqlite3
+
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    rig.script([{"append": L.claude_transcript(rig), "lines": [L.claude_user(rig, "say hi"),
+                                                              L.claude_assistant(rig, "hi there")]}, {"exit": 3}])
+    assert rig.run("run", "claude", "-p", "say hi").returncode == 3
+    session = rig.log()[0]["session_id"]
+    with sqlite3.connect(zag_home / "index.sqlite") as db:  # the supervisor's last index write was lost
+        db.execute("UPDATE sessions SET state = 'running', ended_at = NULL, exit_code = NULL WHERE session_id = ?",
+                   (session,))
+    db.close()
+    [path] = (rig.home / ".claude" / "projects").glob("*/*.jsonl")
+    with open(path, "a", encoding="utf-8") as handle:
+        for line in (L.claude_user(rig, "and then?"), L.claude_assistant(rig, "then this")):
+            handle.write(line.replace("{session_id}", path.stem) + "\n")
+    assert rig.run("backfill", "--provider", "claude").returncode == 0
+    log = rig.log()
+    assert log[-1]["source"] == "backfill" and [e["type"] for e in log].count("session_ended") == 1
+
+    for command in (("ps", "--all", "--json"), ("sessions", "--json")):
+        [row] = rig.zag_json(*command)
+        assert (row["state"], row["exit_code"], row["last_seq"]) == ("exited", 3, log[-1]["seq"]), command
+    assert "exited 3" in rig.run("ps", "--all").stdout.decode()
+    assert rig.run("ps").stdout == b""
+    dismissed = rig.run("dismiss", "--dead", "--json")
+    assert dismissed.returncode == 0, dismissed.stderr.decode()
+    assert [entry["status"] for entry in json.loads(dismissed.stdout)] == ["already_ended"]
+    assert rig.log() == log
+    [row] = rig.zag_json("ps", "--all", "--json")
+    assert (row["state"], row["exit_code"], row["last_seq"]) == ("exited", 3, log[-1]["seq"])
