@@ -171,3 +171,32 @@ def test_signals_reach_the_agent_without_zags_signal_thread(agent: Agent) -> Non
         out, err = proc.communicate(timeout=30)
     assert (proc.returncode, out) == (128 + signal.SIGTERM, b"got SIGTERM\n"), err
     assert_valid_log(agent.only_session())
+
+
+# zag as `python -c` for a user with no home: HOME unset and no passwd entry (`env -i` as a uid that has
+# none), where platformdirs cannot name a folder
+_HOMELESS = """
+import platformdirs
+def nowhere(*args, **kwargs):
+    raise RuntimeError("could not determine the home directory for '~/.local/share', set an absolute HOME")
+platformdirs.user_data_path = platformdirs.user_config_path = nowhere
+from zag.cli import main
+main()
+"""
+
+
+def test_without_any_home_the_agent_runs_without_zag_and_commands_say_so(agent: Agent) -> None:
+    env = agent.env()
+    del env["ZAG_HOME"]
+    agent.script([{"out": "hi\n"}, {"exit": 3}])
+    done = subprocess.run([sys.executable, "-c", _HOMELESS, "run", "claude", "-p", "x"], cwd=agent.root, env=env,
+                          capture_output=True, timeout=60)
+    assert (done.returncode, done.stdout) == (3, b"hi\n"), done.stderr
+    assert done.stderr == b"zag: no home folder to keep zag's state in (HOME is not set, and this user has none); " \
+                          b"set ZAG_HOME or HOME; claude runs without zag\n"
+    assert agent.invocations()[-1]["argv"] == ["-p", "x"]  # nothing added: nothing to follow
+    for command in (["sessions"], ["ps"], ["backfill"], ["usage", "list"]):
+        listed = subprocess.run([sys.executable, "-c", _HOMELESS, *command], cwd=agent.root, env=env,
+                                capture_output=True, timeout=60)
+        assert listed.returncode == 1 and b"set ZAG_HOME or HOME" in listed.stderr, (command, listed.stderr)
+        assert b"Traceback" not in listed.stderr and listed.stderr.count(b"\n") == 1, (command, listed.stderr)

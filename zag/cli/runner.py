@@ -90,6 +90,11 @@ def _run_agent(provider_name: str, args: list[str], verbose: bool) -> int:
     except MissingExecutable as exc:
         say(f"zag: {exc}")
         return exc.exit_code
+    try:
+        paths.home()
+    except paths.NoHome as exc:  # nowhere to log: the agent runs as it would without zag
+        say(f"zag: {exc.strerror}; {provider_name} runs without zag")
+        return _run_unsupervised(executable, args, env)
     settings = config.load()
     for problem in settings.problems:
         say(f"zag: config: {problem}")
@@ -103,6 +108,28 @@ def _run_agent(provider_name: str, args: list[str], verbose: bool) -> int:
     except LaunchFailed as exc:
         say(f"zag: {exc}")
         return exc.exit_code
+
+
+def _run_unsupervised(executable: str, args: list[str], env: dict[str, str]) -> int:
+    """Become the agent (exec), with the signal dispositions a shell would give it; 126/127 if it cannot
+    be run."""
+    import signal
+
+    for name in ("SIGPIPE", "SIGXFSZ"):  # Python ignores them, and an ignored signal stays so across exec
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+    try:
+        os.execve(executable, [executable, *args], env)
+    except OSError as exc:
+        say(f"zag: cannot run {executable}: {exc.strerror or exc}")
+        return 127 if isinstance(exc, FileNotFoundError) else 126
+    return 126  # not reached
 
 
 def say(message: str) -> None:
