@@ -38,10 +38,15 @@ def run_agent(provider_name: str, args: list[str], *, verbose: bool = False) -> 
     except Exception as exc:  # noqa: BLE001 - a bug in zag: one line for the user, details in zag.log
         if _interrupted(exc):
             return 130
-        from zag import diag, paths
+        details = ""
+        try:  # what failed may fail here too (no descriptor left to import zag.diag with: ulimit -n 10)
+            from zag import diag, paths
 
-        diag.exception("run_failed", provider=provider_name)
-        say(f"zag: internal error: {type(exc).__name__}: {exc} (details in {paths.diagnostics_log()})")
+            diag.exception("run_failed", provider=provider_name)
+            details = f" (details in {paths.diagnostics_log()})"
+        except Exception:  # noqa: BLE001
+            pass
+        say(f"zag: internal error: {type(exc).__name__}: {exc}{details}")
         return 70
 
 
