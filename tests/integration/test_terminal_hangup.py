@@ -213,16 +213,20 @@ def test_an_agent_that_handles_sighup_gets_it_once_and_its_terminal_hung_up(tmp_
     assert rig.log()[-1]["exit_code"] == 4
 
 
-def test_an_output_terminal_that_hangs_up_is_seen_on_writing(tmp_path: Path, zag_home: Path) -> None:
-    """zag's stdin is another terminal, which stays; its stdout's goes away: zag sees that when writing the
-    agent's output fails with EIO, and hangs up the agent's terminal as well."""
+@pytest.mark.parametrize("zag_sighup", ["ignored", "default"])
+def test_an_output_terminal_that_hangs_up_is_seen_on_writing(tmp_path: Path, zag_home: Path, zag_sighup: str) -> None:
+    """zag's stdin is another terminal, which stays; its stdout's (zag's controlling terminal) goes away: zag
+    sees that when writing the agent's output fails with EIO, and hangs up the agent's terminal as well. The
+    kernel's SIGHUP to zag is not forwarded on top (the agent writes every 0.1 s: the two would come apart)."""
     rig = Rig(tmp_path, zag_home, "claude")
     seen_path = tmp_path / "seen.json"
-    rig.script([{"await_hangup": str(seen_path), "timeout": 60, "tick": 0.1}, {"exit": 2}])
-    with _zag_in_a_terminal(rig, sighup_ignored=True, stdin_elsewhere=True) as terminal:
+    sighup = {"sighup": "record"} if zag_sighup == "default" else {}
+    rig.script([{"await_hangup": str(seen_path), "timeout": 60, "tick": 0.1, **sighup}, {"exit": 2}])
+    with _zag_in_a_terminal(rig, sighup_ignored=zag_sighup == "ignored", stdin_elsewhere=True) as terminal:
         pids = _running(rig, terminal)
         terminal.hang_up()
-        assert _seen(seen_path) == {"read": "eof", "write": "EIO", "signals": ["SIGCONT"]}
+        signals = ["SIGCONT"] if zag_sighup == "ignored" else ["SIGHUP", "SIGCONT"]
+        assert _seen(seen_path) == {"read": "eof", "write": "EIO", "signals": signals}
         assert terminal.zag.wait(EXIT_SECS) == 2
         _all_gone(pids)
     assert rig.log()[-1]["exit_code"] == 2

@@ -188,6 +188,13 @@ class _Suspension:
         return continued.wait(CONTINUE_WAIT_SECS)
 
 
+def _terminal_hung_up() -> bool:
+    """The user's terminal (zag's stdin, or its stdout when that is another one) hung up."""
+    from zag.wrapper.terminal import hung_up
+
+    return hung_up(STDIN) or hung_up(STDOUT)
+
+
 def _in_foreground(fd: int) -> bool:
     """True unless terminal `fd` has a foreground process group other than zag's."""
     try:
@@ -432,11 +439,9 @@ class Supervisor:
     def terminal_gone(self) -> bool:
         """True once the user's terminal hung up (interactive runs). While an agent runs, its relay sees
         that; between children (a usage-limit wait) the terminal is looked at here."""
-        if not self.hung_up.is_set() and self.request.interactive and self._running is None:
-            from zag.wrapper.terminal import hung_up
-
-            if hung_up(STDIN):
-                self.hung_up.set()
+        if not self.hung_up.is_set() and self.request.interactive and self._running is None \
+                and _terminal_hung_up():
+            self.hung_up.set()
         return self.hung_up.is_set()
 
     def send_to_agent(self, data: bytes) -> bool:
@@ -922,9 +927,7 @@ class Supervisor:
         the agent gets the kernel's SIGHUP when zag hangs up its terminal (`Relay.hang_up`), and only that
         one, as in the user's terminal the shell's would have been its only one. False when the terminal is
         there still (a `kill -HUP`) or the agent's PTY is gone already."""
-        from zag.wrapper.terminal import hung_up
-
-        return self.request.interactive and hung_up(STDIN) and relay.hang_up()
+        return self.request.interactive and _terminal_hung_up() and relay.hang_up()
 
 
 class _UnwrittenLog:
