@@ -100,3 +100,12 @@ def test_a_session_switch_names_the_agents_sessions() -> None:
     assert line.endswith("cleared       now in gemini session ca913396 (was 80b4bfbd)"), line
     bare = {"ts": "2026-12-07T03:14:00.123Z", "provider": "claude", "type": "session_cleared"}
     assert render.format_event(bare, render.Style(False)).endswith("conversation cleared")
+
+
+def test_a_shell_call_given_as_an_argv_list_reads_as_a_command_line() -> None:
+    """codex logs its shell tool's command as a list; the line showed it as JSON ({"command":["ls"]})."""
+    call = {"ts": "2026-12-07T03:14:00.123Z", "provider": "codex", "source": "provider_file", "type": "tool_call",
+            "tool_name": "shell", "tool_kind": "shell", "input": {"command": ["bash", "-lc", "ls -la"], "workdir": "/w"}}
+    assert render.format_event(call, render.Style(False)).endswith("tool          shell [shell] bash -lc 'ls -la'")
+    odd = dict(call, input={"command": ["ls", 3]})
+    assert render.format_event(odd, render.Style(False)).endswith('shell [shell] {"command":["ls",3]}')

@@ -440,6 +440,9 @@ def _tool_call(event: dict[str, Any]) -> str:
     tool_input = event.get("input")
     if isinstance(tool_input, dict):
         shown = next((tool_input[k] for k in _INPUT_KEYS if isinstance(tool_input.get(k), str)), None)
+        argv = tool_input.get("command", tool_input.get("cmd"))
+        if shown is None and isinstance(argv, list) and argv and all(isinstance(part, str) for part in argv):
+            shown = command_line(argv)  # codex's shell calls: ["bash", "-lc", "ls -la"]
         detail = shown if shown is not None else compact_json(tool_input)
     elif tool_input is None:
         detail = ""
