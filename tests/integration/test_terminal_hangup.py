@@ -373,3 +373,30 @@ def test_a_tmux_client_going_away_is_no_hangup(tmp_path: Path, zag_home: Path) -
         for invocation in rig.invocations():
             kill_quietly(invocation["pid"])
         subprocess.run([*tmux, "kill-server"], capture_output=True, timeout=20)
+
+
+def test_a_usage_limit_seen_after_the_hangup_is_not_waited_for(tmp_path: Path, zag_home: Path) -> None:
+    """The agent, its terminal hung up, still records a usage-limit hit in its transcript before it ends: zag
+    logs the hit but cancels its wait at once (nothing to type into), rather than wait with the agent on its
+    way out."""
+    rig = Rig(tmp_path, zag_home, "claude")
+    seen_path = tmp_path / "seen.json"
+    release = tmp_path / "release"
+    text = claude_limit_text(time.time() + 3600)
+    rig.script([{"await_hangup": str(seen_path), "timeout": 60},
+                {"append": claude_transcript(rig), "lines": [claude_user(rig, "fix the bug"),
+                                                             claude_limit_record(rig, text)]},
+                {"wait_file": str(release), "timeout": 60}, {"exit": 5}])
+    with _zag_in_a_terminal(rig, sighup_ignored=True) as terminal:
+        pids = _running(rig, terminal)
+        terminal.hang_up()
+        assert _seen(seen_path)["read"] == "eof"
+        [cancelled] = wait_until(lambda: _cancel_notes(rig), HANGUP_SECS, message="the wait cancelled")
+        assert not terminal.zag.poll() and not process_gone(pids[1])
+        release.touch()
+        assert terminal.zag.wait(EXIT_SECS) == 5
+        _all_gone(pids)
+    events = rig.log()
+    assert len(of_type(events, "usage_limit_hit")) == 1
+    assert cancelled["data"]["cause"] == "terminal_hangup"
+    assert events[-1]["type"] == "session_ended" and events[-1]["cancelled"]
