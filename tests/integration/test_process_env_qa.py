@@ -200,3 +200,19 @@ def test_without_any_home_the_agent_runs_without_zag_and_commands_say_so(agent: 
                                 capture_output=True, timeout=60)
         assert listed.returncode == 1 and b"set ZAG_HOME or HOME" in listed.stderr, (command, listed.stderr)
         assert b"Traceback" not in listed.stderr and listed.stderr.count(b"\n") == 1, (command, listed.stderr)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_output_a_full_disk_refused_is_said_and_not_a_success(agent: Agent) -> None:
+    # `zag run claude -p ... > result.txt` on a full disk: without zag the agent's write fails (ENOSPC) and
+    # it exits non-zero; with zag it had written into zag's pipe and exited 0, its output silently lost
+    agent.script([{"out": "the answer\n"}, {"exit": 0}])
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(agent.command("run", "claude", "-p", "x"), env=agent.env(), cwd=agent.root,
+                              stdout=full, stderr=subprocess.PIPE, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == (b"zag: could not write all of claude's output (stdout: No space left on device); "
+                           b"what it wrote after that is lost\n")
+    events = agent.only_session()
+    assert_valid_log(events)
+    assert events[-1]["exit_code"] == 0  # the log keeps the agent's own

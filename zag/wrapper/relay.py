@@ -25,6 +25,7 @@ open. What the agent wrote just before is still read for the observers.
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 import signal
@@ -100,6 +101,9 @@ class Relay:
         self._closed = False
         self._poller = select.poll()
         self._on_hangup = on_hangup
+        # "stdout: No space left on device": output that could not be written where it goes (a full disk),
+        # which the agent cannot learn as it would without zag once it has written it into zag's pipe
+        self.lost_output: str | None = None
         self._hangup_requested = False
         self.hung_up = False  # the agent's terminal was hung up (`hang_up`)
         self._hangup_seen = False
@@ -222,7 +226,8 @@ class Relay:
                 self._end_output(output)
                 break
             total += len(data)
-            closed = not output.broken and not _write_all(dest, data) and self._broken(output)
+            error = None if output.broken else _write_all(dest, data)
+            closed = error is not None and self._broken(output, error)
             seen.append(data)
             seen_bytes += len(data)
             if seen_bytes >= OBSERVE_BYTES:
@@ -234,9 +239,12 @@ class Relay:
             put(stream, seen[0] if len(seen) == 1 else b"".join(seen))
         return total > 0
 
-    def _broken(self, output: Output) -> bool:
-        """The destination went away; True if the child's output was closed because of it."""
+    def _broken(self, output: Output, error: OSError) -> bool:
+        """The destination went away, or refused the bytes (`error`); True if the child's output was closed
+        because of it."""
         output.broken = True
+        if error.errno in _LOST_OUTPUT and self.lost_output is None:
+            self.lost_output = f"{output.stream}: {error.strerror}"
         if output.fd == self._pty_master:
             if hung_up(output.dest):
                 self._hangup_requested = True  # done once this read is over
@@ -421,6 +429,9 @@ def _stops_on(pid: int, signum: int) -> bool:
     return len(masks) == 2 and not (masks[b"SigIgn"] | masks[b"SigCgt"]) & bit
 
 
+_LOST_OUTPUT = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # the bytes had somewhere to go, and did not fit
+
+
 def _drain_timeout_ms(exit_seen_at: float | None, last_data: float) -> int:
     """-1 (wait forever) while the child runs; afterwards the time left before giving up on the output."""
     if exit_seen_at is None:
@@ -438,8 +449,9 @@ def _drain_wake_pipe(fd: int) -> None:
         pass
 
 
-def _write_all(fd: int, data: bytes) -> bool:
-    """Write everything (waiting if `fd` happens to be non-blocking); False if the reader is gone."""
+def _write_all(fd: int, data: bytes) -> OSError | None:
+    """Write everything (waiting if `fd` happens to be non-blocking); the error if it cannot be (EPIPE: the
+    reader is gone, EIO: the terminal hung up, EBADF: fd closed by someone else, ENOSPC: a full disk ...)."""
     written, size = 0, len(data)
     while written < size:
         try:
@@ -448,6 +460,6 @@ def _write_all(fd: int, data: bytes) -> bool:
             select.select([], [fd], [])
         except InterruptedError:
             continue
-        except OSError:  # EPIPE, EIO (terminal hung up), EBADF (fd closed by someone else), ...
-            return False
-    return True
+        except OSError as exc:
+            return exc
+    return None

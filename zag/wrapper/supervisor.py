@@ -227,6 +227,7 @@ class Supervisor:
         self.hung_up = threading.Event()  # the user's terminal hung up (interactive): `terminal_gone`
         self._running: _Running | None = None
         self._follower: LiveFollower | None = None
+        self._output_lost = False  # some of the agent's output could not be written (a full disk)
         self._signal_lock = threading.Lock()
         self._pending_signals: list[int] = []
         self._children_started = 0
@@ -275,7 +276,7 @@ class Supervisor:
                 if diagnostics is not None:
                     diagnostics.join(THREAD_JOIN_SECS)
             self._end_session(status)
-            return status.exit_code
+            return self._exit_code(status)
         finally:
             self._signals.stop()
             self._stop_watchdog()
@@ -305,7 +306,7 @@ class Supervisor:
                 if heartbeat is not None:
                     heartbeat.join(THREAD_JOIN_SECS)
             self._end_session(status)
-            return status.exit_code
+            return self._exit_code(status)
         finally:
             self._signals.stop()
             self._stop_watchdog()
@@ -500,12 +501,25 @@ class Supervisor:
             child_done.set()
             self._set_running(None)
             relaying.end()
+            self._note_lost_output(relay)
         if scanner is not None:
             for item in self.guard.method("OutputScanner.finish", scanner, "finish", default=None) or []:
                 self._route(item, events.SOURCE_STDOUT)
         if live_thread is not None:
             live_thread.join(THREAD_JOIN_SECS)  # the follower drains the session files, then stops
         return child.status or child.wait()
+
+    def _note_lost_output(self, relay: Relay) -> None:
+        if relay.lost_output is not None:
+            self._output_lost = True
+            _warn(f"zag: could not write all of {self.request.provider_name}'s output ({relay.lost_output}); "
+                  "what it wrote after that is lost")
+
+    def _exit_code(self, status: ExitStatus) -> int:
+        """The agent's exit code; 1 instead of 0 when some of its output could not be written, as the
+        agent would have failed to write it without zag (the session log keeps the agent's own code)."""
+        code = status.exit_code
+        return 1 if code == 0 and self._output_lost else code
 
     def _start_relay(self, child: Child) -> _Relaying:
         """Put the user's terminal in raw mode (interactive) and relay the child's output from now on;
