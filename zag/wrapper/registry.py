@@ -42,6 +42,8 @@ class Registry:
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._loop, name="zag-registry", daemon=True)
         self._started = threads.start(self._thread)  # else the row stays as it was (`zag reindex` mends it)
+        if not self._started:
+            self.last_error = "the system refused zag a thread to write it"
 
     def update(self, **fields: Any) -> None:
         """Set these columns of the row (soon, in the background)."""
