@@ -109,3 +109,16 @@ def test_a_shell_call_given_as_an_argv_list_reads_as_a_command_line() -> None:
     assert render.format_event(call, render.Style(False)).endswith("tool          shell [shell] bash -lc 'ls -la'")
     odd = dict(call, input={"command": ["ls", 3]})
     assert render.format_event(odd, render.Style(False)).endswith('shell [shell] {"command":["ls",3]}')
+
+
+def test_times_no_clock_can_show_are_shown_as_unknown() -> None:
+    """A usage-limit line whose times are numbers out of range (NaN, 1e30: a damaged or hand-written log)
+    raised OverflowError / ValueError out of `zag listen`."""
+    for value in (float("nan"), 1e30, -1e30, 10**30, float("inf")):
+        hit = {"ts": "2026-12-07T03:14:00.123Z", "provider": "claude", "type": "usage_limit_hit",
+               "scope": "session", "reset_at": value, "scheduled_resume_at": value}
+        assert render.format_event(hit, render.Style(False)).endswith("session limit hit; resets -")
+        failed = {"ts": value, "provider": "claude", "type": "usage_limit_resume_failed", "attempt": 1,
+                  "error": "x", "next_resume_at": value}
+        assert render.format_event(failed, render.Style(False)).endswith("failed: x; no further attempt")
+    assert render.epoch_of(1796613240) == 1796613240.0

@@ -270,12 +270,16 @@ def event_clock(ts: Any) -> str:
     return local_time(epoch, with_date=False) if epoch is not None else one_line(str(ts or "-"))
 
 
+_EPOCH_MIN, _EPOCH_MAX = -62135596800, 253402300799  # 0001-01-01, 9999-12-31T23:59:59 UTC
+
+
 def epoch_of(value: Any) -> float | None:
-    """Epoch seconds from an epoch number or an RFC 3339 string; None if neither."""
+    """Epoch seconds from an epoch number or an RFC 3339 string; None if neither (or a number no clock
+    shows: NaN, beyond the year 9999, which `time.localtime` refuses)."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):
-        return float(value)
+        return float(value) if _EPOCH_MIN <= value <= _EPOCH_MAX else None
     if isinstance(value, str):
         from datetime import datetime, timezone
 
