@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -133,3 +134,111 @@ def test_a_live_cursor_for_a_path_that_is_not_utf8_is_stored_under_backfills_key
         assert index.backfill_fingerprints("goose") == {}
     finally:
         index.close()
+
+
+# --- 2. folders zag may not read -----------------------------------------------------------------------
+def codex_rollout(folder: Path, number: int) -> Path:
+    thread = f"{number:08d}-0000-4000-8000-{number:012d}"
+    target = folder / f"rollout-2026-01-02T03-04-{number:02d}-{thread}.jsonl"
+    records = [
+        {"timestamp": f"2026-01-02T03:04:{number:02d}.000Z", "type": "session_meta",
+         "payload": {"id": thread, "timestamp": f"2026-01-02T03:04:{number:02d}.000Z", "cwd": "/w",
+                     "originator": "codex_cli_rs", "cli_version": "0.169.0"}},
+        {"timestamp": f"2026-01-02T03:04:{number:02d}.500Z", "type": "response_item",
+         "payload": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": f"codex {number}"}]}},
+    ]
+    write_records(target, records)
+    return target
+
+
+def gemini_chat(chats: Path, session_id: str, text: str) -> None:
+    write_records(chats / f"session-2026-01-02T03-04-{session_id[:8]}.jsonl", [
+        {"sessionId": session_id, "projectHash": "0" * 64, "startTime": "2026-01-02T03:04:00.000Z",
+         "lastUpdated": "2026-01-02T03:04:01.000Z", "kind": "main"},
+        {"id": "m1", "timestamp": "2026-01-02T03:04:01.000Z", "type": "user", "content": [{"text": text}]},
+    ])
+
+
+@pytest.fixture
+def locked_folders(home: Path) -> list[Path]:
+    """A readable and an unreadable (mode 000) folder of sessions for every provider."""
+    projects = home / ".claude" / "projects"
+    write_records(projects / "-w" / f"{SID}.jsonl", conversation(SID, range(1, 2)))
+    other = SID[:-1] + "2"
+    write_records(projects / "-locked" / f"{other}.jsonl", conversation(other, range(1, 2), "locked "))
+    codex_rollout(home / ".codex" / "sessions" / "2026" / "01" / "02", 1)
+    codex_rollout(home / ".codex" / "archived_sessions", 2)
+    gemini_chat(home / ".gemini" / "tmp" / "open" / "chats", "aaaaaaaa-1111-4111-8111-000000000001", "open")
+    gemini_chat(home / ".gemini" / "tmp" / "locked" / "chats", "bbbbbbbb-1111-4111-8111-000000000001", "locked")
+    # the prompt log of the locked project names its session: it must wait for the chat, not be imported alone
+    (home / ".gemini" / "tmp" / "locked" / "logs.json").write_text(json.dumps([
+        {"sessionId": "bbbbbbbb-1111-4111-8111-000000000001", "messageId": 0, "type": "user",
+         "message": "locked", "timestamp": "2026-01-02T03:04:01.000Z"}]))
+    goose = home / ".local" / "share" / "goose" / "sessions"
+    db = gl.GooseDb.create(goose / "sessions.db")
+    db.create_session("20261207_1", working_dir="/w")
+    db.add_message("20261207_1", "user", [gl.text("goose")], created=1765000000)
+    locked = [projects / "-locked", home / ".codex" / "archived_sessions", home / ".gemini" / "tmp" / "locked" / "chats",
+              goose]
+    for folder in locked:
+        folder.chmod(0)
+    yield locked
+    for folder in locked:
+        folder.chmod(0o755)
+
+
+def test_folders_that_cannot_be_read_are_named_and_exit_1_then_imported_once_readable(
+        home: Path, locked_folders: list[Path]) -> None:
+    """Before: a project folder, codex's archived_sessions, a gemini chats folder, goose's sessions folder
+    of mode 000 (a `sudo claude` once, a restored backup) were skipped without a word, exit 0: their
+    sessions were silently never imported."""
+    done = run_zag(home, "backfill", "--json", drop_root=True)
+
+    assert done.returncode == 1, done.stderr
+    summaries = {summary["provider"]: summary for summary in json.loads(done.stdout)["providers"]}
+    for provider, folder in zip(("claude", "codex", "gemini", "goose"), locked_folders):
+        summary = summaries[provider]
+        assert summary["unlisted"] >= 1, summary
+        assert any(str(folder) in message and "Permission denied" in message
+                   for message in summary["warning_messages"]), summary
+    assert (summaries["claude"]["imported"], summaries["codex"]["imported"], summaries["gemini"]["imported"],
+            summaries["goose"]["imported"]) == (1, 1, 1, 0)
+    assert "4 folders or databases could not be read" in done.stderr
+    assert "Traceback" not in done.stderr
+
+    for folder in locked_folders:
+        folder.chmod(0o755)
+    second = backfill(home, drop_root=True)
+    assert {name: (summary["imported"], summary["warnings"]) for name, summary in second.items()} == {
+        "claude": (1, 0), "codex": (1, 0), "gemini": (1, 0), "goose": (1, 0)}
+    rows = sessions(home)
+    assert len(rows) == 7
+    locked_gemini = next(row for row in rows if row["provider_session_id"].startswith("bbbbbbbb"))
+    assert texts(locked_gemini) == ["locked"]
+
+
+def test_goose_legacy_files_wait_for_a_database_that_cannot_be_read(home: Path) -> None:
+    """goose copied its legacy `<id>.jsonl` sessions into sessions.db and left the files. Before: with the
+    database unreadable for one run (damaged, not yet readable after a restore), the legacy file was
+    imported as a session of its own, and the next run imported the database's copy: the same
+    conversation twice."""
+    folder = home / ".local" / "share" / "goose" / "sessions"
+    db = gl.GooseDb.create(folder / "sessions.db")
+    db.create_session("20250325_200615", working_dir="/home/u/old-proj")
+    db.add_message("20250325_200615", "user", [gl.text("Why does CI fail?")], created=1742932000)
+    db.add_message("20250325_200615", "assistant", [gl.text("Let me check the workflow.")], created=1742932004)
+    shutil.copy(gl.LEGACY_FILE, folder / "20250325_200615.jsonl")
+    with sqlite3.connect(db.path) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    good = db.path.read_bytes()
+    db.path.write_bytes(b"SQLite format 3\x00" + b"\xde\xad" * 2048)
+
+    first = backfill(home, "--provider", "goose", code=1)["goose"]
+
+    assert first["imported"] == 0 and first["unlisted"] == 2, first
+    assert any("legacy goose session files" in message for message in first["warning_messages"])
+    db.path.write_bytes(good)
+    second = backfill(home, "--provider", "goose")["goose"]
+    assert (second["imported"], second["warnings"]) == (1, 0), second
+    [row] = sessions(home)
+    assert row["provider_session_id"] == "20250325_200615"

@@ -52,7 +52,7 @@ from zag.logs.backfill_worker import (
     import_source,
 )
 from zag.logs.index import Index
-from zag.providers.base import HistorySource, Provider
+from zag.providers.base import HistorySource, Provider, UnlistedSources
 
 COMMIT_EVERY = 256            # results per index transaction
 TASK_BYTES = 4 * 1024 * 1024  # small sessions travel to a worker together up to this size ...
@@ -121,6 +121,8 @@ class ProviderSummary:
     unchanged: int = 0       # nothing new (fingerprint equal, or re-read and nothing new)
     live: int = 0            # supervised by a running zag right now: left to it
     not_written: int = 0     # not imported: its log could not be written (a full disk); retried next run
+    failed: int = 0          # not imported: its files could not be read (or its reader failed); retried next run
+    unlisted: int = 0        # folders or databases that could not be listed (their sessions are not seen)
     events: int = 0
     warnings: int = 0
     bytes: int = 0           # size of the files of the sources that were read (each file once)
@@ -201,8 +203,13 @@ def _discover(provider: Provider, env: Mapping[str, str], summary: ProviderSumma
         for source in provider.discover(env):
             source = _storable(source)
             found.setdefault(source.source_key, source)
+    except UnlistedSources as exc:   # folders or databases it could not read: each said, naming it
+        for problem in exc.problems:
+            summary.warn(problem)
+        summary.unlisted += len(exc.problems)
     except Exception as exc:  # noqa: BLE001 - one provider's failure must not stop the others
         summary.warn(f"cannot list {provider.name} sessions: {_describe(exc)}")
+        summary.unlisted += 1
     return list(found.values())
 
 
@@ -564,7 +571,10 @@ class _Committer:
             summary.warn(f"{result.source_key}: {message}", source=result.source_key)
         if result.error:
             summary.warn(f"{result.source_key}: {result.error}", source=result.source_key)
-            summary.not_written += result.unwritten
+            if result.unwritten:
+                summary.not_written += 1
+            else:
+                summary.failed += 1
             return
         for note in result.notes:
             summary.warn(f"{result.source_key}: {note}", source=result.source_key)

@@ -128,6 +128,24 @@ def is_regular(path: Path | str) -> bool:
         return False
 
 
+def list_folder(folder: Path | str, problems: list[str]) -> list[os.DirEntry[str]]:
+    """The entries of `folder`; none when it does not exist. A folder that exists but cannot be read
+    (its mode, an I/O error) gives none too, and a line for `problems` naming it and why: its sessions
+    must not go missing without a word."""
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        problems.append(unreadable_folder(folder, exc))
+        return []
+
+
+def unreadable_folder(folder: Path | str, exc: OSError) -> str:
+    return f"cannot read folder {os.fspath(folder)}: {exc.strerror or exc}; the sessions in it are not imported"
+
+
 class SeenFiles:
     """Real files already listed in one discovery pass, by (device, inode): a file reached again
     through a directory symlink or a second link is one source, not two."""

@@ -95,15 +95,14 @@ def chats_dirs_for_cwd(cwd: str, env: Mapping[str, str]) -> list[Path]:
     return [tmp / project_id / "chats" for project_id in candidate_project_ids(cwd, env)]
 
 
-def all_project_dirs(env: Mapping[str, str]) -> list[Path]:
-    """Every `tmp/<project-id>/` folder (sorted)."""
+def all_project_dirs(env: Mapping[str, str], problems: list[str] | None = None) -> list[Path]:
+    """Every `tmp/<project-id>/` folder (sorted); `tmp/` existing but unreadable is noted in `problems`."""
+    from zag.providers.tail import list_folder
+
     tmp = tmp_root(env)
     if tmp is None:
         return []
-    try:
-        entries = sorted(os.scandir(tmp), key=lambda entry: entry.name)
-    except OSError:
-        return []
+    entries = sorted(list_folder(tmp, problems if problems is not None else []), key=lambda entry: entry.name)
     return [Path(entry.path) for entry in entries if _is_dir(entry)]
 
 
