@@ -242,3 +242,36 @@ def test_goose_legacy_files_wait_for_a_database_that_cannot_be_read(home: Path) 
     assert (second["imported"], second["warnings"]) == (1, 0), second
     [row] = sessions(home)
     assert row["provider_session_id"] == "20250325_200615"
+
+
+# --- 3. zeros a crash left in a file -------------------------------------------------------------------
+def glue_zeros(path: Path, after_lines: int, zeros: int = 4096) -> None:
+    """Zeros in place of what followed the first `after_lines` lines, the rest appended after them (a
+    power loss, then the agent resumed the session and appended to the same file)."""
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:after_lines]) + b"\0" * zeros + b"".join(lines[after_lines:]))
+
+
+def test_the_record_a_resumed_agent_appended_after_a_crashs_zeros_is_imported(home: Path) -> None:
+    """Before: the first record after a run of NUL bytes shared their line and was lost (one 'malformed
+    JSON' warning), in claude, codex and gemini files alike."""
+    transcript = home / ".claude" / "projects" / "-w" / f"{SID}.jsonl"
+    write_records(transcript, conversation(SID, range(1, 4)))
+    glue_zeros(transcript, 2)
+    rollout = codex_rollout(home / ".codex" / "sessions" / "2026" / "01" / "02", 1)
+    glue_zeros(rollout, 1)
+    chats = home / ".gemini" / "tmp" / "p" / "chats"
+    gemini_chat(chats, "aaaaaaaa-1111-4111-8111-000000000001", "gemini")
+    [chat] = chats.iterdir()
+    glue_zeros(chat, 1)
+
+    summaries = backfill(home)
+
+    rows = {row["provider"]: row for row in sessions(home)}
+    assert texts(rows["claude"]) == ["user 1", "assistant 1", "user 2", "assistant 2", "user 3", "assistant 3"]
+    assert texts(rows["codex"]) == ["codex 1"]
+    assert texts(rows["gemini"]) == ["gemini"]
+    for provider in ("claude", "codex", "gemini"):
+        assert summaries[provider]["warnings"] == 1, summaries[provider]
+        [warning] = [event for event in read_log(rows[provider]) if event["type"] == "parse_warning"]
+        assert "4096 NUL bytes before a record" in warning["message"] and "\0" not in warning["raw"]

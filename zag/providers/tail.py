@@ -82,6 +82,30 @@ def whole_record(data: bytes) -> bool:
     return True
 
 
+def after_zeros(line: bytes | memoryview) -> tuple[bytes, bytes] | None:
+    """(damaged head, record) for a line that is no record but ends in one after NUL bytes, else None.
+
+    JSON text holds no raw NUL byte. A crash (power loss) can leave zeros at the end of a file: space
+    the file system had given it that the data never reached. The agent, started again, appends its
+    next record right after them, on the same line: that record is read, the zeros (and whatever the
+    crash cut before them) are the head, for one parse_warning."""
+    line = bytes(line)
+    last = line.rfind(b"\0")
+    if last < 0:
+        return None
+    rest = line[last + 1:]
+    return (line[:last + 1], rest) if whole_record(rest) else None
+
+
+def zeros_warning(what: str, head: bytes) -> dict[str, Any]:
+    """The parse_warning for the head `after_zeros` split off (`what`: e.g. "claude transcript"); its raw
+    is what came before the zeros (they are counted, not copied)."""
+    kept = head.rstrip(b"\0")
+    return events.parse_warning(f"{what}: {len(head) - len(kept)} NUL bytes before a record (the file was not "
+                                "fully written before a crash; what was there is lost): the record after them "
+                                "is read", kept)
+
+
 def completed_line(head: bytes, rest: bytes) -> bytes | None:
     """What to hand out when a last line handed out unterminated (`head`) got its end (`rest`): the
     whole line when it is a record and the head alone was not, else what follows the head (None if
