@@ -275,3 +275,52 @@ def test_the_record_a_resumed_agent_appended_after_a_crashs_zeros_is_imported(ho
         assert summaries[provider]["warnings"] == 1, summaries[provider]
         [warning] = [event for event in read_log(rows[provider]) if event["type"] == "parse_warning"]
         assert "4096 NUL bytes before a record" in warning["message"] and "\0" not in warning["raw"]
+
+
+# --- 4. a transcript deleted between listing and reading -----------------------------------------------
+VANISHING = """
+import os, sys
+from zag.logs import backfill
+real = backfill._discover
+def discover(provider, env, summary):
+    sources = real(provider, env, summary)
+    for source in sources:
+        if source.provider_session_id == sys.argv[1]:
+            os.unlink(source.paths[0])   # claude's cleanup of old transcripts, right then
+    return sources
+backfill._discover = discover
+from zag.cli import main
+main(["backfill", "--json", "--provider", "claude"])
+"""
+
+
+def test_a_transcript_deleted_after_listing_is_said_and_is_no_failure(home: Path) -> None:
+    gone = SID[:-1] + "9"
+    write_records(home / ".claude" / "projects" / "-w" / f"{SID}.jsonl", conversation(SID, range(1, 2)))
+    write_records(home / ".claude" / "projects" / "-w" / f"{gone}.jsonl", conversation(gone, range(1, 2)))
+    environ = {key: value for key, value in os.environ.items() if key not in AGENT_HOME_VARS}
+    environ["HOME"] = str(home)
+
+    done = subprocess.run([sys.executable, "-c", VANISHING, gone], env=environ, capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
+
+    assert done.returncode == 0, done.stderr   # nothing is left to import: no failure for cron to report
+    [summary] = json.loads(done.stdout)["providers"]
+    assert (summary["imported"], summary["failed"], summary["warnings"]) == (1, 0, 1), summary
+    assert f"{gone}.jsonl: file vanished before it could be read" in summary["warning_messages"][0]
+
+
+def test_a_transcript_it_may_not_read_is_named_and_exits_1(home: Path) -> None:
+    locked = home / ".claude" / "projects" / "-w" / f"{SID}.jsonl"
+    write_records(locked, conversation(SID, range(1, 2)))
+    locked.chmod(0)
+    try:
+        done = run_zag(home, "backfill", "--json", "--provider", "claude", drop_root=True)
+    finally:
+        locked.chmod(0o644)
+    assert done.returncode == 1
+    [summary] = json.loads(done.stdout)["providers"]
+    assert (summary["imported"], summary["failed"]) == (0, 1), summary
+    assert f"{locked}: cannot read: Permission denied" in summary["warning_messages"][0]
+    assert "1 sessions could not be imported" in done.stderr
+    assert backfill(home, "--provider", "claude")["claude"]["imported"] == 1

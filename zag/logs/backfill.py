@@ -573,7 +573,7 @@ class _Committer:
             summary.warn(f"{result.source_key}: {result.error}", source=result.source_key)
             if result.unwritten:
                 summary.not_written += 1
-            else:
+            elif not result.vanished:   # (a vanished file is no failure: there is nothing left to import)
                 summary.failed += 1
             return
         for note in result.notes:
