@@ -324,3 +324,18 @@ def test_a_transcript_it_may_not_read_is_named_and_exits_1(home: Path) -> None:
     assert f"{locked}: cannot read: Permission denied" in summary["warning_messages"][0]
     assert "1 sessions could not be imported" in done.stderr
     assert backfill(home, "--provider", "claude")["claude"]["imported"] == 1
+
+
+# --- 5. a transcript with no dated record --------------------------------------------------------------
+def test_a_transcript_without_a_dated_record_is_dated_by_its_file_not_by_the_import(home: Path) -> None:
+    """A claude transcript of `summary` lines only (they carry no timestamp), last written in 2025. Before:
+    the session started at the time of the import, listed as today's first in `zag sessions`."""
+    transcript = home / ".claude" / "projects" / "-w" / f"{SID}.jsonl"
+    write_records(transcript, [{"type": "summary", "summary": "Fix the flaky test", "leafUuid": "u1"}])
+    os.utime(transcript, (1750000000, 1750000000))   # 2025-06-15
+
+    assert backfill(home, "--provider", "claude")["claude"]["imported"] == 1
+
+    [row] = sessions(home)
+    assert row["started_at"] == 1750000000
+    assert [event["ts"] for event in read_log(row)] == ["2025-06-15T15:06:40.000Z"] * len(read_log(row))

@@ -311,15 +311,19 @@ class _Copier:
 
     def _date_undated_head(self) -> None:
         """Records before the first dated one (e.g. a title line) take the first known time, not now."""
-        stamp = self.result.first_ts
-        if stamp is None and self.job.source.started_at is not None:
-            stamp = events.normalize_ts(self.job.source.started_at)
+        stamp = self.result.first_ts or self._source_time()
         if stamp is None:
             return
         for body in self.batch:
             if body.get("ts") is not None:
                 break
             body["ts"] = stamp
+
+    def _source_time(self) -> str | None:
+        """When the source says it started, else when its files were last written (its mtime)."""
+        source = self.job.source
+        stamp = source.started_at if source.started_at is not None else source.ended_at
+        return events.normalize_ts(stamp) if stamp is not None else None
 
     def close(self) -> None:
         if self.writer is None:
@@ -359,10 +363,11 @@ class _Copier:
         source = self.job.source
         result = self.result
         started = result.first_ts
-        if started is None and source.started_at is not None:
-            # no dated record (e.g. a rollout zag cannot decompress): the source's own start, for the
-            # index row too (it took the time of the import)
-            started = result.first_ts = events.normalize_ts(source.started_at)
+        if started is None:
+            # no dated record (e.g. a rollout zag cannot decompress, a transcript of claude `summary`
+            # lines only): the source's own time, for the index row too (it took the time of the import,
+            # listing a years-old file as started today)
+            started = result.first_ts = self._source_time()
         return events.body(
             events.SESSION_STARTED,
             ts=started,
