@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from zag.logs import codec
+from zag.providers import agent_env
 
 GEMINI_DIR = ".gemini"
 PROJECT_ROOT_MARKER = ".project_root"
@@ -88,7 +89,9 @@ def candidate_project_ids(cwd: str, env: Mapping[str, str]) -> list[str]:
 
 
 def chats_dirs_for_cwd(cwd: str, env: Mapping[str, str]) -> list[Path]:
-    """The `chats/` folders that may hold sessions of `cwd` (existing or not yet created)."""
+    """The `chats/` folders that may hold sessions of `cwd` (existing or not yet created); a relative
+    GEMINI_CLI_HOME / HOME is taken as gemini running in `cwd` does."""
+    env = agent_env.as_agent_sees(env, cwd)
     tmp = tmp_root(env)
     if tmp is None:
         return []

@@ -39,7 +39,7 @@ from typing import Any
 
 from zag import diag
 from zag.logs import events
-from zag.providers import claims
+from zag.providers import agent_env, claims
 from zag.providers.base import Item, LaunchContext, LaunchPlan, SessionIdHint
 from zag.providers.gemini import files, homes
 from zag.providers.gemini.reader import GeminiReader
@@ -56,7 +56,7 @@ class GeminiLive:
     """`LiveSession` for gemini."""
 
     def __init__(self, plan: LaunchPlan, ctx: LaunchContext) -> None:
-        self._env: Mapping[str, str] = {**dict(ctx.env), **plan.env}
+        self._env: Mapping[str, str] = agent_env.as_agent_sees({**dict(ctx.env), **plan.env}, ctx.cwd)
         self._cwd = ctx.cwd
         self._started = ctx.started_at
         self._interactive = ctx.interactive
