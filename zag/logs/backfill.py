@@ -569,8 +569,9 @@ class _Committer:
         summary = self.summary
         for message in result.warnings:
             summary.warn(f"{result.source_key}: {message}", source=result.source_key)
-        if result.error:
-            summary.warn(f"{result.source_key}: {result.error}", source=result.source_key)
+        if result.error:   # (it names the file; a key that is that file's path is not said twice)
+            about = "" if result.error.startswith(f"{result.source_key}:") else f"{result.source_key}: "
+            summary.warn(f"{about}{result.error}", source=result.source_key)
             if result.unwritten:
                 summary.not_written += 1
             elif not result.vanished:   # (a vanished file is no failure: there is nothing left to import)

@@ -112,8 +112,8 @@ def test_an_unreadable_database_is_reported_after_the_rest(world: dict) -> None:
     # the other database is listed; the legacy files wait (the broken one may hold them, as it holds
     # 20251108_1: listed now, they would be imported a second time once it can be read)
     assert found == ["20250601_1"]
-    assert str(broken) in raised.value.problems[0]
-    assert "legacy goose session files" in raised.value.problems[-1]
+    [problem] = raised.value.problems
+    assert str(broken) in problem and "4 legacy goose session files" in problem
 
 
 def test_nothing_on_disk(tmp_path: Path) -> None:

@@ -63,8 +63,8 @@ def discover(env: Mapping[str, str]) -> Iterator[HistorySource]:
     if problems and legacy:
         # goose imported legacy files into its database: one it could not read may hold them, and
         # importing them now would import those sessions a second time once the database can be read
-        problems.append(f"{len(legacy)} legacy goose session files (<id>.jsonl) are not imported until it "
-                        "can be read (goose may have copied them into it)")
+        problems[-1] += (f"; {len(legacy)} legacy goose session files (<id>.jsonl) wait until it can be read "
+                         "(goose may have copied them into it)")
         legacy = []
     seen_stems: set[str] = set()
     for path in legacy:
