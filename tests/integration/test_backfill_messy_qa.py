@@ -339,3 +339,38 @@ def test_a_transcript_without_a_dated_record_is_dated_by_its_file_not_by_the_imp
     [row] = sessions(home)
     assert row["started_at"] == 1750000000
     assert [event["ts"] for event in read_log(row)] == ["2025-06-15T15:06:40.000Z"] * len(read_log(row))
+
+
+# --- 6. a read that fails mid-file ---------------------------------------------------------------------
+FAILING_READS = """
+import errno, os, sys
+real_pread = os.pread
+def pread(fd, size, offset):   # a failing disk, an sshfs or cloud-synced folder: EIO on read, not on open
+    if os.readlink(f"/proc/self/fd/{fd}").endswith(sys.argv[1]):
+        raise OSError(errno.EIO, "Input/output error")
+    return real_pread(fd, size, offset)
+os.pread = pread
+from zag.logs import backfill
+backfill.default_jobs = lambda: 1
+from zag.cli import main
+main(["backfill", "--json", "--provider", "claude"])
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to tell a descriptor's file")
+def test_a_read_error_names_the_file_it_failed_on(home: Path) -> None:
+    """Before: 'SID: OSError: [Errno 5] Input/output error', which of the session's files unsaid."""
+    project = home / ".claude" / "projects" / "-w"
+    write_records(project / f"{SID}.jsonl", conversation(SID, range(1, 2)))
+    bad = project / SID / "subagents" / "agent-a1.jsonl"
+    write_records(bad, [subagent_record(SID, "sub 1", 3)])
+    environ = {key: value for key, value in os.environ.items() if key not in AGENT_HOME_VARS}
+    environ["HOME"] = str(home)
+
+    done = subprocess.run([sys.executable, "-c", FAILING_READS, bad.name], env=environ, capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+    assert done.returncode == 1, done.stderr
+    [summary] = json.loads(done.stdout)["providers"]
+    assert summary["failed"] == 1
+    assert f"Input/output error: '{bad}'" in summary["warning_messages"][0]

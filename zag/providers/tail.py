@@ -122,6 +122,14 @@ def settled(st: os.stat_result, settle_secs: float | None) -> bool:
     return settle_secs is not None and time.time() - st.st_mtime >= settle_secs
 
 
+def naming(exc: OSError, path: Path | str) -> OSError:
+    """`exc`, naming `path` when it names no file (a read's I/O error names none: a failing disk, a
+    network or cloud-synced folder), so the warning it becomes says which file."""
+    if exc.filename is None:
+        exc.filename = os.fspath(path)
+    return exc
+
+
 def open_regular(path: Path | str) -> int | None:
     """A read-only fd of `path` when it is a regular file, else None (never blocks: a FIFO, socket or
     device named like a session file is opened non-blocking and refused; a missing file gives None)."""
@@ -252,20 +260,23 @@ class JsonlTail:
         handle = open_regular_file(self.path)
         if handle is None:
             return
-        with handle:
-            st = os.fstat(handle.fileno())
-            if (self.ino is not None and st.st_ino != self.ino) or st.st_size < self.offset:
-                self.restart()
-            self.ino = st.st_ino
-            self.unsettled = False
-            if st.st_size == self.offset:
-                return
-            head = None
-            if self.partial:
-                handle.seek(self.offset - self.partial)
-                head = handle.read(self.partial)
-            handle.seek(self.offset)
-            yield from self._split(handle, head, self.settled(st))
+        try:
+            with handle:
+                st = os.fstat(handle.fileno())
+                if (self.ino is not None and st.st_ino != self.ino) or st.st_size < self.offset:
+                    self.restart()
+                self.ino = st.st_ino
+                self.unsettled = False
+                if st.st_size == self.offset:
+                    return
+                head = None
+                if self.partial:
+                    handle.seek(self.offset - self.partial)
+                    head = handle.read(self.partial)
+                handle.seek(self.offset)
+                yield from self._split(handle, head, self.settled(st))
+        except OSError as exc:
+            raise naming(exc, self.path)
 
     def _split(self, handle: Any, head: bytes | None, settled: bool) -> Iterator[bytes]:
         carry = b""
