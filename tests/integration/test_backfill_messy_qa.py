@@ -374,3 +374,20 @@ def test_a_read_error_names_the_file_it_failed_on(home: Path) -> None:
     [summary] = json.loads(done.stdout)["providers"]
     assert summary["failed"] == 1
     assert f"Input/output error: '{bad}'" in summary["warning_messages"][0]
+
+
+# --- 7. FIFOs where gemini keeps its small files -------------------------------------------------------
+def test_fifos_named_like_geminis_registry_and_markers_block_nothing(home: Path) -> None:
+    """Before: a FIFO at ~/.gemini/projects.json or a project's .project_root hung `zag backfill` for ever
+    (read_bytes on a FIFO with no writer), a nightly run holding its lock."""
+    gemini_chat(home / ".gemini" / "tmp" / "p" / "chats", "aaaaaaaa-1111-4111-8111-000000000001", "gemini")
+    os.mkfifo(home / ".gemini" / "projects.json")
+    os.mkfifo(home / ".gemini" / "tmp" / "p" / ".project_root")
+    environ = {key: value for key, value in os.environ.items() if key not in AGENT_HOME_VARS}
+    environ["HOME"] = str(home)
+
+    done = subprocess.run([sys.executable, "-m", "zag", "backfill", "--json", "--provider", "gemini"], env=environ,
+                          capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["providers"][0]["imported"] == 1

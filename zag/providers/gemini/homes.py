@@ -53,7 +53,7 @@ def read_registry(env: Mapping[str, str]) -> dict[str, str]:
     if root is None:
         return {}
     try:
-        data = codec.loads((root / "projects.json").read_bytes())
+        data = codec.loads(_read_regular(root / "projects.json"))
     except (OSError, ValueError):
         return {}
     if isinstance(data, dict) and isinstance(data.get("projects"), dict):
@@ -66,10 +66,22 @@ def read_registry(env: Mapping[str, str]) -> dict[str, str]:
 def read_marker(project_dir: Path) -> str | None:
     """The owning project path written in `<project dir>/.project_root`, if any."""
     try:
-        text = (project_dir / PROJECT_ROOT_MARKER).read_text(encoding="utf-8", errors="replace").strip()
+        text = _read_regular(project_dir / PROJECT_ROOT_MARKER).decode("utf-8", "replace").strip()
     except OSError:
         return None
     return text or None
+
+
+def _read_regular(path: Path) -> bytes:
+    """A small file's bytes; OSError when it is missing or no regular file (a FIFO named like it would
+    block the reader for ever: a nightly backfill hung, holding its lock)."""
+    from zag.providers.tail import open_regular_file
+
+    handle = open_regular_file(path)
+    if handle is None:
+        raise FileNotFoundError(f"{path}: no regular file")
+    with handle:
+        return handle.read()
 
 
 def candidate_project_ids(cwd: str, env: Mapping[str, str]) -> list[str]:
