@@ -391,3 +391,21 @@ def test_fifos_named_like_geminis_registry_and_markers_block_nothing(home: Path)
 
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["providers"][0]["imported"] == 1
+
+
+def test_a_fifo_named_like_a_subagents_meta_file_blocks_nothing(home: Path) -> None:
+    """Before: claude's `agent-*.meta.json` beside a subagent transcript was read with read_bytes: a FIFO
+    of that name hung the import of its session (and the whole backfill) for ever."""
+    project = home / ".claude" / "projects" / "-w"
+    write_records(project / f"{SID}.jsonl", conversation(SID, range(1, 2)))
+    write_records(project / SID / "subagents" / "agent-a1.jsonl", [subagent_record(SID, "sub 1", 3)])
+    os.mkfifo(project / SID / "subagents" / "agent-a1.meta.json")
+    environ = {key: value for key, value in os.environ.items() if key not in AGENT_HOME_VARS}
+    environ["HOME"] = str(home)
+
+    done = subprocess.run([sys.executable, "-m", "zag", "backfill", "--json", "--provider", "claude"], env=environ,
+                          capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["providers"][0]["imported"] == 1
+    assert texts(sessions(home)[0]) == ["user 1", "assistant 1", "sub 1"]

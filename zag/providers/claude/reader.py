@@ -252,7 +252,11 @@ class ClaudeSessionReader:
     def _load_meta(self, sub: _SubFile) -> None:
         sub.meta_tries += 1
         try:
-            data = sub.meta_path.read_bytes()
+            handle = open_regular_file(sub.meta_path)   # never a FIFO named like it: that would block
+            if handle is None:
+                raise FileNotFoundError(sub.meta_path)
+            with handle:
+                data = handle.read()
         except OSError:
             sub.meta_done = sub.meta_tries >= _META_RETRIES
             return
