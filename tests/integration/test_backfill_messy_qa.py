@@ -409,3 +409,37 @@ def test_a_fifo_named_like_a_subagents_meta_file_blocks_nothing(home: Path) -> N
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["providers"][0]["imported"] == 1
     assert texts(sessions(home)[0]) == ["user 1", "assistant 1", "sub 1"]
+
+
+# --- 8. an index lost (deleted) before a nightly backfill ----------------------------------------------
+def test_a_lost_index_is_rebuilt_before_importing_so_a_supervised_session_is_not_imported_twice(
+        tmp_path: Path, home: Path) -> None:
+    """`rm index.sqlite*` (a broken index; the README's answer), and cron's `zag backfill` runs before
+    `zag reindex`. Before: the new index knew no session, so the transcript of every session zag had
+    supervised was imported again as a new backfilled session: the conversation twice in `zag sessions`."""
+    from tests.integration.helpers import Agent
+
+    zag_home = Path(os.environ["ZAG_HOME"])
+    agent = Agent(tmp_path / "agent", zag_home)
+    agent.script([
+        {"mkdir": "{env:CLAUDE_CONFIG_DIR}/projects/-w"},
+        {"append": "{env:CLAUDE_CONFIG_DIR}/projects/-w/{session_id}.jsonl", "lines": [
+            claude_record("{session_id}", "user", "say hi", 1), claude_record("{session_id}", "assistant", "hi", 2)]},
+        {"sleep": 1.0},
+        {"exit": 0},
+    ])
+    env = agent.env(HOME=str(home), CLAUDE_CONFIG_DIR=str(home / ".claude"))
+    done = subprocess.run(agent.command("run", "claude", "-p", "say hi"), env=env, capture_output=True,
+                          timeout=60, stdin=subprocess.DEVNULL, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    [live] = sessions(home)
+    for lost in zag_home.glob("index.sqlite*"):
+        lost.unlink()
+
+    done = run_zag(home, "backfill", "--json", "--provider", "claude")
+
+    assert done.returncode == 0, done.stderr
+    assert "it was rebuilt from them first" in done.stderr
+    assert json.loads(done.stdout)["providers"][0]["imported"] == 0
+    [row] = sessions(home)
+    assert row["session_id"] == live["session_id"] and texts(row) == ["say hi", "hi"]

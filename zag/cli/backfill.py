@@ -100,7 +100,7 @@ def backfill(provider_name: str | None, as_json: bool) -> None:
     progress = progress_for(sys.stderr)
     try:
         with interrupt_on_signals():
-            summaries = run_backfill(chosen, progress=progress)
+            summaries = run_backfill(chosen, progress=progress, note=lambda text: _note(text, progress))
     except BackfillBusy as exc:
         click.echo(f"zag: {exc}", err=True)
         sys.exit(1)
@@ -164,6 +164,11 @@ def _print_summaries(summaries: list[ProviderSummary]) -> None:
         hidden = summary.warnings - len(summary.warning_messages)
         if hidden > 0:
             click.echo(f"  … and {hidden} more warnings (see zag's diagnostics log)")
+
+
+def _note(text: str, progress: TerminalProgress | None) -> None:
+    _clear(progress)
+    click.echo(f"zag: {text}", err=True)
 
 
 def _clear(progress: TerminalProgress | None) -> None:

@@ -158,8 +158,10 @@ def run_backfill(
     jobs: int | None = None,
     progress: Progress | None = None,
     index: Index | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> list[ProviderSummary]:
-    """Import every provider's new history; one summary per provider (in the order given)."""
+    """Import every provider's new history; one summary per provider (in the order given). `note`: told
+    what the run did besides (an index rebuilt first)."""
     env = os.environ if env is None else env
     jobs = default_jobs() if jobs is None else max(1, jobs)
     own_index = index is None
@@ -167,6 +169,7 @@ def run_backfill(
     try:
         with _exclusive():
             _remove_stale_temp_logs()
+            _rebuild_a_lost_index(index, note)
             return [_run_provider(provider, env, jobs, progress, index) for provider in providers]
     finally:
         if own_index:
@@ -678,6 +681,29 @@ class _exclusive:
     def __exit__(self, *exc: object) -> None:
         if self.fd >= 0:
             os.close(self.fd)
+
+
+def _rebuild_a_lost_index(index: Index, note: Callable[[str], None] | None) -> None:
+    """An index that holds nothing while session logs exist was lost (deleted, or moved aside and not
+    rebuilt): it is rebuilt from the logs first, as `zag reindex` does. Backfill finds the sessions zag
+    supervised, and what it imported before, through the index: without them every session zag ran
+    would be imported a second time, as a new one."""
+    if not index.holds_nothing() or not _any_log(paths.sessions_dir()):
+        return
+    from zag.logs.reindex import rebuild
+
+    report = rebuild(index)
+    if note is not None:
+        note(f"the index held no sessions but {report.sessions} session logs exist: it was rebuilt from them "
+             "first (as `zag reindex` does), so that no session is imported twice")
+
+
+def _any_log(folder: Path) -> bool:
+    try:
+        with os.scandir(folder) as entries:
+            return any(entry.name.endswith(".jsonl") for entry in entries)
+    except OSError:
+        return False
 
 
 def _remove_stale_temp_logs() -> None:

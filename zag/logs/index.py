@@ -319,6 +319,12 @@ class Index:
             )
         ]
 
+    def holds_nothing(self) -> bool:
+        """No session and no backfill cursor: a new index (or a lost one, created again)."""
+        row = self._conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM sessions) OR EXISTS (SELECT 1 FROM backfill_sources)").fetchone()
+        return not row[0]
+
     def delete_all_sessions(self) -> None:
         """Used by `reindex` before it rebuilds from the logs (cursors and resumes are kept)."""
         with self.transaction() as conn:
