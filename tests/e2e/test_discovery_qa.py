@@ -7,6 +7,7 @@ assignment leaves them, and several runs at once in one folder.
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -39,3 +40,50 @@ def test_a_config_folder_named_with_a_literal_tilde_is_followed_where_the_agent_
     assert not [path for path in (env.home / "conf").rglob("*.jsonl")]
     _, log = only_log(zag_home_of(env))
     assert conversation(log) == [("user_message", "remember the tilde"), ("assistant_message", fa.DEFAULT_TEXT)]
+
+
+def test_a_gemini_run_beside_the_tui_in_its_folder_is_not_taken_for_its_clear(cli_env: MakeEnv) -> None:
+    """`zag run gemini` (TUI) while the user runs `gemini -p …` in another tab, same folder: zag took the other
+    run's new chat file for a `/clear` of its own session (session_cleared, the other conversation logged)
+    and lost the TUI's next turns. A real `/clear` after the other run ended is still followed."""
+    env = cli_env("gemini")
+    tui = env.spawn(argv=env.zag_argv("run", "gemini"))
+    tui.wait_for("Type your message", timeout=60)
+    tui.pump(3.0)
+
+    def say(text: str, answers: int) -> None:
+        tui.send(text)
+        tui.wait_for(text, timeout=20)
+        tui.pump(0.3)
+        tui.press("enter")
+        deadline = time.monotonic() + 60
+        while len(env.fake.requests(env.family, fa.MAIN)) < answers:
+            assert time.monotonic() < deadline, tui.text()
+            tui.pump(0.2)
+        tui.pump(2.5)  # the chat file is written; zag looks at a new file at least every 2 s
+
+    say("before the other run", 1)
+    other = env.start("-p", "the other tab")
+    while other.poll() is None:  # keep reading the TUI meanwhile
+        tui.pump(0.2)
+    assert other.returncode == 0, other.communicate()
+    tui.pump(2.5)
+    say("after the other run", 3)
+    say("/clear", 3)
+    say("after clear", 4)
+    tui.send("/quit")
+    tui.wait_for("/quit", timeout=20)
+    tui.pump(0.3)
+    tui.press("enter")
+    assert tui.wait_exit(timeout=60) == 0, tui.text()
+
+    _, log = only_log(zag_home_of(env))
+    users = [event["content"] for event in log if event["type"] == "user_message"]
+    assert "the other tab" not in users
+    assert [text for text in users if text != "/clear"] == [
+        "before the other run", "after the other run", "after clear"], users
+    moves = [(e["old_session_id"], e["new_session_id"]) for e in log if e["type"] == "session_cleared"]
+    first = log[1]["provider_session_id"]
+    assert len(moves) == 1 and moves[0][0] == first, moves
+    noted = [e for e in log if e["type"] == "provider_status" and (e.get("data") or {}).get("other_pids")]
+    assert len(noted) == 1, noted
