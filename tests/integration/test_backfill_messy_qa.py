@@ -443,3 +443,12 @@ def test_a_lost_index_is_rebuilt_before_importing_so_a_supervised_session_is_not
     assert json.loads(done.stdout)["providers"][0]["imported"] == 0
     [row] = sessions(home)
     assert row["session_id"] == live["session_id"] and texts(row) == ["say hi", "hi"]
+
+
+def test_files_where_agents_keep_folders_are_no_unreadable_folders(home: Path) -> None:
+    """A file named like a folder of sessions holds none: nothing to say, exit 0."""
+    (home / ".codex").mkdir()
+    (home / ".codex" / "sessions").write_text("not a folder")
+    (home / ".claude").mkdir()
+    (home / ".claude" / "projects").write_text("not a folder")
+    assert all(summary["warnings"] == 0 for summary in backfill(home).values())
