@@ -111,3 +111,44 @@ def test_a_claude_config_dir_its_settings_set_is_followed(cli_env: MakeEnv, wher
     assert list((moved / "projects").rglob("*.jsonl")), "claude wrote its transcript elsewhere than measured"
     _, log = only_log(zag_home_of(env))
     assert conversation(log) == [("user_message", "settle where"), ("assistant_message", fa.DEFAULT_TEXT)]
+
+
+def test_claude_tui_resume_of_an_older_session_logs_only_what_follows(cli_env: MakeEnv) -> None:
+    """`/resume <older id>` inside `zag run claude`: claude's registry names the older session; zag moved to
+    its transcript (session_cleared) but read it from the start, logging its whole history (and usage)
+    again as if it happened in this session."""
+    from zag.providers import get
+
+    env = cli_env("claude")
+    older = env.run("-p", "older history", timeout=60)
+    assert older.returncode == 0, older.describe()
+    (older_transcript,) = list(Path(env.env["CLAUDE_CONFIG_DIR"]).rglob("*.jsonl"))
+    tui = env.spawn(argv=env.zag_argv("run", "claude"))
+    tui.wait_for("for shortcuts", timeout=60)
+    tui.pump(1.0)
+
+    def say(text: str, pause: float) -> None:
+        for chunk in get("claude").resume_keys(text).chunks:
+            tui.child.send(chunk)
+            tui.pump(0.4)
+        tui.pump(pause)
+
+    say("first here", 0)
+    tui.wait_for(fa.DEFAULT_TEXT, timeout=30)
+    tui.pump(1.0)
+    say(f"/resume {older_transcript.stem}", 3.0)
+    say("after the resume", 0)
+    wait_requests = time.monotonic() + 30
+    while len(env.fake.requests(env.family, fa.MAIN)) < 3:
+        assert time.monotonic() < wait_requests, tui.text()
+        tui.pump(0.2)
+    tui.pump(2.0)
+    say("/exit", 0)
+    assert tui.wait_exit(timeout=30) == 0, tui.text()
+
+    _, log = only_log(zag_home_of(env))
+    assert conversation(log) == [("user_message", "first here"), ("assistant_message", fa.DEFAULT_TEXT),
+                                 ("user_message", "after the resume"), ("assistant_message", fa.DEFAULT_TEXT)]
+    [moved] = [e for e in log if e["type"] == "session_cleared"]
+    assert moved["new_session_id"] == older_transcript.stem
+    assert len([e for e in log if e["type"] == "usage"]) == 2

@@ -22,6 +22,7 @@ from zag.providers.claude import PROVIDER, live
 from zag.providers.claude.homes import encode_cwd
 
 TS = "2026-11-22T14:51:09.692Z"
+LATER = "2099-01-01T00:00:00.000Z"  # written after the move: a session moved to logs what is older as history
 
 
 @pytest.fixture(autouse=True)
@@ -230,7 +231,8 @@ def test_clear_moves_to_the_new_session(tmp_path: Path) -> None:
         {"append": rig.transcript(), "lines": [user("{session_id}", "say hi"), assistant("{session_id}", "hi")]},
         rig.gate("clear"),
         {"append": rig.transcript(), "lines": [assistant("{session_id}", "late line of the old session")]},
-        {"append": rig.transcript(second), "lines": [user(second, "/clear"), user(second, "second")]},
+        {"append": rig.transcript(second), "lines": [user(second, "/clear", timestamp=LATER),
+                                                    user(second, "second", timestamp=LATER)]},
         rig.gate("end"),
     ])
     rig.registry(first)

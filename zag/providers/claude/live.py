@@ -13,7 +13,9 @@ A reported id is only followed once its transcript exists (the registry first sh
 under `--continue`). Moving from one session to another emits `session_cleared`; the old transcript
 is read to its end first. A transcript that existed before this child started is read from where it
 ended then (`plan.notes["start_offsets"]`), so a resumed session's history is not logged again; nor is
-the history a fork (`--fork-session`, `/branch`) copies into its new transcript (see records.py).
+the history a fork (`--fork-session`, `/branch`) copies into its new transcript (see records.py), nor that
+of an older session the TUI moves to (`/resume <id>`): after a switch, records at the head of the new
+transcript older than the poll before the move was noticed are history.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class ClaudeLiveSession:
         # copies when the user chose the session (`--fork-session`, `--continue`, `--resume`)
         self._copies_before = ctx.started_at if notes.get("user_chose_session") else None
         self._pending: deque[str] = deque(maxlen=8)
+        self._noted_at: dict[str, float] = {}   # candidate id -> the start of the poll before it was noted
+        self._poll_wall = self._prev_poll_wall = ctx.started_at
         self._left: deque[str] = deque(maxlen=_LEFT_KEPT)
         self._registry_stamp: tuple[int, int] | None = None
         self._registry_path: Path | None = None
@@ -77,6 +81,7 @@ class ClaudeLiveSession:
 
     def poll(self) -> list[Item]:
         items: list[Item] = []
+        self._prev_poll_wall, self._poll_wall = self._poll_wall, time.time()
         try:
             self._read_registry()
             target = self._choose_target()
@@ -109,6 +114,8 @@ class ClaudeLiveSession:
             return
         if session_id in self._pending:
             self._pending.remove(session_id)
+        else:  # the move happened after the previous poll read the registry (or the output said otherwise)
+            self._noted_at[session_id] = self._prev_poll_wall
         self._pending.append(session_id)
 
     def _read_registry(self) -> None:
@@ -215,9 +222,13 @@ class ClaudeLiveSession:
             self._left.append(old)
             items.append(events.body(events.SESSION_CLEARED, old_session_id=old, new_session_id=session_id,
                                      provider_session_id=session_id))
+        noted_at = self._noted_at.pop(session_id, self._prev_poll_wall)
+        self._noted_at = {key: value for key, value in self._noted_at.items() if key in self._pending}
         self._reader = ClaudeSessionReader(
             session_id, path, subagents=homes.subagent_dir(path, session_id),
-            start_offset=self._start_offsets.get(str(path)), started_at=self._copies_before,
+            start_offset=self._start_offsets.get(str(path)),
+            # after a move (`/resume <older id>` in the TUI) the head of an older transcript is history
+            started_at=noted_at if old is not None else self._copies_before,
         )
         self.provider_session_id = session_id
         self.source_key = session_id
