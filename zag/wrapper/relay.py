@@ -65,14 +65,17 @@ class Relay:
         stdin_fd: int | None = None,
         on_input: OnInput | None = None,
         observation: Observation | None = None,
+        stop_on_suspend: bool = True,
     ) -> None:
         """`observe`/`on_input` start the observers at once; without them, output and keystrokes queue
-        in `observation` until `observation.start(...)` (or `disable()`)."""
+        in `observation` until `observation.start(...)` (or `disable()`). `stop_on_suspend`: the agent leads
+        its PTY's session (no session holder), so its suspend key needs `_on_suspend_key`."""
         self._outputs = {output.fd: output for output in outputs}
         self.observation = observation or Observation()
         if observe is not None or on_input is not None:
             self.observation.start(observe, on_input)
         self._pty_master = pty_master
+        self._stop_on_suspend = stop_on_suspend
         self._stdin_fd = stdin_fd
         self._pending_input = bytearray()
         self._lock = threading.Lock()
@@ -236,7 +239,7 @@ class Relay:
             return False
         if not data:
             return False
-        master = self._pty_master
+        master = self._pty_master if self._stop_on_suspend else None
         modes = _terminal_modes(master) if master is not None else None  # as the keys will find them
         with self._lock:
             self._pending_input += data
