@@ -237,7 +237,8 @@ def _spawn_held(argv: Sequence[str], env: Mapping[str, str], cwd: str | None, te
                 sigmask: set[int] | None, stderr_fd: int | None) -> Child | None:
     """`argv` started by a session holder in a new PTY; None when the holder could not start it (the
     caller starts the agent directly); OSError when the agent's exec failed, as `Popen` would raise it."""
-    if not sys.executable or not sys.platform.startswith("linux") or not hasattr(os, "waitid"):
+    if (not sys.executable or getattr(sys, "frozen", False)  # a bundled zag: its executable is not Python
+            or not sys.platform.startswith("linux") or not hasattr(os, "waitid")):
         return None
     report_r, report_w = os.pipe()
     master, slave = _open_pty(terminal_fd)

@@ -324,10 +324,11 @@ def _terminal_modes(fd: int) -> list | None:
 
 def _stop_foreground(master: int) -> None:
     """Stop the agent's terminal's foreground process group with SIGSTOP, as SIGTSTP would stop it without
-    zag. The kernel drops a SIGTSTP whose default action is to stop when it reaches an orphaned process
-    group, and the agent's is one (it leads its own session, zag is outside): the Ctrl-Z of a line-reading
-    agent, and the `kill(0, SIGTSTP)` of a TUI suspending itself (claude 2.1's Ink does that), would do
-    nothing. An agent that catches or ignores SIGTSTP is left alone."""
+    zag. Only for an agent started without the session holder (`holder.py`, which it could not start): the
+    kernel drops a SIGTSTP whose default action is to stop when it reaches an orphaned process group, and
+    such an agent's is one (it leads its own session, zag is outside): the Ctrl-Z of a line-reading agent,
+    and the `kill(0, SIGTSTP)` of a TUI suspending itself (claude 2.1's Ink does that), would do nothing.
+    An agent that catches or ignores SIGTSTP is left alone."""
     try:
         group = os.tcgetpgrp(master)
         if os.getsid(group) == group and _stops_on(group, signal.SIGTSTP):
