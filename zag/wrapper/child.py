@@ -262,8 +262,8 @@ def _spawn_held(argv: Sequence[str], env: Mapping[str, str], cwd: str | None, te
         return Child(popen, list(argv), pty_master=master, agent_pid=int(report))
     _end_holder(popen)
     os.close(master)
-    if report[:1] == b"E" and report[1:].isdigit():
-        code = int(report[1:])
+    code = int(report[1:]) if report[:1] == b"E" and report[1:].isdigit() else 0
+    if code:
         raise OSError(code, os.strerror(code), argv[0])
     _holder_failed(f"no report ({report[:100]!r}; exit status {popen.returncode})")
     return None
