@@ -24,6 +24,7 @@ crashing a user's agent.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from typing import Any
 from zag import paths
 
 DEFAULT_HEARTBEAT_SECS = 10.0
+MAX_SECS = 366 * 86400.0  # the longest wait a setting may ask for (a year; `inf` is not one)
 
 LIMIT_DEFAULTS: dict[str, Any] = {
     "enabled": True,
@@ -120,7 +122,7 @@ def _from_dict(data: dict[str, Any], path: Path) -> Config:
         if key not in _TOP_LEVEL_KEYS:
             report(f"{path}: unknown key {key!r} (known: {', '.join(sorted(_TOP_LEVEL_KEYS))}); ignored")
     heartbeat = data.get("heartbeat_secs", DEFAULT_HEARTBEAT_SECS)
-    if not _is_number(heartbeat) or heartbeat <= 0:
+    if not _is_seconds(heartbeat) or heartbeat <= 0:
         report(f"{path}: heartbeat_secs must be a positive number; using {DEFAULT_HEARTBEAT_SECS:g}")
         heartbeat = DEFAULT_HEARTBEAT_SECS
     limits = data.get("usage_limits", {})
@@ -189,8 +191,8 @@ def _limit_value_problem(key: str, value: Any) -> str | None:
         return None if isinstance(value, int) and not isinstance(value, bool) and value >= 1 \
             else "must be a whole number of at least 1 (`enabled = false` turns resuming off)"
     if key == "jitter_secs":
-        return None if _is_number(value) and value >= 0 else "must be a number of seconds, 0 or more"
-    return None if _is_number(value) and value > 0 else "must be a positive number of seconds"
+        return None if _is_seconds(value) and value >= 0 else "must be a number of seconds, 0 or more"
+    return None if _is_seconds(value) and value > 0 else "must be a positive number of seconds"
 
 
 def _checked_redaction(table: Any, where: str, report: Callable[[str], None]) -> tuple[str, ...]:
@@ -228,6 +230,12 @@ def _checked_patterns(value: Any, where: str, report: Callable[[str], None],
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_seconds(value: Any) -> bool:
+    """A number of seconds zag can wait (TOML also has `inf` and `nan`: a wait of `inf` never ends, and
+    the time it ends at cannot be logged)."""
+    return _is_number(value) and math.isfinite(value) and value <= MAX_SECS
 
 
 def _toml(value: Any) -> str:

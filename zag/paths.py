@@ -23,13 +23,30 @@ _home_checked: set[Path] = set()
 
 
 def home() -> Path:
-    """The root of zag's state (`$ZAG_HOME`, else the platform's user data dir)."""
+    """The root of zag's state (`$ZAG_HOME`, else the platform's user data dir). A relative `ZAG_HOME` is
+    taken from the current folder, made absolute: the index records each log's path, which must name it from
+    any folder."""
     override = os.environ.get(HOME_ENV)
     if override:
-        return Path(override).expanduser()
+        path = Path(override).expanduser()
+        if not path.is_absolute():
+            try:
+                path = Path(os.getcwd(), path)
+            except OSError:  # the current folder was deleted: the relative path fails as it would anyway
+                pass
+        return path
     import platformdirs  # imported lazily: ~40 ms, and not needed when ZAG_HOME is set
 
     return platformdirs.user_data_path(APP_NAME)
+
+
+def environ_for_agent() -> dict[str, str]:
+    """zag's environment, as the agent gets it: a relative `ZAG_HOME` made absolute, so that the `zag` its
+    hooks and tools run in other folders (`zag events "$ZAG_SESSION_ID"`) finds the same home."""
+    env = dict(os.environ)
+    if env.get(HOME_ENV):
+        env[HOME_ENV] = str(home())
+    return env
 
 
 def config_file() -> Path:

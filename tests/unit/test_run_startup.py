@@ -12,6 +12,8 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from zag.logs.index import Index
 from zag.wrapper.registry import Registry
 from zag.wrapper.supervisor import new_session_id
@@ -66,3 +68,20 @@ def test_the_registry_commits_everything_before_close_returns(zag_home: Path) ->
     with Index(zag_home / "index.sqlite") as index:  # another connection sees the final row
         row = index.get_session(session_id)
     assert row is not None and (row["state"], row["exit_code"], row["last_seq"]) == ("exited", 3, 9)
+
+
+def test_ctrl_c_while_a_provider_module_loads_is_130_not_an_internal_error(
+        monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    # Ctrl-C inside a class body (dataclass fields) reaches zag as RuntimeError("Error calling
+    # __set_name__ ...") caused by the KeyboardInterrupt: seen sending SIGINT ~65 ms after the start
+    from zag.cli import runner
+
+    def interrupted(*args: object) -> int:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise RuntimeError("Error calling __set_name__ on 'Field' instance 'values' in 'Option'") from exc
+
+    monkeypatch.setattr(runner, "_run_agent", interrupted)
+    assert runner.run_agent("claude", []) == 130
+    assert "internal error" not in capfd.readouterr().err

@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> Any:
         if argv is None:  # the process is this run: leave without the interpreter's teardown
             leave(code)
         sys.exit(code)
+    tolerate_narrow_encodings()
     from zag.cli.listing import parse_listing, print_listing
 
     listing = parse_listing(args)
@@ -65,6 +66,24 @@ def ensure_standard_fds() -> None:
             if null != fd:
                 os.dup2(null, fd)
                 os.close(null)
+
+
+def tolerate_narrow_encodings() -> None:
+    """What stdout or stderr cannot encode (PYTHONIOENCODING=ascii or latin-1, a non-UTF-8 locale with
+    PYTHONUTF8=0) is written as `\\u20ac` escapes: a folder named `café €` in a table or event was a
+    UnicodeEncodeError traceback."""
+    import codecs
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            utf8 = codecs.lookup(stream.encoding).name == "utf-8"
+        except (AttributeError, LookupError, TypeError):
+            continue
+        if (stream.errors == "strict" or not utf8) and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (OSError, ValueError):
+                pass
 
 
 def __getattr__(name: str) -> Any:

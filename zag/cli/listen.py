@@ -85,33 +85,38 @@ def _resolve(index: Index, session: str | None) -> str:
 
 def _follow(index: Index, session_id: str, path: Path, *, as_json: bool, since: int, follow: bool) -> int:
     """Print events until the follower stops; the exit code (1 when the supervisor died, 130 on Ctrl-C)."""
-    from zag.logs.follower import STOP_ASKED, STOP_NOT_LIVE, EventFollower
+    from zag.logs.follower import STOP_ASKED, STOP_ENDED, STOP_NOT_LIVE, EventFollower
 
+    liveness = _Liveness(index, session_id)
     with _CtrlC() as ctrl_c:
         follower = EventFollower(
             path,
             since_seq=since,
             follow=follow,
-            not_live=_Liveness(index, session_id),
-            taken_over=lambda started: _taken_over(index, session_id, started),
+            not_live=liveness,
+            taken_over=lambda started: _taken_over(liveness.row(), started),
             poll_secs=POLL_SECS,
             liveness_secs=LIVENESS_SECS,
             stopped=ctrl_c.pressed,
         )
         out = sys.stdout
         style = render.Style.for_stream(out)
-        for line in follower:
-            if as_json:
-                out.buffer.write(line.raw)
-                out.buffer.flush()
-            else:
-                # the width now: a terminal resized while following (a tmux pane) gets lines that fit
-                out.write(render.format_event(line.event, style, width=render.terminal_width(out)) + "\n")
-                out.flush()
+        try:
+            for line in follower:
+                if as_json:
+                    out.buffer.write(line.raw)
+                    out.buffer.flush()
+                else:
+                    # the width now: a terminal resized while following (a tmux pane) gets lines that fit
+                    out.write(render.format_event(line.event, style, width=render.terminal_width(out)) + "\n")
+                    out.flush()
+        finally:
+            liveness.close()
     if follower.stop_reason == STOP_ASKED:
         return 130
-    if not path.exists():
-        raise Failure(f"session {session_id} has no log at {path} (its state: {follower.not_live_reason})")
+    if follower.stop_reason != STOP_ENDED and not path.exists():  # an end read from a log removed since counts
+        state = f" (its state: {follower.not_live_reason})" if follower.not_live_reason else ""
+        raise Failure(f"session {session_id} has no log at {path}{state}")
     if follower.bad_lines:
         click.echo(f"zag: skipped {follower.bad_lines} unreadable line(s) in {path}", err=True)
     if follower.stop_reason == STOP_NOT_LIVE and follower.not_live_reason == states.DEAD:
@@ -156,12 +161,11 @@ class _CtrlC:
         self._pressed = True
 
 
-def _taken_over(index: Index, session_id: str, started: dict[str, Any] | None) -> bool:
+def _taken_over(row: dict[str, Any] | None, started: dict[str, Any] | None) -> bool:
     """After a `session_ended`: does a supervisor other than the one that started the last run hold the
-    session now (`zag resume`)? Then its `session_started` is about to follow."""
+    session (its index `row`) now (`zag resume`)? Then its `session_started` is about to follow."""
     from zag.wrapper.liveness import effective_state
 
-    row = index.get_session(session_id)
     if row is None or not row.get("resumed") or effective_state(row) not in states.LIVE_STATES:
         return False
     started = started or {}
@@ -181,11 +185,46 @@ class _Liveness:
         self.index = index
         self.session_id = session_id
         self.noted = False
+        self._reopened: Index | None = None
+
+    def row(self) -> dict[str, Any] | None:
+        """The session's index row, from the index now at the index's path: one that `zag reindex` built
+        in its place (the old one moved aside or removed, which this connection still reads: its
+        heartbeats stopped there) once it holds the session, which a running supervisor sees to."""
+        if self.index.replaced() and self.index.path.exists():
+            row = self._reopen()
+            if row is not None:
+                return row
+        return self.index.get_session(self.session_id)
+
+    def _reopen(self) -> dict[str, Any] | None:
+        from zag.logs.index import Index
+
+        try:
+            fresh = Index(self.index.path, timeout=LIVENESS_SECS)
+        except Exception:  # noqa: BLE001 - sqlite3.Error, OSError (being rebuilt): keep reading the one open
+            return None
+        try:
+            row = fresh.get_session(self.session_id)
+        except Exception:  # noqa: BLE001
+            row = None
+        if row is None:
+            fresh.close()
+            return None
+        self.close()
+        self.index = self._reopened = fresh
+        return row
+
+    def close(self) -> None:
+        """Close the connection this opened (the first one is its caller's)."""
+        if self._reopened is not None:
+            self._reopened.close()
+            self._reopened = None
 
     def __call__(self) -> str | None:
         from zag.wrapper.liveness import effective_state, silent_but_running
 
-        row = self.index.get_session(self.session_id)
+        row = self.row()
         if row is None:
             return "missing"
         state = effective_state(row)

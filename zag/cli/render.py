@@ -137,7 +137,7 @@ def one_line(text: str) -> str:
     """Collapse newlines and tabs so a value fits a table cell or an event line, and make it safe to
     print: escape sequences in it (a tool's coloured output, a title or clipboard OSC, a screen clear)
     are dropped, other control characters shown as `^X` (they would recolour, move or clear what the
-    terminal shows)."""
+    terminal shows), bidirectional overrides as `<202e>`."""
     if "\n" in text or "\r" in text or "\t" in text:
         text = " ".join(text.split())
     if _CONTROL.search(text):
@@ -148,7 +148,9 @@ def one_line(text: str) -> str:
 # CSI (colours, cursor moves), OSC (titles, clipboard, links; ended by BEL or ST), other ESC sequences
 _ESCAPE_SEQUENCE = re.compile(
     r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[ -/]*[0-~]|\x9b[0-?]*[ -/]*[@-~]")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# + the bidirectional overrides, embeddings and isolates: on a terminal that orders right-to-left text
+# they turn the rest of the line around, so an agent's text could show one command and hold another
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def _shown_control(match: re.Match[str]) -> str:
@@ -245,7 +247,7 @@ def duration(seconds: float | None) -> str:
 def event_clock(ts: Any) -> str:
     """An event's RFC 3339 `ts` as local `HH:MM:SS`; the raw value if it cannot be read."""
     epoch = epoch_of(ts)
-    return local_time(epoch, with_date=False) if epoch is not None else str(ts or "-")
+    return local_time(epoch, with_date=False) if epoch is not None else one_line(str(ts or "-"))
 
 
 def epoch_of(value: Any) -> float | None:
@@ -280,17 +282,23 @@ def command_line(argv: Any) -> str:
 
 
 @functools.cache
-def _home() -> str:
-    return os.path.expanduser("~")
+def _homes() -> tuple[str, ...]:
+    """The user's home as HOME names it and, when that goes through a symlink (`/home` -> `/data/home`),
+    as the kernel does: the cwd zag records is the latter (getcwd)."""
+    home = os.path.expanduser("~")
+    if home in ("", "/"):
+        return ()
+    real = os.path.realpath(home)
+    return (home,) if real in (home, "/") else (home, real)
 
 
 def home_path(path: str | None) -> str:
     """A path with the user's home shown as `~`."""
-    if not path:
-        return "-"
-    home = _home()
-    if home not in ("", "/") and (path == home or path.startswith(home + os.sep)):
-        return "~" + path[len(home):]
+    if not path or not isinstance(path, str):
+        return "-" if not path else str(path)
+    for home in _homes():
+        if path == home or path.startswith(home + os.sep):
+            return "~" + path[len(home):]
     return path
 
 
@@ -332,11 +340,11 @@ def format_event(event: dict[str, Any], style: Style, *, width: int = 0) -> str:
     """One readable line for an event: local time, provider, what happened, a content summary."""
     event_type = str(event.get("type", "?"))
     note = _zag_note(event)
-    label, label_style = _NOTE_LOOK[note] if note else _EVENT_LOOK.get(event_type, (event_type, "grey"))
-    head = f"{event_clock(event.get('ts'))} {str(event.get('provider') or '-'):<6} "
+    label, label_style = _NOTE_LOOK[note] if note else _EVENT_LOOK.get(event_type, (one_line(event_type), "grey"))
+    head = f"{event_clock(event.get('ts'))} {one_line(str(event.get('provider') or '-')):<6} "
     summary = _NOTE_SUMMARIES[note](event) if note else _summary(event_type, event)
-    if width > 0:
-        summary = clip(summary, max(width - len(head) - _LABEL_WIDTH - 1, 10))
+    if width > 0:  # a label longer than the column (a type this zag does not know) pushes the summary right
+        summary = clip(summary, max(width - text_width(head) - max(text_width(label), _LABEL_WIDTH) - 1, 10))
     else:
         summary = one_line(summary)
     if event_type == "heartbeat":
@@ -362,19 +370,30 @@ def _summary(event_type: str, event: dict[str, Any]) -> str:
 
 
 def text_of(value: Any) -> str:
-    """The readable text in a message value: a string, or the text parts of a list of blocks."""
-    if value is None:
-        return ""
+    """The readable text in a message value: a string, or the text parts of a list of blocks.
+
+    Walked with a stack of its own, not by recursion: a tool's output nested hundreds of lists deep
+    (what an MCP server returns is the agent's to log) must not end `zag listen` with a RecursionError."""
     if isinstance(value, str):
         return value
-    if isinstance(value, list):
-        return " ".join(part for part in (text_of(item) for item in value) if part)
-    if isinstance(value, dict):
-        for key in ("text", "content", "message", "thinking"):
-            if key in value:
-                return text_of(value[key])
-        return ""
-    return str(value)
+    parts: list[str] = []
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if item is None:
+            continue
+        if isinstance(item, str):
+            if item:
+                parts.append(item)
+        elif isinstance(item, list):
+            pending.extend(reversed(item))
+        elif isinstance(item, dict):
+            key = next((key for key in ("text", "content", "message", "thinking") if key in item), None)
+            if key is not None:
+                pending.append(item[key])
+        else:
+            parts.append(str(item))
+    return " ".join(parts)
 
 
 def compact_json(value: Any) -> str:
@@ -382,6 +401,8 @@ def compact_json(value: Any) -> str:
 
     try:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    except RecursionError:
+        return "(nested too deeply to show)"
     except (TypeError, ValueError):
         return repr(value)
 

@@ -39,18 +39,20 @@ Example:
 @click.option("-v", "--verbose", is_flag=True, help="Print the session id and log path to stderr.")
 @user_errors
 def resume(session: str, verbose: bool) -> None:
-    from zag import config, providers
+    from zag import config, paths, providers
     from zag.logs.index import Index
 
     with Index() as index:
         session_id = index.resolve_session(session)
         row = index.get_session(session_id) or {}
         scheduled = bool(index.list_resumes(open_only=True, session_id=session_id))
+    if isinstance(row.get("cwd"), str):
+        row["cwd"] = _folder_as_named(row["cwd"])
     _check_resumable(row, scheduled=scheduled)
     provider = providers.get(row["provider"])
     from zag.wrapper.executable import MissingExecutable, find_executable
 
-    env = dict(os.environ)
+    env = paths.environ_for_agent()
     try:
         executable = find_executable(row["provider"], provider.executable, provider.install_hint, env)
     except MissingExecutable as exc:
@@ -85,8 +87,22 @@ def _check_resumable(row: dict[str, Any], *, scheduled: bool = False) -> None:
                         "reported one while zag watched it (e.g. it ended before starting a conversation)")
     cwd = row.get("cwd")
     if not cwd or not os.path.isdir(cwd):
-        raise UserError(f"session {short} ran in {cwd or 'an unknown directory'}, which no longer exists; "
+        shown = "".join(char if char.isprintable() else repr(char)[1:-1] for char in cwd or "")  # one line
+        raise UserError(f"session {short} ran in {shown or 'an unknown directory'}, which no longer exists; "
                         f"{row['provider']} looks its sessions up by directory")
+
+
+def _folder_as_named(cwd: str) -> str:
+    """The session's folder as the file system names it. The log and index keep bytes that are not UTF-8
+    as `\\xff` text (`codec.printable`), which names no folder: they are turned back into those bytes when
+    that names one."""
+    if "\\x" not in cwd or os.path.isdir(cwd):
+        return cwd
+    import re
+
+    raw = re.sub(rb"\\x([0-9a-f]{2})", lambda match: bytes([int(match.group(1), 16)]), cwd.encode("utf-8"))
+    folder = os.fsdecode(raw)
+    return folder if os.path.isdir(folder) else cwd
 
 
 def _continue(provider: Any, row: dict[str, Any], executable: str, settings: Any, verbose: bool,

@@ -36,11 +36,26 @@ def run_agent(provider_name: str, args: list[str], *, verbose: bool = False) -> 
     except KeyboardInterrupt:  # before the supervisor took over the signals
         return 130
     except Exception as exc:  # noqa: BLE001 - a bug in zag: one line for the user, details in zag.log
+        if _interrupted(exc):
+            return 130
         from zag import diag, paths
 
         diag.exception("run_failed", provider=provider_name)
         say(f"zag: internal error: {type(exc).__name__}: {exc} (details in {paths.diagnostics_log()})")
         return 70
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether `exc` was caused by Ctrl-C: one arriving while a class body ran (zag imports a provider
+    after start-up) reaches here as "RuntimeError: Error calling __set_name__" caused by it."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def leave(code: int) -> None:
@@ -65,11 +80,11 @@ def leave(code: int) -> None:
 
 
 def _run_agent(provider_name: str, args: list[str], verbose: bool) -> int:
-    from zag import config, providers
+    from zag import config, paths, providers
     from zag.wrapper.executable import MissingExecutable, find_executable
 
     provider = providers.get(provider_name)
-    env = dict(os.environ)
+    env = paths.environ_for_agent()
     try:
         executable = find_executable(provider_name, provider.executable, provider.install_hint, env)
     except MissingExecutable as exc:

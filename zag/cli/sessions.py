@@ -32,6 +32,9 @@ Example:
 """
 
 
+_SQLITE_MAX_INT = 2**63 - 1
+
+
 @click.command("sessions", help=_SESSIONS_HELP, short_help="List sessions in the index, newest first.")
 @click.option("--provider", type=click.Choice(NAMES), help="Only this agent's sessions.")
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N sessions.")
@@ -39,6 +42,8 @@ Example:
 @user_errors
 def sessions(provider: str | None, limit: int | None, as_json: bool) -> None:
     from zag.logs.index import Index
+
+    limit = min(limit, _SQLITE_MAX_INT) if limit is not None else None  # `--limit 99999999999999999999`: all
 
     with Index() as index:
         if as_json:

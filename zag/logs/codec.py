@@ -22,8 +22,12 @@ def dumps(obj: Any) -> bytes:
 
 
 def loads(data: bytes | str) -> Any:
-    """Decode JSON; raises `DecodeError` (a ValueError) on bad input."""
-    return _decoder.decode(data)
+    """Decode JSON; raises `DecodeError` (a ValueError) on bad input, nesting too deep included (msgspec
+    raises RecursionError there: a reader of a log would die on that line instead of skipping it)."""
+    try:
+        return _decoder.decode(data)
+    except RecursionError:
+        raise DecodeError("JSON nested too deeply") from None
 
 
 def dumps_line(obj: Any) -> bytes:

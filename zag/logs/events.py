@@ -9,6 +9,7 @@ the writer normalises and honours them.
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -93,6 +94,11 @@ def format_ts(epoch: float) -> str:
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
 
 
+# Our own format exactly: a record's text that only looks like it (the right length, `T`, `.`, `Z` in
+# place) may hold anything else, e.g. an escape sequence that `zag events` would print to the terminal.
+_OURS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
+
+
 def normalize_ts(value: Any) -> str | None:
     """A provider timestamp (RFC 3339 string, epoch seconds or milliseconds) → our format, or None."""
     if value is None or isinstance(value, bool):
@@ -105,7 +111,7 @@ def normalize_ts(value: Any) -> str | None:
             return None
     if isinstance(value, str) and value:
         text = value.strip()
-        if len(text) == 24 and text[10] == "T" and text.endswith("Z") and text[19] == ".":
+        if len(text) == 24 and _OURS.fullmatch(text):
             return text  # already ours: YYYY-MM-DDTHH:MM:SS.mmmZ
         try:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))

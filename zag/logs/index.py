@@ -475,8 +475,12 @@ class Index:
         latest one the import saw (as `zag reindex` would give it).
         `cursors`: `(source_key, session_id, cursor, fingerprint, log_size)` (see `backfill_cursors`).
         """
+        from zag.logs.codec import printable
+
         now = time.time()
-        session_rows = [_redact_columns({**row, "provider": provider, "updated_at": now}) for row in sessions]
+        # printable: a ZAG_HOME whose name is not UTF-8 is in every log_path (SQLite refuses lone surrogates)
+        session_rows = [printable(_redact_columns({**row, "provider": provider, "updated_at": now}))
+                        for row in sessions]
         cursor_rows = [
             (provider, key, session_id, fingerprint, _cursor_json(cursor), now, log_size)
             for key, session_id, cursor, fingerprint, log_size in cursors

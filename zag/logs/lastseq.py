@@ -65,7 +65,7 @@ def _last_event_within(fd: int, size: int, budget: int) -> dict[str, Any] | None
 def _event_of(line: bytes) -> dict[str, Any] | None:
     try:
         event = json.loads(line)
-    except ValueError:  # not JSON, or not UTF-8
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deeply
         return None
     if isinstance(event, dict) and isinstance(event.get("type"), str) and type(event.get("seq")) is int:
         return event

@@ -174,7 +174,7 @@ class _Scan:
     def feed(self, line: bytes) -> None:
         try:
             env = _envelope_decoder.decode(line)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # nesting too deep: msgspec raises RecursionError
             self.bad_lines += 1
             return
         if not env.type:
@@ -561,7 +561,8 @@ def _session_values(row: dict[str, Any]) -> tuple[Any, ...]:
         values["argv"] = codec.dumps(values["argv"]).decode()
     for flag in ("interactive", "resumed", "backfilled"):
         values[flag] = int(bool(values.get(flag)))
-    return tuple(values.get(name) for name in SESSION_COLUMNS)
+    # printable: a ZAG_HOME whose name is not UTF-8 is in every log_path (SQLite refuses lone surrogates)
+    return tuple(codec.printable(values.get(name)) for name in SESSION_COLUMNS)
 
 
 def _resume_values(row: dict[str, Any], incident: Incident) -> tuple[Any, ...]:

@@ -17,14 +17,17 @@ CLIs floor the reset to the minute they show (claude says `resets 1:14am` for a 
 a phrase stands for the END of its minute (`MINUTE_SECS` later), so a resume at that time never comes
 before the real reset.
 
-Local time is the process's zone (`TZ`, else /etc/localtime), which is also the agent's: it inherits
-zag's environment and renders its reset times in it.
+Local time is the process's zone as libc reads `TZ` (else /etc/localtime), which is also the agent's: it
+inherits zag's environment and renders its reset times in it (codex through chrono's `Local`, which
+reads `TZ` as libc does: a POSIX rule such as `UTC+5`, a path to a zone file; see `local_zone`).
 """
 
 from __future__ import annotations
 
+import calendar
 import os
 import re
+import time
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -34,6 +37,8 @@ ROUNDING_GRACE_SECS = 10 * 60
 # the same date next year: the CLIs name resets at most a week ahead, so zag seeing one late (a stale
 # screen, a suspended machine) must not read it as a year away.
 RECENT_DATE_SECS = 8 * 86400
+LOCALTIME = "/etc/localtime"
+SYSTEM_ZONEINFO = "/usr/share/zoneinfo"  # where libc finds the zone `TZ` names, unless TZDIR says
 MINUTE_SECS = 60.0  # the precision of a clock time or a date: the reset lies within that minute
 
 _MONTHS = {name: index for index, name in enumerate(
@@ -56,21 +61,96 @@ _UNIT_SECS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 
 
 def local_zone() -> tzinfo:
-    """The process's time zone, as an IANA zone when it can be named (so DST is right)."""
-    name = os.environ.get("TZ", "").lstrip(":")
-    if name:
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            pass
+    """The process's time zone as libc (hence zag's own clock times, and codex's chrono `Local`) reads it:
+    an IANA zone when `TZ` (`:` prefix allowed) or /etc/localtime names one or is a zone file, so DST is
+    right; anything else `TZ` may hold (a POSIX rule like `UTC+5` or `CET-1CEST,M3.5.0,M10.5.0/3`, an
+    unknown name, which libc reads as UTC) is the zone libc made of it (`LibcZone`), not /etc/localtime.
+    A name is looked up where libc looks (`TZDIR`, else /usr/share/zoneinfo), not in the tzdata package:
+    on a system without the zone's file (a slim container) libc and codex show UTC times for it."""
+    raw = os.environ.get("TZ")
+    if raw is None:
+        return _zone_file(LOCALTIME) or LibcZone()
+    name = raw[1:] if raw.startswith(":") else raw
+    if name.startswith("/"):
+        return _zone_file(name) or LibcZone()
+    if not name or ".." in name.split("/"):
+        return LibcZone()
+    return _zone_file(os.path.join(os.environ.get("TZDIR") or SYSTEM_ZONEINFO, name)) or LibcZone()
+
+
+def _zone_file(path: str) -> tzinfo | None:
+    """The zone of a zone file: by its IANA name when it is a link into a zoneinfo tree, else its data
+    (an /etc/localtime copied, not linked, as in many container images)."""
     try:
-        target = os.path.realpath("/etc/localtime")
+        target = os.path.realpath(path)
+        if not os.path.isfile(target):
+            return None
         marker = "/zoneinfo/"
         if marker in target:
-            return ZoneInfo(target.split(marker, 1)[1])
-    except (OSError, ZoneInfoNotFoundError, ValueError):
-        pass
-    return datetime.now().astimezone().tzinfo or timezone.utc
+            try:
+                return ZoneInfo(target.split(marker, 1)[1])
+            except (ZoneInfoNotFoundError, ValueError):
+                pass
+        with open(target, "rb") as data:
+            return ZoneInfo.from_file(data, key=path)
+    except (OSError, ValueError):
+        return None
+
+
+class LibcZone(tzinfo):
+    """The local time of libc (`time.localtime`), DST rules included, as a `tzinfo`: for a `TZ` that is
+    not an IANA zone. A wall time in a DST fold has two instants (`fold` picks), one in a gap none (it
+    maps forward, as zoneinfo does)."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        if dt is None:
+            return timedelta(seconds=time.localtime().tm_gmtoff)
+        return timedelta(seconds=self._offset(dt))
+
+    def dst(self, dt: datetime | None) -> timedelta | None:
+        return None
+
+    def tzname(self, dt: datetime | None) -> str | None:
+        moment = time.time() if dt is None else self._epoch(dt)
+        return time.localtime(moment).tm_zone
+
+    def fromutc(self, dt: datetime) -> datetime:
+        moment = calendar.timegm(dt.replace(tzinfo=None).timetuple())  # `dt` holds UTC fields
+        naive = datetime(*time.localtime(moment)[:6], dt.microsecond)
+        epochs = self._epochs(naive)
+        return naive.replace(tzinfo=self, fold=int(len(epochs) == 2 and epochs[1] == moment))
+
+    def _offset(self, dt: datetime) -> int:
+        naive = dt.replace(tzinfo=None, microsecond=0)
+        epochs = self._epochs(naive)
+        if epochs:
+            moment = epochs[-1] if dt.fold and len(epochs) == 2 else epochs[0]
+            return calendar.timegm(naive.timetuple()) - moment
+        # a gap: the offset before the change (fold 0) maps the time forward, as zoneinfo does
+        before, after = self._around(naive)
+        return before if not dt.fold else after
+
+    def _epoch(self, dt: datetime) -> float:
+        return calendar.timegm(dt.replace(tzinfo=None).timetuple()) - self._offset(dt)
+
+    def _epochs(self, naive: datetime) -> list[int]:
+        """The instants whose local time is `naive` (to the second): two in a fold, none in a gap."""
+        wall = calendar.timegm(naive.timetuple())
+        found = set()
+        for offset in self._around(naive):
+            moment = wall - offset
+            if time.localtime(moment).tm_gmtoff == offset:
+                found.add(moment)
+        return sorted(found)
+
+    @staticmethod
+    def _around(naive: datetime) -> tuple[int, int]:
+        """The UTC offsets a day before and a day after `naive` (a DST change lies between at most)."""
+        wall = calendar.timegm(naive.timetuple())
+        return time.localtime(wall - 86400).tm_gmtoff, time.localtime(wall + 86400).tm_gmtoff
+
+    def __repr__(self) -> str:
+        return f"LibcZone({os.environ.get('TZ')!r})"
 
 
 def zone_named(name: str | None, default: tzinfo) -> tzinfo:
@@ -93,7 +173,19 @@ def from_epoch(value: float | int | str) -> float | None:
         return None
     if number > 1e11:
         number /= 1000.0
-    return number if 1e9 < number < 1e10 else None
+    return number if plausible(number) else None
+
+
+def plausible(epoch: float | None) -> bool:
+    """Whether `epoch` can be a reset time (2001 to 2286): NaN, infinities and times `datetime` cannot
+    even represent are not, whatever a CLI printed (`retry in 99999999999 days`)."""
+    return epoch is not None and 1e9 < epoch < 1e10
+
+
+def after(now: float, seconds: float) -> Reset | None:
+    """The reset `seconds` after `now`, a delay (relative); None for a negative or absurd delay."""
+    at = now + seconds
+    return Reset(at, relative=True) if seconds >= 0 and plausible(at) else None
 
 
 def duration_secs(text: str) -> float | None:
@@ -135,7 +227,7 @@ def read_reset(phrase: str, now: float, zone: tzinfo | None = None) -> Reset | N
         return Reset(epoch) if epoch is not None else None
     delay = duration_secs(text)
     if delay is not None:
-        return Reset(now + delay, relative=True)
+        return after(now, delay)
     at = _instant(text, now, zone or local_zone())
     return Reset(at) if at is not None else None
 

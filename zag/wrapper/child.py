@@ -4,7 +4,9 @@ Either way the child
 - dies with zag: Linux `PR_SET_PDEATHSIG` (SIGKILL) is set before exec, and a PTY child also gets the
   kernel's hangup when zag's end of the PTY closes;
 - starts with the signal mask zag itself was started with (zag blocks the signals it forwards);
-- gets SIGPIPE back at its default, as if started by a shell.
+- gets SIGPIPE back at its default, as if started by a shell;
+- inherits the descriptors above stderr that zag itself was started with (`3>&1`, the `/dev/fd/63` of a
+  process substitution, a jobserver's pipe), as it would from the shell: zag's own are close-on-exec.
 
 PDEATHSIG fires when the *thread* that forked the child ends, so children must be spawned from the main
 thread (the supervisor's event loop thread), never from a worker thread.
@@ -228,7 +230,7 @@ def _popen_in_pty(argv: list[str], slave: int, env: Mapping[str, str], cwd: str 
         env=dict(env),
         cwd=cwd,
         start_new_session=True,
-        pass_fds=tuple(pass_fds),
+        pass_fds=(*inherited_fds(), *pass_fds),
         preexec_fn=_child_setup(os.getpid(), controlling_tty=True, sigmask=sigmask),
     )
 
@@ -321,6 +323,7 @@ def spawn_with_pipes(
             stderr=err_w,
             env=dict(env),
             cwd=cwd,
+            pass_fds=inherited_fds(),
             preexec_fn=_child_setup(os.getpid(), controlling_tty=False, sigmask=original_sigmask),
         )
     except BaseException:
@@ -333,6 +336,27 @@ def spawn_with_pipes(
     os.set_blocking(out_r, False)
     os.set_blocking(err_r, False)
     return Child(popen, list(argv), stdout_fd=out_r, stderr_fd=err_r)
+
+
+def inherited_fds() -> tuple[int, ...]:
+    """The inheritable descriptors above stderr: those zag was started with, since every descriptor zag
+    opens itself is close-on-exec (PEP 446; SQLite's too). Without them the agent would lose what the shell
+    gave it (`zag run claude --mcp-config <(…)` names /dev/fd/63)."""
+    for folder in ("/proc/self/fd", "/dev/fd"):
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        fds = []
+        for name in names:
+            fd = int(name) if name.isdigit() else -1
+            try:
+                if fd > 2 and os.get_inheritable(fd):
+                    fds.append(fd)
+            except OSError:  # the listing's own descriptor, closed by now
+                pass
+        return tuple(sorted(fds))
+    return ()
 
 
 def _copy_terminal(terminal_fd: int, pty_fd: int) -> None:

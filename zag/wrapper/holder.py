@@ -11,8 +11,9 @@ kernel stops the agent exactly as it would without zag.
     python -I -S holder.py <report fd> <agent argv...>
 
 - The agent is forked into its own process group, given the terminal (tcsetpgrp) and exec'd with the
-  holder's environment, folder and signal mask (zag started the holder with the agent's), SIGPIPE and
-  SIGXFSZ at their defaults, and PR_SET_PDEATHSIG SIGKILL: it dies with the holder, which dies with zag.
+  holder's environment, folder, descriptors and signal mask (zag started the holder with the agent's),
+  SIGPIPE and SIGXFSZ at their defaults, and PR_SET_PDEATHSIG SIGKILL: it dies with the holder, which dies
+  with zag.
 - The holder reports on `<report fd>`: `<pid>\\n` once the agent's exec succeeded, `E<errno>\\n` if it
   failed (zag raises that error as if it had started the agent itself). Nothing (EOF), or `E0\\n` (the
   child failed otherwise): zag starts the agent directly instead.

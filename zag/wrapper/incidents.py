@@ -32,7 +32,7 @@ import re
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from zag import states
 from zag.logs import events
@@ -182,7 +182,12 @@ class IncidentBook:
 
     # -- signals ----------------------------------------------------------------------------------
     def add(self, signal: LimitSignal, now: float) -> Incident:
-        """Record a signal: it joins the open incident or starts a new one (returned)."""
+        """Record a signal: it joins the open incident or starts a new one (returned). A reset no clock
+        can show (NaN, centuries away: `retry in 99999999999 days`) counts as none given."""
+        from zag.providers.reset_time import plausible  # only once a hit is seen
+
+        if signal.reset_at is not None and not plausible(signal.reset_at):
+            signal = replace(signal, reset_at=None, reset_relative=False)
         current = self.open_incident(now)
         if current is not None:
             self._merge(current, signal, now)

@@ -63,6 +63,7 @@ class ClaudeLiveSession:
         self._last_glob = 0.0
         self._last_fallback = 0.0
         self._reader: ClaudeSessionReader | None = None
+        self._error_said: str | None = None
         self.provider_session_id: str | None = None
         self.source_key: str | None = None
 
@@ -80,8 +81,13 @@ class ClaudeLiveSession:
             if self._reader is not None:
                 items.extend(self._reader.read())
         except Exception as exc:  # noqa: BLE001 - following the transcript must never take the supervisor down
-            diag.exception("claude_live_poll_failed", error=str(exc))
-            items.append(events.parse_warning(f"claude live session: internal error while reading: {exc}", None))
+            # An error that recurs at every poll (a config folder zag may not read: `sudo -u` keeping HOME) is
+            # said once; a warning per poll also kept the after-exit drain polling, ~15,000 warnings a second.
+            message = f"claude live session: internal error while reading: {exc}"
+            if message != self._error_said:
+                self._error_said = message
+                diag.exception("claude_live_poll_failed", error=str(exc))
+                items.append(events.parse_warning(message, None))
         return items
 
     def cursor(self) -> Any:

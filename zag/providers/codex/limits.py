@@ -26,7 +26,7 @@ from datetime import tzinfo
 from typing import Any
 
 from zag.logs import events
-from zag.providers.reset_time import Reset, from_epoch, read_reset
+from zag.providers.reset_time import Reset, after, from_epoch, read_reset
 
 USAGE_LIMIT_CODE = "usage_limit_exceeded"
 RAW_BODY_TYPE = "usage_limit_reached"
@@ -109,7 +109,7 @@ def search_raw_body(text: str, now: float) -> Reading | None:
     if reset is None:
         seconds = _RESETS_IN_RE.search(text)
         if seconds:
-            reset = Reset(now + float(seconds.group(1)), relative=True)
+            reset = after(now, float(seconds.group(1)))
     return Reading.of(text.strip(), reset)
 
 
@@ -147,8 +147,8 @@ def window_reset_of(window: dict[str, Any], snapshot_at: float) -> Reset | None:
         epoch = from_epoch(reset)
         return Reset(epoch) if epoch is not None else None
     seconds = window.get("resets_in_seconds")
-    if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds >= 0:
-        return Reset(snapshot_at + float(seconds), relative=True)
+    if isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
+        return after(snapshot_at, float(seconds))
     return None
 
 

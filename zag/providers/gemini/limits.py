@@ -58,6 +58,8 @@ _RETRY_IN = re.compile(r"(?:Please retry in|Suggested retry after)\s+(?P<value>\
 _RETRY_DELAY = re.compile(r'"?retryDelay"?\s*[:=]\s*"?(?P<value>\d+(?:\.\d+)?)s', _FLAGS)
 _OFFSET_TZ = re.compile(r"^(?:GMT|UTC)(?P<sign>[+-])(?P<hours>\d{1,2})(?::?(?P<minutes>\d{2}))?$", _FLAGS)
 _UNIT_SECS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_US_ZONES = {"EST": -5, "EDT": -4, "CST": -6, "CDT": -5, "MST": -7, "MDT": -6, "PST": -8, "PDT": -7,
+             "AKST": -9, "AKDT": -8, "HST": -10, "HDT": -9, "AST": -4, "ADT": -3}
 
 
 @dataclass(frozen=True)
@@ -112,13 +114,13 @@ def read_reset_in_text(text: str, now: float, *, zone: tzinfo | None = None) -> 
     if match:
         delay = reset_time.duration_secs(match["delay"])
         if delay is not None:
-            return reset_time.Reset(now + delay, relative=True)
+            return reset_time.after(now, delay)
     match = _RETRY_IN.search(text)
     if match:
-        return reset_time.Reset(now + float(match["value"]) * _UNIT_SECS[match["unit"].lower()], relative=True)
+        return reset_time.after(now, float(match["value"]) * _UNIT_SECS[match["unit"].lower()])
     match = _RETRY_DELAY.search(text)
     if match:
-        return reset_time.Reset(now + float(match["value"]), relative=True)
+        return reset_time.after(now, float(match["value"]))
     return None
 
 
@@ -143,8 +145,11 @@ def _clock_reset(match: re.Match[str], now: float, zone: tzinfo | None) -> float
 
 
 def _zone_of(abbreviation: str | None, zone: tzinfo | None) -> tzinfo:
-    """The zone of `Intl.DateTimeFormat(timeZoneName: "short")` output: UTC/GMT and GMT±h are exact;
-    any other abbreviation (PST, CET…) is the agent's local zone, which is ours."""
+    """The zone of `Intl.DateTimeFormat("en-US", {timeZoneName: "short"})` output: UTC/GMT, GMT±h and the
+    US abbreviations (PST, EDT…, the only names en-US gives) are exact offsets, whatever zone libc (hence
+    `local_zone`) makes of `TZ` (Node's ICU has its own zone data); anything else is our local zone."""
+    if abbreviation and abbreviation.upper() in _US_ZONES:
+        return timezone(timedelta(hours=_US_ZONES[abbreviation.upper()]))
     local = zone or reset_time.local_zone()
     if not abbreviation:
         return local

@@ -65,6 +65,8 @@ _DIALOG_HEAD = re.compile(r"^(?:Usage limit reached for|We are currently experie
 _DIALOG_LINES = re.compile(
     r"^(?:/stats model for usage details|/model to switch models|Access resets at|/auth to switch"
     r"|We apologize and appreciate your patience|How would you like to proceed)", re.IGNORECASE)
+# `Access resets at 3:45 PM PST.` wrapped by a narrow dialog: its sentence ends with "." (and is short)
+_UNFINISHED_RESET = re.compile(r"^Access resets at\b(?!.*\.$).{0,40}$", re.IGNORECASE)
 # What every line of interest has: a quota wording (`limits._INDICATORS`, `_LEADING_QUOTA`), a JSON error
 # forced by its code (`"code": 429`), a resume hint; JSON documents and new session ids are let through apart.
 _PRESCAN = Prescan([b"quota", b"exhausted", b"demand", b"limit", b"--resume", (b'"code"', b"429")],
@@ -234,6 +236,9 @@ class GeminiScanner:
         `/stats`, `/model` or `/auth` line closes the message part of the dialog."""
         stripped = text.strip()
         if not stripped:
+            return []
+        if pending.lines and _UNFINISHED_RESET.match(pending.lines[-1]) and not _DIALOG_LINES.match(stripped):
+            pending.lines[-1] += " " + stripped  # a narrow dialog wrapped `Access resets at 3:45` / `PM PST.`
             return []
         pending.left -= 1
         closing = False

@@ -134,7 +134,7 @@ def read_reset_of(text: str, now: float) -> reset_time.Reset | None:
                 return reset
     match = _RETRY_AFTER_SECS.search(text)
     if match:
-        return reset_time.Reset(now + float(match.group("p")), relative=True)
+        return reset_time.after(now, float(match.group("p")))
     return None
 
 
