@@ -7,6 +7,7 @@ dies with zag (and the agent with it); what zag records and shows is the agent's
 from __future__ import annotations
 
 import json
+import shlex
 import os
 import re
 import signal
@@ -299,3 +300,25 @@ def test_an_unstartable_holder_falls_back_to_running_the_agent_directly(agent: A
     finally:
         term.close(force=True)
     assert term.exitstatus == 0
+
+
+def test_descriptors_given_to_zag_reach_the_held_agent_and_the_holders_do_not(agent: Agent, tmp_path: Path) -> None:
+    """`zag run claude 7<file` in a terminal: the agent has fd 7 through the holder, and nothing of the
+    holder's own (its report pipe) or of zag's."""
+    given = tmp_path / "given"
+    given.write_text("from fd 7\n", encoding="utf-8")
+    script = tmp_path / "fd-agent"
+    listing = tmp_path / "fds"
+    script.write_text(f"#!/bin/sh\nls /proc/$$/fd > {listing}\ncat <&7\n", encoding="utf-8")
+    script.chmod(0o755)
+    line = " ".join(shlex.quote(part) for part in agent.command("run", "claude"))
+    term = pexpect.spawn("/bin/sh", ["-c", f"exec {line} 7<{shlex.quote(str(given))}"],
+                         env=agent.env(ZAG_CLAUDE_BIN=str(script)), cwd=str(agent.root), timeout=30)
+    try:
+        term.expect_exact("from fd 7")
+        term.expect(pexpect.EOF)
+    finally:
+        term.close(force=True)
+    assert term.exitstatus == 0
+    fds = {int(fd) for fd in listing.read_text(encoding="utf-8").split()}
+    assert {fd for fd in fds if fd < 10} == {0, 1, 2, 7}, fds  # the shell keeps its script at 10 or above
