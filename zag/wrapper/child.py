@@ -259,7 +259,7 @@ def _spawn_held(argv: Sequence[str], env: Mapping[str, str], cwd: str | None, te
         report = _read_report(report_r, HOLDER_REPORT_SECS)
     finally:
         os.close(report_r)
-    if report[:1].isdigit():
+    if report.isdigit():
         os.set_blocking(master, False)
         return Child(popen, list(argv), pty_master=master, agent_pid=int(report))
     _end_holder(popen)
