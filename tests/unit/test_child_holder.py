@@ -121,3 +121,28 @@ def test_a_holder_that_cannot_start_the_agent_means_a_direct_start(children: lis
     seen = _read_until(child.pty_master, b"pid=%d" % child.pid)  # type: ignore[arg-type]
     assert b"sid=%d " % child.pid in seen  # the agent leads its session, as before the holder
     assert child.wait() == ExitStatus(3)
+
+
+HANDLES_SIGHUP = """
+import signal, sys, time
+signal.signal(signal.SIGHUP, lambda *_: print("got SIGHUP", flush=True))
+print("ready", flush=True)
+time.sleep(1.5)
+print("done", flush=True)
+"""
+
+
+@pytest.mark.parametrize("ignored", [False, True])
+def test_a_sighup_reaches_the_agent_unless_inherited_ignored(children: list[Child], ignored: bool) -> None:
+    """As zag does (signals.py): a SIGHUP zag was started with ignored (`nohup`) is not passed on."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN if ignored else signal.SIG_DFL)
+    try:
+        child = spawn_in_pty([sys.executable, "-c", HANDLES_SIGHUP], dict(os.environ), None, terminal_fd=None)
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    children.append(child)
+    _read_until(child.pty_master, b"ready")  # type: ignore[arg-type]
+    assert child.send_signal(signal.SIGHUP)
+    seen = _read_until(child.pty_master, b"done")  # type: ignore[arg-type]
+    assert (b"got SIGHUP" in seen) is not ignored
+    assert child.wait() == ExitStatus(0)

@@ -19,8 +19,9 @@ kernel stops the agent exactly as it would without zag.
   child failed otherwise): zag starts the agent directly instead.
 - When the agent stops, the holder stops itself with SIGSTOP (never dropped), so that zag sees its child
   stop; continued (zag's SIGCONT on `fg`), it gives the terminal back to the agent's group and continues it.
-- SIGINT, SIGTERM, SIGHUP (zag's or the PTY's hangup), SIGQUIT, SIGUSR1 and SIGUSR2 are passed on to the
-  agent. The holder exits with the agent's exit code, or dies of the signal that killed it (no core dump).
+- SIGINT, SIGTERM, SIGHUP (zag's or the PTY's hangup; not one inherited ignored, `nohup`), SIGQUIT, SIGUSR1
+  and SIGUSR2 are passed on to the agent. The holder exits with the agent's exit code, or dies of the signal
+  that killed it (no core dump).
 
 It must stay cheap, being one more process per interactive run: no site (`-S`), no user paths (`-I`), and
 only built-in modules (`posix`, `_signal`, `_ctypes` for prctl; `signal` and `os` would cost ~6 ms of
@@ -33,8 +34,7 @@ import sys
 
 SIGCHLD, SIGCONT, SIGKILL, SIGSTOP = _signal.SIGCHLD, _signal.SIGCONT, _signal.SIGKILL, _signal.SIGSTOP
 FORWARDED = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1, _signal.SIGUSR2)
-WAITED = (SIGCHLD, *FORWARDED)
-BLOCKED = (*WAITED, _signal.SIGTTOU, _signal.SIGTTIN)  # tcsetpgrp from a background group needs SIGTTOU blocked
+TERMINAL_STOPS = (_signal.SIGTTOU, _signal.SIGTTIN)  # blocked: tcsetpgrp from a background group needs SIGTTOU so
 RESTORED = (_signal.SIGPIPE, _signal.SIGXFSZ)  # ignored by Python at start-up; default for the agent (subprocess's)
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
@@ -47,7 +47,10 @@ def main(argv: list) -> None:
     report = int(argv[1])
     posix.set_inheritable(report, False)
     _name("zag-holder")
-    mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, BLOCKED)
+    # a SIGHUP inherited ignored (nohup) stays ignored, as zag leaves it (a blocked one would be queued)
+    forwarded = tuple(signum for signum in FORWARDED
+                      if signum != _signal.SIGHUP or _signal.getsignal(signum) != _signal.SIG_IGN)
+    mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, (SIGCHLD, *forwarded, *TERMINAL_STOPS))
     prctl = _load_prctl()
     holder = posix.getpid()
     ready_r, ready_w = posix.pipe()  # close-on-exec: EOF once the agent's exec succeeded
@@ -63,7 +66,7 @@ def main(argv: list) -> None:
         posix.waitpid(agent, 0)
         posix._exit(127)
     _report(report, b"%d\n" % agent)
-    _hold(agent, prctl)
+    _hold(agent, forwarded, prctl)
 
 
 def _become_agent(argv: list, mask: set, prctl: object, holder: int, ready_w: int) -> None:
@@ -113,10 +116,12 @@ def _exec(argv: list) -> None:
     raise saved or last or FileNotFoundError(2, "No such file or directory", file)
 
 
-def _hold(agent: int, prctl: object) -> None:
-    """Pass signals on to the agent and follow its stops until it ends; end the same way (never returns)."""
+def _hold(agent: int, forwarded: tuple, prctl: object) -> None:
+    """Pass `forwarded` signals on to the agent and follow its stops until it ends; end the same way (never
+    returns)."""
+    waited = (SIGCHLD, *forwarded)
     while True:
-        signum = _signal.sigwaitinfo(WAITED).si_signo
+        signum = _signal.sigwaitinfo(waited).si_signo
         if signum != SIGCHLD:
             _forward(agent, signum)
             continue
@@ -128,17 +133,17 @@ def _hold(agent: int, prctl: object) -> None:
             if pid == 0:
                 break
             if posix.WIFSTOPPED(status):
-                _stop_with(agent)
+                _stop_with(agent, forwarded)
             else:
                 _end_like(status, prctl)
 
 
-def _stop_with(agent: int) -> None:
+def _stop_with(agent: int, forwarded: tuple) -> None:
     """The agent stopped: stop the holder too (zag sees its child stop); once continued, continue the agent
     in the foreground, after the signals that came meanwhile (`kill %1` sends SIGTERM with its SIGCONT)."""
     posix.kill(posix.getpid(), SIGSTOP)  # delivered before kill returns: from here on we were continued
     while True:
-        info = _signal.sigtimedwait(FORWARDED, 0)
+        info = _signal.sigtimedwait(forwarded, 0)
         if info is None:
             break
         _forward(agent, info.si_signo)
