@@ -99,8 +99,8 @@ class Config:
 
 def load(path: Path | None = None) -> Config:
     """Read the config file; never raises for a bad file (the problems are listed in `Config.problems`)."""
-    path = path or paths.config_file()
     try:
+        path = path or paths.config_file()
         raw = path.read_bytes()
     except FileNotFoundError:
         return Config()

@@ -12,8 +12,10 @@ another user, they could put their own files or symlinks where zag writes: zag s
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
+from typing import Any
 
 APP_NAME = "zag"
 HOME_ENV = "ZAG_HOME"
@@ -37,7 +39,7 @@ def home() -> Path:
         return path
     import platformdirs  # imported lazily: ~40 ms, and not needed when ZAG_HOME is set
 
-    return platformdirs.user_data_path(APP_NAME)
+    return _platform_folder(platformdirs.user_data_path)
 
 
 def environ_for_agent() -> dict[str, str]:
@@ -55,7 +57,21 @@ def config_file() -> Path:
         return home() / "config.toml"
     import platformdirs
 
-    return platformdirs.user_config_path(APP_NAME) / "config.toml"
+    return _platform_folder(platformdirs.user_config_path) / "config.toml"
+
+
+class NoHome(FileNotFoundError):
+    """Neither ZAG_HOME nor a home folder: HOME unset (or relative) for a user without a passwd entry
+    (`env -i` as a uid with no passwd entry). An OSError, so that zag's commands say it in one line as they
+    say a folder they cannot use; `zag run` runs the agent without zag (`runner`)."""
+
+
+def _platform_folder(locate: Any) -> Path:
+    try:
+        return locate(APP_NAME)
+    except RuntimeError as exc:  # platformdirs: "could not determine the home directory"
+        raise NoHome(errno.ENOENT, "no home folder to keep zag's state in (HOME is not set, and this user has "
+                     "none); set ZAG_HOME or HOME", "~") from exc
 
 
 def sessions_dir() -> Path:

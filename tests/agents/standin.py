@@ -38,6 +38,13 @@ Actions (each a one-key object plus options):
   {"exit": 3}                                exit with this code
   {"signal": "SIGKILL"}                      die of this signal
   {"tty_check": true}                        print "tty in=<0|1> out=<0|1> err=<0|1>\\n"
+  {"await_hangup": PATH, "timeout": 30}      print "awaiting the hang-up\\n" (its signal handlers set), read
+                                             stdin (keys are dropped) until it ends, then try a write to
+                                             stdout and record to PATH (JSON) {"read": "eof"|"EIO"|"timeout",
+                                             "write": "ok"|"EIO"|..., "signals": [SIGHUP/SIGCONT seen]};
+                                             exit 97 on timeout (+ "sighup": "ignore"|"default"|"record":
+                                             SIGHUP's disposition meanwhile; default: as inherited; + "tick": S:
+                                             write "." every S seconds meanwhile, a failed write ignored)
 
 Paths may contain {session_id} (value after --session-id in argv, else after --resume / -r, else the
 argv-log invocation number), {session_id8} (its first 8 characters), {cwd}, {home}, {env:NAME} and
@@ -231,6 +238,9 @@ def _perform(action: dict, context: dict) -> int | None:  # noqa: C901 - a flat 
         path = _expand(action["hold_open"], context)
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         context.setdefault("held", []).append(open(path, "a", encoding="utf-8"))  # noqa: SIM115 - held to exit
+    elif "await_hangup" in action:
+        return _await_hangup(_expand(action["await_hangup"], context), float(action.get("timeout", 30)),
+                             action.get("sighup"), action.get("tick"))
     elif "tty_check" in action:
         flags = " ".join(f"{name}={int(os.isatty(fd))}" for name, fd in (("in", 0), ("out", 1), ("err", 2)))
         _write(sys.stdout, f"tty {flags}\n")
@@ -252,6 +262,44 @@ def _perform(action: dict, context: dict) -> int | None:  # noqa: C901 - a flat 
 def _trap(signum, _frame) -> None:
     _write(sys.stdout, f"got {signal.Signals(signum).name}\n")
     os._exit(128 + signum)
+
+
+def _await_hangup(path: str, timeout: float, sighup: str | None, tick: float | None) -> int | None:
+    import errno
+
+    seen: list[str] = []
+    record = lambda signum, _frame: seen.append(signal.Signals(signum).name)  # noqa: E731
+    signal.signal(signal.SIGCONT, record)
+    if sighup:
+        signal.signal(signal.SIGHUP, {"ignore": signal.SIG_IGN, "default": signal.SIG_DFL}.get(sighup, record))
+    _write(sys.stdout, "awaiting the hang-up\n")
+    how = "timeout"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            ready, _, _ = select.select([0], [], [], tick or max(0.0, deadline - time.monotonic()))
+            if ready and not os.read(0, 4096):
+                how = "eof"
+                break
+            if tick and not ready:
+                try:
+                    os.write(1, b".")
+                except OSError:
+                    pass
+        except InterruptedError:
+            continue
+        except OSError as exc:
+            how = errno.errorcode.get(exc.errno, str(exc.errno))
+            break
+    try:
+        os.write(1, b"after the hang-up\n")
+        wrote = "ok"
+    except OSError as exc:
+        wrote = errno.errorcode.get(exc.errno, str(exc.errno))
+    time.sleep(0.3)  # the kernel signals the session leader just after it wakes the readers
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump({"read": how, "write": wrote, "signals": seen}, handle)
+    return 97 if how == "timeout" else None
 
 
 def _winsize_line() -> str:

@@ -147,3 +147,94 @@ def test_a_log_line_nested_too_deeply_to_decode_is_skipped_by_every_reader(agent
         assert b"Traceback" not in result.stderr, (command, result.stderr.decode()[-800:])
         assert result.returncode == (1 if command[0] == "listen" else 0), (command, result.stderr.decode())
     assert json.loads(agent.run("sessions", "--json").stdout)[0]["state"] == "dead"
+
+
+def test_listen_shows_what_backfill_appended_after_the_sessions_end(tmp_path: Path, zag_home: Path) -> None:
+    """The user went on with plain `claude --resume` after the zag run ended; `zag backfill` appends that
+    to the zag session's log, after its `session_ended`. `zag events` showed it; `zag listen` (following
+    or --no-follow, 'what is written so far') stopped at the end and left it out."""
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    transcript = L.claude_transcript(rig)
+    rig.script([{"append": transcript, "lines": [L.claude_user(rig, "say hi"), L.claude_assistant(rig, "hi there")]},
+                {"sleep": 0.5}, {"exit": 0}])
+    assert rig.run("run", "claude", "-p", "say hi").returncode == 0
+    session = rig.log()[0]["session_id"]
+    [path] = (rig.home / ".claude" / "projects").glob("*/*.jsonl")
+    later = [L.claude_user(rig, "and then?"), L.claude_assistant(rig, "then this")]
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write("".join(line.replace("{session_id}", path.stem) + "\n" for line in later))
+    assert rig.run("backfill", "--provider", "claude").returncode == 0
+    appended = [event for event in rig.log() if event["source"] == "backfill"]
+    assert "then this" in [event.get("content") for event in appended]
+
+    for command in (("listen", session, "--no-follow"), ("listen", session), ("events", session)):
+        shown = rig.run(*command)
+        assert shown.returncode == 0, shown.stderr.decode()
+        assert b"then this" in shown.stdout, (command, shown.stdout.decode())
+    raw = rig.run("listen", session, "--json")
+    assert raw.stdout == rig.agent.session_log_paths()[0].read_bytes()
+
+
+def test_json_on_a_terminal_escapes_the_controls_json_leaves_raw(tmp_path: Path, zag_home: Path) -> None:
+    """`--json` prints the log's lines, where JSON keeps C1 controls (U+009B is CSI to terminals that
+    obey C1 in UTF-8) and bidirectional overrides as raw UTF-8: on a terminal they reached it. There they
+    are now JSON escapes (the same JSON); piped, the lines are still the log's bytes unchanged."""
+    import pexpect
+
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    said = "clear\u009b2J and \u202ereversed\u202c"
+    rig.script([{"append": L.claude_transcript(rig), "lines": [L.claude_user(rig, "hi"), L.claude_assistant(rig, said)]},
+                {"sleep": 0.5}, {"exit": 0}])
+    assert rig.run("run", "claude", "-p", "hi").returncode == 0
+    session = rig.log()[0]["session_id"]
+    [log] = rig.agent.session_log_paths()
+    assert "\u009b".encode() in log.read_bytes()
+    for command in (("events", "--json", session), ("listen", "--json", session)):
+        piped = rig.run(*command)
+        assert piped.stdout == log.read_bytes(), command
+        argv = rig.agent.command(*command)
+        term = pexpect.spawn(argv[0], argv[1:], env=rig.env(), cwd=str(rig.cwd), timeout=30)
+        term.expect(pexpect.EOF)
+        term.close()
+        shown = term.before.replace(b"\r\n", b"\n")
+        assert term.exitstatus == 0, shown
+        assert not re.search("[\u0080-\u009f\u202a-\u202e]", shown.decode()), shown
+        assert b"\\u009b2J" in shown and b"\\u202ereversed\\u202c" in shown
+        assert [json.loads(line) for line in shown.splitlines()] == rig.log()
+
+
+def test_an_end_followed_by_backfilled_events_is_still_an_end(tmp_path: Path, zag_home: Path) -> None:
+    """A run whose supervisor wrote its `session_ended` but not the index's exited (locked at its exit),
+    later continued by the user without zag and backfilled (after the end): `zag ps` judged the session
+    by its log's last line, a backfilled one, and showed it dead; `zag dismiss --dead` then wrote a second
+    `session_ended` over the real exit code. `zag reindex` always read it as exited."""
+    import sqlite3
+
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    rig.script([{"append": L.claude_transcript(rig), "lines": [L.claude_user(rig, "say hi"),
+                                                              L.claude_assistant(rig, "hi there")]}, {"exit": 3}])
+    assert rig.run("run", "claude", "-p", "say hi").returncode == 3
+    session = rig.log()[0]["session_id"]
+    with sqlite3.connect(zag_home / "index.sqlite") as db:  # the supervisor's last index write was lost
+        db.execute("UPDATE sessions SET state = 'running', ended_at = NULL, exit_code = NULL WHERE session_id = ?",
+                   (session,))
+    db.close()
+    [path] = (rig.home / ".claude" / "projects").glob("*/*.jsonl")
+    with open(path, "a", encoding="utf-8") as handle:
+        for line in (L.claude_user(rig, "and then?"), L.claude_assistant(rig, "then this")):
+            handle.write(line.replace("{session_id}", path.stem) + "\n")
+    assert rig.run("backfill", "--provider", "claude").returncode == 0
+    log = rig.log()
+    assert log[-1]["source"] == "backfill" and [e["type"] for e in log].count("session_ended") == 1
+
+    for command in (("ps", "--all", "--json"), ("sessions", "--json")):
+        [row] = rig.zag_json(*command)
+        assert (row["state"], row["exit_code"], row["last_seq"]) == ("exited", 3, log[-1]["seq"]), command
+    assert "exited 3" in rig.run("ps", "--all").stdout.decode()
+    assert rig.run("ps").stdout == b""
+    dismissed = rig.run("dismiss", "--dead", "--json")
+    assert dismissed.returncode == 0, dismissed.stderr.decode()
+    assert [entry["status"] for entry in json.loads(dismissed.stdout)] == ["already_ended"]
+    assert rig.log() == log
+    [row] = rig.zag_json("ps", "--all", "--json")
+    assert (row["state"], row["exit_code"], row["last_seq"]) == ("exited", 3, log[-1]["seq"])

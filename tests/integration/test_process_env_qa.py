@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.integration.helpers import REPO, Agent, assert_valid_log
+from tests.integration.helpers import REPO, Agent, assert_valid_log, reaped
 
 FIXTURES = REPO / "tests" / "fixtures"
 
@@ -128,3 +130,91 @@ def test_zag_resume_of_a_session_whose_folder_name_is_not_utf8(agent: Agent, tmp
     refused = agent.run("resume", session_id)
     assert refused.returncode == 2 and refused.stderr.count(b"\n") == 1, refused.stderr  # one line
     assert b"caf\\xe9\\nnewline, which no longer exists" in refused.stderr
+
+
+# zag as `python -c`, with the threads named in REFUSE_THREADS ("all": every one) refused as the system
+# refuses them at a pids limit (a container's, or `ulimit -u`, where threads count) or under `ulimit -v`
+_REFUSING_THREADS = """
+import os, sys, threading
+refused = set(os.environ["REFUSE_THREADS"].split(","))
+start = threading.Thread.start
+def refusing(self):
+    if "all" in refused or self.name in refused:
+        raise RuntimeError("can't start new thread")
+    start(self)
+threading.Thread.start = refusing
+from zag.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("refused", ["all", "zag-relay", "zag-signals", "zag-registry", "zag-observe", "zag-live",
+                                     "zag-heartbeat"])
+def test_threads_the_system_refuses_do_not_end_the_agents_session(agent: Agent, refused: str) -> None:
+    agent.script([{"out": "start\n"}, {"sleep": 0.5}, {"err": "note\n"}, {"out": "end\n"}, {"exit": 5}])
+    done = subprocess.run([sys.executable, "-c", _REFUSING_THREADS, "run", "claude", "-p", "x"], cwd=agent.root,
+                          env=agent.env(REFUSE_THREADS=refused), capture_output=True, timeout=60)
+    assert (done.returncode, done.stdout) == (5, b"start\nend\n"), done.stderr
+    assert b"note\n" in done.stderr and b"internal error" not in done.stderr, done.stderr
+    assert done.stderr.count(b"the system refused zag a thread (") == 1, done.stderr
+    if refused in ("all", "zag-registry"):  # the index row is not written: said as such, not "busy"
+        assert b"could not update the index (the system refused zag a thread to write it)" in done.stderr
+
+
+def test_signals_reach_the_agent_without_zags_signal_thread(agent: Agent) -> None:
+    agent.script([{"trap": ["SIGTERM"]}, {"out": "ready\n"}, {"wait_signal": 30}, {"exit": 0}])
+    proc = subprocess.Popen([sys.executable, "-c", _REFUSING_THREADS, "run", "claude", "-p", "x"], cwd=agent.root,
+                            env=agent.env(REFUSE_THREADS="zag-signals"), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with reaped(proc):
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"ready\n"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert (proc.returncode, out) == (128 + signal.SIGTERM, b"got SIGTERM\n"), err
+    assert_valid_log(agent.only_session())
+
+
+# zag as `python -c` for a user with no home: HOME unset and no passwd entry (`env -i` as a uid that has
+# none), where platformdirs cannot name a folder
+_HOMELESS = """
+import platformdirs
+def nowhere(*args, **kwargs):
+    raise RuntimeError("could not determine the home directory for '~/.local/share', set an absolute HOME")
+platformdirs.user_data_path = platformdirs.user_config_path = nowhere
+from zag.cli import main
+main()
+"""
+
+
+def test_without_any_home_the_agent_runs_without_zag_and_commands_say_so(agent: Agent) -> None:
+    env = agent.env()
+    del env["ZAG_HOME"]
+    agent.script([{"out": "hi\n"}, {"exit": 3}])
+    done = subprocess.run([sys.executable, "-c", _HOMELESS, "run", "claude", "-p", "x"], cwd=agent.root, env=env,
+                          capture_output=True, timeout=60)
+    assert (done.returncode, done.stdout) == (3, b"hi\n"), done.stderr
+    assert done.stderr == b"zag: no home folder to keep zag's state in (HOME is not set, and this user has none); " \
+                          b"set ZAG_HOME or HOME; claude runs without zag\n"
+    assert agent.invocations()[-1]["argv"] == ["-p", "x"]  # nothing added: nothing to follow
+    for command in (["sessions"], ["ps"], ["backfill"], ["usage", "list"]):
+        listed = subprocess.run([sys.executable, "-c", _HOMELESS, *command], cwd=agent.root, env=env,
+                                capture_output=True, timeout=60)
+        assert listed.returncode == 1 and b"set ZAG_HOME or HOME" in listed.stderr, (command, listed.stderr)
+        assert b"Traceback" not in listed.stderr and listed.stderr.count(b"\n") == 1, (command, listed.stderr)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_output_a_full_disk_refused_is_said_and_not_a_success(agent: Agent) -> None:
+    # `zag run claude -p ... > result.txt` on a full disk: without zag the agent's write fails (ENOSPC) and
+    # it exits non-zero; with zag it had written into zag's pipe and exited 0, its output silently lost
+    agent.script([{"out": "the answer\n"}, {"exit": 0}])
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(agent.command("run", "claude", "-p", "x"), env=agent.env(), cwd=agent.root,
+                              stdout=full, stderr=subprocess.PIPE, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == (b"zag: could not write all of claude's output (stdout: No space left on device); "
+                           b"what it wrote after that is lost\n")
+    events = agent.only_session()
+    assert_valid_log(events)
+    assert events[-1]["exit_code"] == 0  # the log keeps the agent's own

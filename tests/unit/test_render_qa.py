@@ -88,3 +88,37 @@ def test_a_tool_output_nested_deeper_than_pythons_recursion_renders() -> None:
     assert render.text_of(["a", "", None, ["b", {"text": "c"}], 5]) == "a b c 5"
     odd = {"ts": "2026-12-07T03:14:00.123Z", "provider": "claude", "type": "provider_status", "data": deep}
     assert "nested too deeply" in render.format_event(odd, render.Style(False))
+
+
+def test_a_session_switch_names_the_agents_sessions() -> None:
+    """`session_cleared` was always 'conversation cleared', also when a gemini rerun after a usage limit
+    went on in a new chat of its own: the line now names where the agent went on."""
+    switch = {"ts": "2026-12-07T03:14:00.123Z", "provider": "gemini", "source": "provider_file",
+              "type": "session_cleared", "old_session_id": "80b4bfbd-eed8-41a2-98f7-8606cbd44152",
+              "new_session_id": "ca913396-a05c-4d3d-9b80-6129dcc83a55"}
+    line = render.format_event(switch, render.Style(False))
+    assert line.endswith("cleared       now in gemini session ca913396 (was 80b4bfbd)"), line
+    bare = {"ts": "2026-12-07T03:14:00.123Z", "provider": "claude", "type": "session_cleared"}
+    assert render.format_event(bare, render.Style(False)).endswith("conversation cleared")
+
+
+def test_a_shell_call_given_as_an_argv_list_reads_as_a_command_line() -> None:
+    """codex logs its shell tool's command as a list; the line showed it as JSON ({"command":["ls"]})."""
+    call = {"ts": "2026-12-07T03:14:00.123Z", "provider": "codex", "source": "provider_file", "type": "tool_call",
+            "tool_name": "shell", "tool_kind": "shell", "input": {"command": ["bash", "-lc", "ls -la"], "workdir": "/w"}}
+    assert render.format_event(call, render.Style(False)).endswith("tool          shell [shell] bash -lc 'ls -la'")
+    odd = dict(call, input={"command": ["ls", 3]})
+    assert render.format_event(odd, render.Style(False)).endswith('shell [shell] {"command":["ls",3]}')
+
+
+def test_times_no_clock_can_show_are_shown_as_unknown() -> None:
+    """A usage-limit line whose times are numbers out of range (NaN, 1e30: a damaged or hand-written log)
+    raised OverflowError / ValueError out of `zag listen`."""
+    for value in (float("nan"), 1e30, -1e30, 10**30, float("inf")):
+        hit = {"ts": "2026-12-07T03:14:00.123Z", "provider": "claude", "type": "usage_limit_hit",
+               "scope": "session", "reset_at": value, "scheduled_resume_at": value}
+        assert render.format_event(hit, render.Style(False)).endswith("session limit hit; resets -")
+        failed = {"ts": value, "provider": "claude", "type": "usage_limit_resume_failed", "attempt": 1,
+                  "error": "x", "next_resume_at": value}
+        assert render.format_event(failed, render.Style(False)).endswith("failed: x; no further attempt")
+    assert render.epoch_of(1796613240) == 1796613240.0

@@ -85,3 +85,21 @@ def test_ctrl_c_while_a_provider_module_loads_is_130_not_an_internal_error(
     monkeypatch.setattr(runner, "_run_agent", interrupted)
     assert runner.run_agent("claude", []) == 130
     assert "internal error" not in capfd.readouterr().err
+
+
+def test_an_internal_error_is_one_line_even_when_its_diagnostics_cannot_be_written(
+        monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    # ulimit -n 10: the import of zag.diag in the handler failed with EMFILE too, and zag showed a traceback
+    import sys
+
+    from zag.cli import runner
+
+    def failing(*args: object) -> int:
+        raise OSError(24, "Too many open files", "/work/zag/wrapper/liveness.py")
+
+    monkeypatch.setattr(runner, "_run_agent", failing)
+    monkeypatch.setitem(sys.modules, "zag.diag", None)  # importing it raises
+    monkeypatch.delattr(sys.modules["zag"], "diag", raising=False)
+    assert runner.run_agent("claude", []) == 70
+    assert capfd.readouterr().err == ("zag: internal error: OSError: [Errno 24] Too many open files: "
+                                      "'/work/zag/wrapper/liveness.py'\n")

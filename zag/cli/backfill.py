@@ -112,13 +112,13 @@ def backfill(provider_name: str | None, as_json: bool) -> None:
         from zag.logs.index import is_damaged
 
         _clear(progress)
-        full = disk_full(paths.home())
+        full = None if isinstance(exc, paths.NoHome) else disk_full(paths.home())
         damaged = isinstance(exc, sqlite3.Error) and is_damaged(exc)
         what: object = exc
         if damaged:  # say what to do about it
             what = index_trouble(exc)
-        elif isinstance(exc, (FileExistsError, NotADirectoryError)):  # a file where zag keeps a folder
-            what = os_trouble(exc)
+        elif isinstance(exc, (FileExistsError, NotADirectoryError, paths.NoHome)):  # a file where a folder
+            what = os_trouble(exc)  # should be, or no folder at all
         click.echo(f"zag: backfill stopped: {what}; {f'{full}, ' if full else ''}what was imported is kept",
                    err=True)
         sys.exit(1)

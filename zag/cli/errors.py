@@ -101,6 +101,8 @@ def os_trouble(exc: OSError) -> str:
     `sessions/`) is named as such, with what to do ("File exists" alone said neither)."""
     from zag import paths
 
+    if isinstance(exc, paths.NoHome):
+        return str(exc.strerror)
     if isinstance(exc, (FileExistsError, NotADirectoryError)) and exc.filename:
         blocker = _file_in_the_way(paths.home(), Path(os.fsdecode(exc.filename)))
         if blocker is not None:

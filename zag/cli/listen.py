@@ -101,10 +101,11 @@ def _follow(index: Index, session_id: str, path: Path, *, as_json: bool, since: 
         )
         out = sys.stdout
         style = render.Style.for_stream(out)
+        raw = render.terminal_safe_json if render.is_terminal(out) else bytes
         try:
             for line in follower:
                 if as_json:
-                    out.buffer.write(line.raw)
+                    out.buffer.write(raw(line.raw))
                     out.buffer.flush()
                 else:
                     # the width now: a terminal resized while following (a tmux pane) gets lines that fit
@@ -188,9 +189,9 @@ class _Liveness:
         self._reopened: Index | None = None
 
     def row(self) -> dict[str, Any] | None:
-        """The session's index row, from the index now at the index's path: one that `zag reindex` built
-        in its place (the old one moved aside or removed, which this connection still reads: its
-        heartbeats stopped there) once it holds the session, which a running supervisor sees to."""
+        """The session's index row. Once the index file was replaced (`rm index.sqlite*; zag reindex`),
+        this connection still reads the old one, where the heartbeats stopped: the row comes from the
+        new one as soon as it holds the session (a running supervisor re-adds its row at its next write)."""
         if self.index.replaced() and self.index.path.exists():
             row = self._reopen()
             if row is not None:

@@ -109,7 +109,8 @@ def take_logged_end(row: dict[str, Any]) -> bool:
     Its supervisor ended it and left before the index said so: the row was read just before its last
     write, or the index was locked at its exit (`zag dismiss` and `zag reindex` read it as ended too).
     Otherwise its `last_seq` is taken from the log: the index's is as of the last heartbeat (a SIGKILLed
-    zag's is often 1). One read from the end of the log (`zag.logs.lastseq`), bounded."""
+    zag's is often 1). What `zag backfill` appended after the end does not hide it (as for `zag reindex`).
+    One read from the end of the log (`zag.logs.lastseq`), bounded."""
     from zag.logs.lastseq import last_complete_event
 
     path = _log_path(row)
@@ -117,6 +118,8 @@ def take_logged_end(row: dict[str, Any]) -> bool:
     if last is None:
         return False
     row["last_seq"] = last["seq"]
+    if last.get("source") == "backfill":  # the agent went on without zag after the end: `zag backfill` appended it
+        last = last_complete_event(path, passing_over="backfill") or last
     if last["type"] != "session_ended":  # events.SESSION_ENDED (zag.logs.events is not imported: ~4 ms)
         return False
     code = last.get("exit_code")

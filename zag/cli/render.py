@@ -153,6 +153,26 @@ _ESCAPE_SEQUENCE = re.compile(
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
+# In a log line (JSON): C1 controls and bidirectional overrides, which JSON keeps as raw UTF-8 (C2 80-9F,
+# E2 80 AA-AE, E2 81 A6-A9); ESC and the other C0 controls are already written as \u escapes.
+_RAW_CONTROLS = re.compile(rb"\xc2[\x80-\x9f]|\xe2\x80[\xaa-\xae]|\xe2\x81[\xa6-\xa9]")
+
+
+def is_terminal(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def terminal_safe_json(line: bytes) -> bytes:
+    """A log line for `--json` on a terminal: the same JSON, with the controls a terminal may obey
+    (U+009B is CSI for some) written as JSON escapes instead of raw."""
+    if not _RAW_CONTROLS.search(line):
+        return line
+    return _RAW_CONTROLS.sub(lambda match: b"\\u%04x" % ord(match.group().decode()), line)
+
+
 def _shown_control(match: re.Match[str]) -> str:
     code = ord(match.group())
     if code < 0x20:
@@ -250,12 +270,16 @@ def event_clock(ts: Any) -> str:
     return local_time(epoch, with_date=False) if epoch is not None else one_line(str(ts or "-"))
 
 
+_EPOCH_MIN, _EPOCH_MAX = -62135596800, 253402300799  # 0001-01-01, 9999-12-31T23:59:59 UTC
+
+
 def epoch_of(value: Any) -> float | None:
-    """Epoch seconds from an epoch number or an RFC 3339 string; None if neither."""
+    """Epoch seconds from an epoch number or an RFC 3339 string; None if neither (or a number no clock
+    shows: NaN, beyond the year 9999, which `time.localtime` refuses)."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):
-        return float(value)
+        return float(value) if _EPOCH_MIN <= value <= _EPOCH_MAX else None
     if isinstance(value, str):
         from datetime import datetime, timezone
 
@@ -420,6 +444,9 @@ def _tool_call(event: dict[str, Any]) -> str:
     tool_input = event.get("input")
     if isinstance(tool_input, dict):
         shown = next((tool_input[k] for k in _INPUT_KEYS if isinstance(tool_input.get(k), str)), None)
+        argv = tool_input.get("command", tool_input.get("cmd"))
+        if shown is None and isinstance(argv, list) and argv and all(isinstance(part, str) for part in argv):
+            shown = command_line(argv)  # codex's shell calls: ["bash", "-lc", "ls -la"]
         detail = shown if shown is not None else compact_json(tool_input)
     elif tool_input is None:
         detail = ""
@@ -522,6 +549,14 @@ def _status(event: dict[str, Any]) -> str:
     return message or compact_json(event.get("data"))
 
 
+def _cleared(event: dict[str, Any]) -> str:
+    """The agent went on in another session of its own (`/clear`, `/new`, a rerun that started anew)."""
+    new, old = event.get("new_session_id"), event.get("old_session_id")
+    if not new:
+        return "conversation cleared"
+    return f"now in {_agent(event)} session {str(new)[:8]}" + (f" (was {str(old)[:8]})" if old else "")
+
+
 def _resume_started(event: dict[str, Any]) -> str:
     return f"starting resume attempt {event.get('attempt', '?')} after the usage limit{_incident(event)}"
 
@@ -555,6 +590,7 @@ def _agent_started(event: dict[str, Any]) -> str:
 
 
 _CANCEL_CAUSES = {"usage_cancel": "with `zag usage cancel`", "interrupted": "(zag was interrupted)",
+                  "terminal_hangup": "(the terminal hung up)",
                   "dismissed": "(the dead session was dismissed with `zag dismiss`)"}
 
 
@@ -588,7 +624,7 @@ _SUMMARIES = {
     "usage": _usage,
     "provider_status": _status,
     "parse_warning": _status,
-    "session_cleared": lambda event: "conversation cleared",
+    "session_cleared": _cleared,
     "heartbeat": _heartbeat,
     "usage_limit_hit": _limit_hit,
     "usage_limit_resume_started": _resume_started,

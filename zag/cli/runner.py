@@ -38,10 +38,15 @@ def run_agent(provider_name: str, args: list[str], *, verbose: bool = False) -> 
     except Exception as exc:  # noqa: BLE001 - a bug in zag: one line for the user, details in zag.log
         if _interrupted(exc):
             return 130
-        from zag import diag, paths
+        details = ""
+        try:  # what failed may fail here too (no descriptor left to import zag.diag with: ulimit -n 10)
+            from zag import diag, paths
 
-        diag.exception("run_failed", provider=provider_name)
-        say(f"zag: internal error: {type(exc).__name__}: {exc} (details in {paths.diagnostics_log()})")
+            diag.exception("run_failed", provider=provider_name)
+            details = f" (details in {paths.diagnostics_log()})"
+        except Exception:  # noqa: BLE001
+            pass
+        say(f"zag: internal error: {type(exc).__name__}: {exc}{details}")
         return 70
 
 
@@ -90,6 +95,11 @@ def _run_agent(provider_name: str, args: list[str], verbose: bool) -> int:
     except MissingExecutable as exc:
         say(f"zag: {exc}")
         return exc.exit_code
+    try:
+        paths.home()
+    except paths.NoHome as exc:  # nowhere to log: the agent runs as it would without zag
+        say(f"zag: {exc.strerror}; {provider_name} runs without zag")
+        return _run_unsupervised(executable, args, env)
     settings = config.load()
     for problem in settings.problems:
         say(f"zag: config: {problem}")
@@ -103,6 +113,28 @@ def _run_agent(provider_name: str, args: list[str], verbose: bool) -> int:
     except LaunchFailed as exc:
         say(f"zag: {exc}")
         return exc.exit_code
+
+
+def _run_unsupervised(executable: str, args: list[str], env: dict[str, str]) -> int:
+    """Become the agent (exec), with the signal dispositions a shell would give it; 126/127 if it cannot
+    be run."""
+    import signal
+
+    for name in ("SIGPIPE", "SIGXFSZ"):  # Python ignores them, and an ignored signal stays so across exec
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+    try:
+        os.execve(executable, [executable, *args], env)
+    except OSError as exc:
+        say(f"zag: cannot run {executable}: {exc.strerror or exc}")
+        return 127 if isinstance(exc, FileNotFoundError) else 126
+    return 126  # not reached
 
 
 def say(message: str) -> None:

@@ -235,6 +235,7 @@ def print_events(path: Path, wanted: frozenset[str] | None, as_json: bool) -> in
     out = sys.stdout
     style = render.Style.for_stream(out)
     width = render.terminal_width(out)
+    raw = render.terminal_safe_json if render.is_terminal(out) else bytes
     bad = 0
     for _, line in iter_complete_lines(path):
         try:
@@ -248,7 +249,7 @@ def print_events(path: Path, wanted: frozenset[str] | None, as_json: bool) -> in
         if wanted is not None and event.get("type") not in wanted:
             continue
         if as_json:
-            out.buffer.write(line)
+            out.buffer.write(raw(line))
         else:
             out.write(render.format_event(event, style, width=width) + "\n")
     out.flush()

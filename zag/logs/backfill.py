@@ -41,12 +41,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from zag import paths, states
-from zag.logs import events
+from zag.logs import codec, events
 from zag.logs.backfill_worker import (
     MODE_ADOPT, MODE_CONTINUE, MODE_NEW, TEMP_SUFFIX, ImportJob, ImportResult, backfill_session_id,
     import_source,
@@ -199,10 +199,19 @@ def _discover(provider: Provider, env: Mapping[str, str], summary: ProviderSumma
     found: dict[str, HistorySource] = {}
     try:
         for source in provider.discover(env):
+            source = _storable(source)
             found.setdefault(source.source_key, source)
     except Exception as exc:  # noqa: BLE001 - one provider's failure must not stop the others
         summary.warn(f"cannot list {provider.name} sessions: {_describe(exc)}")
     return list(found.values())
+
+
+def _storable(source: HistorySource) -> HistorySource:
+    """The source with a key SQLite can store and uuid5 can hash: a file or folder name that is not
+    UTF-8 (held as lone surrogates) is in some keys (a path, a file's stem); it becomes `\\xff` text,
+    the same on every run."""
+    key = codec.printable(source.source_key)
+    return source if key is source.source_key else replace(source, source_key=key)
 
 
 def _plan(

@@ -176,7 +176,7 @@ def _import(provider: Provider, job: ImportJob, copier: _Copier) -> None:
         finally:
             copier.close()
         # encoded here, in the worker: the parent stores it as it is (and pickles bytes, not a tree)
-        copier.result.cursor = msgspec.Raw(codec.dumps(reader.cursor()))
+        copier.result.cursor = msgspec.Raw(codec.dumps_lossless(reader.cursor()))
         if getattr(reader, "unsettled", False):
             # a last line without its newline, written too recently to call torn: once the file has
             # settled the reader reports it, so the next run must read the source although unchanged

@@ -30,6 +30,18 @@ def loads(data: bytes | str) -> Any:
         raise DecodeError("JSON nested too deeply") from None
 
 
+def dumps_lossless(obj: Any) -> bytes:
+    """`dumps`, except that a string that is not UTF-8 (lone surrogates: a file named in another
+    encoding) is written as `\\udcff` escapes, which `json.loads` turns back into the same string (for
+    what must name a file again, e.g. a reader's cursor), instead of raising UnicodeEncodeError."""
+    try:
+        return _encoder.encode(obj)
+    except UnicodeEncodeError:
+        import json
+
+        return json.dumps(obj, separators=(",", ":")).encode()
+
+
 def dumps_line(obj: Any) -> bytes:
     """Encode as one JSONL line, newline included."""
     buf = bytearray()

@@ -158,14 +158,10 @@ class EventFollower:
         next_takeover_check = 0.0
         while True:
             for line in self._drain():
-                kind = line.event.get("type")
-                if ended and kind != "session_started":
-                    continue  # nothing belongs after an end but the start of a resumed run
-                if kind == "session_started":
-                    ended = False
-                    self.last_started = line.event
+                # what follows an end is shown too: `zag backfill` appends what the agent did later without
+                # zag (`claude --resume`) to the session's log, after its `session_ended`
                 yield line
-                ended = ended or kind == "session_ended"
+                ended = self._ended_after(line, ended)
             if ended:
                 now = time.monotonic()
                 if not self.follow or self.taken_over is None:
@@ -189,13 +185,23 @@ class EventFollower:
                     # the writer is gone: whatever it wrote is there now, so one last read is complete
                     for line in self._drain():
                         yield line
-                        if line.event.get("type") == "session_ended":
-                            self.stop_reason = STOP_ENDED
-                            return
-                    self.stop_reason, self.not_live_reason = STOP_NOT_LIVE, reason
+                        ended = self._ended_after(line, ended)
+                    if ended:
+                        self.stop_reason = STOP_ENDED
+                    else:
+                        self.stop_reason, self.not_live_reason = STOP_NOT_LIVE, reason
                     return
             if not self._pause():
                 return
+
+    def _ended_after(self, line: Line, ended: bool) -> bool:
+        """Whether the session has ended once `line` is read: a `session_ended` ends it, the
+        `session_started` of a resumed run begins it again."""
+        kind = line.event.get("type")
+        if kind == "session_started":
+            self.last_started = line.event
+            return False
+        return ended or kind == "session_ended"
 
     def _pause(self) -> bool:
         """Wait `poll_secs`; False when `stopped` says to stop (before or after the wait)."""

@@ -428,6 +428,9 @@ class Index:
     ) -> None:
         """Record a source's cursor; `log_size`: the session log's size in bytes once it held every event
         up to that cursor (None: unknown; see `backfill_cursors`)."""
+        from zag.logs.codec import printable
+
+        source_key = printable(source_key)   # as backfill stores it: a path that is not UTF-8 (goose)
         with self.transaction() as conn:
             conn.execute(
                 _CURSOR_UPSERT,
@@ -436,6 +439,9 @@ class Index:
 
     def forget_backfill_cursor(self, provider: str, source_key: str, session_id: str) -> None:
         """Remove `session_id`'s cursor for a source (another session's is left alone)."""
+        from zag.logs.codec import printable
+
+        source_key = printable(source_key)
         with self.transaction() as conn:
             conn.execute("DELETE FROM backfill_sources WHERE provider = ? AND source_key = ? AND session_id = ?",
                          (provider, source_key, session_id))
@@ -584,7 +590,7 @@ def _cursor_json(cursor: Any) -> str:
     from zag.logs import codec
     from zag.logs.redact import default_redactor
 
-    return default_redactor().redact(codec.dumps(cursor)).decode()
+    return default_redactor().redact(codec.dumps_lossless(cursor)).decode()   # a file name not UTF-8 kept
 
 
 def _argv_json(argv: Iterable[Any]) -> str:

@@ -24,23 +24,24 @@ def last_complete_seq(path: Path, budget: int = BUDGET) -> int | None:
     return None if event is None else int(event["seq"])
 
 
-def last_complete_event(path: Path, budget: int = BUDGET) -> dict[str, Any] | None:
+def last_complete_event(path: Path, budget: int = BUDGET, *, passing_over: str | None = None) -> dict[str, Any] | None:
     """The last complete line that is an event (a torn last line, or a damaged one, is passed over),
     reading at most the last `budget` bytes. None when the log is missing or unreadable, or no such line
-    ends within them."""
+    ends within them. `passing_over`: a `source` whose events are passed over too (`backfill`: what
+    `zag backfill` appended after the session's end, the agent having gone on without zag)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
     try:
-        return _last_event_within(fd, os.fstat(fd).st_size, budget)
+        return _last_event_within(fd, os.fstat(fd).st_size, budget, passing_over)
     except OSError:
         return None
     finally:
         os.close(fd)
 
 
-def _last_event_within(fd: int, size: int, budget: int) -> dict[str, Any] | None:
+def _last_event_within(fd: int, size: int, budget: int, passing_over: str | None) -> dict[str, Any] | None:
     buffered = b""   # the file's bytes from `start` to `size`
     start = size
     end = -1         # in `buffered`: the newline that ends the next line to look at (-1: not found yet)
@@ -56,7 +57,7 @@ def _last_event_within(fd: int, size: int, budget: int) -> dict[str, Any] | None
             if begin == 0 and start > 0:
                 break   # this line starts before what was read
             event = _event_of(buffered[begin:end])
-            if event is not None:
+            if event is not None and (passing_over is None or event.get("source") != passing_over):
                 return event
             end = begin - 1
     return None

@@ -120,8 +120,8 @@ def dead_sessions(index: Index, now: float | None = None) -> list[dict[str, Any]
 
 
 def last_event(path: Path, chunk: int = 64 * 1024) -> dict[str, Any] | None:
-    """The last valid event of a log, read from its end. As for every reader, what follows the last newline
-    (a torn line) is not an event; bad lines after it are passed over."""
+    """The last valid event zag wrote to a log, read from its end. As for every reader, what follows the last
+    newline (a torn line) is not an event; bad lines after it are passed over, and `zag backfill`'s."""
     from zag.logs import codec
 
     with open(path, "rb") as handle:
@@ -145,8 +145,8 @@ def last_event(path: Path, chunk: int = 64 * 1024) -> dict[str, Any] | None:
                     event = codec.loads(line) if line.strip() else None
                 except codec.DecodeError:
                     continue
-                if isinstance(event, dict) and isinstance(event.get("type"), str):
-                    return event
+                if isinstance(event, dict) and isinstance(event.get("type"), str) and event.get("source") != "backfill":
+                    return event  # what `zag backfill` appended after an end (the agent went on without zag) is passed over
     return None
 
 
@@ -162,6 +162,8 @@ def _index_ended(index: Index, row: dict[str, Any], pending: list[dict[str, Any]
     except (KeyError, TypeError, ValueError):
         ended_at = time.time()
     seq = ended.get("seq")
+    if isinstance(seq, int) and isinstance(row.get("last_seq"), int):
+        seq = max(seq, row["last_seq"])  # `zag backfill` may have appended after the end
     index.update_session(row["session_id"], state=states.EXITED, ended_at=ended_at, resume_at=None,
                          exit_code=code if isinstance(code, int) and not isinstance(code, bool) else None,
                          end_reason=reason or ("cancelled" if ended.get("cancelled") else None),

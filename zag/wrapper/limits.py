@@ -11,7 +11,9 @@ again in the same session, None ends it), `first_launch(previous)` when `zag res
   timer thread confirms and announces: `usage_limit_hit` in the log, a row in `resumes`, the session
   `waiting` with its `resume_at`, one line on stderr. With `enabled = false` only the hit is recorded.
 - Waiting (`wait_due`): until the incident's `resume_at` (`schedule.py`), polling the index about once a
-  second so `zag usage cancel` stops it; Ctrl-C / SIGTERM while no child runs cancel it too. A cancel is
+  second so `zag usage cancel` stops it; Ctrl-C / SIGTERM while no child runs cancel it too, and so does
+  the user's terminal hanging up in an interactive session (`terminal_gone`: there is no TUI to type into
+  any more, nor a terminal to show a relaunched one; zag hangs up the agent's, which then ends). A cancel is
   logged as it happens (a wrapper `provider_status`, `data.kind = "usage_limit_cancelled"`): an
   interactive agent may stay on screen and the session go on, so `session_ended` cannot tell it.
 - Resuming: headless, `Provider.plan_resume` is returned to the supervisor, which runs it in the same
@@ -73,9 +75,10 @@ VERIFY_SLICE_SECS = 0.5
 STALL_SECS = 1.0  # a sleep that overran by this much: zag stood still (a stopped job, a machine asleep)
 RESUMED, FAILED = "resumed", "failed"
 # why a wait was cancelled (`data.cause` of the `usage_limit_cancelled` note), and how zag says it
-CAUSE_USAGE_CANCEL, CAUSE_INTERRUPTED = "usage_cancel", "interrupted"
+CAUSE_USAGE_CANCEL, CAUSE_INTERRUPTED, CAUSE_HANGUP = "usage_cancel", "interrupted", "terminal_hangup"
 _CANCEL_WHY = {CAUSE_USAGE_CANCEL: "cancelled with `zag usage cancel`",
-               CAUSE_INTERRUPTED: "cancelled (zag was interrupted)"}
+               CAUSE_INTERRUPTED: "cancelled (zag was interrupted)",
+               CAUSE_HANGUP: "cancelled (the terminal hung up)"}
 
 
 def cancelled_note(incident_id: str, attempts: int, cause: str, tail: str = "") -> dict[str, Any]:
@@ -234,6 +237,19 @@ class LimitHandler:
         text = data.decode("utf-8", errors="replace")
         with self._lock:
             self.book.recent.typed(text, time.time())
+
+    def terminal_gone(self) -> None:
+        """The user's terminal hung up (interactive; any thread): the wait for a reset is cancelled, as no
+        resume can be typed into the agent now (its terminal is hung up too) nor a relaunched one shown."""
+        with self._lock:
+            op = self._op
+            incident = self.book.active()
+        if op is not None:
+            op.stop()
+        if incident is not None:
+            self._cancel(incident, CAUSE_HANGUP)
+            self._cancelled = True
+        self.wake()
 
     def wake(self) -> None:
         with self._cond:
@@ -548,7 +564,7 @@ class LimitHandler:
             if incident.status == states.RESUME_CANCELLED:
                 return
             incident.status = states.RESUME_CANCELLED
-        running = self.supervisor.current_child is not None
+        running = self.supervisor.current_child is not None and cause != CAUSE_HANGUP
         why = _CANCEL_WHY[cause]
         tail = f"; {self.provider_name} keeps running" if running else ""
         self.supervisor.log_event(cancelled_note(incident.incident_id, incident.attempts, cause, tail))
@@ -559,7 +575,8 @@ class LimitHandler:
 
     def _stopping(self) -> bool:
         supervisor = self.supervisor
-        return supervisor.stop_requested.is_set() or supervisor.interrupted.is_set() or self.closed
+        return (supervisor.stop_requested.is_set() or supervisor.interrupted.is_set() or self.closed
+                or (self.interactive and supervisor.terminal_gone()))
 
     # -- resuming ---------------------------------------------------------------------------------
     def _plan_next(self) -> LaunchPlan | None:
@@ -570,7 +587,8 @@ class LimitHandler:
             outcome, incident = self.wait_due(self._stopping)
             if outcome == "stopped":
                 if incident is not None:
-                    self._cancel(incident, CAUSE_INTERRUPTED)
+                    hung_up = self.interactive and self.supervisor.terminal_gone()
+                    self._cancel(incident, CAUSE_HANGUP if hung_up else CAUSE_INTERRUPTED)
                     self._cancelled = True
                 return None
             if outcome == "cancelled":
@@ -735,8 +753,14 @@ class LimitHandler:
             child = self.supervisor.current_child
             if child is None:
                 return
-            self._op = PtyResume(self, child=child)
-            self._op.start()
+            if not self.supervisor.hung_up.is_set():
+                self._op = PtyResume(self, child=child)
+                self._op.start()
+                return
+            incident = self.book.active()
+        if incident is not None:  # announced after the terminal hung up: nothing to type into
+            self._cancel(incident, CAUSE_HANGUP)
+            self._cancelled = True
 
     def _start_relaunch_op(self, attempt: Attempt | None, plan: LaunchPlan) -> None:
         from zag.wrapper.resume import PtyResume

@@ -27,6 +27,8 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
+from zag.wrapper import threads
+
 MAX_PENDING_BYTES = 16 * 1024 * 1024
 COALESCE_BYTES = 1024 * 1024
 INPUT = "input"  # the stream name of keystrokes in the queue
@@ -99,8 +101,13 @@ class Observation:
                 self._items = deque(item for item in self._items if item[0] == INPUT)
                 self._pending_bytes = sum(len(data) for _, data in self._items)
             self._state = _OBSERVING
-            self._thread = threading.Thread(target=self._run, name="zag-observe", daemon=True)
-            self._thread.start()
+            thread = threading.Thread(target=self._run, name="zag-observe", daemon=True)
+            if threads.start(thread):
+                self._thread = thread
+            else:  # not observed (no usage-limit detection), as with no observers
+                self._state = _CLOSED
+                self._items.clear()
+                self._pending_bytes = 0
 
     def disable(self) -> None:
         """No observers: drop what is queued and ignore what comes."""

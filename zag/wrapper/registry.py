@@ -19,6 +19,8 @@ import threading
 import time
 from typing import Any
 
+from zag.wrapper import threads
+
 INDEX_BUSY_TIMEOUT_SECS = 1.0
 RETRY_MAX_SECS = 2.0
 CLOSE_TIMEOUT_SECS = 3.0
@@ -39,7 +41,9 @@ class Registry:
         self.last_error: str | None = None
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._loop, name="zag-registry", daemon=True)
-        self._thread.start()
+        self._started = threads.start(self._thread)  # else the row stays as it was (`zag reindex` mends it)
+        if not self._started:
+            self.last_error = "the system refused zag a thread to write it"
 
     def update(self, **fields: Any) -> None:
         """Set these columns of the row (soon, in the background)."""
@@ -72,7 +76,8 @@ class Registry:
         with self._cond:
             self._closing = True
             self._cond.notify()
-        self._thread.join(timeout)
+        if self._started:
+            self._thread.join(timeout)
         with self._cond:
             return not (self._pending or self._cursors or self._in_flight)
 

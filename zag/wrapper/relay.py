@@ -13,10 +13,19 @@ of overlapping), and queued for the observers (`observation.py`: the provider's 
 usage-limit engine's screen) in batches, and so are the user's keystrokes (the engine tells a pasted limit
 message from the agent's own). The observers run on their own thread: the relay never waits for them (it
 only shares the interpreter lock with them), and the data is never changed.
+
+When the user's terminal hangs up (end-of-file or EIO reading it, EIO writing to it, and its modes no longer
+readable: `terminal.hung_up`), the relay hangs up the agent's terminal the way the kernel hung up the user's:
+it lets go of the PTY's master, and closing a master hangs up its other side (Linux `pty_close`), so the
+agent, the PTY's session leader, gets SIGHUP and SIGCONT, and its reads return end-of-file and its writes
+fail with EIO, as they would in the user's terminal without zag. An agent that ignores SIGHUP (`nohup`,
+`trap '' HUP`) learns it from end-of-file; without this it would wait for keys forever in a PTY zag kept
+open. What the agent wrote just before is still read for the observers.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 import signal
@@ -24,9 +33,14 @@ import termios
 import threading
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from zag.wrapper.child import set_window_size
 from zag.wrapper.observation import Observation, Observe, OnInput
+from zag.wrapper.terminal import hung_up
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 READ_SIZE = 65536
 BATCH_LIMIT = 1 << 20  # bytes read from one output before the others (and the keyboard) get a turn
@@ -65,11 +79,13 @@ class Relay:
         stdin_fd: int | None = None,
         on_input: OnInput | None = None,
         observation: Observation | None = None,
+        on_hangup: Callable[[], None] | None = None,
         stop_on_suspend: bool = True,
     ) -> None:
         """`observe`/`on_input` start the observers at once; without them, output and keystrokes queue
-        in `observation` until `observation.start(...)` (or `disable()`). `stop_on_suspend`: the agent leads
-        its PTY's session (no session holder), so its suspend key needs `_on_suspend_key`."""
+        in `observation` until `observation.start(...)` (or `disable()`). `on_hangup` is called (in the
+        relay's thread, once) when the user's terminal hung up. `stop_on_suspend`: the agent leads its PTY's
+        session (no session holder), so its suspend key needs `_on_suspend_key`."""
         self._outputs = {output.fd: output for output in outputs}
         self.observation = observation or Observation()
         if observe is not None or on_input is not None:
@@ -87,6 +103,13 @@ class Relay:
         self._lflag_at_key = 0
         self._closed = False
         self._poller = select.poll()
+        self._on_hangup = on_hangup
+        # "stdout: No space left on device": output that could not be written where it goes (a full disk),
+        # which the agent cannot learn as it would without zag once it has written it into zag's pipe
+        self.lost_output: str | None = None
+        self._hangup_requested = False
+        self.hung_up = False  # the agent's terminal was hung up (`hang_up`)
+        self._hangup_seen = False
 
     # -- thread-safe controls ----------------------------------------------------------------------
     def send(self, data: bytes) -> bool:
@@ -103,6 +126,18 @@ class Relay:
         with self._lock:
             if self._pty_master is not None and not self._closed:
                 set_window_size(self._pty_master, size)
+
+    def hang_up(self) -> bool:
+        """The user's terminal hung up: hang up the agent's too (any thread; the relay's thread does it).
+        False when there is no PTY left to hang up (the relay ended: the agent's output is closed)."""
+        with self._lock:
+            if self.hung_up:
+                return True
+            if self._closed or self._pty_master is None or self._pty_master not in self._outputs:
+                return False
+            self._hangup_requested = True
+        self._wake()
+        return True
 
     def child_exited(self) -> None:
         """The child is gone: stop reading the user's keyboard, drain what is left, then return."""
@@ -168,6 +203,8 @@ class Relay:
                         self._write_input()
                     if mask & (_IN | _GONE) and self._pump(self._outputs[fd]):
                         last_data = time.monotonic()
+            if self._hangup_requested:
+                self._hang_up_pty()
 
     def _pump(self, output: Output) -> bool:
         """Read what is available (until EAGAIN, or `BATCH_LIMIT` bytes), writing each chunk out as it
@@ -192,7 +229,8 @@ class Relay:
                 self._end_output(output)
                 break
             total += len(data)
-            closed = not output.broken and not _write_all(dest, data) and self._broken(output)
+            error = None if output.broken else _write_all(dest, data)
+            closed = error is not None and self._broken(output, error)
             seen.append(data)
             seen_bytes += len(data)
             if seen_bytes >= OBSERVE_BYTES:
@@ -204,10 +242,15 @@ class Relay:
             put(stream, seen[0] if len(seen) == 1 else b"".join(seen))
         return total > 0
 
-    def _broken(self, output: Output) -> bool:
-        """The destination went away; True if the child's output was closed because of it."""
+    def _broken(self, output: Output, error: OSError) -> bool:
+        """The destination went away, or refused the bytes (`error`); True if the child's output was closed
+        because of it."""
         output.broken = True
+        if error.errno in _LOST_OUTPUT and self.lost_output is None:
+            self.lost_output = f"{output.stream}: {error.strerror}"
         if output.fd == self._pty_master:
+            if hung_up(output.dest):
+                self._hangup_requested = True  # done once this read is over
             return False
         # the reader of our stdout/stderr is gone: close the child's pipe so it learns the same way it
         # would without zag (EPIPE / SIGPIPE on its next write)
@@ -236,8 +279,10 @@ class Relay:
         except BlockingIOError:
             return True
         except OSError:
-            return False
+            data = b""
         if not data:
+            if hung_up(self._stdin_fd):  # type: ignore[arg-type]
+                self._hangup_requested = True
             return False
         master = self._pty_master if self._stop_on_suspend else None
         modes = _terminal_modes(master) if master is not None else None  # as the keys will find them
@@ -248,6 +293,28 @@ class Relay:
             self._on_suspend_key(master, modes, data)  # type: ignore[arg-type]
         self.observation.put_input(data)
         return True
+
+    def _hang_up_pty(self) -> None:
+        """Hang up the agent's terminal (see the module docstring), then tell `on_hangup` (once)."""
+        self._hangup_requested = False
+        master = self._pty_master
+        output = self._outputs.get(master) if master is not None else None
+        if output is not None:
+            output.broken = True  # the user's terminal is gone: what the agent wrote last is only observed
+            self._pump(output)
+        with self._lock:
+            if master is not None and master in self._outputs and _let_go(master):
+                del self._outputs[master]
+                try:
+                    self._poller.unregister(master)
+                except (KeyError, ValueError):
+                    pass
+                self._pending_input.clear()
+                self.hung_up = True
+        if not self._hangup_seen:
+            self._hangup_seen = True
+            if self._on_hangup is not None:
+                self._on_hangup()
 
     def _write_input(self) -> None:
         with self._lock:
@@ -315,6 +382,23 @@ class Relay:
                 pass
 
 
+def _let_go(master: int) -> bool:
+    """Drop zag's reference to a PTY master, the last one: the kernel hangs up the PTY. The fd number is kept
+    (on /dev/null) until `Relay.close`, so that a late `resize` or a look at the agent's terminal modes never
+    reaches a file that took the number over."""
+    try:
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        os.dup2(null, master, inheritable=False)
+    except OSError:
+        return False
+    finally:
+        os.close(null)
+    return True
+
+
 def _terminal_modes(fd: int) -> list | None:
     try:
         return termios.tcgetattr(fd)
@@ -349,6 +433,9 @@ def _stops_on(pid: int, signum: int) -> bool:
     return len(masks) == 2 and not (masks[b"SigIgn"] | masks[b"SigCgt"]) & bit
 
 
+_LOST_OUTPUT = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # the bytes had somewhere to go, and did not fit
+
+
 def _drain_timeout_ms(exit_seen_at: float | None, last_data: float) -> int:
     """-1 (wait forever) while the child runs; afterwards the time left before giving up on the output."""
     if exit_seen_at is None:
@@ -366,8 +453,9 @@ def _drain_wake_pipe(fd: int) -> None:
         pass
 
 
-def _write_all(fd: int, data: bytes) -> bool:
-    """Write everything (waiting if `fd` happens to be non-blocking); False if the reader is gone."""
+def _write_all(fd: int, data: bytes) -> OSError | None:
+    """Write everything (waiting if `fd` happens to be non-blocking); the error if it cannot be (EPIPE: the
+    reader is gone, EIO: the terminal hung up, EBADF: fd closed by someone else, ENOSPC: a full disk ...)."""
     written, size = 0, len(data)
     while written < size:
         try:
@@ -376,6 +464,6 @@ def _write_all(fd: int, data: bytes) -> bool:
             select.select([], [fd], [])
         except InterruptedError:
             continue
-        except OSError:  # EPIPE, EIO (terminal hung up), EBADF (fd closed by someone else), ...
-            return False
-    return True
+        except OSError as exc:
+            return exc
+    return None

@@ -22,6 +22,8 @@ import signal
 import threading
 from collections.abc import Callable
 
+from zag.wrapper import threads
+
 SI_KERNEL = 0x80  # Linux: sent by the kernel itself (tty line discipline, hangup)
 
 FORWARDED = tuple(
@@ -64,11 +66,18 @@ class SignalListener:
             self.block()
             if self._thread is None:
                 self._thread = threading.Thread(target=self._wait_loop, name="zag-signals", daemon=True)
-                self._thread.start()
+                if not threads.start(self._thread):  # no thread to take them: handlers, as without sigwaitinfo
+                    self._thread = None
+                    self._install_handlers()  # before unblocking: what is pending goes to them
+                    signal.pthread_sigmask(signal.SIG_SETMASK, self.original_mask)
+                    self._blocked = False
         elif not self._previous_handlers:
             self.original_mask = set(signal.pthread_sigmask(signal.SIG_BLOCK, []))
-            for signum in self.handled:
-                self._previous_handlers[signum] = signal.signal(signum, self._on_handler_signal)
+            self._install_handlers()
+
+    def _install_handlers(self) -> None:
+        for signum in self.handled:
+            self._previous_handlers[signum] = signal.signal(signum, self._on_handler_signal)
 
     def stop(self) -> None:
         """Stop dispatching; signals arriving after this are discarded until zag exits."""

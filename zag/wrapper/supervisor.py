@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from zag import states
 from zag.logs import events
 from zag.providers.base import LaunchContext, LaunchPlan, LimitSignal, SessionIdHint
-from zag.wrapper import watchdog
+from zag.wrapper import threads, watchdog
 from zag.wrapper.child import (Child, ExitStatus, get_window_size, spawn_in_pty, spawn_with_pipes,
                                wait_for_foreground)
 from zag.wrapper.guard import ProviderGuard
@@ -112,15 +112,15 @@ class _Relaying:
 
     __slots__ = ("relay", "thread", "raw")
 
-    def __init__(self, relay: Relay, thread: threading.Thread, raw: RawMode | None) -> None:
+    def __init__(self, relay: Relay, thread: threading.Thread | None, raw: RawMode | None) -> None:
         self.relay = relay
-        self.thread = thread
+        self.thread = thread  # None: the system refused the thread; the main thread relays (`_supervise`)
         self.raw = raw
 
     def end(self) -> None:
         """After the child's output ended (or on the way out): stop relaying, give the terminal back,
         let the observers see the last output (bounded), close the child's fds."""
-        if self.thread.is_alive():
+        if self.thread is not None and self.thread.is_alive():
             self.relay.stop()
             self.thread.join(THREAD_JOIN_SECS)
         if self.raw is not None:
@@ -185,6 +185,13 @@ class _Suspension:
         return continued.wait(CONTINUE_WAIT_SECS)
 
 
+def _terminal_hung_up() -> bool:
+    """The user's terminal (zag's stdin, or its stdout when that is another one) hung up."""
+    from zag.wrapper.terminal import hung_up
+
+    return hung_up(STDIN) or hung_up(STDOUT)
+
+
 def _in_foreground(fd: int) -> bool:
     """True unless terminal `fd` has a foreground process group other than zag's."""
     try:
@@ -214,8 +221,10 @@ class Supervisor:
         self.interrupted = threading.Event()  # a terminating signal arrived at all (no more relaunches)
         self.continued = threading.Event()  # SIGCONT arrived (`_Suspension` waits for it)
         self.suspended = threading.Event()  # `_Suspension` has stopped zag with its agent
+        self.hung_up = threading.Event()  # the user's terminal hung up (interactive): `terminal_gone`
         self._running: _Running | None = None
         self._follower: LiveFollower | None = None
+        self._output_lost = False  # some of the agent's output could not be written (a full disk)
         self._signal_lock = threading.Lock()
         self._pending_signals: list[int] = []
         self._children_started = 0
@@ -259,11 +268,12 @@ class Supervisor:
                 status = self._supervise_safely(child, plan, relaying)
             finally:
                 heartbeat_stop.set()
-                heartbeat.join(THREAD_JOIN_SECS)
+                if heartbeat is not None:
+                    heartbeat.join(THREAD_JOIN_SECS)
                 if diagnostics is not None:
                     diagnostics.join(THREAD_JOIN_SECS)
             self._end_session(status)
-            return status.exit_code
+            return self._exit_code(status)
         finally:
             self._signals.stop()
             self._stop_watchdog()
@@ -290,9 +300,10 @@ class Supervisor:
                 status = self._continue_safely(previous, last)
             finally:
                 heartbeat_stop.set()
-                heartbeat.join(THREAD_JOIN_SECS)
+                if heartbeat is not None:
+                    heartbeat.join(THREAD_JOIN_SECS)
             self._end_session(status)
-            return status.exit_code
+            return self._exit_code(status)
         finally:
             self._signals.stop()
             self._stop_watchdog()
@@ -423,6 +434,14 @@ class Supervisor:
         running = self._running
         return running.child if running is not None else None
 
+    def terminal_gone(self) -> bool:
+        """True once the user's terminal hung up (interactive runs). While an agent runs, its relay sees
+        that; between children (a usage-limit wait) the terminal is looked at here."""
+        if not self.hung_up.is_set() and self.request.interactive and self._running is None \
+                and _terminal_hung_up():
+            self.hung_up.set()
+        return self.hung_up.is_set()
+
     def send_to_agent(self, data: bytes) -> bool:
         """Type `data` into the running agent's PTY (any thread); False if there is none."""
         running = self._running
@@ -466,22 +485,38 @@ class Supervisor:
             scanner = self.guard.method("output_scanner", self.provider, "output_scanner", ctx, default=None)
             self._start_observers(child, relay, scanner)  # what the agent printed so far is scanned first
             live_thread = _start_thread("zag-live", follower.run, plan, ctx, child_done)
+            if relaying.thread is None:
+                _relay_here(relay)
             child.wait(_Suspension(child, relaying, self) if child.interactive else None)
             if self._watchdog is not None:
                 self._watchdog.disarm()  # what the agent left running is the user's business now
             self._set_running(None)
             relay.child_exited()
-            relaying.thread.join()  # ends at EOF, or after the bounded drain (relay.DRAIN_*_SECS)
+            if relaying.thread is not None:
+                relaying.thread.join()  # ends at EOF, or after the bounded drain (relay.DRAIN_*_SECS)
         finally:
             child_done.set()
             self._set_running(None)
             relaying.end()
+            self._note_lost_output(relay)
         if scanner is not None:
             for item in self.guard.method("OutputScanner.finish", scanner, "finish", default=None) or []:
                 self._route(item, events.SOURCE_STDOUT)
         if live_thread is not None:
             live_thread.join(THREAD_JOIN_SECS)  # the follower drains the session files, then stops
         return child.status or child.wait()
+
+    def _note_lost_output(self, relay: Relay) -> None:
+        if relay.lost_output is not None:
+            self._output_lost = True
+            _warn(f"zag: could not write all of {self.request.provider_name}'s output ({relay.lost_output}); "
+                  "what it wrote after that is lost")
+
+    def _exit_code(self, status: ExitStatus) -> int:
+        """The agent's exit code; 1 instead of 0 when some of its output could not be written, as the
+        agent would have failed to write it without zag (the session log keeps the agent's own code)."""
+        code = status.exit_code
+        return 1 if code == 0 and self._output_lost else code
 
     def _start_relay(self, child: Child) -> _Relaying:
         """Put the user's terminal in raw mode (interactive) and relay the child's output from now on;
@@ -491,7 +526,7 @@ class Supervisor:
 
         if child.pty_master is not None:
             relay = Relay([Output(child.pty_master, STDOUT, "pty")], pty_master=child.pty_master, stdin_fd=STDIN,
-                          stop_on_suspend=not child.held)
+                          on_hangup=self._terminal_hung_up, stop_on_suspend=not child.held)
         else:
             assert child.stdout_fd is not None and child.stderr_fd is not None
             relay = Relay([Output(child.stdout_fd, STDOUT, "stdout"), Output(child.stderr_fd, STDERR, "stderr")])
@@ -501,6 +536,16 @@ class Supervisor:
         self._attach_relay(child, relay, raw)
         thread = _start_thread("zag-relay", relay.run, on_error=relay.close)
         return _Relaying(relay, thread, raw)
+
+    def _terminal_hung_up(self) -> None:
+        """The relay saw the user's terminal hang up (and hung up the agent's): no resume can be typed or
+        shown any more (relay thread)."""
+        self.hung_up.set()
+        from zag import diag
+
+        diag.info("terminal_hung_up", session_id=self.session_id)
+        if self.limits is not None:
+            self.limits.terminal_gone()
 
     def _start_observers(self, child: Child, relay: Relay, scanner: OutputScanner | None) -> None:
         """Hand the output to the scanner and the usage-limit engine (and, in a PTY, the keystrokes)."""
@@ -884,7 +929,16 @@ class Supervisor:
             return
         if from_terminal and running.child.shares_process_group():
             return  # the terminal delivered it to the agent's process group already
+        if signum == signal.SIGHUP and running.relay is not None and self._hang_up_agent(running.relay):
+            return
         running.child.send_signal(signum)
+
+    def _hang_up_agent(self, relay: Relay) -> bool:
+        """A SIGHUP because the user's terminal hung up (the shell's, or the kernel's to a session leader):
+        the agent gets the kernel's SIGHUP when zag hangs up its terminal (`Relay.hang_up`), and only that
+        one, as in the user's terminal the shell's would have been its only one. False when the terminal is
+        there still (a `kill -HUP`) or the agent's PTY is gone already."""
+        return self.request.interactive and _terminal_hung_up() and relay.hang_up()
 
 
 class _UnwrittenLog:
@@ -914,7 +968,8 @@ def _redactor(config: Config) -> Any:
 
 
 def _start_thread(name: str, target: Callable[..., Any], *args: Any,
-                  on_error: Callable[[], Any] | None = None) -> threading.Thread:
+                  on_error: Callable[[], Any] | None = None) -> threading.Thread | None:
+    """`target(*args)` in a daemon thread; None when the system refused the thread (`threads.start`)."""
     def guarded() -> None:
         try:
             target(*args)
@@ -926,8 +981,19 @@ def _start_thread(name: str, target: Callable[..., Any], *args: Any,
                 on_error()  # e.g. a dead relay closes the child's output, so the child cannot hang on it
 
     thread = threading.Thread(target=guarded, name=name, daemon=True)
-    thread.start()
-    return thread
+    return thread if threads.start(thread) else None
+
+
+def _relay_here(relay: Relay) -> None:
+    """Relay in the calling thread until the child's output ends: the system refused the relay its thread,
+    and an output nobody reads would block the agent (no job control meanwhile)."""
+    try:
+        relay.run()
+    except Exception:  # noqa: BLE001 - as in a relay thread
+        from zag import diag
+
+        diag.exception("thread_failed", thread="zag-relay")
+        relay.close()
 
 
 def new_session_id() -> str:

@@ -2,11 +2,15 @@
 
 `RawMode.restore()` is idempotent and also registered with `atexit`, so the terminal comes back even when
 zag leaves through an error path the supervisor did not anticipate (SIGKILL alone cannot be handled).
+
+`hung_up` tells a terminal that went away (ssh dropped, window closed): the kernel hangs up every open file
+of it, and from then on its reads return end-of-file, its writes and every ioctl EIO (Linux, the BSDs).
 """
 
 from __future__ import annotations
 
 import atexit
+import errno
 import termios
 import threading
 import tty
@@ -61,3 +65,13 @@ class RawMode:
 
     def __exit__(self, *exc: object) -> None:
         self.restore()
+
+
+def hung_up(fd: int) -> bool:
+    """True when `fd` is a terminal that hung up. A terminal's modes can be read by any process, in the
+    foreground or not, so only a hang-up makes that fail with EIO (not a terminal at all: ENOTTY)."""
+    try:
+        termios.tcgetattr(fd)
+    except termios.error as exc:
+        return bool(exc.args) and exc.args[0] == errno.EIO
+    return False

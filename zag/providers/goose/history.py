@@ -41,8 +41,9 @@ def db_source_key(db_path: Path | str, session_id: str) -> str:
 def owner_key(db_path: Path | str, session_id: str) -> str:
     """The session's id and its database: gooses run with their own GOOSE_PATH_ROOT (or XDG_DATA_HOME)
     share ids that are not the same session. (The path is hashed: a claim's file name is cut at 200
-    characters.) A legacy `<id>.jsonl` is keyed by the `sessions.db` of its folder."""
-    digest = hashlib.sha1(os.path.realpath(db_path).encode(), usedforsecurity=False).hexdigest()[:16]
+    characters; fsencode: a folder name that is not UTF-8.) A legacy `<id>.jsonl` is keyed by the
+    `sessions.db` of its folder."""
+    digest = hashlib.sha1(os.fsencode(os.path.realpath(db_path)), usedforsecurity=False).hexdigest()[:16]
     return f"{session_id}@{digest}"
 
 
