@@ -123,26 +123,40 @@ def test_a_holder_that_cannot_start_the_agent_means_a_direct_start(children: lis
     assert child.wait() == ExitStatus(3)
 
 
-HANDLES_SIGHUP = """
-import signal, sys, time
-signal.signal(signal.SIGHUP, lambda *_: print("got SIGHUP", flush=True))
+
+RECORDS_THE_HANGUP = """
+import os, signal, sys, time
+seen = []
+for signum in (signal.SIGHUP, signal.SIGCONT):
+    signal.signal(signum, lambda number, _: seen.append(signal.Signals(number).name))
 print("ready", flush=True)
-time.sleep(1.5)
-print("done", flush=True)
+try:
+    while os.read(0, 100):
+        pass
+except OSError:
+    pass
+time.sleep(0.3)
+with open(sys.argv[1], "w") as record:
+    record.write(" ".join(seen))
 """
 
 
 @pytest.mark.parametrize("ignored", [False, True])
-def test_a_sighup_reaches_the_agent_unless_inherited_ignored(children: list[Child], ignored: bool) -> None:
-    """As zag does (signals.py): a SIGHUP zag was started with ignored (`nohup`) is not passed on."""
+def test_the_ptys_hangup_reaches_the_agent_as_when_it_led_the_session(children: list[Child], tmp_path: Path,
+                                                                      ignored: bool) -> None:
+    """zag closes the PTY's master (the user's terminal hung up): the kernel's SIGHUP and SIGCONT to the
+    session leader reach the agent through the holder, even when zag (so the holder) has SIGHUP ignored."""
+    record = tmp_path / "seen"
     previous = signal.signal(signal.SIGHUP, signal.SIG_IGN if ignored else signal.SIG_DFL)
     try:
-        child = spawn_in_pty([sys.executable, "-c", HANDLES_SIGHUP], dict(os.environ), None, terminal_fd=None)
+        child = spawn_in_pty([sys.executable, "-c", RECORDS_THE_HANGUP, str(record)], dict(os.environ), None,
+                             terminal_fd=None)
     finally:
         signal.signal(signal.SIGHUP, previous)
     children.append(child)
+    assert child.held
     _read_until(child.pty_master, b"ready")  # type: ignore[arg-type]
-    assert child.send_signal(signal.SIGHUP)
-    seen = _read_until(child.pty_master, b"done")  # type: ignore[arg-type]
-    assert (b"got SIGHUP" in seen) is not ignored
+    master, child.pty_master = child.pty_master, None
+    os.close(master)  # type: ignore[arg-type]
     assert child.wait() == ExitStatus(0)
+    assert record.read_text(encoding="utf-8") == "SIGHUP SIGCONT"

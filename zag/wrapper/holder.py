@@ -19,9 +19,10 @@ kernel stops the agent exactly as it would without zag.
   child failed otherwise): zag starts the agent directly instead.
 - When the agent stops, the holder stops itself with SIGSTOP (never dropped), so that zag sees its child
   stop; continued (zag's SIGCONT on `fg`), it gives the terminal back to the agent's group and continues it.
-- SIGINT, SIGTERM, SIGHUP (zag's or the PTY's hangup; not one inherited ignored, `nohup`), SIGQUIT, SIGUSR1
-  and SIGUSR2 are passed on to the agent. The holder exits with the agent's exit code, or dies of the signal
-  that killed it (no core dump).
+- SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 are passed on to the agent (zag forwards them);
+  so are the SIGHUP and SIGCONT the kernel sends the session leader when the PTY hangs up (zag closed its
+  master), whatever the holder's own dispositions: the agent gets them as when it led the session.
+- The holder exits with the agent's exit code, or dies of the signal that killed it (no core dump).
 
 It must stay cheap, being one more process per interactive run: no site (`-S`), no user paths (`-I`), and
 only built-in modules (`posix`, `_signal`, `_ctypes` for prctl; `signal` and `os` would cost ~6 ms of
@@ -34,7 +35,9 @@ import sys
 
 SIGCHLD, SIGCONT, SIGKILL, SIGSTOP = _signal.SIGCHLD, _signal.SIGCONT, _signal.SIGKILL, _signal.SIGSTOP
 FORWARDED = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1, _signal.SIGUSR2)
-TERMINAL_STOPS = (_signal.SIGTTOU, _signal.SIGTTIN)  # blocked: tcsetpgrp from a background group needs SIGTTOU so
+WAITED = (SIGCHLD, SIGCONT, *FORWARDED)  # blocked (queued even if ignored); a blocked SIGCONT still continues
+BLOCKED = (*WAITED, _signal.SIGTTOU, _signal.SIGTTIN)  # tcsetpgrp from a background group needs SIGTTOU so
+SI_KERNEL = 0x80  # si_code of a signal the kernel sent itself (the PTY's hangup), not zag
 RESTORED = (_signal.SIGPIPE, _signal.SIGXFSZ)  # ignored by Python at start-up; default for the agent (subprocess's)
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
@@ -47,10 +50,7 @@ def main(argv: list) -> None:
     report = int(argv[1])
     posix.set_inheritable(report, False)
     _name("zag-holder")
-    # a SIGHUP inherited ignored (nohup) stays ignored, as zag leaves it (a blocked one would be queued)
-    forwarded = tuple(signum for signum in FORWARDED
-                      if signum != _signal.SIGHUP or _signal.getsignal(signum) != _signal.SIG_IGN)
-    mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, (SIGCHLD, *forwarded, *TERMINAL_STOPS))
+    mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, BLOCKED)
     prctl = _load_prctl()
     holder = posix.getpid()
     ready_r, ready_w = posix.pipe()  # close-on-exec: EOF once the agent's exec succeeded
@@ -66,7 +66,7 @@ def main(argv: list) -> None:
         posix.waitpid(agent, 0)
         posix._exit(127)
     _report(report, b"%d\n" % agent)
-    _hold(agent, forwarded, prctl)
+    _hold(agent, prctl)
 
 
 def _become_agent(argv: list, mask: set, prctl: object, holder: int, ready_w: int) -> None:
@@ -116,12 +116,15 @@ def _exec(argv: list) -> None:
     raise saved or last or FileNotFoundError(2, "No such file or directory", file)
 
 
-def _hold(agent: int, forwarded: tuple, prctl: object) -> None:
-    """Pass `forwarded` signals on to the agent and follow its stops until it ends; end the same way (never
-    returns)."""
-    waited = (SIGCHLD, *forwarded)
+def _hold(agent: int, prctl: object) -> None:
+    """Pass signals on to the agent and follow its stops until it ends; end the same way (never returns)."""
     while True:
-        signum = _signal.sigwaitinfo(waited).si_signo
+        info = _signal.sigwaitinfo(WAITED)
+        signum = info.si_signo
+        if signum == SIGCONT:
+            if info.si_code == SI_KERNEL:  # with the PTY's hangup; zag's own SIGCONT only continued us
+                _forward(agent, signum)
+            continue
         if signum != SIGCHLD:
             _forward(agent, signum)
             continue
@@ -133,20 +136,21 @@ def _hold(agent: int, forwarded: tuple, prctl: object) -> None:
             if pid == 0:
                 break
             if posix.WIFSTOPPED(status):
-                _stop_with(agent, forwarded)
+                _stop_with(agent)
             else:
                 _end_like(status, prctl)
 
 
-def _stop_with(agent: int, forwarded: tuple) -> None:
+def _stop_with(agent: int) -> None:
     """The agent stopped: stop the holder too (zag sees its child stop); once continued, continue the agent
     in the foreground, after the signals that came meanwhile (`kill %1` sends SIGTERM with its SIGCONT)."""
     posix.kill(posix.getpid(), SIGSTOP)  # delivered before kill returns: from here on we were continued
-    while True:
-        info = _signal.sigtimedwait(forwarded, 0)
+    while True:  # and the SIGCONTs that continued us: the agent gets its own below
+        info = _signal.sigtimedwait((SIGCONT, *FORWARDED), 0)
         if info is None:
             break
-        _forward(agent, info.si_signo)
+        if info.si_signo != SIGCONT:
+            _forward(agent, info.si_signo)
     try:
         if posix.tcgetpgrp(TERMINAL) != agent:
             posix.tcsetpgrp(TERMINAL, agent)
