@@ -14,7 +14,7 @@ from zag.cli import cli
 from test_backfill_provider import JsonlTestProvider, conversation, write_lines
 
 SUMMARY_KEYS = {"provider", "sessions_seen", "imported", "updated", "unchanged", "live", "events", "warnings",
-                "bytes", "seconds", "warning_messages", "not_written"}
+                "bytes", "seconds", "warning_messages", "not_written", "failed", "unlisted"}
 
 
 @pytest.fixture
@@ -51,16 +51,26 @@ def test_json_summary_has_one_entry_per_provider(agent_root: Path) -> None:
     assert (again["imported"], again["updated"], again["unchanged"], again["events"]) == (0, 0, 2, 0)
 
 
-def test_text_summary_lists_warnings_and_exits_zero(agent_root: Path) -> None:
+def test_text_summary_lists_warnings_and_exits_one_when_a_session_was_not_imported(agent_root: Path) -> None:
     write_lines(agent_root / "alpha.jsonl", [*conversation(2), {"explode": True}])
     write_lines(agent_root / "beta.jsonl", conversation(2))
 
     result = invoke()
 
-    assert result.exit_code == 0
+    assert result.exit_code == 1   # alpha was not imported: a cron job must hear of it
     assert "testprov: 2 sessions seen, 1 imported, 0 updated, 0 unchanged" in result.stdout
     assert "1 warnings" in result.stdout
     assert "warning: alpha: ReaderExploded" in result.stdout
+    assert result.stderr.startswith("zag: 1 sessions could not be imported (see the warnings")
+
+
+def test_warnings_about_records_of_imported_sessions_exit_zero(agent_root: Path) -> None:
+    write_lines(agent_root / "alpha.jsonl", [*conversation(2), "{broken"])
+
+    result = invoke()
+
+    assert result.exit_code == 0
+    assert "1 imported" in result.stdout and "1 warnings" in result.stdout
     assert result.stderr == ""
 
 
@@ -79,9 +89,9 @@ def test_skeleton_provider_is_a_warning_not_a_crash(agent_root: Path, monkeypatc
 
     monkeypatch.setattr(zag.providers, "get", lambda name: Skeleton())
     result = invoke("--provider", "claude", "--json")
-    assert result.exit_code == 0
+    assert result.exit_code == 1   # its sessions were not seen
     [summary] = json.loads(result.stdout)["providers"]
-    assert summary["provider"] == "claude" and summary["warnings"] == 1
+    assert summary["provider"] == "claude" and summary["warnings"] == 1 and summary["unlisted"] == 1
     assert "not implemented" in summary["warning_messages"][0]
 
 

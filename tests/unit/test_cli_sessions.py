@@ -277,3 +277,27 @@ def test_a_session_whose_log_is_on_disk_but_not_in_the_index(tmp_path: Path) -> 
     assert result.exit_code == 2 and "1 session log(s) are on disk: `zag reindex`" in result.output
     result = CliRunner().invoke(cli, ["events", "0000"])
     assert result.exit_code == 2 and "reindex" not in result.output
+
+
+def test_latest_is_the_newest_live_session_then_the_newest_zag_ran() -> None:
+    """`zag listen --latest` after `zag resume` of an older session follows that one (it picked the newest
+    start, an ended session), and a backfilled session that started later is no live one either; a
+    session whose supervisor went silent (dead) is not live. Without live ones: the newest zag ran."""
+    now = time.time()
+    with Index() as index:
+        imported = add_session(index, started_at=now - 10, backfilled=True)
+        assert index.latest_session_id(now) == imported
+        ended = add_session(index, started_at=now - 100)
+        assert index.latest_session_id(now) == ended
+        dead = add_session(index, started_at=now - 50, state=states.RUNNING, last_heartbeat=now - 45,
+                           heartbeat_secs=10)  # silent for 4.5 heartbeats: the newest zag ran, not live
+        assert index.latest_session_id(now) == dead
+        resumed = add_session(index, started_at=now - 3600, state=states.RUNNING, last_heartbeat=now - 2,
+                              heartbeat_secs=10, resumed=True)
+        assert index.latest_session_id(now) == resumed
+        waiting = add_session(index, started_at=now - 1800, state=states.WAITING, last_heartbeat=now - 5,
+                              heartbeat_secs=10)
+        assert index.latest_session_id(now) == waiting
+    result = CliRunner().invoke(cli, ["listen", "--latest", "--no-follow", "--json"])
+    assert result.exit_code in (0, 1), result.output  # no log on disk for these rows
+    assert waiting in result.output or waiting[:8] in result.output

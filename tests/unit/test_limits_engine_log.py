@@ -248,3 +248,18 @@ def test_the_agent_exited_note_reads_as_a_sentence(status: tuple[int | None, int
 
     note = exited_note("claude", ExitStatus(*status), "0a1b2c3d-0000")
     assert note["message"] == message
+
+
+def test_a_message_nested_thousands_deep_is_read_without_recursion() -> None:
+    """Content nested deeper than Python's recursion limit (what an MCP tool returns is the agent's to log)
+    still reaches the recent-text book: it raised RecursionError in the supervisor's transcript path."""
+    nested: Any = ["the 5-hour limit is mentioned deep inside"]
+    for _ in range(5000):
+        nested = [nested]
+    with SessionLogWriter(SID, "claude", provider_session_id="prov-1") as writer:
+        _, engine = _engine(writer, interactive=True)
+        try:
+            engine.on_event(events.body(events.USER_MESSAGE, content=nested), events.SOURCE_PROVIDER_FILE)
+            assert engine.book.recent.explains("5-hour limit", time.time() - 60) == "in a transcript message"
+        finally:
+            engine.close()

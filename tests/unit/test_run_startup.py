@@ -103,3 +103,22 @@ def test_an_internal_error_is_one_line_even_when_its_diagnostics_cannot_be_writt
     assert runner.run_agent("claude", []) == 70
     assert capfd.readouterr().err == ("zag: internal error: OSError: [Errno 24] Too many open files: "
                                       "'/work/zag/wrapper/liveness.py'\n")
+
+
+def test_ctrl_c_while_zag_imports_click_is_130_without_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    # SIGINT 55-90 ms after `zag resume ...` started landed in click's import: a KeyboardInterrupt traceback
+    from zag import cli
+    from zag.cli import listing
+
+    def interrupted(args: list[str]) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(listing, "parse_listing", interrupted)
+    try:
+        cli.main(["resume", "abc"])
+        code: object = None
+    except SystemExit as leaving:
+        code = leaving.code
+    except KeyboardInterrupt:  # what Python shows as a traceback
+        code = "KeyboardInterrupt"
+    assert code == 130

@@ -2,9 +2,11 @@
 
 Thin: picks the providers, hands them to `zag.logs.backfill.run_backfill`, draws a progress bar on
 stderr when stderr is a terminal, and prints the summary (text, or one JSON document with `--json`).
-Exit 0 even when some sources gave warnings; 1 when zag's logs or index could not be written (a full
-disk: what was imported is kept, a second run imports the rest); 2 for a bad `--provider` (click's usage
-error); 128+N when stopped by signal N (Ctrl-C, SIGTERM, SIGHUP: what was imported is kept).
+Exit 0 when every session found was imported, even with warnings about records in them; 1 when a session
+was not imported (a file zag may not read, a folder or database it cannot list, zag's logs or index
+that could not be written: what was imported is kept, a second run imports the rest); 2 for a bad
+`--provider` (click's usage error); 128+N when stopped by signal N (Ctrl-C, SIGTERM, SIGHUP: what was
+imported is kept).
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ def backfill(provider_name: str | None, as_json: bool) -> None:
     progress = progress_for(sys.stderr)
     try:
         with interrupt_on_signals():
-            summaries = run_backfill(chosen, progress=progress)
+            summaries = run_backfill(chosen, progress=progress, note=lambda text: _note(text, progress))
     except BackfillBusy as exc:
         click.echo(f"zag: {exc}", err=True)
         sys.exit(1)
@@ -130,7 +132,22 @@ def backfill(provider_name: str | None, as_json: bool) -> None:
     if not_written:
         click.echo(f"zag: {not_written} sessions were not imported: their logs could not be written (see the "
                    "warnings); free some space and run `zag backfill` again, what was imported is kept", err=True)
+    missed = _missed(summaries)
+    if missed:
+        click.echo(f"zag: {missed} (see the warnings: each names the file or folder and why); what was "
+                   "imported is kept, `zag backfill` tries them again", err=True)
+    if not_written or missed:
         sys.exit(1)
+
+
+def _missed(summaries: list[ProviderSummary]) -> str:
+    """What was not imported for another reason than a full disk, in words ('' when nothing)."""
+    failed = sum(summary.failed for summary in summaries)
+    unlisted = sum(summary.unlisted for summary in summaries)
+    parts = [f"{failed} sessions could not be imported"] if failed else []
+    if unlisted:
+        parts.append(f"{unlisted} folders or databases could not be read")
+    return " and ".join(parts)
 
 
 def _print_summaries(summaries: list[ProviderSummary]) -> None:
@@ -147,6 +164,11 @@ def _print_summaries(summaries: list[ProviderSummary]) -> None:
         hidden = summary.warnings - len(summary.warning_messages)
         if hidden > 0:
             click.echo(f"  … and {hidden} more warnings (see zag's diagnostics log)")
+
+
+def _note(text: str, progress: TerminalProgress | None) -> None:
+    _clear(progress)
+    click.echo(f"zag: {text}", err=True)
 
 
 def _clear(progress: TerminalProgress | None) -> None:

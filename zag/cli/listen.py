@@ -29,9 +29,10 @@ LIVENESS_SECS = 1.0
 
 _HELP = """Print a session's events as they are written, following until the session ends.
 
-SESSION is a session id or a unique prefix of one; --latest picks the newest session. On a terminal
-events are shown one per line, coloured; --json prints the log's lines unchanged (NDJSON), for tools.
-Waits for the log if the session has not written it yet.
+SESSION is a session id or a unique prefix of one. --latest picks the newest live session (running or
+waiting, also an older one `zag resume` took up), else the newest session zag ran, else the newest
+imported one. On a terminal events are shown one per line, coloured; --json prints the log's lines
+unchanged (NDJSON), for tools. Waits for the log if the session has not written it yet.
 
 \b
 Example:
@@ -42,7 +43,7 @@ Example:
 
 @click.command("listen", help=_HELP, short_help="Print a session's events as they are written.")
 @click.argument("session", required=False, shell_complete=complete_live_sessions)
-@click.option("--latest", is_flag=True, help="Listen to the most recently started session.")
+@click.option("--latest", is_flag=True, help="Listen to the newest live session, else the newest one.")
 @click.option("--json", "as_json", is_flag=True, help="Print raw log lines (NDJSON).")
 @click.option("--since", type=click.IntRange(min=0), default=0, metavar="SEQ",
               help="Only events after sequence number SEQ.")

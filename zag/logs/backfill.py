@@ -52,7 +52,7 @@ from zag.logs.backfill_worker import (
     import_source,
 )
 from zag.logs.index import Index
-from zag.providers.base import HistorySource, Provider
+from zag.providers.base import HistorySource, Provider, UnlistedSources
 
 COMMIT_EVERY = 256            # results per index transaction
 TASK_BYTES = 4 * 1024 * 1024  # small sessions travel to a worker together up to this size ...
@@ -121,6 +121,8 @@ class ProviderSummary:
     unchanged: int = 0       # nothing new (fingerprint equal, or re-read and nothing new)
     live: int = 0            # supervised by a running zag right now: left to it
     not_written: int = 0     # not imported: its log could not be written (a full disk); retried next run
+    failed: int = 0          # not imported: its files could not be read (or its reader failed); retried next run
+    unlisted: int = 0        # folders or databases that could not be listed (their sessions are not seen)
     events: int = 0
     warnings: int = 0
     bytes: int = 0           # size of the files of the sources that were read (each file once)
@@ -156,8 +158,10 @@ def run_backfill(
     jobs: int | None = None,
     progress: Progress | None = None,
     index: Index | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> list[ProviderSummary]:
-    """Import every provider's new history; one summary per provider (in the order given)."""
+    """Import every provider's new history; one summary per provider (in the order given). `note`: told
+    what the run did besides (an index rebuilt first)."""
     env = os.environ if env is None else env
     jobs = default_jobs() if jobs is None else max(1, jobs)
     own_index = index is None
@@ -165,6 +169,7 @@ def run_backfill(
     try:
         with _exclusive():
             _remove_stale_temp_logs()
+            _rebuild_a_lost_index(index, note)
             return [_run_provider(provider, env, jobs, progress, index) for provider in providers]
     finally:
         if own_index:
@@ -201,8 +206,13 @@ def _discover(provider: Provider, env: Mapping[str, str], summary: ProviderSumma
         for source in provider.discover(env):
             source = _storable(source)
             found.setdefault(source.source_key, source)
+    except UnlistedSources as exc:   # folders or databases it could not read: each said, naming it
+        for problem in exc.problems:
+            summary.warn(problem)
+        summary.unlisted += len(exc.problems)
     except Exception as exc:  # noqa: BLE001 - one provider's failure must not stop the others
         summary.warn(f"cannot list {provider.name} sessions: {_describe(exc)}")
+        summary.unlisted += 1
     return list(found.values())
 
 
@@ -562,9 +572,13 @@ class _Committer:
         summary = self.summary
         for message in result.warnings:
             summary.warn(f"{result.source_key}: {message}", source=result.source_key)
-        if result.error:
-            summary.warn(f"{result.source_key}: {result.error}", source=result.source_key)
-            summary.not_written += result.unwritten
+        if result.error:   # (it names the file; a key that is that file's path is not said twice)
+            about = "" if result.error.startswith(f"{result.source_key}:") else f"{result.source_key}: "
+            summary.warn(f"{about}{result.error}", source=result.source_key)
+            if result.unwritten:
+                summary.not_written += 1
+            elif not result.vanished:   # (a vanished file is no failure: there is nothing left to import)
+                summary.failed += 1
             return
         for note in result.notes:
             summary.warn(f"{result.source_key}: {note}", source=result.source_key)
@@ -667,6 +681,29 @@ class _exclusive:
     def __exit__(self, *exc: object) -> None:
         if self.fd >= 0:
             os.close(self.fd)
+
+
+def _rebuild_a_lost_index(index: Index, note: Callable[[str], None] | None) -> None:
+    """An index that holds nothing while session logs exist was lost (deleted, or moved aside and not
+    rebuilt): it is rebuilt from the logs first, as `zag reindex` does. Backfill finds the sessions zag
+    supervised, and what it imported before, through the index: without them every session zag ran
+    would be imported a second time, as a new one."""
+    if not index.holds_nothing() or not _any_log(paths.sessions_dir()):
+        return
+    from zag.logs.reindex import rebuild
+
+    report = rebuild(index)
+    if note is not None:
+        note(f"the index held no sessions but {report.sessions} session logs exist: it was rebuilt from them "
+             "first (as `zag reindex` does), so that no session is imported twice")
+
+
+def _any_log(folder: Path) -> bool:
+    try:
+        with os.scandir(folder) as entries:
+            return any(entry.name.endswith(".jsonl") for entry in entries)
+    except OSError:
+        return False
 
 
 def _remove_stale_temp_logs() -> None:

@@ -59,6 +59,7 @@ BATCH_EVENTS = 256              # events per write: bounds memory (a Claude tool
                                 # `session_started` waits for the first batch (its time, cwd and model)
 UNDATED_HEAD_EVENTS = 16 * BATCH_EVENTS   # ... and, up to this many, for the first dated record (its time)
 TEMP_SUFFIX = ".backfill-tmp"
+VANISHED = "file vanished before it could be read"   # (deleted by its agent: nothing is left to import)
 _SESSION_NAMESPACE = uuid.UUID("5abce7e6-61d3-4f2b-9ffc-e924d495eea5")  # fixed: ids must not change
 
 
@@ -107,6 +108,7 @@ class ImportResult:
     log_size: int | None = None   # the log's size after this job (stored with the cursor)
     error: str | None = None   # set: nothing was kept, the cursor must not advance
     unwritten: bool = False    # the error was that the log could not be written (a full disk)
+    vanished: bool = False     # the error was that the source's file was deleted since it was listed
     warnings: list[str] = field(default_factory=list)  # about the job, not a record (for the summary)
     notes: list[str] = field(default_factory=list)  # parse-warning messages (a few), for the summary
 
@@ -121,6 +123,7 @@ def import_source(provider: Provider, job: ImportJob) -> ImportResult:
     problem = unreadable(source.paths)
     if problem:
         result.error = problem
+        result.vanished = problem.endswith(VANISHED)
         return result
     final = paths.session_log(job.session_id)
     # MODE_NEW: an existing log of this id is one the index does not know (the plan checked): replaced
@@ -156,7 +159,7 @@ def unreadable(files: Iterable[Path]) -> str | None:
                 pass
         except FileNotFoundError:
             if position == 0:
-                return f"{path}: file vanished before it could be read"
+                return f"{path}: {VANISHED}"
         except OSError as exc:
             return f"{path}: cannot read: {exc.strerror or exc}"
     return None
@@ -308,15 +311,19 @@ class _Copier:
 
     def _date_undated_head(self) -> None:
         """Records before the first dated one (e.g. a title line) take the first known time, not now."""
-        stamp = self.result.first_ts
-        if stamp is None and self.job.source.started_at is not None:
-            stamp = events.normalize_ts(self.job.source.started_at)
+        stamp = self.result.first_ts or self._source_time()
         if stamp is None:
             return
         for body in self.batch:
             if body.get("ts") is not None:
                 break
             body["ts"] = stamp
+
+    def _source_time(self) -> str | None:
+        """When the source says it started, else when its files were last written (its mtime)."""
+        source = self.job.source
+        stamp = source.started_at if source.started_at is not None else source.ended_at
+        return events.normalize_ts(stamp) if stamp is not None else None
 
     def close(self) -> None:
         if self.writer is None:
@@ -356,10 +363,11 @@ class _Copier:
         source = self.job.source
         result = self.result
         started = result.first_ts
-        if started is None and source.started_at is not None:
-            # no dated record (e.g. a rollout zag cannot decompress): the source's own start, for the
-            # index row too (it took the time of the import)
-            started = result.first_ts = events.normalize_ts(source.started_at)
+        if started is None:
+            # no dated record (e.g. a rollout zag cannot decompress, a transcript of claude `summary`
+            # lines only): the source's own time, for the index row too (it took the time of the import,
+            # listing a years-old file as started today)
+            started = result.first_ts = self._source_time()
         return events.body(
             events.SESSION_STARTED,
             ts=started,

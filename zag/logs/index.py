@@ -269,9 +269,16 @@ class Index:
             raise AmbiguousSession(f"{text!r} matches several sessions ({shown}…); type more of the id")
         return rows[0][0]
 
-    def latest_session_id(self) -> str | None:
+    def latest_session_id(self, now: float | None = None) -> str | None:
+        """The session `--latest` names: the newest live one (running or waiting, its heartbeat fresh: a
+        session `zag resume` took up is live again however old), else the newest zag ran, else the newest
+        imported one. A supervisor silent for `DEAD_AFTER_HEARTBEATS` heartbeats does not count as live."""
+        now = time.time() if now is None else now
         row = self._conn.execute(
-            "SELECT session_id FROM sessions ORDER BY started_at DESC LIMIT 1"
+            "SELECT session_id FROM sessions ORDER BY "
+            "(state IN (?, ?) AND last_heartbeat >= ? - ? * COALESCE(heartbeat_secs, 10.0) - 1.0) DESC, "
+            "backfilled ASC, started_at DESC LIMIT 1",
+            (*states.LIVE_STATES, now, states.DEAD_AFTER_HEARTBEATS),
         ).fetchone()
         return row[0] if row else None
 
@@ -311,6 +318,12 @@ class Index:
                 (prefix.replace("%", "").replace("_", "") + "%", limit),
             )
         ]
+
+    def holds_nothing(self) -> bool:
+        """No session and no backfill cursor: a new index (or a lost one, created again)."""
+        row = self._conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM sessions) OR EXISTS (SELECT 1 FROM backfill_sources)").fetchone()
+        return not row[0]
 
     def delete_all_sessions(self) -> None:
         """Used by `reindex` before it rebuilds from the logs (cursors and resumes are kept)."""

@@ -121,6 +121,15 @@ class HistorySource:
         return self.owner_key or self.provider_session_id
 
 
+class UnlistedSources(Exception):
+    """Raised by `discover` once it has yielded every source it could list: what it could not list (a
+    folder or database that exists but cannot be read), one message each naming it and why."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = list(problems)
+
+
 @runtime_checkable
 class SessionReader(Protocol):
     """Incremental reader of one provider session (live and backfill alike).

@@ -64,3 +64,27 @@ def open_files(pid: int, wanted: Callable[[str], bool]) -> list[str]:
             if target.startswith("/") and target not in seen and wanted(target):
                 seen.append(target)
     return seen
+
+
+def others_in_folder(folder: str, skip: set[int], matches: Callable[[list[str]], bool]) -> list[int]:
+    """Processes (not in `skip`) whose working directory is `folder` and whose argv `matches` (Linux; the
+    user's own processes: others' are not readable)."""
+    try:
+        wanted = os.path.realpath(folder)
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return []
+    found = []
+    for pid in pids:
+        if pid in skip:
+            continue
+        try:
+            if os.readlink(f"/proc/{pid}/cwd") != wanted:
+                continue
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                argv = handle.read().split(b"\0")
+        except OSError:
+            continue
+        if matches([os.fsdecode(word) for word in argv if word]):
+            found.append(pid)
+    return found

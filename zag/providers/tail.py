@@ -82,6 +82,30 @@ def whole_record(data: bytes) -> bool:
     return True
 
 
+def after_zeros(line: bytes | memoryview) -> tuple[bytes, bytes] | None:
+    """(damaged head, record) for a line that is no record but ends in one after NUL bytes, else None.
+
+    JSON text holds no raw NUL byte. A crash (power loss) can leave zeros at the end of a file: space
+    the file system had given it that the data never reached. The agent, started again, appends its
+    next record right after them, on the same line: that record is read, the zeros (and whatever the
+    crash cut before them) are the head, for one parse_warning."""
+    line = bytes(line)
+    last = line.rfind(b"\0")
+    if last < 0:
+        return None
+    rest = line[last + 1:]
+    return (line[:last + 1], rest) if whole_record(rest) else None
+
+
+def zeros_warning(what: str, head: bytes) -> dict[str, Any]:
+    """The parse_warning for the head `after_zeros` split off (`what`: e.g. "claude transcript"); its raw
+    is what came before the zeros (they are counted, not copied)."""
+    kept = head.rstrip(b"\0")
+    return events.parse_warning(f"{what}: {len(head) - len(kept)} NUL bytes before a record (the file was not "
+                                "fully written before a crash; what was there is lost): the record after them "
+                                "is read", kept)
+
+
 def completed_line(head: bytes, rest: bytes) -> bytes | None:
     """What to hand out when a last line handed out unterminated (`head`) got its end (`rest`): the
     whole line when it is a record and the head alone was not, else what follows the head (None if
@@ -96,6 +120,14 @@ def completed_line(head: bytes, rest: bytes) -> bytes | None:
 def settled(st: os.stat_result, settle_secs: float | None) -> bool:
     """The file has not been modified for `settle_secs` (None: never settled, a live reader)."""
     return settle_secs is not None and time.time() - st.st_mtime >= settle_secs
+
+
+def naming(exc: OSError, path: Path | str) -> OSError:
+    """`exc`, naming `path` when it names no file (a read's I/O error names none: a failing disk, a
+    network or cloud-synced folder), so the warning it becomes says which file."""
+    if exc.filename is None:
+        exc.filename = os.fspath(path)
+    return exc
 
 
 def open_regular(path: Path | str) -> int | None:
@@ -126,6 +158,24 @@ def is_regular(path: Path | str) -> bool:
         return stat.S_ISREG(os.stat(path).st_mode)
     except OSError:
         return False
+
+
+def list_folder(folder: Path | str, problems: list[str]) -> list[os.DirEntry[str]]:
+    """The entries of `folder`; none when it does not exist. A folder that exists but cannot be read
+    (its mode, an I/O error) gives none too, and a line for `problems` naming it and why: its sessions
+    must not go missing without a word."""
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        problems.append(unreadable_folder(folder, exc))
+        return []
+
+
+def unreadable_folder(folder: Path | str, exc: OSError) -> str:
+    return f"cannot read folder {os.fspath(folder)}: {exc.strerror or exc}; the sessions in it are not imported"
 
 
 class SeenFiles:
@@ -210,20 +260,23 @@ class JsonlTail:
         handle = open_regular_file(self.path)
         if handle is None:
             return
-        with handle:
-            st = os.fstat(handle.fileno())
-            if (self.ino is not None and st.st_ino != self.ino) or st.st_size < self.offset:
-                self.restart()
-            self.ino = st.st_ino
-            self.unsettled = False
-            if st.st_size == self.offset:
-                return
-            head = None
-            if self.partial:
-                handle.seek(self.offset - self.partial)
-                head = handle.read(self.partial)
-            handle.seek(self.offset)
-            yield from self._split(handle, head, self.settled(st))
+        try:
+            with handle:
+                st = os.fstat(handle.fileno())
+                if (self.ino is not None and st.st_ino != self.ino) or st.st_size < self.offset:
+                    self.restart()
+                self.ino = st.st_ino
+                self.unsettled = False
+                if st.st_size == self.offset:
+                    return
+                head = None
+                if self.partial:
+                    handle.seek(self.offset - self.partial)
+                    head = handle.read(self.partial)
+                handle.seek(self.offset)
+                yield from self._split(handle, head, self.settled(st))
+        except OSError as exc:
+            raise naming(exc, self.path)
 
     def _split(self, handle: Any, head: bytes | None, settled: bool) -> Iterator[bytes]:
         carry = b""

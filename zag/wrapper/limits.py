@@ -818,10 +818,18 @@ def _event_time(body: dict[str, Any], default: float) -> float:
 
 
 def _text_of(value: Any) -> str:
+    """The text of a message's content: a string, or the text of its blocks (walked with a stack of its
+    own: content nested thousands deep must not raise RecursionError in the supervisor)."""
     if isinstance(value, str):
         return value
-    if isinstance(value, list):
-        return " ".join(_text_of(item) for item in value)
-    if isinstance(value, dict):
-        return _text_of(value.get("text") or value.get("content") or "")
-    return ""
+    parts: list[str] = []
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            parts.append(item)
+        elif isinstance(item, list):
+            pending.extend(reversed(item))
+        elif isinstance(item, dict):
+            pending.append(item.get("text") or item.get("content") or "")
+    return " ".join(parts)

@@ -186,3 +186,30 @@ def _source(path: Path):
     from zag.providers.base import HistorySource
 
     return HistorySource(source_key=TID, provider_session_id=TID, paths=(path,), fingerprint="")
+
+
+def test_a_rollout_skipped_for_want_of_a_decoder_is_imported_once_one_is_installed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The warning says `pip install zstandard` to import it. Before: backfill stored the file's
+    fingerprint with the skip, so after the install it found the rollout unchanged and never read it."""
+    import gzip
+
+    import zag.providers.codex.reader as reader_module
+    from zag.logs.backfill import run_backfill
+
+    path = rollout(tmp_path / ".codex", zst=True)
+    path.write_bytes(gzip.compress(REAL_ROLLOUT.read_bytes()))
+    env = {"HOME": str(tmp_path), "CODEX_HOME": str(tmp_path / ".codex")}
+    monkeypatch.setattr(reader_module, "_zstd_opener", lambda: None)
+    [skipped] = run_backfill([PROVIDER], env=env, jobs=1)
+    [again] = run_backfill([PROVIDER], env=env, jobs=1)
+    assert (skipped.imported, skipped.warnings, again.warnings, again.events) == (1, 1, 0, 0)
+
+    monkeypatch.setattr(reader_module, "_zstd_opener", lambda: lambda handle: gzip.GzipFile(fileobj=handle))
+    [installed] = run_backfill([PROVIDER], env=env, jobs=1)
+    from zag.providers.base import SessionIdHint
+
+    expected = [item for item in RolloutReader([REAL_ROLLOUT]).read() if not isinstance(item, SessionIdHint)]
+    assert (installed.updated, installed.events) == (1, len(expected)), installed
+    [last] = run_backfill([PROVIDER], env=env, jobs=1)
+    assert (last.unchanged, last.events) == (1, 0)

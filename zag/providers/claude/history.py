@@ -4,7 +4,8 @@ Under each discovery root (`homes.discovery_roots`): `projects/<folder>/<sid>.js
 subagent transcripts `projects/<folder>/<sid>/subagents/**/agent-*.jsonl` belong to it (they carry the
 parent's session id). Other `.jsonl` files deeper in `projects/` (older or third-party layouts) are
 sessions of their own, keyed by their path. The same session id under two roots (a copied config dir)
-is one source: the bigger transcript wins, the other is listed in `extra["duplicates"]`.
+is one source: the bigger transcript wins, the other is listed in `extra["duplicates"]`. Folders that
+exist but cannot be read are raised as `UnlistedSources` once everything else is listed.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from zag.providers.base import HistorySource
+from zag.providers.base import HistorySource, UnlistedSources
 from zag.providers.claude import homes
 from zag.providers.claude.reader import _agent_files
-from zag.providers.tail import SeenFiles, fingerprint
+from zag.providers.tail import SeenFiles, fingerprint, list_folder, unreadable_folder
 
 _SKIP_DIRS = frozenset({"tool-results", "memory", "subagents"})
 _NESTED_PREFIX = "file:"
@@ -26,8 +27,9 @@ def discover(env: Mapping[str, str]) -> Iterator[HistorySource]:
     found: dict[str, tuple[int, HistorySource]] = {}
     duplicates: dict[str, list[str]] = {}
     seen = SeenFiles()   # one source per real file, however many links (or roots) lead to it
+    problems: list[str] = []   # folders that could not be read: reported once the rest is listed
     for root in homes.discovery_roots(env):
-        for source, size in _sessions_under(root, seen):
+        for source, size in _sessions_under(root, seen, problems):
             previous = found.get(source.source_key)
             if previous is None:
                 found[source.source_key] = (size, source)
@@ -43,6 +45,8 @@ def discover(env: Mapping[str, str]) -> Iterator[HistorySource]:
                                    source.fingerprint, source.cwd, source.started_at, source.ended_at,
                                    source.model, extra)
         yield source
+    if problems:
+        raise UnlistedSources(problems)
 
 
 def source_for(transcript: Path, session_id: str) -> HistorySource:
@@ -51,17 +55,10 @@ def source_for(transcript: Path, session_id: str) -> HistorySource:
     return _source(session_id, session_id, paths, str(transcript.parent))
 
 
-def _sessions_under(root: Path, seen: SeenFiles) -> Iterator[tuple[HistorySource, int]]:
-    projects = root / "projects"
-    try:
-        folders = [entry for entry in os.scandir(projects) if entry.is_dir()]
-    except OSError:
-        return
+def _sessions_under(root: Path, seen: SeenFiles, problems: list[str]) -> Iterator[tuple[HistorySource, int]]:
+    folders = [entry for entry in list_folder(root / "projects", problems) if _is_dir(entry)]
     for folder in folders:
-        try:
-            entries = list(os.scandir(folder.path))
-        except OSError:
-            continue
+        entries = list_folder(folder.path, problems)
         base = Path(folder.path)  # children are made from it: far cheaper than parsing each full path
         transcripts = {}
         session_dirs = {}
@@ -86,13 +83,24 @@ def _sessions_under(root: Path, seen: SeenFiles) -> Iterator[tuple[HistorySource
                 if name not in transcripts else []
             if subagents:
                 yield _source(name, name, subagents, folder.path), 0  # transcript gone, subagents left
-            yield from _nested(Path(entry.path), root, seen)
+            yield from _nested(Path(entry.path), root, seen, problems)
 
 
-def _nested(directory: Path, root: Path, seen: SeenFiles) -> Iterator[tuple[HistorySource, int]]:
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _nested(directory: Path, root: Path, seen: SeenFiles, problems: list[str]) -> Iterator[tuple[HistorySource, int]]:
     """`.jsonl` files below a session folder that are not subagent transcripts (other layouts).
     Directory symlinks are not followed (os.walk's default); files are regular ones, each once."""
-    for current, dirs, files in os.walk(directory):
+    def unreadable(exc: OSError) -> None:
+        if not isinstance(exc, FileNotFoundError):
+            problems.append(unreadable_folder(exc.filename or directory, exc))
+
+    for current, dirs, files in os.walk(directory, onerror=unreadable):
         dirs[:] = [name for name in dirs if name not in _SKIP_DIRS]
         for name in files:
             if not name.endswith(".jsonl") or name == "journal.jsonl":

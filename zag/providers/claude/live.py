@@ -28,6 +28,7 @@ import msgspec
 
 from zag import diag
 from zag.logs import events
+from zag.providers import agent_env
 from zag.providers.base import Item, LaunchContext, LaunchPlan, SessionIdHint
 from zag.providers.claude import homes, schema
 from zag.providers.claude.reader import ClaudeSessionReader
@@ -44,8 +45,9 @@ class ClaudeLiveSession:
 
     def __init__(self, plan: LaunchPlan, ctx: LaunchContext) -> None:
         self._ctx = ctx
-        self._root = homes.live_root(ctx.env)
-        self._roots = [self._root, *[root for root in homes.discovery_roots(ctx.env) if root != self._root]]
+        env = agent_env.as_agent_sees(ctx.env, ctx.cwd)
+        self._root = homes.live_root(env)
+        self._roots = [self._root, *[root for root in homes.discovery_roots(env) if root != self._root]]
         notes = plan.notes or {}
         self._start_offsets: dict[str, int] = {
             str(path): int(size) for path, size in (notes.get("start_offsets") or {}).items()

@@ -14,6 +14,7 @@ from typing import Any
 
 from typing import TYPE_CHECKING
 
+from zag.providers import agent_env
 from zag.providers.base import LaunchContext, LaunchPlan
 from zag.providers.claude import argv, homes
 
@@ -32,7 +33,7 @@ class ClaudeProvider:
     def plan_launch(self, user_args: Sequence[str], ctx: LaunchContext) -> LaunchPlan:
         decision = argv.launch(user_args)
         notes: dict[str, Any] = dict(decision.notes)
-        roots = _roots(ctx.env)
+        roots = _roots(agent_env.as_agent_sees(ctx.env, ctx.cwd))
         if decision.session_id and not notes.get("session_id_chosen"):
             existing = homes.find_transcript(roots, decision.session_id, ctx.cwd)
             if existing is not None:
@@ -45,7 +46,7 @@ class ClaudeProvider:
     def plan_resume(
         self, user_args: Sequence[str], provider_session_id: str | None, message: str, ctx: LaunchContext
     ) -> LaunchPlan:
-        roots = _roots(ctx.env)
+        roots = _roots(agent_env.as_agent_sees(ctx.env, ctx.cwd))
         transcript = None
         if provider_session_id and argv.is_uuid(provider_session_id):
             transcript = homes.find_transcript(roots, provider_session_id, ctx.cwd)

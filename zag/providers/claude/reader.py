@@ -27,7 +27,7 @@ from zag.providers.base import Item
 from zag.providers.claude import schema
 from zag.providers.claude.records import RecordMapper
 from zag.providers.tail import (KEEP_OF_OVERSIZED, MAX_LINE_BYTES, JsonlTail, completed_line, glued_record,
-                                open_regular_file, torn_warning, whole_record)
+                                naming, open_regular_file, torn_warning, whole_record)
 
 CURSOR_VERSION = 1
 MAIN = "main"
@@ -149,6 +149,8 @@ class ClaudeSessionReader:
         mapper.track = [before[0], list(before[1])] if before else [None, []]
         try:
             yield from self._read_chunks(tail, extra, before)
+        except OSError as exc:
+            raise naming(exc, tail.path)
         finally:
             track = mapper.track
             if track[0] is not None:
@@ -250,7 +252,11 @@ class ClaudeSessionReader:
     def _load_meta(self, sub: _SubFile) -> None:
         sub.meta_tries += 1
         try:
-            data = sub.meta_path.read_bytes()
+            handle = open_regular_file(sub.meta_path)   # never a FIFO named like it: that would block
+            if handle is None:
+                raise FileNotFoundError(sub.meta_path)
+            with handle:
+                data = handle.read()
         except OSError:
             sub.meta_done = sub.meta_tries >= _META_RETRIES
             return

@@ -43,6 +43,7 @@ from zag.logs import events
 from zag.providers.base import Item
 from zag.providers.claude import limits, schema
 from zag.providers.claude.tools import tool_kind
+from zag.providers.tail import after_zeros, zeros_warning
 
 SYNTHETIC_MODEL = "<synthetic>"
 _USAGE_KEYS_KEPT = 256      # (message.id, requestId) pairs remembered for usage dedupe
@@ -188,8 +189,7 @@ class RecordMapper:
                     except (UnicodeDecodeError, msgspec.DecodeError, RecursionError) as exc:
                         record = _decode_slowly(line, exc) if bytes(line).strip() else None
                         if record.__class__ is str:
-                            append(events.parse_warning(f"claude transcript: {record}", line))
-                            record = None
+                            record, line = _after_zeros(line, record, items)
                     if record is not None:
                         mark = len(items)
                         try:
@@ -602,6 +602,22 @@ def _fingerprint(content: str | bytes) -> str:
     if isinstance(content, str):
         head, tail = head.encode("utf-8", "surrogatepass"), tail.encode("utf-8", "surrogatepass")
     return blake2b(head + b"\0" + tail, digest_size=12).hexdigest()
+
+
+def _after_zeros(line: bytes | memoryview, reason: str, items: list[Item]) -> tuple[Any, Any]:
+    """A line that is no record: one parse_warning, and the record a crash's zeros hid at its end (see
+    `tail.after_zeros`) with that record's bytes, else None."""
+    split = after_zeros(line)
+    if split is not None:
+        try:
+            record = _DECODE(split[1])
+        except (msgspec.DecodeError, RecursionError):
+            split = None
+    if split is None:
+        items.append(events.parse_warning(f"claude transcript: {reason}", line))
+        return None, line
+    items.append(zeros_warning("claude transcript", split[0]))
+    return record, split[1]
 
 
 def _decode_slowly(line: bytes | memoryview, error: BaseException) -> schema.Record | str:

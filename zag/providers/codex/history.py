@@ -4,6 +4,7 @@ Looks in `$CODEX_HOME` and `~/.codex` (history written before the variable was s
 `sessions/YYYY/MM/DD/` and archived ones under `archived_sessions/`. Files are grouped by the thread id in
 their name (the logical session: paginated continuation files join their first file). When the same file
 name exists twice, the active copy wins over the archived one and a plain `.jsonl` over its `.jsonl.zst`.
+Folders that exist but cannot be read are raised as `UnlistedSources` once everything else is listed.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from zag.providers.base import HistorySource
+from zag.providers.base import HistorySource, UnlistedSources
 from zag.providers.codex.homes import (
     ARCHIVED, SESSIONS, RolloutName, all_homes, created_epoch, parse_rollout_name,
 )
-from zag.providers.tail import SeenFiles, fingerprint
+from zag.providers.tail import SeenFiles, fingerprint, list_folder
 
 
 @dataclass
@@ -30,9 +31,10 @@ class _File:
 def discover(env: Mapping[str, str]) -> Iterator[HistorySource]:
     sessions: dict[str, dict[str, _File]] = {}
     seen = SeenFiles()   # one source per real file, however many links lead to it
+    problems: list[str] = []   # folders that could not be read: reported once the rest is listed
     for home in all_homes(env):
         for root, archived in ((home / SESSIONS, False), (home / ARCHIVED, True)):
-            for path in _rollout_files(root, seen=seen):
+            for path in _rollout_files(root, seen=seen, problems=problems):
                 name = parse_rollout_name(path.name)
                 if name is None:
                     continue
@@ -43,6 +45,8 @@ def discover(env: Mapping[str, str]) -> Iterator[HistorySource]:
                     files[name.plain_name] = candidate
     for thread_id, files in sessions.items():
         yield _source(thread_id, sorted(files.values(), key=lambda f: f.name.sort_key()))
+    if problems:
+        raise UnlistedSources(problems)
 
 
 def session_files(home: Path, thread_id: str) -> list[Path]:
@@ -91,18 +95,18 @@ def _source(thread_id: str, files: list[_File]) -> HistorySource:
     )
 
 
-def _rollout_files(root: Path, thread_id: str | None = None, *, seen: SeenFiles | None = None) -> Iterator[Path]:
+def _rollout_files(root: Path, thread_id: str | None = None, *, seen: SeenFiles | None = None,
+                   problems: list[str] | None = None) -> Iterator[Path]:
     """`rollout-*.jsonl[.zst]` regular files under `root` (any depth; directory symlinks are not
-    followed), optionally only those of one thread, each real file once per `seen`."""
+    followed), optionally only those of one thread, each real file once per `seen`; folders that
+    cannot be read are noted in `problems`."""
     seen = seen if seen is not None else SeenFiles()
+    problems = problems if problems is not None else []
     needle = thread_id.lower() if thread_id else None
     stack = [str(root)]
     while stack:
         folder = stack.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
+        entries = list_folder(folder, problems)
         for entry in entries:
             try:
                 if entry.is_dir(follow_symlinks=False):

@@ -30,7 +30,7 @@ from typing import Any
 import msgspec
 
 from zag.logs import events
-from zag.providers import claims, proc_files
+from zag.providers import agent_env, claims, proc_files
 from zag.providers.base import Item, LaunchContext, LaunchPlan, SessionIdHint
 from zag.providers.codex.history import session_files
 from zag.providers.codex.homes import SESSIONS, codex_home, created_epoch, day_dirs, parse_rollout_name
@@ -64,7 +64,7 @@ _first_line_decoder = msgspec.json.Decoder(_FirstLine)
 class CodexLiveSession:
     def __init__(self, plan: LaunchPlan, ctx: LaunchContext) -> None:
         self._ctx = ctx
-        self._home = codex_home(ctx.env)
+        self._home = codex_home(agent_env.as_agent_sees(ctx.env, ctx.cwd))
         self._sessions_root = os.path.realpath(self._home / SESSIONS)
         self._target: str | None = plan.provider_session_id
         self._notes = plan.notes

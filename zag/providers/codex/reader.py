@@ -75,8 +75,11 @@ class RolloutReader:
 
     @property
     def unsettled(self) -> bool:
-        """The last read left a file's unterminated last line that has not settled yet."""
-        return any(tail.unsettled for tail in self._tails.values())
+        """The last read left a file's unterminated last line that has not settled yet, or skipped a
+        compressed file for want of a decoder: either way backfill must read the source again next
+        time, although unchanged (the warning says to install a decoder to import it)."""
+        return any(tail.unsettled for tail in self._tails.values()) or any(
+            isinstance(entry, dict) and entry.get("skipped") for entry in self._entries.values())
 
     def changed(self) -> bool:
         """Cheap (one stat): may the last file have grown since the last read?"""

@@ -50,6 +50,7 @@ from zag.logs import events
 from zag.providers.base import Item, LimitSignal
 from zag.providers.codex import limits
 from zag.providers.codex.tools import tool_kind
+from zag.providers.tail import after_zeros, zeros_warning
 
 PROVIDER = "codex"
 REPLAY_GAP_SECS = 1.0
@@ -227,6 +228,9 @@ class RecordMapper:
                 return [] if self._skipping else fast
             envelope = _envelope_decoder.decode(line)
         except Exception as exc:  # noqa: BLE001 - invalid JSON/UTF-8, wrong shape, nesting too deep
+            split = after_zeros(line)
+            if split is not None:   # a crash's zeros, then the record codex appended after restarting
+                return [zeros_warning("codex rollout", split[0]), *self.map_line(split[1])]
             return [events.parse_warning(f"codex: unreadable rollout line ({_short(exc)})", line)]
         try:
             items = self._map(envelope, line)

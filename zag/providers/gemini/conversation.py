@@ -55,6 +55,7 @@ from zag.providers.gemini.records import (
     usage_fields,
     whole_record,
 )
+from zag.providers.tail import after_zeros, zeros_warning
 
 PROVIDER = "gemini"
 MAX_MARKS = 4096
@@ -156,6 +157,9 @@ class Conversation:
                 raw.decode("utf-8")   # msgspec does not check bytes it skips; gemini writes valid UTF-8
             rec = LINE_DECODER.decode(raw)
         except (UnicodeDecodeError, *DECODE_ERRORS) as exc:
+            split = after_zeros(raw)
+            if split is not None:   # a crash's zeros, then the record gemini appended after restarting
+                return [zeros_warning("gemini chat file", split[0]), *self.line(split[1], fctx)]
             fctx.after_header = False
             return [events.parse_warning(f"unreadable gemini chat record: {_reason(exc)}", raw)]
         after_header, fctx.after_header = fctx.after_header, False

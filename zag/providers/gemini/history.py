@@ -4,7 +4,8 @@ Sources: `<home>/.gemini/tmp/*/chats/session-*.json[l]` grouped by the session i
 (legacy `.json`, its `.jsonl` conversion and resume-bug siblings form one session), subagent
 transcripts `chats/<session id>/*.jsonl` with their parent, and — for sessions whose chat files are
 gone — the prompts in the project's `logs.json`. A project folder maps to its cwd through the registry,
-`.project_root` markers and sha256 of the known paths (see homes.py).
+`.project_root` markers and sha256 of the known paths (see homes.py). Folders that exist but cannot be
+read are raised as `UnlistedSources` once everything else is listed.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zag.providers.base import HistorySource
+from zag.providers.base import HistorySource, UnlistedSources
 from zag.providers.gemini import files, homes, promptlog
-from zag.providers.tail import SeenFiles, fingerprint
+from zag.providers.tail import SeenFiles, fingerprint, list_folder
 
 KIND_CHAT = "chat"
 KIND_PROMPT_LOG = "prompt_log"
@@ -34,9 +35,12 @@ def discover(env: Mapping[str, str]) -> Iterator[HistorySource]:
     groups: dict[str, _Group] = {}
     logs: list[tuple[str, Path]] = []
     seen = SeenFiles()   # one source per real file, however many links lead to it
-    for project in homes.all_project_dirs(env):
-        _scan_chats(project, groups, seen)
-        if (project / "logs.json").is_file():
+    problems: list[str] = []   # folders that could not be read: reported once the rest is listed
+    for project in homes.all_project_dirs(env, problems):
+        listed = _scan_chats(project, groups, seen, problems)
+        # (a chats folder that cannot be read: its sessions' prompts wait for it, or they would be
+        # imported as prompts only now and as a chat next time, twice)
+        if listed and (project / "logs.json").is_file():
             logs.append((project.name, project / "logs.json"))
     for session_id, group in groups.items():
         main = sorted(group.main, key=files.sort_key)
@@ -64,14 +68,15 @@ def discover(env: Mapping[str, str]) -> Iterator[HistorySource]:
                 cwd=cwds.get(project_id),
                 extra={"kind": KIND_PROMPT_LOG, "project_id": project_id},
             )
+    if problems:
+        raise UnlistedSources(problems)
 
 
-def _scan_chats(project: Path, groups: dict[str, _Group], seen: SeenFiles) -> None:
+def _scan_chats(project: Path, groups: dict[str, _Group], seen: SeenFiles, problems: list[str]) -> bool:
+    """Group the project's chat files by session; False when its chats folder exists but cannot be read."""
     chats = project / "chats"
-    try:
-        entries = list(os.scandir(chats))
-    except OSError:
-        return
+    before = len(problems)
+    entries = list_folder(chats, problems)
     for entry in entries:
         path = Path(entry.path)
         try:
@@ -85,6 +90,7 @@ def _scan_chats(project: Path, groups: dict[str, _Group], seen: SeenFiles) -> No
         elif files.is_session_file(entry.name) and seen.first(path):   # (regular files only)
             session_id = files.head_session_id(path) or entry.name.rsplit(".", 1)[0]
             groups.setdefault(session_id, _Group(project.name)).main.append(path)
+    return len(problems) == before
 
 
 def _started(paths: list[Path]) -> float | None:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from zag.logs import codec
+from zag.providers import agent_env
 
 GEMINI_DIR = ".gemini"
 PROJECT_ROOT_MARKER = ".project_root"
@@ -52,7 +53,7 @@ def read_registry(env: Mapping[str, str]) -> dict[str, str]:
     if root is None:
         return {}
     try:
-        data = codec.loads((root / "projects.json").read_bytes())
+        data = codec.loads(_read_regular(root / "projects.json"))
     except (OSError, ValueError):
         return {}
     if isinstance(data, dict) and isinstance(data.get("projects"), dict):
@@ -65,10 +66,22 @@ def read_registry(env: Mapping[str, str]) -> dict[str, str]:
 def read_marker(project_dir: Path) -> str | None:
     """The owning project path written in `<project dir>/.project_root`, if any."""
     try:
-        text = (project_dir / PROJECT_ROOT_MARKER).read_text(encoding="utf-8", errors="replace").strip()
+        text = _read_regular(project_dir / PROJECT_ROOT_MARKER).decode("utf-8", "replace").strip()
     except OSError:
         return None
     return text or None
+
+
+def _read_regular(path: Path) -> bytes:
+    """A small file's bytes; OSError when it is missing or no regular file (a FIFO named like it would
+    block the reader for ever: a nightly backfill hung, holding its lock)."""
+    from zag.providers.tail import open_regular_file
+
+    handle = open_regular_file(path)
+    if handle is None:
+        raise FileNotFoundError(f"{path}: no regular file")
+    with handle:
+        return handle.read()
 
 
 def candidate_project_ids(cwd: str, env: Mapping[str, str]) -> list[str]:
@@ -88,22 +101,23 @@ def candidate_project_ids(cwd: str, env: Mapping[str, str]) -> list[str]:
 
 
 def chats_dirs_for_cwd(cwd: str, env: Mapping[str, str]) -> list[Path]:
-    """The `chats/` folders that may hold sessions of `cwd` (existing or not yet created)."""
+    """The `chats/` folders that may hold sessions of `cwd` (existing or not yet created); a relative
+    GEMINI_CLI_HOME / HOME is taken as gemini running in `cwd` does."""
+    env = agent_env.as_agent_sees(env, cwd)
     tmp = tmp_root(env)
     if tmp is None:
         return []
     return [tmp / project_id / "chats" for project_id in candidate_project_ids(cwd, env)]
 
 
-def all_project_dirs(env: Mapping[str, str]) -> list[Path]:
-    """Every `tmp/<project-id>/` folder (sorted)."""
+def all_project_dirs(env: Mapping[str, str], problems: list[str] | None = None) -> list[Path]:
+    """Every `tmp/<project-id>/` folder (sorted); `tmp/` existing but unreadable is noted in `problems`."""
+    from zag.providers.tail import list_folder
+
     tmp = tmp_root(env)
     if tmp is None:
         return []
-    try:
-        entries = sorted(os.scandir(tmp), key=lambda entry: entry.name)
-    except OSError:
-        return []
+    entries = sorted(list_folder(tmp, problems if problems is not None else []), key=lambda entry: entry.name)
     return [Path(entry.path) for entry in entries if _is_dir(entry)]
 
 

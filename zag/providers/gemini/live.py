@@ -20,9 +20,14 @@ it changed, and every `RESCAN_SECS` in any case.
 
 Switching: `/clear` (`/new`) in the TUI starts a new session with a new file in the same folder; in an
 interactive run a new main session file created there after ours was found is taken as that move and
-reported as `session_cleared` (another gemini started meanwhile in the same folder would be mistaken for
-it; `/resume` of an older session inside the TUI is not noticed). A reported session id different from
-the followed one also switches. The old file is read to its end first.
+reported as `session_cleared` (`/resume` of an older session inside the TUI is not noticed). A gemini the
+user runs beside it in the same folder (another tab: `gemini -p …`) writes such a file too, and nothing in
+it tells whose it is: while a gemini process outside the child's tree works in this folder, or did a moment
+ago (`/proc`, looked at every `OTHERS_SCAN_SECS` while an interactive session is followed), a new file is
+only noted (`provider_status`), and taken as this session's `/clear` only if it is written to after such
+processes have gone (read from its start then: nothing of it is lost). A zag-supervised neighbour's file
+is told exactly (its claim). A reported session id different
+from the followed one also switches. The old file is read to its end first.
 
 Resuming: when zag resumes (plan note `skip_existing`), the conversation up to the child's start is
 already in this log: the first read of the file emits only what is newer than the child's start (by
@@ -34,12 +39,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from zag import diag
 from zag.logs import events
-from zag.providers import claims
+from zag.providers import agent_env, claims, proc_files
 from zag.providers.base import Item, LaunchContext, LaunchPlan, SessionIdHint
 from zag.providers.gemini import files, homes
 from zag.providers.gemini.reader import GeminiReader
@@ -47,6 +53,8 @@ from zag.providers.gemini.reader import GeminiReader
 PROVIDER = "gemini"
 RESCAN_SECS = 2.0
 UNSETTLED_SECS = 10.0
+OTHERS_SCAN_SECS = 1.0    # interactive: look for other geminis working in the folder at most this often
+OTHERS_RECENT_SECS = 3.0  # a new file this soon after another gemini was seen here may be its own
 GUESS_WAIT_SECS = 10.0
 RECENT_SLACK_SECS = 2.0   # file mtimes vs the start time (coarse file-system clocks)
 RESUME_SLACK_SECS = 0.0   # record times vs the start time: same clock, written after the child started
@@ -56,7 +64,11 @@ class GeminiLive:
     """`LiveSession` for gemini."""
 
     def __init__(self, plan: LaunchPlan, ctx: LaunchContext) -> None:
-        self._env: Mapping[str, str] = {**dict(ctx.env), **plan.env}
+        self._env: Mapping[str, str] = agent_env.as_agent_sees({**dict(ctx.env), **plan.env}, ctx.cwd)
+        self._ctx = ctx
+        self._doubtful: dict[str, _Doubt] = {}   # new main files another gemini in the folder may have written
+        self._others_seen: tuple[float, list[int]] = (0.0, [])  # when other geminis were last seen in the folder
+        self._next_others_scan = 0.0
         self._cwd = ctx.cwd
         self._started = ctx.started_at
         self._interactive = ctx.interactive
@@ -118,6 +130,8 @@ class GeminiLive:
                 items += self._attach(*found_any)
         if self._reader is None:
             return items
+        if self._interactive:
+            self._others_recently(now)
         items += self._rescan(now)
         if self._reader.changed():
             items += list(self._reader.read())
@@ -223,8 +237,12 @@ class GeminiLive:
             return []
         self._next_rescan = now + RESCAN_SECS
         self._reader.set_paths(files.session_files(self._chats_dir, self.provider_session_id))
+        moved = self._settle_doubts(now) if self._doubtful else []
+        if moved:
+            return moved
+        notes: list[Item] = []
         if mtime == self._dir_mtime and not self._unsettled:
-            return []
+            return notes
         self._dir_mtime = mtime
         names = set(_names(self._chats_dir))
         retry = {name for name, since in self._unsettled.items() if name in names and now - since < UNSETTLED_SECS}
@@ -232,18 +250,94 @@ class GeminiLive:
         self._known_names = names
         if not self._interactive:
             self._unsettled = {}
-            return []
+            return notes
         unsettled = {}
         for name in new:
             session_id = files.head_session_id(self._chats_dir / name)
             if session_id is None:
                 unsettled[name] = self._unsettled.get(name, now)
-            elif session_id != self.provider_session_id and _is_main(self._chats_dir / name) \
-                    and self._take(session_id):
-                self._unsettled = {}
-                return self._attach(session_id, self._chats_dir, files.session_files(self._chats_dir, session_id))
+            elif session_id != self.provider_session_id and name not in self._doubtful \
+                    and _is_main(self._chats_dir / name):
+                others = self._others_recently(now)
+                if others:
+                    notes.append(self._doubt(name, session_id, others))
+                elif self._take(session_id):
+                    self._unsettled = {}
+                    return notes + self._attach(session_id, self._chats_dir,
+                                                files.session_files(self._chats_dir, session_id))
         self._unsettled = unsettled
+        return notes
+
+    # -- a new file another gemini in the folder may have written ---------------------------------------
+    def _other_geminis(self) -> list[int]:
+        """gemini processes working in this folder outside the child's tree (none known without /proc or
+        before the child's pid is)."""
+        pid = self._ctx.child_pid
+        if not pid or not proc_files.available():
+            return []
+        skip = {os.getpid(), *proc_files.process_tree(pid)}
+        return proc_files.others_in_folder(self._cwd, skip, _looks_like_gemini)
+
+    def _others_recently(self, now: float) -> list[int]:
+        """Other geminis in this folder now or at a look less than `OTHERS_RECENT_SECS` ago (looked for every
+        `OTHERS_SCAN_SECS`: a `gemini -p` may create its file and exit between two polls, but it runs for
+        seconds before that — Node's start-up alone takes ~2 s)."""
+        if now >= self._next_others_scan:
+            self._next_others_scan = now + OTHERS_SCAN_SECS
+            found = self._other_geminis()
+            if found:
+                self._others_seen = (now, found)
+        seen_at, pids = self._others_seen
+        return pids if now - seen_at <= OTHERS_RECENT_SECS else []
+
+    def _doubt(self, name: str, session_id: str, others: list[int]) -> Item:
+        assert self._chats_dir is not None
+        self._doubtful[name] = _Doubt(session_id, _stamp(self._chats_dir / name))
+        return events.provider_status(
+            f"gemini: new session {session_id} in this folder while another gemini runs here (pid "
+            f"{', '.join(map(str, others))}): not taken as this session's /clear unless it is written to after "
+            "that one ends", {"kind": "zag_note", "session_id": session_id, "other_pids": others})
+
+    def _settle_doubts(self, now: float) -> list[Item]:
+        """Take a doubtful file as this session's `/clear` once it grows while no other gemini runs here."""
+        assert self._chats_dir is not None
+        others = self._others_recently(now)
+        for name, doubt in list(self._doubtful.items()):
+            stamp = _stamp(self._chats_dir / name)
+            if stamp is None:
+                del self._doubtful[name]
+            elif others or not doubt.quiet:
+                doubt.stamp, doubt.quiet = stamp, not others
+            elif stamp != doubt.stamp:
+                del self._doubtful[name]
+                if self._take(doubt.session_id):  # else another zag session follows it: not ours
+                    self._doubtful = {}
+                    return self._attach(doubt.session_id, self._chats_dir,
+                                        files.session_files(self._chats_dir, doubt.session_id))
         return []
+
+
+@dataclass
+class _Doubt:
+    """A new main file seen while another gemini ran in the folder: its (mtime, size) when last looked at,
+    and whether no other gemini ran then (only growth after such a look counts)."""
+
+    session_id: str
+    stamp: tuple[int, int] | None
+    quiet: bool = False
+
+
+def _looks_like_gemini(argv: list[str]) -> bool:
+    """The gemini CLI: `gemini …`, `node …/gemini.js` or `node …/gemini-cli/…` (npm's bin and older dist)."""
+    return any(os.path.basename(word) in ("gemini", "gemini.js") or "/gemini-cli/" in word for word in argv[:2])
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
 
 
 def _is_main(path: Path) -> bool:

@@ -24,10 +24,10 @@ from typing import Any
 
 from zag.logs import codec
 from zag.providers import sqlite_ro
-from zag.providers.base import HistorySource
+from zag.providers.base import HistorySource, UnlistedSources
 from zag.providers.goose import db, homes
 from zag.providers.goose.records import JSON_ERRORS
-from zag.providers.tail import SeenFiles, fingerprint, open_regular_file
+from zag.providers.tail import SeenFiles, fingerprint, list_folder, open_regular_file
 
 KIND_DB = "db"
 KIND_JSONL = "jsonl"
@@ -47,8 +47,8 @@ def owner_key(db_path: Path | str, session_id: str) -> str:
     return f"{session_id}@{digest}"
 
 
-class UnreadableDatabase(RuntimeError):
-    """A goose database could not be listed (raised after everything else was listed)."""
+class UnreadableDatabase(UnlistedSources):
+    """A goose database or sessions folder could not be listed (raised after everything else was listed)."""
 
 
 def discover(env: Mapping[str, str]) -> Iterator[HistorySource]:
@@ -58,17 +58,23 @@ def discover(env: Mapping[str, str]) -> Iterator[HistorySource]:
         for source in _database_sources(db_path, problems):
             database_ids.add(source.provider_session_id)
             yield source
-    seen_stems: set[str] = set()
     seen = SeenFiles()   # one source per real file (regular files only), however many links lead to it
-    for folder in homes.session_dirs(env):
-        for path in _jsonl_files(folder, seen):
-            stem = path.stem
-            if stem in database_ids or stem in seen_stems:
-                continue
-            seen_stems.add(stem)
-            yield _jsonl_source(path)
+    legacy = [path for folder in homes.session_dirs(env) for path in _jsonl_files(folder, seen, problems)]
+    if problems and legacy:
+        # goose imported legacy files into its database: one it could not read may hold them, and
+        # importing them now would import those sessions a second time once the database can be read
+        problems[-1] += (f"; {len(legacy)} legacy goose session files (<id>.jsonl) wait until it can be read "
+                         "(goose may have copied them into it)")
+        legacy = []
+    seen_stems: set[str] = set()
+    for path in legacy:
+        stem = path.stem
+        if stem in database_ids or stem in seen_stems:
+            continue
+        seen_stems.add(stem)
+        yield _jsonl_source(path)
     if problems:
-        raise UnreadableDatabase("; ".join(problems))
+        raise UnreadableDatabase(problems)
 
 
 def _database_sources(db_path: Path, problems: list[str]) -> list[HistorySource]:
@@ -109,12 +115,12 @@ def _db_source(db_path: Path, row: dict[str, Any]) -> HistorySource:
     )
 
 
-def _jsonl_files(folder: Path, seen: SeenFiles) -> list[Path]:
-    try:
-        candidates = sorted((entry for entry in folder.iterdir() if entry.suffix == ".jsonl"),
-                            key=lambda path: (path.is_symlink(), path.name))   # a real file before a link to it
-    except OSError:
-        return []
+def _jsonl_files(folder: Path, seen: SeenFiles, problems: list[str]) -> list[Path]:
+    """Legacy `<id>.jsonl` files of a folder (a folder that exists but cannot be read: noted in `problems`;
+    it may hold a `sessions.db` too)."""
+    paths = (Path(entry.path) for entry in list_folder(folder, problems))
+    candidates = sorted((path for path in paths if path.suffix == ".jsonl"),
+                        key=lambda path: (path.is_symlink(), path.name))   # a real file before a link to it
     return [path for path in candidates if seen.first(path)]
 
 

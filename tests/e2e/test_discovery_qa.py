@@ -1,0 +1,89 @@
+"""Finding each agent's own session file while it runs, where users lose sessions (adversarial QA).
+
+The real CLIs under `zag run` against the fake API: config folders given the way an env file or a quoted
+assignment leaves them, and several runs at once in one folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from . import fake_api as fa
+from .clis import CliEnv
+from .zag_cli import conversation, only_log, zag_home_of, zag_run
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+MakeEnv = Callable[..., CliEnv]
+CONFIG_VARIABLE = {"claude": "CLAUDE_CONFIG_DIR", "codex": "CODEX_HOME"}
+
+
+@pytest.mark.parametrize("name", ["claude", "codex"])
+def test_a_config_folder_named_with_a_literal_tilde_is_followed_where_the_agent_writes(
+        cli_env: MakeEnv, name: str) -> None:
+    """`CLAUDE_CONFIG_DIR='~/conf'` / `CODEX_HOME='~/conf'` (no shell expanded the `~`): both CLIs write
+    into `<cwd>/~/conf/`, zag looked in `$HOME/conf` and logged no conversation at all."""
+    env = cli_env(name)
+    variable = CONFIG_VARIABLE[name]
+    literal = env.cwd / "~" / "conf"
+    shutil.copytree(env.env[variable], literal)
+    shutil.copytree(env.env[variable], env.home / "conf")  # what `~` would expand to: a decoy, left empty
+    result = zag_run(env, *env.headless_args("remember the tilde", output="text"),
+                     extra_env={variable: "~/conf"})
+    assert result.returncode == 0, result.describe()
+    written = [path for path in literal.rglob("*.jsonl") if "projects" in path.parts or "sessions" in path.parts]
+    assert written, "the agent wrote its session elsewhere than measured"
+    assert not [path for path in (env.home / "conf").rglob("*.jsonl")]
+    _, log = only_log(zag_home_of(env))
+    assert conversation(log) == [("user_message", "remember the tilde"), ("assistant_message", fa.DEFAULT_TEXT)]
+
+
+def test_a_gemini_run_beside_the_tui_in_its_folder_is_not_taken_for_its_clear(cli_env: MakeEnv) -> None:
+    """`zag run gemini` (TUI) while the user runs `gemini -p …` in another tab, same folder: zag took the other
+    run's new chat file for a `/clear` of its own session (session_cleared, the other conversation logged)
+    and lost the TUI's next turns. A real `/clear` after the other run ended is still followed."""
+    env = cli_env("gemini")
+    tui = env.spawn(argv=env.zag_argv("run", "gemini"))
+    tui.wait_for("Type your message", timeout=60)
+    tui.pump(3.0)
+
+    def say(text: str, answers: int) -> None:
+        tui.send(text)
+        tui.wait_for(text, timeout=20)
+        tui.pump(0.3)
+        tui.press("enter")
+        deadline = time.monotonic() + 60
+        while len(env.fake.requests(env.family, fa.MAIN)) < answers:
+            assert time.monotonic() < deadline, tui.text()
+            tui.pump(0.2)
+        tui.pump(2.5)  # the chat file is written; zag looks at a new file at least every 2 s
+
+    say("before the other run", 1)
+    other = env.start("-p", "the other tab")
+    while other.poll() is None:  # keep reading the TUI meanwhile
+        tui.pump(0.2)
+    assert other.returncode == 0, other.communicate()
+    tui.pump(2.5)
+    say("after the other run", 3)
+    say("/clear", 3)
+    say("after clear", 4)
+    tui.send("/quit")
+    tui.wait_for("/quit", timeout=20)
+    tui.pump(0.3)
+    tui.press("enter")
+    assert tui.wait_exit(timeout=60) == 0, tui.text()
+
+    _, log = only_log(zag_home_of(env))
+    users = [event["content"] for event in log if event["type"] == "user_message"]
+    assert "the other tab" not in users
+    assert [text for text in users if text != "/clear"] == [
+        "before the other run", "after the other run", "after clear"], users
+    moves = [(e["old_session_id"], e["new_session_id"]) for e in log if e["type"] == "session_cleared"]
+    first = log[1]["provider_session_id"]
+    assert len(moves) == 1 and moves[0][0] == first, moves
+    noted = [e for e in log if e["type"] == "provider_status" and (e.get("data") or {}).get("other_pids")]
+    assert len(noted) == 1, noted

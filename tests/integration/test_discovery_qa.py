@@ -1,0 +1,101 @@
+"""Finding the agent's own session file where users lose sessions (adversarial QA), with the stand-in.
+
+A config folder given as a relative path is relative to the agent's working directory — the session's
+folder, which `zag resume` starts the agent in from wherever the user's shell is."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from tests.fixtures.gemini import geminilib as g
+from tests.integration import test_live_claude as claude_rig
+from tests.integration.helpers import Agent, assert_valid_log, standin_executable, wait_until, write_script
+from tests.integration.test_live_claude import Rig, assistant, contents, count, limit, user
+from zag.providers.claude import PROVIDER
+
+NOW_TS = "2099-01-01T00:00:00.000Z"   # records "written" after the child started
+
+
+def test_zag_resume_from_another_folder_with_a_relative_claude_config_dir(tmp_path: Path,
+                                                                         monkeypatch) -> None:
+    """zag looked for `conf/projects/…` below its own cwd: `zag resume` said no transcript, ran the original
+    prompt again in a new session (resume_fallback), and the follow of an id found nothing."""
+    monkeypatch.setattr(claude_rig.live, "GLOB_EVERY_SECS", 0.05)
+    rig = Rig(tmp_path, via_config_dir=True)
+    rig.env["CLAUDE_CONFIG_DIR"] = os.path.relpath(rig.config, rig.cwd)
+    elsewhere = tmp_path / "where the shell is"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    sid = "2d3e4f5a-6b7c-4d8e-9f0a-1b2c3d4e5f6a"
+    rig.project.mkdir(parents=True)
+    Path(rig.transcript(sid)).write_text(user(sid, "say hi") + "\n" + limit(sid) + "\n")
+    plan = PROVIDER.plan_resume(["-p", "say hi"], sid, "Continue", rig.ctx())
+    assert "resume_fallback" not in plan.notes
+    assert plan.args == ["-p", "--resume", sid, "--", "Continue"]
+    rig.start(plan, [{"append": rig.transcript(sid), "lines": [user(sid, "Continue"), assistant(sid, "resumed")]}])
+    rig.poll_until(count("assistant_message"))
+    rig.finish()
+    assert contents(rig.items) == ["Continue", "resumed"]
+
+
+def test_a_gemini_beside_the_tui_in_its_folder_is_not_its_clear_and_a_later_clear_is(tmp_path: Path,
+                                                                                      zag_home: Path) -> None:
+    """An interactive `zag run gemini` while the user runs another gemini in the same folder (another tab):
+    the other's new chat file was taken for a `/clear` of this session (its conversation logged here, this
+    session's next turns lost). Now it is noted, not followed; a `/clear` whose file appears while the other
+    still counts as recent is followed once that file is written to after the other is gone — read from its
+    start."""
+    import pexpect
+
+    cwd = tmp_path / "proj"
+    env, chats = g.make_home(tmp_path, cwd)
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    agent = Agent(tmp_path / "agent", zag_home, provider="gemini")
+    ours = str(chats / "session-2026-11-22T14-44-{session_id8}.jsonl")
+    cleared = "eeeeeeee-4444-4444-8444-444444444444"
+    cleared_file = str(chats / g.session_name(cleared, "2026-11-22T15-01"))
+    agent.script([
+        {"append": ours, "lines": [g.meta("{session_id}", NOW_TS), g.user("u1", "before the other", NOW_TS)]},
+        {"wait_file": str(gates / "other_done"), "timeout": 30},
+        {"append": ours, "lines": [g.user("u2", "after the other", NOW_TS)]},
+        {"append": cleared_file, "lines": [g.meta(cleared, NOW_TS), g.user("u3", "after clear", NOW_TS)]},
+        {"sleep": 6.0},   # the other gemini no longer counts as recent; zag has looked again meanwhile
+        {"append": cleared_file, "lines": [g.gemini("m3", "answer after clear", NOW_TS)]},
+        {"sleep": 1.0},
+    ])
+    command = agent.command("run", "gemini")
+    term = pexpect.spawn(command[0], command[1:], env=agent.env(HOME=env["HOME"]), cwd=str(cwd), timeout=30)
+    try:
+        wait_until(lambda: list(chats.glob("session-*")), 15, message="the TUI's chat file")
+        time.sleep(1.5)   # zag follows it
+        other_id = "dddddddd-3333-4333-8333-333333333333"
+        other_script = write_script(tmp_path / "other.json", [
+            {"sleep": 1.5},   # a gemini starts up for a while before it writes its file
+            {"append": str(chats / g.session_name(other_id, "2026-11-22T15-00")),
+             "lines": [g.meta(other_id, NOW_TS), g.user("o1", "the other tab", NOW_TS),
+                       g.gemini("o2", "the other answer", NOW_TS)]},
+        ])
+        (tmp_path / "other-bin").mkdir()
+        other = subprocess.run([str(standin_executable(tmp_path / "other-bin", name="gemini"))], cwd=cwd,
+                               env={**env, "STANDIN_SCRIPT": str(other_script)}, timeout=30)
+        assert other.returncode == 0
+        (gates / "other_done").touch()
+        term.expect(pexpect.EOF)
+    finally:
+        term.close(force=True)
+    assert term.exitstatus == 0, term.before
+    events = agent.only_session()
+    assert_valid_log(events)
+    first = agent.invocations()[0]["argv"][1]
+    moves = [(e["type"], e.get("content") or e.get("new_session_id"), e["provider_session_id"]) for e in events
+             if e["type"] in ("user_message", "assistant_message", "session_cleared")]
+    assert moves == [("user_message", "before the other", first), ("user_message", "after the other", first),
+                     ("session_cleared", cleared, cleared), ("user_message", "after clear", cleared),
+                     ("assistant_message", "answer after clear", cleared)]
+    noted = [e["data"]["session_id"] for e in events
+             if e["type"] == "provider_status" and (e.get("data") or {}).get("other_pids")]
+    assert noted == [other_id, cleared]  # the clear's file came while the other still counted as recent
