@@ -6,6 +6,7 @@ assignment leaves them, and several runs at once in one folder.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -87,3 +88,26 @@ def test_a_gemini_run_beside_the_tui_in_its_folder_is_not_taken_for_its_clear(cl
     assert len(moves) == 1 and moves[0][0] == first, moves
     noted = [e for e in log if e["type"] == "provider_status" and (e.get("data") or {}).get("other_pids")]
     assert len(noted) == 1, noted
+
+
+@pytest.mark.parametrize("where", ["user_settings", "settings_flag"])
+def test_a_claude_config_dir_its_settings_set_is_followed(cli_env: MakeEnv, where: str) -> None:
+    """The `env` of claude's user settings (`$CLAUDE_CONFIG_DIR/settings.json`) or of `--settings <file>` may
+    set CLAUDE_CONFIG_DIR: claude writes its transcript there; zag looked in the folder of its environment
+    and logged no conversation."""
+    env = cli_env("claude")
+    moved = env.root / "moved-config"
+    settings = {"env": {"CLAUDE_CONFIG_DIR": str(moved)}}
+    extra: list[str] = []
+    if where == "user_settings":
+        path = Path(env.env["CLAUDE_CONFIG_DIR"]) / "settings.json"
+        current = json.loads(path.read_text()) if path.exists() else {}
+        path.write_text(json.dumps({**current, **settings}))
+    else:
+        (env.root / "my-settings.json").write_text(json.dumps(settings))
+        extra = ["--settings", str(env.root / "my-settings.json")]
+    result = zag_run(env, "-p", "settle where", *extra)
+    assert result.returncode == 0, result.describe()
+    assert list((moved / "projects").rglob("*.jsonl")), "claude wrote its transcript elsewhere than measured"
+    _, log = only_log(zag_home_of(env))
+    assert conversation(log) == [("user_message", "settle where"), ("assistant_message", fa.DEFAULT_TEXT)]

@@ -443,3 +443,40 @@ def test_a_lost_index_is_rebuilt_before_importing_so_a_supervised_session_is_not
     assert json.loads(done.stdout)["providers"][0]["imported"] == 0
     [row] = sessions(home)
     assert row["session_id"] == live["session_id"] and texts(row) == ["say hi", "hi"]
+
+
+def test_files_where_agents_keep_folders_are_no_unreadable_folders(home: Path) -> None:
+    """A file named like a folder of sessions holds none: nothing to say, exit 0."""
+    (home / ".codex").mkdir()
+    (home / ".codex" / "sessions").write_text("not a folder")
+    (home / ".claude").mkdir()
+    (home / ".claude" / "projects").write_text("not a folder")
+    assert all(summary["warnings"] == 0 for summary in backfill(home).values())
+
+
+def test_a_gemini_chat_file_it_may_not_read_keeps_its_prompt_log_waiting(home: Path) -> None:
+    """Before: the session of an unreadable chat file (mode 000 after a `sudo gemini`) was unknown, so its
+    prompts in logs.json were imported alone; once the file could be read, its conversation was imported
+    into the same session again: every prompt twice."""
+    session_id = "0508d65f-1111-4111-8111-000000000001"
+    chats = home / ".gemini" / "tmp" / "p" / "chats"
+    chats.mkdir(parents=True)
+    chat = chats / "session-2025-06-01T10-00-0508d65f.json"
+    chat.write_text(json.dumps({"sessionId": session_id, "projectHash": "ab" * 32,
+                                "startTime": "2025-06-01T10:00:00.000Z", "messages": [
+                                    {"id": "u1", "timestamp": "2025-06-01T10:00:01.000Z", "type": "user",
+                                     "content": "one"},
+                                    {"id": "g1", "timestamp": "2025-06-01T10:00:02.000Z", "type": "gemini",
+                                     "content": "reply one"}]}))
+    (chats.parent / "logs.json").write_text(json.dumps([{"sessionId": session_id, "messageId": 0, "type": "user",
+                                                         "message": "one", "timestamp": "2025-06-01T10:00:01.000Z"}]))
+    chat.chmod(0)
+    try:
+        first = backfill(home, "--provider", "gemini", drop_root=True, code=1)["gemini"]
+    finally:
+        chat.chmod(0o644)
+    assert (first["imported"], first["failed"]) == (0, 1), first
+
+    assert backfill(home, "--provider", "gemini", drop_root=True)["gemini"]["imported"] == 1
+    [row] = sessions(home)
+    assert texts(row) == ["one", "reply one"]

@@ -218,3 +218,16 @@ def test_output_a_full_disk_refused_is_said_and_not_a_success(agent: Agent) -> N
     events = agent.only_session()
     assert_valid_log(events)
     assert events[-1]["exit_code"] == 0  # the log keeps the agent's own
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("command", [["completions", "bash"], ["--help"], ["run", "--help"], ["sessions"],
+                                     ["ps", "--all"]], ids=["completions", "help", "run-help", "sessions", "ps"])
+def test_commands_whose_output_a_full_disk_refuses_say_so_in_one_line(agent: Agent, command: list[str]) -> None:
+    # `zag completions bash > ~/.local/share/bash-completion/completions/zag` on a full disk was a traceback
+    agent.script([{"out": "hi\n"}, {"exit": 0}])
+    assert agent.run("run", "claude", "-p", "x").returncode == 0
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(agent.command(*command), env=agent.env(), cwd=agent.root, stdout=full,
+                              stderr=subprocess.PIPE, timeout=60)
+    assert (done.returncode, done.stderr) == (1, b"zag: cannot write the output: No space left on device\n")

@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> Any:
         return _main(argv)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+    except OSError as exc:  # the output could not be written (click's help, completions): a full disk
+        from zag.cli.errors import output_failed
+
+        output_failed(exc)
 
 
 def _main(argv: list[str] | None) -> Any:

@@ -7,6 +7,7 @@ exits 2; an unusable index exits 1 with the hint that fits (`index_trouble`); a 
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
@@ -103,6 +104,8 @@ def os_trouble(exc: OSError) -> str:
 
     if isinstance(exc, paths.NoHome):
         return str(exc.strerror)
+    if exc.filename is None and exc.errno in _OUTPUT_LOST:  # no file named: the write to stdout failed
+        return f"cannot write the output: {exc.strerror}"
     if isinstance(exc, (FileExistsError, NotADirectoryError)) and exc.filename:
         blocker = _file_in_the_way(paths.home(), Path(os.fsdecode(exc.filename)))
         if blocker is not None:
@@ -122,6 +125,7 @@ def _file_in_the_way(home: Path, path: Path) -> Path | None:
     return None
 
 
+_OUTPUT_LOST = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
 FULL_BELOW_BYTES = 1024 * 1024  # SQLite needs 32 KB for the -shm file alone, a log line a few KB
 
 
@@ -168,6 +172,21 @@ def _database_errors() -> type[Exception]:
     import sqlite3
 
     return sqlite3.DatabaseError
+
+
+def output_failed(exc: OSError) -> None:
+    """Writing the output failed outside a command's own handling (`--help`, `zag completions bash > file`
+    on a full disk): one line, exit 1, and nothing left for the interpreter to flush at exit."""
+    try:
+        os.write(2, f"zag: {os_trouble(exc)}\n".encode("utf-8", "replace"))
+    except OSError:
+        pass
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    raise SystemExit(1)
 
 
 def quiet_broken_pipe() -> None:

@@ -161,13 +161,13 @@ def is_regular(path: Path | str) -> bool:
 
 
 def list_folder(folder: Path | str, problems: list[str]) -> list[os.DirEntry[str]]:
-    """The entries of `folder`; none when it does not exist. A folder that exists but cannot be read
-    (its mode, an I/O error) gives none too, and a line for `problems` naming it and why: its sessions
-    must not go missing without a word."""
+    """The entries of `folder`; none when it does not exist (or is a file: no folder of sessions). A
+    folder that exists but cannot be read (its mode, an I/O error) gives none too, and a line for
+    `problems` naming it and why: its sessions must not go missing without a word."""
     try:
         with os.scandir(folder) as entries:
             return list(entries)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return []
     except OSError as exc:
         problems.append(unreadable_folder(folder, exc))

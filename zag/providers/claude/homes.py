@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 from collections.abc import Mapping
@@ -37,6 +38,25 @@ def live_root(env: Mapping[str, str]) -> Path:
             configured = configured.split(",", 1)[0].strip()
         return Path(os.path.expanduser(configured))
     return home_dir(env) / ".claude"
+
+
+def settings_config_dir(root: Path, settings_arg: str | None, cwd: str) -> str | None:
+    """A `CLAUDE_CONFIG_DIR` set in the `env` of `--settings <file or JSON>` or else of `<root>/settings.json`:
+    claude 2.1.197 then writes its transcripts and registry under that folder (verified; the project's
+    `.claude/settings*.json` do not move them)."""
+    sources: list[str | Path] = [root / "settings.json"]
+    if settings_arg:
+        sources.insert(0, settings_arg if settings_arg.lstrip().startswith("{") else Path(cwd, settings_arg))
+    for source in sources:
+        try:
+            data = json.loads(source.read_bytes() if isinstance(source, Path) else source)
+        except (OSError, ValueError):
+            continue
+        env = data.get("env") if isinstance(data, dict) else None
+        value = env.get("CLAUDE_CONFIG_DIR") if isinstance(env, dict) else None
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
 
 
 def discovery_roots(env: Mapping[str, str]) -> list[Path]:

@@ -45,10 +45,12 @@ class ClaudeLiveSession:
 
     def __init__(self, plan: LaunchPlan, ctx: LaunchContext) -> None:
         self._ctx = ctx
+        notes = plan.notes or {}
         env = agent_env.as_agent_sees(ctx.env, ctx.cwd)
+        if notes.get("config_dir"):  # claude's settings move it (see homes.settings_config_dir)
+            env["CLAUDE_CONFIG_DIR"] = notes["config_dir"]
         self._root = homes.live_root(env)
         self._roots = [self._root, *[root for root in homes.discovery_roots(env) if root != self._root]]
-        notes = plan.notes or {}
         self._start_offsets: dict[str, int] = {
             str(path): int(size) for path, size in (notes.get("start_offsets") or {}).items()
             if isinstance(size, int)}

@@ -33,7 +33,10 @@ class ClaudeProvider:
     def plan_launch(self, user_args: Sequence[str], ctx: LaunchContext) -> LaunchPlan:
         decision = argv.launch(user_args)
         notes: dict[str, Any] = dict(decision.notes)
-        roots = _roots(agent_env.as_agent_sees(ctx.env, ctx.cwd))
+        env = _agent_env(ctx, user_args)
+        roots = _roots(env)
+        if env.get("CLAUDE_CONFIG_DIR") != agent_env.as_agent_sees(ctx.env, ctx.cwd).get("CLAUDE_CONFIG_DIR"):
+            notes["config_dir"] = env["CLAUDE_CONFIG_DIR"]
         if decision.session_id and not notes.get("session_id_chosen"):
             existing = homes.find_transcript(roots, decision.session_id, ctx.cwd)
             if existing is not None:
@@ -46,7 +49,8 @@ class ClaudeProvider:
     def plan_resume(
         self, user_args: Sequence[str], provider_session_id: str | None, message: str, ctx: LaunchContext
     ) -> LaunchPlan:
-        roots = _roots(agent_env.as_agent_sees(ctx.env, ctx.cwd))
+        env = _agent_env(ctx, user_args)
+        roots = _roots(env)
         transcript = None
         if provider_session_id and argv.is_uuid(provider_session_id):
             transcript = homes.find_transcript(roots, provider_session_id, ctx.cwd)
@@ -58,9 +62,10 @@ class ClaudeProvider:
             return plan
         assert provider_session_id is not None
         args, model = argv.resume(user_args, provider_session_id, message, interactive=ctx.interactive)
-        return LaunchPlan(args=args, provider_session_id=provider_session_id, model=model,
-                          notes={"resume_of": provider_session_id,
-                                 "start_offsets": argv.start_offsets([transcript])})
+        notes: dict[str, Any] = {"resume_of": provider_session_id, "start_offsets": argv.start_offsets([transcript])}
+        if env.get("CLAUDE_CONFIG_DIR") != agent_env.as_agent_sees(ctx.env, ctx.cwd).get("CLAUDE_CONFIG_DIR"):
+            notes["config_dir"] = env["CLAUDE_CONFIG_DIR"]
+        return LaunchPlan(args=args, provider_session_id=provider_session_id, model=model, notes=notes)
 
     # -- following and scanning -------------------------------------------------------------------
     def open_live(self, plan: LaunchPlan, ctx: LaunchContext) -> LiveSession:
@@ -105,6 +110,13 @@ class ClaudeProvider:
         from zag.providers.claude import keys
 
         return keys.resume_keys(message)
+
+
+def _agent_env(ctx: LaunchContext, user_args: Sequence[str]) -> dict[str, str]:
+    """The path variables as the claude child resolves them, with a CLAUDE_CONFIG_DIR its settings set."""
+    env = agent_env.as_agent_sees(ctx.env, ctx.cwd)
+    moved = homes.settings_config_dir(homes.live_root(env), argv.parse(user_args).value("--settings"), ctx.cwd)
+    return agent_env.as_agent_sees({**env, "CLAUDE_CONFIG_DIR": moved}, ctx.cwd) if moved else env
 
 
 def _roots(env: Mapping[str, str]) -> list[Path]:

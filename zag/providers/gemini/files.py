@@ -42,6 +42,12 @@ def short_id(session_id: str) -> str:
     return session_id[:8]
 
 
+def name_short_id(name: str) -> str | None:
+    """The first characters of the session id a session file's name ends with, or None."""
+    match = _NAME.match(name)
+    return match["short"] if match else None
+
+
 def name_time(name: str) -> float | None:
     """Start time (epoch seconds) encoded in a session file name, or None."""
     match = _NAME.match(name)

@@ -33,11 +33,12 @@ class _Group:
 def discover(env: Mapping[str, str]) -> Iterator[HistorySource]:
     cwds = homes.project_cwds(env)
     groups: dict[str, _Group] = {}
+    unread: set[str] = set()   # short ids of chat files that could not be read (their session unknown)
     logs: list[tuple[str, Path]] = []
     seen = SeenFiles()   # one source per real file, however many links lead to it
     problems: list[str] = []   # folders that could not be read: reported once the rest is listed
     for project in homes.all_project_dirs(env, problems):
-        listed = _scan_chats(project, groups, seen, problems)
+        listed = _scan_chats(project, groups, seen, problems, unread)
         # (a chats folder that cannot be read: its sessions' prompts wait for it, or they would be
         # imported as prompts only now and as a chat next time, twice)
         if listed and (project / "logs.json").is_file():
@@ -57,8 +58,8 @@ def discover(env: Mapping[str, str]) -> Iterator[HistorySource]:
         )
     for project_id, log in logs:
         for session_id in promptlog.session_ids(log):
-            if session_id in groups:
-                continue
+            if session_id in groups or files.short_id(session_id) in unread:
+                continue   # (imported from its chat file, or it waits for that file to be readable)
             groups[session_id] = _Group(project_id)
             yield HistorySource(
                 source_key=session_id,
@@ -72,8 +73,12 @@ def discover(env: Mapping[str, str]) -> Iterator[HistorySource]:
         raise UnlistedSources(problems)
 
 
-def _scan_chats(project: Path, groups: dict[str, _Group], seen: SeenFiles, problems: list[str]) -> bool:
-    """Group the project's chat files by session; False when its chats folder exists but cannot be read."""
+def _scan_chats(project: Path, groups: dict[str, _Group], seen: SeenFiles, problems: list[str],
+                unread: set[str]) -> bool:
+    """Group the project's chat files by session; False when its chats folder exists but cannot be read.
+    A chat file that cannot be read adds the short id its name ends with to `unread`: its session's
+    prompts in logs.json must wait for it, or they would be imported alone now and again from the
+    chat file once it can be read."""
     chats = project / "chats"
     before = len(problems)
     entries = list_folder(chats, problems)
@@ -88,9 +93,23 @@ def _scan_chats(project: Path, groups: dict[str, _Group], seen: SeenFiles, probl
             if subagents:
                 groups.setdefault(entry.name, _Group(project.name)).subagents.extend(subagents)
         elif files.is_session_file(entry.name) and seen.first(path):   # (regular files only)
-            session_id = files.head_session_id(path) or entry.name.rsplit(".", 1)[0]
+            session_id = files.head_session_id(path)
+            if session_id is None and _unreadable(path):
+                unread.add(files.name_short_id(entry.name) or "")
+            session_id = session_id or entry.name.rsplit(".", 1)[0]
             groups.setdefault(session_id, _Group(project.name)).main.append(path)
     return len(problems) == before
+
+
+def _unreadable(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    os.close(fd)
+    return False
 
 
 def _started(paths: list[Path]) -> float | None:
