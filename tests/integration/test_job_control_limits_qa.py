@@ -210,6 +210,7 @@ def test_interactive_wait_suspended_past_the_reset_resumes_after_fg(tmp_path: Pa
     tui, keylog = _claude_like(rig, tmp_path, time.time() + 4, raw_delay=0.5)
     with _claude_like_running(rig, tui, tmp_path) as shell:
         shell.expect_exact("hit its usage limit")
+        rig.waiting_row()  # Ctrl-Z during the wait: the agent stops at once, maybe before zag noted the wait
         _ctrl_z(shell)
         [row] = rig.zag_json("ps", "--json")
         assert row["state"] in ("waiting", "dead")
@@ -389,6 +390,7 @@ def test_usage_cancel_while_the_job_is_stopped_types_nothing_after_fg(tmp_path: 
     tui, keylog = _claude_like(rig, tmp_path, time.time() + 8)
     with _claude_like_running(rig, tui, tmp_path) as shell:
         shell.expect_exact("hit its usage limit")
+        rig.waiting_row()
         _ctrl_z(shell)
         time.sleep(3)  # heartbeats missed (heartbeat_secs = 0.5)
         [row] = rig.zag_json("ps", "--json")

@@ -1,9 +1,9 @@
 """`zag run` as a citizen of an interactive shell: job control (Ctrl-Z, `fg`, `bg`, `&`), driven through a
 real `bash -i` on a pexpect terminal, as a user would.
 
-The agent runs in a PTY session of its own, whose process group the kernel calls orphaned (its parent,
-zag, is outside the session): job-control stops with a default action are dropped there. These tests
-check that the shell still sees the job stop and continue as it would without zag.
+The agent runs in a PTY session of its own, led by zag's session holder (test_run_session_holder.py), so
+that the kernel's job-control stops reach it. These tests check that the shell sees the job stop and
+continue as it would without zag.
 """
 
 from __future__ import annotations

@@ -141,13 +141,14 @@ def _all_gone(pids: list[int]) -> None:
 
 
 def _running(rig: Rig, terminal: Terminal, ready: str = ARMED) -> list[int]:
-    """Once the agent is on screen (`ready` seen): zag's pid and its children's (the agent, the watchdog)."""
+    """Once the agent is on screen (`ready` seen): zag's pid, its children's (the agent's session holder,
+    the watchdog) and the agent's."""
     terminal.expect(ready)
     agent_pid = int(rig.agent.wait_for_invocation()["pid"])
     pids = wait_until(lambda: len(_children(terminal.zag.pid)) >= 2 and _children(terminal.zag.pid), 10,
                       message="the agent and the watchdog started")
-    assert agent_pid in pids
-    return [terminal.zag.pid, *pids]
+    assert _parent(agent_pid) in pids
+    return [terminal.zag.pid, *pids, agent_pid]
 
 
 def test_an_agent_that_ignores_sighup_reads_end_of_file_and_the_session_ends(tmp_path: Path,
@@ -257,7 +258,7 @@ def test_a_stopped_job_whose_terminal_goes_away_ends(tmp_path: Path, zag_home: P
         shell.sendline(command)
         shell.expect_exact(ARMED)
         agent_pid = int(rig.agent.wait_for_invocation()["pid"])
-        zag_pid = _parent(agent_pid)
+        zag_pid = _parent(_parent(agent_pid))  # the agent's parent is zag's session holder
         pids = [zag_pid, *_children(zag_pid)]
         shell.sendcontrol("z")
         shell.expect_exact("Stopped")

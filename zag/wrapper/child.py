@@ -10,19 +10,27 @@ Either way the child
 
 PDEATHSIG fires when the *thread* that forked the child ends, so children must be spawned from the main
 thread (the supervisor's event loop thread), never from a worker thread.
+
+In a PTY zag's child is the session holder (`holder.py`), which starts the agent in a process group of its
+own so that the kernel's job-control stops reach it; `Child.pid` is the agent's pid all the same, and
+`Child.popen` the process zag waits for. If the holder cannot start, the agent is started directly.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import select
 import signal
 import subprocess
 import sys
 import termios
+import time
 from collections.abc import Callable, Mapping, Sequence
 
 _PR_SET_PDEATHSIG = 1
+HOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "holder.py")
+HOLDER_REPORT_SECS = 10.0  # how long zag waits for the holder to report the agent started (a loaded machine)
 
 
 class ExitStatus:
@@ -73,7 +81,8 @@ class ExitStatus:
 
 
 class Child:
-    """A running agent process and the fds zag reads its output from."""
+    """A running agent process and the fds zag reads its output from. `pid` is the agent's; `popen` is zag's
+    child, the agent itself or its session holder (`held`), which stops, continues and ends as the agent does."""
 
     def __init__(
         self,
@@ -83,9 +92,11 @@ class Child:
         pty_master: int | None = None,
         stdout_fd: int | None = None,
         stderr_fd: int | None = None,
+        agent_pid: int | None = None,
     ) -> None:
         self.popen = popen
-        self.pid = popen.pid
+        self.pid = popen.pid if agent_pid is None else agent_pid
+        self.held = agent_pid is not None
         self.argv = argv
         self.pty_master = pty_master
         self.stdout_fd = stdout_fd
@@ -103,8 +114,16 @@ class Child:
         except OSError:
             return False
 
+    def continue_stopped(self) -> None:
+        """SIGCONT to zag's child's process group (the agent's; a holder continues the agent's itself)."""
+        try:
+            os.killpg(self.popen.pid, signal.SIGCONT)
+        except OSError:
+            pass
+
     def send_signal(self, signum: int) -> bool:
-        """Send `signum` to the child unless it has already been reaped (no pid-reuse race)."""
+        """Send `signum` to the child (a holder passes it on to the agent) unless it has already been
+        reaped (no pid-reuse race)."""
         if self.status is not None:
             return False
         try:
@@ -117,7 +136,7 @@ class Child:
         """Block until the child exits (call from a worker thread, or after it is known to be gone).
         With `on_stop`, each time the child stops (SIGTSTP, SIGSTOP) `on_stop(signal)` is called first."""
         while on_stop is not None and self.status is None:
-            stopped = _wait_for_stop(self.pid)
+            stopped = _wait_for_stop(self.popen.pid)
             if stopped is None:
                 break
             on_stop(stopped)
@@ -177,21 +196,12 @@ def spawn_in_pty(
     """
     if terminal_fd is not None:
         wait_for_foreground(terminal_fd)  # in the background the modes are the shell's line editor's
-    master, slave = os.openpty()
+    held = _spawn_held(argv, env, cwd, terminal_fd, original_sigmask, stderr_fd)
+    if held is not None:
+        return held
+    master, slave = _open_pty(terminal_fd)
     try:
-        if terminal_fd is not None:
-            _copy_terminal(terminal_fd, slave)
-        popen = subprocess.Popen(
-            list(argv),
-            stdin=slave,
-            stdout=slave,
-            stderr=slave if stderr_fd is None else stderr_fd,
-            env=dict(env),
-            cwd=cwd,
-            start_new_session=True,
-            pass_fds=inherited_fds(),
-            preexec_fn=_child_setup(os.getpid(), controlling_tty=True, sigmask=original_sigmask),
-        )
+        popen = _popen_in_pty(list(argv), slave, env, cwd, original_sigmask, stderr_fd)
     except BaseException:
         os.close(master)
         raise
@@ -199,6 +209,101 @@ def spawn_in_pty(
         os.close(slave)
     os.set_blocking(master, False)
     return Child(popen, list(argv), pty_master=master)
+
+
+def _open_pty(terminal_fd: int | None) -> tuple[int, int]:
+    master, slave = os.openpty()
+    if terminal_fd is not None:
+        _copy_terminal(terminal_fd, slave)
+    return master, slave
+
+
+def _popen_in_pty(argv: list[str], slave: int, env: Mapping[str, str], cwd: str | None,
+                  sigmask: set[int] | None, stderr_fd: int | None,
+                  pass_fds: Sequence[int] = ()) -> subprocess.Popen[bytes]:
+    """`argv` as the leader of a new session whose controlling terminal is the PTY `slave`."""
+    return subprocess.Popen(
+        argv,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave if stderr_fd is None else stderr_fd,
+        env=dict(env),
+        cwd=cwd,
+        start_new_session=True,
+        pass_fds=(*inherited_fds(), *pass_fds),
+        preexec_fn=_child_setup(os.getpid(), controlling_tty=True, sigmask=sigmask),
+    )
+
+
+def _spawn_held(argv: Sequence[str], env: Mapping[str, str], cwd: str | None, terminal_fd: int | None,
+                sigmask: set[int] | None, stderr_fd: int | None) -> Child | None:
+    """`argv` started by a session holder in a new PTY; None when the holder could not start it (the
+    caller starts the agent directly); OSError when the agent's exec failed, as `Popen` would raise it."""
+    if (not sys.executable or getattr(sys, "frozen", False)  # a bundled zag: its executable is not Python
+            or not sys.platform.startswith("linux") or not hasattr(os, "waitid")):
+        return None
+    report_r, report_w = os.pipe()
+    master, slave = _open_pty(terminal_fd)
+    try:
+        holder_argv = [sys.executable, "-I", "-S", HOLDER, str(report_w), *argv]
+        popen = _popen_in_pty(holder_argv, slave, env, cwd, sigmask, stderr_fd, pass_fds=(report_w,))
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        _holder_failed(f"cannot start: {exc}")
+        for fd in (master, report_r):
+            os.close(fd)
+        return None
+    finally:
+        os.close(slave)
+        os.close(report_w)
+    try:
+        report = _read_report(report_r, HOLDER_REPORT_SECS)
+    finally:
+        os.close(report_r)
+    if report.isdigit():
+        os.set_blocking(master, False)
+        return Child(popen, list(argv), pty_master=master, agent_pid=int(report))
+    _end_holder(popen)
+    os.close(master)
+    code = int(report[1:]) if report[:1] == b"E" and report[1:].isdigit() else 0
+    if code:
+        raise OSError(code, os.strerror(code), argv[0])
+    _holder_failed(f"no report ({report[:100]!r}; exit status {popen.returncode})")
+    return None
+
+
+def _read_report(fd: int, timeout: float) -> bytes:
+    """The holder's one-line report (without its newline); b"" at EOF or after `timeout` seconds."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    deadline = time.monotonic() + timeout
+    data = b""
+    while not data.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not poller.poll(int(left * 1000) + 1):
+            return b""
+        try:
+            chunk = os.read(fd, 64)
+        except InterruptedError:
+            continue
+        if not chunk:
+            return b""
+        data += chunk
+    return data.strip()
+
+
+def _end_holder(popen: subprocess.Popen[bytes]) -> None:
+    """A holder that failed: killed (its agent, if any, dies with it: PDEATHSIG) and reaped."""
+    try:
+        popen.kill()
+    except OSError:
+        pass
+    popen.wait()
+
+
+def _holder_failed(why: str) -> None:
+    from zag import diag
+
+    diag.warning("session_holder_failed", reason=why)
 
 
 def spawn_with_pipes(

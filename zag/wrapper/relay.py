@@ -80,15 +80,18 @@ class Relay:
         on_input: OnInput | None = None,
         observation: Observation | None = None,
         on_hangup: Callable[[], None] | None = None,
+        stop_on_suspend: bool = True,
     ) -> None:
         """`observe`/`on_input` start the observers at once; without them, output and keystrokes queue
         in `observation` until `observation.start(...)` (or `disable()`). `on_hangup` is called (in the
-        relay's thread, once) when the user's terminal hung up."""
+        relay's thread, once) when the user's terminal hung up. `stop_on_suspend`: the agent leads its PTY's
+        session (no session holder), so its suspend key needs `_on_suspend_key`."""
         self._outputs = {output.fd: output for output in outputs}
         self.observation = observation or Observation()
         if observe is not None or on_input is not None:
             self.observation.start(observe, on_input)
         self._pty_master = pty_master
+        self._stop_on_suspend = stop_on_suspend
         self._stdin_fd = stdin_fd
         self._pending_input = bytearray()
         self._lock = threading.Lock()
@@ -281,7 +284,7 @@ class Relay:
             if hung_up(self._stdin_fd):  # type: ignore[arg-type]
                 self._hangup_requested = True
             return False
-        master = self._pty_master
+        master = self._pty_master if self._stop_on_suspend else None
         modes = _terminal_modes(master) if master is not None else None  # as the keys will find them
         with self._lock:
             self._pending_input += data
@@ -405,10 +408,11 @@ def _terminal_modes(fd: int) -> list | None:
 
 def _stop_foreground(master: int) -> None:
     """Stop the agent's terminal's foreground process group with SIGSTOP, as SIGTSTP would stop it without
-    zag. The kernel drops a SIGTSTP whose default action is to stop when it reaches an orphaned process
-    group, and the agent's is one (it leads its own session, zag is outside): the Ctrl-Z of a line-reading
-    agent, and the `kill(0, SIGTSTP)` of a TUI suspending itself (claude 2.1's Ink does that), would do
-    nothing. An agent that catches or ignores SIGTSTP is left alone."""
+    zag. Only for an agent started without the session holder (`holder.py`, which it could not start): the
+    kernel drops a SIGTSTP whose default action is to stop when it reaches an orphaned process group, and
+    such an agent's is one (it leads its own session, zag is outside): the Ctrl-Z of a line-reading agent,
+    and the `kill(0, SIGTSTP)` of a TUI suspending itself (claude 2.1's Ink does that), would do nothing.
+    An agent that catches or ignores SIGTSTP is left alone."""
     try:
         group = os.tcgetpgrp(master)
         if os.getsid(group) == group and _stops_on(group, signal.SIGTSTP):

@@ -168,10 +168,7 @@ class _Suspension:
             size = get_window_size(STDOUT) or get_window_size(STDIN)
             if size is not None:
                 self.relaying.relay.resize(size)  # the window may have changed while we were stopped
-        try:
-            os.killpg(self.child.pid, signal.SIGCONT)
-        except OSError:
-            pass
+        self.child.continue_stopped()
 
     def _stop_zag(self, signum: int) -> bool:
         """Stop zag's process group with `signum`; return once the signal thread saw the SIGCONT (after
@@ -529,7 +526,7 @@ class Supervisor:
 
         if child.pty_master is not None:
             relay = Relay([Output(child.pty_master, STDOUT, "pty")], pty_master=child.pty_master, stdin_fd=STDIN,
-                          on_hangup=self._terminal_hung_up)
+                          on_hangup=self._terminal_hung_up, stop_on_suspend=not child.held)
         else:
             assert child.stdout_fd is not None and child.stderr_fd is not None
             relay = Relay([Output(child.stdout_fd, STDOUT, "stdout"), Output(child.stderr_fd, STDERR, "stderr")])
