@@ -99,3 +99,50 @@ def test_a_gemini_beside_the_tui_in_its_folder_is_not_its_clear_and_a_later_clea
     noted = [e["data"]["session_id"] for e in events
              if e["type"] == "provider_status" and (e.get("data") or {}).get("other_pids")]
     assert noted == [other_id, cleared]  # the clear's file came while the other still counted as recent
+
+
+def test_a_gemini_tui_clear_beside_an_idle_gemini_in_another_tab_is_followed(tmp_path: Path,
+                                                                             zag_home: Path) -> None:
+    """Two gemini tabs in one folder, one under zag: its `/clear` is followed while the other tab stays open
+    (idle: it writes nothing, so the new file's growth can only be this session's)."""
+    import pexpect
+
+    cwd = tmp_path / "proj"
+    env, chats = g.make_home(tmp_path, cwd)
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    (tmp_path / "other-bin").mkdir()
+    idle = subprocess.Popen([str(standin_executable(tmp_path / "other-bin", name="gemini"))], cwd=cwd,
+                            env={**env, "STANDIN_SCRIPT": str(write_script(tmp_path / "idle.json",
+                                                                           [{"sleep": 60}]))})
+    agent = Agent(tmp_path / "agent", zag_home, provider="gemini")
+    cleared = "eeeeeeee-4444-4444-8444-444444444444"
+    cleared_file = str(chats / g.session_name(cleared, "2026-11-22T15-01"))
+    agent.script([
+        {"append": str(chats / "session-2026-11-22T14-44-{session_id8}.jsonl"),
+         "lines": [g.meta("{session_id}", NOW_TS), g.user("u1", "before clear", NOW_TS)]},
+        {"sleep": 2.0},
+        {"append": cleared_file, "lines": [g.meta(cleared, NOW_TS), g.user("u2", "after clear", NOW_TS)]},
+        {"sleep": 2.5},
+        {"append": cleared_file, "lines": [g.gemini("m2", "answer after clear", NOW_TS)]},
+        {"sleep": 3.0},
+    ])
+    command = agent.command("run", "gemini")
+    term = pexpect.spawn(command[0], command[1:], env=agent.env(HOME=env["HOME"]), cwd=str(cwd), timeout=30)
+    try:
+        term.expect(pexpect.EOF)
+        assert idle.poll() is None  # the other tab was open all along
+    finally:
+        term.close(force=True)
+        idle.kill()
+        idle.wait(timeout=10)
+    assert term.exitstatus == 0, term.before
+    events = agent.only_session()
+    assert_valid_log(events)
+    moves = [(e["type"], e.get("content") or e.get("new_session_id")) for e in events
+             if e["type"] in ("user_message", "assistant_message", "session_cleared")]
+    assert moves == [("user_message", "before clear"), ("session_cleared", cleared),
+                     ("user_message", "after clear"), ("assistant_message", "answer after clear")]
+    noted = [e["data"]["other_pids"] for e in events
+             if e["type"] == "provider_status" and (e.get("data") or {}).get("other_pids")]
+    assert noted == [[idle.pid]]

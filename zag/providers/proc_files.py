@@ -88,3 +88,16 @@ def others_in_folder(folder: str, skip: set[int], matches: Callable[[list[str]],
         if matches([os.fsdecode(word) for word in argv if word]):
             found.append(pid)
     return found
+
+
+def written_bytes(pid: int) -> int | None:
+    """How many bytes `pid` has written so far (`wchar` of `/proc/<pid>/io`: files, pipes and terminals
+    alike); None when it is gone or not ours to read."""
+    try:
+        with open(f"/proc/{pid}/io", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"wchar:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

@@ -24,8 +24,9 @@ reported as `session_cleared` (`/resume` of an older session inside the TUI is n
 user runs beside it in the same folder (another tab: `gemini -p …`) writes such a file too, and nothing in
 it tells whose it is: while a gemini process outside the child's tree works in this folder, or did a moment
 ago (`/proc`, looked at every `OTHERS_SCAN_SECS` while an interactive session is followed), a new file is
-only noted (`provider_status`), and taken as this session's `/clear` only if it is written to after such
-processes have gone (read from its start then: nothing of it is lost). A zag-supervised neighbour's file
+only noted (`provider_status`), and taken as this session's `/clear` once it grows by more bytes than any
+of those processes wrote meanwhile (`/proc/<pid>/io`; a gemini idle in another tab writes nothing), or after
+they have gone — read from its start then: nothing of it is lost. A zag-supervised neighbour's file
 is told exactly (its claim). A reported session id different
 from the followed one also switches. The old file is read to its end first.
 
@@ -292,39 +293,61 @@ class GeminiLive:
 
     def _doubt(self, name: str, session_id: str, others: list[int]) -> Item:
         assert self._chats_dir is not None
-        self._doubtful[name] = _Doubt(session_id, _stamp(self._chats_dir / name))
+        self._doubtful[name] = _Doubt(session_id, _stamp(self._chats_dir / name), _written(others))
         return events.provider_status(
             f"gemini: new session {session_id} in this folder while another gemini runs here (pid "
             f"{', '.join(map(str, others))}): not taken as this session's /clear unless it is written to after "
             "that one ends", {"kind": "zag_note", "session_id": session_id, "other_pids": others})
 
     def _settle_doubts(self, now: float) -> list[Item]:
-        """Take a doubtful file as this session's `/clear` once it grows while no other gemini runs here."""
+        """Take a doubtful file as this session's `/clear` once it grows by more than any other gemini here
+        wrote meanwhile (`/proc/<pid>/io`: a gemini idle in another tab writes nothing), or while none has
+        run here for a while."""
         assert self._chats_dir is not None
         others = self._others_recently(now)
         for name, doubt in list(self._doubtful.items()):
             stamp = _stamp(self._chats_dir / name)
             if stamp is None:
                 del self._doubtful[name]
-            elif others or not doubt.quiet:
-                doubt.stamp, doubt.quiet = stamp, not others
-            elif stamp != doubt.stamp:
+                continue
+            if stamp != doubt.stamp and ((doubt.quiet and not others) or _none_wrote(doubt, stamp, others)):
                 del self._doubtful[name]
                 if self._take(doubt.session_id):  # else another zag session follows it: not ours
                     self._doubtful = {}
                     return self._attach(doubt.session_id, self._chats_dir,
                                         files.session_files(self._chats_dir, doubt.session_id))
+                continue
+            doubt.stamp, doubt.quiet, doubt.written = stamp, not others, _written(others)
         return []
 
 
 @dataclass
 class _Doubt:
     """A new main file seen while another gemini ran in the folder: its (mtime, size) when last looked at,
-    and whether no other gemini ran then (only growth after such a look counts)."""
+    what the other geminis had written by then, and whether none ran then (growth after such a look is
+    ours)."""
 
     session_id: str
     stamp: tuple[int, int] | None
+    written: dict[int, int | None]   # bytes each other gemini had written then
     quiet: bool = False
+
+
+def _written(pids: list[int]) -> dict[int, int | None]:
+    return {pid: proc_files.written_bytes(pid) for pid in pids}
+
+
+def _none_wrote(doubt: _Doubt, stamp: tuple[int, int], others: list[int]) -> bool:
+    """No other gemini (then or now) can have written what the file grew by since the last look."""
+    before = doubt.stamp[1] if doubt.stamp is not None else 0
+    grown = stamp[1] - before if stamp[1] > before else stamp[1]
+    if grown <= 0:
+        return False
+    for pid in {*doubt.written, *others}:
+        then, now = doubt.written.get(pid), proc_files.written_bytes(pid)
+        if then is None or now is None or now - then >= grown:
+            return False
+    return True
 
 
 def _looks_like_gemini(argv: list[str]) -> bool:
