@@ -23,22 +23,25 @@ MakeEnv = Callable[..., CliEnv]
 CONFIG_VARIABLE = {"claude": "CLAUDE_CONFIG_DIR", "codex": "CODEX_HOME"}
 
 
-@pytest.mark.parametrize("name", ["claude", "codex"])
+@pytest.mark.parametrize("name,value", [("claude", "~/conf"), ("codex", "~/conf"), ("claude", "")])
 def test_a_config_folder_named_with_a_literal_tilde_is_followed_where_the_agent_writes(
-        cli_env: MakeEnv, name: str) -> None:
+        cli_env: MakeEnv, name: str, value: str) -> None:
     """`CLAUDE_CONFIG_DIR='~/conf'` / `CODEX_HOME='~/conf'` (no shell expanded the `~`): both CLIs write
-    into `<cwd>/~/conf/`, zag looked in `$HOME/conf` and logged no conversation at all."""
+    into `<cwd>/~/conf/`, zag looked in `$HOME/conf` and logged no conversation at all. An empty
+    `CLAUDE_CONFIG_DIR=` is the cwd to claude (`<cwd>/projects/…`); zag took it as unset (`~/.claude`)."""
     env = cli_env(name)
     variable = CONFIG_VARIABLE[name]
-    literal = env.cwd / "~" / "conf"
-    shutil.copytree(env.env[variable], literal)
-    shutil.copytree(env.env[variable], env.home / "conf")  # what `~` would expand to: a decoy, left empty
+    literal = env.cwd / value
+    shutil.copytree(env.env[variable], literal, dirs_exist_ok=True)
+    if value:
+        shutil.copytree(env.env[variable], env.home / "conf")  # what `~` would expand to: a decoy, left empty
     result = zag_run(env, *env.headless_args("remember the tilde", output="text"),
-                     extra_env={variable: "~/conf"})
+                     extra_env={variable: value})
     assert result.returncode == 0, result.describe()
     written = [path for path in literal.rglob("*.jsonl") if "projects" in path.parts or "sessions" in path.parts]
     assert written, "the agent wrote its session elsewhere than measured"
     assert not [path for path in (env.home / "conf").rglob("*.jsonl")]
+    assert not [path for path in env.home.rglob("*.jsonl")]
     _, log = only_log(zag_home_of(env))
     assert conversation(log) == [("user_message", "remember the tilde"), ("assistant_message", fa.DEFAULT_TEXT)]
 
