@@ -58,6 +58,7 @@ from zag import states
 from zag.config import LIMIT_DEFAULTS, LimitSettings
 from zag.logs import events
 from zag.providers.base import LaunchPlan
+from zag.wrapper import threads
 from zag.wrapper.incidents import CONFIRMED, Incident, IncidentBook  # `schedule`: imported where a hit is scheduled
 from zag.wrapper.resumes import ResumeStore
 from zag.wrapper.screen import Screen
@@ -500,8 +501,9 @@ class LimitHandler:
         with self._lock:
             if self._timer is not None or self.closed:
                 return
-            self._timer = threading.Thread(target=self._timer_loop, name="zag-limits", daemon=True)
-            self._timer.start()
+            timer = threading.Thread(target=self._timer_loop, name="zag-limits", daemon=True)
+            if threads.start(timer):  # refused: no text match is confirmed nor announced by time (said once)
+                self._timer = timer
 
     def _timer_loop(self) -> None:
         """Confirms pending text matches and announces incidents when their time comes."""
@@ -754,8 +756,9 @@ class LimitHandler:
             if child is None:
                 return
             if not self.supervisor.hung_up.is_set():
-                self._op = PtyResume(self, child=child)
-                self._op.start()
+                op = PtyResume(self, child=child)
+                if op.start():
+                    self._op = op
                 return
             incident = self.book.active()
         if incident is not None:  # announced after the terminal hung up: nothing to type into
@@ -769,9 +772,9 @@ class LimitHandler:
         typed = None if _reruns(plan) or message in plan.args else message
         self.screen.reset()
         with self._lock:
-            self._op = PtyResume(self, child=None, relaunch=attempt, previous_child=self.supervisor.current_child,
-                                 message=typed)
-            self._op.start()
+            op = PtyResume(self, child=None, relaunch=attempt, previous_child=self.supervisor.current_child,
+                           message=typed)
+            self._op = op if op.start() else None
 
     def _stop_op(self) -> None:
         with self._lock:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from zag import states
 from zag.providers.base import KeySequence
+from zag.wrapper import threads
 
 if TYPE_CHECKING:
     from zag.wrapper.child import Child
@@ -49,8 +50,10 @@ class PtyResume:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._guarded, name="zag-resume", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
+    def start(self) -> bool:
+        """Start typing the resume on a thread of its own; False when the system refused the thread (said
+        once by `threads.start`): nothing is typed, the agent stays the user's."""
+        return threads.start(self._thread)
 
     def stop(self) -> None:
         self._stop.set()
