@@ -181,19 +181,20 @@ def output_failed(exc: OSError) -> None:
         os.write(2, f"zag: {os_trouble(exc)}\n".encode("utf-8", "replace"))
     except OSError:
         pass
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
+    _stdout_to_devnull()
     raise SystemExit(1)
 
 
 def quiet_broken_pipe() -> None:
     """The reader went away: stop writing without Python's 'Exception ignored' noise at exit."""
+    _stdout_to_devnull()
+    raise SystemExit(0)
+
+
+def _stdout_to_devnull() -> None:
+    """What is still buffered for stdout goes nowhere (flushing it at exit would fail again)."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):
         pass
-    raise SystemExit(0)
