@@ -55,3 +55,24 @@ def test_a_read_only_home_stays_read_only() -> None:
         assert stat.S_IMODE(home.stat().st_mode) == 0o500  # group/other bits gone, owner's write not granted
     finally:
         home.chmod(0o700)
+
+
+def test_a_new_index_opened_while_another_process_writes_it_waits_for_the_switch_to_wal(tmp_path: Path) -> None:
+    """The first `zag run`s of a batch on a new home open the index together: the one whose switch to WAL
+    met another's write lock was told "database is locked" at once (SQLite does not wait there), and zag
+    failed to start its index (a CI run saw it with `zag ps` beside one `zag run`). It now tries again."""
+    import sqlite3
+    import threading
+
+    path = tmp_path / "index.sqlite"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE early (x)")  # a database in rollback-journal mode, as a new file starts
+    other.execute("BEGIN IMMEDIATE")          # another process is writing it
+    release = threading.Timer(0.5, lambda: other.execute("COMMIT"))
+    release.start()
+    try:
+        with Index(path, timeout=10) as index:
+            assert index._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        release.join()
+        other.close()

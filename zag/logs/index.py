@@ -120,7 +120,7 @@ class Index:
         self._conn.row_factory = sqlite3.Row
         self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         self._conn.execute("PRAGMA synchronous = NORMAL")
-        self._migrate()
+        self._migrate(timeout)
         self._file = _file_identity(self.path)
 
     def close(self) -> None:
@@ -139,12 +139,11 @@ class Index:
         self.close()
 
     # -- plumbing -------------------------------------------------------------------------------
-    def _migrate(self) -> None:
+    def _migrate(self, timeout: float) -> None:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
         if version >= SCHEMA_VERSION:
             return
-        if self._conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            self._conn.execute("PRAGMA journal_mode = WAL")
+        self._use_wal(timeout)
         self._add_missing_columns()
         # A zag before 5 stored a source's fingerprint even when its reader stopped short of a torn last
         # line, which was then skipped as unchanged for good: each source is read once more from its cursor.
@@ -152,6 +151,24 @@ class Index:
         self._conn.executescript(
             f"BEGIN IMMEDIATE; {_SCHEMA} {_JSON_CACHE_SCHEMA} {forget} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         )
+
+    def _use_wal(self, timeout: float) -> None:
+        """Switch a new index to WAL. Several processes opening a new index at once (the first `zag run`s of a
+        batch, a `zag ps` beside them) race for that switch, and SQLite answers the losers "database is
+        locked" at once, without waiting `busy_timeout` (a wait could deadlock): they try again, bounded, and
+        are done once another one switched it."""
+        deadline = time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            try:
+                if self._conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    self._conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
     def _add_missing_columns(self) -> None:
         """Columns added to existing tables since they were created (checked inside the transaction: two
