@@ -383,14 +383,8 @@ def test_fifos_named_like_geminis_registry_and_markers_block_nothing(home: Path)
     gemini_chat(home / ".gemini" / "tmp" / "p" / "chats", "aaaaaaaa-1111-4111-8111-000000000001", "gemini")
     os.mkfifo(home / ".gemini" / "projects.json")
     os.mkfifo(home / ".gemini" / "tmp" / "p" / ".project_root")
-    environ = {key: value for key, value in os.environ.items() if key not in AGENT_HOME_VARS}
-    environ["HOME"] = str(home)
 
-    done = subprocess.run([sys.executable, "-m", "zag", "backfill", "--json", "--provider", "gemini"], env=environ,
-                          capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
-
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["providers"][0]["imported"] == 1
+    assert backfill(home, "--provider", "gemini")["gemini"]["imported"] == 1
 
 
 def test_a_fifo_named_like_a_subagents_meta_file_blocks_nothing(home: Path) -> None:
@@ -400,14 +394,8 @@ def test_a_fifo_named_like_a_subagents_meta_file_blocks_nothing(home: Path) -> N
     write_records(project / f"{SID}.jsonl", conversation(SID, range(1, 2)))
     write_records(project / SID / "subagents" / "agent-a1.jsonl", [subagent_record(SID, "sub 1", 3)])
     os.mkfifo(project / SID / "subagents" / "agent-a1.meta.json")
-    environ = {key: value for key, value in os.environ.items() if key not in AGENT_HOME_VARS}
-    environ["HOME"] = str(home)
 
-    done = subprocess.run([sys.executable, "-m", "zag", "backfill", "--json", "--provider", "claude"], env=environ,
-                          capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
-
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["providers"][0]["imported"] == 1
+    assert backfill(home, "--provider", "claude")["claude"]["imported"] == 1
     assert texts(sessions(home)[0]) == ["user 1", "assistant 1", "sub 1"]
 
 
