@@ -90,6 +90,9 @@ def backfill(provider_name: str | None, as_json: bool) -> None:
 
     Safe to run again: unchanged sessions are skipped without being read, a session that grew gets
     only its new events, and a session zag supervised live is continued, not imported twice.
+
+    Exits 1 when a session was not imported (each is named in a warning, with the reason): what was
+    imported is kept, and running it again imports the rest.
     """
     from zag import config, providers
     from zag.logs.backfill import BackfillBusy, interrupt_on_signals, run_backfill, summaries_document

@@ -43,7 +43,7 @@ Example:
 
 @click.command("listen", help=_HELP, short_help="Print a session's events as they are written.")
 @click.argument("session", required=False, shell_complete=complete_live_sessions)
-@click.option("--latest", is_flag=True, help="Listen to the newest live session, else the newest one.")
+@click.option("--latest", is_flag=True, help="Listen to the newest live session, else the newest one zag ran.")
 @click.option("--json", "as_json", is_flag=True, help="Print raw log lines (NDJSON).")
 @click.option("--since", type=click.IntRange(min=0), default=0, metavar="SEQ",
               help="Only events after sequence number SEQ.")

@@ -31,7 +31,7 @@ _CANCEL_HELP = """Cancel a scheduled resume. INCIDENT is an incident id or a uni
 
 The supervisor waiting on it (if alive) stops waiting within about a second: a session whose agent
 has exited ends with the agent's last exit code; an interactive agent still on screen keeps running.
-A resume that is no longer scheduled (done, cancelled or given up) cannot be cancelled: exit 2.
+A resume that is no longer scheduled (done, cancelled or failed) cannot be cancelled: exit 2.
 
 \b
 Example:
