@@ -179,6 +179,39 @@ def wait_for_foreground(fd: int) -> None:
         pass
 
 
+def process_group_orphaned() -> bool:
+    """True when zag's process group is orphaned (no process of it has a parent in another group of its
+    session: zag runs as a terminal's own command, `script -c`, a tmux pane's, `ssh -t host zag run …`). The
+    kernel drops a SIGTSTP to such a group: nobody could continue it. False where /proc cannot tell."""
+    group, session = os.getpgrp(), os.getsid(0)
+    parent = _process_ids(os.getppid())
+    if parent is not None and parent[1] != group and parent[2] == session:
+        return False  # the common case: zag is a job of an interactive shell
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return False
+    for name in names:
+        member = _process_ids(int(name)) if name.isdigit() else None
+        if member is None or member[1] != group:
+            continue
+        parent = _process_ids(member[0])
+        if parent is not None and parent[1] != group and parent[2] == session:
+            return False
+    return True
+
+
+def _process_ids(pid: int) -> tuple[int, int, int] | None:
+    """(parent pid, process group, session) of `pid` from /proc, or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+        fields = stat[stat.rfind(b")") + 2:].split()
+        return int(fields[1]), int(fields[2]), int(fields[3])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def spawn_in_pty(
     argv: Sequence[str],
     env: Mapping[str, str],

@@ -40,8 +40,8 @@ from zag import states
 from zag.logs import events
 from zag.providers.base import LaunchContext, LaunchPlan, LimitSignal, SessionIdHint
 from zag.wrapper import threads, watchdog
-from zag.wrapper.child import (Child, ExitStatus, get_window_size, spawn_in_pty, spawn_with_pipes,
-                               wait_for_foreground)
+from zag.wrapper.child import (Child, ExitStatus, get_window_size, process_group_orphaned, spawn_in_pty,
+                               spawn_with_pipes, wait_for_foreground)
 from zag.wrapper.guard import ProviderGuard
 from zag.wrapper.signals import SignalListener
 
@@ -156,6 +156,9 @@ class _Suspension:
             self.supervisor.suspended.clear()
 
     def _suspend(self) -> None:
+        if process_group_orphaned():  # zag cannot stop: the agent runs on, as its stop would be dropped without zag
+            self.child.continue_stopped()
+            return
         raw = self.relaying.raw
         if raw is not None:
             raw.restore()

@@ -1,0 +1,48 @@
+"""QA of the session holder (zag/wrapper/holder.py) against what a user's agent does, compared with the
+same agent run without zag in the same terminal."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import pexpect
+
+from tests.integration.helpers import Agent, kill_quietly
+from tests.integration.test_run_session_holder import RUSTYLINE_AGENT
+from tests.integration.test_run_terminal_qa import _python_program
+
+
+def _starter(tmp_path: Path, setup: str) -> list[str]:
+    """`zag` (as `agent.command` runs it) with `setup` run first, in the same interpreter."""
+    starter = tmp_path / "zag-starter"
+    starter.write_text(f"import sys\n{setup}\nfrom zag.cli import main\nmain(sys.argv[1:])\n", encoding="utf-8")
+    return [sys.executable, str(starter)]
+
+
+def test_ctrl_z_in_an_orphaned_process_group_does_not_freeze_the_agent(agent: Agent, tmp_path: Path) -> None:
+    """`zag run` as the command of a terminal's session (`script -c`, a tmux pane's command, `ssh -t host
+    zag run …`): zag's process group is orphaned, and without zag the kernel drops the SIGTSTP of an agent
+    that suspends itself: its Ctrl-Z does nothing. Through the holder the agent does stop; zag cannot stop
+    (its own SIGTSTP is dropped), so it continues the agent at once rather than after waiting for a `fg`
+    that nobody can type (here that wait is made long: the test fails on it rather than on a timing)."""
+    editor = _python_program(tmp_path / "rustyline", RUSTYLINE_AGENT)
+    zag = _starter(tmp_path, "from zag.wrapper import supervisor\nsupervisor.CONTINUE_WAIT_SECS = 60.0")
+    command = " ".join(shlex.quote(part) for part in [*zag, "run", "claude"])
+    term = pexpect.spawn("script", ["-qec", command, "/dev/null"], env=agent.env(ZAG_CLAUDE_BIN=str(editor)),
+                         cwd=str(agent.root), dimensions=(24, 80), timeout=20)
+    try:
+        term.expect(r"editor ready (\d+)")
+        agent_pid = int(term.match.group(1))
+        term.sendcontrol("z")
+        term.expect_exact("back", timeout=10)
+        term.send("k")
+        term.expect_exact("key k", timeout=10)
+        term.send("q")
+        term.expect(pexpect.EOF)
+    finally:
+        term.close(force=True)
+        if "agent_pid" in locals():
+            kill_quietly(agent_pid)
+    assert term.exitstatus == 3
