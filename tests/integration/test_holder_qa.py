@@ -3,11 +3,14 @@ same agent run without zag in the same terminal."""
 
 from __future__ import annotations
 
+import os
 import shlex
+import signal
 import sys
 from pathlib import Path
 
 import pexpect
+import pytest
 
 from tests.integration.helpers import Agent, kill_quietly
 from tests.integration.test_run_session_holder import RUSTYLINE_AGENT
@@ -46,3 +49,24 @@ def test_ctrl_z_in_an_orphaned_process_group_does_not_freeze_the_agent(agent: Ag
         if "agent_pid" in locals():
             kill_quietly(agent_pid)
     assert term.exitstatus == 3
+
+
+@pytest.mark.parametrize("name", ["SIGKILL", "SIGTERM", "SIGSEGV"])
+def test_an_agent_killed_by_a_signal_is_logged_as_killed_by_it(agent: Agent, name: str) -> None:
+    """The holder dies of the signal that killed the agent, SIGKILL included (which cannot be given a
+    disposition): the session ends `killed by SIG…` with its `signal`, as when zag ran the agent itself."""
+    agent.script([{"out": "ready\n"}, {"wait_signal": 30}])
+    command = agent.command("run", "claude")
+    term = pexpect.spawn(command[0], command[1:], env=agent.env(), cwd=str(agent.root), dimensions=(24, 80),
+                         timeout=30)
+    try:
+        term.expect_exact("ready")
+        agent_pid = int(agent.wait_for_invocation()["pid"])
+        os.kill(agent_pid, getattr(signal, name))
+        term.expect(pexpect.EOF)
+    finally:
+        term.close(force=True)
+    ended = agent.only_session()[-1]
+    assert ended["type"] == "session_ended"
+    assert (ended.get("signal"), ended["error"]) == (name, f"killed by {name}")
+    assert term.signalstatus is None and term.exitstatus == 128 + getattr(signal, name)

@@ -177,8 +177,9 @@ def _end_like(status: int, prctl: object) -> None:
     try:
         if prctl is not None:
             prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # a SIGSEGV or SIGQUIT dumps no core of the holder
-        _signal.signal(signum, _signal.SIG_DFL)
-        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, (signum,))
+        if signum != SIGKILL:  # whose disposition cannot be set (EINVAL): it kills as it is
+            _signal.signal(signum, _signal.SIG_DFL)
+            _signal.pthread_sigmask(_signal.SIG_UNBLOCK, (signum,))
         posix.kill(posix.getpid(), signum)
     except (OSError, ValueError):
         pass
