@@ -14,7 +14,7 @@ import pytest
 
 from tests.integration.helpers import Agent, kill_quietly
 from tests.integration.test_run_session_holder import RUSTYLINE_AGENT
-from tests.integration.test_run_terminal_qa import _python_program
+from tests.integration.test_run_terminal_qa import _ctrl_z, _interactive, _job_ended_with, _python_program, _state, _zag
 
 
 def _starter(tmp_path: Path, setup: str) -> list[str]:
@@ -70,3 +70,29 @@ def test_an_agent_killed_by_a_signal_is_logged_as_killed_by_it(agent: Agent, nam
     assert ended["type"] == "session_ended"
     assert (ended.get("signal"), ended["error"]) == (name, f"killed by {name}")
     assert term.signalstatus is None and term.exitstatus == 128 + getattr(signal, name)
+
+
+def test_zag_run_inside_zag_run_stops_and_continues_both_on_ctrl_z(agent: Agent, tmp_path: Path) -> None:
+    """An agent that runs `zag run` (two holders, two PTYs): the innermost editor's Ctrl-Z stops the
+    whole job in the user's shell, `fg` brings the editor back, and its exit code comes through."""
+    editor = _python_program(tmp_path / "rustyline", RUSTYLINE_AGENT)
+    inner = " ".join(shlex.quote(part) for part in agent.command("run", "claude"))
+    outer = tmp_path / "outer-agent"
+    outer.write_text(f"#!/bin/sh\nZAG_CLAUDE_BIN={shlex.quote(str(editor))} {inner}\nexit $(($? + 10))\n",
+                     encoding="utf-8")
+    outer.chmod(0o755)
+    with _interactive(agent, ZAG_CLAUDE_BIN=str(outer)) as shell:
+        shell.sendline(_zag(agent))
+        shell.expect(r"editor ready (\d+)")
+        editor_pid = int(shell.match.group(1))
+        try:
+            _ctrl_z(shell)
+            assert _state(editor_pid) == "T"
+            shell.sendline("fg")
+            shell.expect_exact("back")
+            shell.send("k")
+            shell.expect_exact("key k")
+            shell.send("q")
+            _job_ended_with(shell, 13)
+        finally:
+            kill_quietly(editor_pid)
