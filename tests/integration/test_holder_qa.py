@@ -96,3 +96,26 @@ def test_zag_run_inside_zag_run_stops_and_continues_both_on_ctrl_z(agent: Agent,
             _job_ended_with(shell, 13)
         finally:
             kill_quietly(editor_pid)
+
+
+def test_zag_started_with_sigchld_ignored_does_not_hang_when_the_agent_exits(agent: Agent, tmp_path: Path) -> None:
+    """A parent that ignores SIGCHLD passes that on across exec (to zag, to the holder). The holder must
+    still see its agent end (an ignored SIGCHLD reaps it unseen: no signal, ECHILD), and the agent inherits
+    the ignored SIGCHLD as it would without zag."""
+    program = _python_program(tmp_path / "chld", "import signal, sys\n"
+                              "print('agent sigchld', int(signal.getsignal(signal.SIGCHLD)), flush=True)\n"
+                              "sys.exit(5)\n")
+    zag = _starter(tmp_path, "import signal\nsignal.signal(signal.SIGCHLD, signal.SIG_IGN)")
+    term = pexpect.spawn(zag[0], [*zag[1:], "run", "claude"], env=agent.env(ZAG_CLAUDE_BIN=str(program)),
+                         cwd=str(agent.root), dimensions=(24, 80), timeout=20)
+    try:
+        term.expect_exact(f"agent sigchld {int(signal.SIG_IGN)}")
+        term.expect(pexpect.EOF)
+    finally:
+        term.close(force=True)
+        for process in Path("/proc").iterdir():  # a holder left waiting for an agent it will never see
+            try:
+                if process.name.isdigit() and str(program) in (process / "cmdline").read_text(errors="replace"):
+                    kill_quietly(int(process.name))
+            except OSError:
+                pass

@@ -51,13 +51,15 @@ def main(argv: list) -> None:
     posix.set_inheritable(report, False)
     _name("zag-holder")
     mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, BLOCKED)
+    # an ignored SIGCHLD (inherited across exec) would reap the agent unseen: no SIGCHLD, ECHILD, a hang
+    chld = _signal.signal(SIGCHLD, _signal.SIG_DFL)
     prctl = _load_prctl()
     holder = posix.getpid()
     ready_r, ready_w = posix.pipe()  # close-on-exec: EOF once the agent's exec succeeded
     agent = posix.fork()
     if agent == 0:
         posix.close(ready_r)
-        _become_agent(argv[2:], mask, prctl, holder, ready_w)
+        _become_agent(argv[2:], mask, chld, prctl, holder, ready_w)
     posix.close(ready_w)
     failure = _read_all(ready_r)
     posix.close(ready_r)
@@ -69,7 +71,7 @@ def main(argv: list) -> None:
     _hold(agent, prctl)
 
 
-def _become_agent(argv: list, mask: set, prctl: object, holder: int, ready_w: int) -> None:
+def _become_agent(argv: list, mask: set, chld: object, prctl: object, holder: int, ready_w: int) -> None:
     """In the forked child: own process group, the terminal's foreground, then exec (never returns)."""
     code = b"0"
     try:
@@ -84,6 +86,8 @@ def _become_agent(argv: list, mask: set, prctl: object, holder: int, ready_w: in
                 posix.kill(posix.getpid(), SIGKILL)
         for signum in RESTORED:
             _signal.signal(signum, _signal.SIG_DFL)
+        if chld == _signal.SIG_IGN:  # as the agent would have inherited it without zag
+            _signal.signal(SIGCHLD, _signal.SIG_IGN)
         _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
         _exec(argv)
     except OSError as exc:
