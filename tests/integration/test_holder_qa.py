@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shlex
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -111,6 +112,8 @@ def test_zag_started_with_sigchld_ignored_does_not_hang_when_the_agent_exits(age
     try:
         term.expect_exact(f"agent sigchld {int(signal.SIG_IGN)}")
         term.expect(pexpect.EOF)
+        term.close()
+        assert term.exitstatus == 5  # zag saw the agent's exit code (an ignored SIGCHLD loses it to the kernel)
     finally:
         term.close(force=True)
         for process in Path("/proc").iterdir():  # a holder left waiting for an agent it will never see
@@ -119,3 +122,14 @@ def test_zag_started_with_sigchld_ignored_does_not_hang_when_the_agent_exits(age
                     kill_quietly(int(process.name))
             except OSError:
                 pass
+
+
+def test_a_headless_run_started_with_sigchld_ignored_keeps_the_agents_exit_code(agent: Agent, tmp_path: Path) -> None:
+    program = _python_program(tmp_path / "chld", "import signal, sys\n"
+                              "print('agent sigchld', int(signal.getsignal(signal.SIGCHLD)), flush=True)\n"
+                              "sys.exit(5)\n")
+    zag = _starter(tmp_path, "import signal\nsignal.signal(signal.SIGCHLD, signal.SIG_IGN)")
+    done = subprocess.run([*zag, "run", "claude", "-p", "hi"], env=agent.env(ZAG_CLAUDE_BIN=str(program)),
+                          cwd=str(agent.root), capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert done.stdout == b"agent sigchld %d\n" % int(signal.SIG_IGN)
+    assert done.returncode == 5, done.stderr

@@ -429,9 +429,13 @@ def _child_setup(parent_pid: int, *, controlling_tty: bool, sigmask: set[int] | 
     getppid = os.getppid
     kill = os.kill
     getpid = os.getpid
+    sigchld_ignored = _take_sigchld()
+    set_handler = signal.signal
 
     def setup() -> None:
         set_mask(setmask_how, mask)
+        if sigchld_ignored:  # as the child would have inherited it without zag
+            set_handler(signal.SIGCHLD, signal.SIG_IGN)
         if prctl is not None:
             prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
             if getppid() != parent_pid:  # zag died between fork and prctl
@@ -440,6 +444,25 @@ def _child_setup(parent_pid: int, *, controlling_tty: bool, sigmask: set[int] | 
             ioctl(0, sctty, 0)
 
     return setup
+
+
+_sigchld_ignored: list[bool] = []
+
+
+def _take_sigchld() -> bool:
+    """True when zag was started with SIGCHLD ignored (a parent that ignores it passes that on across exec),
+    which zag then sets to its default, once: ignored, the kernel reaps zag's children unseen and their exit
+    status is lost (`Popen.wait` says 0). The children get it back ignored (`_child_setup`)."""
+    if not _sigchld_ignored:
+        ignored = False
+        try:
+            ignored = signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN
+            if ignored:
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        except (ValueError, OSError):  # not the main thread: as before
+            ignored = False
+        _sigchld_ignored.append(ignored)
+    return _sigchld_ignored[0]
 
 
 _prctl_cache: list[Callable[..., int] | None] = []
