@@ -24,7 +24,9 @@ crashing a user's agent.
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +36,8 @@ from zag import paths
 
 DEFAULT_HEARTBEAT_SECS = 10.0
 MAX_SECS = 366 * 86400.0  # the longest wait a setting may ask for (a year; `inf` is not one)
+MIN_HEARTBEAT_SECS = 0.1  # each heartbeat is an event in the log and a write to the index
+MAX_FILE_BYTES = 1 << 20
 
 LIMIT_DEFAULTS: dict[str, Any] = {
     "enabled": True,
@@ -101,11 +105,11 @@ def load(path: Path | None = None) -> Config:
     """Read the config file; never raises for a bad file (the problems are listed in `Config.problems`)."""
     try:
         path = path or paths.config_file()
-        raw = path.read_bytes()
+        raw = _read_file(path)
     except FileNotFoundError:
         return Config()
     except OSError as exc:
-        return Config(problems=(f"cannot read {path}: {exc.strerror}",))
+        return Config(problems=(f"cannot read {path}: {exc.strerror or exc}; using defaults",))
     import tomllib  # imported here: ~15 ms that `zag run` without a config file does not pay
 
     try:
@@ -115,6 +119,31 @@ def load(path: Path | None = None) -> Config:
     return _from_dict(data, path)
 
 
+def _read_file(path: Path) -> bytes:
+    """The bytes of the regular file `path`. Anything else is refused without reading it: a FIFO would
+    block `zag run` (and with it the user's agent) until something wrote to it, a device such as
+    /dev/zero, or a file far larger than any config, would never be read to its end."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))  # a FIFO opens at once
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise OSError(errno.EINVAL, f"it is {kind}")
+        if info.st_size > MAX_FILE_BYTES:
+            raise OSError(errno.EFBIG, f"it is {info.st_size} bytes, more than a config file may be "
+                                       f"({MAX_FILE_BYTES})")
+        chunks = []
+        while chunk := os.read(fd, MAX_FILE_BYTES + 1):
+            chunks.append(chunk)
+            if sum(map(len, chunks)) > MAX_FILE_BYTES:  # grew after fstat
+                raise OSError(errno.EFBIG, f"it is more than a config file may be ({MAX_FILE_BYTES} bytes)")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def _from_dict(data: dict[str, Any], path: Path) -> Config:
     problems: list[str] = []
     report = problems.append
@@ -122,8 +151,9 @@ def _from_dict(data: dict[str, Any], path: Path) -> Config:
         if key not in _TOP_LEVEL_KEYS:
             report(f"{path}: unknown key {key!r} (known: {', '.join(sorted(_TOP_LEVEL_KEYS))}); ignored")
     heartbeat = data.get("heartbeat_secs", DEFAULT_HEARTBEAT_SECS)
-    if not _is_seconds(heartbeat) or heartbeat <= 0:
-        report(f"{path}: heartbeat_secs must be a positive number; using {DEFAULT_HEARTBEAT_SECS:g}")
+    if not _is_seconds(heartbeat) or heartbeat < MIN_HEARTBEAT_SECS:
+        report(f"{path}: heartbeat_secs must be a number of seconds, at least {MIN_HEARTBEAT_SECS:g}; "
+               f"using {DEFAULT_HEARTBEAT_SECS:g}")
         heartbeat = DEFAULT_HEARTBEAT_SECS
     limits = data.get("usage_limits", {})
     if not isinstance(limits, dict):

@@ -4,7 +4,11 @@ usable values are kept."""
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
+
+import pytest
 
 from zag import config
 from zag.logs.redact import Redactor
@@ -93,7 +97,7 @@ max_attempts = 2.5
 """)
     text = "\n".join(loaded.problems)
     assert len(loaded.problems) == 7, text
-    assert "heartbeat_secs must be a positive number" in text
+    assert "heartbeat_secs must be a number of seconds, at least 0.1" in text
     assert "usage_limits.fallback_secs must be a positive number of seconds; using the default (3600)" in text
     assert "usage_limits.max_attempts must be a whole number of at least 1" in text
     assert 'usage_limits.resume_message must be a non-empty string; using the default ("Continue")' in text
@@ -148,3 +152,51 @@ verify_secs = true
     assert len(loaded.problems) == 3
     gemini = loaded.limits_for("gemini")
     assert (gemini.enabled, gemini.retry_secs, gemini.verify_secs) == (True, 300.0, 120.0)
+
+
+def test_a_heartbeat_too_short_to_log_is_refused(tmp_path: Path) -> None:
+    """`heartbeat_secs = 1e-9` is positive, but every heartbeat is a log event and an index write: a 3 s
+    run logged 89,000 heartbeats (4 MB of index WAL) and burnt a core."""
+    loaded = load(tmp_path, "heartbeat_secs = 1e-9\n")
+    assert loaded.heartbeat_secs == config.DEFAULT_HEARTBEAT_SECS
+    assert "heartbeat_secs must be a number of seconds, at least 0.1; using 10" in loaded.problems[0]
+    assert load(tmp_path, "heartbeat_secs = 0.1\n").problems == ()
+
+
+def _load_bounded(path: Path) -> config.Config:
+    """`config.load(path)` in a thread, failing the test (not hanging it) if it blocks."""
+    result: list[config.Config] = []
+    thread = threading.Thread(target=lambda: result.append(config.load(path)), daemon=True)
+    thread.start()
+    thread.join(10)
+    assert result, f"config.load blocked on {path}"
+    return result[0]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "device"])
+def test_a_config_that_is_not_a_regular_file_is_reported_without_reading_it(tmp_path: Path, kind: str) -> None:
+    """A FIFO named config.toml blocked `zag run` (and the agent it was to start) until something wrote
+    to it; /dev/zero would be read forever."""
+    path = tmp_path / "config.toml"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    else:
+        path.symlink_to("/dev/zero")
+    loaded = _load_bounded(path)
+    assert loaded.heartbeat_secs == config.DEFAULT_HEARTBEAT_SECS
+    [problem] = loaded.problems
+    assert problem.startswith(f"cannot read {path}: it is ") and problem.endswith("; using defaults"), problem
+
+
+def test_a_config_larger_than_any_config_is_not_read(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    with path.open("wb") as handle:
+        handle.truncate(config.MAX_FILE_BYTES + 1)  # sparse: no disk used
+    [problem] = load_path(path).problems
+    assert "more than a config file may be" in problem
+
+
+def load_path(path: Path) -> config.Config:
+    return _load_bounded(path)
