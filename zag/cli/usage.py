@@ -143,27 +143,43 @@ def supervisor_state(session: dict[str, Any] | None) -> str:
 
 def describe(row: dict[str, Any], session: dict[str, Any] | None, now: float) -> dict[str, Any]:
     """One resume as `--json` shows it: full ids, RFC 3339 times, what is left, the supervisor."""
-    from zag.logs.events import format_ts
-
-    resume_at = row.get("resume_at")
-    reset_at = row.get("reset_at")
+    resume_at = render.epoch_of(row.get("resume_at"))
+    attempts = row.get("attempts")
     return {
-        "incident_id": row["incident_id"],
-        "session_id": row["session_id"],
-        "provider": row.get("provider"),
-        "provider_session_id": row.get("provider_session_id"),
-        "scope": row.get("scope"),
-        "reset_at": format_ts(reset_at) if reset_at is not None else None,
-        "resume_at": format_ts(resume_at) if resume_at is not None else None,
+        "incident_id": _text(row["incident_id"]),
+        "session_id": _text(row["session_id"]),
+        "provider": _text(row.get("provider")),
+        "provider_session_id": _text(row.get("provider_session_id")),
+        "scope": _text(row.get("scope")),
+        "reset_at": _stamp(row.get("reset_at")),
+        "resume_at": _stamp(resume_at),
         "resume_in_secs": int(round(resume_at - now)) if resume_at is not None and _open(row) else None,
         "fallback_used": bool(row.get("fallback_used")),
-        "status": row.get("status"),
-        "attempts": row.get("attempts") or 0,
-        "raw": row.get("raw"),
-        "created_at": format_ts(row["created_at"]) if row.get("created_at") else None,
-        "updated_at": format_ts(row["updated_at"]) if row.get("updated_at") else None,
+        "status": _text(row.get("status")),
+        "attempts": attempts if isinstance(attempts, int) else 0,
+        "raw": _text(row.get("raw")),
+        "created_at": _stamp(row.get("created_at")),
+        "updated_at": _stamp(row.get("updated_at")),
         "supervisor": supervisor_state(session),
     }
+
+
+def _stamp(value: Any) -> str | None:
+    """A time column as RFC 3339; None when it holds no time a clock shows (a damaged row: a string, NaN,
+    a number beyond the year 9999), so one bad row does not stop the listing."""
+    from zag.logs.events import format_ts
+
+    epoch = render.epoch_of(value)
+    return format_ts(epoch) if epoch is not None else None
+
+
+def _text(value: Any) -> str | None:
+    """A text column as text (a damaged row may hold a number or a blob there)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
 
 
 def _mark_silent(rows: list[dict[str, Any]], sessions: list[dict[str, Any] | None]) -> None:

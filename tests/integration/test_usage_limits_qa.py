@@ -1,0 +1,61 @@
+"""QA of the usage-limit commands as an overnight batch uses them: `zag usage list` over an index whose
+resume rows are damaged, and the like."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.integration.helpers import Agent
+from zag.logs.index import Index
+
+NOW = time.time()
+
+
+def _resume(index: Index, **fields: object) -> str:
+    incident_id = str(uuid.uuid4())
+    row = {"incident_id": incident_id, "session_id": str(uuid.uuid4()), "provider": "claude", "scope": "session",
+           "reset_at": NOW + 600, "resume_at": NOW + 610, "status": "pending", "raw": "limit"}
+    index.add_resume(**{**row, **fields})
+    return incident_id
+
+
+@pytest.mark.parametrize(("column", "value"), [
+    ("resume_at", "soon"), ("resume_at", 1e300), ("resume_at", -1e20),
+    ("reset_at", "x"), ("reset_at", 1e300), ("created_at", "yesterday"), ("updated_at", 1e300),
+    ("raw", b"\xff\xfe"), ("provider", b"codex"), ("attempts", "many"),
+])
+def test_a_damaged_resume_row_does_not_stop_the_listing(agent: Agent, zag_home: Path, column: str,
+                                                         value: object) -> None:
+    """A resume row holding what no zag writes there (a hand edit, another version, a damaged file) used to
+    end every `zag usage list` with a Python traceback (`timestamp out of range`, `'str' object cannot be
+    interpreted as an integer`, ...): now the row is listed with what cannot be read shown as unknown, and
+    the good rows as always."""
+    with Index(zag_home / "index.sqlite") as index:
+        good = _resume(index)
+        bad = _resume(index, provider="codex")
+    with sqlite3.connect(zag_home / "index.sqlite") as conn:
+        conn.execute(f"UPDATE resumes SET {column} = ? WHERE incident_id = ?", (value, bad))
+    for args in ([], ["--all"]):
+        result = agent.run("usage", "list", *args)
+        assert result.returncode == 0 and b"Traceback" not in result.stderr, result.stderr.decode()
+        assert good[:8].encode() in result.stdout
+        assert bad[:8].encode() in result.stdout
+    result = agent.run("usage", "list", "--all", "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    rows = {row["incident_id"]: row for row in json.loads(result.stdout)}
+    assert rows[good]["resume_at"] is not None and rows[good]["resume_in_secs"] > 0
+    assert set(rows) == {good, bad}
+    if column in ("resume_at", "reset_at", "created_at", "updated_at"):
+        assert rows[bad][column] is None
+        if column == "resume_at":
+            assert rows[bad]["resume_in_secs"] is None
+    elif column == "attempts":
+        assert rows[bad]["attempts"] == 0
+    else:  # a blob where text belongs
+        assert isinstance(rows[bad][column], str)
