@@ -305,3 +305,54 @@ def test_zag_run_goose_names_the_session_after_the_zag_session(tmp_path: Path, a
     session_id = invocation["env"]["ZAG_SESSION_ID"]
     assert invocation["argv"] == ["run", "--name", f"zag-{session_id}", "-t", "hello"]
     assert agent.only_session()[0]["session_id"] == session_id
+
+
+def test_two_goose_homes_in_one_folder_keep_their_own_session_after_the_index_is_lost(tmp_path: Path, agent) -> None:
+    """Two `zag run goose` in one folder, one with goose's XDG data folder and one with its own GOOSE_PATH_ROOT:
+    goose numbers sessions per database, so both write 20251108_2. Each zag session records its session's
+    owner key (log and index). After the index is lost (no cursors: every supervised session is adopted again
+    by id), goose goes on in both without zag; backfill appends each database's new turn to its own zag
+    session. (The index kept only the bare id and the folder: the newest zag session took the first
+    database's session, and the other zag session the other one's.)"""
+    pytest.importorskip("zag.cli.run")
+    home = tmp_path / "home"
+    xdg_db = home / ".local/share/goose/sessions/sessions.db"
+    root = tmp_path / "gooseroot"
+    root_db = root / "data/sessions/sessions.db"
+
+    def run(db: Path, text: str, env: dict[str, str]) -> str:
+        agent.script([
+            {"sqlite": str(db), "sql": gl.SCHEMAS["v13"].read_text()},
+            {"sqlite": str(db), "sql": create_session_sql(SID, "fixer", str(agent.root))},
+            add_message(str(db), SID, msg(1, "user", gl.text(text))),
+        ])
+        before = set(agent.session_log_paths())
+        result = agent.run("run", "goose", "run", "-n", "fixer", "-t", text, env=env)
+        assert result.returncode == 0, result.stderr.decode()
+        [log] = set(agent.session_log_paths()) - before
+        return log.stem
+
+    only_xdg = agent.env(HOME=str(home))
+    only_xdg.pop("GOOSE_PATH_ROOT", None)
+    only_xdg.pop("XDG_DATA_HOME", None)
+    second = run(root_db, "in the root home", {**only_xdg, "GOOSE_PATH_ROOT": str(root)})
+    first = run(xdg_db, "in the xdg home", only_xdg)
+    from zag.logs.index import Index
+
+    with Index(agent.zag_home / "index.sqlite") as index:
+        keys = {index.get_session(zag_id)["provider_owner_key"] for zag_id in (first, second)}
+    assert keys == {PROVIDER.owner_key(SID, only_xdg), PROVIDER.owner_key(SID, {**only_xdg, "GOOSE_PATH_ROOT": str(root)})}
+    for path in agent.zag_home.glob("index.sqlite*"):
+        path.unlink()
+    gl.GooseDb(xdg_db).add_message(SID, "user", [gl.text("later in the xdg home")], created=int(time.time()) + 5)
+    gl.GooseDb(root_db).add_message(SID, "user", [gl.text("later in the root home")], created=int(time.time()) + 5)
+    result = agent.run("backfill", "--provider", "goose", env={**only_xdg, "GOOSE_PATH_ROOT": str(root)})
+    assert result.returncode == 0, result.stderr.decode()
+
+    def texts(zag_id: str) -> list[str]:
+        log = json.loads("[" + ",".join((agent.zag_home / "sessions" / f"{zag_id}.jsonl").read_text().splitlines()) + "]")
+        return [e["content"] for e in log if e["type"] == "user_message"]
+
+    assert texts(first) == ["in the xdg home", "later in the xdg home"]
+    assert texts(second) == ["in the root home", "later in the root home"]
+    assert len(agent.session_log_paths()) == 2

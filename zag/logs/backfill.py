@@ -268,20 +268,22 @@ def _plan(
 def _adoptive_owner(provider: str, source: HistorySource, owners: dict[str, str], fed: set[str],
                     index: Index) -> str | None:
     """The zag session (supervised, without cursor) that holds this source's provider session, if any.
-    The index knows only its bare id: where the provider says that id repeats across its homes (an
-    `owner_key` of its own, e.g. goose's per-database ids) the session must also have run in the
-    source's folder (the newest such), or another home's session with the same id would be written
-    into its log."""
+    Where the provider says that id repeats across its homes (an `owner_key` of its own, e.g. goose's
+    per-database ids) the session's recorded owner key must be the source's, or another home's session
+    with the same id would be written into its log. A session recorded without one (by a zag before the
+    key was kept) must have run in the source's folder (the newest such); its own key is never another's."""
     owner = owners.get(source.provider_session_id) if source.provider_session_id else None
     if not owner:
         return None
     if source.ownership == source.provider_session_id:
         return owner if owner not in fed else None
-    if not source.cwd:
-        return None
-    holders = index.provider_session_holders(provider, source.provider_session_id)
-    return next((session_id for session_id, cwd in holders
-                 if session_id not in fed and cwd and _same_folder(cwd, source.cwd)), None)
+    holders = [holder for holder in index.provider_session_holders(provider, source.provider_session_id)
+               if holder[0] not in fed]
+    exact = next((session_id for session_id, _, key in holders if key == source.ownership), None)
+    if exact is not None or not source.cwd:
+        return exact
+    return next((session_id for session_id, cwd, key in holders
+                 if key is None and cwd and _same_folder(cwd, source.cwd)), None)
 
 
 def _same_folder(one: str, other: str) -> bool:

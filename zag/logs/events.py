@@ -81,6 +81,10 @@ NOTE_USAGE_LIMIT_RECOVERED = "usage_limit_recovered"  # `data.incident_id` close
 NOTE_USAGE_LIMIT_CANCELLED = "usage_limit_cancelled"  # `data.incident_id` closed (cancelled): no resume
 NOTE_AGENT_STARTED = "agent_started"    # zag ran the agent again in the session: `data.child_pid`
 NOTE_AGENT_EXITED = "agent_exited"      # the agent exited, the session waits on: `data.exit_code`
+# the provider's `owner_key` of the agent's session (`data.provider_session_id`, `data.owner_key`), where its
+# ids repeat across the agent's homes (goose): kept in the index, so backfill gives a session without cursor
+# exactly its own agent session
+NOTE_PROVIDER_OWNER = "provider_session_owner"
 
 
 def now_rfc3339() -> str:

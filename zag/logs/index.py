@@ -19,8 +19,8 @@ from typing import Any
 from zag import paths, states
 from zag.logs.ids import BadSessionId, check_prefix
 
-SCHEMA_VERSION = 5  # 2, 3: the `session_json` cache (see `_JSON_CACHE_SCHEMA`); 4: `backfill_sources.log_size`;
-# 5: fingerprints stored before it are forgotten (see `_migrate`)
+SCHEMA_VERSION = 6  # 2, 3: the `session_json` cache (see `_JSON_CACHE_SCHEMA`); 4: `backfill_sources.log_size`;
+# 5: fingerprints stored before it are forgotten (see `_migrate`); 6: `sessions.provider_owner_key`
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     resumed             INTEGER NOT NULL DEFAULT 0,
     backfilled          INTEGER NOT NULL DEFAULT 0,
     last_seq            INTEGER NOT NULL DEFAULT 0,
-    log_path            TEXT
+    log_path            TEXT,
+    provider_owner_key  TEXT             -- the provider's `owner_key` of that id, where it is not the id
 );
 CREATE INDEX IF NOT EXISTS sessions_by_start ON sessions(started_at DESC);
 CREATE INDEX IF NOT EXISTS sessions_by_state ON sessions(state);
@@ -87,8 +88,10 @@ SESSION_COLUMNS = (
     "session_id", "provider", "provider_session_id", "state", "cwd", "argv", "model", "started_at",
     "ended_at", "updated_at", "exit_code", "end_reason", "hostname", "supervisor_pid",
     "supervisor_started", "child_pid", "last_heartbeat", "heartbeat_secs", "resume_at",
-    "interactive", "resumed", "backfilled", "last_seq", "log_path",
+    "interactive", "resumed", "backfilled", "last_seq", "log_path", "provider_owner_key",
 )
+# what `zag sessions --json` and the other listings show: not the owner key (bookkeeping for backfill)
+_DOC_COLUMNS = tuple(name for name in SESSION_COLUMNS if name != "provider_owner_key")
 RESUME_COLUMNS = (
     "incident_id", "session_id", "provider", "provider_session_id", "scope", "reset_at", "resume_at",
     "fallback_used", "status", "attempts", "raw", "created_at", "updated_at",
@@ -177,6 +180,9 @@ class Index:
             columns = {row[1] for row in conn.execute("PRAGMA table_info(backfill_sources)")}
             if columns and "log_size" not in columns:
                 conn.execute("ALTER TABLE backfill_sources ADD COLUMN log_size INTEGER")
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(sessions)")}
+            if columns and "provider_owner_key" not in columns:
+                conn.execute("ALTER TABLE sessions ADD COLUMN provider_owner_key TEXT")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -308,11 +314,13 @@ class Index:
         ).fetchone()
         return row[0] if row else None
 
-    def provider_session_holders(self, provider: str, provider_session_id: str) -> list[tuple[str, str | None]]:
-        """`(session_id, cwd)` of every zag session that holds a provider session, newest first."""
-        return [(row[0], row[1]) for row in self._conn.execute(
-            "SELECT session_id, cwd FROM sessions WHERE provider = ? AND provider_session_id = ? "
-            "ORDER BY started_at DESC", (provider, provider_session_id))]
+    def provider_session_holders(self, provider: str,
+                                 provider_session_id: str) -> list[tuple[str, str | None, str | None]]:
+        """`(session_id, cwd, provider_owner_key)` of every zag session that holds a provider session,
+        newest first."""
+        return [(row[0], row[1], row[2]) for row in self._conn.execute(
+            "SELECT session_id, cwd, provider_owner_key FROM sessions WHERE provider = ? "
+            "AND provider_session_id = ? ORDER BY started_at DESC", (provider, provider_session_id))]
 
     def provider_session_owners(self, provider: str) -> dict[str, str]:
         """`{provider_session_id: session_id}` for one provider, in one query (the newest session, as
@@ -559,7 +567,7 @@ def _json_row(row: str) -> str:
         "argv": f"iif(json_valid({row}.argv), json({row}.argv), NULL)",
         **{flag: f"iif({row}.{flag}, json('true'), json('false'))" for flag in ("interactive", "resumed", "backfilled")},
     }
-    return "json_object(" + ", ".join(f"'{name}', {special.get(name, f'{row}.{name}')}" for name in SESSION_COLUMNS) + ")"
+    return "json_object(" + ", ".join(f"'{name}', {special.get(name, f'{row}.{name}')}" for name in _DOC_COLUMNS) + ")"
 
 
 # Each session's JSON rendering, kept current by triggers so listings need no per-column work. Built

@@ -12,7 +12,8 @@ What a log says:
   (`data.child_pid`: the agent run again, a resume) and `agent_exited` (`data.exit_code`: the agent's
   exit while the session waits on, for `zag resume` to end with) update the child pid (a later
   `session_started` from `zag resume` has none until it starts the agent) and the exit code; the provider session id is the
-  last non-null `provider_session_id` of any line, the model the last `model` any event named (as the
+  last non-null `provider_session_id` of any line (its owner key, where the provider has one, zag's note
+  `provider_session_owner`), the model the last `model` any event named (as the
   supervisor keeps it current); `last_seq` the last valid line's seq;
 - `usage_limit_hit` with a `scheduled_resume_at` and no later `usage_limit_resumed` or `session_ended`:
   a pending resume, and the session is `waiting` until it; `usage_limit_resume_started` makes it
@@ -149,6 +150,7 @@ class _Scan:
         self.last_heartbeat: str | None = None
         self.heartbeat_secs: Any = None
         self.incidents: dict[str, Incident] = {}
+        self.owners: dict[str, str] = {}  # provider session id → its owner key (zag's notes)
         self.bad_lines = 0
         self.end = 0  # where the lines read so far end
         self._scanned: tuple[int, ScannedSession | None] | None = None
@@ -232,6 +234,9 @@ class _Scan:
                 self.started["child_pid"] = data.get("child_pid")
             elif note == events.NOTE_AGENT_EXITED:
                 self.exit_code = _int(data.get("exit_code"))
+            elif note == events.NOTE_PROVIDER_OWNER:
+                if isinstance(data.get("provider_session_id"), str) and isinstance(data.get("owner_key"), str):
+                    self.owners[data["provider_session_id"]] = data["owner_key"]
             closes = _NOTE_CLOSES.get(note) if isinstance(note, str) else None
             if closes is not None:
                 incident = self.incidents.get(str(data.get("incident_id")))
@@ -326,6 +331,7 @@ class _Scan:
             "backfilled": backfilled,
             "last_seq": self.last_seq,
             "log_path": str(self.path),
+            "provider_owner_key": self.owners.get(self.provider_session_id or ""),
         }
         for name in _STARTED_FIELDS:
             row[name] = started.get(name)

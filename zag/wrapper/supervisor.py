@@ -237,6 +237,8 @@ class Supervisor:
         self._ctx: LaunchContext | None = None
         self._state_lock = threading.Lock()
         self._claimed: set[str] = set()  # owner keys of provider sessions claimed for this session (`_claim`)
+        self._owner: tuple[str, str] | None = None  # (provider session id, its owner key) where they differ
+        self._owner_recorded: tuple[str, str] | None = None  # the one in the log and the index (`_record_owner`)
 
     # -- the whole session ------------------------------------------------------------------------
     def run(self) -> int:
@@ -363,6 +365,8 @@ class Supervisor:
                                        previous.get("supervisor_started"), **taken):
                 raise TakeoverRefused(f"session {self.session_id[:8]} was taken over by another supervisor")
         self.provider_session_id = previous.get("provider_session_id")
+        if self.provider_session_id and previous.get("provider_owner_key"):   # logged and indexed already
+            self._owner_recorded = (self.provider_session_id, previous["provider_owner_key"])
         self.model = previous.get("model")
         self.writer = self._open_writer()
         user_argv = [request.provider_name, *request.user_args]
@@ -643,6 +647,7 @@ class Supervisor:
         if self._watchdog is not None:
             self._watchdog.arm(child.pid)
         self._set_running(_Running(child))
+        self._record_owner()   # (a first launch: once its log is open, `_open_session`)
         return child
 
     def _stop_watchdog(self) -> None:
@@ -714,6 +719,7 @@ class Supervisor:
             "last_seq": self.writer.last_seq,
             "log_path": str(paths.session_log(self.session_id)),
         })
+        self._record_owner()
         try:
             settings = self.config.limits_for(request.provider_name)
         except Exception:  # noqa: BLE001
@@ -845,6 +851,7 @@ class Supervisor:
                 self.writer.provider_session_id = value
         self._claim(value, self._ctx.env if self._ctx is not None else self.request.env)
         self._update_registry(provider_session_id=value)
+        self._record_owner()
 
     def _claim(self, provider_session_id: str, env: Mapping[str, str]) -> None:
         """Mark the agent's session as supervised here at once (a file, no index): a `zag backfill` running
@@ -859,10 +866,29 @@ class Supervisor:
             self.guard.fault("owner_key", exc)
             key = provider_session_id
         with self._state_lock:
+            if key != provider_session_id:
+                self._owner = (provider_session_id, key)
             if key in self._claimed:
                 return
             self._claimed.add(key)
         claims.claim(self.provider.name, key, self.session_id)
+
+    def _record_owner(self) -> None:
+        """The owner key of the agent's session, where it is not its id (goose: ids repeat across homes):
+        in the log (a note, so an index rebuilt from the logs keeps it) and the index row. Backfill gives a
+        session without cursor (a full disk, killed before its first save, a lost index) exactly its own
+        agent session, not another home's with the same id that ran in the same folder."""
+        with self._state_lock:
+            owner, recorded = self._owner, self._owner_recorded
+            if (owner is None or owner == recorded or owner[0] != self.provider_session_id or self.writer is None
+                    or self.registry is None):   # (after `session_started`)
+                return
+            self._owner_recorded = owner
+        provider_session_id, key = owner
+        self._log(events.provider_status(
+            f"{self.request.provider_name} session {provider_session_id} (owner key {key})",
+            {"kind": events.NOTE_PROVIDER_OWNER, "provider_session_id": provider_session_id, "owner_key": key}))
+        self._update_registry(provider_owner_key=key)
 
     def _release_claims(self) -> None:
         from zag.providers import claims

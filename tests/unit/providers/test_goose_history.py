@@ -261,3 +261,27 @@ def test_two_supervised_sessions_with_the_same_id_each_adopt_their_own_folders_s
     [summary] = run_backfill([PROVIDER], env=two_roots["env"], jobs=1)
     assert (summary.imported, summary.updated) == (0, 2)
     assert _texts(ZAG_ID) == ["hello from a"] and _texts(other_id) == ["hello from b"]
+
+
+def test_a_session_an_older_zag_indexed_without_owner_key_is_still_adopted_by_its_folder(two_roots: dict) -> None:
+    """An index from before `sessions.provider_owner_key` (schema 5): opened, it gains the column; its rows,
+    which have no key, are matched by folder as before."""
+    import sqlite3
+
+    from zag import paths, states
+    from zag.logs.backfill import run_backfill
+    from zag.logs.index import SCHEMA_VERSION, Index
+
+    _supervised_row(states.EXITED, ended_at=T0 + 60)
+    with sqlite3.connect(paths.index_db()) as conn:   # as schema 5 had it
+        conn.execute("ALTER TABLE sessions DROP COLUMN provider_owner_key")
+        conn.execute("PRAGMA user_version = 5")
+    conn.close()
+    [summary] = run_backfill([PROVIDER], env=two_roots["env"], jobs=1)
+    assert (summary.imported, summary.updated) == (1, 1)
+    assert _texts(ZAG_ID) == ["hello from a"]
+    with Index() as index:
+        assert index.get_session(ZAG_ID)["provider_owner_key"] is None
+    with sqlite3.connect(paths.index_db()) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
