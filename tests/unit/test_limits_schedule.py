@@ -41,9 +41,22 @@ def test_cap_at_max_wait() -> None:
 
 
 def test_unknown_reset_uses_the_fallback() -> None:
-    assert schedule.resume_time(None, NOW, settings(fallback_secs=900)) == schedule.Schedule(NOW + 900, True)
-    assert schedule.resume_time(None, NOW, settings(fallback_secs=900, max_wait_secs=60)) == \
+    assert schedule.resume_time(None, NOW, settings(fallback_secs=900, jitter_secs=0)) == \
+        schedule.Schedule(NOW + 900, True)
+    assert schedule.resume_time(None, NOW, settings(fallback_secs=900, max_wait_secs=60), uniform=lambda: 0.9) == \
         schedule.Schedule(NOW + 60, True)
+
+
+def test_the_fallback_is_jittered_as_a_reset_is() -> None:
+    """Sessions of a batch that hit one limit in the same second with no reset given (claude's API-key 429,
+    codex's `Try again later.`) used to be resumed in the same second too, `fallback_secs` later, and hit
+    the limit again together: the fallback gets the jitter a known reset gets."""
+    assert schedule.resume_time(None, NOW, settings(fallback_secs=900, jitter_secs=30), uniform=lambda: 0.5) == \
+        schedule.Schedule(NOW + 915, True)
+    rng = random.Random(7)
+    times = [schedule.resume_time(None, NOW, settings(fallback_secs=900, jitter_secs=10), uniform=rng.random).resume_at
+             for _ in range(500)]
+    assert NOW + 900 <= min(times) and max(times) < NOW + 910 and max(times) - min(times) > 8
 
 
 @pytest.mark.parametrize("reset", [NOW, NOW - 1, NOW - 3600])

@@ -3,7 +3,7 @@
 - reset known and ahead: `reset_at` + uniform jitter in [0, `jitter_secs`] (many sessions resuming at
   the same reset should not all call the API in the same second);
 - reset known but already past (the CLI rounds to the minute, or zag saw it late): a short settle delay;
-- reset unknown: now + `fallback_secs`, and the incident says `fallback_used`;
+- reset unknown: now + `fallback_secs` + the same jitter, and the incident says `fallback_used`;
 - always capped at now + `max_wait_secs`.
 A reset instant is waited for on the wall clock (an NTP step back corrects a clock that ran ahead: the
 reset is still that instant); a delay zag chose (fallback, settle, cap, retry, back-off), and a reset the
@@ -54,15 +54,17 @@ def resume_time(
     """The resume time for a hit observed at `now` (`uniform` returns a float in [0, 1); default
     `random.random`)."""
     cap = now + max(0.0, settings.max_wait_secs)
-    if reset_at is None:
-        return Schedule(min(now + max(0.0, settings.fallback_secs), cap), True, delay=True)
-    if reset_at <= now:
+    if reset_at is not None and reset_at <= now:
         return Schedule(min(now + SETTLE_SECS, cap), False, delay=True)
     if uniform is None:
         import random  # only when a hit is scheduled: zag run does not pay for it otherwise
 
         uniform = random.random
     jitter = max(0.0, settings.jitter_secs) * uniform()
+    if reset_at is None:
+        # jittered too: a batch that hit one limit together (an API-key 429 says no reset) would otherwise
+        # call the API again in the same second, `fallback_secs` later, and hit it again together
+        return Schedule(min(now + max(0.0, settings.fallback_secs) + jitter, cap), True, delay=True)
     return Schedule(min(reset_at + jitter, cap), False, delay=reset_at + jitter > cap)
 
 
