@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from zag.logs import codec
+from zag.logs.reader import seek_after_seq
 
 _READ_CHUNK = 1024 * 1024
 
@@ -35,9 +36,12 @@ STOP_ASKED = "asked"          # `EventFollower.stopped` said so (e.g. Ctrl-C)
 class LogFollower:
     """Complete lines appended to one file, from a byte offset on, across repeated `read_lines` calls."""
 
-    def __init__(self, path: Path, offset: int = 0) -> None:
+    def __init__(self, path: Path, offset: int = 0, *, after_seq: int = 0) -> None:
+        """`after_seq`: only lines after that seq are wanted; the first read starts where they may
+        (`seek_after_seq`), not at `offset` 0, so `zag listen --since` on a huge log reads its end."""
         self.path = path
         self.offset = offset  # where the next unread complete line starts
+        self._after_seq = after_seq if offset == 0 else 0
         self._handle: Any = None
         self._inode: tuple[int, int] | None = None
 
@@ -61,6 +65,9 @@ class LogFollower:
         handle = self._handle
         if handle is None:  # replaced by nothing (removed) between the checks
             return
+        if self._after_seq > 0:
+            self.offset = seek_after_seq(handle, self._after_seq, os.fstat(handle.fileno()).st_size)
+            self._after_seq = 0
         handle.seek(self.offset)
         partial = b""
         while True:
@@ -133,7 +140,7 @@ class EventFollower:
         liveness_secs: float = 1.0,
         stopped: Callable[[], bool] | None = None,
     ) -> None:
-        self.log = LogFollower(path)
+        self.log = LogFollower(path, after_seq=since_seq)
         self.stopped = stopped
         self.last_seq = since_seq
         self.follow = follow

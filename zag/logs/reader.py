@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from zag.logs import codec
 
 _READ_CHUNK = 1024 * 1024
+# `seek_after_seq`: below this many bytes between its bounds, reading on is cheaper than probing again
+_LINEAR_BYTES = 64 * 1024
+_PROBE_BYTES = 64 * 1024
+_SEQ_PREFIX = re.compile(rb'\{"seq":(\d+)[,}]')  # how the writer starts every line (`seq` first)
 
 
 @dataclass
@@ -65,3 +70,50 @@ def read_events(path: Path, stats: ReadStats | None = None, offset: int = 0) -> 
     except OSError:
         pass
 
+
+
+def seek_after_seq(handle: BinaryIO, seq: int, size: int) -> int:
+    """A line start in the file open as `handle` (`size` bytes) before which no line has a seq above `seq`:
+    where a reader of the events after `seq` (`zag listen --since`) can start instead of at 0.
+
+    The writer writes seqs in increasing order, one line each: a bisection on byte offsets finds it with
+    O(log n) small reads, whatever the log's size. A probed line whose seq cannot be read from its start
+    (damaged, or not written by zag) only makes the answer earlier: 0 is always a correct answer.
+    """
+    low, high = 0, size  # every line that starts before `low` has a seq <= `seq`
+    while high - low > _LINEAR_BYTES:
+        middle = (low + high) // 2
+        start = _next_line_start(handle, middle, high)
+        if start is None:  # no line starts in [middle, high)
+            high = middle
+            continue
+        found = _seq_at(handle, start)
+        if found is not None and found <= seq:
+            low = start
+        else:
+            high = middle
+    return low
+
+
+def _next_line_start(handle: BinaryIO, position: int, limit: int) -> int | None:
+    """The first line start at or after `position` and before `limit`, or None."""
+    if position == 0:
+        return 0
+    cursor = position - 1  # a line starts at `position` when the byte before it ends a line
+    while cursor < limit:
+        handle.seek(cursor)
+        chunk = handle.read(min(_PROBE_BYTES, limit - cursor))
+        if not chunk:
+            return None
+        cut = chunk.find(b"\n")
+        if cut >= 0:
+            start = cursor + cut + 1
+            return start if start < limit else None
+        cursor += len(chunk)
+    return None
+
+
+def _seq_at(handle: BinaryIO, start: int) -> int | None:
+    handle.seek(start)
+    match = _SEQ_PREFIX.match(handle.read(32))
+    return int(match.group(1)) if match else None

@@ -1,0 +1,88 @@
+"""Read-side work that must not grow with history: counted in bytes read and rows visited, not time.
+
+`zag listen --since` on a huge log reads its end, not the whole file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from zag.logs import codec, events
+from zag.logs.follower import STOP_END_OF_LOG, EventFollower
+from zag.logs.reader import seek_after_seq
+from zag.logs.writer import SessionLogWriter
+
+SID = "11111111-2222-4333-8444-555555555555"
+
+
+def _bytes_read() -> int:
+    """Bytes this process has read through read(2) and pread(2) so far (`rchar`)."""
+    with open("/proc/self/io", "rb") as handle:
+        for line in handle:
+            if line.startswith(b"rchar:"):
+                return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+def _line(seq: int, **fields: object) -> bytes:
+    return codec.dumps_line({"seq": seq, "ts": "2026-01-01T00:00:00.000Z", "session_id": SID, "provider": "claude",
+                             "source": "wrapper", "type": "assistant_message", **fields})
+
+
+def _write_log(path: Path, count: int, *, pad: int = 150, odd: dict[int, bytes] | None = None) -> None:
+    odd = odd or {}
+    with open(path, "wb") as handle:
+        for seq in range(1, count + 1):
+            handle.write(odd.get(seq) or _line(seq, text="x" * pad))
+
+
+def test_the_writer_starts_every_line_with_its_seq(tmp_path: Path) -> None:
+    """What `seek_after_seq` reads from a probed line's start."""
+    writer = SessionLogWriter(SID, "claude", path=tmp_path / "log.jsonl", tell=None)
+    writer.write(events.body(events.USER_MESSAGE, text="hi"))
+    writer.close()
+    assert (tmp_path / "log.jsonl").read_bytes().startswith(b'{"seq":1,')
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/io"), reason="needs /proc/self/io")
+def test_listen_since_reads_the_end_of_a_big_log_not_all_of_it(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    _write_log(path, 60_000)   # ~15 MB
+    size = path.stat().st_size
+    before = _bytes_read()
+    follower = EventFollower(path, since_seq=59_990, follow=False)
+    seqs = [line.event["seq"] for line in follower]
+    read = _bytes_read() - before
+    assert seqs == list(range(59_991, 60_001)) and follower.stop_reason == STOP_END_OF_LOG
+    assert read < size / 20, f"read {read} of {size} bytes for the last 10 events"
+
+
+@pytest.mark.parametrize("since", [0, 1, 2, 499, 1_000, 1_500, 2_998, 2_999, 3_000, 3_001, 10**9])
+def test_listen_since_gives_exactly_the_events_after_seq(tmp_path: Path, since: int) -> None:
+    """Every event after `since`, each once, across damaged lines, a line without seq, a long line."""
+    path = tmp_path / "log.jsonl"
+    odd = {700: b"not json at all\n", 701: b'{"seq": 701, "type": "user_message"}\n',
+           1_200: _line(1_200, text="y" * 300_000), 2_000: b'{"broken\n'}
+    _write_log(path, 3_000, odd=odd)
+    got = [line.event.get("seq") for line in EventFollower(path, since_seq=since, follow=False)]
+    expected = [seq for seq in range(since + 1, 3_001) if seq not in (700, 2_000)]
+    assert got == expected
+
+
+def test_seek_after_seq_only_ever_starts_early(tmp_path: Path) -> None:
+    """Each answer is a line start with no later seq before it, and close to the seq asked for."""
+    path = tmp_path / "log.jsonl"
+    _write_log(path, 5_000, pad=60)
+    data = path.read_bytes()
+    starts = [0] + [index + 1 for index, byte in enumerate(data) if byte == 0x0A][:-1]
+    with open(path, "rb") as handle:
+        for seq in (1, 7, 100, 2_500, 4_999, 5_000, 6_000):
+            offset = seek_after_seq(handle, seq, len(data))
+            assert offset in starts
+            line_no = starts.index(offset) + 1   # seq of the line starting there
+            assert line_no <= seq + 1
+            assert sum(len(_line(n, text="x" * 60)) for n in range(line_no, min(seq, 5_000) + 1)) <= 2 * 64 * 1024
+
