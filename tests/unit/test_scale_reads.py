@@ -1,17 +1,22 @@
 """Read-side work that must not grow with history: counted in bytes read and rows visited, not time.
 
-`zag listen --since` on a huge log reads its end, not the whole file.
+`zag listen --since` on a huge log reads its end, not the whole file;
+`zag ps --json` visits the live sessions, not every session's JSON document.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from zag import states
 from zag.logs import codec, events
 from zag.logs.follower import STOP_END_OF_LOG, EventFollower
+from zag.logs.ids import new_session_id
+from zag.logs.index import Index
 from zag.logs.reader import seek_after_seq
 from zag.logs.writer import SessionLogWriter
 
@@ -85,4 +90,46 @@ def test_seek_after_seq_only_ever_starts_early(tmp_path: Path) -> None:
             line_no = starts.index(offset) + 1   # seq of the line starting there
             assert line_no <= seq + 1
             assert sum(len(_line(n, text="x" * 60)) for n in range(line_no, min(seq, 5_000) + 1)) <= 2 * 64 * 1024
+
+
+def _fill_index(index: Index, count: int, *, live: int = 1) -> None:
+    """`count` exited sessions and `live` running ones, in one transaction."""
+    import time
+
+    now = time.time()
+    rows = [{"session_id": new_session_id(), "provider": ("claude", "codex")[n % 2],
+             "state": states.RUNNING if n < live else states.EXITED, "cwd": f"/src/p{n}",
+             "argv": '["claude", "-p", "x"]', "started_at": now - n, "updated_at": now, "last_seq": n}
+            for n in range(count + live)]
+    with index.transaction() as conn:
+        conn.executemany("INSERT INTO sessions (session_id, provider, state, cwd, argv, started_at, updated_at, "
+                         "last_seq) VALUES (:session_id, :provider, :state, :cwd, :argv, :started_at, :updated_at, "
+                         ":last_seq)", rows)
+
+
+def _steps(index: Index, run: Callable[[], object]) -> int:
+    """SQLite virtual-machine steps (in thousands) that `run` made on `index`'s connection."""
+    counted = [0]
+
+    def count() -> int:
+        counted[0] += 1
+        return 0
+
+    index._conn.set_progress_handler(count, 1000)
+    try:
+        run()
+    finally:
+        index._conn.set_progress_handler(None, 0)
+    return counted[0]
+
+
+def test_listing_live_sessions_visits_the_live_ones_not_every_session(tmp_path: Path) -> None:
+    """`zag ps --json` (the form scripts poll) with a long history: its work does not grow with it."""
+    work = {}
+    for count in (200, 8_000):
+        with Index(tmp_path / f"index-{count}.sqlite") as index:
+            _fill_index(index, count)
+            work[count] = _steps(index, lambda: list(index.iter_session_json(states_in=states.LIVE_STATES)))
+            assert [stored for stored, _ in index.iter_session_json(states_in=states.LIVE_STATES)] == [states.RUNNING]
+    assert work[8_000] <= work[200] + 2, work
 
