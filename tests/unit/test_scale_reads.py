@@ -1,7 +1,8 @@
 """Read-side work that must not grow with history: counted in bytes read and rows visited, not time.
 
 `zag listen --since` on a huge log reads its end, not the whole file;
-`zag ps --json` visits the live sessions, not every session's JSON document.
+`zag ps --json` visits the live sessions, not every session's JSON document;
+completion of session ids reads the newest few asked for, not the whole index.
 """
 
 from __future__ import annotations
@@ -133,3 +134,36 @@ def test_listing_live_sessions_visits_the_live_ones_not_every_session(tmp_path: 
             assert [stored for stored, _ in index.iter_session_json(states_in=states.LIVE_STATES)] == [states.RUNNING]
     assert work[8_000] <= work[200] + 2, work
 
+
+@pytest.mark.parametrize("command", ["events", "resume"])
+def test_completing_a_session_id_reads_the_newest_few_not_the_whole_index(
+        monkeypatch: pytest.MonkeyPatch, command: str) -> None:
+    """`zag events <TAB>` with a long history: 1 s and 150 MB per TAB with 80,000 sessions, when every
+    row was read to offer the newest 100; `zag resume <TAB>` offered all 80,000."""
+    import click
+
+    from zag.cli import completions
+    from zag.logs import index as index_module
+    from zag.logs.index import _session_dict
+
+    with Index() as index:
+        _fill_index(index, 3_000, live=0)
+        newest = [row["session_id"] for row in index.list_sessions()]
+    built = [0]
+
+    def counting(row: object) -> dict:
+        built[0] += 1
+        return _session_dict(row)
+
+    monkeypatch.setattr(index_module, "_session_dict", counting)
+    completer = {"events": completions.complete_recent_sessions,
+                 "resume": completions.session_completer(states.DEAD, states.EXITED, limit=completions.COMPLETION_LIMIT,
+                                                         takeover=True)}[command]
+    context = click.Context(click.Command(command))
+    offered = [item.value for item in completer(context, click.Argument(["session"]), "")]
+    assert offered == newest[:completions.COMPLETION_LIMIT]
+    assert built[0] <= completions.COMPLETION_LIMIT + 1
+    prefix = newest[2_000][:3]
+    offered = [item.value for item in completer(context, click.Argument(["session"]), prefix.upper() + " ")]
+    matching = [session_id for session_id in newest if session_id.startswith(prefix)]
+    assert offered == matching[:completions.COMPLETION_LIMIT]

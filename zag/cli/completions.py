@@ -16,14 +16,15 @@ import click
 from zag import states
 
 SHELLS = ("bash", "zsh", "fish")
+COMPLETION_LIMIT = 100  # session ids offered at most (the newest), where any old session may be named
 PROG_NAME = "zag"
 COMPLETE_VAR = "_ZAG_COMPLETE"
 
 _HELP = """Print a shell completion script for zag.
 
 Completion offers commands, options, agent names, event types and session ids: live sessions for
-`zag listen`, the newest 100 sessions for `zag events`, dead or exited ones for `zag resume`, dead
-ones for `zag dismiss`.
+`zag listen`, the newest 100 sessions for `zag events`, the newest 100 dead or exited ones for
+`zag resume`, dead ones for `zag dismiss`.
 
 \b
 Example:
@@ -67,47 +68,43 @@ def session_completer(*wanted: str, limit: int | None = None, takeover: bool = F
         from click.shell_completion import CompletionItem
 
         try:
-            rows = _sessions_in(frozenset(wanted))
-            if takeover:
-                from zag.wrapper.liveness import silent_but_running
+            from zag.cli.render import home_path
 
-                rows = [row for row in rows if not (row["state"] == states.DEAD and silent_but_running(row))]
+            rows = _sessions_in(frozenset(wanted), incomplete.strip().lower(), limit, takeover)
+            return [CompletionItem(row["session_id"], help=f"{row['provider']} {row['state']} {home_path(row.get('cwd'))}")
+                    for row in rows]
         except Exception:  # completion must never print a traceback into the user's prompt
             return []
-        from zag.cli.render import home_path
-
-        prefix = incomplete.strip().lower()
-        items = [
-            CompletionItem(row["session_id"], help=f"{row['provider']} {row['state']} {home_path(row.get('cwd'))}")
-            for row in rows
-            if row["session_id"].startswith(prefix)
-        ]
-        return items[:limit] if limit else items
 
     return complete
 
 
-def _sessions_in(wanted: frozenset[str]) -> list[dict[str, Any]]:
+def _sessions_in(wanted: frozenset[str], prefix: str, limit: int | None, takeover: bool) -> list[dict[str, Any]]:
+    """The newest sessions whose id starts with `prefix` and whose effective state is in `wanted`, at most
+    `limit`: read from the index newest first until there are enough, not the whole index (a TAB with
+    100,000 sessions in it)."""
     from zag import paths
 
     if not paths.index_db().exists():
         return []
     from zag.logs.index import Index
-    from zag.wrapper.liveness import effective_state
+    from zag.wrapper.liveness import effective_state, silent_but_running
 
     # only sessions stored as running/waiting can be running, waiting or dead
     stored = states.LIVE_STATES if wanted <= {*states.LIVE_STATES, states.DEAD} else None
-    with Index() as index:
-        rows = index.list_sessions(states_in=stored)
     found = []
-    for row in rows:
-        row["state"] = effective_state(row)
-        if row["state"] in wanted:
+    with Index() as index:
+        for row in index.iter_sessions(states_in=stored, prefix=prefix):
+            row["state"] = effective_state(row)
+            if row["state"] not in wanted or (takeover and row["state"] == states.DEAD and silent_but_running(row)):
+                continue
             found.append(row)
+            if limit and len(found) >= limit:
+                break
     return found
 
 
 # `zag listen` offers the sessions one would listen to; `zag events` also those that ended (overnight
 # runs are looked at in the morning), the newest first.
 complete_live_sessions = session_completer("running", "waiting")
-complete_recent_sessions = session_completer(*states.ALL_STATES, limit=100)
+complete_recent_sessions = session_completer(*states.ALL_STATES, limit=COMPLETION_LIMIT)

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from zag import states
-from zag.cli.completions import session_completer
+from zag.cli.completions import COMPLETION_LIMIT, session_completer
 from zag.cli.errors import UserError, user_errors
 
 _HELP = """Resume SESSION under a new supervisor (SESSION: an id or a unique prefix).
@@ -35,7 +35,8 @@ Example:
 
 
 @click.command("resume", help=_HELP, short_help="Resume a session whose supervisor is gone.")
-@click.argument("session", shell_complete=session_completer(states.DEAD, states.EXITED, takeover=True))
+@click.argument("session", shell_complete=session_completer(states.DEAD, states.EXITED, limit=COMPLETION_LIMIT,
+                                                             takeover=True))
 @click.option("-v", "--verbose", is_flag=True, help="Print the session id and log path to stderr.")
 @user_errors
 def resume(session: str, verbose: bool) -> None:

@@ -257,6 +257,16 @@ class Index:
             params.append(int(limit))
         return [_session_dict(row) for row in self._conn.execute(sql, params)]
 
+    def iter_sessions(self, *, states_in: Iterable[str] | None = None, prefix: str = "") -> Iterator[dict[str, Any]]:
+        """Sessions whose id starts with `prefix` (lower-case), newest first, read as the caller goes (a
+        caller that stops after a few reads a few, however many sessions there are)."""
+        where, params = _session_filter(None, states_in)
+        if prefix:
+            where += (" AND " if where else " WHERE ") + "session_id >= ? AND session_id < ?"
+            params.extend((prefix, prefix + "\uffff"))
+        for row in self._conn.execute(f"SELECT * FROM sessions{where} ORDER BY started_at DESC, session_id", params):
+            yield _session_dict(row)
+
     def iter_session_json(
         self,
         *,
