@@ -4,6 +4,7 @@ resume rows are damaged, and the like."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 import uuid
@@ -59,3 +60,35 @@ def test_a_damaged_resume_row_does_not_stop_the_listing(agent: Agent, zag_home: 
         assert rows[bad]["attempts"] == 0
     else:  # a blob where text belongs
         assert isinstance(rows[bad][column], str)
+
+
+def test_a_cancel_of_a_dead_wait_does_not_write_into_a_session_zag_resume_took_over(tmp_path: Path,
+                                                                                     zag_home: Path) -> None:
+    """`zag usage cancel` of a session whose supervisor died writes the cancel note into its log itself. It
+    read the session row first: a `zag resume` that took the session over meanwhile (its claim won) writes
+    that log now, and the cancel wrote in as well (a second writer: the two count seq alike, so one seq
+    came twice) and set the row `running` under the new supervisor's feet. Now the cancel claims the row as
+    `zag dismiss` does, and leaves a session taken over to its new supervisor (which sees the cancel in the
+    index and logs it itself)."""
+    from tests.integration import limits_rig as L
+    from zag.wrapper.limits import record_cancel_without_supervisor
+    from zag.wrapper.liveness import process_start_time
+
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    rig.script(L.claude_headless_hit(rig, time.time() + 600))
+    waiting = rig.killed_while_waiting()
+    with Index(zag_home / "index.sqlite") as index:
+        stale = index.get_session(waiting["session_id"])  # what `zag usage cancel` read
+        [resume] = index.list_resumes(session_id=waiting["session_id"])
+        me = os.getpid()
+        assert index.claim_session(stale["session_id"], stale["supervisor_pid"], stale["supervisor_started"],
+                                   supervisor_pid=me, supervisor_started=process_start_time(me),
+                                   state="waiting", last_heartbeat=time.time())  # `zag resume` took it over
+        before = rig.agent.session_log_paths()[0].read_bytes()
+        assert index.update_resume_if(resume["incident_id"], ("pending",), status="cancelled")
+
+        assert record_cancel_without_supervisor(index, stale, resume) is False
+
+        row = index.get_session(stale["session_id"])
+    assert rig.agent.session_log_paths()[0].read_bytes() == before
+    assert (row["supervisor_pid"], row["state"]) == (me, "waiting")

@@ -110,12 +110,22 @@ def record_cancel_without_supervisor(index: Index, session: dict[str, Any], resu
     take the due resume off the session row (as the log now reads). False when the supervisor may still
     be there (stuck, or on another host): it logs the cancel itself once it sees the index."""
     from zag.logs.writer import SessionLogWriter
-    from zag.wrapper.liveness import supervisor_alive
+    from zag.wrapper import liveness
 
-    if supervisor_alive(session.get("supervisor_pid"), session.get("supervisor_started"),
-                        session.get("hostname")) is not False:
+    gone = {name: session.get(name) for name in ("supervisor_pid", "supervisor_started", "hostname",
+                                                  "last_heartbeat")}
+    if liveness.supervisor_alive(gone["supervisor_pid"], gone["supervisor_started"], gone["hostname"]) is not False:
         return False
     session_id = session["session_id"]
+    # the log's only writer meanwhile, as `zag dismiss` is: claimed only while the gone supervisor is still
+    # the one recorded, so a `zag resume` that took the session over since it was read keeps it (and logs
+    # the cancel itself once it sees the index), and one starting meanwhile sees a live supervisor and refuses
+    me, now = os.getpid(), time.time()
+    if not index.claim_session(session_id, gone["supervisor_pid"], gone["supervisor_started"], supervisor_pid=me,
+                               supervisor_started=liveness.process_start_time(me), hostname=liveness.hostname(),
+                               last_heartbeat=now, updated_at=now):
+        return False
+    last_seq = None
     try:
         with SessionLogWriter(session_id, session["provider"],
                               provider_session_id=session.get("provider_session_id")) as writer:
@@ -123,10 +133,11 @@ def record_cancel_without_supervisor(index: Index, session: dict[str, Any], resu
                                         "; its supervisor is gone"))
             last_seq = writer.last_seq
     except OSError:  # the log cannot be opened: the cancel in the index stands, the log does not say it
-        return False
-    index.update_session(session_id, state=states.RUNNING, resume_at=None, last_seq=last_seq,
-                         updated_at=time.time())
-    return True
+        pass
+    finally:
+        fields = {"state": states.RUNNING, "resume_at": None, "last_seq": last_seq} if last_seq is not None else {}
+        index.update_session(session_id, **fields, **gone, updated_at=time.time())
+    return last_seq is not None
 
 
 @dataclass
