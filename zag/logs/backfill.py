@@ -122,12 +122,21 @@ class ProviderSummary:
     live: int = 0            # supervised by a running zag right now: left to it
     not_written: int = 0     # not imported: its log could not be written (a full disk); retried next run
     failed: int = 0          # not imported: its files could not be read (or its reader failed); retried next run
-    unlisted: int = 0        # folders or databases that could not be listed (their sessions are not seen)
+    unlisted: int = 0        # folders or databases that could not be listed or read in full (each said once)
     events: int = 0
     warnings: int = 0
     bytes: int = 0           # size of the files of the sources that were read (each file once)
     seconds: float = 0.0
     warning_messages: list[str] = field(default_factory=list)
+    said_unread: set[str] = field(default_factory=set, repr=False)   # `unread` lines said
+
+    def unread(self, message: str, **context: Any) -> None:
+        """A folder or database not listed or read in full: said and counted once, however many of its
+        sessions (a goose database's) say the same."""
+        if message not in self.said_unread:
+            self.said_unread.add(message)
+            self.warn(message, **context)
+            self.unlisted += 1
 
     def warn(self, message: str, **context: Any) -> None:
         self.warnings += 1
@@ -139,6 +148,7 @@ class ProviderSummary:
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        del data["said_unread"]
         data["seconds"] = round(self.seconds, 3)
         return data
 
@@ -208,8 +218,7 @@ def _discover(provider: Provider, env: Mapping[str, str], summary: ProviderSumma
             found.setdefault(source.source_key, source)
     except UnlistedSources as exc:   # folders or databases it could not read: each said, naming it
         for problem in exc.problems:
-            summary.warn(problem)
-        summary.unlisted += len(exc.problems)
+            summary.unread(problem)
     except Exception as exc:  # noqa: BLE001 - one provider's failure must not stop the others
         summary.warn(f"cannot list {provider.name} sessions: {_describe(exc)}")
         summary.unlisted += 1
@@ -574,6 +583,8 @@ class _Committer:
         summary = self.summary
         for message in result.warnings:
             summary.warn(f"{result.source_key}: {message}", source=result.source_key)
+        if result.source_problem:   # a file several sources may share (a goose database)
+            summary.unread(result.source_problem, source=result.source_key)
         if result.error:   # (it names the file; a key that is that file's path is not said twice)
             about = "" if result.error.startswith(f"{result.source_key}:") else f"{result.source_key}: "
             summary.warn(f"{about}{result.error}", source=result.source_key)

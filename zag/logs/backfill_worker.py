@@ -110,6 +110,7 @@ class ImportResult:
     unwritten: bool = False    # the error was that the log could not be written (a full disk)
     vanished: bool = False     # the error was that the source's file was deleted since it was listed
     warnings: list[str] = field(default_factory=list)  # about the job, not a record (for the summary)
+    source_problem: str | None = None   # the reader's `problem`: a file it could not read in full (said once)
     notes: list[str] = field(default_factory=list)  # parse-warning messages (a few), for the summary
 
 
@@ -180,6 +181,9 @@ def _import(provider: Provider, job: ImportJob, copier: _Copier) -> None:
             copier.close()
         # encoded here, in the worker: the parent stores it as it is (and pickles bytes, not a tree)
         copier.result.cursor = msgspec.Raw(codec.dumps_lossless(reader.cursor()))
+        problem = getattr(reader, "problem", None)
+        if isinstance(problem, str) and problem:
+            copier.result.source_problem = problem
         if getattr(reader, "unsettled", False):
             # a last line without its newline, written too recently to call torn: once the file has
             # settled the reader reports it, so the next run must read the source although unchanged

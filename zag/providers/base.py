@@ -135,7 +135,10 @@ class SessionReader(Protocol):
     """Incremental reader of one provider session (live and backfill alike).
 
     Optionally a reader has an `info` mapping of what it learnt from records that became no event
-    field (`cwd`, `model`); the backfill runner uses it for `session_started` and the index row.
+    field (`cwd`, `model`); the backfill runner uses it for `session_started` and the index row. And a
+    `problem`: why its last read stopped before the end of the session (a database it cannot read in
+    full, busy or damaged), one line naming the file, the same for every session of that file; backfill
+    says it once, counts the file as not read, and reads the source again next time.
     """
 
     def read(self) -> Iterator[Item]:

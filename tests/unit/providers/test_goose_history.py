@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -285,3 +286,120 @@ def test_a_session_an_older_zag_indexed_without_owner_key_is_still_adopted_by_it
     with sqlite3.connect(paths.index_db()) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     conn.close()
+
+
+# --- a damaged database -----------------------------------------------------------------------------
+def _interleaved(env: dict, sessions: int = 3, each: int = 600) -> tuple[Path, bytes]:
+    """A checkpointed database whose sessions' messages interleave (as gooses running at once write them):
+    every table page holds rows of every session. Returns its path and its bytes."""
+    import sqlite3
+
+    path = homes.goose_home(env).db_path
+    goose = gl.GooseDb.create(path)
+    for number in range(1, sessions + 1):
+        goose.create_session(f"20261207_{number}", working_dir=f"/work/{number}", created_at=T0)
+    connection = sqlite3.connect(path)
+    for index in range(sessions * each):
+        connection.execute(gl.INSERT_MESSAGE_SQL, (f"m{index}", f"20261207_{index % sessions + 1}", "user",
+                                                   json.dumps([gl.text(f"{index} " + "x" * 200)]), T0 + index, "{}"))
+    connection.commit()
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    connection.close()
+    return path, path.read_bytes()
+
+
+def _middle_leaf(path: Path, table: str) -> int:
+    """The page number of the middle leaf page of a table's b-tree."""
+    import sqlite3
+
+    with sqlite3.connect(path) as connection:
+        pages = [row[0] for row in connection.execute(
+            "SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf' ORDER BY pageno", (table,))]
+    connection.close()
+    return pages[len(pages) // 2]
+
+
+def _zero_page(path: Path, page: int) -> None:
+    with open(path, "r+b") as handle:
+        handle.seek(4096 * (page - 1))
+        handle.write(b"\0" * 4096)
+
+
+def _imported_texts() -> dict[str, list[str]]:
+    from zag.logs.index import Index
+
+    with Index() as index:
+        return {row["provider_session_id"]: _texts(row["session_id"]) for row in index.list_sessions()}
+
+
+def test_a_damaged_database_is_imported_up_to_the_damage_said_once_and_the_rest_once_it_is_repaired(
+        tmp_path: Path) -> None:
+    """Bad pages in goose's messages: each session is imported up to its first unreadable row, the database
+    is named once (not once per session) and counted as not read (exit 1), and nothing is marked done: once
+    the file is good again (goose's own repair, a restored backup) the next run imports the rest, once.
+    (Each session was imported up to the damage, silently, and then counted unchanged for good.)"""
+    from zag.logs.backfill import run_backfill
+
+    env = {"HOME": str(tmp_path / "home")}
+    path, good = _interleaved(env)
+    _zero_page(path, _middle_leaf(path, "messages"))
+    [damaged] = run_backfill([PROVIDER], env=env, jobs=2)
+    assert (damaged.imported, damaged.unlisted, damaged.warnings) == (3, 1, 1)
+    [line] = damaged.warning_messages
+    assert line.startswith(f"cannot read all of {path} (database disk image is malformed)")
+    partial = _imported_texts()
+    assert all(0 < len(texts) < 600 for texts in partial.values())
+    [again] = run_backfill([PROVIDER], env=env, jobs=2)   # still damaged: nothing twice
+    assert (again.events, again.unlisted) == (0, 1) and _imported_texts() == partial
+    path.write_bytes(good)
+    [repaired] = run_backfill([PROVIDER], env=env, jobs=2)
+    assert (repaired.updated, repaired.unlisted, repaired.warnings) == (3, 0, 0)
+    for number, texts in _imported_texts().items():
+        first = int(number.rsplit("_", 1)[1]) - 1
+        assert [text.split()[0] for text in texts] == [str(index) for index in range(first, 1800, 3)]
+    [settled] = run_backfill([PROVIDER], env=env, jobs=2)
+    assert (settled.unchanged, settled.events) == (3, 0)
+
+
+def test_a_damaged_index_of_goose_messages_is_read_by_row_id(tmp_path: Path) -> None:
+    """The messages' session index damaged: the listing of every session's messages failed, so not one
+    session was imported. Now the sessions are listed one by one and read without that index; the database
+    is named once."""
+    import sqlite3
+
+    from zag.logs.backfill import run_backfill
+
+    env = {"HOME": str(tmp_path / "home")}
+    path, _ = _interleaved(env, each=200)
+    connection = sqlite3.connect(path)
+    [root] = connection.execute("SELECT rootpage FROM sqlite_master WHERE name = 'idx_messages_session'").fetchone()
+    connection.close()
+    _zero_page(path, root)
+    [summary] = run_backfill([PROVIDER], env=env, jobs=1)
+    assert (summary.imported, summary.unlisted, summary.warnings) == (3, 1, 1)
+    assert {number: len(texts) for number, texts in _imported_texts().items()} == {
+        "20261207_1": 200, "20261207_2": 200, "20261207_3": 200}
+
+
+def test_goose_tables_zag_does_not_know_are_said_and_read_once_they_are(world: dict) -> None:
+    """A newer goose's (or one migrating it right now) tables, not as zag knows them: the database is named,
+    with what it has (it was skipped without a word), the other database is imported, and legacy files
+    wait for it; once it reads as goose's again its sessions are imported."""
+    import sqlite3
+
+    from zag.logs.backfill import run_backfill
+
+    path = world["home"] / ".local/share/goose/sessions/sessions.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("ALTER TABLE messages RENAME COLUMN content_json TO content")
+    connection.close()
+    [summary] = run_backfill([PROVIDER], env=world["env"], jobs=1)
+    assert (summary.imported, summary.unlisted) == (1, 1)
+    [line] = summary.warning_messages
+    assert line.startswith(f"cannot read {path}: its tables are not goose's as zag knows them")
+    assert "messages: content, created_timestamp," in line and "legacy goose session files" in line
+    with sqlite3.connect(path) as connection:
+        connection.execute("ALTER TABLE messages RENAME COLUMN content TO content_json")
+    connection.close()
+    [after] = run_backfill([PROVIDER], env=world["env"], jobs=1)
+    assert (after.imported, after.unlisted, after.warnings) == (4, 0, 0)

@@ -178,3 +178,42 @@ def test_a_named_session_in_the_first_database_schema_without_a_name_column(tmp_
     session("20251108_1", "other", time.time())
     database.add_message("20251108_1", "user", [gl.text("new")], created=int(time.time()))
     assert contents(fresh.poll()) == ["new"] and fresh.provider_session_id == "20251108_1"
+
+
+def test_a_damaged_database_is_said_once_while_it_lasts_and_followed_on_once_repaired(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """Bad pages in goose's database while zag follows a session: it follows up to them, says once (after
+    TROUBLE_SAY_SECS, not at every poll) that it cannot read the database, and once the file is good again
+    goes on from where it stopped, every message once. (It stopped without a word.)"""
+    import sqlite3
+
+    from zag.providers.goose import live as goose_live
+
+    monkeypatch.setattr(goose_live, "TROUBLE_SAY_SECS", 0.0, raising=False)
+    _, database, ctx = setup(tmp_path)
+    plan = PROVIDER.plan_launch(["session", "--name", "proj"], ctx)
+    database.create_session("20251108_1", name="proj", working_dir=str(tmp_path), created_at=time.time())
+    live = PROVIDER.open_live(plan, ctx)
+    connection = sqlite3.connect(database.path)
+    for index in range(400):
+        connection.execute(gl.INSERT_MESSAGE_SQL, (f"m{index}", "20251108_1", "user",
+                                                   json.dumps([gl.text(f"{index} " + "x" * 300)]), int(time.time()), "{}"))
+    connection.commit()
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    pages = [row[0] for row in connection.execute(
+        "SELECT pageno FROM dbstat WHERE name = 'messages' AND pagetype = 'leaf' ORDER BY pageno")]
+    connection.close()
+    good = database.path.read_bytes()
+    with open(database.path, "r+b") as handle:
+        handle.seek(4096 * (pages[len(pages) // 2] - 1))
+        handle.write(b"\0" * 4096)
+    first = live.poll()
+    notes = [item for item in live.poll() + live.poll() if item.get("type") == events.PROVIDER_STATUS]
+    [said] = [item for item in first + notes if "cannot read" in item.get("message", "")]
+    assert str(database.path) in said["message"] and "malformed" in said["message"]
+    read = [text.split()[0] for text in contents(first)]
+    assert 0 < len(read) < 400
+    database.path.write_bytes(good)
+    after = live.poll()
+    assert any("can be read again" in item.get("message", "") for item in after)
+    assert read + [text.split()[0] for text in contents(after)] == [str(index) for index in range(400)]

@@ -67,24 +67,31 @@ def get_session(connection: sqlite3.Connection, schema: Schema, session_id: str)
     return session_row(row) if row else None
 
 
-def count_messages(connection: sqlite3.Connection, session_id: str, up_to_id: int | None = None) -> int:
+def _messages(indexed: bool) -> str:
+    """The messages table, through its indexes or not (a damaged index: the rows by row id alone)."""
+    return "messages" if indexed else "messages NOT INDEXED"
+
+
+def count_messages(connection: sqlite3.Connection, session_id: str, up_to_id: int | None = None, *,
+                   indexed: bool = True) -> int:
+    table = _messages(indexed)
     if up_to_id is None:
-        sql, args = "SELECT COUNT(*) FROM messages WHERE session_id = ?", (session_id,)
+        sql, args = f"SELECT COUNT(*) FROM {table} WHERE session_id = ?", (session_id,)
     else:
-        sql, args = "SELECT COUNT(*) FROM messages WHERE session_id = ? AND id <= ?", (session_id, up_to_id)
+        sql, args = f"SELECT COUNT(*) FROM {table} WHERE session_id = ? AND id <= ?", (session_id, up_to_id)
     return int(connection.execute(sql, args).fetchone()[0])
 
 
 def messages_after(connection: sqlite3.Connection, schema: Schema, session_id: str, after_id: int,
-                   up_to_id: int | None = None) -> Iterator[tuple[Any, ...]]:
+                   up_to_id: int | None = None, *, indexed: bool = True) -> Iterator[tuple[Any, ...]]:
     """(id, message_id, role, content_json, created_timestamp, metadata_json, timestamp) rows in insertion
     order, one at a time (a row can be megabytes of tool output: memory stays bounded). `timestamp` is
     when the row was inserted (CURRENT_TIMESTAMP, UTC text)."""
     upper, args = "", (session_id, after_id)
     if up_to_id is not None:
         upper, args = " AND id <= ?", (session_id, after_id, up_to_id)
-    yield from connection.execute(
-        f"SELECT {schema.message_select()} FROM messages WHERE session_id = ? AND id > ?{upper} ORDER BY id", args)
+    yield from connection.execute(f"SELECT {schema.message_select()} FROM {_messages(indexed)} "
+                                  f"WHERE session_id = ? AND id > ?{upper} ORDER BY id", args)
 
 
 def sessions_holding(connection: sqlite3.Connection, schema: Schema, values: tuple[Any, ...],
@@ -137,6 +144,26 @@ def list_sessions(connection: sqlite3.Connection, schema: Schema) -> list[dict[s
     for row in rows:
         session = session_row(row[:len(SESSION_COLUMNS)])
         session["message_count"], session["max_message_id"], session["min_message_id"] = row[len(SESSION_COLUMNS):]
+        result.append(session)
+    return result
+
+
+def list_sessions_one_by_one(connection: sqlite3.Connection, schema: Schema) -> list[dict[str, Any]]:
+    """`list_sessions` of a damaged database: the session rows (these must be readable), each with the
+    count and id range of its messages where they can be read (through the messages' session index), else
+    unknown (None). Sessions with no messages are left out, as `list_sessions` does."""
+    rows = connection.execute(f"SELECT {schema.session_select()} FROM sessions").fetchall()
+    result = []
+    for row in rows:
+        session = session_row(row)
+        try:
+            count, high, low = connection.execute(
+                "SELECT COUNT(*), MAX(id), MIN(id) FROM messages WHERE session_id = ?", (session["id"],)).fetchone()
+        except sqlite3.Error:
+            count, high, low = None, None, None   # (read by row id, `DbSessionReader` finds out)
+        if count == 0:
+            continue
+        session["message_count"], session["max_message_id"], session["min_message_id"] = count, high, low
         result.append(session)
     return result
 

@@ -26,12 +26,14 @@ from zag.logs import codec
 from zag.providers import sqlite_ro
 from zag.providers.base import HistorySource, UnlistedSources
 from zag.providers.goose import db, homes
+from zag.providers.goose.reader import unreadable_database
 from zag.providers.goose.records import JSON_ERRORS
 from zag.providers.tail import SeenFiles, fingerprint, list_folder, open_regular_file
 
 KIND_DB = "db"
 KIND_JSONL = "jsonl"
 FIRST_LINE_BYTES = 64 * 1024
+LIST_TIMEOUT_SECS = 2.0   # a database goose holds busy (a checkpoint, a migration): waited for this long
 
 
 def db_source_key(db_path: Path | str, session_id: str) -> str:
@@ -54,8 +56,9 @@ class UnreadableDatabase(UnlistedSources):
 def discover(env: Mapping[str, str]) -> Iterator[HistorySource]:
     database_ids: set[str] = set()
     problems: list[str] = []
+    notes: list[str] = []   # databases listed in part (damaged): their sessions are known
     for db_path in homes.database_paths(env):
-        for source in _database_sources(db_path, problems):
+        for source in _database_sources(db_path, problems, notes):
             database_ids.add(source.provider_session_id)
             yield source
     seen = SeenFiles()   # one source per real file (regular files only), however many links lead to it
@@ -73,27 +76,49 @@ def discover(env: Mapping[str, str]) -> Iterator[HistorySource]:
             continue
         seen_stems.add(stem)
         yield _jsonl_source(path)
-    if problems:
-        raise UnreadableDatabase(problems)
+    if problems or notes:
+        raise UnreadableDatabase(problems + notes)
 
 
-def _database_sources(db_path: Path, problems: list[str]) -> list[HistorySource]:
+def _database_sources(db_path: Path, problems: list[str], notes: list[str]) -> list[HistorySource]:
+    """The sessions of one database. A damaged one (bad pages: the listing of all its messages fails)
+    is listed session by session from what can be read (noted in `notes` with the line its readers say
+    about what they cannot read, so that backfill says it once)."""
     try:
-        connection = sqlite_ro.connect(db_path, timeout=2.0)
+        connection = sqlite_ro.connect(db_path, timeout=LIST_TIMEOUT_SECS)
     except sqlite3.Error as exc:
         problems.append(f"cannot read {db_path}: {exc}")
         return []
     try:
         schema = db.Schema(connection)
         if not schema.ready:
+            if schema.sessions or schema.messages:   # (no table at all: goose is creating it)
+                problems.append(f"cannot read {db_path}: its tables are not goose's as zag knows them "
+                                f"(sessions: {_names(schema.sessions)}; messages: {_names(schema.messages)}); "
+                                "a goose newer than zag, or one changing them right now")
             return []
-        rows = db.list_sessions(connection, schema)
+        try:
+            rows = db.list_sessions(connection, schema)
+        except sqlite3.Error as exc:
+            if _busy(exc):
+                raise
+            rows = db.list_sessions_one_by_one(connection, schema)
+            notes.append(unreadable_database(db_path, exc))
     except sqlite3.Error as exc:
         problems.append(f"cannot read {db_path}: {exc}")
         return []
     finally:
         connection.close()
     return [_db_source(db_path, row) for row in rows if isinstance(row.get("id"), str)]
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _names(columns: set[str]) -> str:
+    return ", ".join(sorted(columns)) if columns else "no such table"
 
 
 def _db_source(db_path: Path, row: dict[str, Any]) -> HistorySource:

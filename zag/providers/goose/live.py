@@ -21,6 +21,7 @@ Pre-database goose (≤ 1.9) is followed through `<data>/sessions/<name>.jsonl` 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,9 @@ from zag.providers.goose.reader import DbSessionReader, LegacyJsonlReader
 from zag.providers.goose.records import PROVIDER
 
 CLOCK_SLACK_SECS = 2.0   # sessions.created_at has whole seconds
+# a database zag cannot read for this long (damaged, locked, tables zag does not know) is said, once; a
+# shorter spell is goose at work (a checkpoint, a migration) and the next polls read on
+TROUBLE_SAY_SECS = 5.0
 
 
 class GooseLiveSession:
@@ -58,6 +62,9 @@ class GooseLiveSession:
         self.reader: DbSessionReader | LegacyJsonlReader | None = None
         self._pending: list[Item] = []
         self._locate_stamp: Any = None
+        self._locate_error: str | None = None
+        self._trouble_since: float | None = None   # when reading the database began to fail
+        self._trouble_said = False
 
     # -- protocol ----------------------------------------------------------------------------------
     def poll(self) -> list[Item]:
@@ -98,38 +105,69 @@ class GooseLiveSession:
 
     def _poll(self) -> list[Item]:
         out = self._take_pending()
+        trouble = None
         if self.reader is None and self.records:
-            self._locate()
+            trouble = self._locate()
         if self.reader is not None and self.reader.changed():
             out.extend(self.reader.read())
+            trouble = self.reader.last_error if isinstance(self.reader, DbSessionReader) else None
+        elif self.reader is not None:
+            return out
+        out.extend(self._trouble(trouble))
         return out
 
-    def _locate(self) -> None:
+    def _trouble(self, error: str | None) -> list[Item]:
+        """One note when goose's database cannot be read for a while (zag follows the session up to there),
+        one when it can be again (zag went on from where it stopped)."""
+        if error is None:
+            self._trouble_since = None
+            if not self._trouble_said:
+                return []
+            self._trouble_said = False
+            return [events.provider_status(f"goose: {self.db_path} can be read again; following the session on",
+                                           {"db": str(self.db_path)})]
+        now = time.monotonic()
+        if self._trouble_since is None:
+            self._trouble_since = now
+        if self._trouble_said or now - self._trouble_since < TROUBLE_SAY_SECS:
+            return []
+        self._trouble_said = True
+        return [events.provider_status(
+            f"goose: cannot read {self.db_path} ({error}); zag follows the session up to what it could read "
+            "and goes on once it can be read (what goose writes meanwhile is kept there)",
+            {"db": str(self.db_path), "error": error})]
+
+    def _locate(self) -> str | None:
+        """Look for the session (when the database or the legacy folder changed). Returns why the database
+        could not be searched, if it could not."""
         stamp = (sqlite_ro.signature(self.db_path), _mtime(self.sessions_dir))
         if stamp == self._locate_stamp:
-            return
-        answered = True
+            return self._locate_error
+        error = None
         if self.db_path.is_file():
-            answered, session_id = self._find_in_database()
+            error, session_id = self._find_in_database()
             if session_id:
                 self._follow_database(session_id)
-                return
-        if answered:   # a busy or half-created database is asked again at the next poll
+                return None
+        if error is None:   # a busy or half-created database is asked again at the next poll
             self._locate_stamp = stamp
+        self._locate_error = error
         self._find_legacy_file()
+        return error
 
-    def _find_in_database(self) -> tuple[bool, str | None]:
+    def _find_in_database(self) -> tuple[str | None, str | None]:
+        """(why the database could not be searched, the session's id)."""
         try:
             connection = sqlite_ro.connect(self.db_path)
-        except Exception:  # noqa: BLE001 - not there yet / busy: next poll
-            return False, None
+        except Exception as exc:  # noqa: BLE001 - not there yet / busy: next poll
+            return str(exc), None
         try:
             schema = db.Schema(connection)
             if not schema.ready:
-                return False, None
-            return True, self._query(connection, schema)
-        except Exception:  # noqa: BLE001 - busy or half-created: next poll
-            return False, None
+                return "its tables are not goose's as zag knows them (yet)", None
+            return None, self._query(connection, schema)
+        except Exception as exc:  # noqa: BLE001 - busy or half-created: next poll
+            return str(exc), None
         finally:
             connection.close()
 

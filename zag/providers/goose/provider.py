@@ -110,7 +110,8 @@ class GooseProvider:
         path = Path(source.paths[0])
         kind = (source.extra or {}).get("kind")
         if kind == history.KIND_DB or (kind is None and path.name.endswith(".db")):
-            return DbSessionReader(path, source.provider_session_id, cursor, source="provider_file")
+            return DbSessionReader(path, source.provider_session_id, cursor, source="provider_file",
+                                   timeout=history.LIST_TIMEOUT_SECS)
         return LegacyJsonlReader(path, source.provider_session_id or path.stem, cursor, source="provider_file")
 
     # -- interactive -------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ ids change. The reader notices it (fewer rows at or below the cursor's row id th
 then skips re-inserted rows it already emitted: known by `(role, created, content)` hash or
 `message_id`, remembered for the last `KEEP_KEYS` messages; rows older than those count as seen. New
 rows (the compaction summary, later turns) are emitted. State stays bounded and fits in the cursor.
-A busy/locked database ends the read early; the next read continues from the cursor.
+A busy/locked or damaged database ends the read early (at the first row it cannot read; `problem` says
+why, naming the database, for backfill to say once); the next read continues from the cursor.
 A session read from its start whose leading rows are a fork's copies of another session (`_CopiedHead`)
 logs them as one `copied_history` note: the parent's session holds them.
 
@@ -111,8 +112,10 @@ class DbSessionReader:
 
     def __init__(self, db_path: Path | str, session_id: str, cursor: Any = None, *,
                  skip_before: float | None = None, source: str = events.SOURCE_PROVIDER_FILE,
-                 find_copies: bool = False) -> None:
+                 find_copies: bool = False, timeout: float = sqlite_ro.DEFAULT_TIMEOUT) -> None:
         self.db_path = Path(db_path)
+        self.timeout = timeout   # for a busy database (backfill waits longer than a live poll)
+        self.problem: str | None = None   # why the last read stopped short (see `SessionReader`)
         self.find_copies = find_copies   # live `--fork`: look for the copied head despite `skip_before`
         self.session_id = session_id
         self.source = source
@@ -142,30 +145,48 @@ class DbSessionReader:
         """Cheap (two stats): may the database hold something new since the last read?"""
         return sqlite_ro.signature(self.db_path) != self._signature
 
-    def read(self) -> Iterator[Item]:
-        signature = sqlite_ro.signature(self.db_path)
-        try:
-            connection = sqlite_ro.connect(self.db_path)
-        except sqlite3.Error as exc:
-            self.last_error = str(exc)
-            return
-        try:
-            yield from self._read(connection)
-            self._signature = signature
-            self.last_error = None
-        except sqlite3.Error as exc:
-            self.last_error = str(exc)
-            if not sqlite_ro.is_transient(exc):
-                from zag import diag
+    @property
+    def unsettled(self) -> bool:
+        """The last read stopped short: backfill must read this session again, although unchanged."""
+        return self.problem is not None
 
-                diag.warning("goose_db_read_failed", db=str(self.db_path), session=self.session_id, error=str(exc))
-        finally:
-            if connection.in_transaction:
-                connection.rollback()
-            connection.close()
+    def read(self) -> Iterator[Item]:
+        """What is new. A read that meets a damaged page goes on once more without the messages' indexes
+        (a damaged index: the rows are still there by row id), from where it stopped."""
+        signature = sqlite_ro.signature(self.db_path)
+        self.problem = None
+        for indexed in (True, False):
+            try:
+                connection = sqlite_ro.connect(self.db_path, timeout=self.timeout)
+            except sqlite3.Error as exc:
+                self._failed(exc)
+                return
+            try:
+                yield from self._read(connection, indexed)
+                self._signature = signature
+                self.last_error = None
+                return
+            except sqlite3.Error as exc:
+                if indexed and _damaged(exc):
+                    continue
+                self._failed(exc)
+                if not sqlite_ro.is_transient(exc):
+                    from zag import diag
+
+                    diag.warning("goose_db_read_failed", db=str(self.db_path), session=self.session_id,
+                                 error=str(exc))
+                return
+            finally:
+                if connection.in_transaction:
+                    connection.rollback()
+                connection.close()
+
+    def _failed(self, exc: sqlite3.Error) -> None:
+        self.last_error = str(exc)
+        self.problem = unreadable_database(self.db_path, exc)
 
     # -- reading -----------------------------------------------------------------------------------
-    def _read(self, connection: sqlite3.Connection) -> Iterator[Item]:
+    def _read(self, connection: sqlite3.Connection, indexed: bool = True) -> Iterator[Item]:
         schema = db.Schema(connection)
         if not schema.ready:
             return
@@ -177,9 +198,9 @@ class DbSessionReader:
             self.meta = True
             if not self.baseline:
                 yield session_status(row, self.session_id, source=self.source)
-        yield from self._rewrite_check(connection, schema)
+        yield from self._rewrite_check(connection, schema, indexed)
         copies = _CopiedHead(connection, schema, row, self.session_id) if self._from_start() else None
-        for values in db.messages_after(connection, schema, self.session_id, self.rowid):
+        for values in db.messages_after(connection, schema, self.session_id, self.rowid, indexed=indexed):
             if copies is not None and not copies.take(values):
                 yield from copies.note()
                 copies = None
@@ -202,16 +223,16 @@ class DbSessionReader:
         return self.rowid == 0 and self.rows == 0 and (
             self.find_copies or (self.skip_before is None and not self.baseline))
 
-    def _rewrite_check(self, connection: sqlite3.Connection, schema: db.Schema) -> Iterator[Item]:
+    def _rewrite_check(self, connection: sqlite3.Connection, schema: db.Schema, indexed: bool) -> Iterator[Item]:
         """Rows at or below the cursor vanished (goose rewrote the conversation), or appeared (an
         earlier read saw an inconsistent file, or ids were reused): compare, then re-diff by key."""
         self.rewritten = False
         if not self.rowid:
             return
-        kept = db.count_messages(connection, self.session_id, self.rowid)
+        kept = db.count_messages(connection, self.session_id, self.rowid, indexed=indexed)
         if kept > self.rows:
             self.rewritten = True
-            for values in db.messages_after(connection, schema, self.session_id, 0, self.rowid):
+            for values in db.messages_after(connection, schema, self.session_id, 0, self.rowid, indexed=indexed):
                 yield from self._message(values)
             self.rewritten = False
             self.rows = kept
@@ -219,7 +240,7 @@ class DbSessionReader:
         if kept == self.rows:
             return
         self.rewritten = True
-        now = db.count_messages(connection, self.session_id)
+        now = db.count_messages(connection, self.session_id, indexed=indexed)
         data = {"rows_before": self.rows, "rows_kept": kept, "rows_now": now}
         if now == 0:
             yield events.body(events.SESSION_CLEARED, old_session_id=self.session_id,
@@ -269,6 +290,16 @@ class DbSessionReader:
         self.usage = current
         if body is not None:
             yield body
+
+
+def _damaged(exc: sqlite3.Error) -> bool:
+    return "malformed" in str(exc).lower()
+
+
+def unreadable_database(db_path: Path | str, exc: BaseException) -> str:
+    """One line about a goose database zag cannot read (in full): the same for each of its sessions."""
+    return (f"cannot read all of {db_path} ({exc}): its sessions are imported up to what can be read, "
+            "the rest once it can be read")
 
 
 class _CopiedHead:
