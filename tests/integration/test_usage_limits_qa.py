@@ -92,3 +92,27 @@ def test_a_cancel_of_a_dead_wait_does_not_write_into_a_session_zag_resume_took_o
         row = index.get_session(stale["session_id"])
     assert rig.agent.session_log_paths()[0].read_bytes() == before
     assert (row["supervisor_pid"], row["state"]) == (me, "waiting")
+
+
+def test_zag_resume_of_a_dead_wait_resumes_it_with_automatic_resumes_turned_off(tmp_path: Path,
+                                                                              zag_home: Path) -> None:
+    """The user turned automatic resumes off (`enabled = false`) after a zag died waiting, then asked for
+    this one with `zag resume`. zag said "claude resumes at …", then ended the session at once with exit 1
+    and resumed nothing (the pending resume cancelled in the index only, no note in the log). The resume
+    the user asked for is waited for and made; `enabled = false` concerns new hits."""
+    from tests.integration import limits_rig as L
+
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    rig.script(L.claude_headless_hit(rig, time.time() + 6), L.claude_headless_resumed(rig))
+    waiting = rig.killed_while_waiting()
+    (zag_home / "config.toml").write_text(L.CONFIG + "enabled = false\n", encoding="utf-8")
+
+    result = rig.run("resume", waiting["session_id"][:8])
+
+    assert result.returncode == 0, result.stderr.decode()
+    assert [call["argv"][:3] for call in rig.invocations()][1] == ["-p", "--resume", waiting["provider_session_id"]]
+    events = rig.log()
+    [hit] = L.of_type(events, "usage_limit_hit")
+    [resumed] = L.of_type(events, "usage_limit_resumed")
+    assert resumed["incident_id"] == hit["incident_id"] and events[-1]["exit_code"] == 0
+    assert [row["status"] for row in rig.resume_rows()] == ["done"]

@@ -194,6 +194,7 @@ class LimitHandler:
         self._gave_up: str | None = None
         self._timer: threading.Thread | None = None
         self._op: PtyResume | None = None
+        self._adopted: Incident | None = None  # `zag resume`: the pending resume it took over
 
     # -- what the supervisor reports (any thread) -------------------------------------------------
     def observe(self, signal: LimitSignal) -> None:
@@ -285,7 +286,7 @@ class LimitHandler:
                              "before continuing the session")
         if not self.interactive and status.exit_code == 0:
             self._close_recovered()
-        incident = self.active_incident() if self.settings.enabled else None
+        incident = self.active_incident() if self._resumes() else None
         if incident is not None:
             # the agent's last exit code, for `zag resume` should this supervisor die while waiting: in the
             # log too, so that an index rebuilt from it (`zag reindex`) keeps it
@@ -595,7 +596,7 @@ class LimitHandler:
     def _plan_next(self) -> LaunchPlan | None:
         """Main thread, no child running: wait for the active incident and plan its resume."""
         while True:
-            if not self.settings.enabled:
+            if not self._resumes():
                 return None
             outcome, incident = self.wait_due(self._stopping)
             if outcome == "stopped":
@@ -618,6 +619,14 @@ class LimitHandler:
             if self.interactive:
                 self._start_relaunch_op(attempt, plan)
             return plan
+
+    def _resumes(self) -> bool:
+        """Whether the active incident is to be resumed: automatic resumes are on, or it is the resume the
+        user asked `zag resume` to take over (`enabled = false` stops resumes after new hits, not that)."""
+        if self.settings.enabled:
+            return True
+        with self._lock:
+            return self._adopted is not None and self.book.active() is self._adopted
 
     def _resume_plan(self, incident: Incident | None) -> LaunchPlan | None:
         supervisor = self.supervisor
@@ -751,6 +760,7 @@ class LimitHandler:
         with self._lock:
             self.book.incidents.append(incident)
             self._failures = incident.attempts
+            self._adopted = incident
         self.store.update(incident.incident_id, status=states.RESUME_PENDING)
         self.supervisor.update_registry(state=states.WAITING, resume_at=incident.resume_at)
         return incident
