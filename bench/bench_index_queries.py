@@ -66,7 +66,7 @@ def build_index(home: Path, count: int) -> None:
             "interactive": int(n % 5 == 0), "resumed": int(n % 11 == 0), "backfilled": int(backfilled),
             "last_seq": rng.randrange(5, 5000), "log_path": str(home / "sessions" / f"{session_id}.jsonl"),
         }
-        rows.append(tuple(row[name] for name in SESSION_COLUMNS))
+        rows.append(tuple(row.get(name) for name in SESSION_COLUMNS))  # a column added since: NULL
         if kind == "crashed":
             _write_log(Path(row["log_path"]), session_id, row["last_seq"] + 200)
     with Index() as index, index.transaction() as conn:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import click
@@ -40,28 +41,25 @@ def ps(show_all: bool, as_json: bool) -> None:
     from zag.logs.index import Index
 
     wanted = None if show_all else states.LIVE_STATES
+    now = time.time()
+    style = render.Style.for_stream()
     with Index() as index:
         if as_json:
             from zag.cli.listing import write_sessions_json
 
             write_sessions_json(index.iter_session_json(states_in=wanted), sys.stdout.buffer, states_in=wanted)
             return
-        rows = index.list_sessions(states_in=wanted)
-    from zag.cli.listing import take_logged_end
-    from zag.wrapper.liveness import effective_state, silent_kind
+        from zag.cli.sessions import Counted, shown_states
 
-    now = time.time()
-    for row in rows:
-        row["state"] = effective_state(row, now)
-        if row["state"] == states.DEAD and not take_logged_end(row):
-            row["silent"] = silent_kind(row)
-    rows = [row for row in rows if wanted is None or row["state"] != states.EXITED]
-    if not rows:
+        # each row rendered as it is read: `ps --all` with 100,000 sessions never holds them all as rows
+        rows = Counted(row for row in shown_states(index.iter_sessions(states_in=wanted), now, silent=True)
+                       if wanted is None or row["state"] != states.EXITED)
+        text = ps_table(rows, style, width=render.terminal_width(), now=now)
+    if not rows.count:
         click.echo(_empty_message(show_all), err=True)
         return
-    style = render.Style.for_stream()
     # click.echo strips ANSI codes when stdout is not a terminal: `color=` keeps FORCE_COLOR's choice
-    click.echo(ps_table(rows, style, width=render.terminal_width(), now=now), color=style.enabled)
+    click.echo(text, color=style.enabled)
 
 
 def state_cell(row: dict[str, Any], now: float) -> render.Cell:
@@ -96,9 +94,9 @@ def _empty_message(show_all: bool) -> str:
     return f"no sessions in the index, {logs}" if logs else "no live sessions"
 
 
-def ps_table(rows: list[dict[str, Any]], style: render.Style, *, width: int = 0, now: float) -> str:
+def ps_table(rows: Iterable[dict[str, Any]], style: render.Style, *, width: int = 0, now: float) -> str:
     headers = ("ID", "PROVIDER", "STATE", "PID", "CHILD", "AGE", "CWD", "COMMAND")
-    lines = [
+    lines = (
         (
             (render.short_id(row["session_id"]), "bold"),
             row.get("provider") or "-",
@@ -110,5 +108,5 @@ def ps_table(rows: list[dict[str, Any]], style: render.Style, *, width: int = 0,
             render.command_line(row.get("argv")),
         )
         for row in rows
-    ]
+    )
     return render.table(headers, lines, style, width=width)

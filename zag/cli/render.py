@@ -138,6 +138,8 @@ def one_line(text: str) -> str:
     print: escape sequences in it (a tool's coloured output, a title or clipboard OSC, a screen clear)
     are dropped, other control characters shown as `^X` (they would recolour, move or clear what the
     terminal shows), bidirectional overrides as `<202e>`."""
+    if text.isascii() and text.isprintable():  # most text: nothing to do (listings make many cells)
+        return text
     if "\n" in text or "\r" in text or "\t" in text:
         text = " ".join(text.split())
     if _CONTROL.search(text):
@@ -189,24 +191,29 @@ def table(
     gap: str = "  ",
 ) -> str:
     """Left-aligned columns; when `width` > 0 each line fits in it: the last column is cut first, and
-    on a terminal too narrow even for the other columns, each line is cut at the width."""
-    cells: list[list[tuple[str, str | None]]] = [
-        [(one_line(cell), None) if isinstance(cell, str) else (one_line(cell[0]), cell[1]) for cell in row]
-        for row in rows
-    ]
+    on a terminal too narrow even for the other columns, each line is cut at the width.
+
+    `rows` is read once, each row kept as its shown text as it comes (the caller may hand out rows from a
+    cursor: with tens of thousands of sessions, their dicts are not all held at once)."""
+    kept: list[tuple[tuple[str, ...], tuple[str | None, ...]]] = []
+    looks: dict[tuple[str | None, ...], tuple[str | None, ...]] = {}  # rows share their styles' tuple
     widths = [len(h) for h in headers]
-    for row in cells:
-        for column in range(len(row) - 1):
-            widths[column] = max(widths[column], text_width(row[column][0]))
+    for row in rows:
+        texts, marks = _cells(row)
+        for column in range(len(texts) - 1):
+            columns = text_width(texts[column])
+            if columns > widths[column]:
+                widths[column] = columns
+        kept.append((texts, looks.setdefault(marks, marks)))
     lead = sum(widths[:-1]) + len(gap) * (len(headers) - 1)
     last_width = max(width - lead, 8) if width > 0 else 0
     paint = style if style.enabled else None
     final = len(headers) - 1
 
-    def line(row: Sequence[tuple[str, str | None]]) -> str:
+    def line(texts: tuple[str, ...], marks: tuple[str | None, ...]) -> str:
         parts = []
         room = width if width > 0 else None  # columns left on the line
-        for column, (text, mark) in enumerate(row):
+        for column, text in enumerate(texts):
             if column == final:
                 shown = clip(text, last_width) if last_width else text
             else:
@@ -219,12 +226,23 @@ def table(
                     shown, room = clip(shown.rstrip(), room), 0
                 else:
                     room -= text_width(shown)
+            mark = marks[column]
             parts.append(paint(shown, mark) if paint and mark else shown)
         return gap.join(parts).rstrip()
 
-    out = [line([(header, "bold") for header in headers])]
-    out.extend(line(row) for row in cells)
+    out = [line(*_cells([(header, "bold") for header in headers]))]
+    out.extend(line(texts, marks) for texts, marks in kept)
     return "\n".join(out)
+
+
+def _cells(row: Sequence[Cell]) -> tuple[tuple[str, ...], tuple[str | None, ...]]:
+    """A row's cells as their one-line texts and their styles."""
+    texts, marks = [], []
+    for cell in row:
+        text, mark = (cell, None) if isinstance(cell, str) else cell
+        texts.append(one_line(text))
+        marks.append(mark)
+    return tuple(texts), tuple(marks)
 
 
 # --- times ---------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,27 +45,49 @@ def sessions(provider: str | None, limit: int | None, as_json: bool) -> None:
 
     limit = min(limit, _SQLITE_MAX_INT) if limit is not None else None  # `--limit 99999999999999999999`: all
 
+    now = time.time()
+    style = render.Style.for_stream()
     with Index() as index:
         if as_json:
             from zag.cli.listing import write_sessions_json
 
             write_sessions_json(index.iter_session_json(provider=provider, limit=limit), sys.stdout.buffer)
             return
-        rows = index.list_sessions(provider=provider, limit=limit)
-    from zag.cli.listing import take_logged_end
-    from zag.wrapper.liveness import effective_state
-
-    now = time.time()
-    for row in rows:
-        row["state"] = effective_state(row, now)
-        if row["state"] == states.DEAD:
-            take_logged_end(row)  # ended after all, or dead with the log's event count
-    if not rows:
+        # each row rendered as it is read: 100,000 sessions are never all held as rows
+        rows = Counted(shown_states(index.iter_sessions(provider=provider, limit=limit), now))
+        text = sessions_table(rows, style, width=render.terminal_width(), now=now)
+    if not rows.count:
         click.echo(empty_sessions_hint(provider), err=True)
         return
-    style = render.Style.for_stream()
     # click.echo strips ANSI codes when stdout is not a terminal: `color=` keeps FORCE_COLOR's choice
-    click.echo(sessions_table(rows, style, width=render.terminal_width(), now=now), color=style.enabled)
+    click.echo(text, color=style.enabled)
+
+
+def shown_states(rows: Iterable[dict[str, Any]], now: float, *, silent: bool = False) -> Iterator[dict[str, Any]]:
+    """Each row with its effective state: a dead one's log says whether it ended after all (with the log's
+    event count, see `take_logged_end`); with `silent`, a dead one also says whether its zag still runs
+    (`silent_kind`, as `zag ps` shows it)."""
+    from zag.cli.listing import take_logged_end
+    from zag.wrapper.liveness import effective_state, silent_kind
+
+    for row in rows:
+        row["state"] = effective_state(row, now)
+        if row["state"] == states.DEAD and not take_logged_end(row) and silent:
+            row["silent"] = silent_kind(row)
+        yield row
+
+
+class Counted:
+    """An iterable that counts what was taken from it."""
+
+    def __init__(self, items: Iterable[Any]) -> None:
+        self._items = items
+        self.count = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        for item in self._items:
+            self.count += 1
+            yield item
 
 
 def empty_sessions_hint(provider: str | None) -> str:
@@ -127,32 +149,33 @@ def flags(row: dict[str, Any]) -> str:
     return "".join(marks) or "-"
 
 
-def sessions_table(rows: list[dict[str, Any]], style: render.Style, *, width: int = 0, now: float) -> str:
+def sessions_table(rows: Iterable[dict[str, Any]], style: render.Style, *, width: int = 0, now: float) -> str:
+    headers = ("ID", "PROVIDER", "FLAGS", "STATE", "STARTED", "TOOK", "EVENTS", "MODEL", "PROVIDER SESSION", "CWD")
+    return render.table(headers, (_session_line(row, now) for row in rows), style, width=width)
+
+
+def _session_line(row: dict[str, Any], now: float) -> tuple[render.Cell, ...]:
     from zag.cli.ps import state_cell
 
-    headers = ("ID", "PROVIDER", "FLAGS", "STATE", "STARTED", "TOOK", "EVENTS", "MODEL", "PROVIDER SESSION", "CWD")
-    lines = []
-    for row in rows:
-        started, ended = row.get("started_at"), row.get("ended_at")
-        if ended is not None and started is not None:
-            took = render.duration(ended - started)
-        elif started is not None and row.get("state") in ("running", "waiting"):
-            took = render.duration(now - started)
-        else:
-            took = "-"
-        lines.append((
-            (render.short_id(row["session_id"]), "bold"),
-            row.get("provider") or "-",
-            flags(row),
-            state_cell(row, now),
-            render.local_time(started),
-            took,
-            str(row.get("last_seq") or 0),
-            render.clip(row.get("model") or "-", 24),
-            row.get("provider_session_id") or "-",
-            render.home_path(row.get("cwd")),
-        ))
-    return render.table(headers, lines, style, width=width)
+    started, ended = row.get("started_at"), row.get("ended_at")
+    if ended is not None and started is not None:
+        took = render.duration(ended - started)
+    elif started is not None and row.get("state") in ("running", "waiting"):
+        took = render.duration(now - started)
+    else:
+        took = "-"
+    return (
+        (render.short_id(row["session_id"]), "bold"),
+        row.get("provider") or "-",
+        flags(row),
+        state_cell(row, now),
+        render.local_time(started),
+        took,
+        str(row.get("last_seq") or 0),
+        render.clip(row.get("model") or "-", 24),
+        row.get("provider_session_id") or "-",
+        render.home_path(row.get("cwd")),
+    )
 
 
 # --- zag events ------------------------------------------------------------------------------------

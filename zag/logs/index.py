@@ -257,14 +257,25 @@ class Index:
             params.append(int(limit))
         return [_session_dict(row) for row in self._conn.execute(sql, params)]
 
-    def iter_sessions(self, *, states_in: Iterable[str] | None = None, prefix: str = "") -> Iterator[dict[str, Any]]:
-        """Sessions whose id starts with `prefix` (lower-case), newest first, read as the caller goes (a
-        caller that stops after a few reads a few, however many sessions there are)."""
-        where, params = _session_filter(None, states_in)
+    def iter_sessions(
+        self,
+        *,
+        provider: str | None = None,
+        states_in: Iterable[str] | None = None,
+        prefix: str = "",
+        limit: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """`list_sessions`, also by id prefix (lower-case), read as the caller goes: a caller that stops
+        after a few reads a few, one that renders each row as it comes never holds them all."""
+        where, params = _session_filter(provider, states_in)
         if prefix:
             where += (" AND " if where else " WHERE ") + "session_id >= ? AND session_id < ?"
             params.extend((prefix, prefix + "\uffff"))
-        for row in self._conn.execute(f"SELECT * FROM sessions{where} ORDER BY started_at DESC, session_id", params):
+        sql = f"SELECT * FROM sessions{where} ORDER BY started_at DESC, session_id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        for row in self._conn.execute(sql, params):
             yield _session_dict(row)
 
     def iter_session_json(
