@@ -97,6 +97,7 @@ class GooseLiveSession:
         for key in self.claimed:  # kept as ended marks: a concurrent session's search skips them
             claims.release(PROVIDER, key, self.owner, keep=True)
         self.claimed.clear()
+        sqlite_ro.remove_snapshots()   # (`zag run` leaves with os._exit: no clean-up at exit)
 
     # -- work --------------------------------------------------------------------------------------
     def _take_pending(self) -> list[Item]:
