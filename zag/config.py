@@ -237,21 +237,28 @@ def _checked_redaction(table: Any, where: str, report: Callable[[str], None]) ->
 
 def _checked_patterns(value: Any, where: str, report: Callable[[str], None],
                       ignore_case: bool = False) -> list[str]:
-    """The regexes of a pattern list that compile (as their user compiles them); each other one is
-    reported: a pattern silently dropped would leave a secret unredacted or a limit unseen."""
+    """The regexes of a pattern list that compile (as their user compiles them: usage-limit wordings with
+    `re`, ignoring case; redaction patterns with `regex`); each other one is reported: a pattern silently
+    dropped would leave a secret unredacted or a limit unseen."""
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         report(f"{where} must be a list of regex strings; ignored")
         return []
     if not value:
         return []
-    import re
+    if ignore_case:
+        import re
 
-    flags = re.IGNORECASE if ignore_case else 0
+        def compile_one(pattern: str) -> object:
+            return re.compile(pattern, re.IGNORECASE)
+    else:
+        import regex
+
+        compile_one = regex.compile
     usable = []
     for pattern in value:
         try:
-            re.compile(pattern, flags)
-        except re.error as exc:
+            compile_one(pattern)
+        except Exception as exc:  # noqa: BLE001 - re.error, regex.error, ValueError: not a usable regex
             report(f"{where}: {pattern!r} is not a valid regex ({exc}); this pattern is ignored")
         else:
             usable.append(pattern)

@@ -50,3 +50,23 @@ def test_resume_says_when_the_arguments_it_reuses_were_redacted(agent: Agent) ->
     assert resumed.returncode == 0, resumed.stderr
     assert b"were redacted when it was logged" in resumed.stderr
     assert ANTHROPIC not in json.dumps(agent.invocations()[-1]["argv"])
+
+
+def test_a_backtracking_redaction_pattern_does_not_hold_up_the_agent_or_its_log(agent: Agent) -> None:
+    """`(a|aa)+$` on a long run of `a` backtracks for ages: with `re`, the session_started line (the
+    prompt is in its argv) took 5 s for 24 characters, 2^n after that, and held the GIL meanwhile, so
+    the agent never started. Each text now has a time budget; one that runs out is replaced whole."""
+    from tests.integration.helpers import write_config
+
+    write_config(agent.zag_home, '[redaction]\nextra_patterns = ["(a|aa)+$", "corp-[0-9]+"]\n')
+    agent.script([{"out": "hi\n"}, {"exit": 0}])
+    prompt = "a" * 80 + "! corp-42"
+    done = agent.run("run", "claude", "-p", prompt, timeout=30)
+    assert done.returncode == 0 and done.stdout == b"hi\n", done.stderr
+    assert agent.invocations()[0]["argv"][-1] == prompt
+    assert b"redaction pattern '(a|aa)+$' took too long" in done.stderr
+    assert done.stderr.count(b"redaction pattern") == 1  # said once per run
+    events = agent.only_session()
+    assert_valid_log(events)
+    assert events[0]["argv"][-1] == "[REDACTED:custom]"
+    assert files_holding(agent.zag_home, b"corp-42") == []

@@ -275,3 +275,47 @@ def test_ordinary_text_around_line_breaks_and_escaped_slashes_is_left_alone() ->
     ]
     for text in ordinary:
         assert redacted(text) == text
+
+
+def _event(**fields: object) -> bytes:
+    return codec.dumps_line({"seq": 3, "ts": "2026-12-07T18:57:10.905Z", "session_id": "fa619621-b899-4b3c-923c-"
+                             "1f5bb251ce90", "provider": "claude", "provider_session_id": "d2cd7146-7fd2-4a35-9773-"
+                             "ff12b9a20b3e", "source": "wrapper", "type": "session_started", **fields})
+
+
+def test_user_patterns_leave_zag_field_names_and_the_envelope_alone() -> None:
+    """A pattern such as `session` (or one for UUIDs) renamed `session_id` to `[REDACTED:custom]_id` and
+    rewrote the event type and ids: `zag reindex` then made the session a dead row without a cwd."""
+    uuid_pattern = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    line = _event(argv=["claude", "-p", "my session 2d3e4f5a-6b7c-4d8e-9f0a-1b2c3d4e5f6a"], data={"session": "x"})
+    event = json.loads(Redactor(["session", uuid_pattern]).redact(line))
+    original = json.loads(line)
+    assert list(event) == list(original)
+    assert {key: event[key] for key in original if key not in ("argv", "data")} == {
+        key: original[key] for key in original if key not in ("argv", "data")}
+    assert event["argv"][2] == "my [REDACTED:custom] [REDACTED:custom]"
+    assert event["data"] == {"session": "x"}  # keys are never rewritten, at any depth
+
+
+@pytest.mark.parametrize(("patterns", "expected"), [
+    ([""], "xx key [REDACTED:openai_key] y: {a}"),
+    (["(?=y)"], "xx key [REDACTED:openai_key] y: {a}"),
+    (["x*"], "[REDACTED:custom] key [REDACTED:openai_key] y: {a}"),
+    (["x*", "[{}:,\\[\\]]"], "[REDACTED:custom] key [REDACTED:openai_key] y[REDACTED:custom] [REDACTED:custom]a"
+                              "[REDACTED:custom]"),
+    (["[a-z]"], "[REDACTED:custom] [REDACTED:custom] [REDACTED:openai_key] [REDACTED:custom]: {[REDACTED:custom]}"),
+    (["openai"], "xx key [REDACTED:openai_key] y: {a}"),
+    (["key"], "xx [REDACTED:custom] [REDACTED:openai_key] y: {a}"),
+    (["_key\\] y"], "xx key [REDACTED:custom]: {a}"),  # over part of a marker: the marker goes into it
+])
+def test_user_patterns_that_match_empty_text_or_zag_markers_keep_the_text_readable(patterns: list[str],
+                                                                                    expected: str) -> None:
+    """`""` or `x*` matched between every two characters (each replaced by a marker: the text grew 10x),
+    and a later pattern matched inside the markers an earlier one wrote (`[REDACTED[REDACTED:custom]...`).
+    Empty matches replace nothing, and every pattern matches the text as it came."""
+    assert redacted(f"xx key {OPENAI} y: {{a}}", Redactor(patterns)) == expected
+
+
+def test_overlapping_matches_of_several_patterns_are_one_replacement() -> None:
+    out = redacted("id corp-123-secret end", Redactor([r"corp-\d+", r"\d+-secret"]))
+    assert out == "id [REDACTED:custom] end"

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
+from zag.logs.events import ENVELOPE_FIELDS
+
 # What may directly precede a key that must not start inside a word: a non-word byte, or the end of a
 # JSON escape (`\n`, `\t`, `\u001b`: a key at the start of a line of a file dump) or of a terminal
 # colour sequence (`\u001b[32m`), whose last byte is a letter or digit.
@@ -77,13 +79,17 @@ class Redactor:
         self._escape_markers = frozenset(range(len(all_markers) - len(_ESCAPE_MARKERS), len(all_markers)))
         self._finder = _marker_finder(all_markers)
         self._marker_slots = _hidden_slots(all_markers, marker_slots)
-        self._extra: list[re.Pattern[str]] = []
+        self._extra: list[Any] = []
         self.problems: list[str] = []
-        for pattern in extra_patterns:
-            try:
-                self._extra.append(re.compile(pattern))
-            except re.error as exc:
-                self.problems.append(f"redaction pattern {pattern!r} is not a valid regex: {exc}")
+        extra_patterns = list(extra_patterns)
+        if extra_patterns:
+            import regex  # `re` cannot bound a match's time, and holds the GIL while it runs (see `_sub_custom`)
+
+            for pattern in extra_patterns:
+                try:
+                    self._extra.append(regex.compile(pattern))
+                except (regex.error, ValueError) as exc:
+                    self.problems.append(f"redaction pattern {pattern!r} is not a valid regex: {exc}")
         # a line can be ruled out on its encoding only when every pattern matches the same way there
         self._prechecked = all(_CONTEXT_FREE.fullmatch(pattern.pattern) for pattern in self._extra)
 
@@ -177,10 +183,8 @@ class Redactor:
         JSON keeps as they are, without anchors or lookarounds (`_CONTEXT_FREE`)."""
         from zag.logs import codec
 
-        if self._prechecked:
-            text = line.decode("utf-8", errors="replace")
-            if not any(pattern.search(text) for pattern in self._extra):
-                return line
+        if self._prechecked and not self._may_match(line.decode("utf-8", errors="replace")):
+            return line
         newline = line.endswith(b"\n")
         try:
             value = codec.loads(line)
@@ -192,27 +196,95 @@ class Redactor:
         encoded = codec.dumps(redacted)
         return encoded + b"\n" if newline else encoded
 
-    def _walk(self, value: object) -> object:
-        """`value` with user patterns applied to every string (keys too); `value` itself if none matched."""
+    def _may_match(self, text: str) -> bool:
+        """Whether a user pattern may match in `text` (one that takes too long: it may)."""
+        try:
+            return any(pattern.search(text, timeout=_budget(text)) for pattern in self._extra)
+        except TimeoutError:
+            return True
+
+    def _walk(self, value: object, event: bool = True) -> object:
+        """`value` with user patterns applied to every string value; `value` itself if none matched. Keys
+        are left alone, and so is the envelope of the event (`event`: the top level), whose values zag
+        itself wrote: a pattern such as `session` must not turn the log into one zag cannot read."""
         if isinstance(value, str):
             return self._sub_custom(value)
         if isinstance(value, list):
-            items = [self._walk(item) for item in value]
+            items = [self._walk(item, False) for item in value]
             return value if all(new is old for new, old in zip(items, value)) else items
         if isinstance(value, dict):
-            pairs = [(self._sub_custom(key), self._walk(item)) for key, item in value.items()]
-            if all(new_key is key and new is old for (new_key, new), (key, old) in zip(pairs, value.items())):
+            kept = _ENVELOPE if event else ()
+            pairs = [(key, item if key in kept else self._walk(item, False)) for key, item in value.items()]
+            if all(new is old for (_, new), old in zip(pairs, value.values())):
                 return value
             return dict(pairs)
         return value
 
     def _sub_custom(self, text: str) -> str:
-        """`text` with every user pattern's matches replaced; the same object if nothing matched."""
+        """`text` with every non-empty match of the user patterns replaced, all found in the text as it
+        came (one pattern never matches what another put in, nor inside a built-in's marker); the same
+        object if nothing matched. A pattern that backtracks (`(a|aa)+$` on a long run of `a`) gets a time
+        budget per text: past it the whole text is taken for a secret and replaced, and the pattern is
+        named on stderr once (the `regex` engine lets zag's other threads run meanwhile)."""
+        spans: list[tuple[int, int]] = []
         for pattern in self._extra:
-            replaced, count = pattern.subn("[REDACTED:custom]", text)
-            if count:
-                text = replaced
-        return text
+            try:
+                # most texts hold no match: one search (finditer costs twice as much to set up)
+                first = pattern.search(text, timeout=_budget(text))
+                if first is not None:
+                    spans += [match.span() for match in pattern.finditer(text, first.start(), timeout=_budget(text))
+                              if match.end() > match.start()]
+            except TimeoutError:
+                self._say_timed_out(pattern.pattern, len(text))
+                return _CUSTOM
+        return _replaced(text, spans) if spans else text
+
+    @staticmethod
+    def _say_timed_out(pattern: str, length: int) -> None:
+        if pattern in _timed_out:  # once per process, whichever redactor ran it
+            return
+        _timed_out.add(pattern)
+        import sys
+
+        try:
+            sys.stderr.write(f"zag: redaction pattern {pattern!r} took too long on a text of {length} characters "
+                             "(it backtracks: rewrite it without nested repeats); such a text is logged as "
+                             f"{_CUSTOM}\n")
+            sys.stderr.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+
+
+_CUSTOM = "[REDACTED:custom]"
+_timed_out: set[str] = set()  # user patterns that ran out of time (said on stderr)
+_MARKER = re.compile(r"\[REDACTED:[a-z_]+\]")
+_ENVELOPE = frozenset(ENVELOPE_FIELDS)
+
+
+def _budget(text: str) -> float:
+    """Seconds a user pattern may take on `text`: any sane pattern scans far faster than 4 MB/s."""
+    return 0.05 + len(text) / 4e6
+
+
+def _replaced(text: str, spans: list[tuple[int, int]]) -> str:
+    """`text` with each span (merged where they overlap or touch) replaced by `[REDACTED:custom]`. A span within a
+    built-in's `[REDACTED:<kind>]` marker is dropped; a marker a span overlaps goes into its replacement."""
+    if "[REDACTED:" in text:
+        markers = [match.span() for match in _MARKER.finditer(text)]
+        spans = [(start, end) for start, end in spans if not any(a <= start and end <= b for a, b in markers)]
+        spans += [(a, b) for a, b in markers if any(a < end and start < b for start, end in spans)]
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:  # overlapping or touching: one marker
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    pieces, done = [], 0
+    for start, end in merged:
+        pieces += (text[done:start], _CUSTOM)
+        done = end
+    pieces.append(text[done:])
+    return "".join(pieces)
 
 
 # A user pattern whose every match in a decoded string is also a match in its JSON encoding: literals
