@@ -326,13 +326,19 @@ class Index:
         session `zag resume` took up is live again however old), else the newest zag ran, else the newest
         imported one. A supervisor silent for `DEAD_AFTER_HEARTBEATS` heartbeats does not count as live."""
         now = time.time() if now is None else now
-        row = self._conn.execute(
-            "SELECT session_id FROM sessions ORDER BY "
-            "(state IN (?, ?) AND last_heartbeat >= ? - ? * COALESCE(heartbeat_secs, 10.0) - 1.0) DESC, "
-            "backfilled ASC, started_at DESC LIMIT 1",
-            (*states.LIVE_STATES, now, states.DEAD_AFTER_HEARTBEATS),
-        ).fetchone()
-        return row[0] if row else None
+        # three questions, each answered through an index (one ORDER BY over all of them sorted every session)
+        for sql, params in (
+            ("SELECT session_id FROM sessions WHERE state IN (?, ?) "
+             "AND last_heartbeat >= ? - ? * COALESCE(heartbeat_secs, 10.0) - 1.0 "
+             "ORDER BY backfilled ASC, started_at DESC LIMIT 1",
+             (*states.LIVE_STATES, now, states.DEAD_AFTER_HEARTBEATS)),
+            ("SELECT session_id FROM sessions WHERE backfilled = 0 ORDER BY started_at DESC LIMIT 1", ()),
+            ("SELECT session_id FROM sessions ORDER BY started_at DESC LIMIT 1", ()),
+        ):
+            row = self._conn.execute(sql, params).fetchone()
+            if row:
+                return row[0]
+        return None
 
     def find_by_provider_session(self, provider: str, provider_session_id: str) -> str | None:
         """The zag session that holds a provider session (the newest, if several)."""
