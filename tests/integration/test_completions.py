@@ -186,3 +186,55 @@ def test_events_offers_the_newest_sessions_of_any_state() -> None:
     offered = _bash_complete(["zag", "events", ""])
     assert offered == ids[:100]
     assert _bash_complete(["zag", "listen", ""]) == []
+
+
+# --- after `zag run PROVIDER` every word is the agent's: files complete, zag's options do not -------
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "notes-1.md").write_text("x")
+    (work / "todo.txt").write_text("x")
+    return work
+
+
+def test_bash_completes_files_after_the_provider_not_zags_options(folder: Path) -> None:
+    """`zag run claude no<TAB>` completed nothing (the ARGS argument offered no values and the script
+    has no `-o default`), and `zag run claude -<TAB>` offered zag's -v/--help, which there are claude's."""
+    bash = _need("bash")
+    child = pexpect.spawn(bash, ["--norc", "--noprofile", "-i"], env={**_env(), "TERM": "dumb", "PS1": "> "},
+                          encoding="utf-8", timeout=30, cwd=str(folder))
+    try:
+        child.sendline(f"source '{SCRIPTS / 'zag.bash'}' && echo LOADED-OK")
+        child.expect("LOADED-OK")
+        child.send("zag run claude -p no\t")
+        child.expect_exact("zag run claude -p notes-1.md ")
+        child.send("\x03")
+        assert _bash_complete(["zag", "run", "claude", "--verb"]) == []
+        assert _bash_complete(["zag", "run", "--verb"]) == ["--verbose"]  # before PROVIDER: zag's own
+        assert _bash_complete(["zag", "run", "-v", "co"]) == ["codex"]
+    finally:
+        child.sendline("exit")
+        child.close(force=True)
+
+
+def test_zsh_completes_files_after_the_provider(folder: Path) -> None:
+    child = _zsh()
+    try:
+        child.sendline(f"cd '{folder}'")
+        _zsh_tab(child, "zag run gemini -p to", "zag run gemini -p todo.txt ")
+    finally:
+        child.sendline("exit")
+        child.close(force=True)
+
+
+def test_fish_completes_files_after_the_provider(folder: Path) -> None:
+    fish = _need("fish")
+    script = (f"source '{SCRIPTS / 'zag.fish'}'; complete -C 'zag run codex exec no'; echo ---; "
+              "complete -C 'zag run codex --verb'")
+    done = subprocess.run([fish, "--no-config", "-c", script], capture_output=True, timeout=60, env=_env(),
+                          text=True, cwd=folder)
+    assert done.returncode == 0, done.stderr
+    files, options = done.stdout.split("---\n")
+    assert [line.split("\t")[0] for line in files.splitlines()] == ["notes-1.md"]
+    assert options.strip() == ""

@@ -8,6 +8,7 @@ The command's body is `runner.run_agent`, which `zag.cli.main` calls without cli
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -22,7 +23,25 @@ Examples:
 """
 
 
+def _complete_agent_args(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """After PROVIDER everything is the agent's: the shell completes file names, as for the agent itself."""
+    from click.shell_completion import CompletionItem
+
+    return [CompletionItem(incomplete, type="file")]
+
+
+class _RunCommand(click.Command):
+    """`zag run`: zag's options are offered only before PROVIDER (after it, `-v` or `--help` is the
+    agent's), as click would offer them at any position."""
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[Any]:
+        if ctx.params.get("provider"):
+            return _complete_agent_args(ctx, self.params[-1], incomplete)
+        return super().shell_complete(ctx, incomplete)
+
+
 @click.command(
+    cls=_RunCommand,
     context_settings={
         "ignore_unknown_options": True,
         "allow_interspersed_args": False,
@@ -32,7 +51,7 @@ Examples:
 )
 @click.option("-v", "--verbose", is_flag=True, help="Print the session id and log path to stderr.")
 @click.argument("provider", type=click.Choice(NAMES), metavar="PROVIDER")
-@click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[ARGS]...")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[ARGS]...", shell_complete=_complete_agent_args)
 def run(verbose: bool, provider: str, args: tuple[str, ...]) -> None:
     """Run PROVIDER (claude, codex, gemini, goose) with ARGS, as if zag were not there.
 
