@@ -7,16 +7,17 @@ assignment leaves them, and several runs at once in one folder.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 
 from . import fake_api as fa
 from .clis import CliEnv
-from .zag_cli import conversation, only_log, zag_home_of, zag_run
+from .zag_cli import conversation, only_log, session_logs, zag_home_of, zag_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 MakeEnv = Callable[..., CliEnv]
@@ -159,3 +160,142 @@ def test_claude_tui_resume_of_an_older_session_logs_only_what_follows(cli_env: M
     [moved] = [e for e in log if e["type"] == "session_cleared"]
     assert moved["new_session_id"] == older_transcript.stem
     assert len([e for e in log if e["type"] == "usage"]) == 2
+
+
+def _gemini_say(tui: Any, text: str, answers: int, env: CliEnv) -> None:
+    """Type `text` into a gemini TUI and wait until the fake API answered `answers` main requests in all."""
+    tui.send(text)
+    tui.wait_for(text, timeout=20)
+    tui.pump(0.3)
+    tui.press("enter")
+    deadline = time.monotonic() + 60
+    while len(env.fake.requests(env.family, fa.MAIN)) < answers:
+        assert time.monotonic() < deadline, tui.text()
+        tui.pump(0.2)
+
+
+def _logged_users(env: CliEnv) -> list[str]:
+    logs = session_logs(zag_home_of(env))
+    return [e["content"] for log in logs.values() for e in log if e["type"] == "user_message"]
+
+
+def _wait_logged(env: CliEnv, tui: Any, text: str, timeout: float = 20) -> None:
+    """Wait (reading the TUI meanwhile) until zag's log holds the user message `text`, while the agent runs."""
+    deadline = time.monotonic() + timeout
+    while text not in _logged_users(env):
+        assert time.monotonic() < deadline, f"{text!r} not logged live: {_logged_users(env)}"
+        tui.pump(0.2)
+
+
+def test_gemini_tui_resume_of_an_older_session_is_followed_live_without_its_history(cli_env: MakeEnv) -> None:
+    """`/resume` (the session browser) inside `zag run gemini`, picking an older session: gemini writes the
+    next turns into that session's file (after a `{"$set":{"sessionId":…}}` mark). zag did not notice: the
+    turns after the resume were not logged while gemini ran, and at `/quit` (`gemini --resume <older id>`)
+    zag moved to that file and logged its whole history again as if it happened in this session."""
+    env = cli_env("gemini")
+    older = env.run("-p", "older history", "-o", "stream-json", timeout=90)
+    assert older.returncode == 0, older.describe()
+    older_id = json.loads(older.stdout.splitlines()[0])["session_id"]
+    tui = env.spawn(argv=env.zag_argv("run", "gemini"))
+    tui.wait_for("Type your message", timeout=60)
+    tui.pump(3.0)
+    _gemini_say(tui, "first here", 2, env)
+    _wait_logged(env, tui, "first here")
+    tui.send("/resume")
+    tui.wait_for("/resume", timeout=20)
+    tui.pump(0.3)
+    tui.press("enter")
+    tui.wait_for("Chat Sessions (2 total)", timeout=30)
+    tui.pump(0.5)
+    tui.press("down")                      # newest first: #1 is this session, #2 the older one
+    tui.wait_for(re.compile(r"❯ #2"), timeout=10)
+    tui.press("enter")
+    tui.wait_for("older history", timeout=30)
+    tui.pump(1.0)
+    _gemini_say(tui, "after the resume", 3, env)
+    _wait_logged(env, tui, "after the resume")   # followed while gemini runs, not only at its exit
+    tui.send("/quit")
+    tui.wait_for("/quit", timeout=20)
+    tui.pump(0.3)
+    tui.press("enter")
+    assert tui.wait_exit(timeout=60) == 0, tui.text()
+
+    _, log = only_log(zag_home_of(env))
+    assert conversation(log) == [("user_message", "first here"), ("assistant_message", fa.DEFAULT_TEXT),
+                                 ("user_message", "after the resume"), ("assistant_message", fa.DEFAULT_TEXT)]
+    [moved] = [e for e in log if e["type"] == "session_cleared"]
+    assert moved["new_session_id"] == older_id and moved["old_session_id"] == log[1]["provider_session_id"]
+    assert [e["provider_session_id"] for e in log if e["type"] == "user_message"][-1] == older_id
+    assert len([e for e in log if e["type"] == "usage"]) == 2
+
+
+def test_gemini_tui_clear_beside_a_busy_gemini_tui_is_followed_once_stats_shows_the_session(
+        cli_env: MakeEnv) -> None:
+    """Two gemini TUIs in one folder, one under zag, the other busy (its answer is slow: it redraws its
+    spinner all along): a `/clear` in zag's TUI makes a new chat file that nothing tells whose it is, so zag
+    only notes it, and followed it only when the TUI exited. `/stats` shows the session id: zag now moves to
+    that session at once, its turns logged while gemini runs."""
+    env = cli_env("gemini")
+    ours = env.spawn(argv=env.zag_argv("run", "gemini"))
+    other = env.spawn()
+    for tui in (ours, other):
+        tui.wait_for("Type your message", timeout=60)
+    both = (ours, other)
+
+    def pump(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            for tui in both:
+                tui.pump(0.05)
+
+    def say(tui: Any, text: str, answers: int | None) -> None:
+        tui.send(text)
+        deadline = time.monotonic() + 20
+        while text not in tui.text():
+            assert time.monotonic() < deadline, tui.text()
+            pump(0.1)
+        pump(0.3)
+        tui.press("enter")
+        deadline = time.monotonic() + 60
+        while answers is not None and len(env.fake.requests(env.family, fa.MAIN)) < answers:
+            assert time.monotonic() < deadline, tui.text()
+            pump(0.2)
+
+    pump(3.0)
+    say(ours, "first here", 1)
+    env.fake.queue(env.family, fa.Text("the slow answer", delay_secs=90))
+    say(other, "slow other", 2)                 # the other TUI now waits, its spinner turning
+    pump(1.0)
+    say(ours, "/clear", None)
+    pump(2.0)
+    say(ours, "after clear", 3)
+    deadline = time.monotonic() + 20
+    while not [e for e in _log_events(env) if (e.get("data") or {}).get("other_pids")]:
+        assert time.monotonic() < deadline, "the new file was not noted as doubtful"
+        pump(0.2)
+    say(ours, "/stats", None)
+    ours_screen = ""
+    deadline = time.monotonic() + 20
+    while "after clear" not in _logged_users(env):    # followed while both run, not only at the exit
+        ours_screen = ours.text()
+        assert time.monotonic() < deadline, f"not followed: {_logged_users(env)}\n{ours_screen}"
+        pump(0.2)
+    assert "Session ID:" in ours.text()
+    say(ours, "/quit", None)
+    deadline = time.monotonic() + 60
+    while ours.pump(0.1):
+        assert time.monotonic() < deadline, ours.text()
+        other.pump(0.05)
+    assert ours.wait_exit(timeout=30) == 0, ours.text()
+    other.close()
+
+    _, log = only_log(zag_home_of(env))
+    assert conversation(log) == [("user_message", "first here"), ("assistant_message", fa.DEFAULT_TEXT),
+                                 ("user_message", "after clear"), ("assistant_message", fa.DEFAULT_TEXT)]
+    [moved] = [e for e in log if e["type"] == "session_cleared"]
+    assert moved["old_session_id"] == log[1]["provider_session_id"] != moved["new_session_id"]
+    assert not [text for text in _logged_users(env) if "slow other" in text]
+
+
+def _log_events(env: CliEnv) -> list[dict[str, Any]]:
+    return [e for log in session_logs(zag_home_of(env)).values() for e in log]

@@ -5,10 +5,14 @@ folder, which `zag resume` starts the agent in from wherever the user's shell is
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from tests.fixtures.gemini import geminilib as g
 from tests.integration import test_live_claude as claude_rig
@@ -41,13 +45,17 @@ def test_zag_resume_from_another_folder_with_a_relative_claude_config_dir(tmp_pa
     assert contents(rig.items) == ["Continue", "resumed"]
 
 
+@pytest.mark.parametrize("launch", ["gemini", "node_options"])
 def test_a_gemini_beside_the_tui_in_its_folder_is_not_its_clear_and_a_later_clear_is(tmp_path: Path,
-                                                                                      zag_home: Path) -> None:
+                                                                                      zag_home: Path,
+                                                                                      launch: str) -> None:
     """An interactive `zag run gemini` while the user runs another gemini in the same folder (another tab):
     the other's new chat file was taken for a `/clear` of this session (its conversation logged here, this
     session's next turns lost). Now it is noted, not followed; a `/clear` whose file appears while the other
     still counts as recent is followed once that file is written to after the other is gone — read from its
-    start."""
+    start. `node_options`: the other runs behind interpreter options, as the child gemini 0.61.0 relaunches
+    itself as (`node --max-old-space-size=… …/bin/gemini`, the process that writes its chat file): zag did
+    not count it as a gemini and took its file for this session's `/clear` (seen with two real TUIs)."""
     import pexpect
 
     cwd = tmp_path / "proj"
@@ -80,8 +88,9 @@ def test_a_gemini_beside_the_tui_in_its_folder_is_not_its_clear_and_a_later_clea
                        g.gemini("o2", "the other answer", NOW_TS)]},
         ])
         (tmp_path / "other-bin").mkdir()
-        other = subprocess.run([str(standin_executable(tmp_path / "other-bin", name="gemini"))], cwd=cwd,
-                               env={**env, "STANDIN_SCRIPT": str(other_script)}, timeout=30)
+        launcher = [sys.executable, "-u"] if launch == "node_options" else []
+        other = subprocess.run([*launcher, str(standin_executable(tmp_path / "other-bin", name="gemini"))],
+                               cwd=cwd, env={**env, "STANDIN_SCRIPT": str(other_script)}, timeout=30)
         assert other.returncode == 0
         (gates / "other_done").touch()
         term.expect(pexpect.EOF)
@@ -146,3 +155,79 @@ def test_a_gemini_tui_clear_beside_an_idle_gemini_in_another_tab_is_followed(tmp
     noted = [e["data"]["other_pids"] for e in events
              if e["type"] == "provider_status" and (e.get("data") or {}).get("other_pids")]
     assert noted == [[idle.pid]]
+
+
+def test_a_gemini_tui_clear_beside_a_busy_gemini_tui_is_followed_once_gemini_shows_the_session_id(
+        tmp_path: Path, zag_home: Path) -> None:
+    """Two gemini TUIs in one folder, both busy, one under zag: its `/clear` file is only noted (the other
+    writes more than the file grows, so nothing tells whose it is), and zag followed it only when the TUI
+    exited (`gemini --resume <id>`), or never when it printed nothing then. The id `/stats` shows
+    (`Session ID: <id>` in its box) now moves zag to it at once, the new session read from its start."""
+    import pexpect
+
+    cwd = tmp_path / "proj"
+    env, chats = g.make_home(tmp_path, cwd)
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    (tmp_path / "other-bin").mkdir()
+    other_file = str(chats / g.session_name("dddddddd-3333-4333-8333-333333333333", "2026-11-22T14-40"))
+    busy = [{"append": other_file, "lines": [g.meta("dddddddd-3333-4333-8333-333333333333", NOW_TS)]},
+            *[step for _ in range(150) for step in ({"out_bytes": 4000, "chunk": 500}, {"sleep": 0.1})]]
+    other = subprocess.Popen([str(standin_executable(tmp_path / "other-bin", name="gemini"))], cwd=cwd,
+                             env={**env, "STANDIN_SCRIPT": str(write_script(tmp_path / "busy.json", busy))},
+                             stdout=subprocess.DEVNULL)
+    agent = Agent(tmp_path / "agent", zag_home, provider="gemini")
+    cleared = "eeeeeeee-4444-4444-8444-444444444444"
+    cleared_file = str(chats / g.session_name(cleared, "2026-11-22T15-01"))
+    agent.script([
+        {"append": str(chats / "session-2026-11-22T14-44-{session_id8}.jsonl"),
+         "lines": [g.meta("{session_id}", NOW_TS), g.user("u1", "before clear", NOW_TS)]},
+        {"sleep": 1.5},
+        {"append": cleared_file, "lines": [g.meta(cleared, NOW_TS), g.user("u2", "after clear", NOW_TS)]},
+        {"sleep": 2.5},
+        {"append": cleared_file, "lines": [g.gemini("m2", "answer after clear", NOW_TS)]},
+        {"sleep": 2.5},   # zag looked again: the busy one wrote more meanwhile, so still undecided
+        {"out": f"\x1b[1m│\x1b[0m  Session ID:                 \x1b[36m{cleared}\x1b[0m   \x1b[1m│\x1b[0m\r\n"},
+        {"wait_file": str(gates / "logged"), "timeout": 20},
+        {"append": cleared_file, "lines": [g.user("u3", "after stats", NOW_TS)]},
+        {"sleep": 1.0},
+    ])
+    command = agent.command("run", "gemini")
+    term = pexpect.spawn(command[0], command[1:], env=agent.env(HOME=env["HOME"]), cwd=str(cwd), timeout=30)
+    try:
+        # followed while both run (the busy one until after the agent ends): not only at the agent's exit
+        wait_until(lambda: "answer after clear" in _said(agent), 20, message="the /clear session, live")
+        assert other.poll() is None
+        (gates / "logged").touch()
+        term.expect(pexpect.EOF)
+        assert other.poll() is None
+    finally:
+        term.close(force=True)
+        other.kill()
+        other.wait(timeout=10)
+    assert term.exitstatus == 0, term.before
+    events = agent.only_session()
+    assert_valid_log(events)
+    moves = [(e["type"], e.get("content") or e.get("new_session_id")) for e in events
+             if e["type"] in ("user_message", "assistant_message", "session_cleared")]
+    assert moves == [("user_message", "before clear"), ("session_cleared", cleared),
+                     ("user_message", "after clear"), ("assistant_message", "answer after clear"),
+                     ("user_message", "after stats")]
+    noted = [e["data"]["other_pids"] for e in events
+             if e["type"] == "provider_status" and (e.get("data") or {}).get("other_pids")]
+    assert noted == [[other.pid]]
+
+
+def _said(agent: Agent) -> list[str]:
+    """The messages zag has logged so far (the session still running)."""
+    logs = sorted((agent.zag_home / "sessions").glob("*.jsonl"))
+    said = []
+    for path in logs:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("type") in ("user_message", "assistant_message"):
+                said.append(event.get("content"))
+    return said

@@ -332,3 +332,63 @@ def test_zag_run_gemini_tui_clear_keeps_what_the_old_session_wrote_last(tmp_path
             if e["type"] in ("user_message", "assistant_message", "session_cleared")]
     assert said == [("user_message", "question", first), ("assistant_message", "last answer", first),
                     ("session_cleared", None, second), ("user_message", "after /clear", second)]
+
+
+@pytest.mark.parametrize("how", ["mark", "stray"])
+def test_resume_of_an_older_session_in_the_tui_moves_to_it_without_its_history(tmp_path: Path, how: str) -> None:
+    """`/resume` in the TUI (the session browser) continues an older session in its own file: gemini appends
+    `{"$set":{"sessionId":…}}`, the restored history and the new turns to it (verified with 0.61.0), or —
+    resumed in a later minute — starts a stray file of that session. zag went on following the file it had,
+    which got nothing more; the stray was taken for a `/clear` and the whole history logged again."""
+    rig = Rig(tmp_path, interactive=True)
+    older = "abcdef12-4444-4444-8444-444444444444"
+    history = [g.context(), g.user("o1", "older history"), g.gemini("o2", "older answer", tokens=g.tokens())]
+    older_file = g.write(rig.chats / g.session_name(older, "2026-11-22T14-00"), g.meta(older), *history)
+    ctx = rig.ctx()
+    plan = P.plan_launch([], ctx)
+    first = plan.provider_session_id
+    resumed = older_file if how == "mark" else rig.chats / g.session_name(older, "2026-11-22T15-01")
+    rig.start(plan, ctx, [
+        {"append": str(rig.chats / g.session_name(first)), "lines": [g.meta(first, NOW_TS),
+                                                                     g.user("u1", "one", NOW_TS)]},
+        rig.gate("resume"),
+        *([{"append": str(resumed), "lines": [g.meta(older, NOW_TS)]}] if how == "stray" else []),
+        {"append": str(older_file), "lines": [g.set_(sessionId=older), g.set_(messages=history)]},
+        {"sleep": 0.3},
+        {"append": str(older_file), "lines": [g.user("n1", "after resume", NOW_TS),
+                                              g.gemini("n2", "resumed answer", NOW_TS, tokens=g.tokens())]},
+    ])
+    rig.poll_until(count("user_message"))
+    rig.open("resume")
+    rig.poll_until(lambda found: count("user_message")(found) == 2)
+    items = rig.finish()
+    said = [(item["type"], item.get("content") or item.get("new_session_id"), item["provider_session_id"])
+            for item in items if item["type"] in ("user_message", "assistant_message", "session_cleared")]
+    assert said == [("user_message", "one", first), ("session_cleared", older, older),
+                    ("user_message", "after resume", older), ("assistant_message", "resumed answer", older)]
+    assert kinds(items).count("usage") == 1 and rig.live.provider_session_id == older
+
+
+def test_another_session_growing_without_a_resume_mark_is_not_a_move(tmp_path: Path) -> None:
+    """A `gemini -p` run elsewhere that writes to another session's file by other means than a resume (here: a
+    record appended) is not this TUI's `/resume`."""
+    rig = Rig(tmp_path, interactive=True)
+    other = "abcdef12-5555-4444-8444-444444444444"
+    other_file = g.write(rig.chats / g.session_name(other, "2026-11-22T14-00"), g.meta(other), g.user("o1", "x"))
+    ctx = rig.ctx()
+    plan = P.plan_launch([], ctx)
+    first = plan.provider_session_id
+    ours = str(rig.chats / g.session_name(first))
+    rig.start(plan, ctx, [
+        {"append": ours, "lines": [g.meta(first, NOW_TS), g.user("u1", "one", NOW_TS)]},
+        rig.gate("grow"),
+        {"append": str(other_file), "lines": [g.user("o2", "not ours", NOW_TS)]},
+        {"sleep": 0.3},
+        {"append": ours, "lines": [g.user("u2", "two", NOW_TS)]},
+    ])
+    rig.poll_until(count("user_message"))
+    rig.open("grow")
+    rig.poll_until(lambda found: count("user_message")(found) == 2)
+    items = rig.finish()
+    assert [item.get("content") for item in items if item["type"] == "user_message"] == ["one", "two"]
+    assert "session_cleared" not in kinds(items)

@@ -18,17 +18,28 @@ header-only siblings from the resume bug and subagent transcripts are added as t
 one stat per file and one of the session's folder when nothing changed; the folder is listed again when
 it changed, and every `RESCAN_SECS` in any case.
 
-Switching: `/clear` (`/new`) in the TUI starts a new session with a new file in the same folder; in an
-interactive run a new main session file created there after ours was found is taken as that move and
-reported as `session_cleared` (`/resume` of an older session inside the TUI is not noticed). A gemini the
-user runs beside it in the same folder (another tab: `gemini -p …`) writes such a file too, and nothing in
-it tells whose it is: while a gemini process outside the child's tree works in this folder, or did a moment
-ago (`/proc`, looked at every `OTHERS_SCAN_SECS` while an interactive session is followed), a new file is
-only noted (`provider_status`), and taken as this session's `/clear` once it grows by more bytes than any
-of those processes wrote meanwhile (`/proc/<pid>/io`; a gemini idle in another tab writes nothing), or after
-they have gone — read from its start then: nothing of it is lost. A zag-supervised neighbour's file
-is told exactly (its claim). A reported session id different
-from the followed one also switches. The old file is read to its end first.
+Switching (interactive runs; each move is reported as `session_cleared`, the old file read to its end
+first). gemini 0.61.0 holds no chat file open (it appends with open-write-close: `/proc/<pid>/fd` shows
+none), and its TUI prints the session id only in `/stats` and at `/quit`; what it writes tells the moves:
+- `/clear` (`/new`) starts a new session: a new main file in the same folder, read from its start;
+- `/resume` (the session browser) continues an older session in its own file: gemini appends
+  `{"$set":{"sessionId":<its id>}}` and the restored history to that file, then the new turns. A file of
+  another session that grows after ours was found and holds that mark in what it grew by is taken as that
+  move; only records newer than the last look at the file before it grew are logged (the rest is that
+  session's history). (A new file of a session that has an older file — the stray of a resume in a later
+  minute — is a resume too.) `/chat resume <tag>` (a checkpoint) stays in the same file and session: the
+  loaded history is written to it again as new records, which are logged as gemini wrote them;
+- a session id gemini reports (`/stats`' `Session ID:`, the `gemini --resume <id>` of `/quit`, stream-json)
+  that differs from the followed one switches to it; a file that existed before is then logged from what
+  it got after the child started (or after this run last left it).
+A gemini the user runs beside it in the same folder (another tab: `gemini -p …`, another TUI) writes such
+files too, and nothing in them tells whose they are: while a gemini process outside the child's tree works
+in this folder, or did a moment ago (`/proc`, looked at every `OTHERS_SCAN_SECS` while an interactive
+session is followed), a new or resumed file is only noted (`provider_status`), and taken as this session's
+move once it grows by more bytes than any of those processes wrote meanwhile (`/proc/<pid>/io`; a gemini
+idle in another tab writes nothing), or after they have gone — nothing of it is lost — or when gemini
+reports that session id. Two TUIs both busy in one folder stay undecided until then. A zag-supervised
+neighbour's file is told exactly (its claim).
 
 Resuming: when zag resumes (plan note `skip_existing`), the conversation up to the child's start is
 already in this log: the first read of the file emits only what is newer than the child's start (by
@@ -38,6 +49,7 @@ record time; everything after the first such event is kept).
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -50,6 +62,7 @@ from zag.providers import agent_env, claims, proc_files
 from zag.providers.base import Item, LaunchContext, LaunchPlan, SessionIdHint
 from zag.providers.gemini import files, homes
 from zag.providers.gemini.reader import GeminiReader
+from zag.providers.tail import open_regular_file
 
 PROVIDER = "gemini"
 RESCAN_SECS = 2.0
@@ -59,6 +72,9 @@ OTHERS_RECENT_SECS = 3.0  # a new file this soon after another gemini was seen h
 GUESS_WAIT_SECS = 10.0
 RECENT_SLACK_SECS = 2.0   # file mtimes vs the start time (coarse file-system clocks)
 RESUME_SLACK_SECS = 0.0   # record times vs the start time: same clock, written after the child started
+MARK_SCAN_BYTES = 256 * 1024   # of what another session's file grew by: where a resume's mark is looked for
+# what gemini appends first to the file of a session it resumes (ChatRecordingService.initialize)
+_RESUME_MARK = re.compile(rb'(?:^|\n)\{\s*"\$set"\s*:\s*\{\s*"sessionId"\s*:')
 
 
 class GeminiLive:
@@ -87,6 +103,9 @@ class GeminiLive:
         self._known_names: set[str] = set()
         self._dir_mtime: int | None = None
         self._unsettled: dict[str, float] = {}   # new files not readable yet → when first seen
+        self._sizes: dict[str, int] = {}          # other sessions' main files → size at the last look
+        self._sizes_at = ctx.started_at           # when that look was (wall clock)
+        self._left_at: dict[str, float] = {}      # sessions this run moved away from → when
         self._next_full_search = 0.0
         self._next_rescan = 0.0
         self.provider_session_id: str | None = None
@@ -124,7 +143,8 @@ class GeminiLive:
         if self._expected and self._expected != self.provider_session_id:
             found = self._find_by_id(self._expected, now)
             if found:
-                items += self._attach(self._expected, *found)
+                since = None if self._reader is None else self._left_at.get(self._expected, self._started)
+                items += self._attach(self._expected, *found, since=since)
         elif self._reader is None:
             found_any = self._find_recent()
             if found_any:
@@ -138,7 +158,10 @@ class GeminiLive:
             items += list(self._reader.read())
         return items
 
-    def _attach(self, session_id: str, chats_dir: Path, paths: list[Path]) -> list[Item]:
+    def _attach(self, session_id: str, chats_dir: Path, paths: list[Path], *,
+                since: float | None = None) -> list[Item]:
+        """Follow `session_id` from now on. `since`: what its files hold from before then (wall clock) is
+        history, not logged (a session moved to that existed before)."""
         items: list[Item] = []
         if self._reader is not None:  # what the old session wrote last (between two polls) is still its own
             items += list(self._reader.read())
@@ -148,6 +171,8 @@ class GeminiLive:
         if old and old != session_id:
             items.append(events.body(events.SESSION_CLEARED, old_session_id=old, new_session_id=session_id,
                                      provider_session_id=session_id))
+            if self.provider_session_id:
+                self._left_at[self.provider_session_id] = time.time()
         first = self._reader is None
         self._reader = GeminiReader(session_id, paths)
         self._chats_dir = chats_dir
@@ -157,21 +182,13 @@ class GeminiLive:
         self._known_names = set(_names(chats_dir))
         self._dir_mtime = _mtime_ns(chats_dir)
         self._next_rescan = time.monotonic() + RESCAN_SECS
+        if self._interactive:
+            self._take_sizes()
         if first and self._skip_existing:
-            items += self._newer_than_start(list(self._reader.read()))
+            since = self._started - RESUME_SLACK_SECS
+        if since is not None:
+            items += _newer_than(list(self._reader.read()), since)
         return items
-
-    def _newer_than_start(self, read: list[Item]) -> list[Item]:
-        """Drop what the resumed session held before this child started (already logged)."""
-        kept: list[Item] = []
-        keeping = False
-        for item in read:
-            if not keeping and isinstance(item, dict):
-                stamp = events.normalize_ts(item.get("ts"))
-                keeping = stamp is not None and events.parse_ts(stamp) >= self._started - RESUME_SLACK_SECS
-            if keeping:
-                kept.append(item)
-        return kept
 
     # -- finding -----------------------------------------------------------------------------------
     def _find_by_id(self, session_id: str, now: float) -> tuple[Path, list[Path]] | None:
@@ -217,19 +234,21 @@ class GeminiLive:
                 return session_id, path.parent, files.session_files(path.parent, session_id)
         return None
 
-    def _take(self, session_id: str) -> bool:
-        """Claim a session found by recency alone, unless it is another zag session's."""
+    def _take(self, session_id: str, *, resumed: bool = False) -> bool:
+        """Claim a session found by recency alone, unless it is another zag session's (`resumed`: an older
+        session moved to; an ended zag run that followed it before does not keep it)."""
         if self._skip_existing:
             return True
-        if not claims.claim(PROVIDER, session_id, self._owner, ended_too=True):
+        if not claims.claim(PROVIDER, session_id, self._owner, ended_too=not resumed):
             return False
         self._claimed.add(session_id)
         return True
 
     def _rescan(self, now: float) -> list[Item]:
-        """New files of the followed session (resume siblings, subagents); a `/clear` in the TUI. Looks
-        when the folder changed (a file created just before the child exits is still found by the drain),
-        and every `RESCAN_SECS` in any case. A new file whose head cannot be read yet (created, its first
+        """New files of the followed session (resume siblings, subagents); in an interactive run, a move
+        to another session (`/clear`, `/resume`). Looks when the folder changed (a file created just before
+        the child exits is still found by the drain), and every `RESCAN_SECS` in any case (a resumed file
+        grows without changing the folder). A new file whose head cannot be read yet (created, its first
         line not written) is looked at again at every poll for `UNSETTLED_SECS`: the folder will not change
         again for it, and taking it as known would miss that `/clear` for good."""
         assert self._reader is not None and self._chats_dir is not None and self.provider_session_id
@@ -242,16 +261,26 @@ class GeminiLive:
         if moved:
             return moved
         notes: list[Item] = []
-        if mtime == self._dir_mtime and not self._unsettled:
-            return notes
+        if mtime != self._dir_mtime or self._unsettled:
+            notes, moved = self._new_files(mtime, now)
+            if moved:
+                return notes + moved
+        if self._interactive:
+            notes += self._resumed_files(now)
+        return notes
+
+    def _new_files(self, mtime: int | None, now: float) -> tuple[list[Item], list[Item]]:
+        """(notes, items of a move) for the files created in the folder since the last look."""
+        assert self._chats_dir is not None
         self._dir_mtime = mtime
         names = set(_names(self._chats_dir))
         retry = {name for name, since in self._unsettled.items() if name in names and now - since < UNSETTLED_SECS}
         new = sorted(name for name in (names - self._known_names) | retry if files.is_session_file(name))
         self._known_names = names
+        notes: list[Item] = []
         if not self._interactive:
             self._unsettled = {}
-            return notes
+            return notes, []
         unsettled = {}
         for name in new:
             session_id = files.head_session_id(self._chats_dir / name)
@@ -259,15 +288,67 @@ class GeminiLive:
                 unsettled[name] = self._unsettled.get(name, now)
             elif session_id != self.provider_session_id and name not in self._doubtful \
                     and _is_main(self._chats_dir / name):
+                # a session with an older file is resumed (the stray of a later minute), not a /clear
+                older = len(files.main_files(self._chats_dir, session_id)) > 1
+                since = max(self._sizes_at, self._since(session_id)) if older else None
                 others = self._others_recently(now)
                 if others:
-                    notes.append(self._doubt(name, session_id, others))
-                elif self._take(session_id):
+                    notes.append(self._doubt(name, session_id, others, since))
+                elif self._take(session_id, resumed=older):
                     self._unsettled = {}
-                    return notes + self._attach(session_id, self._chats_dir,
-                                                files.session_files(self._chats_dir, session_id))
+                    return notes, self._attach(session_id, self._chats_dir,
+                                               files.session_files(self._chats_dir, session_id), since=since)
         self._unsettled = unsettled
+        return notes, []
+
+    # -- /resume of an older session in the TUI ---------------------------------------------------------
+    def _take_sizes(self) -> None:
+        """Remember the size of every other main file of the folder (a resume makes one grow); one
+        `stat` each (measured: 4 ms every `RESCAN_SECS` for 500 chat files)."""
+        assert self._chats_dir is not None
+        short = files.short_id(self.provider_session_id or "")
+        ours = (f"-{short}.json", f"-{short}.jsonl")
+        sizes: dict[str, int] = {}
+        try:
+            with os.scandir(self._chats_dir) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if files.is_session_file(name) and not name.endswith(ours) and name not in self._doubtful:
+                        try:
+                            sizes[name] = entry.stat().st_size
+                        except OSError:
+                            continue
+        except OSError:
+            pass
+        self._sizes, self._sizes_at = sizes, time.time()
+
+    def _resumed_files(self, now: float) -> list[Item]:
+        """A main file of another session that grew since the last look with a resume's mark in what it
+        grew by: this TUI's `/resume` of that session (or another gemini's, when one works here)."""
+        assert self._chats_dir is not None
+        before, looked_at = self._sizes, self._sizes_at
+        self._take_sizes()
+        notes: list[Item] = []
+        for name, size in self._sizes.items():
+            old = before.get(name)
+            if old is None or size <= old or not _resume_mark(self._chats_dir / name, old):
+                continue
+            session_id = files.head_session_id(self._chats_dir / name)
+            if not session_id or session_id == self.provider_session_id or name in self._doubtful:
+                continue
+            since = max(looked_at, self._since(session_id))
+            others = self._others_recently(now)
+            if others:
+                notes.append(self._doubt(name, session_id, others, since))
+            elif self._take(session_id, resumed=True):
+                return notes + self._attach(session_id, self._chats_dir,
+                                            files.session_files(self._chats_dir, session_id), since=since)
         return notes
+
+    def _since(self, session_id: str) -> float:
+        """What a session moved to holds from before this is history: the child's start, or when this run
+        last left that session."""
+        return self._left_at.get(session_id, self._started)
 
     # -- a new file another gemini in the folder may have written ---------------------------------------
     def _other_geminis(self) -> list[int]:
@@ -291,13 +372,16 @@ class GeminiLive:
         seen_at, pids = self._others_seen
         return pids if now - seen_at <= OTHERS_RECENT_SECS else []
 
-    def _doubt(self, name: str, session_id: str, others: list[int]) -> Item:
+    def _doubt(self, name: str, session_id: str, others: list[int], since: float | None) -> Item:
+        """Note a new (`since` None) or resumed file that another gemini here may have written."""
         assert self._chats_dir is not None
-        self._doubtful[name] = _Doubt(session_id, _stamp(self._chats_dir / name), _written(others))
+        self._doubtful[name] = _Doubt(session_id, _stamp(self._chats_dir / name), _written(others), since=since)
+        what, move = ("new session", "/clear") if since is None else ("resumed session", "/resume")
         return events.provider_status(
-            f"gemini: new session {session_id} in this folder while another gemini runs here (pid "
-            f"{', '.join(map(str, others))}): not taken as this session's /clear unless it is written to after "
-            "that one ends", {"kind": "zag_note", "session_id": session_id, "other_pids": others})
+            f"gemini: {what} {session_id} in this folder while another gemini runs here (pid "
+            f"{', '.join(map(str, others))}): not taken as this session's {move} unless it is written to after "
+            "that one ends or gemini reports that session id (/stats, /quit)",
+            {"kind": "zag_note", "session_id": session_id, "other_pids": others, "move": move})
 
     def _settle_doubts(self, now: float) -> list[Item]:
         """Take a doubtful file as this session's `/clear` once it grows by more than any other gemini here
@@ -312,10 +396,11 @@ class GeminiLive:
                 continue
             if stamp != doubt.stamp and ((doubt.quiet and not others) or _none_wrote(doubt, stamp, others)):
                 del self._doubtful[name]
-                if self._take(doubt.session_id):  # else another zag session follows it: not ours
+                # else another zag session follows it: not ours
+                if self._take(doubt.session_id, resumed=doubt.since is not None):
                     self._doubtful = {}
                     return self._attach(doubt.session_id, self._chats_dir,
-                                        files.session_files(self._chats_dir, doubt.session_id))
+                                        files.session_files(self._chats_dir, doubt.session_id), since=doubt.since)
                 continue
             doubt.stamp, doubt.quiet, doubt.written = stamp, not others, _written(others)
         return []
@@ -323,14 +408,15 @@ class GeminiLive:
 
 @dataclass
 class _Doubt:
-    """A new main file seen while another gemini ran in the folder: its (mtime, size) when last looked at,
-    what the other geminis had written by then, and whether none ran then (growth after such a look is
-    ours)."""
+    """A new or resumed main file seen while another gemini ran in the folder: its (mtime, size) when last
+    looked at, what the other geminis had written by then, whether none ran then (growth after such a look
+    is ours), and for a resumed one when its history ends."""
 
     session_id: str
     stamp: tuple[int, int] | None
     written: dict[int, int | None]   # bytes each other gemini had written then
     quiet: bool = False
+    since: float | None = None       # a resumed session's records before this are its history
 
 
 def _written(pids: list[int]) -> dict[int, int | None]:
@@ -350,9 +436,41 @@ def _none_wrote(doubt: _Doubt, stamp: tuple[int, int], others: list[int]) -> boo
     return True
 
 
+def _newer_than(read: list[Item], since: float) -> list[Item]:
+    """What was read from the first event stamped at or after `since` on (before it: history, or what this
+    log holds already)."""
+    kept: list[Item] = []
+    keeping = False
+    for item in read:
+        if not keeping and isinstance(item, dict):
+            stamp = events.normalize_ts(item.get("ts"))
+            keeping = stamp is not None and events.parse_ts(stamp) >= since
+        if keeping:
+            kept.append(item)
+    return kept
+
+
+def _resume_mark(path: Path, offset: int) -> bool:
+    """Does what `path` got after `offset` hold a resume's `{"$set":{"sessionId":…}}` line?"""
+    try:
+        handle = open_regular_file(path)   # never a FIFO or device: that could block
+        if handle is None:
+            return False
+        with handle:
+            handle.seek(max(0, offset - 1))   # from the newline that ended the last line seen
+            grown = handle.read(MARK_SCAN_BYTES + 1)
+    except OSError:
+        return False
+    return _RESUME_MARK.search(grown) is not None
+
+
 def _looks_like_gemini(argv: list[str]) -> bool:
-    """The gemini CLI: `gemini …`, `node …/gemini.js` or `node …/gemini-cli/…` (npm's bin and older dist)."""
-    return any(os.path.basename(word) in ("gemini", "gemini.js") or "/gemini-cli/" in word for word in argv[:2])
+    """The gemini CLI: `gemini …`, `node …/gemini.js` or `node …/gemini-cli/…` (npm's bin and older dist),
+    also behind interpreter options: 0.61.0 runs its work in a child it relaunches as `node
+    --max-old-space-size=… …/bin/gemini`, the process that writes the chat file."""
+    script = next((word for word in argv[1:] if not word.startswith("-")), None)
+    words = [*argv[:2], script] if script else argv[:2]
+    return any(os.path.basename(word) in ("gemini", "gemini.js") or "/gemini-cli/" in word for word in words)
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:

@@ -16,14 +16,16 @@ answer, so it is not scanned for built-in wordings):
 - the quota dialogs `Usage limit reached for <model|all Pro models>.` / `We are currently experiencing
   high demand for <model>.`, confirmed by the dialog's next lines (`/stats model for usage details`,
   `Access resets at <time>.`, …), which also give the reset.
+The session id the TUI shows (`gemini --resume <uuid>` at `/quit`, `Session ID: <uuid>` in the stats box
+of `/stats` and `/quit`) → SessionIdHint: after `/clear` or `/resume` it names the session the user is in.
 `Attempt N failed: … Retrying after …` (a retry the CLI makes by itself) is never a signal. User
 `extra_patterns` apply to every non-JSON line. One line yields at most one signal, and the same text is
 not reported again within `REPEAT_SECS` (the TUI redraws dialogs).
 
 Lines are read only when `prescan` says they may matter: every quota wording has "quota", "exhausted",
-"demand" or "limit" (a forced one "quota", or `"code"` and "429"), a resume hint "--resume", a JSON
-document starts with a `{` line, a JSON line matters when it names another session id. While a document or a
-dialog is open, or with user `extra_patterns`, every line is read.
+"demand" or "limit" (a forced one "quota", or `"code"` and "429"), a session id "--resume" or "Session
+ID:", a JSON document starts with a `{` line, a JSON line matters when it names another session id. While
+a document or a dialog is open, or with user `extra_patterns`, every line is read.
 """
 
 from __future__ import annotations
@@ -69,9 +71,12 @@ _DIALOG_LINES = re.compile(
 _UNFINISHED_RESET = re.compile(r"^Access resets at\b(?!.*\.$).{0,40}$", re.IGNORECASE)
 # What every line of interest has: a quota wording (`limits._INDICATORS`, `_LEADING_QUOTA`), a JSON error
 # forced by its code (`"code": 429`), a resume hint; JSON documents and new session ids are let through apart.
-_PRESCAN = Prescan([b"quota", b"exhausted", b"demand", b"limit", b"--resume", (b'"code"', b"429")],
+_PRESCAN = Prescan([b"quota", b"exhausted", b"demand", b"limit", b"--resume", b"Session ID:", (b'"code"', b"429")],
                    brace_lines=True, id_key=b'"session_id"')
-_RESUME_HINT = re.compile(r"gemini --resume (?P<id>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})")
+_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_RESUME_HINT = re.compile(rf"gemini --resume (?P<id>{_UUID})")
+# the stats box of `/stats` and `/quit` (`│  Session ID:   <uuid>   │`, its borders taken off)
+_STATS_ID = re.compile(rf"^\s*Session ID:\s+(?P<id>{_UUID})\s*$")
 
 
 class _Pending:
@@ -201,7 +206,7 @@ class GeminiScanner:
         pending = self._pending.get(stream)
         if pending is not None:
             items += self._advance(stream, pending, text)
-        hint = _RESUME_HINT.search(text)
+        hint = _RESUME_HINT.search(text) or _STATS_ID.match(text)
         if hint:
             items += self._hint(stream, hint["id"])
         signal = self._builtin(stream, text) if stream != events.SOURCE_STDOUT else []
