@@ -132,7 +132,10 @@ def _run_unsupervised(executable: str, args: list[str], env: dict[str, str]) -> 
     try:
         os.execve(executable, [executable, *args], env)
     except OSError as exc:
-        say(f"zag: cannot run {executable}: {exc.strerror or exc}")
+        from zag.wrapper.executable import not_found_reason
+
+        reason = not_found_reason(executable, exc.strerror) if isinstance(exc, FileNotFoundError) else None
+        say(f"zag: cannot run {executable}: {reason or exc.strerror or exc}")
         return 127 if isinstance(exc, FileNotFoundError) else 126
     return 126  # not reached
 

@@ -42,6 +42,11 @@ def find_executable(provider_name: str, executable: str, install_hint: str, env:
             + install_hint,
             NOT_EXECUTABLE,
         )
+    if override and os.sep not in override:
+        raise MissingExecutable(
+            f"{provider_name}: `{override}` (named by {variable}) not found on PATH; "
+            f"install {provider_name} with: {install_hint}"
+        )
     if override:
         raise MissingExecutable(
             f"{provider_name}: {variable}={override} is not an executable file; "
@@ -86,3 +91,23 @@ def _is_file(path: str) -> bool:
         return stat.S_ISREG(os.stat(path).st_mode)
     except (OSError, ValueError):
         return False
+
+
+def not_found_reason(path: str, strerror: str | None) -> str:
+    """Why running the file `path` failed with "No such file or directory" although it is there: the
+    interpreter its `#!` line names is missing (the kernel's ENOENT names neither), e.g. a script
+    edited on Windows, whose `#!/bin/sh\\r` names no file. `strerror` when that is not the case."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(256)
+    except OSError:
+        return strerror or "not found"
+    if not head.startswith(b"#!"):
+        return strerror or "not found"
+    line = head[2:].split(b"\n", 1)[0]
+    words = line.split()
+    interpreter = words[0].decode("utf-8", "replace") if words else ""
+    if line.rstrip(b" \t").endswith(b"\r"):
+        return (f"its #! line ends in a carriage return, so its interpreter {interpreter!r} is not found "
+                "(Windows line endings: convert it with dos2unix)")
+    return f"its interpreter {interpreter or '(none)'} (named on its #! line) is not found"

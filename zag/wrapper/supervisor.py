@@ -638,7 +638,10 @@ class Supervisor:
                     raise
                 child = self._start(["/bin/sh", *argv], ctx)  # a script without `#!`: as a shell runs it
         except FileNotFoundError as exc:
-            raise LaunchFailed(f"{self.request.provider_name}: cannot run {argv[0]}: {exc.strerror}; "
+            from zag.wrapper.executable import not_found_reason
+
+            raise LaunchFailed(f"{self.request.provider_name}: cannot run {argv[0]}: "
+                               f"{not_found_reason(argv[0], exc.strerror)}; "
                                f"install it with: {self.provider.install_hint}", 127) from exc
         except OSError as exc:
             raise LaunchFailed(f"{self.request.provider_name}: cannot run {argv[0]}: {exc.strerror or exc}",
