@@ -238,3 +238,20 @@ def test_fish_completes_files_after_the_provider(folder: Path) -> None:
     files, options = done.stdout.split("---\n")
     assert [line.split("\t")[0] for line in files.splitlines()] == ["notes-1.md"]
     assert options.strip() == ""
+
+
+def test_a_locked_index_does_not_hang_the_prompt(fleet: dict[str, str], zag_home: Path) -> None:
+    """TAB while another process holds the index locked waited SQLite's 30 s busy timeout, the shell
+    frozen meanwhile; now it waits half a second and offers nothing."""
+    import sqlite3
+
+    holder = sqlite3.connect(zag_home / "index.sqlite", isolation_level=None)
+    try:
+        holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        started = time.monotonic()
+        assert _bash_complete(["zag", "listen", ""]) == []
+        assert time.monotonic() - started < 5
+    finally:
+        holder.close()
+    assert _bash_complete(["zag", "listen", ""]) == [fleet["live"]]

@@ -19,6 +19,7 @@ SHELLS = ("bash", "zsh", "fish")
 COMPLETION_LIMIT = 100  # session ids offered at most (the newest), where any old session may be named
 PROG_NAME = "zag"
 COMPLETE_VAR = "_ZAG_COMPLETE"
+LOCK_WAIT_SECS = 0.5  # at most this long for an index another zag holds locked; then nothing is offered
 
 _HELP = """Print a shell completion script for zag.
 
@@ -93,7 +94,7 @@ def _sessions_in(wanted: frozenset[str], prefix: str, limit: int | None, takeove
     # only sessions stored as running/waiting can be running, waiting or dead
     stored = states.LIVE_STATES if wanted <= {*states.LIVE_STATES, states.DEAD} else None
     found = []
-    with Index() as index:
+    with Index(timeout=LOCK_WAIT_SECS) as index:  # a TAB that waits out a locked index hangs the prompt
         for row in index.iter_sessions(states_in=stored, prefix=prefix):
             row["state"] = effective_state(row)
             if row["state"] not in wanted or (takeover and row["state"] == states.DEAD and silent_but_running(row)):
