@@ -149,7 +149,7 @@ def _from_dict(data: dict[str, Any], path: Path) -> Config:
     report = problems.append
     for key in data:
         if key not in _TOP_LEVEL_KEYS:
-            report(f"{path}: unknown key {key!r} (known: {', '.join(sorted(_TOP_LEVEL_KEYS))}); ignored")
+            report(f"{path}: unknown key {key!r}{_known(key, _TOP_LEVEL_KEYS)}; ignored")
     heartbeat = data.get("heartbeat_secs", DEFAULT_HEARTBEAT_SECS)
     if not _is_seconds(heartbeat) or heartbeat < MIN_HEARTBEAT_SECS:
         report(f"{path}: heartbeat_secs must be a number of seconds, at least {MIN_HEARTBEAT_SECS:g}; "
@@ -185,7 +185,7 @@ def _checked_limits(limits: dict[str, Any], where: str, report: Callable[[str], 
     result["providers"] = {}
     for name, table in providers.items():
         if name not in NAMES:
-            report(f"{where}.providers.{name}: unknown agent (known: {', '.join(NAMES)}); ignored")
+            report(f"{where}.providers.{name}: unknown agent{_known(name, NAMES)}; ignored")
         elif not isinstance(table, dict):
             report(f"{where}.providers.{name} must be a table; ignored")
         else:
@@ -199,7 +199,7 @@ def _checked_limit_table(table: dict[str, Any], where: str, report: Callable[[st
         if key == "providers":
             continue
         if key not in LIMIT_DEFAULTS:
-            report(f"{where}: unknown key {key!r}; ignored")
+            report(f"{where}: unknown key {key!r}{_known(key, [*LIMIT_DEFAULTS, 'providers'])}; ignored")
         elif key == "extra_patterns":
             out[key] = _checked_patterns(value, f"{where}.{key}", report, ignore_case=True)
         else:
@@ -231,7 +231,7 @@ def _checked_redaction(table: Any, where: str, report: Callable[[str], None]) ->
         return ()
     for key in table:
         if key not in _REDACTION_KEYS:
-            report(f"{where}: unknown key {key!r} (known: {', '.join(sorted(_REDACTION_KEYS))}); ignored")
+            report(f"{where}: unknown key {key!r}{_known(key, _REDACTION_KEYS)}; ignored")
     return tuple(_checked_patterns(table.get("extra_patterns", []), f"{where}.extra_patterns", report))
 
 
@@ -263,6 +263,14 @@ def _checked_patterns(value: Any, where: str, report: Callable[[str], None],
         else:
             usable.append(pattern)
     return usable
+
+
+def _known(name: str, known: Any) -> str:
+    """` (did you mean 'x'?)` for a misspelling of a known name, else ` (known: a, b, c)`."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(sorted(known))})"
 
 
 def _is_number(value: Any) -> bool:

@@ -200,3 +200,26 @@ def test_a_config_larger_than_any_config_is_not_read(tmp_path: Path) -> None:
 
 def load_path(path: Path) -> config.Config:
     return _load_bounded(path)
+
+
+def test_a_misspelt_key_is_told_the_key_it_resembles(tmp_path: Path) -> None:
+    """`max_attempt` under [usage_limits] was 'unknown key; ignored' with no hint of what was meant."""
+    loaded = load(tmp_path, """
+heartbeat_sec = 5
+[usage_limits]
+max_attempt = 3
+colour = "red"
+[usage_limits.providers.cluade]
+jitter_secs = 1
+[redaction]
+extra_pattern = ["x"]
+""")
+    problems = [problem.split(": ", 1)[1] for problem in loaded.problems]
+    assert problems == [
+        "unknown key 'heartbeat_sec' (did you mean 'heartbeat_secs'?); ignored",
+        "usage_limits: unknown key 'max_attempt' (did you mean 'max_attempts'?); ignored",
+        "usage_limits: unknown key 'colour' (known: enabled, extra_patterns, fallback_secs, jitter_secs, "
+        "max_attempts, max_wait_secs, providers, resume_message, retry_secs, verify_secs); ignored",
+        "usage_limits.providers.cluade: unknown agent (did you mean 'claude'?); ignored",
+        "redaction: unknown key 'extra_pattern' (did you mean 'extra_patterns'?); ignored",
+    ]
