@@ -16,7 +16,7 @@ from tests.readside import ZAG_BIN, add_session, gone_pid, live_supervisor, pipe
 from zag import paths, states
 from zag.cli import cli
 from zag.logs import index as index_module
-from zag.logs.index import SESSION_COLUMNS, Index
+from zag.logs.index import DOC_COLUMNS, Index
 from zag.wrapper import liveness
 
 
@@ -69,7 +69,7 @@ def test_all_adds_exited_and_json_has_every_field() -> None:
     exited = shown[ids["exited"]]
     assert exited["state"] == states.EXITED and exited["exit_code"] == 3
     for doc in documents:
-        assert set(doc) == set(SESSION_COLUMNS) - {"provider_owner_key"}   # bookkeeping for backfill, not shown
+        assert set(doc) == set(DOC_COLUMNS)
         assert len(doc["session_id"]) == 36
         assert doc["argv"] == ["claude", "-p", "fix the test"]
         assert doc["interactive"] is False and doc["backfilled"] is False

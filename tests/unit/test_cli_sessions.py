@@ -14,7 +14,7 @@ from tests.readside import ZAG_BIN, add_session, piped_stdout, started_body, tra
 from zag import states
 from zag.cli import cli
 from zag.logs import events
-from zag.logs.index import SESSION_COLUMNS, Index
+from zag.logs.index import DOC_COLUMNS, Index
 from zag.logs.writer import SessionLogWriter
 
 
@@ -53,7 +53,7 @@ def test_sessions_filters_and_json() -> None:
     code, out, _ = _zag("sessions", "--json")
     documents = json.loads(out)
     assert [doc["session_id"] for doc in documents] == [newest, backfilled, oldest]
-    assert all(set(doc) == set(SESSION_COLUMNS) for doc in documents)
+    assert all(set(doc) == set(DOC_COLUMNS) for doc in documents)
     assert documents[1]["backfilled"] is True and documents[1]["argv"] is None
     assert documents[0]["resumed"] is True and documents[0]["exit_code"] == 1
     _, out, _ = _zag("sessions", "--provider", "claude", "--json")

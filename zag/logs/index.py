@@ -91,7 +91,7 @@ SESSION_COLUMNS = (
     "interactive", "resumed", "backfilled", "last_seq", "log_path", "provider_owner_key",
 )
 # what `zag sessions --json` and the other listings show: not the owner key (bookkeeping for backfill)
-_DOC_COLUMNS = tuple(name for name in SESSION_COLUMNS if name != "provider_owner_key")
+DOC_COLUMNS = tuple(name for name in SESSION_COLUMNS if name != "provider_owner_key")
 RESUME_COLUMNS = (
     "incident_id", "session_id", "provider", "provider_session_id", "scope", "reset_at", "resume_at",
     "fallback_used", "status", "attempts", "raw", "created_at", "updated_at",
@@ -602,7 +602,7 @@ def _json_row(row: str) -> str:
         "argv": f"iif(json_valid({row}.argv), json({row}.argv), NULL)",
         **{flag: f"iif({row}.{flag}, json('true'), json('false'))" for flag in ("interactive", "resumed", "backfilled")},
     }
-    return "json_object(" + ", ".join(f"'{name}', {special.get(name, f'{row}.{name}')}" for name in _DOC_COLUMNS) + ")"
+    return "json_object(" + ", ".join(f"'{name}', {special.get(name, f'{row}.{name}')}" for name in DOC_COLUMNS) + ")"
 
 
 # Each session's JSON rendering, kept current by triggers so listings need no per-column work. Built
