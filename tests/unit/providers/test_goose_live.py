@@ -217,3 +217,28 @@ def test_a_damaged_database_is_said_once_while_it_lasts_and_followed_on_once_rep
     after = live.poll()
     assert any("can be read again" in item.get("message", "") for item in after)
     assert read + [text.split()[0] for text in contents(after)] == [str(index) for index in range(400)]
+
+
+def test_a_database_whose_tables_zag_does_not_know_is_said_once_and_followed_once_it_knows_them(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """goose's tables as zag does not know them (a newer goose, or one migrating them): the session cannot
+    be searched for; zag says so once (it followed nothing without a word), and finds it once they read
+    as goose's."""
+    import sqlite3
+
+    from zag.providers.goose import live as goose_live
+
+    monkeypatch.setattr(goose_live, "TROUBLE_SAY_SECS", 0.0, raising=False)
+    _, database, ctx = setup(tmp_path)
+    database.create_session("20251108_1", name="proj", working_dir=str(tmp_path), created_at=time.time())
+    database.add_message("20251108_1", "user", [gl.text("hello")], created=int(time.time()))
+    with sqlite3.connect(database.path) as connection:
+        connection.execute("ALTER TABLE messages RENAME COLUMN content_json TO content")
+    connection.close()
+    live = PROVIDER.open_live(PROVIDER.plan_launch(["session", "--name", "proj"], ctx), ctx)
+    said = [item for item in live.poll() + live.poll() + live.poll() if "cannot read" in item.get("message", "")]
+    assert len(said) == 1 and "tables are not goose's" in said[0]["message"]
+    with sqlite3.connect(database.path) as connection:
+        connection.execute("ALTER TABLE messages RENAME COLUMN content TO content_json")
+    connection.close()
+    assert contents(live.poll()) == ["hello"] and live.provider_session_id == "20251108_1"
