@@ -237,27 +237,21 @@ def _checked_redaction(table: Any, where: str, report: Callable[[str], None]) ->
 
 def _checked_patterns(value: Any, where: str, report: Callable[[str], None],
                       ignore_case: bool = False) -> list[str]:
-    """The regexes of a pattern list that compile (as their user compiles them: usage-limit wordings with
-    `re`, ignoring case; redaction patterns with `regex`); each other one is reported: a pattern silently
-    dropped would leave a secret unredacted or a limit unseen."""
+    """The regexes of a pattern list that compile (with the `regex` engine that runs them, see
+    `zag.user_patterns`); each other one is reported: a pattern silently dropped would leave a secret
+    unredacted or a limit unseen."""
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         report(f"{where} must be a list of regex strings; ignored")
         return []
     if not value:
         return []
-    if ignore_case:
-        import re
+    import regex
 
-        def compile_one(pattern: str) -> object:
-            return re.compile(pattern, re.IGNORECASE)
-    else:
-        import regex
-
-        compile_one = regex.compile
+    flags = regex.IGNORECASE if ignore_case else 0
     usable = []
     for pattern in value:
         try:
-            compile_one(pattern)
+            regex.compile(pattern, flags)
         except Exception as exc:  # noqa: BLE001 - re.error, regex.error, ValueError: not a usable regex
             report(f"{where}: {pattern!r} is not a valid regex ({exc}); this pattern is ignored")
         else:

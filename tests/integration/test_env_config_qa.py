@@ -66,3 +66,17 @@ def test_every_bad_value_is_one_line_naming_the_file_and_key(agent: Agent) -> No
     for key in ("heartbeat_secs", "usage_limits.max_attempts", "usage_limits.retry_secs",
                 "usage_limits.providers.claude: unknown key 'resume_mesage'"):
         assert any(key in line for line in lines), (key, lines)
+
+
+@pytest.mark.parametrize(("provider", "args"), [("claude", ["-p", "x"]), ("codex", ["exec", "x"]),
+                                                 ("gemini", ["-p", "x"]), ("goose", ["run", "-t", "x"])])
+def test_a_backtracking_limit_pattern_does_not_stall_the_run(agent: Agent, provider: str, args: list[str]) -> None:
+    """`(a|aa)+$` from usage_limits.extra_patterns on a line of 60 `a`: with `re` the scan of that line
+    would take longer than the universe has left (4 s at 34 characters, x1.6 per character), holding
+    the GIL, so zag stalled with the agent's output. Each search now has a time budget."""
+    write_config(agent.zag_home, '[usage_limits]\nextra_patterns = ["(a|aa)+$"]\n')
+    agent.script([{"out": "a" * 60 + "!\n"}, {"err": "a" * 60 + "!\n"}, {"out": "after\n"}, {"exit": 0}])
+    done = agent.run("run", provider, *args, timeout=40)
+    assert done.returncode == 0 and done.stdout == b"a" * 60 + b"!\nafter\n", done.stderr
+    assert b"zag: pattern '(a|aa)+$' from config.toml took too long" in done.stderr, done.stderr
+    assert b"Traceback" not in done.stderr

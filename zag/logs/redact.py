@@ -14,6 +14,7 @@ from functools import cache
 from typing import Any
 
 from zag.logs.events import ENVELOPE_FIELDS
+from zag.user_patterns import budget as _budget
 
 # What may directly precede a key that must not start inside a word: a non-word byte, or the end of a
 # JSON escape (`\n`, `\t`, `\u001b`: a key at the start of a line of a file dump) or of a terminal
@@ -261,9 +262,6 @@ _MARKER = re.compile(r"\[REDACTED:[a-z_]+\]")
 _ENVELOPE = frozenset(ENVELOPE_FIELDS)
 
 
-def _budget(text: str) -> float:
-    """Seconds a user pattern may take on `text`: any sane pattern scans far faster than 4 MB/s."""
-    return 0.05 + len(text) / 4e6
 
 
 def _replaced(text: str, spans: list[tuple[int, int]]) -> str:

@@ -140,7 +140,7 @@ def _read_reset(phrase: str, now: float) -> Reset | None:
     return read_reset(phrase, now)
 
 
-def match_extra(line: str, patterns: Iterable[re.Pattern[str]], now: float | None = None) -> TextHit | None:
+def match_extra(line: str, patterns: Iterable[Any], now: float | None = None) -> TextHit | None:
     """The user's `extra_patterns` (searched anywhere in the line; a `reset` group may give the reset)."""
     for pattern in patterns:
         match = pattern.search(line)
@@ -154,14 +154,10 @@ def match_extra(line: str, patterns: Iterable[re.Pattern[str]], now: float | Non
     return None
 
 
-def compile_extra(patterns: Iterable[str]) -> list[re.Pattern[str]]:
-    compiled = []
-    for source in patterns:
-        try:
-            compiled.append(re.compile(source, re.IGNORECASE))
-        except re.error:
-            continue  # config validation reports bad patterns; a bad one must not break detection
-    return compiled
+def compile_extra(patterns: Iterable[str]) -> list[Any]:
+    from zag.user_patterns import compile_all  # a time budget per search: see there
+
+    return compile_all(patterns)
 
 
 def is_api_error_record(is_api_error_message: Any, error: Any) -> bool:

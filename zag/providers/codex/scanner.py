@@ -206,11 +206,7 @@ class CodexOutputScanner:
         return items
 
 
-def _compile(patterns: Any) -> list[re.Pattern[str]]:
-    compiled = []
-    for pattern in patterns or ():
-        try:
-            compiled.append(re.compile(pattern, re.IGNORECASE))
-        except (re.error, TypeError):
-            continue
-    return compiled
+def _compile(patterns: Any) -> list[Any]:
+    from zag.user_patterns import compile_all  # a time budget per search: see there
+
+    return compile_all(patterns)

@@ -311,11 +311,8 @@ def _json(text: str) -> Any:
         return None
 
 
-def _compile(patterns: tuple[str, ...]) -> list[re.Pattern[str]]:
-    compiled = []
-    for pattern in patterns:
-        try:
-            compiled.append(re.compile(pattern))
-        except re.error:
-            continue
-    return compiled
+def _compile(patterns: tuple[str, ...]) -> list[Any]:
+    """Case-insensitive, as for every agent (README)."""
+    from zag.user_patterns import compile_all  # a time budget per search: see there
+
+    return compile_all(patterns)

@@ -212,14 +212,8 @@ def record_limit(record: ErrorRecord, now: float) -> Limit | None:
     return classify(record.error, now)
 
 
-def compile_patterns(patterns: Iterable[str]) -> list[re.Pattern[str]]:
-    """User `extra_patterns` (bad regexes are skipped and noted in the diagnostics log)."""
-    compiled = []
-    for pattern in patterns:
-        try:
-            compiled.append(re.compile(pattern, re.IGNORECASE))
-        except re.error as exc:
-            from zag import diag
+def compile_patterns(patterns: Iterable[str]) -> list[Any]:
+    """User `extra_patterns` (bad regexes are skipped: config validation reports them)."""
+    from zag.user_patterns import compile_all  # a time budget per search: see there
 
-            diag.warning("bad_extra_limit_pattern", provider="goose", pattern=pattern, error=str(exc))
-    return compiled
+    return compile_all(patterns)
