@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.goose import gooselib as gl
-from tests.integration.helpers import STANDIN, wait_until, write_script
+from tests.integration.helpers import STANDIN, read_jsonl, wait_until, write_script
 from zag.logs import events
 from zag.providers.base import LaunchContext, LaunchPlan
 from zag.providers.goose import PROVIDER
@@ -341,16 +341,17 @@ def test_two_goose_homes_in_one_folder_keep_their_own_session_after_the_index_is
 
     with Index(agent.zag_home / "index.sqlite") as index:
         keys = {index.get_session(zag_id)["provider_owner_key"] for zag_id in (first, second)}
-    assert keys == {PROVIDER.owner_key(SID, only_xdg), PROVIDER.owner_key(SID, {**only_xdg, "GOOSE_PATH_ROOT": str(root)})}
+    root_env = {**only_xdg, "GOOSE_PATH_ROOT": str(root)}
+    assert keys == {PROVIDER.owner_key(SID, only_xdg), PROVIDER.owner_key(SID, root_env)}
     for path in agent.zag_home.glob("index.sqlite*"):
         path.unlink()
     gl.GooseDb(xdg_db).add_message(SID, "user", [gl.text("later in the xdg home")], created=int(time.time()) + 5)
     gl.GooseDb(root_db).add_message(SID, "user", [gl.text("later in the root home")], created=int(time.time()) + 5)
-    result = agent.run("backfill", "--provider", "goose", env={**only_xdg, "GOOSE_PATH_ROOT": str(root)})
+    result = agent.run("backfill", "--provider", "goose", env=root_env)
     assert result.returncode == 0, result.stderr.decode()
 
     def texts(zag_id: str) -> list[str]:
-        log = json.loads("[" + ",".join((agent.zag_home / "sessions" / f"{zag_id}.jsonl").read_text().splitlines()) + "]")
+        log = read_jsonl(agent.zag_home / "sessions" / f"{zag_id}.jsonl")
         return [e["content"] for e in log if e["type"] == "user_message"]
 
     assert texts(first) == ["in the xdg home", "later in the xdg home"]

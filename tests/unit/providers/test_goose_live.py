@@ -196,8 +196,8 @@ def test_a_damaged_database_is_said_once_while_it_lasts_and_followed_on_once_rep
     live = PROVIDER.open_live(plan, ctx)
     connection = sqlite3.connect(database.path)
     for index in range(400):
-        connection.execute(gl.INSERT_MESSAGE_SQL, (f"m{index}", "20251108_1", "user",
-                                                   json.dumps([gl.text(f"{index} " + "x" * 300)]), int(time.time()), "{}"))
+        content = json.dumps([gl.text(f"{index} " + "x" * 300)])
+        connection.execute(gl.INSERT_MESSAGE_SQL, (f"m{index}", "20251108_1", "user", content, int(time.time()), "{}"))
     connection.commit()
     connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     pages = [row[0] for row in connection.execute(
