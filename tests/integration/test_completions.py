@@ -255,3 +255,28 @@ def test_a_locked_index_does_not_hang_the_prompt(fleet: dict[str, str], zag_home
     finally:
         holder.close()
     assert _bash_complete(["zag", "listen", ""]) == [fleet["live"]]
+
+
+def test_a_folder_name_with_a_newline_or_escapes_does_not_garble_the_offer() -> None:
+    """zsh reads click's answer line by line (type, value, help): a session run in a folder whose name
+    holds a newline shifted every later line, so zsh offered only that session, the others lost; an
+    escape sequence in it reached the terminal when the offer was listed."""
+    now = time.time()
+    with Index() as index:
+        odd = add_session(index, session_id="abc11111-0000-4000-8000-000000000001", started_at=now - 5,
+                          cwd="/tmp/we\nird:dir\x1b[2J\x1b]0;title\x07")
+        plain = add_session(index, session_id="abc22222-0000-4000-8000-000000000002", started_at=now - 10)
+    answer = subprocess.run([str(BIN / "zag")], capture_output=True, timeout=60, text=True, env={
+        **_env(), "COMP_WORDS": "zag events abc", "COMP_CWORD": "2", "_ZAG_COMPLETE": "zsh_complete"})
+    assert answer.returncode == 0, answer.stderr
+    lines = answer.stdout.splitlines()
+    assert lines[0::3] == ["plain", "plain"] and lines[1::3] == [odd, plain], lines
+    assert "\x1b" not in answer.stdout
+    child = _zsh()
+    try:
+        child.send("zag events abc\t\t")
+        child.expect_exact(plain)
+    finally:
+        child.sendline("\x03")
+        child.sendline("exit")
+        child.close(force=True)

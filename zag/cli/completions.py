@@ -69,10 +69,13 @@ def session_completer(*wanted: str, limit: int | None = None, takeover: bool = F
         from click.shell_completion import CompletionItem
 
         try:
-            from zag.cli.render import home_path
+            from zag.cli.render import home_path, one_line
 
             rows = _sessions_in(frozenset(wanted), incomplete.strip().lower(), limit, takeover)
-            return [CompletionItem(row["session_id"], help=f"{row['provider']} {row['state']} {home_path(row.get('cwd'))}")
+            # one line, nothing a terminal obeys: zsh reads the answer line by line (a folder name with a
+            # newline cost the other sessions their place), and the shells print the help as it is
+            return [CompletionItem(row["session_id"],
+                                   help=one_line(f"{row['provider']} {row['state']} {home_path(row.get('cwd'))}"))
                     for row in rows]
         except Exception:  # completion must never print a traceback into the user's prompt
             return []
