@@ -403,3 +403,36 @@ def test_goose_tables_zag_does_not_know_are_said_and_read_once_they_are(world: d
     connection.close()
     [after] = run_backfill([PROVIDER], env=world["env"], jobs=1)
     assert (after.imported, after.unlisted, after.warnings) == (4, 0, 0)
+
+
+def test_a_damaged_page_of_goose_sessions_blocks_only_the_sessions_on_it(tmp_path: Path) -> None:
+    """A bad page among goose's session rows: every session whose row can be read is imported (none was:
+    the listing failed as a whole), the database is named once, legacy files wait (one may be a session on
+    that page), and once the file is good again the rest is imported, each session once."""
+    import sqlite3
+
+    from zag.logs.backfill import run_backfill
+
+    env = {"HOME": str(tmp_path / "home")}
+    path = homes.goose_home(env).db_path
+    goose = gl.GooseDb.create(path)
+    connection = goose.connect()
+    for number in range(300):
+        connection.execute(gl.INSERT_SESSION_SQL, (f"20261207_{number}", "n" * 200, 1, "/w", gl.sql_time(T0),
+                                                   gl.sql_time(T0), "anthropic", None))
+        connection.execute(gl.INSERT_MESSAGE_SQL, (f"m{number}", f"20261207_{number}", "user",
+                                                   json.dumps([gl.text(f"hi {number}")]), T0 + 1, "{}"))
+    connection.commit()
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    connection.close()
+    shutil.copy(gl.LEGACY_FILE, path.parent / "20250325_200615.jsonl")
+    good = path.read_bytes()
+    _zero_page(path, _middle_leaf(path, "sessions"))
+    [damaged] = run_backfill([PROVIDER], env=env, jobs=2)
+    assert 250 < damaged.imported < 300 and (damaged.unlisted, damaged.warnings) == (1, 1)
+    assert "1 legacy goose session files" in damaged.warning_messages[0]
+    path.write_bytes(good)
+    [repaired] = run_backfill([PROVIDER], env=env, jobs=2)
+    assert repaired.imported == 300 - damaged.imported + 1 and repaired.unlisted == 0
+    texts = sorted(text for texts in _imported_texts().values() for text in texts)
+    assert texts == sorted([f"hi {number}" for number in range(300)] + ["Why does CI fail?"])

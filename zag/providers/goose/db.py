@@ -148,11 +148,17 @@ def list_sessions(connection: sqlite3.Connection, schema: Schema) -> list[dict[s
     return result
 
 
-def list_sessions_one_by_one(connection: sqlite3.Connection, schema: Schema) -> list[dict[str, Any]]:
-    """`list_sessions` of a damaged database: the session rows (these must be readable), each with the
-    count and id range of its messages where they can be read (through the messages' session index), else
-    unknown (None). Sessions with no messages are left out, as `list_sessions` does."""
-    rows = connection.execute(f"SELECT {schema.session_select()} FROM sessions").fetchall()
+def list_sessions_one_by_one(connection: sqlite3.Connection, schema: Schema) -> tuple[list[dict[str, Any]], bool]:
+    """`list_sessions` of a damaged database: the session rows that can be read (all at once, else one by
+    one through the ids of the sessions' primary key index), each with the count and id range of its
+    messages where they can be read (through the messages' session index), else unknown (None). Sessions
+    with no messages are left out, as `list_sessions` does. Returns them and whether every session row could
+    be read. Raises when not one session can be read."""
+    complete = True
+    try:
+        rows = connection.execute(f"SELECT {schema.session_select()} FROM sessions").fetchall()
+    except sqlite3.Error:
+        rows, complete = _session_rows_one_by_one(connection, schema)
     result = []
     for row in rows:
         session = session_row(row)
@@ -165,7 +171,23 @@ def list_sessions_one_by_one(connection: sqlite3.Connection, schema: Schema) -> 
             continue
         session["message_count"], session["max_message_id"], session["min_message_id"] = count, high, low
         result.append(session)
-    return result
+    return result, complete
+
+
+def _session_rows_one_by_one(connection: sqlite3.Connection, schema: Schema) -> tuple[list[tuple[Any, ...]], bool]:
+    ids = [text(row[0]) for row in connection.execute("SELECT id FROM sessions").fetchall()]
+    rows = []
+    for session_id in ids:
+        try:
+            row = connection.execute(f"SELECT {schema.session_select()} FROM sessions WHERE id = ?",
+                                     (session_id,)).fetchone()
+        except sqlite3.Error:
+            continue
+        if row is not None:
+            rows.append(row)
+    if ids and not rows:
+        raise sqlite3.DatabaseError("database disk image is malformed (no session row can be read)")
+    return rows, len(rows) == len(ids)
 
 
 def find_sessions(connection: sqlite3.Connection, schema: Schema, where: str,

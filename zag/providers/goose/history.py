@@ -82,8 +82,9 @@ def discover(env: Mapping[str, str]) -> Iterator[HistorySource]:
 
 def _database_sources(db_path: Path, problems: list[str], notes: list[str]) -> list[HistorySource]:
     """The sessions of one database. A damaged one (bad pages: the listing of all its messages fails)
-    is listed session by session from what can be read (noted in `notes` with the line its readers say
-    about what they cannot read, so that backfill says it once)."""
+    is listed session by session from what can be read (noted in `notes`, or in `problems` when some
+    session rows cannot be read, with the line its readers say about what they cannot read, so that
+    backfill says it once)."""
     try:
         connection = sqlite_ro.connect(db_path, timeout=LIST_TIMEOUT_SECS)
     except sqlite3.Error as exc:
@@ -102,8 +103,9 @@ def _database_sources(db_path: Path, problems: list[str], notes: list[str]) -> l
         except sqlite3.Error as exc:
             if _busy(exc):
                 raise
-            rows = db.list_sessions_one_by_one(connection, schema)
-            notes.append(unreadable_database(db_path, exc))
+            rows, complete = db.list_sessions_one_by_one(connection, schema)
+            # (some session rows unread: legacy files wait, as for a database not read at all)
+            (notes if complete else problems).append(unreadable_database(db_path, exc))
     except sqlite3.Error as exc:
         problems.append(f"cannot read {db_path}: {exc}")
         return []
