@@ -113,7 +113,7 @@ def load(path: Path | None = None) -> Config:
     import tomllib  # imported here: ~15 ms that `zag run` without a config file does not pay
 
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        data = tomllib.loads(raw.decode("utf-8-sig"))  # -sig: the BOM Windows editors (Notepad) put first
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         return Config(problems=(f"{path} is not valid TOML ({exc}); using defaults",))
     return _from_dict(data, path)

@@ -223,3 +223,13 @@ extra_pattern = ["x"]
         "usage_limits.providers.cluade: unknown agent (did you mean 'claude'?); ignored",
         "redaction: unknown key 'extra_pattern' (did you mean 'extra_patterns'?); ignored",
     ]
+
+
+def test_a_file_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """Notepad saves UTF-8 with a BOM: the whole file was 'not valid TOML (Invalid statement (at line 1,
+    column 1))' and every setting in it ignored."""
+    path = tmp_path / "config.toml"
+    path.write_bytes(b"\xef\xbb\xbfheartbeat_secs = 5\r\n[usage_limits]\r\nmax_attempts = 3\r\n")
+    loaded = config.load(path)
+    assert loaded.problems == ()
+    assert (loaded.heartbeat_secs, loaded.limits_for("claude").max_attempts) == (5.0, 3)
