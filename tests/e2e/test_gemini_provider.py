@@ -215,11 +215,19 @@ def test_clear_in_the_tui_is_followed_to_the_new_session(cli_env: MakeEnv) -> No
             tui.pump(0.1)
         raise AssertionError(f"not seen: {kinds(items)}")
 
-    type_keys(tui, P.resume_keys("say hi"))
+    def say(text: str) -> None:  # typed, seen in the input, then submitted (under load a quick Enter merged
+        tui.send(text)           # '/clear' with the next prompt: '/clearafter clear')
+        tui.wait_for(text, timeout=20)
+        tui.pump(0.3)
+        tui.press("enter")
+
+    say("say hi")
     poll_until(lambda found: "assistant_message" in kinds(found))
-    type_keys(tui, P.resume_keys("/clear"))
-    tui.pump(2.0)
-    type_keys(tui, P.resume_keys("after clear"))
+    say("/clear")
+    poll_until(lambda found: "session_cleared" in kinds(found))
+    tui.wait_gone("say hi", timeout=20)
+    tui.pump(1.0)
+    say("after clear")
     poll_until(lambda found: kinds(found).count("assistant_message") == 2)
     [cleared] = [item for item in items if isinstance(item, dict) and item["type"] == "session_cleared"]
     assert cleared["old_session_id"] == plan.provider_session_id
