@@ -222,3 +222,42 @@ def test_listen_latest_finds_the_session_without_sorting_every_session(tmp_path:
                 conn.execute("UPDATE sessions SET last_heartbeat = 0 WHERE session_id = ?", (live,))
             assert index.latest_session_id() == newest   # the newest zag ran (not imported)
     assert work[8_000] <= work[200] + 2, work
+
+
+def _cpu_seconds() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def test_a_line_tens_of_megabytes_long_costs_what_the_same_bytes_in_short_lines_do(tmp_path: Path) -> None:
+    """Reading lines joined a growing buffer with each 1 MB chunk: quadratic in a line's length (a 50 MB
+    tool output took 0.3 CPU-s, a 200 MB one 5). Compared with the same bytes in 64 KB lines, by CPU time
+    of this process (not wall time), with a margin for the pages a long line's buffers touch (linear)."""
+    from zag.logs.follower import LogFollower
+    from zag.logs.reader import iter_complete_lines
+
+    size = 96 * 1024 * 1024
+    one = tmp_path / "one-line.jsonl"
+    one.write_bytes(_line(1, text="x" * size))
+    many = tmp_path / "many-lines.jsonl"
+    with open(many, "wb") as handle:
+        for seq in range(1, size // (64 * 1024) + 1):
+            handle.write(_line(seq, text="x" * (64 * 1024)))
+
+    def cost(read: Callable[[Path], int], path: Path) -> tuple[float, int]:
+        best = float("inf")
+        for _ in range(2):
+            started = _cpu_seconds()
+            total = read(path)
+            best = min(best, _cpu_seconds() - started)
+        return best, total
+
+    for read in (lambda path: sum(len(line) for _, line in iter_complete_lines(path)),
+                 lambda path: sum(len(line) for line in LogFollower(path).read_lines())):
+        long_cost, long_bytes = cost(read, one)
+        short_cost, short_bytes = cost(read, many)
+        assert long_bytes == one.stat().st_size and short_bytes == many.stat().st_size
+        assert long_cost < 10 * short_cost + 0.5, (long_cost, short_cost)   # quadratic: 2.9 s against 0.02
+

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from zag.logs import codec
-from zag.logs.reader import seek_after_seq
+from zag.logs.reader import complete_lines, seek_after_seq
 
 _READ_CHUNK = 1024 * 1024
 
@@ -54,7 +54,7 @@ class LogFollower:
         return self._handle is not None or self.path.exists()
 
     def read_lines(self) -> Iterator[bytes]:
-        """Yield every complete line available now (newline included), reading in bounded chunks.
+        """Yield every complete line available now (newline included).
 
         An incomplete last line is read again on the next call rather than kept: the writer may cut
         a torn line off and append new lines in its place between two calls.
@@ -69,28 +69,15 @@ class LogFollower:
             self.offset = seek_after_seq(handle, self._after_seq, os.fstat(handle.fileno()).st_size)
             self._after_seq = 0
         handle.seek(self.offset)
-        partial = b""
-        while True:
-            chunk = handle.read(_READ_CHUNK)
-            if not chunk:
-                return
-            data = partial + chunk if partial else chunk
-            start = 0
-            while True:
-                cut = data.find(b"\n", start)
-                if cut < 0:
-                    break
-                line = data[start:cut + 1]
-                start = cut + 1
-                self.offset += len(line)
-                yield line
-            partial = data[start:]
+        for line in complete_lines(handle):
+            self.offset += len(line)
+            yield line
 
     def _open(self) -> bool:
         if self._handle is not None:
             return True
         try:
-            self._handle = open(self.path, "rb")
+            self._handle = open(self.path, "rb", buffering=_READ_CHUNK)
         except FileNotFoundError:
             return False
         stat = os.fstat(self._handle.fileno())
