@@ -27,6 +27,7 @@ from __future__ import annotations
 import errno
 import math
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,6 +169,7 @@ def _from_dict(data: dict[str, Any], path: Path) -> Config:
     )
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # all but tab and line breaks
 _TOP_LEVEL_KEYS = frozenset({"heartbeat_secs", "usage_limits", "redaction"})
 _REDACTION_KEYS = frozenset({"extra_patterns"})
 
@@ -216,7 +218,10 @@ def _limit_value_problem(key: str, value: Any) -> str | None:
     if key == "enabled":
         return None if isinstance(value, bool) else "must be true or false"
     if key == "resume_message":
-        return None if isinstance(value, str) and value.strip() else "must be a non-empty string"
+        if not isinstance(value, str) or not value.strip():
+            return "must be a non-empty string"
+        # typed into the agent's terminal: ^C would interrupt it, ESC start a key sequence
+        return "must not hold control characters (a line break is fine)" if _CONTROL.search(value) else None
     if key == "max_attempts":
         return None if isinstance(value, int) and not isinstance(value, bool) and value >= 1 \
             else "must be a whole number of at least 1 (`enabled = false` turns resuming off)"

@@ -233,3 +233,14 @@ def test_a_file_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     loaded = config.load(path)
     assert loaded.problems == ()
     assert (loaded.heartbeat_secs, loaded.limits_for("claude").max_attempts) == (5.0, 3)
+
+
+def test_a_resume_message_with_control_characters_is_refused(tmp_path: Path) -> None:
+    """zag types resume_message into the agent's terminal: a "\\u0003" in it was a Ctrl-C to the agent
+    (gemini sends the text as keys), an ESC the start of a key sequence."""
+    loaded = load(tmp_path, '[usage_limits]\nresume_message = "go on\\u0003"\n'
+                            '[usage_limits.providers.codex]\nresume_message = "first\\nthen\\r\\ngo\\ton"\n')
+    [problem] = loaded.problems
+    assert "usage_limits.resume_message must not hold control characters" in problem
+    assert loaded.limits_for("claude").resume_message == "Continue"
+    assert loaded.limits_for("codex").resume_message == "first\nthen\r\ngo\ton"
