@@ -112,7 +112,8 @@ class EventFollower:
     `not_live` is asked every `liveness_secs` while following: it returns None while the session may
     still write, or a short reason (e.g. "dead") once it cannot. The log is then read to its end and
     the follower stops with `STOP_NOT_LIVE` (unless `session_ended` turns up in that last read).
-    `stopped` is asked before each pause: True stops the follower (`STOP_ASKED`).
+    `stopped` is asked before each pause: True stops the follower (`STOP_ASKED`); `caught_up` is called
+    before each pause.
     """
 
     def __init__(
@@ -126,9 +127,11 @@ class EventFollower:
         poll_secs: float = 0.1,
         liveness_secs: float = 1.0,
         stopped: Callable[[], bool] | None = None,
+        caught_up: Callable[[], None] | None = None,
     ) -> None:
         self.log = LogFollower(path, after_seq=since_seq)
         self.stopped = stopped
+        self.caught_up = caught_up
         self.last_seq = since_seq
         self.follow = follow
         self.not_live = not_live
@@ -198,7 +201,10 @@ class EventFollower:
         return ended or kind == "session_ended"
 
     def _pause(self) -> bool:
-        """Wait `poll_secs`; False when `stopped` says to stop (before or after the wait)."""
+        """Wait `poll_secs`; False when `stopped` says to stop (before or after the wait). `caught_up` is
+        called first: everything written so far has been handed out (a reader flushes its output then)."""
+        if self.caught_up is not None:
+            self.caught_up()
         if self._asked_to_stop():
             return False
         time.sleep(self.poll_secs)
