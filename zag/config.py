@@ -107,7 +107,7 @@ def load(path: Path | None = None) -> Config:
     try:
         path = path or paths.config_file()
         raw = _read_file(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no such file (ZAG_HOME a file: said by what writes there)
         return Config()
     except OSError as exc:
         return Config(problems=(f"cannot read {path}: {exc.strerror or exc}; using defaults",))

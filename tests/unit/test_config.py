@@ -244,3 +244,10 @@ def test_a_resume_message_with_control_characters_is_refused(tmp_path: Path) -> 
     assert "usage_limits.resume_message must not hold control characters" in problem
     assert loaded.limits_for("claude").resume_message == "Continue"
     assert loaded.limits_for("codex").resume_message == "first\nthen\r\ngo\ton"
+
+
+def test_no_config_under_a_zag_home_that_is_a_file(tmp_path: Path) -> None:
+    """ZAG_HOME naming a file: every command says that once ("… is a file, where zag keeps a folder");
+    the config added 'cannot read …/config.toml: Not a directory' to it."""
+    (tmp_path / "home").write_text("")
+    assert config.load(tmp_path / "home" / "config.toml") == config.Config()
