@@ -310,3 +310,12 @@ def test_scanner_signals_say_whether_the_reset_was_a_delay() -> None:
     [clock] = signals(scan("stdout", "log: QUOTA GONE until 4:30 pm\n", until))
     [after] = signals(scan("stdout", "log: QUOTA GONE for 5 minutes\n", r"QUOTA GONE for (?P<reset>\d+ minutes)"))
     assert (extra.reset_relative, clock.reset_relative, after.reset_relative) == (True, False, True)
+
+
+def test_the_session_id_of_the_stats_box_is_a_hint_the_models_text_is_not() -> None:
+    """`/stats` shows the session the TUI is in (after `/clear` or `/resume` the only id it shows before
+    `/quit`); the same words in the model's answer are no hint."""
+    sid = "c86a1836-d8ba-4d73-a6e0-226f31fe9800"
+    box = f"\x1b[38;2;1;2;3m│\x1b[39m  Session ID:                 \x1b[1m{sid}\x1b[0m                  \x1b[38;2;1;2;3m│\x1b[39m\r\n"
+    assert scan("pty", box) == [SessionIdHint(sid, source="pty")]
+    assert scan("pty", f"✦ Session ID: {sid}\r\n  Session ID: {sid}\r\n") == []

@@ -67,6 +67,7 @@ INTERESTING: dict[str, list[tuple[str, bytes]]] = {
         ("stderr", b"{\n  \"session_id\": \"" + SESSION.encode() + b"\",\n  \"error\": {\"type\": \"Error\", "
                    b"\"message\": \"quota\", \"code\": 429}\n}"),
         ("stdout", b"gemini --resume " + SESSION.encode()),
+        ("pty", "\x1b[2m\u2502\x1b[0m  Session ID:\x1b[3C\x1b[1m".encode() + SESSION.encode() + "\x1b[0m  \u2502".encode()),
         ("pty", b"\x1b[2;1H{\x1b[3;1H\"session_id\": \"" + SESSION.encode() + b"\"\x1b[4;1H}"),
     ],
     "goose": [

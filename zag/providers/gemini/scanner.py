@@ -75,8 +75,8 @@ _PRESCAN = Prescan([b"quota", b"exhausted", b"demand", b"limit", b"--resume", b"
                    brace_lines=True, id_key=b'"session_id"')
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 _RESUME_HINT = re.compile(rf"gemini --resume (?P<id>{_UUID})")
-# the stats box of `/stats` and `/quit` (`│  Session ID:   <uuid>   │`, its borders taken off)
-_STATS_ID = re.compile(rf"^\s*Session ID:\s+(?P<id>{_UUID})\s*$")
+# the stats box of `/stats` and `/quit`: `│  Session ID:   <uuid>   │` (in its borders: not the model's text)
+_STATS_ID = re.compile(rf"^\s*[│┃]\s*Session ID:\s+(?P<id>{_UUID})\s*[│┃]\s*$")
 
 
 class _Pending:
@@ -206,7 +206,7 @@ class GeminiScanner:
         pending = self._pending.get(stream)
         if pending is not None:
             items += self._advance(stream, pending, text)
-        hint = _RESUME_HINT.search(text) or _STATS_ID.match(text)
+        hint = _RESUME_HINT.search(text) or _STATS_ID.match(line)
         if hint:
             items += self._hint(stream, hint["id"])
         signal = self._builtin(stream, text) if stream != events.SOURCE_STDOUT else []
