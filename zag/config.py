@@ -25,7 +25,6 @@ crashing a user's agent.
 from __future__ import annotations
 
 import errno
-import math
 import os
 import re
 from collections.abc import Callable
@@ -117,7 +116,10 @@ def load(path: Path | None = None) -> Config:
         data = tomllib.loads(raw.decode("utf-8-sig"))  # -sig: the BOM Windows editors (Notepad) put first
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         return Config(problems=(f"{path} is not valid TOML ({exc}); using defaults",))
-    return _from_dict(data, path)
+    try:
+        return _from_dict(data, path)
+    except Exception as exc:  # noqa: BLE001 - a value no check foresaw: defaults, never a stopped agent
+        return Config(problems=(f"{path} could not be used ({type(exc).__name__}: {exc}); using defaults",))
 
 
 def _read_file(path: Path) -> bytes:
@@ -279,7 +281,7 @@ def _is_number(value: Any) -> bool:
 def _is_seconds(value: Any) -> bool:
     """A number of seconds zag can wait (TOML also has `inf` and `nan`: a wait of `inf` never ends, and
     the time it ends at cannot be logged)."""
-    return _is_number(value) and math.isfinite(value) and value <= MAX_SECS
+    return _is_number(value) and abs(value) <= MAX_SECS  # false for nan and inf; no float() of a huge int
 
 
 def _toml(value: Any) -> str:

@@ -80,3 +80,11 @@ def test_a_backtracking_limit_pattern_does_not_stall_the_run(agent: Agent, provi
     assert done.returncode == 0 and done.stdout == b"a" * 60 + b"!\nafter\n", done.stderr
     assert b"zag: pattern '(a|aa)+$' from config.toml took too long" in done.stderr, done.stderr
     assert b"Traceback" not in done.stderr
+
+
+def test_a_huge_integer_in_the_config_does_not_stop_the_agent(agent: Agent) -> None:
+    write_config(agent.zag_home, "heartbeat_secs = 1" + "0" * 400 + "\n")
+    agent.script([{"out": "hi\n"}, {"exit": 0}])
+    done = agent.run("run", "claude", "-p", "x")
+    assert done.returncode == 0 and done.stdout == b"hi\n", done.stderr
+    assert b"heartbeat_secs must be a number of seconds" in done.stderr and b"internal error" not in done.stderr

@@ -251,3 +251,15 @@ def test_no_config_under_a_zag_home_that_is_a_file(tmp_path: Path) -> None:
     the config added 'cannot read …/config.toml: Not a directory' to it."""
     (tmp_path / "home").write_text("")
     assert config.load(tmp_path / "home" / "config.toml") == config.Config()
+
+
+def test_an_integer_too_large_for_a_float_is_refused_not_raised(tmp_path: Path) -> None:
+    """TOML integers have no bound: `heartbeat_secs = 1000…0` (400 digits) raised OverflowError in the
+    range check, and `zag run` ended in 'internal error' without starting the agent."""
+    huge = "1" + "0" * 400
+    loaded = load(tmp_path, f"heartbeat_secs = {huge}\n[usage_limits]\nmax_wait_secs = -{huge}\n"
+                            f"max_attempts = {huge}\n")
+    assert loaded.heartbeat_secs == config.DEFAULT_HEARTBEAT_SECS
+    assert len(loaded.problems) == 2, loaded.problems
+    limits = loaded.limits_for("claude")
+    assert limits.max_wait_secs == 86400.0 and limits.max_attempts == int(huge)  # a count: any size will do
