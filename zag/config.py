@@ -114,7 +114,7 @@ def load(path: Path | None = None) -> Config:
 
     try:
         data = tomllib.loads(raw.decode("utf-8-sig"))  # -sig: the BOM Windows editors (Notepad) put first
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:  # Recursion: `x = [[[[…`
         return Config(problems=(f"{path} is not valid TOML ({exc}); using defaults",))
     try:
         return _from_dict(data, path)

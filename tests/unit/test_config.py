@@ -263,3 +263,11 @@ def test_an_integer_too_large_for_a_float_is_refused_not_raised(tmp_path: Path) 
     assert len(loaded.problems) == 2, loaded.problems
     limits = loaded.limits_for("claude")
     assert limits.max_wait_secs == 86400.0 and limits.max_attempts == int(huge)  # a count: any size will do
+
+
+def test_a_file_nested_too_deep_to_parse_is_reported(tmp_path: Path) -> None:
+    """`x = [[[[…]]]]` 100,000 deep: tomllib raised RecursionError, which `zag run` met as an internal
+    error before it started the agent."""
+    loaded = load(tmp_path, "x = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    [problem] = loaded.problems
+    assert "is not valid TOML" in problem and problem.endswith("; using defaults")
