@@ -233,8 +233,8 @@ class Redactor:
                 # most texts hold no match: one search (finditer costs twice as much to set up)
                 first = pattern.search(text, timeout=_budget(text))
                 if first is not None:
-                    spans += [match.span() for match in pattern.finditer(text, first.start(), timeout=_budget(text))
-                              if match.end() > match.start()]
+                    matches = pattern.finditer(text, first.start(), timeout=_budget(text))
+                    spans += [match.span() for match in matches if match.end() > match.start()]
             except TimeoutError:
                 self._say_timed_out(pattern.pattern, len(text))
                 return _CUSTOM
@@ -262,11 +262,10 @@ _MARKER = re.compile(r"\[REDACTED:[a-z_]+\]")
 _ENVELOPE = frozenset(ENVELOPE_FIELDS)
 
 
-
-
 def _replaced(text: str, spans: list[tuple[int, int]]) -> str:
-    """`text` with each span (merged where they overlap or touch) replaced by `[REDACTED:custom]`. A span within a
-    built-in's `[REDACTED:<kind>]` marker is dropped; a marker a span overlaps goes into its replacement."""
+    """`text` with each span (merged where they overlap or touch) replaced by `[REDACTED:custom]`. A span
+    within a built-in's `[REDACTED:<kind>]` marker is dropped; a marker a span overlaps goes into its
+    replacement."""
     if "[REDACTED:" in text:
         markers = [match.span() for match in _MARKER.finditer(text)]
         spans = [(start, end) for start, end in spans if not any(a <= start and end <= b for a, b in markers)]
