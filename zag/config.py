@@ -134,6 +134,10 @@ def _read_file(path: Path) -> bytes:
         if not stat.S_ISREG(info.st_mode):
             kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
             raise OSError(errno.EINVAL, f"it is {kind}")
+        exposed = _exposed(info)
+        if exposed:
+            raise OSError(errno.EPERM, f"it {exposed}, who could change what zag types into your agent "
+                                       "(resume_message); make it yours and `chmod go-w` it")
         if info.st_size > MAX_FILE_BYTES:
             raise OSError(errno.EFBIG, f"it is {info.st_size} bytes, more than a config file may be "
                                        f"({MAX_FILE_BYTES})")
@@ -145,6 +149,18 @@ def _read_file(path: Path) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def _exposed(info: os.stat_result) -> str | None:
+    """Why other users could write the config (as ssh refuses such a config), or None."""
+    import stat
+
+    mode = stat.S_IMODE(info.st_mode)
+    if info.st_uid not in (os.geteuid(), 0):
+        return "belongs to another user"
+    if mode & 0o002 or (mode & 0o020 and paths._group_has_others(info.st_gid)):  # noqa: SLF001 - same rule
+        return f"is writable by other users (mode {mode:04o})"
+    return None
 
 
 def _from_dict(data: dict[str, Any], path: Path) -> Config:
