@@ -280,3 +280,18 @@ def test_a_folder_name_with_a_newline_or_escapes_does_not_garble_the_offer() -> 
         child.sendline("\x03")
         child.sendline("exit")
         child.close(force=True)
+
+
+def test_usage_cancel_completes_the_incidents_still_scheduled() -> None:
+    """`zag usage cancel <TAB>` offered nothing: an incident id had to be copied from `zag usage list`."""
+    with Index() as index:
+        session = add_session(index, state=states.EXITED)
+        for incident, status in (("2d40551c-0000-4000-8000-000000000001", states.RESUME_PENDING),
+                                 ("2d40aaaa-0000-4000-8000-000000000002", states.RESUME_CANCELLED),
+                                 ("9f000000-0000-4000-8000-000000000003", states.RESUME_PENDING)):
+            index.add_resume(incident_id=incident, session_id=session, provider="claude", scope="session",
+                             reset_at=time.time() + 50, resume_at=time.time() + 60, status=status, raw="x")
+    assert sorted(_bash_complete(["zag", "usage", "cancel", ""])) == [
+        "2d40551c-0000-4000-8000-000000000001", "9f000000-0000-4000-8000-000000000003"]
+    assert _bash_complete(["zag", "usage", "cancel", "2D4"]) == ["2d40551c-0000-4000-8000-000000000001"]
+    assert "9f000000-0000-4000-8000-000000000003" in _fish_complete("zag usage cancel 9")

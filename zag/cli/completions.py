@@ -25,7 +25,8 @@ _HELP = """Print a shell completion script for zag.
 
 Completion offers commands, options, agent names, event types and session ids: live sessions for
 `zag listen`, the newest 100 sessions for `zag events`, the newest 100 dead or exited ones for
-`zag resume`, dead ones for `zag dismiss`.
+`zag resume`, dead ones for `zag dismiss`, scheduled incidents for `zag usage cancel`; after
+`zag run PROVIDER`, file names.
 
 \b
 Example:
@@ -106,6 +107,29 @@ def _sessions_in(wanted: frozenset[str], prefix: str, limit: int | None, takeove
             if limit and len(found) >= limit:
                 break
     return found
+
+
+def complete_open_incidents(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """`zag usage cancel <TAB>`: the incidents whose resume is still scheduled (the only ones it cancels),
+    with their session and resume time; like the session completers, quietly nothing on any trouble."""
+    from click.shell_completion import CompletionItem
+
+    try:
+        from zag import paths
+
+        if not paths.index_db().exists():
+            return []
+        from zag.cli.render import local_time
+        from zag.logs.index import Index
+
+        prefix = incomplete.strip().lower()
+        with Index(timeout=LOCK_WAIT_SECS) as index:
+            rows = index.list_resumes(open_only=True)
+        return [CompletionItem(row["incident_id"], help=f"{row.get('provider')} session "
+                               f"{str(row.get('session_id'))[:8]} resume at {local_time(row.get('resume_at'))}")
+                for row in rows if str(row.get("incident_id", "")).startswith(prefix)]
+    except Exception:  # completion must never print a traceback into the user's prompt
+        return []
 
 
 # `zag listen` offers the sessions one would listen to; `zag events` also those that ended (overnight

@@ -16,6 +16,7 @@ import click
 
 from zag import states
 from zag.cli import render
+from zag.cli.completions import complete_open_incidents
 from zag.cli.errors import UserError, user_errors
 
 _LIST_HELP = """List scheduled resumes (usage-limit incidents waiting for their reset).
@@ -74,7 +75,7 @@ def list_command(show_all: bool, as_json: bool) -> None:
 
 
 @usage.command("cancel", help=_CANCEL_HELP, short_help="Cancel a scheduled resume.")
-@click.argument("incident")
+@click.argument("incident", shell_complete=complete_open_incidents)
 @user_errors
 def cancel(incident: str) -> None:
     from zag.logs.index import Index
