@@ -78,6 +78,7 @@ class Incident:
     announced: bool = False
     resume_at: float | None = None     # None: nothing scheduled (resume disabled, or not yet announced)
     due_elapsed: float | None = None   # a delay zag chose: due at this `schedule.elapsed()` (or resume_at)
+    spread_to: float | None = None     # the resume_at a late wake moved it to (`LimitHandler._spread_late`)
     fallback_used: bool = False
     status: str = states.RESUME_PENDING
     attempts: int = 0

@@ -74,6 +74,7 @@ INDEX_POLL_SECS = 1.0
 OP_JOIN_SECS = 10.0
 VERIFY_SLICE_SECS = 0.5
 STALL_SECS = 1.0  # a sleep that overran by this much: zag stood still (a stopped job, a machine asleep)
+LATE_SECS = 10.0  # a resume found due this much after its time: zag stood still through it (see _spread_late)
 RESUMED, FAILED = "resumed", "failed"
 # why a wait was cancelled (`data.cause` of the `usage_limit_cancelled` note), and how zag says it
 CAUSE_USAGE_CANCEL, CAUSE_INTERRUPTED, CAUSE_HANGUP = "usage_cancel", "interrupted", "terminal_hangup"
@@ -566,9 +567,31 @@ class LimitHandler:
                     return "cancelled", incident
                 next_poll = schedule.elapsed() + INDEX_POLL_SECS
             left = _time_left(incident)
-            if left <= 0:
+            if left <= 0 and not self._spread_late(incident):
                 return "due", incident
-            self._sleep(generation, min(left, next_poll - schedule.elapsed()))
+            self._sleep(generation, min(max(0.0, left), next_poll - schedule.elapsed()))
+
+    def _spread_late(self, incident: Incident) -> bool:
+        """A resume found due long after its time (the machine slept through it, zag was stopped, `zag
+        resume` took an overdue one over) is put off by a fresh jitter, once per schedule: the sessions that
+        wake together (a batch on a laptop opened in the morning, or taken over after a reboot) would
+        otherwise all call the API in the same second, their own jitter long past. True when put off."""
+        from zag.wrapper import schedule
+
+        jitter = max(0.0, self.settings.jitter_secs)
+        if jitter <= 0 or incident.resume_at is None or incident.resume_at == incident.spread_to \
+                or -_time_left(incident) < LATE_SECS:
+            return False
+        import random
+
+        delay = jitter * random.random()
+        now = time.time()
+        with self._lock:
+            incident.resume_at = incident.spread_to = now + delay
+            incident.due_elapsed = schedule.elapsed() + delay
+        self.store.update(incident.incident_id, resume_at=incident.resume_at)
+        self.supervisor.update_registry(resume_at=incident.resume_at)
+        return True
 
     def _cancel(self, incident: Incident, cause: str) -> None:
         """Stop waiting for `incident` (`cause`: `zag usage cancel`, or zag interrupted): say so in the log
@@ -762,6 +785,7 @@ class LimitHandler:
             self._failures = incident.attempts
             self._adopted = incident
         self.store.update(incident.incident_id, status=states.RESUME_PENDING)
+        self._spread_late(incident)
         self.supervisor.update_registry(state=states.WAITING, resume_at=incident.resume_at)
         return incident
 
