@@ -295,3 +295,13 @@ def test_usage_cancel_completes_the_incidents_still_scheduled() -> None:
         "2d40551c-0000-4000-8000-000000000001", "9f000000-0000-4000-8000-000000000003"]
     assert _bash_complete(["zag", "usage", "cancel", "2D4"]) == ["2d40551c-0000-4000-8000-000000000001"]
     assert "9f000000-0000-4000-8000-000000000003" in _fish_complete("zag usage cancel 9")
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_clicks_own_source_instruction_prints_the_committed_script(shell: str) -> None:
+    """`_ZAG_COMPLETE=fish_source zag > ~/.config/fish/completions/zag.fish` (the way click's docs give)
+    printed click's unfixed fish script, which cuts a help text at its first comma."""
+    done = subprocess.run([str(BIN / "zag")], capture_output=True, timeout=60, text=True,
+                          env={**_env(), "_ZAG_COMPLETE": f"{shell}_source"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip("\n") == (SCRIPTS / f"zag.{shell}").read_text().rstrip("\n")

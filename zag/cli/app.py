@@ -9,6 +9,7 @@ import click
 
 from zag import __version__
 from zag.cli import COMMANDS
+from zag.cli import completions as _completions  # noqa: F401 - its fish script for `_ZAG_COMPLETE=fish_source`
 
 
 class LazyGroup(click.Group):

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+import click.shell_completion
 
 from zag import states
 
@@ -54,9 +55,24 @@ def completion_script(shell: str) -> str:
     completer = completer_class(cli, {}, PROG_NAME, COMPLETE_VAR)
     # the template itself: BashComplete.source() would also probe the local bash version
     script = completer_class.source_template % completer.source_vars()
-    if shell == "fish":  # click splits "plain,value<TAB>help" at every comma: a help text with one was cut
-        script = script.replace('(string split "," $completion)', '(string split -m 1 "," $completion)')
+    if shell == "fish":
+        script = _whole_help(script)
     return script if script.endswith("\n") else script + "\n"
+
+
+def _whole_help(fish_script: str) -> str:
+    """click's fish script splits "plain,value<TAB>help" at every comma: a help text with one was cut."""
+    return fish_script.replace('(string split "," $completion)', '(string split -m 1 "," $completion)')
+
+
+class FishComplete(click.shell_completion.FishComplete):
+    """click's own `_ZAG_COMPLETE=fish_source zag` (as click's docs show) prints the fixed script too."""
+
+    def source(self) -> str:
+        return _whole_help(super().source())
+
+
+click.shell_completion.add_completion_class(FishComplete)
 
 
 def session_completer(*wanted: str, limit: int | None = None, takeover: bool = False) -> Callable[
