@@ -295,3 +295,37 @@ def test_listen_writes_a_backlog_in_blocks_not_a_write_per_event(
             sink.close()
     assert code == 0
     assert writes < 500, writes
+
+
+@pytest.mark.parametrize(("as_json", "types", "whole"), [(True, None, 0), (True, {"session_ended"}, 0),
+                                                        (False, {"session_ended"}, 1)])
+def test_events_decodes_whole_only_the_events_it_renders(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                          as_json: bool, types: set[str] | None, whole: int) -> None:
+    """`zag events --json` (lines passed on unchanged) and `--type` (most lines not shown) decoded every
+    event whole: 6.9 and 5.2 CPU-s on a 3,000,000-event log, 4.0 and 2.3 now that a line is read only as
+    far as its type. A damaged line, or one that is not an object or not UTF-8, is still counted."""
+    import io
+    import sys
+
+    from zag.cli import sessions
+
+    path = tmp_path / "log.jsonl"
+    odd = {3: b"[1]\n", 4: b'{"seq":4,"type":"user_message","text":"\xff"}\n', 5: b"not json\n",
+           1_000: _line(1_000, type="session_ended")}
+    _write_log(path, 1_000, pad=20, odd=odd)
+    whole_decodes = [0]
+    loads = codec.loads
+
+    def counting(data: bytes) -> object:
+        whole_decodes[0] += 1
+        return loads(data)
+
+    monkeypatch.setattr(codec, "loads", counting)
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    monkeypatch.setattr(sys, "stdout", out)
+    bad = sessions.print_events(path, frozenset(types) if types else None, as_json)
+    shown = out.buffer.getvalue().splitlines()
+    monkeypatch.undo()
+    assert bad == 3
+    assert len(shown) == (1 if types else 997)
+    assert whole_decodes[0] == whole

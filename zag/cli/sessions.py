@@ -262,6 +262,13 @@ def print_events(path: Path, wanted: frozenset[str] | None, as_json: bool) -> in
     bad = 0
     for _, line in iter_complete_lines(path):
         try:
+            if as_json or wanted is not None:  # a line passed on unchanged, or not shown, is not decoded whole
+                kind = codec.loads_type(line)
+                if wanted is not None and kind not in wanted:
+                    continue
+                if as_json:
+                    out.buffer.write(raw(line))
+                    continue
             event = codec.loads(line)
         except codec.DecodeError:
             bad += 1
@@ -269,11 +276,6 @@ def print_events(path: Path, wanted: frozenset[str] | None, as_json: bool) -> in
         if not isinstance(event, dict):
             bad += 1
             continue
-        if wanted is not None and event.get("type") not in wanted:
-            continue
-        if as_json:
-            out.buffer.write(raw(line))
-        else:
-            out.write(render.format_event(event, style, width=width) + "\n")
+        out.write(render.format_event(event, style, width=width) + "\n")
     out.flush()
     return bad

@@ -13,6 +13,13 @@ import msgspec
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
 
+
+class _Typed(msgspec.Struct):
+    type: Any = None
+
+
+_type_decoder = msgspec.json.Decoder(_Typed)
+
 DecodeError = msgspec.DecodeError
 
 
@@ -28,6 +35,21 @@ def loads(data: bytes | str) -> Any:
         return _decoder.decode(data)
     except RecursionError:
         raise DecodeError("JSON nested too deeply") from None
+
+
+def loads_type(data: bytes) -> Any:
+    """The `type` member of a JSON object (None when it has none), without building the rest of it: what a
+    reader that passes lines on unchanged (`zag events --json`) or filters them by type needs. Raises
+    `DecodeError` where `loads` would, and for JSON that is not an object."""
+    try:
+        typed = _type_decoder.decode(data)
+        if not data.isascii():  # what is skipped is not checked for UTF-8, as `loads` checks it
+            data.decode("utf-8")
+    except RecursionError:
+        raise DecodeError("JSON nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"invalid UTF-8: {exc}") from None
+    return typed.type
 
 
 def dumps_lossless(obj: Any) -> bytes:
