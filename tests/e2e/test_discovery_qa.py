@@ -299,3 +299,38 @@ def test_gemini_tui_clear_beside_a_busy_gemini_tui_is_followed_once_stats_shows_
 
 def _log_events(env: CliEnv) -> list[dict[str, Any]]:
     return [e for log in session_logs(zag_home_of(env)).values() for e in log]
+
+
+def test_gemini_tui_chat_resume_of_a_checkpoint_logs_the_next_turns_not_the_history_again(
+        cli_env: MakeEnv) -> None:
+    """`/chat resume <tag>` loads a checkpoint into the same session: gemini writes the checkpoint's history
+    into the chat file again as new records, then `{"$set":{"messages":[…]}}` naming exactly them. zag logged
+    them as new messages: the user's earlier prompts and the model's answers appeared a second time, as if
+    said again now."""
+    env = cli_env("gemini")
+    tui = env.spawn(argv=env.zag_argv("run", "gemini"))
+    tui.wait_for("Type your message", timeout=60)
+    tui.pump(3.0)
+    _gemini_say(tui, "first here", 1, env)
+    _gemini_say(tui, "second here", 2, env)
+    _gemini_say(tui, "/chat save t1", 2, env)
+    tui.wait_for("checkpoint saved with tag: t1", timeout=20)
+    _gemini_say(tui, "third here", 3, env)
+    _gemini_say(tui, "/chat resume t1", 3, env)
+    tui.wait_gone("third here", timeout=20)
+    tui.pump(1.0)
+    _gemini_say(tui, "after the checkpoint", 4, env)
+    _wait_logged(env, tui, "after the checkpoint")
+    tui.send("/quit")
+    tui.wait_for("/quit", timeout=20)
+    tui.pump(0.3)
+    tui.press("enter")
+    assert tui.wait_exit(timeout=60) == 0, tui.text()
+
+    _, log = only_log(zag_home_of(env))
+    users = [e["content"] for e in log if e["type"] == "user_message"]
+    assert users == ["first here", "second here", "third here", "after the checkpoint"], users
+    assert len([e for e in log if e["type"] == "assistant_message"]) == 4
+    assert "session_cleared" not in [e["type"] for e in log]
+    [loaded] = [e for e in log if (e.get("data") or {}).get("kind") == "history_loaded"]
+    assert loaded["data"]["count"] == 4

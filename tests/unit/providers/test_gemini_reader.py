@@ -171,3 +171,29 @@ def test_missing_files_read_as_nothing(tmp_path: Path) -> None:
     reader = GeminiReader(SID, [tmp_path / "chats" / g.session_name(SID), tmp_path / "chats" / "session-x.json"])
     assert list(reader.read()) == [] and not reader.changed()
     json.dumps(reader.cursor())
+
+
+def test_history_a_checkpoint_loads_is_not_logged_again() -> None:
+    """`/chat resume <tag>` (gemini 0.61.0, real file): gemini writes the checkpoint's messages again as new
+    records, then a full message list naming exactly them. They were logged as new messages ('second here'
+    said a second time); now one `history_loaded` note stands for them, and the turn after is logged."""
+    name = "chat_session-2026-12-07T19-34-7e1c03cd.jsonl"
+    path = Path(__file__).resolve().parents[2] / "fixtures" / "corpus" / "real-cli" / "gemini" / name
+    reader = GeminiReader("7e1c03cd-95d3-4626-bc6b-81a009b436f5", [path])
+    items = [item for item in reader.read() if isinstance(item, dict)]
+    said = [item["content"] for item in items if item["type"] in ("user_message",)]
+    assert said == ["first here", "second here", "third here", "after the checkpoint"]
+    assert [item["type"] for item in items].count("assistant_message") == 4
+    [loaded] = [item for item in items if (item.get("data") or {}).get("kind") == "history_loaded"]
+    assert loaded["data"]["count"] == 4 and loaded["ts"] == "2026-12-07T19:34:22.591Z"
+
+
+def test_a_full_list_naming_records_known_before_is_no_history_load(tmp_path: Path) -> None:
+    """A list that names messages read before (a rolled-back failed turn, a resume's restore) is no load."""
+    sid = "abcdef12-4444-4444-8444-444444444444"
+    first, answer = g.user("u1", "hello", "2026-11-22T14:44:16.000Z"), g.gemini("a1", "hi", "2026-11-22T14:44:17.000Z")
+    path = g.write(tmp_path / g.session_name(sid), g.meta(sid), first, g.set_(lastUpdated="x"), answer,
+                   g.user("u2", "failed turn", "2026-11-22T14:44:18.000Z"), g.set_(messages=[first, answer]))
+    items = [item for item in GeminiReader(sid, [path]).read() if isinstance(item, dict)]
+    assert [item.get("content") for item in items if item["type"] == "user_message"] == ["hello", "failed turn"]
+    assert not [item for item in items if (item.get("data") or {}).get("kind") == "history_loaded"]

@@ -12,6 +12,10 @@ the id adds is emitted then; nothing is emitted twice. The marks are part of the
 bounded to the newest `MAX_MARKS` ids (an id older than that which reappears in a full-list snapshot
 before any id still known is taken as already emitted).
 
+History gemini loads into the conversation (`/chat resume <tag>`, `/restore`) is written again as new
+records followed by a full list naming exactly them: the reader hands those to `absorb` (one
+`provider_status` with `data.kind == "history_loaded"`), as history, not new messages.
+
 Removals (`$rewindTo`, or a snapshot that leaves out ids this file had) become one `provider_status`
 with `data.kind == "messages_removed"` — the transcript lost those messages (a rolled-back turn after an
 API/quota error, `/rewind`), but they were real and stay in the log; `session_cleared` is kept for a
@@ -235,6 +239,18 @@ class Conversation:
             return self._status(rec, raw, fctx)
         return [self._body(events.provider_status(f"gemini message of unknown type {rec.type!r}",
                                                   whole_record(raw)), fctx, rec.timestamp)]
+
+    def absorb(self, ids: list[str], fctx: FileContext, ts: Any) -> list[Item]:
+        """Messages gemini wrote again as new records when it loaded earlier history into the conversation
+        (`/chat resume <tag>`, `/restore`): known from now on, not emitted; one note says so."""
+        for message_id in ids:
+            self.marks[message_id] = Mark(fctx.index, DONE | RESUMABLE)
+            self.marks.move_to_end(message_id)
+        self._evict()
+        data = {"kind": "history_loaded", "count": len(ids), "message_ids": ids[:MAX_LISTED_IDS]}
+        message = f"gemini loaded {len(ids)} earlier message(s) into the conversation (/chat resume, /restore): " \
+                  "not logged again"
+        return [self._body(events.provider_status(message, data), fctx, ts)]
 
     def rewind(self, target: str, fctx: FileContext) -> list[Item]:
         live = [message_id for message_id, mark in self.marks.items()

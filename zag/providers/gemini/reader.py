@@ -6,6 +6,11 @@ changes (a half-written document — the CLI rewrites it in place — is retried
 fresh, and reported once as a parse_warning when it stays unreadable). All files of the session feed one
 `Conversation`, which emits each message part once (see conversation.py).
 
+History gemini loads into the conversation (`/chat resume <tag>`, `/restore`) is written again as new
+message records, then a full message list naming exactly them: message records read together are held
+back (bounded: `MAX_HELD`, `MAX_HELD_BYTES`) until the next other line, and when that is such a list they
+are handed to `Conversation.absorb` instead (logged once, as history).
+
 Cursor (JSON): `{"v": 1, "keys": [file keys in index order], "files": {key: per-file state},
 "conv": conversation marks}`. File keys are names relative to the `chats/` folder, so a project folder
 that Gemini moved (hash → slug migration) is read again from the start without duplicates.
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -145,22 +151,57 @@ class GeminiReader:
     def _read_jsonl(self, key: str) -> Iterator[Item]:
         tail = self._tails[key]
         context = self._contexts[key]
+        held = _Held()
         for line in tail.lines():
             if tail.restarted:
+                yield from self._feed(held.take(), context)
                 tail.restarted = False
                 context.after_header = False
                 yield self._body(events.provider_status(
                     "gemini chat file was truncated or replaced; reading it again from the start",
                     {"path": str(self._paths[key])}))
             if line.__class__ is TornLine:
+                yield from self._feed(held.take(), context)
                 yield self._body(torn_warning("gemini chat file", self._paths[key], line))
-            else:
+            elif context.subagent:
                 yield from self.conversation.line(line, context)
+            elif held.hold(line):
+                if held.over():
+                    yield from self._feed(held.overflow(), context)
+            elif not held.lines:
+                yield from self.conversation.line(line, context)
+            else:
+                if line.startswith(_SET_MESSAGES):
+                    yield from self._history_load(held.take(), line, context)
+                else:
+                    yield from self._feed(held.take(), context)
+                yield from self.conversation.line(line, context)
+        if held.lines:
+            yield from self._feed(held.take(), context)
         if tail.restarted:  # shrank to nothing new
             tail.restarted = False
             yield self._body(events.provider_status(
                 "gemini chat file was truncated or replaced; reading it again from the start",
                 {"path": str(self._paths[key])}))
+
+    def _feed(self, lines: list[bytes], context: FileContext) -> Iterator[Item]:
+        for line in lines:
+            yield from self.conversation.line(line, context)
+
+    def _history_load(self, held: list[bytes], set_line: bytes, context: FileContext) -> Iterator[Item]:
+        """`held` read just before a full message list (`set_line`): when its last message records are new
+        and exactly that list, gemini loaded history into the conversation (`/chat resume <tag>`, `/restore`:
+        `setHistory` writes each loaded message again as a new record, then the list): they are taken as
+        history, not logged again (one note says so). Otherwise `held` is read as it came."""
+        loaded = _loaded_ids(set_line)
+        records = [(index, _message_id(line)) for index, line in enumerate(held) if line.startswith(_MESSAGE)]
+        tail = records[-len(loaded):] if loaded and len(loaded) <= len(records) else []
+        if not tail or [message_id for _, message_id in tail] != loaded \
+                or any(message_id in self.conversation.marks for message_id in loaded):
+            yield from self._feed(held, context)
+            return
+        yield from self._feed(held[:tail[0][0]], context)
+        yield from self.conversation.absorb(loaded, context, _timestamp(held[tail[0][0]]))
 
     def _read_document(self, key: str) -> Iterator[Item]:
         path = self._paths[key]
@@ -200,6 +241,75 @@ class GeminiReader:
         if self.conversation.session_id:
             body["provider_session_id"] = self.conversation.session_id
         return body
+
+
+# What gemini (JSON.stringify, keys in its own order) writes first: a message record, a patch of its
+# whole message list, a patch of its last-updated time. Only these are looked at before decoding.
+_MESSAGE = b'{"id":"'
+_SET_MESSAGES = b'{"$set":{"messages":['
+_SET_UPDATED = b'{"$set":{"lastUpdated":'
+MAX_HELD = 512                   # lines held back at most while they may be a loaded history, and
+MAX_HELD_BYTES = 4 * 1024 * 1024  # bytes: older ones are read as they came (a larger load is logged)
+
+
+class _Held:
+    """Message records (and the last-updated patches between them) read just before a possible full
+    message list, in order; bounded."""
+
+    def __init__(self) -> None:
+        self.lines: deque[bytes] = deque()
+        self.size = 0
+
+    def hold(self, line: bytes) -> bool:
+        if line.startswith(_MESSAGE) or (self.lines and line.startswith(_SET_UPDATED)):
+            self.lines.append(line)
+            self.size += len(line)
+            return True
+        return False
+
+    def over(self) -> bool:
+        return len(self.lines) > MAX_HELD or self.size > MAX_HELD_BYTES
+
+    def overflow(self) -> list[bytes]:
+        """The oldest lines, beyond the bounds."""
+        extra = []
+        while self.lines and self.over():
+            line = self.lines.popleft()
+            self.size -= len(line)
+            extra.append(line)
+        return extra
+
+    def take(self) -> list[bytes]:
+        lines = list(self.lines)
+        self.lines.clear()
+        self.size = 0
+        return lines
+
+
+def _loaded_ids(set_line: bytes) -> list[str]:
+    try:
+        patch = msgspec.json.decode(set_line)
+    except msgspec.DecodeError:
+        return []
+    messages = patch.get("$set", {}).get("messages") if isinstance(patch, dict) else None
+    if not isinstance(messages, list):
+        return []
+    ids = [message.get("id") for message in messages if isinstance(message, dict)]
+    return ids if ids and len(ids) == len(messages) and all(isinstance(i, str) for i in ids) else []
+
+
+def _message_id(line: bytes) -> str | None:
+    end = line.find(b'"', len(_MESSAGE))
+    return line[len(_MESSAGE):end].decode("utf-8", "replace") if end > 0 else None
+
+
+def _timestamp(line: bytes) -> str | None:
+    try:
+        record = msgspec.json.decode(line)
+    except msgspec.DecodeError:
+        return None
+    stamp = record.get("timestamp") if isinstance(record, dict) else None
+    return stamp if isinstance(stamp, str) else None
 
 
 def _fingerprint(path: Path) -> str | None:
