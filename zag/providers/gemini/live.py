@@ -27,8 +27,8 @@ none), and its TUI prints the session id only in `/stats` and at `/quit`; what i
   another session that grows after ours was found and holds that mark in what it grew by is taken as that
   move; only records newer than the last look at the file before it grew are logged (the rest is that
   session's history). (A new file of a session that has an older file — the stray of a resume in a later
-  minute — is a resume too.) `/chat resume <tag>` (a checkpoint) stays in the same file and session: the
-  loaded history is written to it again as new records, which are logged as gemini wrote them;
+  minute — is a resume too.) `/chat resume <tag>` (a checkpoint) stays in the same file and session
+  (the history it writes there again is told apart by the reader, see reader.py);
 - a session id gemini reports (`/stats`' `Session ID:`, the `gemini --resume <id>` of `/quit`, stream-json)
   that differs from the followed one switches to it; a file that existed before is then logged from what
   it got after the child started (or after this run last left it).
