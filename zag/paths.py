@@ -28,7 +28,7 @@ def home() -> Path:
     """The root of zag's state (`$ZAG_HOME`, else the platform's user data dir). A relative `ZAG_HOME` is
     taken from the current folder, made absolute: the index records each log's path, which must name it from
     any folder."""
-    override = os.environ.get(HOME_ENV)
+    override = _override()
     if override:
         path = Path(override).expanduser()
         if not path.is_absolute():
@@ -42,18 +42,25 @@ def home() -> Path:
     return _platform_folder(platformdirs.user_data_path)
 
 
+def _override() -> str | None:
+    """`$ZAG_HOME`, or None when it is unset, empty or only blanks (`ZAG_HOME=" "` named a folder "  " in
+    each folder zag ran from, as ZAG_<NAME>_BIN of blanks names no executable)."""
+    value = os.environ.get(HOME_ENV)
+    return value if value and value.strip() else None
+
+
 def environ_for_agent() -> dict[str, str]:
     """zag's environment, as the agent gets it: a relative `ZAG_HOME` made absolute, so that the `zag` its
     hooks and tools run in other folders (`zag events "$ZAG_SESSION_ID"`) finds the same home."""
     env = dict(os.environ)
-    if env.get(HOME_ENV):
+    if _override():
         env[HOME_ENV] = str(home())
     return env
 
 
 def config_file() -> Path:
     """`$ZAG_HOME/config.toml` when ZAG_HOME is set, else the platform's user config dir."""
-    if os.environ.get(HOME_ENV):
+    if _override():
         return home() / "config.toml"
     import platformdirs
 
@@ -105,7 +112,7 @@ def ensure_home() -> Path:
     is said once per process on stderr (they could replace or plant files where zag writes). The
     platform's default folder is zag's own, tightened as `ensure_private_dir` does."""
     path = home()
-    if not os.environ.get(HOME_ENV) or not path.is_dir():
+    if not _override() or not path.is_dir():
         return ensure_private_dir(path)
     if path not in _home_checked:
         _home_checked.add(path)

@@ -88,3 +88,17 @@ def test_a_huge_integer_in_the_config_does_not_stop_the_agent(agent: Agent) -> N
     done = agent.run("run", "claude", "-p", "x")
     assert done.returncode == 0 and done.stdout == b"hi\n", done.stderr
     assert b"heartbeat_secs must be a number of seconds" in done.stderr and b"internal error" not in done.stderr
+
+
+def test_a_zag_home_of_blanks_is_unset_not_a_folder_named_blanks(agent: Agent, tmp_path: Path) -> None:
+    """`ZAG_HOME=" "` made a folder named " " in the folder zag ran from (a relative path): each folder a
+    different home, sessions seemingly gone. Blanks now mean unset, as for ZAG_<NAME>_BIN: the default."""
+    home = tmp_path / "user"
+    agent.script([{"out": "hi\n"}, {"exit": 0}])
+    env = agent.env(ZAG_HOME="  ", HOME=str(home), XDG_DATA_HOME=str(home / "data"),
+                    XDG_CONFIG_HOME=str(home / "config"))
+    done = agent.run("run", "claude", "-p", "x", env=env)
+    assert done.returncode == 0 and done.stdout == b"hi\n", done.stderr
+    assert not (agent.root / "  ").exists()
+    assert len(list((home / "data" / "zag" / "sessions").glob("*.jsonl"))) == 1
+    assert agent.invocations()[0]["env"]["ZAG_HOME"] == "  "  # passed on as it was: unset for its zag too
