@@ -329,3 +329,36 @@ def test_events_decodes_whole_only_the_events_it_renders(monkeypatch: pytest.Mon
     assert bad == 3
     assert len(shown) == (1 if types else 997)
     assert whole_decodes[0] == whole
+
+
+def test_listen_json_decodes_whole_only_the_starts_it_follows_runs_by(monkeypatch: pytest.MonkeyPatch,
+                                                                      tmp_path: Path) -> None:
+    """`zag listen --json` passes lines on unchanged, yet decoded each event whole (the follower: 1.75
+    CPU-s for 805,741 events, 1.28 now): only a run's `session_started` is, the others as far as their
+    seq and type. Damaged lines and the end of the session are handled as before."""
+    import io
+    import sys
+
+    from zag.cli import listen
+
+    path = tmp_path / "log.jsonl"
+    odd = {1: _line(1, type="session_started", supervisor_pid=1), 3: b"[1]\n", 4: b"not json\n",
+           500: _line(500, type="session_ended")}
+    _write_log(path, 500, pad=20, odd=odd)
+    whole_decodes = [0]
+    loads = codec.loads
+
+    def counting(data: bytes) -> object:
+        whole_decodes[0] += 1
+        return loads(data)
+
+    with Index() as index:
+        monkeypatch.setattr(codec, "loads", counting)
+        out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+        monkeypatch.setattr(sys, "stdout", out)
+        code = listen._follow(index, SID, path, as_json=True, since=0, follow=True)
+        shown = out.buffer.getvalue()
+        monkeypatch.undo()
+    assert code == 0
+    assert shown == b"".join(line for line in path.read_bytes().splitlines(keepends=True) if line.startswith(b'{"seq"'))
+    assert whole_decodes[0] == 1

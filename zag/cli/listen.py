@@ -103,6 +103,7 @@ def _follow(index: Index, session_id: str, path: Path, *, as_json: bool, since: 
             # what was read is flushed once the log is caught up with, not line by line: a write(2) per
             # event made the backlog of a 3,000,000-event log cost 6 s of system time
             caught_up=lambda: _flush(out, as_json),
+            whole=not as_json,   # --json passes the lines on as they are
         )
         style = render.Style.for_stream(out)
         terminal = render.is_terminal(out)

@@ -15,6 +15,7 @@ _decoder = msgspec.json.Decoder()
 
 
 class _Typed(msgspec.Struct):
+    seq: Any = None
     type: Any = None
 
 
@@ -41,15 +42,25 @@ def loads_type(data: bytes) -> Any:
     """The `type` member of a JSON object (None when it has none), without building the rest of it: what a
     reader that passes lines on unchanged (`zag events --json`) or filters them by type needs. Raises
     `DecodeError` where `loads` would, and for JSON that is not an object."""
+    return _head(data).type
+
+
+def loads_head(data: bytes) -> dict[str, Any]:
+    """`{"seq": …, "type": …}` of a JSON object (None where it has none), read as `loads_type` reads."""
+    head = _head(data)
+    return {"seq": head.seq, "type": head.type}
+
+
+def _head(data: bytes) -> _Typed:
     try:
-        typed = _type_decoder.decode(data)
+        head = _type_decoder.decode(data)
         if not data.isascii():  # what is skipped is not checked for UTF-8, as `loads` checks it
             data.decode("utf-8")
     except RecursionError:
         raise DecodeError("JSON nested too deeply") from None
     except UnicodeDecodeError as exc:
         raise DecodeError(f"invalid UTF-8: {exc}") from None
-    return typed.type
+    return head
 
 
 def dumps_lossless(obj: Any) -> bytes:
