@@ -255,3 +255,38 @@ def test_a_relaunched_agent_and_its_exit_survive_a_reindex(tmp_path: Path, zag_h
     _rebuilt_from_the_log(rig)
     [rebuilt] = rig.zag_json("ps", "--json")
     assert (rebuilt["state"], rebuilt["child_pid"], rebuilt["exit_code"]) == ("dead", second_pid, 3)
+
+
+def test_killed_during_a_resume_attempt_reads_resume_due_as_zag_resume_will_do(tmp_path: Path,
+                                                                              zag_home: Path) -> None:
+    """zag SIGKILLed while the resumed agent runs (its incident `resuming`): `zag resume` continues it,
+    so `zag ps` (table and --json) and `zag sessions` say `dead, resume due …` as for a zag killed while
+    it waited, and a reindex of the log alone says the same."""
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    rig.script(L.claude_headless_hit(rig, time.time() + 2), [{"wait_signal": 60}], L.claude_headless_resumed(rig))
+
+    def in_attempt() -> bool:
+        rows = rig.zag_json("usage", "list", "--json")
+        return bool(rows) and rows[0]["status"] == "resuming" and len(rig.invocations()) == 2
+
+    with reaped(rig.start("run", "claude", *L.CLAUDE_HEADLESS_ARGS)) as zag:
+        wait_until(in_attempt, 60, interval=0.05, message="the resume attempt running")
+        zag.send_signal(signal.SIGKILL)
+        zag.wait(timeout=30)
+    wait_until(lambda: rig.zag_json("ps", "--json")[0]["state"] == "dead", 30, message="dead session")
+    [incident] = rig.zag_json("usage", "list", "--json")
+    assert incident["status"] == "resuming"
+    [row] = rig.zag_json("ps", "--json")
+    assert row["resume_at"] is not None and abs(row["resume_at"] - parse_ts(incident["resume_at"])) < 0.01
+    [listed] = rig.zag_json("sessions", "--json")
+    assert (listed["state"], listed["resume_at"]) == ("dead", row["resume_at"])
+    assert "dead, resume due" in rig.run("ps").stdout.decode()
+    assert "dead, resume due" in rig.run("sessions").stdout.decode()
+    assert L.seen_reindexed(rig, tmp_path / "copy") == L.seen_live(rig)
+
+    result = rig.run("resume", row["session_id"][:8])
+    assert result.returncode == 0, result.stderr.decode()
+    assert len(rig.invocations()) == 3
+    [row] = rig.zag_json("ps", "--all", "--json")
+    assert (row["state"], row["exit_code"], row["resume_at"]) == ("exited", 0, None)
+    assert "resume due" not in rig.run("ps", "--all").stdout.decode()

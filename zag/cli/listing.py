@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -42,7 +42,8 @@ def print_listing(states_in: Iterable[str] | None) -> int | None:
         from zag.logs.index import Index
 
         with Index() as index:
-            write_sessions_json(index.iter_session_json(states_in=states_in), out, states_in=states_in)
+            write_sessions_json(index.iter_session_json(states_in=states_in), out, states_in=states_in,
+                                due=index.due_resumes())
     except BrokenPipeError:  # `zag ps --json | head`: the reader left
         return 0
     except Exception as exc:  # noqa: BLE001 - e.g. an unreadable index
@@ -69,9 +70,11 @@ class _Output:
 
 
 def write_sessions_json(rows: Iterable[tuple[str, bytes]], out: BinaryIO | _Output,
-                        now: float | None = None, *, states_in: Iterable[str] | None = None) -> None:
+                        now: float | None = None, *, states_in: Iterable[str] | None = None,
+                        due: Mapping[str, float] | None = None) -> None:
     """Write a JSON array of sessions (from `Index.iter_session_json`, which selected `states_in`) with
-    each row's effective state.
+    each row's effective state; a dead one's `resume_at` from `due` (`Index.due_resumes`, see
+    `take_due_resume`).
 
     Rows stored as exited are final and pass through as SQLite rendered them; only running/waiting rows
     are decoded, checked and re-encoded. Written in chunks, so memory stays flat.
@@ -90,6 +93,8 @@ def write_sessions_json(rows: Iterable[tuple[str, bytes]], out: BinaryIO | _Outp
                 shown = states.EXITED
                 if wanted is not None and shown not in wanted:
                     continue
+            if shown == states.DEAD:
+                take_due_resume(row, due)
             if shown != stored:
                 row["state"] = shown
                 doc = json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode()
@@ -102,6 +107,14 @@ def write_sessions_json(rows: Iterable[tuple[str, bytes]], out: BinaryIO | _Outp
     chunk.append(b"[]\n" if separator == b"[\n" else b"\n]\n")
     out.write(b"".join(chunk))
     out.flush()
+
+
+def take_due_resume(row: dict[str, Any], due: Mapping[str, float] | None) -> None:
+    """For a session shown dead: its `resume_at` is when `zag resume` will resume it (`due`, from
+    `Index.due_resumes`). Its row has one only if its zag died while waiting; one that died while a resume
+    attempt ran (stored running, its incident `resuming`) is resumed as well, and reads so."""
+    if row.get("resume_at") is None and due:
+        row["resume_at"] = due.get(str(row.get("session_id")))
 
 
 def take_logged_end(row: dict[str, Any]) -> bool:

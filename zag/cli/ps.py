@@ -47,12 +47,14 @@ def ps(show_all: bool, as_json: bool) -> None:
         if as_json:
             from zag.cli.listing import write_sessions_json
 
-            write_sessions_json(index.iter_session_json(states_in=wanted), sys.stdout.buffer, states_in=wanted)
+            write_sessions_json(index.iter_session_json(states_in=wanted), sys.stdout.buffer, states_in=wanted,
+                                due=index.due_resumes())
             return
         from zag.cli.sessions import Counted, shown_states
 
         # each row rendered as it is read: `ps --all` with 100,000 sessions never holds them all as rows
-        rows = Counted(row for row in shown_states(index.iter_sessions(states_in=wanted), now, silent=True)
+        due = index.due_resumes()
+        rows = Counted(row for row in shown_states(index.iter_sessions(states_in=wanted), now, silent=True, due=due)
                        if wanted is None or row["state"] != states.EXITED)
         text = ps_table(rows, style, width=render.terminal_width(), now=now)
     if not rows.count:
@@ -78,7 +80,8 @@ def state_cell(row: dict[str, Any], now: float) -> render.Cell:
     if state == states.DEAD:
         if row.get("silent"):  # no heartbeats, but its zag still runs: `fg` / `kill -CONT`, not `zag resume`
             return f"dead (zag {row['silent']})", "yellow"
-        resume_at = row.get("resume_at")  # it died waiting for a usage-limit reset: `zag resume` picks it up
+        # it died waiting for a usage-limit reset, or resuming after one: `zag resume` picks it up
+        resume_at = row.get("resume_at")
         return (f"dead, resume due {render.when(resume_at, now)}" if resume_at else "dead"), "bold red"
     if state == states.RUNNING:
         return "running", "green"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +51,12 @@ def sessions(provider: str | None, limit: int | None, as_json: bool) -> None:
         if as_json:
             from zag.cli.listing import write_sessions_json
 
-            write_sessions_json(index.iter_session_json(provider=provider, limit=limit), sys.stdout.buffer)
+            write_sessions_json(index.iter_session_json(provider=provider, limit=limit), sys.stdout.buffer,
+                                due=index.due_resumes())
             return
         # each row rendered as it is read: 100,000 sessions are never all held as rows
-        rows = Counted(shown_states(index.iter_sessions(provider=provider, limit=limit), now))
+        rows = Counted(shown_states(index.iter_sessions(provider=provider, limit=limit), now,
+                                    due=index.due_resumes()))
         text = sessions_table(rows, style, width=render.terminal_width(), now=now)
     if not rows.count:
         click.echo(empty_sessions_hint(provider), err=True)
@@ -63,17 +65,21 @@ def sessions(provider: str | None, limit: int | None, as_json: bool) -> None:
     click.echo(text, color=style.enabled)
 
 
-def shown_states(rows: Iterable[dict[str, Any]], now: float, *, silent: bool = False) -> Iterator[dict[str, Any]]:
+def shown_states(rows: Iterable[dict[str, Any]], now: float, *, silent: bool = False,
+                 due: Mapping[str, float] | None = None) -> Iterator[dict[str, Any]]:
     """Each row with its effective state: a dead one's log says whether it ended after all (with the log's
-    event count, see `take_logged_end`); with `silent`, a dead one also says whether its zag still runs
-    (`silent_kind`, as `zag ps` shows it)."""
-    from zag.cli.listing import take_logged_end
+    event count, see `take_logged_end`), else when `zag resume` resumes it (`due`: `Index.due_resumes`, see
+    `take_due_resume`); with `silent`, a dead one also says whether its zag still runs (`silent_kind`, as
+    `zag ps` shows it)."""
+    from zag.cli.listing import take_due_resume, take_logged_end
     from zag.wrapper.liveness import effective_state, silent_kind
 
     for row in rows:
         row["state"] = effective_state(row, now)
-        if row["state"] == states.DEAD and not take_logged_end(row) and silent:
-            row["silent"] = silent_kind(row)
+        if row["state"] == states.DEAD and not take_logged_end(row):
+            take_due_resume(row, due)
+            if silent:
+                row["silent"] = silent_kind(row)
         yield row
 
 

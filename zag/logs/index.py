@@ -462,6 +462,18 @@ class Index:
         sql += " ORDER BY resume_at"
         return [dict(row) for row in self._conn.execute(sql, params)]
 
+    def due_resumes(self) -> dict[str, float]:
+        """Session id → when its resume is due, for each session with an open (pending or resuming)
+        incident: the newest one's time, the incident `zag resume` adopts. A session whose zag died while
+        a resume attempt ran reads `dead, resume due …` from it, as one whose zag died while waiting."""
+        wanted = ", ".join("?" for _ in states.RESUME_OPEN_STATES)
+        due: dict[str, float] = {}
+        for session_id, resume_at in self._conn.execute(
+                f"SELECT session_id, resume_at FROM resumes WHERE status IN ({wanted}) ORDER BY created_at",
+                states.RESUME_OPEN_STATES):
+            due[session_id] = resume_at   # the newest last
+        return due
+
     def resolve_incident(self, text: str) -> str:
         """A full incident id from an id or unique prefix; `BadSessionId` (user-facing) otherwise."""
         prefix = check_prefix(text)
