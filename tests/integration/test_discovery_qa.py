@@ -157,12 +157,15 @@ def test_a_gemini_tui_clear_beside_an_idle_gemini_in_another_tab_is_followed(tmp
     assert noted == [[idle.pid]]
 
 
+@pytest.mark.parametrize("move", ["/clear", "/resume"])
 def test_a_gemini_tui_clear_beside_a_busy_gemini_tui_is_followed_once_gemini_shows_the_session_id(
-        tmp_path: Path, zag_home: Path) -> None:
+        tmp_path: Path, zag_home: Path, move: str) -> None:
     """Two gemini TUIs in one folder, both busy, one under zag: its `/clear` file is only noted (the other
     writes more than the file grows, so nothing tells whose it is), and zag followed it only when the TUI
     exited (`gemini --resume <id>`), or never when it printed nothing then. The id `/stats` shows
-    (`Session ID: <id>` in its box) now moves zag to it at once, the new session read from its start."""
+    (`Session ID: <id>` in its box) now moves zag to it at once, the new session read from its start. A
+    `/resume` of an older session there is noted likewise, and followed then without that session's
+    history."""
     import pexpect
 
     cwd = tmp_path / "proj"
@@ -179,11 +182,16 @@ def test_a_gemini_tui_clear_beside_a_busy_gemini_tui_is_followed_once_gemini_sho
     agent = Agent(tmp_path / "agent", zag_home, provider="gemini")
     cleared = "eeeeeeee-4444-4444-8444-444444444444"
     cleared_file = str(chats / g.session_name(cleared, "2026-11-22T15-01"))
+    moved = [g.meta(cleared, NOW_TS), g.user("u2", "after clear", NOW_TS)]
+    if move == "/resume":   # an older session of the folder, continued in its own file
+        history = [g.user("o1", "older history"), g.gemini("o2", "older answer")]
+        g.write(Path(cleared_file), g.meta(cleared), *history)
+        moved = [g.set_(sessionId=cleared), g.set_(messages=history), g.user("u2", "after clear", NOW_TS)]
     agent.script([
         {"append": str(chats / "session-2026-11-22T14-44-{session_id8}.jsonl"),
          "lines": [g.meta("{session_id}", NOW_TS), g.user("u1", "before clear", NOW_TS)]},
         {"sleep": 1.5},
-        {"append": cleared_file, "lines": [g.meta(cleared, NOW_TS), g.user("u2", "after clear", NOW_TS)]},
+        {"append": cleared_file, "lines": moved},
         {"sleep": 2.5},
         {"append": cleared_file, "lines": [g.gemini("m2", "answer after clear", NOW_TS)]},
         {"sleep": 2.5},   # zag looked again: the busy one wrote more meanwhile, so still undecided
@@ -213,9 +221,9 @@ def test_a_gemini_tui_clear_beside_a_busy_gemini_tui_is_followed_once_gemini_sho
     assert moves == [("user_message", "before clear"), ("session_cleared", cleared),
                      ("user_message", "after clear"), ("assistant_message", "answer after clear"),
                      ("user_message", "after stats")]
-    noted = [e["data"]["other_pids"] for e in events
+    noted = [(e["data"]["other_pids"], e["data"]["move"]) for e in events
              if e["type"] == "provider_status" and (e.get("data") or {}).get("other_pids")]
-    assert noted == [[other.pid]]
+    assert noted == [([other.pid], move)]
 
 
 def _said(agent: Agent) -> list[str]:
