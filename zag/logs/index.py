@@ -369,16 +369,6 @@ class Index:
             owners[provider_session_id] = session_id
         return owners
 
-    def session_ids_with_prefix(self, prefix: str, limit: int = 50) -> list[str]:
-        """For shell completion: ids starting with `prefix` (lower-case hex), newest first."""
-        return [
-            row[0]
-            for row in self._conn.execute(
-                "SELECT session_id FROM sessions WHERE session_id LIKE ? ORDER BY started_at DESC LIMIT ?",
-                (prefix.replace("%", "").replace("_", "") + "%", limit),
-            )
-        ]
-
     def holds_nothing(self) -> bool:
         """No session and no backfill cursor: a new index (or a lost one, created again)."""
         row = self._conn.execute(
