@@ -21,6 +21,12 @@ agent, the PTY's session leader, gets SIGHUP and SIGCONT, and its reads return e
 fail with EIO, as they would in the user's terminal without zag. An agent that ignores SIGHUP (`nohup`,
 `trap '' HUP`) learns it from end-of-file; without this it would wait for keys forever in a PTY zag kept
 open. What the agent wrote just before is still read for the observers.
+
+The user's keystrokes go to the agent's PTY from a thread of their own (`_relay_input`), as the kernel
+delivers them without zag whatever the agent's output is doing: a write of output to the user's terminal
+blocks the relay's loop while the terminal does not read, and a terminal (or a pexpect script) that does
+not read until its keys are taken (a paste into a raw-mode agent that prints meanwhile) would wait on zag
+while zag waited on it. Only when the system refuses that thread does the loop read the keyboard itself.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from typing import TYPE_CHECKING
 from zag.wrapper.child import set_window_size
 from zag.wrapper.observation import Observation, Observe, OnInput
 from zag.wrapper.terminal import hung_up
+from zag.wrapper.threads import start as start_thread
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -47,6 +54,8 @@ BATCH_LIMIT = 1 << 20  # bytes read from one output before the others (and the k
 OBSERVE_BYTES = 64 * 1024
 DRAIN_IDLE_SECS = 0.5
 DRAIN_MAX_SECS = 5.0
+INPUT_JOIN_SECS = 1.0     # how long the end of the relay waits for the keyboard's thread
+INPUT_BACKLOG = 65536     # keys taken from the user's terminal and not yet into the agent's PTY, at most
 SUSPEND_WATCH_SECS = 3.0  # after Ctrl-Z to a raw-mode agent: how long its leaving raw mode means suspend
 SUSPEND_POLL_MS = 10      # and how often its terminal's modes are looked at meanwhile
 
@@ -96,6 +105,9 @@ class Relay:
         self._pending_input = bytearray()
         self._lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._input_wake_r, self._input_wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._input_thread: threading.Thread | None = None
+        self._input_done = False
         self._child_exited = False
         self._stopped = False
         self._suspend_watch_until: float | None = None
@@ -119,6 +131,7 @@ class Relay:
                 return False
             self._pending_input += data
         self._wake()
+        self._wake_input()
         return True
 
     def resize(self, size: bytes) -> None:
@@ -143,11 +156,13 @@ class Relay:
         """The child is gone: stop reading the user's keyboard, drain what is left, then return."""
         self._child_exited = True
         self._wake()
+        self._wake_input()
 
     def stop(self) -> None:
         """Return from `run` as soon as possible (zag is shutting down)."""
         self._stopped = True
         self._wake()
+        self._wake_input()
 
     def close(self) -> None:
         """Close the child's output fds (after `run` returned) and the wake pipe; the observers get
@@ -157,7 +172,7 @@ class Relay:
             if self._closed:
                 return
             self._closed = True
-            fds = set(self._outputs) | {self._wake_r, self._wake_w}
+            fds = set(self._outputs) | {self._wake_r, self._wake_w, self._input_wake_r, self._input_wake_w}
             if self._pty_master is not None:
                 fds.add(self._pty_master)
             self._outputs.clear()
@@ -173,9 +188,15 @@ class Relay:
         for fd in self._outputs:
             poller.register(fd, _IN)
         poller.register(self._wake_r, _IN)
-        reading_stdin = self._stdin_fd is not None
+        reading_stdin = self._stdin_fd is not None and not self._start_input()
         if reading_stdin:
             poller.register(self._stdin_fd, _IN)
+        try:
+            self._loop(poller, reading_stdin)
+        finally:
+            self._end_input()
+
+    def _loop(self, poller: select.poll, reading_stdin: bool) -> None:
         exit_seen_at: float | None = None
         last_data = time.monotonic()
         while self._outputs and not self._stopped:
@@ -205,6 +226,75 @@ class Relay:
                         last_data = time.monotonic()
             if self._hangup_requested:
                 self._hang_up_pty()
+
+    # -- the keyboard -----------------------------------------------------------------------------
+    def _start_input(self) -> bool:
+        """Relay the keyboard from a thread of its own; False when the system refuses it."""
+        if self._pty_master is None:
+            return False
+        thread = threading.Thread(target=self._relay_input, name="zag-input", daemon=True)
+        if not start_thread(thread):
+            return False
+        self._input_thread = thread
+        return True
+
+    def _end_input(self) -> None:
+        thread = self._input_thread
+        if thread is None:
+            return
+        self._input_done = True
+        self._wake_input()
+        thread.join(INPUT_JOIN_SECS)
+
+    def _relay_input(self) -> None:
+        """The keyboard's thread: the user's keys into the agent's PTY until the child exits, the relay
+        ends or the keyboard does; a hang-up or a suspend key seen is handed to the relay's loop."""
+        try:
+            self._input_loop()
+        except Exception:  # noqa: BLE001 - a fault of zag's: said in its diagnostics, never on the terminal
+            from zag import diag
+
+            diag.exception("thread_failed", thread="zag-input")
+        finally:
+            self._wake()  # the loop looks at what the keys asked for (`_hangup_requested`, a suspend watch)
+
+    def _input_loop(self) -> None:
+        stdin, master = self._stdin_fd, self._pty_master
+        assert stdin is not None and master is not None
+        poller = select.poll()
+        poller.register(self._input_wake_r, _IN)
+        poller.register(stdin, _IN)
+        watching_master, taking_keys = False, True
+        while not (self._input_done or self._stopped or self._child_exited):
+            if (len(self._pending_input) < INPUT_BACKLOG) != taking_keys:
+                taking_keys = not taking_keys  # a hang-up is still seen (POLLHUP) while keys wait in the terminal
+                poller.modify(stdin, _IN if taking_keys else 0)
+            want = bool(self._pending_input) and master in self._outputs
+            if want != watching_master:
+                if want:
+                    poller.register(master, select.POLLOUT)
+                else:
+                    poller.unregister(master)
+                watching_master = want
+            for fd, mask in poller.poll():
+                if fd == self._input_wake_r:
+                    _drain_wake_pipe(fd)
+                elif fd == master:
+                    self._write_input()
+                    if mask & _GONE and not mask & select.POLLOUT:
+                        with self._lock:
+                            self._pending_input.clear()  # the agent's side is closed: nothing reads them
+                elif fd == stdin and not (self._child_exited or self._input_done) and not self._read_stdin():
+                    return
+
+    def _wake_input(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                os.write(self._input_wake_w, b"x")
+            except OSError:
+                pass
 
     def _pump(self, output: Output) -> bool:
         """Read what is available (until EAGAIN, or `BATCH_LIMIT` bytes), writing each chunk out as it
@@ -291,6 +381,8 @@ class Relay:
         self._write_input()
         if modes is not None:
             self._on_suspend_key(master, modes, data)  # type: ignore[arg-type]
+            if self._suspend_watch_until is not None:
+                self._wake()  # the relay's loop watches the agent's modes (from the keyboard's thread)
         self.observation.put_input(data)
         return True
 

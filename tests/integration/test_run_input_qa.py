@@ -1,0 +1,144 @@
+"""What the user types or pastes reaching an interactive agent through `zag run`, against the same agent
+run without zag: a paste into an agent that prints meanwhile, keys an agent never reads.
+
+The "terminal" here is a pexpect PTY driven as some terminals and scripts drive one: a blocking write of
+the whole paste before reading any output.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from tests.integration.helpers import Agent
+
+# reads `size` bytes in raw mode (into a file) while a thread of its own prints 4 MB, as a TUI that
+# renders while it takes a paste
+PRINTING_READER = """
+import os, sys, threading, tty
+tty.setraw(0)
+def noise():
+    try:
+        for _ in range(512):
+            os.write(1, b"x" * 8191 + b"\\n")
+    except OSError:
+        pass
+threading.Thread(target=noise, daemon=True).start()
+os.write(1, b"ready\\r\\n")
+size, got = int(sys.argv[-1]), bytearray()
+while len(got) < size:
+    data = os.read(0, 65536)
+    if not data:
+        break
+    got += data
+open(os.environ["RECEIVED"], "wb").write(got)
+os.write(1, b"done\\r\\n")
+"""
+
+# never reads its terminal: prints a tick every 0.1 s for 2 s, then exits
+NEVER_READS = """
+import os, time
+os.write(1, b"ready\\n")
+for _ in range(20):
+    os.write(1, b"tick\\n")
+    time.sleep(0.1)
+os.write(1, b"bye\\n")
+"""
+
+
+def _agent_program(agent: Agent, name: str, source: str) -> Path:
+    path = agent.root / name
+    path.write_text(f"#!{sys.executable}\n{source}", encoding="utf-8")
+    path.chmod(0o755)
+    return path
+
+
+def _terminal(agent: Agent, program: Path, *args: str, through_zag: bool, **env: str) -> pexpect.spawn:
+    command = agent.command("run", "claude", *args) if through_zag else [str(program), *args]
+    return pexpect.spawn(command[0], command[1:], env=agent.env(ZAG_CLAUDE_BIN=str(program), **env),
+                         cwd=str(agent.root), dimensions=(24, 80), timeout=30)
+
+
+def _read_to_eof(fd: int, timeout: float) -> bytes:
+    """Everything the terminal shows until the program ends (EIO), within `timeout`."""
+    seen = bytearray()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        seen += data
+    return bytes(seen)
+
+
+@pytest.mark.parametrize("through_zag", [False, True], ids=["without-zag", "zag"])
+def test_a_paste_written_before_reading_output_does_not_deadlock(agent: Agent, tmp_path: Path,
+                                                                  through_zag: bool) -> None:
+    """zag used to read the keyboard in the loop that writes the agent's output: blocked writing output to
+    a terminal that was itself blocked writing the paste into zag, nothing moved again."""
+    payload = bytes(range(256)).replace(b"\x1b", b"") * 4000
+    paste = b"\x1b[200~" + payload + b"\x1b[201~"
+    received = tmp_path / "received.bin"
+    program = _agent_program(agent, "printing-reader", PRINTING_READER)
+    term = _terminal(agent, program, str(len(paste)), through_zag=through_zag, RECEIVED=str(received))
+    try:
+        term.expect_exact("ready")
+        fd = term.child_fd
+
+        def type_the_paste() -> None:
+            view = memoryview(paste)
+            while view:
+                try:
+                    view = view[os.write(fd, view[:65536]):]
+                except OSError:
+                    return
+
+        typist = threading.Thread(target=type_the_paste, daemon=True)
+        typist.start()
+        typist.join(15)  # nothing is read from the terminal meanwhile
+        assert not typist.is_alive(), "the paste could not be written: the agent's output and its keys wait on each other"
+        assert b"done" in _read_to_eof(fd, 30)
+    finally:
+        term.close(force=True)
+    assert received.read_bytes() == paste
+
+
+def test_keys_an_agent_never_reads_are_not_hoarded(agent: Agent) -> None:
+    """zag took every key the terminal sent while the agent read none (over 100 MB in 2 s from a writer
+    that never stops), in memory, and lost them all when the agent exited; now it takes a bounded amount,
+    the rest waits in the user's terminal as without zag (for the shell, once zag has exited)."""
+    program = _agent_program(agent, "never-reads", NEVER_READS)
+    term = _terminal(agent, program, through_zag=True)
+    taken = [0]
+    stop = threading.Event()
+    try:
+        term.expect_exact("ready")
+        fd = term.child_fd
+
+        def keep_typing() -> None:
+            line = b"typing ahead\n" * 300
+            while not stop.is_set():
+                try:
+                    taken[0] += os.write(fd, line)
+                except OSError:
+                    return
+
+        threading.Thread(target=keep_typing, daemon=True).start()
+        started = time.monotonic()
+        shown = term.buffer + _read_to_eof(fd, 20)  # with what pexpect read past "ready"
+        took = time.monotonic() - started
+    finally:
+        stop.set()
+        term.close(force=True)
+    assert shown.count(b"tick") == 20 and b"bye" in shown  # its output is relayed all along
+    assert took < 10  # zag exits with the agent, keys left undelivered or not
+    assert taken[0] < 1 << 20, f"{taken[0]} bytes taken from the terminal for an agent that reads none"
