@@ -17,7 +17,7 @@ import pytest
 
 from . import fake_api as fa
 from .clis import CliEnv
-from .zag_cli import conversation, only_log, session_logs, zag_home_of, zag_run
+from .zag_cli import conversation, only_log, session_logs, zag_home_of, zag_json, zag_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 MakeEnv = Callable[..., CliEnv]
@@ -334,3 +334,66 @@ def test_gemini_tui_chat_resume_of_a_checkpoint_logs_the_next_turns_not_the_hist
     assert "session_cleared" not in [e["type"] for e in log]
     [loaded] = [e for e in log if (e.get("data") or {}).get("kind") == "history_loaded"]
     assert loaded["data"]["count"] == 4
+
+
+def _codex_say(tui: Any, env: CliEnv, text: str, logged: bool = True) -> None:
+    """Type `text` into the codex TUI; unless it is a slash command, wait until zag logged it (live)."""
+    tui.send(text)
+    tui.wait_for(text, timeout=20)
+    tui.pump(0.3)
+    tui.press("enter")
+    if logged:
+        _wait_logged(env, tui, text, timeout=60)
+    else:
+        tui.pump(1.5)  # the command takes effect (zag checks for a moved session at most every second)
+
+
+def test_codex_tui_new_resume_back_fork_and_clear_log_each_turn_once_in_its_session(cli_env: MakeEnv) -> None:
+    """`zag run codex`: `/new`, `/resume` of the first session, `/fork`, `/clear`. The TUI keeps every
+    thread's rollout open, so the `/resume` back to the first session opened no new file; zag looked only for
+    newly opened rollouts: the turns after it were never logged, and `/fork` was reported as a move from the
+    `/new` session. Each turn is now logged once, in the session codex wrote it to, history not again."""
+    env = cli_env("codex")
+    tui = env.spawn(argv=env.zag_argv("run", "codex"))
+    tui.wait_for("Ask Codex to do anything", timeout=90)
+    tui.pump(2.0)
+    _codex_say(tui, env, "first here")
+    _codex_say(tui, env, "/new", logged=False)
+    _codex_say(tui, env, "after new")
+    tui.send("/resume")
+    tui.wait_for("/resume", timeout=20)
+    tui.pump(0.3)
+    tui.press("enter")
+    tui.wait_for("Resume a previous session", timeout=30)
+    tui.wait_for(" ago ", timeout=10)
+    tui.press("down")                   # most recently updated first: the `/new` session, then the first one
+    tui.pump(0.5)
+    tui.press("enter")
+    tui.wait_for("› first here", timeout=30)
+    tui.pump(1.0)
+    _codex_say(tui, env, "after resume")
+    _codex_say(tui, env, "/fork", logged=False)
+    tui.wait_for("Fork created", timeout=30)
+    _codex_say(tui, env, "after fork")
+    _codex_say(tui, env, "/clear", logged=False)
+    _codex_say(tui, env, "after clear")
+    tui.send("/quit")
+    tui.wait_for("/quit", timeout=20)
+    tui.pump(0.3)
+    tui.press("enter")
+    assert tui.wait_exit(timeout=60) == 0, tui.text()
+
+    _, log = only_log(zag_home_of(env))
+    said = ["first here", "after new", "after resume", "after fork", "after clear"]
+    assert conversation(log) == [turn for text in said
+                                 for turn in (("user_message", text), ("assistant_message", fa.DEFAULT_TEXT))]
+    threads = {e["content"]: e["provider_session_id"] for e in log if e["type"] == "user_message"}
+    for text, thread in threads.items():        # each turn logged in the session codex wrote it to
+        assert f'"{text}"' in env.session_file(thread).read_text(), (text, thread)
+    assert threads["after resume"] == threads["first here"] != threads["after new"]
+    moves = [(e["old_session_id"], e["new_session_id"]) for e in log if e["type"] == "session_cleared"]
+    assert moves == [(threads["first here"], threads["after new"]), (threads["after new"], threads["first here"]),
+                     (threads["first here"], threads["after fork"]), (threads["after fork"], threads["after clear"])]
+    assert len([e for e in log if e["type"] == "usage"]) == len(said)
+    [row] = zag_json(env, "sessions")
+    assert row["provider_session_id"] == threads["after clear"]

@@ -351,3 +351,51 @@ def test_zag_run_codex_resume_without_an_id_follows_the_rollout_written_to(tmp_p
                 if e["type"] in ("user_message", "assistant_message")]
         assert said == [("user_message", prompt, thread_id), ("assistant_message", answer, thread_id)]
         assert log[-1]["provider_session_id"] == thread_id
+
+
+@pytest.mark.skipif(not proc_files.available(), reason="needs /proc")
+def test_tui_resume_of_a_thread_it_still_holds_open_moves_back_without_its_history(tmp_path: Path,
+                                                                                     home: Path) -> None:
+    """codex 0.169's TUI keeps every thread's rollout open: after `/new`, a `/resume` of the first session
+    opens nothing new, codex just writes the next turns into that rollout again. zag looked only for newly
+    opened rollouts: the turns after the resume were never logged (and a later `/fork` was reported as
+    moving from the `/new` session)."""
+    cwd = tmp_path / "proj"
+    cwd.mkdir()
+    main_id, new_id = str(uuid.uuid4()), str(uuid.uuid4())
+    go_new, go_back = tmp_path / "go-new", tmp_path / "go-back"
+    plan = [
+        ["open", "main", str(rollout_path(home, main_id)), {"id": main_id, "cwd": str(cwd), "source": "cli"}],
+        ["write", "main", "event_msg", {"type": "user_message", "message": "hello"}],
+        ["write", "main", "event_msg", {"type": "agent_message", "message": "hi there"}],
+        ["wait", str(go_new)],
+        ["open", "new", str(rollout_path(home, new_id)), {"id": new_id, "cwd": str(cwd), "source": "cli"}],
+        ["write", "new", "event_msg", {"type": "user_message", "message": "after /new"}],
+        ["wait", str(go_back)],
+        ["write", "main", "event_msg", {"type": "user_message", "message": "after /resume"}],
+        ["write", "main", "event_msg", {"type": "agent_message", "message": "welcome back"}],
+    ]
+    child = start_holder(tmp_path, plan, cwd)
+    try:
+        context = ctx(home, cwd, pid=child.pid, interactive=True)
+        live = PROVIDER.open_live(PROVIDER.plan_launch([], context), context)
+        got: list = []
+        poll_until(live, lambda items: ("assistant_message", "hi there") in messages(items), got)
+        go_new.write_text("")
+        poll_until(live, lambda items: ("user_message", "after /new") in messages(items), got)
+        time.sleep(0.05)
+        go_back.write_text("")
+        poll_until(live, lambda items: ("assistant_message", "welcome back") in messages(items), got)
+        assert messages(got) == [("user_message", "hello"), ("assistant_message", "hi there"),
+                                 ("user_message", "after /new"), ("user_message", "after /resume"),
+                                 ("assistant_message", "welcome back")]
+        cleared = [(i["old_session_id"], i["new_session_id"]) for i in got
+                   if isinstance(i, dict) and i["type"] == "session_cleared"]
+        assert cleared == [(main_id, new_id), (new_id, main_id)]
+        assert live.provider_session_id == main_id and live.source_key == main_id
+        live.close()
+    finally:
+        tree = proc_files.process_tree(child.pid)
+        for pid in reversed(tree):
+            kill_quietly(pid)
+        child.wait(timeout=10)

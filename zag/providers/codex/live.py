@@ -15,8 +15,11 @@ Codex cannot be told a session id up front and creates its rollout only at the f
    (any cwd with `--all`), the most recently written first (all rollout folders, every `FULL_SCAN_SECS`).
 Records older than the launch (a resumed rollout's earlier turns) only prime the reader's state.
 
-While following, a rollout of another thread that the child opens (TUI `/new`, `/resume`, `/fork`) moves
-the session: `session_cleared{old_session_id, new_session_id}` and the new file is followed. `poll()` costs
+While following, a rollout of another thread that the child opens (TUI `/new`, `/clear`, `/resume`, `/fork`)
+moves the session: `session_cleared{old_session_id, new_session_id}` and the new file is followed, its
+records from before the move left out (a resumed thread's history). The TUI keeps the rollouts of every
+thread it had open, so a `/resume` of one of them (back to the session before a `/new`) opens no file: a
+held rollout other than the current one that grows moves the session too. `poll()` costs
 one stat when nothing changed; the open-file check runs at most every `SWITCH_CHECK_SECS`.
 """
 
@@ -79,6 +82,7 @@ class CodexLiveSession:
         self._first_lines: dict[str, _Meta | None] = {}
         self._claimed: set[str] = set()
         self._open_before: set[str] = set()
+        self._open_sizes: dict[str, int] = {}
         self._announced = False
         self._last_error: str | None = None
 
@@ -154,6 +158,7 @@ class CodexLiveSession:
         if pid and proc_files.available() and proc_files.alive(pid):
             opened = self._opened_main_rollouts(pid)
             self._open_before = {thread_id for thread_id, _ in opened}
+            self._open_sizes = {thread_id: _size(paths[-1]) for thread_id, paths in opened}
             if opened:
                 return opened[-1]
             return None
@@ -286,9 +291,12 @@ class CodexLiveSession:
         if new is None and pid and proc_files.available() and proc_files.alive(pid):
             opened = self._opened_main_rollouts(pid)
             before, self._open_before = self._open_before, {thread_id for thread_id, _ in opened}
+            grown = self._grown_elsewhere(opened, current)
             fresh = [item for item in opened if item[0] != current and item[0] not in before]
             if fresh:
                 new = fresh[-1]
+            elif grown:
+                new = grown[-1]
         if new is None:
             return []
         items = list(self._reader.read())  # what the old session still had
@@ -298,6 +306,15 @@ class CodexLiveSession:
         cleared = events.body(events.SESSION_CLEARED, old_session_id=current or None, new_session_id=new[0],
                               provider_session_id=new[0])
         return items + [cleared]
+
+    def _grown_elsewhere(self, opened: list[tuple[str, list[Path]]], current: str) -> list[tuple[str, list[Path]]]:
+        """The rollouts, other than the current one, that the child holds open and that grew since the last
+        check, oldest first. The TUI keeps every thread it had open (codex 0.169, verified): `/resume` of the
+        one before a `/new` opens no new file, codex only writes that thread's next turns into it again."""
+        sizes = {thread_id: _size(paths[-1]) for thread_id, paths in opened}
+        before, self._open_sizes = self._open_sizes, sizes
+        return [item for item in opened
+                if item[0] != current and item[0] in before and sizes[item[0]] > before[item[0]]]
 
     def _has_new_part(self, thread_id: str) -> bool:
         """A paginated continuation file of the current thread appeared in today's folders."""
@@ -340,6 +357,13 @@ def _mtime(path: Path) -> float:
         return os.stat(path).st_mtime
     except OSError:
         return 0.0
+
+
+def _size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
 
 
 def _read_meta(path: str) -> _Meta | None:
