@@ -24,7 +24,9 @@ Actions (each a one-key object plus options):
   {"echo_stdin": true}                       copy stdin to stdout until EOF
   {"read_line": true, "prefix": "got: "}     read one line of stdin, print prefix + line
   {"expect": "text", "timeout": 10}          read stdin until "text" was seen (PTY: keystrokes), or exit 97
-  {"raw_tty": true}                          put the stdin tty in raw mode (like a TUI)
+                                             (+ "record": PATH: append what was read to PATH)
+  {"raw_tty": true}                          put the stdin tty in raw mode (like a TUI), dropping typeahead
+                                             (+ "when": "drain": keeping it, as node's setRawMode does)
   {"print_winsize": true}                    print "winsize ROWS COLS\\n"
   {"on_winch": true}                         from now on, print the window size on every SIGWINCH
   {"ignore": ["SIGTERM", ...]}               ignore these signals
@@ -203,11 +205,14 @@ def _perform(action: dict, context: dict) -> int | None:  # noqa: C901 - a flat 
         line = sys.stdin.readline()
         _write(sys.stdout, action.get("prefix", "") + line)
     elif "expect" in action:
-        return _expect(action["expect"], float(action.get("timeout", 10)))
+        record = _expand(action["record"], context) if "record" in action else None
+        return _expect(action["expect"], float(action.get("timeout", 10)), record)
     elif "raw_tty" in action:
+        import termios
         import tty
 
-        tty.setraw(0)
+        # TCSAFLUSH by default (Python's tty); "drain" as libuv (node TUIs) does: typeahead is kept
+        tty.setraw(0, termios.TCSADRAIN if action.get("when") == "drain" else termios.TCSAFLUSH)
     elif "print_winsize" in action:
         _write(sys.stdout, _winsize_line())
     elif "on_winch" in action:
@@ -313,22 +318,27 @@ def _winsize_line() -> str:
     return f"winsize {size.lines} {size.columns}\n"
 
 
-def _expect(text: str, timeout: float) -> int | None:
+def _expect(text: str, timeout: float, record: str | None = None) -> int | None:
     seen = b""
     wanted = text.encode()
     deadline = time.monotonic() + timeout
-    while wanted not in seen:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            _write(sys.stderr, f"standin: expected {text!r}, saw {seen[-200:]!r}\n")
-            return 97
-        ready, _, _ = select.select([0], [], [], remaining)
-        if ready:
-            data = os.read(0, 4096)
-            if not data:
+    try:
+        while wanted not in seen:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                _write(sys.stderr, f"standin: expected {text!r}, saw {seen[-200:]!r}\n")
                 return 97
-            seen += data
-    return None
+            ready, _, _ = select.select([0], [], [], remaining)
+            if ready:
+                data = os.read(0, 4096)
+                if not data:
+                    return 97
+                seen += data
+        return None
+    finally:
+        if record is not None:
+            with open(record, "ab") as file:
+                file.write(seen)
 
 
 if __name__ == "__main__":

@@ -142,3 +142,35 @@ def test_keys_an_agent_never_reads_are_not_hoarded(agent: Agent) -> None:
     assert shown.count(b"tick") == 20 and b"bye" in shown  # its output is relayed all along
     assert took < 10  # zag exits with the agent, keys left undelivered or not
     assert taken[0] < 1 << 20, f"{taken[0]} bytes taken from the terminal for an agent that reads none"
+
+
+def test_keys_typed_while_waiting_without_an_agent_do_not_run_into_the_resume_message(tmp_path: Path,
+                                                                                      zag_home: Path) -> None:
+    """claude quit during its usage-limit wait; what the user typed meanwhile (echoed by the terminal,
+    cooked again) reached the relaunched TUI in front of the message zag types: it read "xyzContinue\\r"
+    (node's setRawMode keeps typeahead). Those keys are dropped at the relaunch (README, Usage limits)."""
+    from tests.integration import limits_rig as L
+
+    rig = L.Rig(tmp_path, zag_home, "claude")
+    read = tmp_path / "read.bin"
+    relaunched = [
+        {"raw_tty": True, "when": "drain"},
+        {"out": "╭─ Claude Code ─╮\r\n"},
+        {"sleep": 0.3},
+        {"out": "\r\n❯ \r\n  ? for shortcuts\r\n"},
+        {"expect": f"{L.MESSAGE}\r", "timeout": 60, "record": str(read)},
+        *L.claude_tui_resumed(rig)[1:],
+    ]
+    rig.script([*L.claude_tui_hit(rig, time.time()), {"out": "\r\nResume this session with:\r\nclaude --resume "
+                                                              "{session_id}\r\n"}, {"exit": 0}], relaunched)
+    term = rig.spawn("run", "claude")
+    try:
+        term.expect_exact("hit its usage limit")
+        rig.waiting_row(term)
+        term.send("xyz")  # no agent runs: the terminal is cooked, and echoes it
+        assert L.finish(term) == 0
+    finally:
+        if term.isalive():
+            term.terminate(force=True)
+    assert len(rig.invocations()) == 2
+    assert read.read_bytes() == f"{L.MESSAGE}\r".encode()

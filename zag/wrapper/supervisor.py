@@ -30,6 +30,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import termios
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -193,6 +194,19 @@ def _terminal_hung_up() -> bool:
     from zag.wrapper.terminal import hung_up
 
     return hung_up(STDIN) or hung_up(STDOUT)
+
+
+def _drop_typeahead() -> None:
+    """Before an agent starts again in the user's terminal (after a usage-limit wait, `zag resume`): drop
+    the keys typed while none ran, which would run into the resume message zag types (a TUI that keeps
+    typeahead, as node's setRawMode does, would read "xyzContinue"). Not in the background: the keys
+    are the shell's then."""
+    if not _in_foreground(STDIN):
+        return
+    try:
+        termios.tcflush(STDIN, termios.TCIFLUSH)
+    except (termios.error, OSError):  # not a terminal, or hung up
+        pass
 
 
 def _in_foreground(fd: int) -> bool:
@@ -462,6 +476,8 @@ class Supervisor:
         Call from the main thread only (see the module docstring)."""
         assert self._ctx is not None
         ctx = replace(self._ctx, env={**self._ctx.env, **plan.env}, started_at=time.time(), child_pid=None)
+        if ctx.interactive:
+            _drop_typeahead()
         child = self._spawn(plan, ctx)
         self._ctx = replace(ctx, child_pid=child.pid)
         # in the log too (a wrapper note), so that an index rebuilt from it names this child, not the first
