@@ -174,3 +174,40 @@ def test_keys_typed_while_waiting_without_an_agent_do_not_run_into_the_resume_me
             term.terminate(force=True)
     assert len(rig.invocations()) == 2
     assert read.read_bytes() == f"{L.MESSAGE}\r".encode()
+
+
+# reads a little of its stdin, closes it, and goes on working
+CLOSES_STDIN_EARLY = """
+import os, time
+os.read(0, 10)
+os.close(0)
+time.sleep(3)
+print("bye")
+"""
+
+
+def test_a_writer_learns_when_a_headless_agent_closes_its_stdin(agent: Agent) -> None:
+    """zag kept its own copy of the stdin it gave the agent: `yes | zag run claude` left `yes` blocked on
+    a full pipe until zag exited, instead of ending (SIGPIPE) as soon as the agent closed its stdin."""
+    import subprocess
+
+    program = _agent_program(agent, "closes-stdin", CLOSES_STDIN_EARLY)
+    writer = subprocess.Popen(["yes"], stdout=subprocess.PIPE)
+    try:
+        started = time.monotonic()
+        zag = agent.start("run", "claude", env=agent.env(ZAG_CLAUDE_BIN=str(program)), stdin=writer.stdout)
+        assert writer.stdout is not None
+        writer.stdout.close()
+        try:
+            writer.wait(timeout=10)
+            writer_ended = time.monotonic() - started
+            output, _ = zag.communicate(timeout=20)
+        finally:
+            zag.kill()
+            zag.wait()
+    finally:
+        writer.kill()
+        writer.wait()
+    assert output == b"bye\n" and zag.returncode == 0
+    assert writer.returncode == -13  # SIGPIPE
+    assert writer_ended < 2.5, f"the writer ended {writer_ended:.1f} s in, with zag: the agent closed its stdin at once"

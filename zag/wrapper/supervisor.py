@@ -196,6 +196,26 @@ def _terminal_hung_up() -> bool:
     return hung_up(STDIN) or hung_up(STDOUT)
 
 
+def _let_go_of_stdin() -> None:
+    """Headless, once the agent has zag's stdin: a pipe, FIFO, socket or file is the agent's alone (zag
+    never reads it), so that its writer learns when the agent closes it (EPIPE, SIGPIPE), as without zag,
+    not when zag exits. An agent zag starts again (a usage-limit resume) reads end-of-file: the input was
+    the first one's. A terminal stays (the user's keyboard), and so does the placeholder of a closed stdin
+    (`<&-`: not inherited, `cli.ensure_standard_fds`)."""
+    try:
+        if os.isatty(STDIN) or not os.get_inheritable(STDIN):
+            return
+        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.dup2(null, STDIN)  # inheritable, as the stdin it replaces
+    except OSError:
+        pass
+    finally:
+        os.close(null)
+
+
 def _drop_typeahead() -> None:
     """Before an agent starts again in the user's terminal (after a usage-limit wait, `zag resume`): drop
     the keys typed while none ran, which would run into the resume message zag types (a TUI that keeps
@@ -630,7 +650,9 @@ class Supervisor:
             stderr = None if os.isatty(STDERR) else STDERR  # `2>file`: the agent's stderr goes there, as without zag
             return spawn_in_pty(argv, ctx.env, cwd, terminal_fd=STDIN, original_sigmask=self._signals.original_mask,
                                 stderr_fd=stderr)
-        return spawn_with_pipes(argv, ctx.env, cwd, original_sigmask=self._signals.original_mask)
+        child = spawn_with_pipes(argv, ctx.env, cwd, original_sigmask=self._signals.original_mask)
+        _let_go_of_stdin()
+        return child
 
     def _launch_folder(self, ctx: LaunchContext) -> str | None:
         """Where the agent starts: the context's folder; None (zag's own) when zag's own folder was deleted
