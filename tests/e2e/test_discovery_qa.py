@@ -397,3 +397,49 @@ def test_codex_tui_new_resume_back_fork_and_clear_log_each_turn_once_in_its_sess
     assert len([e for e in log if e["type"] == "usage"]) == len(said)
     [row] = zag_json(env, "sessions")
     assert row["provider_session_id"] == threads["after clear"]
+
+
+def test_claude_tui_resume_back_to_the_session_before_clear_logs_the_next_turns_once(cli_env: MakeEnv) -> None:
+    """`/clear`, then `/resume <the first session>` inside `zag run claude`: claude rewrites its registry to
+    the first id and writes the next turns into the first transcript. zag ignored any session it had left:
+    those turns were never logged, not even at exit. Now a move back, without the first session's history."""
+    from zag.providers import get
+
+    env = cli_env("claude")
+    tui = env.spawn(argv=env.zag_argv("run", "claude"))
+    tui.wait_for("for shortcuts", timeout=60)
+    tui.pump(1.0)
+
+    def say(text: str) -> None:
+        for chunk in get("claude").resume_keys(text).chunks:
+            tui.child.send(chunk)
+            tui.pump(0.4)
+
+    say("first here")
+    _wait_logged(env, tui, "first here", timeout=60)
+    (first,) = list((Path(env.env["CLAUDE_CONFIG_DIR"]) / "projects").glob("*/*.jsonl"))
+    say("/clear")
+    deadline = time.monotonic() + 30
+    while "session_cleared" not in [e["type"] for e in _log_events(env)]:
+        assert time.monotonic() < deadline, tui.text()
+        tui.pump(0.2)
+    say("after clear")
+    _wait_logged(env, tui, "after clear", timeout=60)
+    say(f"/resume {first.stem}")
+    tui.wait_for(re.compile(r"❯ first here\s"), timeout=30)
+    tui.pump(1.0)
+    say("after resume back")
+    _wait_logged(env, tui, "after resume back", timeout=60)   # while claude runs
+    say("/exit")
+    assert tui.wait_exit(timeout=30) == 0, tui.text()
+
+    _, log = only_log(zag_home_of(env))
+    typed = [(e["content"], e["provider_session_id"]) for e in log
+             if e["type"] == "user_message" and not e.get("is_meta") and "<" not in e["content"]]
+    assert typed == [("first here", first.stem), ("after clear", typed[1][1]), ("after resume back", first.stem)]
+    assert typed[1][1] != first.stem
+    moves = [(e["old_session_id"], e["new_session_id"]) for e in log if e["type"] == "session_cleared"]
+    assert moves == [(first.stem, typed[1][1]), (typed[1][1], first.stem)]
+    assert [e["content"] for e in log if e["type"] == "assistant_message"] == [fa.DEFAULT_TEXT] * 3
+    [row] = zag_json(env, "sessions")
+    assert row["provider_session_id"] == first.stem

@@ -252,6 +252,44 @@ def test_clear_moves_to_the_new_session(tmp_path: Path) -> None:
     assert kinds(rig.items).count("session_cleared") == 1
 
 
+def test_resume_back_to_the_session_left_by_clear_moves_back_without_its_history(tmp_path: Path) -> None:
+    """The TUI's `/clear` (first -> second), then `/resume <first>`: claude 2.1.197 rewrites its registry to the
+    first id and writes the next turns into the first transcript. zag ignored any id it had left, so those
+    turns were never logged, not even at exit."""
+    rig = Rig(tmp_path, interactive=True)
+    plan = PROVIDER.plan_launch([], rig.ctx())
+    first = plan.provider_session_id
+    second = "9f5bf4e6-1c7b-4af5-91f5-ab94f17c7945"
+    rig.start(plan, [
+        {"append": rig.transcript(), "lines": [user("{session_id}", "say hi"), assistant("{session_id}", "hi")]},
+        rig.gate("clear"),
+        {"append": rig.transcript(second), "lines": [user(second, "second", timestamp=LATER)]},
+        rig.gate("back"),
+        {"append": rig.transcript(), "lines": [user("{session_id}", "back again", timestamp=LATER),
+                                               assistant("{session_id}", "welcome back", timestamp=LATER)]},
+        rig.gate("end"),
+    ])
+    rig.registry(first)
+    rig.poll_until(count("assistant_message"))
+    rig.open("clear")
+    wait_until(lambda: Path(rig.transcript(second)).exists(), 10, message="new transcript")
+    rig.registry(second)
+    rig.poll_until(lambda items: contents(items)[-1:] == ["second"])
+    rig.live.hint(SessionIdHint(first))
+    rig.items += rig.live.poll()   # an output hint naming the session left is stale: no move
+    assert rig.live.provider_session_id == second
+    rig.registry(first)
+    rig.open("back")
+    items = rig.poll_until(lambda items: contents(items)[-1:] == ["welcome back"])
+    assert contents(items) == ["say hi", "hi", "second", "back again", "welcome back"]
+    moves = [(item["old_session_id"], item["new_session_id"]) for item in items
+             if isinstance(item, dict) and item["type"] == "session_cleared"]
+    assert moves == [(first, second), (second, first)]
+    assert rig.live.provider_session_id == first and rig.live.source_key == first
+    rig.open("end")
+    rig.finish()
+
+
 def test_reported_session_id_is_followed_without_the_registry(tmp_path: Path) -> None:
     rig = Rig(tmp_path)
     forked = "5d5d5d5d-1111-4222-8333-944444444444"

@@ -14,8 +14,9 @@ under `--continue`). Moving from one session to another emits `session_cleared`;
 is read to its end first. A transcript that existed before this child started is read from where it
 ended then (`plan.notes["start_offsets"]`), so a resumed session's history is not logged again; nor is
 the history a fork (`--fork-session`, `/branch`) copies into its new transcript (see records.py), nor that
-of an older session the TUI moves to (`/resume <id>`): after a switch, records at the head of the new
-transcript older than the poll before the move was noticed are history.
+of an older session the TUI moves to (`/resume <id>`, also back to one this child left by `/clear`: the
+registry changing to it is trusted, an output hint naming a left session is not): after a switch, records
+at the head of the new transcript older than the poll before the move was noticed are history.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class ClaudeLiveSession:
         self._left: deque[str] = deque(maxlen=_LEFT_KEPT)
         self._registry_stamp: tuple[int, int] | None = None
         self._registry_path: Path | None = None
+        self._registry_id: str | None = None
         self._last_registry_scan = 0.0
         self._last_glob = 0.0
         self._last_fallback = 0.0
@@ -107,11 +109,15 @@ class ClaudeLiveSession:
             self._reader.close()
 
     # -- which session ----------------------------------------------------------------------------
-    def _note_candidate(self, session_id: str | None) -> None:
+    def _note_candidate(self, session_id: str | None, returning: bool = False) -> None:
+        """`returning`: the registry itself changed to this id, so a session left earlier is current again
+        (the TUI's `/resume` back to it after a `/clear`); an output hint naming a left session is stale."""
         if not session_id or not _plausible_id(session_id):
             return
-        if session_id == self.provider_session_id or session_id in self._left:
+        if session_id == self.provider_session_id or (session_id in self._left and not returning):
             return
+        if session_id in self._left:
+            self._left.remove(session_id)
         if session_id in self._pending:
             self._pending.remove(session_id)
         else:  # the move happened after the previous poll read the registry (or the output said otherwise)
@@ -145,7 +151,8 @@ class ClaudeLiveSession:
             entry = schema.pid_registry_decoder.decode(path.read_bytes())
         except (OSError, msgspec.MsgspecError):
             return
-        self._note_candidate(entry.sessionId)
+        moved, self._registry_id = entry.sessionId != self._registry_id, entry.sessionId
+        self._note_candidate(entry.sessionId, returning=moved)
 
     def _find_descendant_registry(self, pid: int) -> bool:
         now = time.monotonic()
