@@ -211,3 +211,37 @@ def test_a_writer_learns_when_a_headless_agent_closes_its_stdin(agent: Agent) ->
     assert output == b"bye\n" and zag.returncode == 0
     assert writer.returncode == -13  # SIGPIPE
     assert writer_ended < 2.5, f"the writer ended {writer_ended:.1f} s in, with zag: the agent closed its stdin at once"
+
+
+# prints without end in cooked mode; on SIGINT writes a file and exits 130
+PRINTS_UNTIL_INTERRUPTED = """
+import os, signal, sys
+def interrupted(signum, frame):
+    open(os.environ["INTERRUPTED"], "w").close()
+    os._exit(130)
+signal.signal(signal.SIGINT, interrupted)
+os.write(1, b"ready\\n")
+while True:
+    os.write(1, b"y" * 4095 + b"\\n")
+"""
+
+
+@pytest.mark.parametrize("through_zag", [False, True], ids=["without-zag", "zag"])
+def test_ctrl_c_reaches_an_agent_whose_output_the_terminal_is_not_reading(agent: Agent, tmp_path: Path,
+                                                                          through_zag: bool) -> None:
+    """A terminal busy elsewhere (not reading for a while): the agent is blocked writing, and Ctrl-C still
+    interrupts it, as the kernel delivers it without zag. zag's loop, blocked writing that output, did
+    not read the key until the terminal read again."""
+    interrupted = tmp_path / "interrupted"
+    program = _agent_program(agent, "prints-until-interrupted", PRINTS_UNTIL_INTERRUPTED)
+    term = _terminal(agent, program, through_zag=through_zag, INTERRUPTED=str(interrupted))
+    try:
+        term.expect_exact("ready")
+        time.sleep(0.5)  # the agent's output fills every buffer on the way: nothing reads it
+        os.write(term.child_fd, b"\x03")
+        deadline = time.monotonic() + 10
+        while not interrupted.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert interrupted.exists(), "Ctrl-C did not reach the agent while its output was not read"
+    finally:
+        term.close(force=True)
