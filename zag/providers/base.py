@@ -197,6 +197,9 @@ def owner_key(provider: Any, provider_session_id: str, env: Mapping[str, str]) -
     return method(provider_session_id, env) if method is not None else provider_session_id
 
 
+# Optional provider methods, looked up by name: `owner_key(id, env)` (above) and `dropped_prompt(id, ctx)`
+# -> str | None: the prompt of a session whose only turn failed and that the agent discarded (nothing to
+# resume), which an interactive resume sends again instead of the resume message.
 @runtime_checkable
 class Provider(Protocol):
     name: str                    # "claude" | "codex" | "gemini" | "goose"

@@ -78,9 +78,12 @@ LATE_SECS = 10.0  # a resume found due this much after its time: zag stood still
 RESUMED, FAILED = "resumed", "failed"
 # why a wait was cancelled (`data.cause` of the `usage_limit_cancelled` note), and how zag says it
 CAUSE_USAGE_CANCEL, CAUSE_INTERRUPTED, CAUSE_HANGUP = "usage_cancel", "interrupted", "terminal_hangup"
+CAUSE_NOTHING_TO_RESUME = "nothing_to_resume"
 _CANCEL_WHY = {CAUSE_USAGE_CANCEL: "cancelled with `zag usage cancel`",
                CAUSE_INTERRUPTED: "cancelled (zag was interrupted)",
-               CAUSE_HANGUP: "cancelled (the terminal hung up)"}
+               CAUSE_HANGUP: "cancelled (the terminal hung up)",
+               CAUSE_NOTHING_TO_RESUME: "not possible: the agent kept nothing to continue and zag found no prompt "
+                                        "to send again; it starts as a new chat and nothing is typed into it"}
 
 
 def cancelled_note(incident_id: str, attempts: int, cause: str, tail: str = "") -> dict[str, Any]:
@@ -640,7 +643,12 @@ class LimitHandler:
                 self.fail_attempt(attempt, "the provider could not plan a resume")
                 continue
             if self.interactive:
-                self._start_relaunch_op(attempt, plan)
+                if _reruns(plan) and attempt.message == self.settings.resume_message and \
+                        isinstance(plan.notes, dict) and plan.notes.get("new_chat"):
+                    self._nothing_to_resume(attempt)   # the resume message would open an empty new chat
+                    self._start_relaunch_op(None, plan)
+                else:
+                    self._start_relaunch_op(attempt, plan)
             return plan
 
     def _resumes(self) -> bool:
@@ -669,13 +677,19 @@ class LimitHandler:
         return plan
 
     def begin_attempt(self, incident: Incident, *, expected: str | None) -> Attempt:
+        """An attempt at resuming `incident`; interactive, its message is the prompt the agent dropped with
+        its failed only turn (`_dropped_prompt`) when there is one, else the resume message."""
+        dropped = self._dropped_prompt(incident) if self.interactive else None
+        if dropped is not None:
+            self._tell(f"zag: {self.provider_name} kept nothing of the turn that hit the limit; "
+                       f"sending its prompt again instead of {self.settings.resume_message!r}.")
         now = time.time()
         with self._lock:
             incident.attempts += 1
             incident.resume_started = True
             incident.status = states.RESUME_RESUMING
             attempt = Attempt(incident=incident, number=incident.attempts, started_at=now,
-                              expected_session=expected, message=self.settings.resume_message)
+                              expected_session=expected, message=dropped or self.settings.resume_message)
             self._attempt = attempt
         # logged, so that `zag reindex` shows the incident `resuming` (and the session running) as live
         self.supervisor.log_event(events.body(
@@ -810,11 +824,37 @@ class LimitHandler:
             self._cancel(incident, CAUSE_HANGUP)
             self._cancelled = True
 
+    def _dropped_prompt(self, incident: Incident) -> str | None:
+        """The provider's optional `dropped_prompt(session id, ctx)`: the prompt of a session whose only
+        turn failed, which the agent discarded (nothing to resume), to be sent again; None otherwise."""
+        if self.guard is None or self.guard.attribute("dropped_prompt", self.provider, "dropped_prompt") is None:
+            return None
+        ctx = self.supervisor.launch_context()
+        session = incident.provider_session_id or self.supervisor.provider_session_id
+        if ctx is None or not session:
+            return None
+        text = self.guard.method("dropped_prompt", self.provider, "dropped_prompt", session, ctx, default=None)
+        return text if isinstance(text, str) and text.strip() else None
+
+    def _nothing_to_resume(self, attempt: Attempt) -> None:
+        """An interactive re-run with nothing to send: the agent starts as a new chat, where the resume
+        message means nothing. The resume ends there (cancelled, said in one line): no attempt is judged,
+        nothing is typed later."""
+        with self._lock:
+            attempt.outcome = FAILED
+            if self._attempt is attempt:
+                self._attempt = None
+        if attempt.incident is not None:
+            self._cancel(attempt.incident, CAUSE_NOTHING_TO_RESUME)
+
     def _start_relaunch_op(self, attempt: Attempt | None, plan: LaunchPlan) -> None:
         from zag.wrapper.resume import PtyResume
 
-        message = self.settings.resume_message
-        typed = None if _reruns(plan) or message in plan.args else message
+        message = attempt.message if attempt is not None else self.settings.resume_message
+        if _reruns(plan):  # the original command again: only a dropped prompt is typed, never the resume message
+            typed = message if message != self.settings.resume_message and message not in plan.args else None
+        else:
+            typed = None if message in plan.args else message
         self.screen.reset()
         with self._lock:
             op = PtyResume(self, child=None, relaunch=attempt, previous_child=self.supervisor.current_child,

@@ -36,6 +36,9 @@ class GeminiProvider:
                     ctx: LaunchContext) -> LaunchPlan:
         return plans.plan_resume(user_args, provider_session_id, message, ctx)
 
+    def dropped_prompt(self, provider_session_id: str | None, ctx: LaunchContext) -> str | None:
+        return plans.dropped_prompt(provider_session_id, ctx)
+
     def open_live(self, plan: LaunchPlan, ctx: LaunchContext) -> LiveSession:
         from zag.providers.gemini.live import GeminiLive
 

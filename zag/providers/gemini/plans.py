@@ -15,12 +15,15 @@ cwd, since gemini looks sessions up per project. Dropped: the old prompt (positi
 session flags. A session whose only turn failed holds nothing gemini can resume (it rolled the prompt
 back; `--resume` would exit 42), and one deleted meanwhile is gone: then the plan is the original command
 again, as a new session (a user-chosen `--session-id` is replaced: gemini refuses an id that exists).
+Interactive, that session's prompt is what zag types then (`dropped_prompt`: its chat file still holds
+the rolled-back `user` record), never the resume message: a re-run without a prompt of its own is an empty
+new chat (`notes["new_chat"]`), where zag types nothing when it has no dropped prompt.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from zag.providers.base import LaunchContext, LaunchPlan
@@ -77,6 +80,27 @@ def plan_resume(user_args: Sequence[str], provider_session_id: str | None, messa
 
 def is_resumable(provider_session_id: str, ctx: LaunchContext) -> bool:
     """Would `gemini --resume <id>` from `ctx.cwd` find a conversation to continue?"""
+    return any(resumable for resumable, _ in _read_sessions(provider_session_id, ctx))
+
+
+def dropped_prompt(provider_session_id: str | None, ctx: LaunchContext) -> str | None:
+    """The prompt gemini rolled back when the session's only turn failed (its chat file still holds the
+    `user` record before the `$set` that drops it): a resume types it again, since the resume message
+    would reach a conversation that never saw it. None when the session has something to continue or
+    no dropped prompt is found (no session id, chat file gone)."""
+    if not provider_session_id:
+        return None
+    found = None
+    for resumable, items in _read_sessions(provider_session_id, ctx):
+        if resumable:
+            return None
+        found = _last_rolled_back(items) or found
+    return found
+
+
+def _read_sessions(provider_session_id: str, ctx: LaunchContext) -> Iterator[tuple[bool, list[Any]]]:
+    """For each chat folder of `ctx.cwd` holding the session: whether it has something to resume, and
+    what its chat files say."""
     for chats in homes.chats_dirs_for_cwd(ctx.cwd, ctx.env):
         paths = files.main_files(chats, provider_session_id)
         if not paths:
@@ -84,11 +108,24 @@ def is_resumable(provider_session_id: str, ctx: LaunchContext) -> bool:
         from zag.providers.gemini.reader import GeminiReader  # only resumes need it: spare `zag run` the import
 
         reader = GeminiReader(provider_session_id, paths)
-        for _ in reader.read():
-            pass
-        if reader.conversation.has_resumable(reader.main_indexes()):
-            return True
-    return False
+        items = list(reader.read())
+        yield reader.conversation.has_resumable(reader.main_indexes()), items
+
+
+def _last_rolled_back(items: list[Any]) -> str | None:
+    """The text of the newest user prompt that a rollback removed."""
+    prompts: dict[str, str] = {}
+    removed: list[str] = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        if item.get("type") == "user_message" and isinstance(item.get("content"), str):
+            prompts[str(item.get("message_id"))] = item["content"]
+        data = item.get("data")
+        if isinstance(data, dict) and data.get("kind") == "messages_removed" and data.get("reason") == "rollback":
+            removed += [str(message_id) for message_id in data.get("message_ids") or ()]
+    dropped = [prompts[message_id] for message_id in removed if prompts.get(message_id, "").strip()]
+    return dropped[-1] if dropped else None
 
 
 def _rerun_original(user_args: Sequence[str], parsed: argv.ParsedArgs, previous: str | None,
@@ -100,6 +137,8 @@ def _rerun_original(user_args: Sequence[str], parsed: argv.ParsedArgs, previous:
         reason = "no session id" if not previous else "the session has nothing gemini can resume"
     plan = plan_launch(args, ctx)
     plan.notes.update({"rerun_original": True, "reason": reason})
+    if ctx.interactive and not (parsed.tracks_no_session or parsed.has("--prompt-interactive") or parsed.positionals):
+        plan.notes["new_chat"] = True   # an empty new chat: only a dropped prompt means anything typed there
     if previous:
         plan.notes["previous_session_id"] = previous
     if parsed.has("--session-id"):
