@@ -365,7 +365,7 @@ def test_codex_tui_new_resume_back_fork_and_clear_log_each_turn_once_in_its_sess
     tui.pump(0.3)
     tui.press("enter")
     tui.wait_for("Resume a previous session", timeout=30)
-    tui.wait_for(" ago ", timeout=10)
+    tui.wait_for(re.compile(r"\d / 2 · "), timeout=10)   # both sessions listed ("1 / 2 · 100%")
     tui.press("down")                   # most recently updated first: the `/new` session, then the first one
     tui.pump(0.5)
     tui.press("enter")
