@@ -270,7 +270,8 @@ def test_an_agent_that_cannot_be_run_fails_as_before(agent: Agent, tmp_path: Pat
     plain = tmp_path / "plain-script"
     plain.write_text("echo plain script ran; exit 6\n", encoding="utf-8")
     plain.chmod(0o755)
-    for program, status, said in ((unrunnable, 127, rb"cannot run .*No such file"), (plain, 6, rb"plain script ran")):
+    no_interpreter = rb"cannot run .*its interpreter /no/such/interpreter .*is not found"
+    for program, status, said in ((unrunnable, 127, no_interpreter), (plain, 6, rb"plain script ran")):
         term = _spawn(agent, ZAG_CLAUDE_BIN=str(program))
         try:
             term.expect(pexpect.EOF)
