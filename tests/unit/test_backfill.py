@@ -666,6 +666,22 @@ def test_a_session_claimed_by_a_live_supervisor_is_left_alone_until_it_ends(root
     assert (summary.live, summary.imported) == (0, 1)
 
 
+def test_the_plan_lists_the_claims_once_instead_of_reading_a_claim_per_session(
+        root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thousands of sessions, hardly any claimed: only a key with a claim file is looked into."""
+    from zag.providers import claims
+
+    for name in ("alpha", "beta", "gamma"):
+        write_lines(root / f"{name}.jsonl", conversation(2))
+    assert claims.claim("testprov", "beta", "11111111-2222-4333-8444-555555555555")   # this process: live
+    asked: list[str] = []
+    live_owner = claims.live_owner
+    monkeypatch.setattr(claims, "live_owner", lambda provider, key: asked.append(key) or live_owner(provider, key))
+    summary = run(root)
+    assert asked == ["beta"]
+    assert (summary.live, summary.imported) == (1, 2)
+
+
 def test_a_stale_claim_whose_pid_was_reused_holds_nothing_once_its_session_is_indexed(root: Path) -> None:
     """A supervisor SIGKILLed before releasing its claim; its pid now belongs to another process. The
     owner's index row (supervisor pid and start time) tells it is gone."""

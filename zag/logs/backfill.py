@@ -237,6 +237,9 @@ def _plan(
     owners = index.provider_session_owners(provider) if len(cursors) < len(changed) else {}
     groups: dict[str, list[ImportJob]] = {}
     live_cache: dict[str, bool] = {}
+    from zag.providers import claims
+
+    claimed = claims.listed(provider)
     for source in changed:
         log_size = None
         if source.source_key in cursors:
@@ -252,7 +255,7 @@ def _plan(
                 session_id, cursor = backfill_session_id(provider, source.source_key), None
                 mode = MODE_NEW if index.get_session(session_id) is None else MODE_ADOPT
         supervised = mode != MODE_NEW and _is_live(index, session_id, live_cache)
-        if supervised or _claimed_live(provider, source, index, live_cache):
+        if supervised or _claimed_live(provider, source, index, live_cache, claimed):
             summary.live += 1
             continue
         job = ImportJob(provider, source, session_id, cursor, mode, _source_bytes(source), log_size)
@@ -288,13 +291,16 @@ def _same_folder(one: str, other: str) -> bool:
     return one == other or os.path.realpath(one) == os.path.realpath(other)
 
 
-def _claimed_live(provider: str, source: HistorySource, index: Index, cache: dict[str, bool]) -> bool:
+def _claimed_live(provider: str, source: HistorySource, index: Index, cache: dict[str, bool],
+                  claimed: frozenset[str] | None = None) -> bool:
     """A supervisor follows this agent session live, possibly before its index row exists (`claims`).
     Once the owner's row exists, its liveness (pid and start time) decides: a stale claim whose pid was
-    reused holds nothing."""
+    reused holds nothing. `claimed`: the claim files listed before (`claims.listed`), None: unknown."""
     from zag.providers import claims
 
-    owner = claims.live_owner(provider, source.ownership) if source.provider_session_id else None
+    if not source.provider_session_id or not claims.may_be_claimed(claimed, source.ownership):
+        return False
+    owner = claims.live_owner(provider, source.ownership)
     if owner is None:
         return False
     return _is_live(index, owner, cache) if index.get_session(owner) is not None else True
