@@ -240,6 +240,9 @@ def _plan(
     from zag.providers import claims
 
     claimed = claims.listed(provider)
+    derived = {source.source_key: backfill_session_id(provider, source.source_key)
+               for source in changed if source.source_key not in cursors}
+    indexed = index.existing_session_ids(derived.values())
     for source in changed:
         log_size = None
         if source.source_key in cursors:
@@ -252,8 +255,8 @@ def _plan(
                 if source.ownership != source.provider_session_id:   # ids repeat across homes: one is its
                     fed_by_sources.add(owner)
             else:
-                session_id, cursor = backfill_session_id(provider, source.source_key), None
-                mode = MODE_NEW if index.get_session(session_id) is None else MODE_ADOPT
+                session_id, cursor = derived[source.source_key], None
+                mode = MODE_NEW if session_id not in indexed else MODE_ADOPT
         supervised = mode != MODE_NEW and _is_live(index, session_id, live_cache)
         if supervised or _claimed_live(provider, source, index, live_cache, claimed):
             summary.live += 1
