@@ -666,6 +666,43 @@ def test_a_session_claimed_by_a_live_supervisor_is_left_alone_until_it_ends(root
     assert (summary.live, summary.imported) == (0, 1)
 
 
+def test_the_plan_lists_the_claims_once_instead_of_reading_a_claim_per_session(
+        root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thousands of sessions, hardly any claimed: only a key with a claim file is looked into."""
+    from zag.providers import claims
+
+    for name in ("alpha", "beta", "gamma"):
+        write_lines(root / f"{name}.jsonl", conversation(2))
+    assert claims.claim("testprov", "beta", "11111111-2222-4333-8444-555555555555")   # this process: live
+    asked: list[str] = []
+    live_owner = claims.live_owner
+    monkeypatch.setattr(claims, "live_owner", lambda provider, key: asked.append(key) or live_owner(provider, key))
+    summary = run(root)
+    assert asked == ["beta"]
+    assert (summary.live, summary.imported) == (1, 2)
+
+
+def test_the_plan_asks_the_index_about_new_sessions_in_one_go(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether a new source's session id is indexed already (a lost cursor table: adopted, not rewritten)
+    is asked for all sources at once, not with a query per source."""
+    for name in ("alpha", "beta"):
+        write_lines(root / f"{name}.jsonl", conversation(2))
+    asked: list[str] = []
+    get_session = Index.get_session
+    monkeypatch.setattr(Index, "get_session", lambda self, sid: asked.append(sid) or get_session(self, sid))
+    assert run(root).imported == 2
+    assert asked == []
+
+
+def test_existing_session_ids_answers_for_many_ids_at_once() -> None:
+    with Index() as index:
+        for number in range(3):
+            index.add_session(session_id=f"s{number}", provider="testprov", state=states.EXITED, started_at=1.0)
+        wanted = [f"s{number}" for number in range(1200)]   # more than one query's parameters
+        assert index.existing_session_ids(wanted) == {"s0", "s1", "s2"}
+        assert index.existing_session_ids([]) == set()
+
+
 def test_a_stale_claim_whose_pid_was_reused_holds_nothing_once_its_session_is_indexed(root: Path) -> None:
     """A supervisor SIGKILLed before releasing its claim; its pid now belongs to another process. The
     owner's index row (supervisor pid and start time) tells it is gone."""

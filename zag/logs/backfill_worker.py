@@ -262,8 +262,6 @@ class _Copier:
                 if len(result.notes) < 3:
                     result.notes.append(str(body.get("message") or "unreadable record"))
             batch.append(body)
-            if not self.started:
-                self._look(body)
             if len(batch) >= BATCH_EVENTS and (first_ts is not None or self.started
                                                or len(batch) >= UNDATED_HEAD_EVENTS):
                 self.last_ts = last_ts
@@ -272,12 +270,12 @@ class _Copier:
         self.last_ts = last_ts
         self.last_model = last_model
 
-    def _look(self, body: dict[str, Any]) -> None:
-        """While `session_started` waits: the first model and cwd the events carry."""
+    def _look(self, bodies: list[dict[str, Any]]) -> None:
+        """Before `session_started` is written: the first model and cwd its events carry."""
         if self.body_model is None:
-            self.body_model = _text(body.get("model"))
+            self.body_model = next((model for body in bodies if (model := _text(body.get("model")))), None)
         if self.result.cwd is None:
-            self.result.cwd = _text(body.get("cwd"))
+            self.result.cwd = next((cwd for body in bodies if (cwd := _text(body.get("cwd")))), None)
 
     def _learn(self, final: bool = False) -> None:
         """cwd and model: the source's, else the reader's optional `info` mapping (what it learnt from
@@ -302,6 +300,7 @@ class _Copier:
         writer = self._writer()
         if not self.started:
             self.started = True
+            self._look(self.batch)
             self._learn()
             self._date_undated_head()
             if self.result.model is None:

@@ -357,6 +357,16 @@ class Index:
             "SELECT session_id, cwd, provider_owner_key FROM sessions WHERE provider = ? "
             "AND provider_session_id = ? ORDER BY started_at DESC", (provider, provider_session_id))]
 
+    def existing_session_ids(self, session_ids: Iterable[str]) -> set[str]:
+        """Which of `session_ids` the index holds, in a few queries (not one per id)."""
+        wanted = list(session_ids)
+        found: set[str] = set()
+        for start in range(0, len(wanted), 500):   # (SQLite's limit on bound parameters is 999 on old builds)
+            part = wanted[start:start + 500]
+            found.update(session_id for (session_id,) in self._conn.execute(
+                f"SELECT session_id FROM sessions WHERE session_id IN ({','.join('?' * len(part))})", part))
+        return found
+
     def provider_session_owners(self, provider: str) -> dict[str, str]:
         """`{provider_session_id: session_id}` for one provider, in one query (the newest session, as
         `find_by_provider_session` answers), for callers that would otherwise ask per id."""

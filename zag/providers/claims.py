@@ -36,7 +36,27 @@ LOCK_WAIT_SECS = 2.0
 
 
 def _claim_path(provider: str, key: str) -> Path:
-    return paths.home() / "claims" / provider / _SAFE.sub("_", key)[:200]
+    return paths.home() / "claims" / provider / _claim_name(key)
+
+
+def _claim_name(key: str) -> str:
+    return _SAFE.sub("_", key)[:200]
+
+
+def listed(provider: str) -> frozenset[str] | None:
+    """The names of `provider`'s claim files, from one listing of its folder (backfill asks about
+    thousands of keys, of which hardly any is claimed); None when the folder cannot be listed."""
+    try:
+        return frozenset(os.listdir(paths.home() / "claims" / provider))
+    except FileNotFoundError:
+        return frozenset()
+    except OSError:
+        return None
+
+
+def may_be_claimed(names: frozenset[str] | None, key: str) -> bool:
+    """False when `key` had no claim file in the listing `names` (`listed`), so `live_owner` is None."""
+    return names is None or _claim_name(key) in names
 
 
 def claim(provider: str, key: str, owner: str, *, ended_too: bool = False) -> bool:

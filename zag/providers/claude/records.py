@@ -213,8 +213,17 @@ class RecordMapper:
             if len(recent) > _UUIDS_KEPT:
                 seen._old, seen._new = recent, {}
         ts = rec.timestamp
-        if self.track is not None and not self._track(ts, uuid):
-            return
+        track = self.track
+        if track is not None:
+            if self.replay is None and ts.__class__ is str:   # `_track`'s common case, inline
+                latest = track[0]
+                if latest is None or ts > latest:
+                    track[0] = ts
+                    track[1] = [uuid] if uuid is not None else []
+                elif ts == latest and uuid is not None and len(track[1]) < 4 * _MARK_KEYS_MAX:
+                    track[1].append(uuid)
+            elif not self._track(ts, uuid):
+                return
         if rec.forkedFrom or (self._head is not None and extra is None and self._copied_head(rec, ts, uuid)):
             self._copy(rec, ts, line, extra, out)
             return
