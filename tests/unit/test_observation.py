@@ -74,6 +74,45 @@ def test_items_reach_the_observers_in_order_and_coalesced() -> None:
                               (INPUT, b"typed"), ("stdout", b"de")]
 
 
+def test_output_is_gathered_into_few_deliveries_and_keystrokes_are_not_held() -> None:
+    """Output that comes bit by bit waits (up to `gather_secs`) for more, so that the observers' thread takes
+    the interpreter lock from the relay's a few times, not once per chunk; keystrokes go at once."""
+    recorder = Recorder()
+    observation = Observation(gather_secs=DEADLINE)
+    observation.start(recorder.observe, recorder.on_input)
+    for index in range(50):
+        observation.put("pty", b"%d " % index)
+    time.sleep(0.05)
+    assert recorder.calls == []  # still gathering (the thread woke at the first chunk)
+    observation.put_input(b"typed")
+    wait_for(lambda: recorder.calls, "the keystrokes")
+    assert recorder.calls == [("pty", b"".join(b"%d " % index for index in range(50))), (INPUT, b"typed")]
+    observation.put("pty", b"last")
+    started = time.monotonic()
+    assert observation.finish(DEADLINE)  # finishing delivers what was gathered without waiting
+    assert time.monotonic() - started < DEADLINE / 2
+    assert recorder.calls[-1] == ("pty", b"last")
+
+
+def test_gathered_output_is_observed_once_there_is_enough_or_after_the_gathering_time() -> None:
+    recorder = Recorder()
+    observation = Observation(coalesce_bytes=1000, gather_secs=DEADLINE)
+    observation.start(recorder.observe)
+    observation.put("pty", b"x" * 600)
+    observation.put("pty", b"y" * 600)  # enough: observed now, not after DEADLINE
+    wait_for(lambda: recorder.calls, "the delivery of a full batch")
+    assert recorder.seen("pty") == b"x" * 600 + b"y" * 600
+    observation.finish(DEADLINE)
+
+    recorder = Recorder()
+    observation = Observation(gather_secs=0.05)
+    observation.start(recorder.observe)
+    observation.put("pty", b"a limit message, then the agent waits")
+    wait_for(lambda: recorder.calls, "the delivery after the gathering time")
+    assert recorder.seen("pty") == b"a limit message, then the agent waits"
+    observation.finish(DEADLINE)
+
+
 def test_output_waits_for_the_observers_to_be_attached() -> None:
     recorder = Recorder()
     observation = Observation()

@@ -24,6 +24,7 @@ the scanner's `finish`.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -31,6 +32,7 @@ from zag.wrapper import threads
 
 MAX_PENDING_BYTES = 16 * 1024 * 1024
 COALESCE_BYTES = 1024 * 1024
+GATHER_SECS = 0.05  # how long queued output may wait for more before it is observed
 INPUT = "input"  # the stream name of keystrokes in the queue
 
 Observe = Callable[[str, bytes], None]
@@ -42,13 +44,15 @@ _WAITING, _OBSERVING, _CLOSED = "waiting", "observing", "closed"
 class Observation:
     """The queue between the relay (producer) and the observers' thread (consumer)."""
 
-    def __init__(self, max_bytes: int = MAX_PENDING_BYTES, coalesce_bytes: int = COALESCE_BYTES) -> None:
+    def __init__(self, max_bytes: int = MAX_PENDING_BYTES, coalesce_bytes: int = COALESCE_BYTES,
+                 gather_secs: float = GATHER_SECS) -> None:
         self._max_bytes = max_bytes
         self._coalesce_bytes = coalesce_bytes
         self._items: deque[tuple[str, bytes]] = deque()
         self._pending_bytes = 0
         self._state = _WAITING      # -> _OBSERVING (start) -> _CLOSED (finish), or _WAITING -> _CLOSED
-        self._idle = False          # the observer thread waits for items: a put must wake it
+        self._wake_at: int | None = None  # the observer thread waits: a put that brings this many bytes wakes it
+        self._gather_secs = gather_secs
         self._output_observed = True  # False once started without an output observer (keystrokes only)
         self._cond = threading.Condition(threading.Lock())
         self._observe: Observe | None = None
@@ -68,8 +72,9 @@ class Observation:
             self._pending_bytes += len(data)
             if self._pending_bytes > self._max_bytes:
                 self._drop_oldest()
-            if self._idle:
-                self._idle = False
+            wake_at = self._wake_at
+            if wake_at is not None and (self._pending_bytes >= wake_at or stream == INPUT):
+                self._wake_at = None
                 self._cond.notify()
 
     def put_input(self, data: bytes) -> None:
@@ -143,9 +148,10 @@ class Observation:
         while True:
             with self._cond:
                 while not self._items and self._state is not _CLOSED:
-                    self._idle = True
+                    self._wake_at = 0
                     self._cond.wait()
-                self._idle = False
+                self._gather()
+                self._wake_at = None
                 if not self._items:  # finished, and everything was delivered
                     return
                 batch, self._items = self._items, deque()
@@ -153,6 +159,22 @@ class Observation:
             self._deliver(batch)
             if self.dropped_bytes and not self._told:
                 self._report(final=False)
+
+    def _gather(self) -> None:
+        """Under the lock, output waiting: let more come (up to `coalesce_bytes`, for at most `gather_secs`)
+        before observing it. Each wake-up of this thread takes the interpreter lock from the relay's, which
+        then sleeps until it is given back: a few large batches cost the relay far less than many small ones."""
+        deadline = None
+        while self._state is not _CLOSED and self._pending_bytes < self._coalesce_bytes:
+            if self._items[-1][0] == INPUT:
+                return  # keystrokes: observed at once
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + self._gather_secs
+            elif now >= deadline:
+                return
+            self._wake_at = self._coalesce_bytes
+            self._cond.wait(deadline - now)
 
     def _deliver(self, batch: deque[tuple[str, bytes]]) -> None:
         run_stream = ""
