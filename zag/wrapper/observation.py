@@ -6,10 +6,11 @@ back the agent's output on the user's terminal. So the relay only `put`s what it
 the terminal into a bounded queue and goes on; the observer thread delivers the items in order,
 coalescing consecutive chunks of one stream into one call (up to `COALESCE_BYTES`: the observers' cost is
 largely per call, and they read chunks of any size: reads split the output anywhere anyway). The two
-threads still share the interpreter lock, and every hand-over between them costs a few context switches:
-hence batches (the relay hands over 64 KiB at a time), a price the PTY throughput pays against calling
-the observers in the relay's own loop (measured ~0.55x against ~0.59x of a plain PTY) for a relay that no
-observer can hold up.
+threads still share the interpreter lock: each time the observer thread wakes it takes the lock from the
+relay's, which then sleeps until it gets it back. Hence batches (the relay hands over 64 KiB at a time),
+and while output streams the observer thread gathers it (`GATHER_SECS`, or until `COALESCE_BYTES` wait)
+before observing it: a few wake-ups a second instead of one per hand-over. Output after a pause is
+observed at once. (The observers' heavy passes over the bytes let go of the lock: `prescan.py`.)
 
 Items queue until the observers are attached (`start`: zag starts the relay before the scanner exists, so
 the agent's first output reaches the user at once) or dropped for good when there are none (`disable`).
@@ -53,6 +54,7 @@ class Observation:
         self._state = _WAITING      # -> _OBSERVING (start) -> _CLOSED (finish), or _WAITING -> _CLOSED
         self._wake_at: int | None = None  # the observer thread waits: a put that brings this many bytes wakes it
         self._gather_secs = gather_secs
+        self._delivered_at = float("-inf")  # when the observers last returned (monotonic)
         self._output_observed = True  # False once started without an output observer (keystrokes only)
         self._cond = threading.Condition(threading.Lock())
         self._observe: Observe | None = None
@@ -157,24 +159,28 @@ class Observation:
                 batch, self._items = self._items, deque()
                 self._pending_bytes = 0
             self._deliver(batch)
+            self._delivered_at = time.monotonic()
             if self.dropped_bytes and not self._told:
                 self._report(final=False)
 
     def _gather(self) -> None:
-        """Under the lock, output waiting: let more come (up to `coalesce_bytes`, for at most `gather_secs`)
-        before observing it. Each wake-up of this thread takes the interpreter lock from the relay's, which
-        then sleeps until it is given back: a few large batches cost the relay far less than many small ones."""
-        deadline = None
+        """Under the lock, output waiting: while output streams (the last delivery ended less than
+        `gather_secs` ago), let more come (up to `coalesce_bytes`, for at most `gather_secs`) before observing
+        it. Each wake-up of this thread takes the interpreter lock from the relay's, which then sleeps until
+        it gets it back: a few large batches cost the relay far less than one per chunk handed over. Output
+        after a pause (a TUI's redraw, a limit message) is observed at once."""
+        now = time.monotonic()
+        if now - self._delivered_at >= self._gather_secs:
+            return
+        deadline = now + self._gather_secs
         while self._state is not _CLOSED and self._pending_bytes < self._coalesce_bytes:
             if self._items[-1][0] == INPUT:
                 return  # keystrokes: observed at once
-            now = time.monotonic()
-            if deadline is None:
-                deadline = now + self._gather_secs
-            elif now >= deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 return
             self._wake_at = self._coalesce_bytes
-            self._cond.wait(deadline - now)
+            self._cond.wait(left)
 
     def _deliver(self, batch: deque[tuple[str, bytes]]) -> None:
         run_stream = ""
