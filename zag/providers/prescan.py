@@ -185,7 +185,7 @@ QUICK_PATTERNS = 64  # the most patterns the search keeps its SIMD prefilter for
 def _control_finders() -> list[Any]:
     """One search per three control bytes: each is a `memchr3`, where one search for them all is a slow
     byte-by-byte automaton (no prefilter for that many one-byte patterns)."""
-    controls = [bytes([byte]) for byte in _CONTROLS]
+    controls = sorted((bytes([byte]) for byte in _CONTROLS), key=lambda byte: byte != b"\x1b")  # ESC: most common
     return [_finder(controls[start:start + 3]) for start in range(0, len(controls), 3)]
 
 
