@@ -287,7 +287,7 @@ def any_case(word: bytes) -> st.SearchStrategy[bytes]:
 
 
 WORDS = [b"limit", b"extra", b"(429)", b"api_error_status", b"claude", b"-r", b"quota", b"exhausted", b"demand",
-         b"--resume", b'"code"', b"429", b"session", b"thread.started", b'"session_id"', b"\\u006c", b"\\U0041"]
+         b"--resume", b'"code"', b"429", b"session", b"session id:", b"thread.started", b'"session_id"', b"\\u006c", b"\\U0041"]
 CONTROLS = [bytes([byte]) for byte in [*range(0x00, 0x20), 0x7F]]
 region_pieces = (st.sampled_from(WORDS).flatmap(any_case)
                  | st.sampled_from(WORDS).map(lambda word: word[:len(word) // 2]).flatmap(any_case)
