@@ -4,7 +4,7 @@ The observers (the provider's output scanner, the usage-limit engine's screen an
 everything the agent writes, but the relay must never wait for them: a slow or stuck observer would hold
 back the agent's output on the user's terminal. So the relay only `put`s what it has already written to
 the terminal into a bounded queue and goes on; the observer thread delivers the items in order,
-coalescing consecutive chunks of one stream into one call (up to `COALESCE_BYTES`: the observers' cost is
+coalescing consecutive chunks of one stream into one call (of about `COALESCE_BYTES`: the observers' cost is
 largely per call, and they read chunks of any size: reads split the output anywhere anyway). The two
 threads still share the interpreter lock: each time the observer thread wakes it takes the lock from the
 relay's, which then sleeps until it gets it back. Hence batches (the relay hands over 64 KiB at a time),
@@ -187,7 +187,7 @@ class Observation:
         run: list[bytes] = []
         size = 0
         for stream, data in batch:
-            if run and (stream != run_stream or size + len(data) > self._coalesce_bytes):
+            if run and (stream != run_stream or size >= self._coalesce_bytes):  # (a batch overshoots a little)
                 self._call(run_stream, run)
                 run, size = [], 0
             if stream == INPUT:
