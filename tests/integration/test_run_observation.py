@@ -68,6 +68,22 @@ def test_in_a_terminal_too(agent: Agent, zag_home: Any) -> None:
     assert agent.only_session()[0]["interactive"] is True
 
 
+def test_a_limit_message_in_the_middle_of_50_megabytes_in_a_terminal_is_detected(agent: Agent, zag_home: Any) -> None:
+    """The observers get the output in large, late batches (gathered, not chunk by chunk): a message amid
+    them is still found, and every byte still reaches the terminal."""
+    write_config(zag_home, HIT_ONLY)
+    text = _limit_text()
+    half = 400 * 65536  # whole chunks: the message starts a line
+    agent.script([{"out_bytes": half, "chunk": 65536}, {"out": text + "\n"}, {"out_bytes": half, "chunk": 65536},
+                  {"exit": 1}])
+    received, code = _run_in_pty(agent, "run", "claude", timeout=120.0)
+    assert code == 1
+    assert received.count(b"0123456789abcdef") == 2 * half // 16 - 2 * 400  # each chunk's last 16: "...\n"
+    at = received.index(text.encode())
+    assert half <= at <= half + 2 * 400 and received.count(b"\r\n") >= 2 * 400 + 1
+    assert "session limit" in _the_hit(agent)["raw"]
+
+
 @pytest.mark.parametrize("ending, code", [({"exit": 0}, 0), ({"exit": 3}, 3), ({"signal": "SIGTERM"}, 143)])
 def test_every_ending_writes_session_ended_and_the_index_row(agent: Agent, ending: dict[str, Any],
                                                              code: int) -> None:

@@ -74,6 +74,43 @@ def test_items_reach_the_observers_in_order_and_coalesced() -> None:
                               (INPUT, b"typed"), ("stdout", b"de")]
 
 
+def test_streaming_output_is_gathered_into_few_deliveries_and_keystrokes_are_not_held() -> None:
+    """Output that keeps coming waits (up to `gather_secs`) for more, so that the observers' thread takes the
+    interpreter lock from the relay's a few times, not once per chunk; output after a pause and keystrokes
+    are observed at once."""
+    recorder = Recorder()
+    observation = Observation(gather_secs=DEADLINE)
+    observation.start(recorder.observe, recorder.on_input)
+    observation.put("pty", b"after a pause")
+    wait_for(lambda: recorder.calls, "the first output")
+    for index in range(50):  # streaming now: the last delivery was less than `gather_secs` ago
+        observation.put("pty", b"%d " % index)
+    time.sleep(0.05)
+    assert recorder.calls == [("pty", b"after a pause")]  # still gathering
+    observation.put_input(b"typed")
+    wait_for(lambda: len(recorder.calls) == 3, "the keystrokes")
+    assert recorder.calls[1:] == [("pty", b"".join(b"%d " % index for index in range(50))), (INPUT, b"typed")]
+    observation.put("pty", b"last")
+    started = time.monotonic()
+    assert observation.finish(DEADLINE)  # finishing delivers what was gathered without waiting
+    assert time.monotonic() - started < DEADLINE / 2
+    assert recorder.calls[-1] == ("pty", b"last")
+
+
+def test_gathered_output_is_observed_once_there_is_enough_or_after_the_gathering_time() -> None:
+    for gather_secs, sizes in ((DEADLINE, (500, 500)), (0.05, (10, 10))):  # enough bytes / the time is up
+        recorder = Recorder()
+        observation = Observation(coalesce_bytes=1000, gather_secs=gather_secs)
+        observation.start(recorder.observe)
+        observation.put("pty", b"first")
+        wait_for(lambda: recorder.calls, "the first output")
+        observation.put("pty", b"x" * sizes[0])
+        observation.put("pty", b"y" * sizes[1])
+        wait_for(lambda: len(recorder.calls) == 2, "the gathered output")
+        assert recorder.calls[1] == ("pty", b"x" * sizes[0] + b"y" * sizes[1])
+        assert observation.finish(DEADLINE)
+
+
 def test_output_waits_for_the_observers_to_be_attached() -> None:
     recorder = Recorder()
     observation = Observation()

@@ -21,12 +21,20 @@ when
 The one thing it cannot see is a JSON number spelt in exponent form (`4.29e2` for 429); no agent CLI
 writes numbers so.
 
+The observers run on a thread of their own, beside the relay's (`wrapper/observation.py`), and whatever holds
+the interpreter lock holds up the relay. So the first look at a region (`_QuickCheck`) is made of
+ahocorasick searches, which let go of it: for each word, a part of it (≤ 4 bytes) in every ASCII case, and
+the other patterns above as they are; and every control byte. A region with neither cannot matter (without
+a control byte `strip_ansi` leaves the bytes as they are); otherwise the checks above decide. Plain output
+costs ~0.3 ms per MB, with the lock held only to make the calls.
+
 `GatedLines` is `text.LineAssembler` (same lines, same length limit) with the gate applied to each run of
 complete lines before they are split and decoded.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -89,9 +97,13 @@ class Prescan:
         self._blanks = any(b" " in pattern for pattern in direct + confirm)
         self._brace_lines = brace_lines
         self._id_key = id_key
+        self._quick = _QuickCheck(words, brace_lines=brace_lines, id_key=id_key)
 
     def may_matter(self, region: bytes, known_id: str | None = None) -> bool:
         """False only when no line in `region` (complete lines, raw bytes) can matter to the scanner."""
+        return self._quick.may_matter(region) and self._may_matter(region, known_id)
+
+    def _may_matter(self, region: bytes, known_id: str | None) -> bool:
         # One pass lowercases and drops control bytes: a word in the raw bytes is still there (dropping
         # bytes can only join words), and a shorter result tells that `strip_ansi` has work to do.
         lowered = region.translate(_ASCII_LOWER, _CONTROLS)
@@ -136,6 +148,83 @@ class Prescan:
             return True
         value = b'"' + known_id.encode("utf-8", "replace") + b'"'
         return text.count(key) != text.count(key + b":" + value) + text.count(key + b": " + value)
+
+
+class _QuickCheck:
+    """The first look at a region, done without the interpreter lock (the relay's thread needs it, and
+    waits for it while the observers' thread holds it), in searches of the raw bytes only: every word's
+    spellings in any ASCII case (of a part of the word, to keep the searches fast), every control byte.
+    Without a control byte `strip_ansi` leaves the bytes as they are, so `Prescan` would find a word only
+    where one of these spellings is; with one, it has to look (`may_matter` says maybe)."""
+
+    def __init__(self, words: Words, *, brace_lines: bool, id_key: bytes | None) -> None:
+        fixed = [*_FOLDS, _ESCAPE_START, _ESCAPE_START.upper()]
+        if brace_lines:
+            fixed += [b"\n{", b"\r{"]
+        if id_key is not None:
+            fixed.append(id_key)
+        choices = [[word.lower()] if isinstance(word, bytes) else [part.lower() for part in word]
+                   for word in words]
+        spellings = _spellings(choices, QUICK_PATTERNS - len(fixed))
+        self._words = _finder(sorted(set(fixed + spellings)))
+        self._controls = _control_finders()
+        self._brace_lines = brace_lines
+
+    def may_matter(self, region: bytes) -> bool:
+        if self._words.find_matches_as_indexes(region):
+            return True
+        if self._brace_lines and region[:1] == b"{":
+            return True
+        return any(finder.find_matches_as_indexes(region) for finder in self._controls)
+
+
+QUICK_PATTERNS = 64  # the most patterns the search keeps its SIMD prefilter for (Teddy)
+
+
+@functools.cache
+def _control_finders() -> list[Any]:
+    """One search per three control bytes: each is a `memchr3`, where one search for them all is a slow
+    byte-by-byte automaton (no prefilter for that many one-byte patterns)."""
+    controls = sorted((bytes([byte]) for byte in _CONTROLS), key=lambda byte: byte != b"\x1b")  # ESC: most common
+    return [_finder(controls[start:start + 3]) for start in range(0, len(controls), 3)]
+
+
+def _spellings(choices: list[list[bytes]], budget: int) -> list[bytes]:
+    """For each entry (words of which one must be there), the spellings in every ASCII case of a part of one
+    of its words: the longest part of 4 bytes or fewer (a rarer match), with the fewest spellings; while they are more than `budget` in
+    all, the entry with the most gets a shorter part (shorter parts match more often: a slower search)."""
+    lengths = [4] * len(choices)
+
+    def part(index: int) -> bytes:
+        candidates = [part for word in choices[index] for part in _parts(word, lengths[index])]
+        return min(candidates, key=lambda part: (-len(part), _case_count(part)))
+
+    parts = [part(index) for index in range(len(choices))]
+    while sum(_case_count(each) for each in parts) > budget:
+        index = max(range(len(parts)), key=lambda at: (_case_count(parts[at]), len(parts[at])))
+        if lengths[index] == 1:
+            break
+        lengths[index] -= 1
+        parts[index] = part(index)
+    return [spelling for each in parts for spelling in _cases(each)]
+
+
+def _parts(word: bytes, length: int) -> list[bytes]:
+    size = min(length, len(word))
+    return [word[start:start + size] for start in range(len(word) - size + 1)]
+
+
+def _case_count(part: bytes) -> int:
+    return 2 ** sum(1 for byte in part if 0x61 <= byte <= 0x7A)
+
+
+def _cases(part: bytes) -> list[bytes]:
+    """`part` (lowercase) in every ASCII case: what `bytes.lower` turns into it."""
+    spellings = [b""]
+    for byte in part:
+        options = [bytes([byte]), bytes([byte - 0x20])] if 0x61 <= byte <= 0x7A else [bytes([byte])]
+        spellings = [spelling + option for spelling in spellings for option in options]
+    return spellings
 
 
 def _finder(patterns: list[bytes]) -> Any:

@@ -4,12 +4,13 @@ The observers (the provider's output scanner, the usage-limit engine's screen an
 everything the agent writes, but the relay must never wait for them: a slow or stuck observer would hold
 back the agent's output on the user's terminal. So the relay only `put`s what it has already written to
 the terminal into a bounded queue and goes on; the observer thread delivers the items in order,
-coalescing consecutive chunks of one stream into one call (up to `COALESCE_BYTES`: the observers' cost is
+coalescing consecutive chunks of one stream into one call (of about `COALESCE_BYTES`: the observers' cost is
 largely per call, and they read chunks of any size: reads split the output anywhere anyway). The two
-threads still share the interpreter lock, and every hand-over between them costs a few context switches:
-hence batches (the relay hands over 64 KiB at a time), a price the PTY throughput pays against calling
-the observers in the relay's own loop (measured ~0.55x against ~0.59x of a plain PTY) for a relay that no
-observer can hold up.
+threads still share the interpreter lock: each time the observer thread wakes it takes the lock from the
+relay's, which then sleeps until it gets it back. Hence batches (the relay hands over 64 KiB at a time),
+and while output streams the observer thread gathers it (`GATHER_SECS`, or until `COALESCE_BYTES` wait)
+before observing it: a few wake-ups a second instead of one per hand-over. Output after a pause is
+observed at once. (The observers' heavy passes over the bytes let go of the lock: `prescan.py`.)
 
 Items queue until the observers are attached (`start`: zag starts the relay before the scanner exists, so
 the agent's first output reaches the user at once) or dropped for good when there are none (`disable`).
@@ -24,6 +25,7 @@ the scanner's `finish`.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -31,6 +33,7 @@ from zag.wrapper import threads
 
 MAX_PENDING_BYTES = 16 * 1024 * 1024
 COALESCE_BYTES = 1024 * 1024
+GATHER_SECS = 0.05  # how long queued output may wait for more before it is observed
 INPUT = "input"  # the stream name of keystrokes in the queue
 
 Observe = Callable[[str, bytes], None]
@@ -42,13 +45,16 @@ _WAITING, _OBSERVING, _CLOSED = "waiting", "observing", "closed"
 class Observation:
     """The queue between the relay (producer) and the observers' thread (consumer)."""
 
-    def __init__(self, max_bytes: int = MAX_PENDING_BYTES, coalesce_bytes: int = COALESCE_BYTES) -> None:
+    def __init__(self, max_bytes: int = MAX_PENDING_BYTES, coalesce_bytes: int = COALESCE_BYTES,
+                 gather_secs: float = GATHER_SECS) -> None:
         self._max_bytes = max_bytes
         self._coalesce_bytes = coalesce_bytes
         self._items: deque[tuple[str, bytes]] = deque()
         self._pending_bytes = 0
         self._state = _WAITING      # -> _OBSERVING (start) -> _CLOSED (finish), or _WAITING -> _CLOSED
-        self._idle = False          # the observer thread waits for items: a put must wake it
+        self._wake_at: int | None = None  # the observer thread waits: a put that brings this many bytes wakes it
+        self._gather_secs = gather_secs
+        self._delivered_at = float("-inf")  # when the observers last returned (monotonic)
         self._output_observed = True  # False once started without an output observer (keystrokes only)
         self._cond = threading.Condition(threading.Lock())
         self._observe: Observe | None = None
@@ -68,8 +74,9 @@ class Observation:
             self._pending_bytes += len(data)
             if self._pending_bytes > self._max_bytes:
                 self._drop_oldest()
-            if self._idle:
-                self._idle = False
+            wake_at = self._wake_at
+            if wake_at is not None and (self._pending_bytes >= wake_at or stream == INPUT):
+                self._wake_at = None
                 self._cond.notify()
 
     def put_input(self, data: bytes) -> None:
@@ -143,23 +150,44 @@ class Observation:
         while True:
             with self._cond:
                 while not self._items and self._state is not _CLOSED:
-                    self._idle = True
+                    self._wake_at = 0
                     self._cond.wait()
-                self._idle = False
+                self._gather()
+                self._wake_at = None
                 if not self._items:  # finished, and everything was delivered
                     return
                 batch, self._items = self._items, deque()
                 self._pending_bytes = 0
             self._deliver(batch)
+            self._delivered_at = time.monotonic()
             if self.dropped_bytes and not self._told:
                 self._report(final=False)
+
+    def _gather(self) -> None:
+        """Under the lock, output waiting: while output streams (the last delivery ended less than
+        `gather_secs` ago), let more come (up to `coalesce_bytes`, for at most `gather_secs`) before observing
+        it. Each wake-up of this thread takes the interpreter lock from the relay's, which then sleeps until
+        it gets it back: a few large batches cost the relay far less than one per chunk handed over. Output
+        after a pause (a TUI's redraw, a limit message) is observed at once."""
+        now = time.monotonic()
+        if now - self._delivered_at >= self._gather_secs:
+            return
+        deadline = now + self._gather_secs
+        while self._state is not _CLOSED and self._pending_bytes < self._coalesce_bytes:
+            if self._items[-1][0] == INPUT:
+                return  # keystrokes: observed at once
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._wake_at = self._coalesce_bytes
+            self._cond.wait(left)
 
     def _deliver(self, batch: deque[tuple[str, bytes]]) -> None:
         run_stream = ""
         run: list[bytes] = []
         size = 0
         for stream, data in batch:
-            if run and (stream != run_stream or size + len(data) > self._coalesce_bytes):
+            if run and (stream != run_stream or size >= self._coalesce_bytes):  # (a batch overshoots a little)
                 self._call(run_stream, run)
                 run, size = [], 0
             if stream == INPUT:

@@ -270,3 +270,48 @@ def test_ordinary_output_is_skipped_unread() -> None:
             for stream in ("stdout", "stderr", "pty"):
                 assert instance.feed(stream, data) == [], (provider, stream)
         assert not split.split.called and not claude_split.split.called, provider
+
+
+# --- the first look, without the interpreter lock ---------------------------------------------------
+def prescans() -> list[Prescan]:
+    from zag.providers.claude import scanner as claude
+    from zag.providers.codex import scanner as codex
+    from zag.providers.gemini import scanner as gemini
+    from zag.providers.goose import scanner as goose
+
+    return [claude._PRESCAN, *codex._PRESCAN.values(), gemini._PRESCAN, goose._PRESCAN]
+
+
+def any_case(word: bytes) -> st.SearchStrategy[bytes]:
+    return st.lists(st.booleans(), min_size=len(word), max_size=len(word)).map(
+        lambda upper: bytes(byte - 0x20 if flip and 0x61 <= byte <= 0x7A else byte for byte, flip in zip(word, upper)))
+
+
+WORDS = [b"limit", b"extra", b"(429)", b"api_error_status", b"claude", b"-r", b"quota", b"exhausted", b"demand",
+         b"--resume", b'"code"', b"429", b"session", b"session id:", b"thread.started", b'"session_id"', b"\\u006c", b"\\U0041"]
+CONTROLS = [bytes([byte]) for byte in [*range(0x00, 0x20), 0x7F]]
+region_pieces = (st.sampled_from(WORDS).flatmap(any_case)
+                 | st.sampled_from(WORDS).map(lambda word: word[:len(word) // 2]).flatmap(any_case)
+                 | st.sampled_from(WORDS).map(lambda word: word[len(word) // 2:]).flatmap(any_case)
+                 | st.sampled_from(CONTROLS + [b"\x1b[1m", b"\x1b[2C", b"\x1b[3;1H", b"{", b'{"', b"\xc2\xb7",
+                                              "\u0131\u017f\u212a\u0130".encode(), b" ", b"\r\n"])
+                 | st.sampled_from(ORDINARY) | st.binary(max_size=6))
+
+
+@settings(max_examples=400, deadline=None)
+@given(parts=st.lists(region_pieces, max_size=30), known=st.sampled_from([None, "x", SESSION]))
+def test_the_first_look_never_says_no_where_the_pre_check_would_say_yes(parts: list[bytes], known: str | None) -> None:
+    region = b"".join(parts)
+    for prescan in prescans():
+        assert prescan.may_matter(region, known) == prescan._may_matter(region, known), (region, prescan._quick)
+
+
+def test_plain_output_is_passed_without_the_pre_check_holding_the_interpreter() -> None:
+    """Plain output (no control byte, none of the words) is passed by searches that let go of the interpreter
+    lock: the pre-check's own passes (lowercasing, stripping) hold it, and the relay's thread waits for it."""
+    data = (b"0123456789abcdef" * 4095 + b"0123456789abcd\r\n") * 4 + b"\t  def main() -> None:  # {ok}\r\n"
+    for prescan in prescans():
+        with mock.patch.object(Prescan, "_may_matter", side_effect=AssertionError("the full pre-check ran")):
+            assert not prescan.may_matter(data)
+    tail = b"lim\x08it\r\n"  # a control byte: the full pre-check decides
+    assert all(prescan.may_matter(data + tail) for prescan in prescans())
