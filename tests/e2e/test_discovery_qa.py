@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,6 +23,32 @@ from .zag_cli import conversation, only_log, session_logs, zag_home_of, zag_json
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 MakeEnv = Callable[..., CliEnv]
 CONFIG_VARIABLE = {"claude": "CLAUDE_CONFIG_DIR", "codex": "CODEX_HOME"}
+
+
+def _type_and_enter(tui: Any, text: str) -> None:
+    """Type `text`, wait until the TUI shows it in its input, then press Enter (under load an Enter sent
+    with the text merges with it)."""
+    tui.send(text)
+    tui.wait_for(text, timeout=20)
+    tui.pump(0.3)
+    tui.press("enter")
+
+
+def _wait_answers(env: CliEnv, tui: Any, answers: int, timeout: float = 60) -> None:
+    """Read the TUI until the fake API has answered `answers` main requests in all."""
+    deadline = time.monotonic() + timeout
+    while len(env.fake.requests(env.family, fa.MAIN)) < answers:
+        assert time.monotonic() < deadline, tui.text()
+        tui.pump(0.2)
+
+
+def _claude_say(tui: Any, text: str) -> None:
+    """Type `text` into claude's TUI the way zag types a resume message (text, then Enter, in chunks)."""
+    from zag.providers import get
+
+    for chunk in get("claude").resume_keys(text).chunks:
+        tui.child.send(chunk)
+        tui.pump(0.4)
 
 
 @pytest.mark.parametrize("name,value", [("claude", "~/conf"), ("codex", "~/conf"), ("claude", "")])
@@ -57,14 +84,7 @@ def test_a_gemini_run_beside_the_tui_in_its_folder_is_not_taken_for_its_clear(cl
     tui.pump(3.0)
 
     def say(text: str, answers: int) -> None:
-        tui.send(text)
-        tui.wait_for(text, timeout=20)
-        tui.pump(0.3)
-        tui.press("enter")
-        deadline = time.monotonic() + 60
-        while len(env.fake.requests(env.family, fa.MAIN)) < answers:
-            assert time.monotonic() < deadline, tui.text()
-            tui.pump(0.2)
+        _gemini_say(tui, text, answers, env)
         tui.pump(2.5)  # the chat file is written; zag looks at a new file at least every 2 s
 
     say("before the other run", 1)
@@ -76,10 +96,7 @@ def test_a_gemini_run_beside_the_tui_in_its_folder_is_not_taken_for_its_clear(cl
     say("after the other run", 3)
     say("/clear", 3)
     say("after clear", 4)
-    tui.send("/quit")
-    tui.wait_for("/quit", timeout=20)
-    tui.pump(0.3)
-    tui.press("enter")
+    _type_and_enter(tui, "/quit")
     assert tui.wait_exit(timeout=60) == 0, tui.text()
 
     _, log = only_log(zag_home_of(env))
@@ -121,8 +138,6 @@ def test_claude_tui_resume_of_an_older_session_logs_only_what_follows(cli_env: M
     """`/resume <older id>` inside `zag run claude`: claude's registry names the older session; zag moved to
     its transcript (session_cleared) but read it from the start, logging its whole history (and usage)
     again as if it happened in this session."""
-    from zag.providers import get
-
     env = cli_env("claude")
     older = env.run("-p", "older history", timeout=60)
     assert older.returncode == 0, older.describe()
@@ -131,23 +146,15 @@ def test_claude_tui_resume_of_an_older_session_logs_only_what_follows(cli_env: M
     tui.wait_for("for shortcuts", timeout=60)
     tui.pump(1.0)
 
-    def say(text: str, pause: float) -> None:
-        for chunk in get("claude").resume_keys(text).chunks:
-            tui.child.send(chunk)
-            tui.pump(0.4)
-        tui.pump(pause)
-
-    say("first here", 0)
+    _claude_say(tui, "first here")
     tui.wait_for(fa.DEFAULT_TEXT, timeout=30)
     tui.pump(1.0)
-    say(f"/resume {older_transcript.stem}", 3.0)
-    say("after the resume", 0)
-    wait_requests = time.monotonic() + 30
-    while len(env.fake.requests(env.family, fa.MAIN)) < 3:
-        assert time.monotonic() < wait_requests, tui.text()
-        tui.pump(0.2)
+    _claude_say(tui, f"/resume {older_transcript.stem}")
+    tui.pump(3.0)
+    _claude_say(tui, "after the resume")
+    _wait_answers(env, tui, 3, timeout=30)
     tui.pump(2.0)
-    say("/exit", 0)
+    _claude_say(tui, "/exit")
     assert tui.wait_exit(timeout=30) == 0, tui.text()
 
     _, log = only_log(zag_home_of(env))
@@ -164,14 +171,8 @@ def test_claude_tui_resume_of_an_older_session_logs_only_what_follows(cli_env: M
 
 def _gemini_say(tui: Any, text: str, answers: int, env: CliEnv) -> None:
     """Type `text` into a gemini TUI and wait until the fake API answered `answers` main requests in all."""
-    tui.send(text)
-    tui.wait_for(text, timeout=20)
-    tui.pump(0.3)
-    tui.press("enter")
-    deadline = time.monotonic() + 60
-    while len(env.fake.requests(env.family, fa.MAIN)) < answers:
-        assert time.monotonic() < deadline, tui.text()
-        tui.pump(0.2)
+    _type_and_enter(tui, text)
+    _wait_answers(env, tui, answers)
 
 
 def _logged_users(env: CliEnv) -> list[str]:
@@ -201,10 +202,7 @@ def test_gemini_tui_resume_of_an_older_session_is_followed_live_without_its_hist
     tui.pump(3.0)
     _gemini_say(tui, "first here", 2, env)
     _wait_logged(env, tui, "first here")
-    tui.send("/resume")
-    tui.wait_for("/resume", timeout=20)
-    tui.pump(0.3)
-    tui.press("enter")
+    _type_and_enter(tui, "/resume")
     tui.wait_for("Chat Sessions (2 total)", timeout=30)
     tui.pump(0.5)
     tui.press("down")                      # newest first: #1 is this session, #2 the older one
@@ -214,10 +212,7 @@ def test_gemini_tui_resume_of_an_older_session_is_followed_live_without_its_hist
     tui.pump(1.0)
     _gemini_say(tui, "after the resume", 3, env)
     _wait_logged(env, tui, "after the resume")   # followed while gemini runs, not only at its exit
-    tui.send("/quit")
-    tui.wait_for("/quit", timeout=20)
-    tui.pump(0.3)
-    tui.press("enter")
+    _type_and_enter(tui, "/quit")
     assert tui.wait_exit(timeout=60) == 0, tui.text()
 
     _, log = only_log(zag_home_of(env))
@@ -321,10 +316,7 @@ def test_gemini_tui_chat_resume_of_a_checkpoint_logs_the_next_turns_not_the_hist
     tui.pump(1.0)
     _gemini_say(tui, "after the checkpoint", 4, env)
     _wait_logged(env, tui, "after the checkpoint")
-    tui.send("/quit")
-    tui.wait_for("/quit", timeout=20)
-    tui.pump(0.3)
-    tui.press("enter")
+    _type_and_enter(tui, "/quit")
     assert tui.wait_exit(timeout=60) == 0, tui.text()
 
     _, log = only_log(zag_home_of(env))
@@ -338,10 +330,7 @@ def test_gemini_tui_chat_resume_of_a_checkpoint_logs_the_next_turns_not_the_hist
 
 def _codex_say(tui: Any, env: CliEnv, text: str, logged: bool = True) -> None:
     """Type `text` into the codex TUI; unless it is a slash command, wait until zag logged it (live)."""
-    tui.send(text)
-    tui.wait_for(text, timeout=20)
-    tui.pump(0.3)
-    tui.press("enter")
+    _type_and_enter(tui, text)
     if logged:
         _wait_logged(env, tui, text, timeout=60)
     else:
@@ -360,10 +349,7 @@ def test_codex_tui_new_resume_back_fork_and_clear_log_each_turn_once_in_its_sess
     _codex_say(tui, env, "first here")
     _codex_say(tui, env, "/new", logged=False)
     _codex_say(tui, env, "after new")
-    tui.send("/resume")
-    tui.wait_for("/resume", timeout=20)
-    tui.pump(0.3)
-    tui.press("enter")
+    _type_and_enter(tui, "/resume")
     tui.wait_for("Resume a previous session", timeout=30)
     tui.wait_for(re.compile(r"\d / 2 · "), timeout=10)   # both sessions listed ("1 / 2 · 100%")
     tui.press("down")                   # most recently updated first: the `/new` session, then the first one
@@ -377,10 +363,7 @@ def test_codex_tui_new_resume_back_fork_and_clear_log_each_turn_once_in_its_sess
     _codex_say(tui, env, "after fork")
     _codex_say(tui, env, "/clear", logged=False)
     _codex_say(tui, env, "after clear")
-    tui.send("/quit")
-    tui.wait_for("/quit", timeout=20)
-    tui.pump(0.3)
-    tui.press("enter")
+    _type_and_enter(tui, "/quit")
     assert tui.wait_exit(timeout=60) == 0, tui.text()
 
     _, log = only_log(zag_home_of(env))
@@ -403,18 +386,11 @@ def test_claude_tui_resume_back_to_the_session_before_clear_logs_the_next_turns_
     """`/clear`, then `/resume <the first session>` inside `zag run claude`: claude rewrites its registry to
     the first id and writes the next turns into the first transcript. zag ignored any session it had left:
     those turns were never logged, not even at exit. Now a move back, without the first session's history."""
-    from zag.providers import get
-
     env = cli_env("claude")
     tui = env.spawn(argv=env.zag_argv("run", "claude"))
     tui.wait_for("for shortcuts", timeout=60)
     tui.pump(1.0)
-
-    def say(text: str) -> None:
-        for chunk in get("claude").resume_keys(text).chunks:
-            tui.child.send(chunk)
-            tui.pump(0.4)
-
+    say = partial(_claude_say, tui)
     say("first here")
     _wait_logged(env, tui, "first here", timeout=60)
     (first,) = list((Path(env.env["CLAUDE_CONFIG_DIR"]) / "projects").glob("*/*.jsonl"))
