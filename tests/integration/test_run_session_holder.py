@@ -323,3 +323,71 @@ def test_descriptors_given_to_zag_reach_the_held_agent_and_the_holders_do_not(ag
     assert term.exitstatus == 0
     fds = {int(fd) for fd in listing.read_text(encoding="utf-8").split()}
     assert {fd for fd in fds if fd < 10} == {0, 1, 2, 7}, fds  # the shell keeps its script at 10 or above
+
+
+# the agent's launcher (an npm shim, codex's node wrapper of its native binary): it starts the agent proper
+# as its own child, which records every start and goes on working when its terminal hangs up (an agent
+# running the task it was started with)
+SHIM_AGENT = """\
+import subprocess, sys
+PROPER = '''
+import os, signal, sys, time
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+with open(sys.argv[1], "a") as record:
+    record.write(f"{os.getpid()} ")
+print("agent up", os.getpid(), flush=True)
+try:
+    if sys.stdin.readline():
+        sys.exit(0)
+except OSError:
+    pass
+time.sleep(30)
+'''
+sys.exit(subprocess.call([sys.executable, "-c", PROPER, sys.argv[0] + ".starts"]))
+"""
+
+# the real holder, slow to report: it starts the agent at once but reports `delay` seconds later (a loaded
+# machine, a holder stopped or swapped out between its agent's exec and its report)
+SLOW_HOLDER = """\
+import sys, time
+sys.path.insert(0, {folder!r})
+import holder
+report = holder._report
+holder._report = lambda fd, message: (time.sleep({delay}), report(fd, message))
+holder.main(sys.argv)
+"""
+
+
+def test_a_holder_too_slow_to_report_leaves_no_agent_behind_when_zag_starts_it_directly(
+        agent: Agent, tmp_path: Path) -> None:
+    """The holder starts the agent but reports after zag gave up waiting: zag starts the agent directly,
+    and the one the holder started (with whatever it started: its whole session) is gone first; one
+    agent runs against the terminal, not two."""
+    from zag.wrapper import child as child_module
+
+    program = _python_program(tmp_path / "shim", SHIM_AGENT)
+    slow = tmp_path / "slow_holder.py"
+    slow.write_text(SLOW_HOLDER.format(folder=os.path.dirname(child_module.HOLDER), delay=4), encoding="utf-8")
+    starter = tmp_path / "zag-slow-holder"
+    starter.write_text(
+        "import sys\nfrom zag.wrapper import child\nchild.HOLDER = sys.argv.pop(1)\n"
+        "child.HOLDER_REPORT_SECS = 2.0\nfrom zag.cli import main\nmain(sys.argv[1:])\n", encoding="utf-8")
+    command = [sys.executable, str(starter), str(slow), "run", "claude"]
+    term = pexpect.spawn(command[0], command[1:], env=agent.env(ZAG_CLAUDE_BIN=str(program)),
+                         cwd=str(agent.root), dimensions=(24, 80), timeout=30)
+    starts = Path(str(program) + ".starts")
+    try:
+        term.expect(r"agent up (\d+)")
+        direct = int(term.match.group(1))
+        # the held agent started too (before zag gave up on its holder): it must be gone by now
+        lines = wait_until(lambda: len(starts.read_text().split()) == 2 and starts.read_text().split(), 5)
+        assert str(direct) in lines
+        living = [int(pid) for pid in lines if not process_gone(int(pid))]
+        assert living == [direct], (lines, living)
+        term.sendline("")
+        term.expect(pexpect.EOF)
+    finally:
+        term.close(force=True)
+        for pid in starts.read_text().split() if starts.exists() else ():
+            kill_quietly(int(pid))
+    assert term.exitstatus == 0

@@ -13,7 +13,9 @@ thread (the supervisor's event loop thread), never from a worker thread.
 
 In a PTY zag's child is the session holder (`holder.py`), which starts the agent in a process group of its
 own so that the kernel's job-control stops reach it; `Child.pid` is the agent's pid all the same, and
-`Child.popen` the process zag waits for. If the holder cannot start, the agent is started directly.
+`Child.popen` the process zag waits for. If the holder cannot start, or does not report within
+`HOLDER_REPORT_SECS`, the agent is started directly, after the holder's whole session is killed (a slow
+holder may have started an agent already).
 """
 
 from __future__ import annotations
@@ -325,12 +327,54 @@ def _read_report(fd: int, timeout: float) -> bytes:
 
 
 def _end_holder(popen: subprocess.Popen[bytes]) -> None:
-    """A holder that failed: killed (its agent, if any, dies with it: PDEATHSIG) and reaped."""
+    """A holder that failed, and all it started, killed and the holder reaped. A holder merely slow to
+    report may have started the agent, and the agent its own children (an npm shim, codex's native binary):
+    PDEATHSIG takes only the agent itself, so zag kills the holder's whole session before it starts the
+    agent directly: one agent, never two, against the user's terminal and files."""
     try:
         popen.kill()
     except OSError:
         pass
+    try:  # dead but not reaped: its pid, the session's id, cannot name another session meanwhile
+        os.waitid(os.P_PID, popen.pid, os.WEXITED | os.WNOWAIT)
+    except ChildProcessError:
+        pass
+    _kill_session(popen.pid)
     popen.wait()
+
+
+def _kill_session(sid: int, timeout: float = 5.0) -> None:
+    """SIGKILL every process of session `sid` (but its leader) until none is left, or `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        members = [pid for pid in _session_members(sid) if pid != sid]
+        if not members or time.monotonic() > deadline:
+            if members:
+                _holder_failed(f"processes of its session still run after SIGKILL: {members[:10]}")
+            return
+        for pid in members:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.01)
+
+
+def _session_members(sid: int) -> list[int]:
+    """The pids of the living (not zombie) processes whose session is `sid`, from /proc."""
+    members = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if len(fields) > 3 and fields[0] != b"Z" and fields[3] == b"%d" % sid:
+            members.append(int(name))
+    return members
 
 
 def _holder_failed(why: str) -> None:

@@ -15,8 +15,9 @@ kernel stops the agent exactly as it would without zag.
   SIGPIPE and SIGXFSZ at their defaults, and PR_SET_PDEATHSIG SIGKILL: it dies with the holder, which dies
   with zag.
 - The holder reports on `<report fd>`: `<pid>\\n` once the agent's exec succeeded, `E<errno>\\n` if it
-  failed (zag raises that error as if it had started the agent itself). Nothing (EOF), or `E0\\n` (the
-  child failed otherwise): zag starts the agent directly instead.
+  failed (zag raises that error as if it had started the agent itself). Nothing (EOF, or no report in
+  10 s), or `E0\\n` (the child failed otherwise): zag kills the holder's session (the agent it may have
+  started late, and that agent's children) and starts the agent directly instead.
 - When the agent stops, the holder stops itself with SIGSTOP (never dropped), so that zag sees its child
   stop; continued (zag's SIGCONT on `fg`), it gives the terminal back to the agent's group and continues it.
 - SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 are passed on to the agent (zag forwards them);
