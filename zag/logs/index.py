@@ -19,8 +19,9 @@ from typing import Any
 from zag import paths, states
 from zag.logs.ids import BadSessionId, check_prefix
 
-SCHEMA_VERSION = 6  # 2, 3: the `session_json` cache (see `_JSON_CACHE_SCHEMA`); 4: `backfill_sources.log_size`;
-# 5: fingerprints stored before it are forgotten (see `_migrate`); 6: `sessions.provider_owner_key`
+SCHEMA_VERSION = 7  # 2, 3: the `session_json` cache (see `_JSON_CACHE_SCHEMA`); 4: `backfill_sources.log_size`;
+# 5: fingerprints stored before it are forgotten (see `_migrate`); 6: `sessions.provider_owner_key`; 7: that key
+# moved to `session_owner_keys` (see `_move_owner_keys`)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -47,8 +48,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     resumed             INTEGER NOT NULL DEFAULT 0,
     backfilled          INTEGER NOT NULL DEFAULT 0,
     last_seq            INTEGER NOT NULL DEFAULT 0,
-    log_path            TEXT,
-    provider_owner_key  TEXT             -- the provider's `owner_key` of that id, where it is not the id
+    log_path            TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_by_start ON sessions(started_at DESC);
 CREATE INDEX IF NOT EXISTS sessions_by_state ON sessions(state);
@@ -83,6 +83,16 @@ CREATE TABLE IF NOT EXISTS backfill_sources (
     PRIMARY KEY (provider, source_key)
 );
 """
+# The provider's `owner_key` of a session's provider session id, where it is not the id (goose's). Not a
+# column of `sessions`: a released zag (schema 5) reads a row with `SELECT *` and writes it back checking each
+# name against its own list (`zag resume` adopting a row), so any column added there breaks it.
+_OWNER_KEYS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS session_owner_keys (
+    session_id  TEXT PRIMARY KEY,
+    owner_key   TEXT NOT NULL
+);
+"""
+_SCHEMA += _OWNER_KEYS_SCHEMA
 
 SESSION_COLUMNS = (
     "session_id", "provider", "provider_session_id", "state", "cwd", "argv", "model", "started_at",
@@ -90,8 +100,10 @@ SESSION_COLUMNS = (
     "supervisor_started", "child_pid", "last_heartbeat", "heartbeat_secs", "resume_at",
     "interactive", "resumed", "backfilled", "last_seq", "log_path", "provider_owner_key",
 )
-# what `zag sessions --json` and the other listings show: not the owner key (bookkeeping for backfill)
-DOC_COLUMNS = tuple(name for name in SESSION_COLUMNS if name != "provider_owner_key")
+OWNER_KEY = "provider_owner_key"   # kept in `session_owner_keys`, not in `sessions` (see `_SCHEMA`)
+# the columns of the `sessions` table, and what `zag sessions --json` and the other listings show: not the
+# owner key (bookkeeping for backfill)
+DOC_COLUMNS = tuple(name for name in SESSION_COLUMNS if name != OWNER_KEY)
 RESUME_COLUMNS = (
     "incident_id", "session_id", "provider", "provider_session_id", "scope", "reset_at", "resume_at",
     "fallback_used", "status", "attempts", "raw", "created_at", "updated_at",
@@ -148,6 +160,7 @@ class Index:
             return
         self._use_wal(timeout)
         self._add_missing_columns()
+        self._move_owner_keys()
         # A zag before 5 stored a source's fingerprint even when its reader stopped short of a torn last
         # line, which was then skipped as unchanged for good: each source is read once more from its cursor.
         forget = "UPDATE backfill_sources SET fingerprint = NULL;" if version < 5 else ""
@@ -180,9 +193,18 @@ class Index:
             columns = {row[1] for row in conn.execute("PRAGMA table_info(backfill_sources)")}
             if columns and "log_size" not in columns:
                 conn.execute("ALTER TABLE backfill_sources ADD COLUMN log_size INTEGER")
-            columns = {row[1] for row in conn.execute("PRAGMA table_info(sessions)")}
-            if columns and "provider_owner_key" not in columns:
-                conn.execute("ALTER TABLE sessions ADD COLUMN provider_owner_key TEXT")
+
+    def _move_owner_keys(self) -> None:
+        """A schema 6 index kept the owner key as a column of `sessions`, which broke a released zag's
+        `zag resume` on it: the keys move to their table and the column goes (where SQLite can drop one)."""
+        with self.transaction() as conn:
+            if OWNER_KEY not in {row[1] for row in conn.execute("PRAGMA table_info(sessions)")}:
+                return
+            conn.execute(_OWNER_KEYS_SCHEMA)
+            conn.execute(f"INSERT OR REPLACE INTO session_owner_keys (session_id, owner_key) "
+                         f"SELECT session_id, {OWNER_KEY} FROM sessions WHERE {OWNER_KEY} IS NOT NULL")
+            if sqlite3.sqlite_version_info >= (3, 35, 0):
+                conn.execute(f"ALTER TABLE sessions DROP COLUMN {OWNER_KEY}")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -196,17 +218,20 @@ class Index:
         else:
             self._conn.execute("COMMIT")
 
-    def _update(self, table: str, key: str, key_value: Any, fields: dict[str, Any]) -> int:
+    def _update(self, table: str, key: str, key_value: Any, fields: dict[str, Any], *, nested: bool = False) -> int:
+        """`nested`: inside the caller's transaction."""
         if not fields:
             return 0
-        columns = SESSION_COLUMNS if table == "sessions" else RESUME_COLUMNS
+        columns = DOC_COLUMNS if table == "sessions" else RESUME_COLUMNS
         unknown = set(fields) - set(columns)
         if unknown:
             raise ValueError(f"unknown {table} columns: {sorted(unknown)}")
         assignments = ", ".join(f"{name} = ?" for name in fields)
+        sql = f"UPDATE {table} SET {assignments} WHERE {key} = ?"
+        if nested:
+            return _execute(self._conn, sql, [*fields.values(), key_value]).rowcount
         with self.transaction() as conn:
-            cursor = _execute(conn, f"UPDATE {table} SET {assignments} WHERE {key} = ?", [*fields.values(), key_value])
-            return cursor.rowcount
+            return _execute(conn, sql, [*fields.values(), key_value]).rowcount
 
     # -- sessions -------------------------------------------------------------------------------
     def add_session(self, **fields: Any) -> None:
@@ -220,10 +245,12 @@ class Index:
         unknown = set(fields) - set(SESSION_COLUMNS)
         if unknown:
             raise ValueError(f"unknown sessions columns: {sorted(unknown)}")
+        owner_key = fields.pop(OWNER_KEY, None)
         names = ", ".join(fields)
         marks = ", ".join("?" for _ in fields)
         with self.transaction() as conn:
             _execute(conn, f"INSERT OR REPLACE INTO sessions ({names}) VALUES ({marks})", list(fields.values()))
+            _set_owner_key(conn, fields["session_id"], owner_key)
 
     def update_session(self, session_id: str, **fields: Any) -> bool:
         """Set the given columns of one session (and `updated_at`); False if no such session."""
@@ -231,7 +258,14 @@ class Index:
         _redact_columns(fields)
         if isinstance(fields.get("argv"), (list, tuple)):
             fields["argv"] = _argv_json(fields["argv"])
-        return self._update("sessions", "session_id", session_id, fields) > 0
+        if OWNER_KEY not in fields:
+            return self._update("sessions", "session_id", session_id, fields) > 0
+        owner_key = fields.pop(OWNER_KEY)
+        with self.transaction():
+            updated = self._update("sessions", "session_id", session_id, fields, nested=True) > 0
+            if updated:
+                _set_owner_key(self._conn, session_id, owner_key)
+        return updated
 
     def heartbeat(self, session_id: str, last_seq: int, *, at: float | None = None) -> None:
         at = at or time.time()
@@ -239,7 +273,10 @@ class Index:
                      {"last_heartbeat": at, "last_seq": last_seq, "updated_at": at})
 
     def get_session(self, session_id: str) -> dict[str, Any] | None:
-        row = self._conn.execute("SELECT * FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
+        row = self._conn.execute(
+            f"SELECT {', '.join('s.' + name for name in DOC_COLUMNS)}, k.owner_key AS {OWNER_KEY} FROM sessions s "
+            "LEFT JOIN session_owner_keys k ON k.session_id = s.session_id WHERE s.session_id = ?",
+            (session_id,)).fetchone()
         return _session_dict(row) if row else None
 
     def list_sessions(
@@ -354,8 +391,9 @@ class Index:
         """`(session_id, cwd, provider_owner_key)` of every zag session that holds a provider session,
         newest first."""
         return [(row[0], row[1], row[2]) for row in self._conn.execute(
-            "SELECT session_id, cwd, provider_owner_key FROM sessions WHERE provider = ? "
-            "AND provider_session_id = ? ORDER BY started_at DESC", (provider, provider_session_id))]
+            "SELECT s.session_id, s.cwd, k.owner_key FROM sessions s "
+            "LEFT JOIN session_owner_keys k ON k.session_id = s.session_id WHERE s.provider = ? "
+            "AND s.provider_session_id = ? ORDER BY s.started_at DESC", (provider, provider_session_id))]
 
     def existing_session_ids(self, session_ids: Iterable[str]) -> set[str]:
         """Which of `session_ids` the index holds, in a few queries (not one per id)."""
@@ -389,6 +427,7 @@ class Index:
         """Used by `reindex` before it rebuilds from the logs (cursors and resumes are kept)."""
         with self.transaction() as conn:
             conn.execute("DELETE FROM sessions")
+            conn.execute("DELETE FROM session_owner_keys")
 
     # -- scheduled resumes ----------------------------------------------------------------------
     def add_resume(self, **fields: Any) -> None:
@@ -429,7 +468,7 @@ class Index:
         """Take a session over from the supervisor recorded in its row (`zag resume`): the row's columns
         are set only if that supervisor is still the one recorded, so two takeovers cannot both win."""
         fields.setdefault("updated_at", time.time())
-        unknown = set(fields) - set(SESSION_COLUMNS)
+        unknown = set(fields) - set(DOC_COLUMNS)
         if unknown:
             raise ValueError(f"unknown sessions columns: {sorted(unknown)}")
         _redact_columns(fields)
@@ -753,6 +792,15 @@ def _session_filter(provider: str | None, states_in: Iterable[str] | None) -> tu
         clauses.append(f"state IN ({', '.join('?' for _ in wanted)})")
         params.extend(wanted)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _set_owner_key(conn: sqlite3.Connection, session_id: str, owner_key: str | None) -> None:
+    """Record (or, with None, forget) a session's owner key, in the caller's transaction."""
+    if owner_key is None:
+        conn.execute("DELETE FROM session_owner_keys WHERE session_id = ?", (session_id,))
+    else:
+        conn.execute("INSERT OR REPLACE INTO session_owner_keys (session_id, owner_key) VALUES (?, ?)",
+                     (session_id, owner_key))
 
 
 def _session_dict(row: sqlite3.Row) -> dict[str, Any]:

@@ -56,7 +56,7 @@ import msgspec
 from zag import paths, states
 from zag.logs import codec, events
 from zag.logs.ids import is_session_id
-from zag.logs.index import RESUME_COLUMNS, SESSION_COLUMNS, Index, is_damaged
+from zag.logs.index import DOC_COLUMNS, OWNER_KEY, RESUME_COLUMNS, SESSION_COLUMNS, Index, is_damaged
 from zag.logs.reader import iter_complete_lines
 
 # Types whose whole body is needed; every other line is read only as far as its envelope.
@@ -498,10 +498,13 @@ def _replace(conn: Any, scanned: list[ScannedSession]) -> int:
     resume_rows = [_keep_closed(values, closed.get(values[0])) for values in resume_rows]
     conn.execute("DELETE FROM sessions")
     conn.execute("DELETE FROM resumes")
+    conn.execute("DELETE FROM session_owner_keys")
     conn.executemany(
-        f"INSERT INTO sessions ({', '.join(SESSION_COLUMNS)}) VALUES ({', '.join('?' for _ in SESSION_COLUMNS)})",
-        session_rows,
+        f"INSERT INTO sessions ({', '.join(DOC_COLUMNS)}) VALUES ({', '.join('?' for _ in DOC_COLUMNS)})",
+        (values[:_OWNER_KEY] + values[_OWNER_KEY + 1:] for values in session_rows),
     )
+    conn.executemany("INSERT INTO session_owner_keys (session_id, owner_key) VALUES (?, ?)",
+                     ((values[0], values[_OWNER_KEY]) for values in session_rows if values[_OWNER_KEY] is not None))
     conn.executemany(
         f"INSERT OR REPLACE INTO resumes ({', '.join(RESUME_COLUMNS)}) "
         f"VALUES ({', '.join('?' for _ in RESUME_COLUMNS)})",
@@ -511,6 +514,7 @@ def _replace(conn: Any, scanned: list[ScannedSession]) -> int:
 
 
 _CHILD_PID = SESSION_COLUMNS.index("child_pid")
+_OWNER_KEY = SESSION_COLUMNS.index(OWNER_KEY)   # (its own table: see `zag.logs.index`)
 _LAST_HEARTBEAT = SESSION_COLUMNS.index("last_heartbeat")
 _STATUS = RESUME_COLUMNS.index("status")
 

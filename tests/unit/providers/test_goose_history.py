@@ -265,8 +265,8 @@ def test_two_supervised_sessions_with_the_same_id_each_adopt_their_own_folders_s
 
 
 def test_a_session_an_older_zag_indexed_without_owner_key_is_still_adopted_by_its_folder(two_roots: dict) -> None:
-    """An index from before `sessions.provider_owner_key` (schema 5): opened, it gains the column; its rows,
-    which have no key, are matched by folder as before."""
+    """An index from before the owner keys (schema 5): opened, it gains their table; its rows, which have no
+    key, are matched by folder as before."""
     import sqlite3
 
     from zag import paths, states
@@ -275,7 +275,7 @@ def test_a_session_an_older_zag_indexed_without_owner_key_is_still_adopted_by_it
 
     _supervised_row(states.EXITED, ended_at=T0 + 60)
     with sqlite3.connect(paths.index_db()) as conn:   # as schema 5 had it
-        conn.execute("ALTER TABLE sessions DROP COLUMN provider_owner_key")
+        conn.execute("DROP TABLE session_owner_keys")
         conn.execute("PRAGMA user_version = 5")
     conn.close()
     [summary] = run_backfill([PROVIDER], env=two_roots["env"], jobs=1)
