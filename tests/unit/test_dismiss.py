@@ -7,6 +7,7 @@ Sessions are built with the real index and log writer (`tests.readside`); the co
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -105,6 +106,8 @@ def test_refusals_leave_log_and_row_alone() -> None:
                              **{**live_supervisor(heartbeat_secs=1.0), "last_heartbeat": time.time() - 60})
         exited = add_session(index, exit_code=3)
         write_log(silent, [started_body()])
+    old = time.time() - 60  # a silent zag has not touched its log either (a live one's beat sets its time)
+    os.utime(paths.session_log(silent), (old, old))
     before = paths.session_log(silent).read_bytes()
     code, _, err = _dismiss(live)
     assert code == 2 and "still supervised by zag" in err and "only dead sessions" in err

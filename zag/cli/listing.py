@@ -79,7 +79,7 @@ def write_sessions_json(rows: Iterable[tuple[str, bytes]], out: BinaryIO | _Outp
     Rows stored as exited are final and pass through as SQLite rendered them; only running/waiting rows
     are decoded, checked and re-encoded. Written in chunks, so memory stays flat.
     """
-    from zag.wrapper.liveness import effective_state
+    from zag.wrapper.liveness import effective_state, index_stale
 
     now = time.time() if now is None else now
     wanted = None if states_in is None else frozenset(states_in)
@@ -93,9 +93,12 @@ def write_sessions_json(rows: Iterable[tuple[str, bytes]], out: BinaryIO | _Outp
                 shown = states.EXITED
                 if wanted is not None and shown not in wanted:
                     continue
+            stale = shown in states.LIVE_STATES and index_stale(row, now)
             if shown == states.DEAD:
                 take_due_resume(row, due)
-            if shown != stored:
+            elif stale:
+                row["index_stale"] = True
+            if shown != stored or stale:
                 row["state"] = shown
                 doc = json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode()
         chunk.append(separator)

@@ -67,6 +67,9 @@ def ps(show_all: bool, as_json: bool) -> None:
 def state_cell(row: dict[str, Any], now: float) -> render.Cell:
     """The STATE column: the state, with the resume time when waiting and the code when exited."""
     state = row.get("state") or "?"
+    if row.get("index_stale") and state in states.LIVE_STATES:  # its zag beats on, the index cannot take it
+        text, color = state_cell({**row, "index_stale": False}, now)
+        return f"{text} (index stale)", color
     if state == states.WAITING:
         resume_at = row.get("resume_at")
         text = f"waiting → {render.when(resume_at, now)}" if resume_at else "waiting"

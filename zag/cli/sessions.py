@@ -70,12 +70,14 @@ def shown_states(rows: Iterable[dict[str, Any]], now: float, *, silent: bool = F
     """Each row with its effective state: a dead one's log says whether it ended after all (with the log's
     event count, see `take_logged_end`), else when `zag resume` resumes it (`due`: `Index.due_resumes`, see
     `take_due_resume`); with `silent`, a dead one also says whether its zag still runs (`silent_kind`, as
-    `zag ps` shows it)."""
+    `zag ps` shows it). A live one whose index row missed its heartbeats (a full disk) has `index_stale`."""
     from zag.cli.listing import take_due_resume, take_logged_end
-    from zag.wrapper.liveness import effective_state, silent_kind
+    from zag.wrapper.liveness import effective_state, index_stale, silent_kind
 
     for row in rows:
         row["state"] = effective_state(row, now)
+        if row["state"] in states.LIVE_STATES and index_stale(row, now):
+            row["index_stale"] = True
         if row["state"] == states.DEAD and not take_logged_end(row):
             take_due_resume(row, due)
             if silent:

@@ -2,6 +2,10 @@
 
 A pid alone is not enough (pids are reused), so the supervisor records its own process start time
 (`/proc/<pid>/stat` field 22 plus the boot id on Linux, `ps -o lstart=` elsewhere) and readers compare.
+
+The heartbeat is in the index, which a full disk can stop taking: each beat also sets the session log's
+modification time (which needs no free space), and a live supervisor whose log was touched within the
+heartbeat window is not dead but beating with its index row stale (`index_stale`).
 """
 
 from __future__ import annotations
@@ -111,9 +115,35 @@ def effective_state(row: dict[str, Any], now: float | None = None) -> str:
     alive = supervisor_alive(row.get("supervisor_pid"), row.get("supervisor_started"), row.get("hostname"))
     if alive is False:
         return states.DEAD
-    interval = row.get("heartbeat_secs") or 10.0
-    last = row.get("last_heartbeat") or row.get("started_at") or 0.0
     now = time.time() if now is None else now
-    if now - last > interval * states.DEAD_AFTER_HEARTBEATS + 1.0:
-        return states.DEAD
+    if _beat_missed(row, row.get("last_heartbeat") or row.get("started_at") or 0.0, now):
+        return states.DEAD if not alive or _beat_missed(row, _log_touched(row), now) else stored
     return stored
+
+
+def index_stale(row: dict[str, Any], now: float | None = None) -> bool:
+    """For a session shown live: True when its index row missed its heartbeats while its supervisor beat
+    on in its log's modification time (the index could not be written: a full disk)."""
+    now = time.time() if now is None else now
+    return _beat_missed(row, row.get("last_heartbeat") or row.get("started_at") or 0.0, now)
+
+
+def _beat_missed(row: dict[str, Any], last: float, now: float) -> bool:
+    interval = row.get("heartbeat_secs") or 10.0
+    return now - last > interval * states.DEAD_AFTER_HEARTBEATS + 1.0
+
+
+def _log_touched(row: dict[str, Any]) -> float:
+    """When the session's log was last written or touched by its supervisor's beat; 0 if unknown."""
+    from zag import paths
+
+    try:
+        path = paths.session_log(str(row.get("session_id") or ""))
+    except ValueError:  # a damaged row's id: never a path
+        return 0.0
+    for candidate in (path, row.get("log_path")):
+        try:
+            return os.stat(candidate).st_mtime if candidate else 0.0
+        except OSError:
+            continue
+    return 0.0
