@@ -22,6 +22,7 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -310,6 +311,43 @@ def test_index_or_log_full_alone(agent: Agent, zag_home: Path, tmp_path: Path,
     finally:
         if full == "index":
             subprocess.run(["umount", "-l", str(zag_home / "sessions")], capture_output=True)
+
+
+def test_events_past_the_held_bound_are_dropped_unstamped_and_said_with_counts_once_there_is_space(
+        agent: Agent, zag_home: Path, tmp_path: Path, tiny_disk: Callable[..., TinyDisk],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """More waits than the writer holds (its bound, 64 MiB, made 15 kB here): the events past it were
+    dropped from the front of the queue, leaving a seq gap in the log and saying nothing until zag exited.
+    Now the later ones are dropped before they get a seq: the log stays seq 1..n, and once there is space
+    a `provider_status` note (`events_dropped`, with counts) follows the held ones and the user is told."""
+    import tests.integration.helpers as helpers
+
+    starter = tmp_path / "zag-small-bound"
+    starter.write_text("import sys\nfrom zag.logs import writer\nwriter.MAX_PENDING_BYTES = 15000\n"
+                       "from zag.cli import main\nmain(sys.argv[1:])\n", encoding="utf-8")
+    monkeypatch.setattr(helpers, "ZAG", (sys.executable, str(starter)))
+    disk = tiny_disk(zag_home)
+    write_config(zag_home, "heartbeat_secs = 0.2\n")
+    run = Run(agent, tmp_path, replies=4)
+    with run.zag() as proc:
+        disk.fill()
+        for number in range(1, 5):
+            run.let_agent_write(f"g{number}", number + 1)
+        disk.free()
+        notes = lambda: [event for event in run.log() if event["type"] == "provider_status"]  # noqa: E731
+        wait_until(notes, 10, message="the note of what was dropped")
+        stderr = run.finish(proc)
+    assert proc.returncode == 7
+    text = stderr.decode()
+    events = run.log()
+    assert_valid_log(events)
+    assert run.replies() == ["1", "2"]  # held (18 kB ≥ 15 kB), the two later replies dropped
+    [note] = notes()
+    data = note["data"]
+    assert data["kind"] == "events_dropped" and data["error"] == NO_SPACE
+    assert data["types"]["assistant_message"] == 2 and data["count"] == sum(data["types"].values())
+    assert f"zag: {data['count']} events from {data['first_ts']} to {data['last_ts']} are not in" in text, text
+    assert "Traceback" not in text
 
 
 def test_a_record_the_agent_writes_after_its_own_disk_was_full_is_not_lost(

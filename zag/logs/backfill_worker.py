@@ -332,7 +332,7 @@ class _Copier:
         if self.writer is None:
             return
         try:
-            if not self.writer.flush_pending():
+            if not self.writer.flush_pending() or not self.writer.complete:  # complete: none dropped either
                 raise ImportFailed(f"could not write {self.writer.path}: {self.writer.last_error or 'failed'}")
             self.result.last_seq = self.writer.last_seq
             if self.writer.provider_session_id and not self.result.provider_session_id:

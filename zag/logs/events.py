@@ -85,6 +85,9 @@ NOTE_AGENT_EXITED = "agent_exited"      # the agent exited, the session waits on
 # ids repeat across the agent's homes (goose): kept in the index, so backfill gives a session without cursor
 # exactly its own agent session
 NOTE_PROVIDER_OWNER = "provider_session_owner"
+# events the session log could not hold while it could not be written (`data.count`, `bytes`, `types`,
+# `first_ts`, `last_ts`): not in the log; the agent's own files still hold its records
+NOTE_EVENTS_DROPPED = "events_dropped"
 
 
 def now_rfc3339() -> str:

@@ -7,8 +7,11 @@ last line left by a crash is repaired when the log is opened again. Files are 06
 
 If the disk is full (or any write fails), the lines are kept in memory (bounded) and retried on the
 next write; the failure is told once (`tell`: stderr unless the owner says otherwise) and written to
-zag's diagnostics, never raised into the supervisor, so the user's agent keeps running. Lines still
-unwritten when the writer is closed are lost, and that is told too.
+zag's diagnostics, never raised into the supervisor, so the user's agent keeps running. Past the bound
+(`MAX_PENDING_BYTES` held) further events are dropped before they get a seq, so the log keeps its seq
+run without a gap: once the held lines are written, a `provider_status` note (`data.kind`
+`events_dropped`: count, bytes, per type, first and last time) takes the next seq and the loss is told
+with its counts. Lines still unwritten when the writer is closed are lost, and that is told too.
 """
 
 from __future__ import annotations
@@ -61,7 +64,11 @@ class SessionLogWriter:
         self._lock = threading.Lock()
         self._pending: deque[bytes] = deque()
         self._pending_bytes = 0
-        self._dropped = 0
+        self._dropped = 0  # events dropped unstamped past the bound, this writer's life long
+        self._dropped_noted = 0  # of which the log has a note
+        self._dropped_types: dict[str, int] = {}
+        self._dropped_bytes = 0
+        self._dropped_span: tuple[str | None, str | None] = (None, None)
         self._reported_failure = False
         self._tell = tell
         self.last_error: str | None = None  # why the last failed write failed (e.g. "No space left on device")
@@ -72,17 +79,25 @@ class SessionLogWriter:
     def write(self, body: dict[str, Any], source: str = events.SOURCE_WRAPPER) -> dict[str, Any]:
         """Stamp `body` with the envelope, append it, and return the full event."""
         with self._lock:
+            if self._over_bound():
+                self._drop(body)
+                return self._unstamped(body, source)
             event = self._envelope(body, source)
             self._append(self._encode(event))
             return event
 
     def write_many(self, bodies: list[dict[str, Any]], source: str) -> list[dict[str, Any]]:
-        """Append several events in one write (each still a whole line); used by backfill.
+        """Append several events in one write (each still a whole line); used by backfill. Past the bound
+        of held lines none is stamped and [] is returned (as `write`, see the module's docstring).
 
         The block is encoded in one go and redacted once (`Redactor.redact_lines`): same bytes as
         line by line, without the per-line overhead that dominates on hundreds of thousands of events.
         """
         with self._lock:
+            if bodies and self._over_bound():
+                for body in bodies:
+                    self._drop(body)
+                return []
             stamped = self._envelope_many(bodies, source)
             if stamped:
                 try:
@@ -100,13 +115,16 @@ class SessionLogWriter:
     def flush_pending(self) -> bool:
         """Retry lines held back by an earlier failure; True when nothing is pending any more."""
         with self._lock:
-            return self._drain_pending()
+            if self._drain_pending():
+                self._note_dropped()
+            return not self._pending
 
     def close(self) -> bool:
         """Write what is pending and close; True when every event reached the file. Lost events are told
         (even after the first failure was: that one said they were being held)."""
         with self._lock:
-            self._drain_pending()
+            if self._drain_pending():
+                self._note_dropped()
             lost = len(self._pending) + self._dropped
             if lost:
                 message = (f"{lost} events could not be written to {self.path} "
@@ -194,6 +212,54 @@ class SessionLogWriter:
             safe["type"] = events.PARSE_WARNING
             return codec.dumps_line(safe)
 
+    def _over_bound(self) -> bool:
+        """True when the held lines are at their bound and still cannot be written: the next event is
+        dropped unstamped. Once they can, the dropped ones are noted (`_note_dropped`) first."""
+        if self._pending_bytes < MAX_PENDING_BYTES or self._drain_pending():
+            if not self._pending:  # else the note waits until the held lines are all written
+                self._note_dropped()
+            return False
+        return True
+
+    def _drop(self, body: dict[str, Any]) -> None:
+        self._dropped += 1
+        kind = str(body.get("type"))
+        self._dropped_types[kind] = self._dropped_types.get(kind, 0) + 1
+        self._dropped_bytes += len(repr(body))  # about its size: encoding it costs what holding it would
+        ts = events.normalize_ts(body.get("ts")) or events.now_rfc3339()
+        self._dropped_span = (self._dropped_span[0] or ts, ts)
+
+    def _unstamped(self, body: dict[str, Any], source: str) -> dict[str, Any]:
+        """What `write` returns for a dropped event: its envelope without a seq (it has none in the log)."""
+        fields = dict(body)
+        return {"seq": None, "ts": events.normalize_ts(fields.pop("ts", None)) or events.now_rfc3339(),
+                "session_id": self.session_id, "provider": self.provider,
+                "provider_session_id": fields.pop("provider_session_id", self.provider_session_id),
+                "source": source, "type": fields.pop("type"), **fields}
+
+    def _note_dropped(self) -> None:
+        """The held lines are written: say what was dropped since the last note, in the log and to the user."""
+        count = self._dropped - self._dropped_noted
+        if not count:
+            return
+        self._dropped_noted = self._dropped
+        first, last = self._dropped_span
+        data = {"kind": events.NOTE_EVENTS_DROPPED, "count": count, "bytes": self._dropped_bytes,
+                "types": dict(sorted(self._dropped_types.items())), "first_ts": first, "last_ts": last,
+                "error": self.last_error}
+        self._dropped_types, self._dropped_bytes, self._dropped_span = {}, 0, (None, None)
+        bound = (f"{MAX_PENDING_BYTES // (1024 * 1024)} MiB" if MAX_PENDING_BYTES >= 1024 * 1024
+                 else f"{MAX_PENDING_BYTES} bytes")
+        message = (f"{count} events from {first} to {last} are not in {self.path}: more than {bound} "
+                   f"waited while it could not be written ({self.last_error or 'write failed'}); "
+                   "the agent's own files still hold its records")
+        from zag import diag
+
+        diag.error("session_log_events_dropped", path=str(self.path), **data)
+        self._say(f"zag: {message}")
+        note = self._envelope(events.body(events.PROVIDER_STATUS, message=message, data=data), events.SOURCE_WRAPPER)
+        self._append(self._encode(note))
+
     def _append(self, data: bytes) -> None:
         if self._pending and not self._drain_pending():
             self._hold(data)
@@ -223,10 +289,6 @@ class SessionLogWriter:
     def _hold(self, data: bytes) -> None:
         self._pending.append(data)
         self._pending_bytes += len(data)
-        while self._pending_bytes > MAX_PENDING_BYTES and len(self._pending) > 1:
-            dropped = self._pending.popleft()
-            self._pending_bytes -= len(dropped)
-            self._dropped += 1
 
     def _drain_pending(self) -> bool:
         while self._pending:
