@@ -1,7 +1,8 @@
 """The session log writer on a disk that stays full past its bound of held lines (`MAX_PENDING_BYTES`):
 the events that no longer fit are dropped before they get a seq, so once space returns the log is still
 seq 1..n with no gap or repeat, and a `provider_status` note (kind `events_dropped`) with the counts takes
-the next seq; the user is told once then, with the counts."""
+the next seq; the user is told once then, with the counts. The agent's own records (from its files) are
+held past the bound instead: the live follower stops reading there (`has_room`)."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def test_past_the_bound_the_log_keeps_its_seq_run_and_says_what_was_dropped(disk
     writer.write(events.body(events.SESSION_STARTED))
     disk.full = True
     returned = [writer.write(events.body(events.ASSISTANT_MESSAGE, content=f"reply {n} " + "x" * 200),
-                             events.SOURCE_PROVIDER_FILE) for n in range(40)]
+                             events.SOURCE_STDOUT) for n in range(40)]
     assert len(told) == 1  # the failure, once
     disk.full = False
     writer.write(events.body(events.HEARTBEAT))
@@ -69,5 +70,24 @@ def test_past_the_bound_the_log_keeps_its_seq_run_and_says_what_was_dropped(disk
     assert note["data"]["kind"] == events.NOTE_EVENTS_DROPPED
     assert note["data"]["count"] == dropped and note["data"]["types"] == {"assistant_message": dropped}
     assert note["data"]["first_ts"] and note["data"]["last_ts"]
-    assert f"{dropped} events from" in told[1] and str(path) in told[1]  # said once space returned
+    assert f"{dropped} events (assistant_message {dropped}) from" in told[1] and str(path) in told[1]  # once
     assert f"{dropped} events could not be written" in told[2]
+
+
+def test_the_agents_records_are_held_past_the_bound_and_the_follower_told_to_wait(disk: Disk,
+                                                                                  tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    writer = SessionLogWriter("s1", "claude", path=path, tell=lambda line: None)
+    writer.write(events.body(events.SESSION_STARTED))
+    disk.full = True
+    assert writer.has_room()
+    for n in range(20):
+        writer.write(events.body(events.ASSISTANT_MESSAGE, content=f"reply {n} " + "x" * 200),
+                     events.SOURCE_PROVIDER_FILE)
+    assert not writer.has_room()  # the follower reads nothing more meanwhile
+    disk.full = False
+    assert writer.has_room()
+    assert writer.close() is True
+    log = _log(path)
+    assert [event["seq"] for event in log] == list(range(1, 22))
+    assert [event["content"].split()[1] for event in log[1:]] == [str(n) for n in range(20)]

@@ -86,7 +86,7 @@ NOTE_AGENT_EXITED = "agent_exited"      # the agent exited, the session waits on
 # exactly its own agent session
 NOTE_PROVIDER_OWNER = "provider_session_owner"
 # events the session log could not hold while it could not be written (`data.count`, `bytes`, `types`,
-# `first_ts`, `last_ts`): not in the log; the agent's own files still hold its records
+# `first_ts`, `last_ts`, `error`): not in the log (the agent's records are not dropped: zag waits to read them)
 NOTE_EVENTS_DROPPED = "events_dropped"
 
 

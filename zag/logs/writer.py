@@ -11,7 +11,9 @@ zag's diagnostics, never raised into the supervisor, so the user's agent keeps r
 (`MAX_PENDING_BYTES` held) further events are dropped before they get a seq, so the log keeps its seq
 run without a gap: once the held lines are written, a `provider_status` note (`data.kind`
 `events_dropped`: count, bytes, per type, first and last time) takes the next seq and the loss is told
-with its counts. Lines still unwritten when the writer is closed are lost, and that is told too.
+with its counts. The live follower waits instead while there is no room (`has_room`): what the agent
+writes to its own files is read once the log can be written again, not dropped. Lines still unwritten
+when the writer is closed are lost, and that is told too.
 """
 
 from __future__ import annotations
@@ -79,7 +81,9 @@ class SessionLogWriter:
     def write(self, body: dict[str, Any], source: str = events.SOURCE_WRAPPER) -> dict[str, Any]:
         """Stamp `body` with the envelope, append it, and return the full event."""
         with self._lock:
-            if self._over_bound():
+            # the agent's records are held past the bound: its follower stops reading there (`has_room`),
+            # so they pass it by one read at most, and the rest of a record read (its usage) is not lost
+            if source != events.SOURCE_PROVIDER_FILE and self._over_bound():
                 self._drop(body)
                 return self._unstamped(body, source)
             event = self._envelope(body, source)
@@ -111,6 +115,12 @@ class SessionLogWriter:
     def complete(self) -> bool:
         """Every event so far is in the file (none held back by a failed write, none dropped)."""
         return not self._pending and not self._dropped and self._fd >= 0
+
+    def has_room(self) -> bool:
+        """False while the held lines are at their bound and still cannot be written: a reader that can
+        wait (the live follower: the agent's files keep its records) should not read more meanwhile."""
+        with self._lock:
+            return not self._over_bound()
 
     def flush_pending(self) -> bool:
         """Retry lines held back by an earlier failure; True when nothing is pending any more."""
@@ -250,9 +260,9 @@ class SessionLogWriter:
         self._dropped_types, self._dropped_bytes, self._dropped_span = {}, 0, (None, None)
         bound = (f"{MAX_PENDING_BYTES // (1024 * 1024)} MiB" if MAX_PENDING_BYTES >= 1024 * 1024
                  else f"{MAX_PENDING_BYTES} bytes")
-        message = (f"{count} events from {first} to {last} are not in {self.path}: more than {bound} "
-                   f"waited while it could not be written ({self.last_error or 'write failed'}); "
-                   "the agent's own files still hold its records")
+        kinds = ", ".join(f"{kind} {number}" for kind, number in data["types"].items())
+        message = (f"{count} events ({kinds}) from {first} to {last} are not in {self.path}: more than "
+                   f"{bound} waited while it could not be written ({self.last_error or 'write failed'})")
         from zag import diag
 
         diag.error("session_log_events_dropped", path=str(self.path), **data)

@@ -51,8 +51,10 @@ class LiveFollower:
         stop: threading.Event | None = None,
         log_complete: Callable[[], bool] = lambda: True,
         log_size: Callable[[], int | None] = lambda: None,
+        log_room: Callable[[], bool] = lambda: True,
     ) -> None:
         self._provider = provider
+        self._log_room = log_room  # False: the session log holds all it can in memory; read nothing more
         self._log_complete = log_complete
         self._log_size = log_size  # the session log's size now (None: unknown)
         self._guard = guard
@@ -79,10 +81,12 @@ class LiveFollower:
         return self._live is not None
 
     def poll_once(self) -> int:
-        """Hand pending hints to the live session, read what is new, route it. Returns the item count."""
+        """Hand pending hints to the live session, read what is new, route it. Returns the item count.
+        Nothing is read while the session log has no room (a full disk): the agent's files keep the records,
+        read once it has (or by `zag backfill`, the cursor staying before them)."""
         with self._lock:
             live = self._live
-            if live is None:
+            if live is None or not self._log_room():
                 return 0
             while self._hints:
                 self._guard.method("LiveSession.hint", live, "hint", self._hints.popleft(), default=None)

@@ -520,7 +520,7 @@ class Supervisor:
         follower = LiveFollower(self.provider, self.guard, self.registry, self._route,
                                 self._set_provider_session_id, stop=self.stop_requested,
                                 log_complete=lambda: self.writer.complete,
-                                log_size=lambda: file_size(self.writer.path))
+                                log_size=lambda: file_size(self.writer.path), log_room=self.writer.has_room)
         self._follower = follower
         child_done = threading.Event()
         scanner = live_thread = None
