@@ -118,6 +118,9 @@ class AmbiguousSession(BadSessionId):
     """More than one session matches the prefix the user typed."""
 
 
+_PAGE_ROWS = 2000  # sessions read per read transaction by the listings (see Index._pages)
+
+
 class Index:
     """One connection to the index. Cheap to open; open one per process (or thread)."""
 
@@ -308,11 +311,7 @@ class Index:
         if prefix:
             where += (" AND " if where else " WHERE ") + "session_id >= ? AND session_id < ?"
             params.extend((prefix, prefix + "\uffff"))
-        sql = f"SELECT * FROM sessions{where} ORDER BY started_at DESC, session_id"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(int(limit))
-        for row in self._conn.execute(sql, params):
+        for row in self._pages("SELECT * FROM sessions", where, params, limit):
             yield _session_dict(row)
 
     def iter_session_json(
@@ -322,10 +321,10 @@ class Index:
         states_in: Iterable[str] | None = None,
         limit: int | None = None,
     ) -> Iterator[tuple[str, bytes]]:
-        """`(stored state, UTF-8 JSON object)` per session, newest first (ties in index order).
+        """`(stored state, UTF-8 JSON object)` per session, newest first (ties by session id).
 
-        The rows of `list_sessions`, streamed from the `session_json` cache that triggers keep current,
-        so `zag ps --json` and `zag sessions --json` are one scan with no Python object per column, even
+        The rows of `list_sessions`, streamed (a page at a time) from the `session_json` cache that triggers
+        keep current, so `zag ps --json` and `zag sessions --json` have no Python object per column, even
         with tens of thousands of sessions. The object has every column, `argv` as a list (null if
         unreadable) and the flags as booleans.
         """
@@ -338,11 +337,32 @@ class Index:
             where += (" AND " if where else " WHERE ") + (
                 f"session_id IN (SELECT session_id FROM sessions WHERE state IN ({', '.join('?' for _ in wanted)}))")
             params.extend(wanted)
-        sql = f"SELECT state, CAST(doc AS BLOB) FROM session_json{where} ORDER BY started_at DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(int(limit))
-        return iter(self._conn.execute(sql, params))
+        select = "SELECT state, CAST(doc AS BLOB), started_at, session_id FROM session_json"
+        return ((row[0], row[1]) for row in self._pages(select, where, params, limit))
+
+    def _pages(self, select: str, where: str, params: list[Any], limit: int | None) -> Iterator[sqlite3.Row]:
+        """The rows of `select` + `where` (which must select started_at and session_id), newest first (ties
+        by session id), read `_PAGE_ROWS` at a time, each page fetched whole. One statement stepped as the
+        caller goes kept a read transaction open for as long as the caller took: `zag sessions --json |
+        less` left open overnight pinned the WAL, which no checkpoint could then reset while every
+        supervisor's heartbeat grew it. Between pages no transaction is open."""
+        after: tuple[float, str] | None = None
+        left = None if limit is None else int(limit)
+        while left is None or left > 0:
+            size = _PAGE_ROWS if left is None else min(_PAGE_ROWS, left)
+            clause, values = where, list(params)
+            if after is not None:
+                clause += (" AND " if clause else " WHERE ") + (
+                    "started_at <= ? AND NOT (started_at = ? AND session_id <= ?)")
+                values += [after[0], after[0], after[1]]
+            rows = self._conn.execute(f"{select}{clause} ORDER BY started_at DESC, session_id LIMIT ?",
+                                      [*values, size]).fetchall()
+            yield from rows
+            if len(rows) < size:
+                return
+            after = (rows[-1]["started_at"], rows[-1]["session_id"])
+            if left is not None:
+                left -= len(rows)
 
     def resolve_session(self, text: str) -> str:
         """A full session id from an id or unique prefix; `BadSessionId` (user-facing) otherwise."""
