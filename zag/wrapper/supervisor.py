@@ -1031,6 +1031,9 @@ class _UnwrittenLog:
             self.last_seq += 1
             return {"seq": self.last_seq, "source": source, **body}
 
+    def has_room(self) -> bool:
+        return True  # nothing is held: the live follower reads on, its events are dropped like the rest
+
     def close(self) -> bool:
         return False  # every event was dropped (said when the log could not be opened)
 
