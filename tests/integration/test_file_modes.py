@@ -223,6 +223,28 @@ def test_a_session_log_replaced_by_a_symlink_is_not_written_through(agent: Agent
     assert log.is_symlink()
 
 
+def test_heartbeats_of_a_run_without_a_log_neither_fail_nor_touch_the_symlinks_target(agent: Agent,
+                                                                                      tmp_path: Path) -> None:
+    """Each heartbeat also touches the session log (a beat that needs no free space); with no log to touch,
+    it logged a heartbeat_failed traceback into zag.log at every beat."""
+    agent.script([{"exit": 0}])
+    assert agent.run("run", "claude", "-p", "x").returncode == 0
+    [log] = agent.session_log_paths()
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_bytes(b"someone else's file\n")
+    os.utime(elsewhere, (1_000_000, 1_000_000))
+    log.unlink()
+    log.symlink_to(elsewhere)
+    write_config(agent.zag_home, "heartbeat_secs = 0.1\n")
+    agent.script([{"sleep": 1.0}, {"out": "again\n"}, {"exit": 0}])
+
+    resumed = agent.run("resume", log.stem)
+
+    assert resumed.stdout == b"again\n", resumed.stderr
+    assert "heartbeat_failed" not in (agent.zag_home / "zag.log").read_text(encoding="utf-8")
+    assert elsewhere.stat().st_mtime == 1_000_000
+
+
 def test_a_log_path_that_is_a_symlink_is_not_written_through(tmp_path: Path, zag_home: Path) -> None:
     """The writer every log goes through (a run's, a resume's, a dismiss's, a backfill's temporary log,
     whose name is predictable) refuses a symlink where the log should be."""

@@ -850,8 +850,10 @@ class Supervisor:
         self._log(events.body(events.HEARTBEAT, ts=at, interval_secs=self.heartbeat_secs, **extra))
         if self.registry is not None:
             self.registry.heartbeat(self.writer.last_seq, at)
+        if self.writer.path is None:  # no log to touch (it could not be opened)
+            return
         try:  # a beat that needs no free space: `zag ps` reads it when the index could not take the heartbeat
-            os.utime(self.writer.path)
+            os.utime(self.writer.path, follow_symlinks=False)
         except OSError:
             pass
 
@@ -1022,6 +1024,7 @@ class _UnwrittenLog:
         self.session_id = session_id
         self.provider = provider
         self.provider_session_id = provider_session_id
+        self.path = None
         self.last_seq = 0
         self.complete = False
         self._lock = threading.Lock()
