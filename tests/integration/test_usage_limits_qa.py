@@ -15,13 +15,11 @@ import pytest
 from tests.integration.helpers import Agent
 from zag.logs.index import Index
 
-NOW = time.time()
-
-
 def _resume(index: Index, **fields: object) -> str:
     incident_id = str(uuid.uuid4())
+    now = time.time()  # not at import: a whole suite runs longer than the 10 min this resume is ahead
     row = {"incident_id": incident_id, "session_id": str(uuid.uuid4()), "provider": "claude", "scope": "session",
-           "reset_at": NOW + 600, "resume_at": NOW + 610, "status": "pending", "raw": "limit"}
+           "reset_at": now + 600, "resume_at": now + 610, "status": "pending", "raw": "limit"}
     index.add_resume(**{**row, **fields})
     return incident_id
 
