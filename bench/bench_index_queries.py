@@ -33,7 +33,7 @@ ZAG = [str(Path(PYTHON).parent / "zag")] if (Path(PYTHON).parent / "zag").exists
 def build_index(home: Path, count: int) -> None:
     os.environ["ZAG_HOME"] = str(home)
     from zag import states
-    from zag.logs.index import SESSION_COLUMNS, Index
+    from zag.logs.index import DOC_COLUMNS, Index
     from zag.wrapper import liveness
 
     rng = random.Random(7)
@@ -66,12 +66,12 @@ def build_index(home: Path, count: int) -> None:
             "interactive": int(n % 5 == 0), "resumed": int(n % 11 == 0), "backfilled": int(backfilled),
             "last_seq": rng.randrange(5, 5000), "log_path": str(home / "sessions" / f"{session_id}.jsonl"),
         }
-        rows.append(tuple(row.get(name) for name in SESSION_COLUMNS))  # a column added since: NULL
+        rows.append(tuple(row.get(name) for name in DOC_COLUMNS))  # a column added since: NULL
         if kind == "crashed":
             _write_log(Path(row["log_path"]), session_id, row["last_seq"] + 200)
     with Index() as index, index.transaction() as conn:
         conn.executemany(
-            f"INSERT INTO sessions ({', '.join(SESSION_COLUMNS)}) VALUES ({', '.join('?' for _ in SESSION_COLUMNS)})",
+            f"INSERT INTO sessions ({', '.join(DOC_COLUMNS)}) VALUES ({', '.join('?' for _ in DOC_COLUMNS)})",
             rows,
         )
 
