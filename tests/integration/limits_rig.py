@@ -114,6 +114,20 @@ class Rig:
             return None
         return wait_until(waiting, timeout, interval=0.05, message="zag ps showing the session waiting")
 
+    def killed_while_waiting_in_a_terminal(self, provider: str) -> dict[str, Any]:
+        """`zag run provider` in a terminal, SIGKILLed once `zag ps` shows it waiting on the limit; returns
+        that waiting row once `zag ps` calls the session dead."""
+        term = self.spawn("run", provider)
+        try:
+            term.expect_exact("hit its usage limit")
+            waiting = self.waiting_row(term)
+            term.kill(signal.SIGKILL)
+            term.expect(pexpect.EOF)
+        finally:
+            term.close(force=True)
+        wait_until(lambda: self.zag_json("ps", "--json")[0]["state"] == "dead", 30, message="dead session")
+        return waiting
+
     def signal_while_waiting(self, *args: str, signum: int) -> subprocess.Popen[bytes]:
         """Start `zag <args>`, send it `signum` once `zag ps` shows it waiting, and let it run to its end
         (returned, ended)."""

@@ -75,15 +75,7 @@ def test_killed_interactive_session_resumed_in_a_terminal(tmp_path: Path, zag_ho
                  "Please try again later.\r\n"}, {"wait_signal": 60}],
         [{"raw_tty": True}, {"out": "╭─ Claude Code ─╮\r\n❯ \r\n  ? for shortcuts\r\n"}, *L.claude_tui_resumed(rig)],
     )
-    term = rig.spawn("run", "claude")
-    try:
-        term.expect_exact("hit its usage limit")
-        waiting = rig.waiting_row(term)
-        term.kill(signal.SIGKILL)
-        term.expect(L.pexpect.EOF)
-    finally:
-        term.close(force=True)
-    wait_until(lambda: rig.zag_json("ps", "--json")[0]["state"] == "dead", 30, message="dead session")
+    waiting = rig.killed_while_waiting_in_a_terminal("claude")
     term = rig.spawn("resume", waiting["session_id"][:8])
     try:
         code = L.finish(term)

@@ -6,13 +6,11 @@ place (the TUI still on screen) and after `zag resume` re-ran plain `gemini`; wh
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import Any
 
 from tests.fixtures.gemini import geminilib as g
 from tests.integration import limits_rig as L
-from tests.integration.helpers import wait_until
 
 PROMPT = "fix the bug"
 ANSWER = "Fixed the bug."
@@ -52,19 +50,6 @@ def _fresh_tui(rig: L.Rig) -> list[dict[str, Any]]:
             {"out": PROMPT_LINE}]
 
 
-def _killed_while_waiting(rig: L.Rig) -> dict[str, Any]:
-    term = rig.spawn("run", "gemini")
-    try:
-        term.expect_exact("hit its usage limit")
-        waiting = rig.waiting_row(term)
-        term.kill(signal.SIGKILL)
-        term.expect(L.pexpect.EOF)
-    finally:
-        term.close(force=True)
-    wait_until(lambda: rig.zag_json("ps", "--json")[0]["state"] == "dead", 30, message="dead session")
-    return waiting
-
-
 def _resume_in_a_terminal(rig: L.Rig, session_id: str) -> tuple[int, str]:
     term = rig.spawn("resume", session_id[:8])
     try:
@@ -92,7 +77,7 @@ def test_in_place_the_dropped_prompt_is_sent_again(tmp_path: Path, zag_home: Pat
 def test_zag_resume_after_a_kill_sends_the_dropped_prompt_to_the_re_run(tmp_path: Path, zag_home: Path) -> None:
     rig = L.Rig(tmp_path, zag_home, "gemini", config=CONFIG)
     rig.script([*_only_turn_fails(rig), {"wait_signal": 60}], [*_fresh_tui(rig), *_answers_the_prompt(rig)])
-    waiting = _killed_while_waiting(rig)
+    waiting = rig.killed_while_waiting_in_a_terminal("gemini")
 
     code, shown = _resume_in_a_terminal(rig, waiting["session_id"])
 
@@ -115,7 +100,7 @@ def test_zag_resume_with_no_prompt_to_send_says_so_and_types_nothing(tmp_path: P
     # the re-run exits 97 if nothing is typed within 8 s (verify_secs + retry_secs + slack), 5 if anything is
     rig.script([*_only_turn_fails(rig), {"wait_signal": 60}],
                [*_fresh_tui(rig), {"expect": "\r", "timeout": 8}, {"exit": 5}])
-    waiting = _killed_while_waiting(rig)
+    waiting = rig.killed_while_waiting_in_a_terminal("gemini")
     for chat in rig.chats.iterdir():   # gemini's session cleanup removed the failed session's file
         chat.unlink()
 
