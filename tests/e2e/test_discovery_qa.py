@@ -416,6 +416,9 @@ def test_claude_tui_resume_back_to_the_session_before_clear_logs_the_next_turns_
     assert typed[1][1] != first.stem
     moves = [(e["old_session_id"], e["new_session_id"]) for e in log if e["type"] == "session_cleared"]
     assert moves == [(first.stem, typed[1][1]), (typed[1][1], first.stem)]
-    assert [e["content"] for e in log if e["type"] == "assistant_message"] == [fa.DEFAULT_TEXT] * 3
+    # claude may add a synthetic "No response requested." of its own on going back (seen once, in a loaded CI
+    # run, between the 2nd and 3rd answers); zag logs it marked `synthetic`, as claude wrote it
+    answers = [e["content"] for e in log if e["type"] == "assistant_message" and not e.get("synthetic")]
+    assert answers == [fa.DEFAULT_TEXT] * 3
     [row] = zag_json(env, "sessions")
     assert row["provider_session_id"] == first.stem
