@@ -37,14 +37,7 @@ sys.path.insert(0, str(REPO))
 from tests.integration import limits_rig as L  # noqa: E402
 from tests.integration.helpers import read_jsonl  # noqa: E402
 
-CONFIG = """heartbeat_secs = {heartbeat}
-[usage_limits]
-jitter_secs = 0.5
-fallback_secs = 3
-retry_secs = 1
-verify_secs = 20
-max_attempts = 3
-"""
+CONFIG = L.CONFIG.replace("heartbeat_secs = 0.5", "heartbeat_secs = {heartbeat}")  # the limits rig's, any beat
 PROVIDERS = ("claude", "codex", "gemini", "goose")
 ARGS = {"claude": L.CLAUDE_HEADLESS_ARGS, "codex": L.CODEX_HEADLESS_ARGS, "gemini": L.GEMINI_HEADLESS_ARGS,
         "goose": L.GOOSE_HEADLESS_ARGS}
